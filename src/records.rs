@@ -1,0 +1,144 @@
+//! Records: the typed rows that lumpy derives from captures and moves between nodes.
+//!
+//! Owns the in-memory and on-disk (JSON lines inside record segments, see
+//! docs/STORAGE.md §4) shape of every record kind.
+//! Does not touch files, the segment store or the SQLite mirror: it only defines
+//! and (de)serialises values.
+//!
+//! Every record carries the `sensor_id` of the roo incarnation it describes, and
+//! every mutable row (a flow that is still growing, sensor metadata) carries an
+//! origin `version`: a number assigned by the origin node that only grows.
+//! Consumers keep the row with the highest version, so records can be applied
+//! twice or out of order without regressing anything.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// One direction (initiator to responder, or back) of a bidirectional flow,
+/// with the counters of hflow2's `flow` table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowDirection {
+    pub start_sec: u32,
+    pub start_msec: u16,
+    pub end_sec: u32,
+    pub end_msec: u16,
+    pub packets: u64,
+    /// Bytes on the wire: the sum of the packets' original lengths.
+    pub bytes: u64,
+    /// OR of the IPv4 flags field (bit 1 DF, bit 2 MF) seen in this direction.
+    pub ip_flags: u8,
+    /// OR of the TCP flags seen in this direction.
+    pub tcp_flags: u8,
+    /// ICMP packets sent in this direction that belong to the flow (echo and
+    /// errors quoting it).
+    pub icmp_packets: u32,
+    /// Bit set of the ICMP types seen (bit n = type n, for n < 16), as hflow's
+    /// `icmp_seen` column.
+    pub icmp_seen: u16,
+}
+
+/// A bidirectional flow, hflow2 style: the sender of the first packet is `src`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    pub sensor_id: u32,
+    /// Assigned by the origin node, per sensor, monotonically; never changes.
+    pub flow_id: u32,
+    /// Origin version of this row; a higher version supersedes a lower one.
+    pub version: u64,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub ip_proto: u8,
+    pub src: FlowDirection,
+    pub dst: FlowDirection,
+    /// 1 when the initiator is inside the configured honeypot network.
+    pub is_local: bool,
+    pub marker_flags: u32,
+    pub client_os_id: u32,
+    pub server_os_id: u32,
+    /// True once the flow timed out: no later version will follow.
+    pub closed: bool,
+}
+
+impl FlowRecord {
+    /// Walleye's flow end: `GREATEST(src_end_sec, dst_end_sec)`.
+    pub fn end_sec(&self) -> u32 {
+        self.src.end_sec.max(self.dst.end_sec)
+    }
+
+    /// True when both addresses are IPv4, so the row fits hflow's `flow` table.
+    pub fn is_ipv4(&self) -> bool {
+        self.src_ip.is_ipv4() && self.dst_ip.is_ipv4()
+    }
+}
+
+/// Sensor metadata, as in hflow's `sensor` table (without the per-link columns
+/// `access_via`, `login`, `passwd`, which belong to each lumpy alone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorRecord {
+    pub sensor_id: u32,
+    pub version: u64,
+    pub install_sec: u32,
+    pub last_upd_sec: u32,
+    /// `online`, `offline` or `maint`.
+    pub state: String,
+    pub name: String,
+    pub timezone: i32,
+    pub country_code: String,
+    pub latitude: i32,
+    pub longitude: i32,
+    pub notes: String,
+    /// `com`, `edu`, `gov`, `mil`, `home` or empty.
+    pub network_type: String,
+}
+
+/// Every record kind that a record segment can carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Sensor(SensorRecord),
+    Flow(FlowRecord),
+}
+
+impl Record {
+    pub fn sensor_id(&self) -> u32 {
+        match self {
+            Record::Sensor(s) => s.sensor_id,
+            Record::Flow(f) => f.sensor_id,
+        }
+    }
+}
+
+/// Errors of record (de)serialisation.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record line {line}: {source}")]
+    Malformed {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Appends `record` as one JSON line to `out`.
+pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
+    // Serialising these plain structs into a Vec cannot fail: no maps with
+    // non-string keys, no custom serialisers.
+    if serde_json::to_writer(&mut *out, record).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// Parses a block of JSON lines back into records.
+pub fn decode_lines(block: &[u8]) -> Result<Vec<Record>, RecordError> {
+    block
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| {
+            serde_json::from_slice(line).map_err(|source| RecordError::Malformed { line: i + 1, source })
+        })
+        .collect()
+}
