@@ -1,5 +1,28 @@
 //! lumpy: one binary that turns honeynet sensors into a distributed archive.
+//!
+//! # Layout
+//!
+//! Data flows one way: ingest -> store -> index/mirror -> serve/sync/export.
+//!
+//! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
+//! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
+//! - [`flows`]: hflow2-style bidirectional flows from decoded packets.
+//! - [`records`]: the typed rows (flows, sensors) that move between nodes.
+//! - [`store`]: content-addressed segments and their redb index; `verify`.
+//! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
+//! - [`config`]: `DIR/lumpy.toml`.
+//! - [`node`]: one data directory: identity, store, config and mirror together.
+//! - [`ingest`]: capture files in, segments and records out.
+//!
+//! See docs/ARCHITECTURE.md for the map and docs/STORAGE.md for the formats.
+
 pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod flows;
+pub mod ingest;
 pub mod mirror;
+pub mod node;
 pub mod records;
+pub mod sensor_id;
 pub mod store;

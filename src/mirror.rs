@@ -11,7 +11,11 @@ use crate::store::SegmentId;
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
     #[error("mirror database {path}: {source}")]
-    Sqlite { path: String, #[source] source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 /// Filters of `lumpy flows`, with Walleye's semantics.
@@ -45,7 +49,11 @@ impl Mirror {
     pub fn is_applied(&self, _segment: &SegmentId) -> Result<bool, MirrorError> {
         todo!()
     }
-    pub fn apply(&mut self, _segment: &SegmentId, _records: &[Record]) -> Result<ApplyStats, MirrorError> {
+    pub fn apply(
+        &mut self,
+        _segment: &SegmentId,
+        _records: &[Record],
+    ) -> Result<ApplyStats, MirrorError> {
         todo!()
     }
     pub fn flows(&self, _q: &FlowQuery) -> Result<Vec<FlowRecord>, MirrorError> {

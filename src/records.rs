@@ -138,7 +138,10 @@ pub fn decode_lines(block: &[u8]) -> Result<Vec<Record>, RecordError> {
         .enumerate()
         .filter(|(_, line)| !line.is_empty())
         .map(|(i, line)| {
-            serde_json::from_slice(line).map_err(|source| RecordError::Malformed { line: i + 1, source })
+            serde_json::from_slice(line).map_err(|source| RecordError::Malformed {
+                line: i + 1,
+                source,
+            })
         })
         .collect()
 }

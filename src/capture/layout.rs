@@ -15,7 +15,11 @@ pub struct CaptureSource {
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub fn discover(_path: &Path) -> Result<Vec<CaptureSource>, LayoutError> {

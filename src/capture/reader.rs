@@ -26,20 +26,37 @@ pub struct Packet<'a> {
 /// What kind of capture file this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureFormat {
-    Pcap { nanosecond: bool, big_endian: bool, snaplen: u32, link_type: u32 },
+    Pcap {
+        nanosecond: bool,
+        big_endian: bool,
+        snaplen: u32,
+        link_type: u32,
+    },
     PcapNg,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: not a capture file: {reason}")]
     NotACapture { path: PathBuf, reason: String },
     #[error("{path}: truncated at byte offset {offset}: {reason}")]
-    Truncated { path: PathBuf, offset: u64, reason: String },
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("{path}: malformed at byte offset {offset}: {reason}")]
-    Malformed { path: PathBuf, offset: u64, reason: String },
+    Malformed {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 }
 
 pub struct CaptureReader {}

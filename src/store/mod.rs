@@ -1,8 +1,22 @@
 //! Segment store: the only code that writes segment files and the redb index.
 //!
-//! SKELETON.
+//! Owns the node's data directory layout (`segments/`, `tmp/`, `index.redb`),
+//! the atomic write of a segment (temp file, fsync, rename, fsync directory),
+//! and the one redb transaction that makes a batch of segments visible
+//! together with the ingest progress that produced them (docs/STORAGE.md §5, §6).
+//! Does not decode packets or records and never touches the SQLite mirror.
+
+pub mod index;
+pub mod segment;
+pub mod verify;
 
 use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use index::{CommitBatch, SegmentMeta, SourceProgress};
+pub use segment::{Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentFile, SegmentView};
 
 /// A segment id: the blake3 hash of the segment file's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,7 +32,9 @@ impl SegmentId {
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
-        blake3::Hash::from_hex(s).ok().map(|h| SegmentId(*h.as_bytes()))
+        blake3::Hash::from_hex(s)
+            .ok()
+            .map(|h| SegmentId(*h.as_bytes()))
     }
 }
 
@@ -32,4 +48,191 @@ impl fmt::Debug for SegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SegmentId({})", self.to_hex())
     }
+}
+
+/// Store format version kept in the index `meta` table (docs/STORAGE.md §6).
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("index {path}: {source}")]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error(
+        "{path} is not a lumpy data directory (no index.redb); run `lumpy init --data {path}` first"
+    )]
+    NotInitialised { path: PathBuf },
+    #[error("store format version {found} in {path} is newer than this lumpy reads ({supported})")]
+    UnsupportedStoreVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("segment {id} ({path}): {source}")]
+    Segment {
+        id: SegmentId,
+        path: PathBuf,
+        #[source]
+        source: SegmentError,
+    },
+    #[error("segment {id} ({path}): content hash is {actual}, the file is damaged")]
+    HashMismatch {
+        id: SegmentId,
+        path: PathBuf,
+        actual: SegmentId,
+    },
+    #[error("segment {id} is not in this store")]
+    Missing { id: SegmentId },
+    #[error("corrupt index entry: {0}")]
+    CorruptEntry(String),
+}
+
+/// The segment store of one node's data directory.
+pub struct Store {
+    dir: PathBuf,
+    db: redb::Database,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the layout when `create` is set.
+    pub fn open(dir: &Path, create: bool) -> Result<Store, StoreError> {
+        let index_path = dir.join("index.redb");
+        if !create && !index_path.exists() {
+            return Err(StoreError::NotInitialised {
+                path: dir.to_path_buf(),
+            });
+        }
+        for sub in ["segments", "tmp"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
+        }
+        clean_tmp(&dir.join("tmp"))?;
+        let db = redb::Database::create(&index_path).map_err(|e| StoreError::Index {
+            path: index_path.clone(),
+            source: e.into(),
+        })?;
+        let store = Store {
+            dir: dir.to_path_buf(),
+            db,
+        };
+        store.init_tables()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.dir.join("index.redb")
+    }
+
+    pub(crate) fn index_err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Index {
+            path: self.index_path(),
+            source: e.into(),
+        }
+    }
+
+    /// Path of a segment file: `segments/<first two hex digits>/<hex id>`.
+    pub fn segment_path(&self, id: &SegmentId) -> PathBuf {
+        let hex = id.to_hex();
+        self.dir.join("segments").join(&hex[..2]).join(hex)
+    }
+
+    /// Writes a segment file atomically; a file already present with the
+    /// same id is left as it is (content addressing makes it identical or
+    /// damaged, and damage is `verify`'s business).
+    pub fn write_segment_file(&self, seg: &SealedSegment) -> Result<PathBuf, StoreError> {
+        let path = self.segment_path(&seg.id);
+        if path.exists() {
+            return Ok(path);
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{}.part", seg.id.to_hex()));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&seg.bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&parent)?;
+        Ok(path)
+    }
+
+    /// Reads a whole segment and checks its hash against its id.
+    pub fn read_segment(&self, id: &SegmentId) -> Result<Vec<u8>, StoreError> {
+        let path = self.segment_path(id);
+        let bytes = fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing { id: *id },
+            _ => StoreError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let actual = SegmentId::of(&bytes);
+        if actual != *id {
+            return Err(StoreError::HashMismatch {
+                id: *id,
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Opens a segment for random block access (structure checked, hash not).
+    pub fn open_segment(&self, id: &SegmentId) -> Result<SegmentFile, StoreError> {
+        let path = self.segment_path(id);
+        let file = fs::File::open(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing { id: *id },
+            _ => StoreError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        SegmentFile::open(file).map_err(|source| StoreError::Segment {
+            id: *id,
+            path,
+            source,
+        })
+    }
+}
+
+fn clean_tmp(tmp: &Path) -> Result<(), StoreError> {
+    // Anything in tmp/ is a write that never reached its rename: not data yet.
+    let entries = fs::read_dir(tmp).map_err(|source| StoreError::Io {
+        path: tmp.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let _ = fs::remove_file(entry.path());
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
 }

@@ -1,0 +1,115 @@
+//! `ingest`: capture files and directories into the store, once or following.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::{DataDir, Status, progress_bar};
+use crate::ingest::{FileOutcome, Ingestor, follow};
+use crate::node;
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Attribute the packets to this sensor instead of the node's own (or the
+    /// one a sensor_<id> directory names).
+    #[arg(long)]
+    pub sensor: Option<u32>,
+    /// Keep watching these capture directories for new and growing files
+    /// (repeatable; default: capture.follow from lumpy.toml).
+    #[arg(long, value_name = "DIR", num_args = 0..)]
+    pub follow: Option<Vec<PathBuf>>,
+    /// Capture files or directories to ingest.
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
+    if a.paths.is_empty() && a.follow.is_none() {
+        bail!("name capture files or directories to ingest, or --follow DIR");
+    }
+    let mut node = node::open(&a.dir.data)?;
+    let follow_dirs = match &a.follow {
+        Some(d) if !d.is_empty() => d.clone(),
+        Some(_) => node.config.capture.follow.clone(),
+        None => Vec::new(),
+    };
+    if a.follow.is_some() && follow_dirs.is_empty() {
+        bail!("--follow needs a directory, or capture.follow set in lumpy.toml");
+    }
+    let settle = Duration::from_secs(node.config.capture.settle_secs);
+    let mut ingestor = Ingestor::new(&mut node, a.sensor);
+    ingestor.progress = progress_bar(0, "ingest");
+    ingestor.ingest_paths(&a.paths)?;
+    if !follow_dirs.is_empty() {
+        // Stopping by a signal is safe at any moment: every commit is atomic
+        // and a re-run resumes each file where its last commit ended.
+        eprintln!("following {}; stop with Ctrl-C", join_paths(&follow_dirs));
+        follow(
+            &mut ingestor,
+            &follow_dirs,
+            settle,
+            Duration::from_secs(1),
+            || false,
+        )?;
+    }
+    Ok(print_report(&ingestor.report))
+}
+
+fn print_report(r: &crate::ingest::IngestReport) -> Status {
+    for f in &r.files {
+        match &f.outcome {
+            FileOutcome::Ingested => {
+                println!(
+                    "{}: {} packets (sensor {})",
+                    f.path.display(),
+                    f.packets,
+                    f.sensor_id
+                )
+            }
+            FileOutcome::AlreadyIngested => {
+                println!("{}: already ingested, nothing new", f.path.display())
+            }
+            FileOutcome::Empty => println!("{}: no packets", f.path.display()),
+            FileOutcome::Truncated { offset } => eprintln!(
+                "{}: truncated at byte offset {offset}: kept the {} whole packets before the cut",
+                f.path.display(),
+                f.packets
+            ),
+            FileOutcome::Malformed { offset, reason } => eprintln!(
+                "{}: damaged at byte offset {offset} ({reason}): kept the {} whole packets before it",
+                f.path.display(),
+                f.packets
+            ),
+            FileOutcome::Refused { reason } => {
+                eprintln!("{}: refused: {reason}", f.path.display())
+            }
+        }
+    }
+    for (lt, n) in &r.unsupported_link_types {
+        eprintln!("{n} packets have unsupported link type {lt}: stored, but no flows derived");
+    }
+    if r.undecodable_packets > 0 {
+        eprintln!(
+            "{} packets had malformed headers: stored, but no flows derived",
+            r.undecodable_packets
+        );
+    }
+    println!(
+        "ingested {} packets, {} segments, {} record versions",
+        r.packets, r.segments_written, r.records_written
+    );
+    if r.has_problems() {
+        Status::Problems
+    } else {
+        Status::Ok
+    }
+}
+
+fn join_paths(p: &[PathBuf]) -> String {
+    p.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

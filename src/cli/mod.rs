@@ -1,0 +1,150 @@
+//! Command line: clap definitions and dispatch, one file per command group.
+//!
+//! Owns turning arguments into calls on the library and results into text and
+//! exit statuses. The only place (with `main.rs`) where `anyhow` is used.
+//! Does no storage, capture or flow work of its own.
+
+mod ingest_cmd;
+mod node_cmds;
+mod query;
+mod time;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use time::parse_time;
+
+const EXIT_STATUSES: &str = "Exit status:\n  0  success\n  1  finished, but found problems (damaged files, truncated or refused input): see the report\n  2  failed: nothing was changed beyond what was reported";
+
+/// lumpy: a distributed, self-verifying archive for honeynet sensors.
+#[derive(Parser, Debug)]
+#[command(name = "lumpy", version, about, after_help = EXIT_STATUSES)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); LUMPY_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compute a sensor id with the makesensor_id rule, or read a HwSENSOR_ID file.
+    SensorId(node_cmds::SensorIdArgs),
+    /// Create a node (one roo incarnation) in a data directory.
+    Init(node_cmds::InitArgs),
+    /// Ingest capture files and directories (Honeywall /var/log/pcap layout too).
+    Ingest(ingest_cmd::IngestArgs),
+    /// List flows like Walleye's connection table.
+    Flows(query::FlowsArgs),
+    /// Show what a node holds.
+    Status(node_cmds::DataArg),
+    /// Re-hash every segment and check every index entry.
+    Verify(node_cmds::DataArg),
+    /// Show or change DIR/lumpy.toml.
+    #[command(subcommand)]
+    Config(node_cmds::ConfigCmd),
+}
+
+/// How a command ended, mapped to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Problems,
+    Failed,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        match s {
+            Status::Ok => ExitCode::SUCCESS,
+            Status::Problems => ExitCode::from(1),
+            Status::Failed => ExitCode::from(2),
+        }
+    }
+}
+
+/// Logs go to stderr; LUMPY_LOG (an env-filter directive) wins over -v.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LUMPY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    match cli.command {
+        Command::SensorId(a) => node_cmds::sensor_id(a),
+        Command::Init(a) => node_cmds::init(a),
+        Command::Ingest(a) => ingest_cmd::run(a),
+        Command::Flows(a) => query::flows(a),
+        Command::Status(a) => node_cmds::status(a),
+        Command::Verify(a) => node_cmds::verify(a),
+        Command::Config(c) => node_cmds::config(c),
+    }
+}
+
+/// The `--data DIR` argument shared by most commands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// The node's data directory.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: PathBuf,
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_init_forms() {
+        let c = Cli::try_parse_from(["lumpy", "init", "--data", "/x", "--sensor-id", "5"]).unwrap();
+        assert!(matches!(c.command, Command::Init(_)));
+        assert!(Cli::try_parse_from(["lumpy", "init", "--data", "/x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "lumpy",
+                "init",
+                "--data",
+                "/x",
+                "--sensor-id",
+                "5",
+                "--manager-ip",
+                "10.0.0.1"
+            ])
+            .is_err()
+        );
+    }
+}

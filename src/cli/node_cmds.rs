@@ -1,0 +1,275 @@
+//! `sensor-id`, `init`, `status`, `verify` and `config`: creating and inspecting a node.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use super::{DataDir, Status, progress_bar};
+use crate::config::Config;
+use crate::ingest::Ingestor;
+use crate::node::{self, InitOutcome};
+use crate::sensor_id::{self, SensorId};
+use crate::store::verify::verify as verify_store;
+
+#[derive(clap::Args, Debug)]
+pub struct SensorIdArgs {
+    /// Management address of the roo (IPv4, or IPv6 folded as documented).
+    #[arg(long, required_unless_present = "hw_file", conflicts_with = "hw_file")]
+    pub ip: Option<IpAddr>,
+    /// Day to use instead of today (YYYY-MM-DD, UTC).
+    #[arg(long, requires = "ip")]
+    pub date: Option<String>,
+    /// Read and normalise an existing HwSENSOR_ID file instead (decimal or dotted quad).
+    #[arg(long, value_name = "FILE")]
+    pub hw_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("identity").required(true).args(["sensor_id", "manager_ip", "hw_conf"])))]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Use this sensor id (decimal or dotted quad; bit 31 set = assigned by hand).
+    #[arg(long)]
+    pub sensor_id: Option<String>,
+    /// Generate a sensor id from this management address (makesensor_id rule).
+    #[arg(long)]
+    pub manager_ip: Option<IpAddr>,
+    /// Read a Honeywall configuration directory (/hw/conf): HwSENSOR_ID, else
+    /// HwMANAGE_IP to generate one; HwLAN_IP_RANGE sets the honeypot network.
+    #[arg(long, value_name = "DIR")]
+    pub hw_conf: Option<PathBuf>,
+    /// Honeypot network (CIDR), repeatable; flows started inside are outbound.
+    #[arg(long = "honeypot-net", value_name = "CIDR")]
+    pub honeypot_nets: Vec<String>,
+    /// Sensor name (default "Honeywall: <id>").
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DataArg {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print the effective configuration.
+    Show(DataDir),
+    /// Set one key (lists are comma-separated), e.g. `capture.honeypot_nets 192.0.2.0/24`.
+    Set {
+        #[command(flatten)]
+        dir: DataDir,
+        key: String,
+        value: String,
+    },
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn sensor_id(a: SensorIdArgs) -> anyhow::Result<Status> {
+    if let Some(file) = a.hw_file {
+        let id = sensor_id::read_hw_sensor_id(&file)?;
+        println!("{id}");
+        return Ok(Status::Ok);
+    }
+    let Some(ip) = a.ip else {
+        bail!("give --ip ADDRESS or --hw-file FILE");
+    };
+    let days = match &a.date {
+        Some(d) => sensor_id::days_from_date(d)?,
+        None => now_secs() / 86400,
+    };
+    println!("{}", sensor_id::generate(days, ip)?);
+    Ok(Status::Ok)
+}
+
+/// Reads one Honeywall configuration variable file, if present and non-empty.
+fn hw_var(dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    let p = dir.join(name);
+    match std::fs::read_to_string(&p) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+fn resolve_identity(a: &InitArgs, config: &mut Config) -> anyhow::Result<SensorId> {
+    if let Some(s) = &a.sensor_id {
+        return Ok(s.parse()?);
+    }
+    if let Some(ip) = a.manager_ip {
+        return Ok(sensor_id::generate(now_secs() / 86400, ip)?);
+    }
+    let Some(dir) = &a.hw_conf else {
+        bail!("give --sensor-id, --manager-ip or --hw-conf");
+    };
+    if let Some(range) = hw_var(dir, "HwLAN_IP_RANGE")? {
+        config.capture.honeypot_nets.push(range);
+    }
+    if dir.join("HwSENSOR_ID").exists() && hw_var(dir, "HwSENSOR_ID")?.is_some() {
+        return Ok(sensor_id::read_hw_sensor_id(&dir.join("HwSENSOR_ID"))?);
+    }
+    match hw_var(dir, "HwMANAGE_IP")? {
+        Some(ip) => {
+            let ip: IpAddr = ip.parse().with_context(|| {
+                format!(
+                    "{}: '{ip}' is not an address",
+                    dir.join("HwMANAGE_IP").display()
+                )
+            })?;
+            Ok(sensor_id::generate(now_secs() / 86400, ip)?)
+        }
+        None => bail!(
+            "{}: neither HwSENSOR_ID nor HwMANAGE_IP is set, so no sensor id can be read or made",
+            dir.display()
+        ),
+    }
+}
+
+pub fn init(a: InitArgs) -> anyhow::Result<Status> {
+    let mut config = Config::load(&a.dir.data).unwrap_or_default();
+    config
+        .capture
+        .honeypot_nets
+        .extend(a.honeypot_nets.iter().cloned());
+    let id = resolve_identity(&a, &mut config)?;
+    config.capture.honeypot_nets.dedup();
+    let install = now_secs();
+    let (mut node, outcome) = node::init(&a.dir.data, id.0, install, &config)?;
+    if outcome == InitOutcome::AlreadyInitialised {
+        println!(
+            "{} is already sensor {id}; nothing changed",
+            a.dir.data.display()
+        );
+        return Ok(Status::Ok);
+    }
+    let name = a.name.clone().unwrap_or_else(|| format!("Honeywall: {id}"));
+    Ingestor::new(&mut node, None).ensure_sensor(id.0, install as u32, &name)?;
+    println!("initialised {} as sensor {id}", a.dir.data.display());
+    if id.is_manual() {
+        println!("note: bit 31 is set: this id was assigned by hand");
+    }
+    Ok(Status::Ok)
+}
+
+fn fmt_time(ns: Option<u64>) -> String {
+    match ns {
+        Some(ns) => super::query::fmt_epoch((ns / 1_000_000_000) as u32),
+        None => "-".into(),
+    }
+}
+
+pub fn status(a: DataArg) -> anyhow::Result<Status> {
+    let node = node::open(&a.dir.data)?;
+    let totals = node.store.totals()?;
+    let flows = node.mirror.flow_count()?;
+    if a.json {
+        let v = serde_json::json!({
+            "sensor_id": node.identity.sensor_id,
+            "install_sec": node.identity.install_sec,
+            "segments": totals.segments,
+            "pcap_segments": totals.pcap_segments,
+            "record_segments": totals.record_segments,
+            "packets": totals.packets,
+            "bytes_raw": totals.raw_bytes,
+            "bytes_stored": totals.stored_bytes,
+            "flows": flows,
+            "time_first": totals.time_first_ns.map(|n| n / 1_000_000_000),
+            "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
+        });
+        println!("{v:#}");
+        return Ok(Status::Ok);
+    }
+    let ratio = if totals.raw_bytes > 0 {
+        totals.stored_bytes as f64 / totals.raw_bytes as f64
+    } else {
+        0.0
+    };
+    println!("data directory  {}", a.dir.data.display());
+    println!("sensor id       {}", node.identity.sensor_id);
+    println!(
+        "installed       {}",
+        super::query::fmt_epoch(node.identity.install_sec as u32)
+    );
+    println!(
+        "segments        {} ({} pcap, {} records)",
+        totals.segments, totals.pcap_segments, totals.record_segments
+    );
+    println!("packets         {}", totals.packets);
+    println!("bytes raw       {}", totals.raw_bytes);
+    println!(
+        "bytes stored    {} ({:.3} of raw)",
+        totals.stored_bytes, ratio
+    );
+    println!("flows           {flows}");
+    println!(
+        "time span       {} .. {}",
+        fmt_time(totals.time_first_ns),
+        fmt_time(totals.time_last_ns)
+    );
+    Ok(Status::Ok)
+}
+
+pub fn verify(a: DataArg) -> anyhow::Result<Status> {
+    let store = crate::store::Store::open(&a.dir.data, false)?;
+    let bar = progress_bar(store.totals()?.stored_bytes, "verify");
+    let report = verify_store(&store, |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    for p in &report.problems {
+        println!("DAMAGED {p}");
+    }
+    for u in &report.unindexed {
+        println!(
+            "note: {} is not indexed (left by an interrupted write; harmless)",
+            u.display()
+        );
+    }
+    println!(
+        "{} segments, {} bytes hashed, {} index entries checked: {}",
+        report.segments_checked,
+        report.bytes_hashed,
+        report.index_entries_checked,
+        if report.is_clean() {
+            "no problems".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    Ok(if report.is_clean() {
+        Status::Ok
+    } else {
+        Status::Problems
+    })
+}
+
+pub fn config(c: ConfigCmd) -> anyhow::Result<Status> {
+    match c {
+        ConfigCmd::Show(d) => {
+            let cfg = Config::load(&d.data)?;
+            print!("{}", toml::to_string_pretty(&cfg)?);
+        }
+        ConfigCmd::Set { dir, key, value } => {
+            if !dir.data.join("index.redb").exists() {
+                bail!("{} is not a lumpy data directory", dir.data.display());
+            }
+            let mut cfg = Config::load(&dir.data)?;
+            cfg.set(&key, &value, &Config::path(&dir.data))?;
+            cfg.save(&dir.data)?;
+            println!("{key} = {value}");
+        }
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,233 @@
+//! `flows`: Walleye's connection table on the command line.
+
+use std::net::IpAddr;
+
+use anyhow::Context;
+
+use super::{DataDir, Status, parse_time};
+use crate::mirror::FlowQuery;
+use crate::node;
+use crate::records::FlowRecord;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Only this sensor.
+    #[arg(long)]
+    pub sensor: Option<u32>,
+    /// Source or destination address, or network (ADDR/MASK).
+    #[arg(long, value_name = "IP[/MASK]")]
+    pub host: Option<String>,
+    /// Source or destination port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// IP protocol: a number or tcp, udp, icmp, icmp6.
+    #[arg(long)]
+    pub proto: Option<String>,
+    /// Flows that end at or after this time (epoch seconds or UTC date/time).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<u32>,
+    /// Flows that start at or before this time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<u32>,
+    /// At most this many flows.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn parse_proto(s: &str) -> anyhow::Result<u8> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmp6" | "icmpv6" | "ipv6-icmp" => 58,
+        "sctp" => 132,
+        n => n.parse().with_context(|| {
+            format!("--proto '{s}': use a number 0-255 or tcp, udp, icmp, icmp6, sctp")
+        })?,
+    })
+}
+
+pub fn parse_host(s: &str) -> anyhow::Result<(IpAddr, u8)> {
+    let (addr, mask) = match s.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .with_context(|| format!("--host '{s}': '{addr}' is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let mask = match mask {
+        Some(m) => m
+            .parse::<u8>()
+            .ok()
+            .filter(|m| *m <= max)
+            .with_context(|| format!("--host '{s}': mask must be 0-{max}"))?,
+        None => max,
+    };
+    Ok((ip, mask))
+}
+
+pub fn fmt_epoch(secs: u32) -> String {
+    let days = i64::from(secs) / 86400;
+    let rem = i64::from(secs) % 86400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's civil_from_days.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmp6".into(),
+        132 => "sctp".into(),
+        n => n.to_string(),
+    }
+}
+
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("{ip}:{port}"),
+        IpAddr::V6(_) => format!("[{ip}]:{port}"),
+    }
+}
+
+fn duration_ms(f: &FlowRecord) -> i64 {
+    let start = i64::from(f.src.start_sec) * 1000 + i64::from(f.src.start_msec);
+    let (es, em) = if (f.dst.end_sec, f.dst.end_msec) > (f.src.end_sec, f.src.end_msec) {
+        (f.dst.end_sec, f.dst.end_msec)
+    } else {
+        (f.src.end_sec, f.src.end_msec)
+    };
+    (i64::from(es) * 1000 + i64::from(em) - start).max(0)
+}
+
+pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
+    let q = FlowQuery {
+        sensor: a.sensor,
+        host: a.host.as_deref().map(parse_host).transpose()?,
+        port: a.port,
+        proto: a.proto.as_deref().map(parse_proto).transpose()?,
+        since: a.since,
+        until: a.until,
+        limit: a.limit,
+    };
+    let node = node::open(&a.dir.data)?;
+    let rows = node.mirror.flows(&q)?;
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Csv => print_csv(&rows),
+        Format::Table => print_table(&rows),
+    }
+    Ok(Status::Ok)
+}
+
+const CSV_HEADER: &str = "sensor_id,flow_id,start,duration_ms,ip_proto,src_ip,src_port,dst_ip,dst_port,src_packets,src_bytes,dst_packets,dst_bytes,src_tcp_flags,dst_tcp_flags,is_local,closed";
+
+fn print_csv(rows: &[FlowRecord]) {
+    println!("{CSV_HEADER}");
+    for f in rows {
+        println!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            f.sensor_id,
+            f.flow_id,
+            f.src.start_sec,
+            duration_ms(f),
+            f.ip_proto,
+            f.src_ip,
+            f.src_port,
+            f.dst_ip,
+            f.dst_port,
+            f.src.packets,
+            f.src.bytes,
+            f.dst.packets,
+            f.dst.bytes,
+            f.src.tcp_flags,
+            f.dst.tcp_flags,
+            u8::from(f.is_local),
+            u8::from(f.closed)
+        );
+    }
+}
+
+fn print_table(rows: &[FlowRecord]) {
+    println!(
+        "{:<19} {:>9} {:>10} {:>7} {:<5} {:>41}    {:<41} {:>14} {:>14}",
+        "start (UTC)",
+        "duration",
+        "sensor",
+        "flow",
+        "proto",
+        "client",
+        "server",
+        "client pkts/B",
+        "server pkts/B"
+    );
+    for f in rows {
+        println!(
+            "{:<19} {:>8.3}s {:>10} {:>7} {:<5} {:>41} -> {:<41} {:>14} {:>14}",
+            fmt_epoch(f.src.start_sec),
+            duration_ms(f) as f64 / 1000.0,
+            f.sensor_id,
+            f.flow_id,
+            proto_name(f.ip_proto),
+            endpoint(f.src_ip, f.src_port),
+            endpoint(f.dst_ip, f.dst_port),
+            format!("{}/{}", f.src.packets, f.src.bytes),
+            format!("{}/{}", f.dst.packets, f.dst.bytes),
+        );
+    }
+    println!("{} flows", rows.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_protos() {
+        assert_eq!(parse_host("192.0.2.0/24").unwrap().1, 24);
+        assert_eq!(parse_host("2001:db8::1").unwrap().1, 128);
+        assert!(parse_host("192.0.2.0/33").is_err());
+        assert!(parse_host("nope").is_err());
+        assert_eq!(parse_proto("TCP").unwrap(), 6);
+        assert_eq!(parse_proto("47").unwrap(), 47);
+        assert!(parse_proto("bogus").is_err());
+    }
+
+    #[test]
+    fn epoch_formatting() {
+        assert_eq!(fmt_epoch(0), "1970-01-01 00:00:00");
+        assert_eq!(fmt_epoch(1_795_651_200), "2026-11-26 00:00:00");
+    }
+}

@@ -1,0 +1,52 @@
+//! Time arguments: epoch seconds, `YYYY-MM-DD`, or `YYYY-MM-DD[T ]HH:MM[:SS][Z]` (UTC).
+
+use crate::sensor_id::days_from_date;
+
+/// Parses a time argument to epoch seconds (UTC).
+pub fn parse_time(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u32>() {
+        return Ok(n);
+    }
+    let bad = || {
+        format!("'{s}' is not a time: use epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")
+    };
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let (date, clock) = match t.split_once(['T', ' ']) {
+        Some((d, c)) => (d, Some(c)),
+        None => (t, None),
+    };
+    let days = days_from_date(date).map_err(|_| bad())?;
+    let mut secs = 0u64;
+    if let Some(c) = clock {
+        let parts: Vec<&str> = c.split(':').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return Err(bad());
+        }
+        let mut mult = 3600;
+        for p in parts {
+            let v: u64 = p.parse().map_err(|_| bad())?;
+            if v >= 60 && mult != 3600 || v >= 24 && mult == 3600 {
+                return Err(bad());
+            }
+            secs += v * mult;
+            mult /= 60;
+        }
+    }
+    u32::try_from(days * 86400 + secs).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86400);
+        assert_eq!(parse_time("1970-01-01T01:02:03Z").unwrap(), 3723);
+        assert_eq!(parse_time("1970-01-01 01:02").unwrap(), 3720);
+        assert!(parse_time("1970-01-01T25:00").is_err());
+        assert!(parse_time("tomorrow").is_err());
+    }
+}

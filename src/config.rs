@@ -1,0 +1,252 @@
+//! Node configuration: `DIR/lumpy.toml`.
+//!
+//! Owns the file's schema, its defaults and its validation. Every setting is
+//! documented here and in docs/CONFIG.md, and each can be changed with a CLI
+//! command (`lumpy config set`). Does not touch the store or the mirror.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::flows::Net;
+
+/// Name of the configuration file inside a data directory.
+pub const CONFIG_FILE: &str = "lumpy.toml";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Honeypot networks (CIDR). A flow whose initiator is inside is
+    /// outbound (`is_local = 1`), as hflow's `-n/-b` from HwLAN_IP_RANGE.
+    pub honeypot_nets: Vec<String>,
+    /// Capture directories that `lumpy ingest --follow` and `lumpy serve`
+    /// watch when none is named on the command line.
+    pub follow: Vec<PathBuf>,
+    /// Seconds a capture file must stay unchanged before follow mode treats
+    /// it as complete (a newer file in its directory completes it at once).
+    pub settle_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// zstd level for segment blocks (1 is fast; 3 compresses ~2% better at
+    /// half the speed).
+    pub zstd_level: i32,
+    /// Raw packet bytes after which a pcap segment is sealed.
+    pub segment_target_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            capture: CaptureConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            honeypot_nets: Vec::new(),
+            follow: Vec::new(),
+            settle_secs: 10,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            zstd_level: 1,
+            segment_target_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, store.zstd_level, store.segment_target_bytes)"
+    )]
+    UnknownKey(String),
+}
+
+impl Config {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(CONFIG_FILE)
+    }
+
+    /// Loads `DIR/lumpy.toml`; a missing file means every default.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let path = Config::path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        for n in &self.capture.honeypot_nets {
+            if Net::parse(n).is_none() {
+                return Err(invalid(
+                    "capture.honeypot_nets",
+                    format!("'{n}' is not an address or CIDR network"),
+                ));
+            }
+        }
+        if !(-7..=19).contains(&self.store.zstd_level) {
+            return Err(invalid(
+                "store.zstd_level",
+                format!("{} is outside -7..=19", self.store.zstd_level),
+            ));
+        }
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
+            return Err(invalid(
+                "store.segment_target_bytes",
+                format!(
+                    "{} is outside 64 KiB..=256 MiB",
+                    self.store.segment_target_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the file atomically (temp file, fsync, rename).
+    pub fn save(&self, dir: &Path) -> Result<(), ConfigError> {
+        let path = Config::path(dir);
+        let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let text = format!(
+            "# lumpy node configuration; every key is described in docs/CONFIG.md.\n\
+             # Change it with `lumpy config set --data DIR KEY VALUE` or by hand.\n\n{body}"
+        );
+        let tmp = dir.join(".lumpy.toml.tmp");
+        let io = |p: &Path| {
+            let path = p.to_path_buf();
+            move |source| ConfigError::Io { path, source }
+        };
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// The honeypot networks, parsed.
+    pub fn honeypot_nets(&self) -> Vec<Net> {
+        self.capture
+            .honeypot_nets
+            .iter()
+            .filter_map(|n| Net::parse(n))
+            .collect()
+    }
+
+    /// Sets one key from its textual value (`lumpy config set`); lists take
+    /// comma-separated values.
+    pub fn set(&mut self, key: &str, value: &str, path: &Path) -> Result<(), ConfigError> {
+        let list = || {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let number = |key: &str| {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                    message: format!("'{value}' is not a number"),
+                })
+        };
+        match key {
+            "capture.honeypot_nets" => self.capture.honeypot_nets = list(),
+            "capture.follow" => {
+                self.capture.follow = list().into_iter().map(PathBuf::from).collect()
+            }
+            "capture.settle_secs" => self.capture.settle_secs = number(key)?.max(0) as u64,
+            "store.zstd_level" => self.store.zstd_level = number(key)?.clamp(-100, 100) as i32,
+            "store.segment_target_bytes" => {
+                self.store.segment_target_bytes = number(key)?.max(0) as u64
+            }
+            other => return Err(ConfigError::UnknownKey(other.to_string())),
+        }
+        self.validate(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+        let mut c = Config::default();
+        c.set(
+            "capture.honeypot_nets",
+            "192.0.2.0/24, 2001:db8:1::/64",
+            dir.path(),
+        )
+        .unwrap();
+        c.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), c);
+        assert_eq!(c.honeypot_nets().len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        let e = c
+            .set("capture.honeypot_nets", "not-a-net", dir.path())
+            .unwrap_err();
+        assert!(e.to_string().contains("capture.honeypot_nets"));
+        assert!(c.set("nope", "1", dir.path()).is_err());
+        std::fs::write(Config::path(dir.path()), "[capture]\nbogus = 1\n").unwrap();
+        let e = Config::load(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("lumpy.toml"));
+    }
+}

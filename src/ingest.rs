@@ -1,0 +1,762 @@
+//! Ingest: capture files in, segments and records out.
+//!
+//! Owns the pipeline capture -> flows -> store -> mirror for capture files:
+//! attributing each file to a sensor, resuming a file where its last committed
+//! segment ended (so the same file twice adds nothing and a killed ingest
+//! completes on re-run), sealing pcap and record segments, and the one index
+//! commit per sealed pair. Also `--follow`: watching capture directories for
+//! new and growing files.
+//! Does not parse bytes itself (`capture` does), keep flow semantics (`flows`
+//! does) or lay out files (`store` does).
+//!
+//! Determinism is what makes re-runs safe: from a committed state, the same
+//! packets always produce the same segments, byte for byte, so a segment
+//! written before a crash but not committed is simply found again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::capture::layout::{CaptureSource, LayoutError, discover};
+use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
+use crate::flows::{FlowState, FlowTable, TableCounters};
+use crate::mirror::MirrorError;
+use crate::node::{Node, NodeError};
+use crate::records::{Record, SensorRecord, encode_line};
+use crate::store::{
+    CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentMeta, SourceProgress,
+    StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building a segment: {0}")]
+    Segment(#[from] SegmentError),
+    #[error("ingest state of sensor {sensor} is unreadable: {detail}")]
+    BadState { sensor: u32, detail: String },
+}
+
+/// What happened to one capture file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Read to its end; `packets` new packets stored.
+    Ingested,
+    /// Every packet of it was already in the store.
+    AlreadyIngested,
+    /// Whole packets kept; the file ends inside a record at `offset`.
+    Truncated { offset: u64 },
+    /// Whole packets before `offset` kept; the record there is damaged.
+    Malformed { offset: u64, reason: String },
+    /// Not a capture file at all.
+    Refused { reason: String },
+    /// Nothing in it yet (an empty or header-only file).
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub sensor_id: u32,
+    pub packets: u64,
+    pub bytes: u64,
+    pub outcome: FileOutcome,
+}
+
+impl FileReport {
+    /// True when the operator must look at this file.
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self.outcome,
+            FileOutcome::Truncated { .. }
+                | FileOutcome::Malformed { .. }
+                | FileOutcome::Refused { .. }
+        )
+    }
+}
+
+/// Totals of one ingest run.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub files: Vec<FileReport>,
+    pub packets: u64,
+    pub non_ip_packets: u64,
+    pub undecodable_packets: u64,
+    /// Link type -> packets stored but not decoded.
+    pub unsupported_link_types: BTreeMap<u32, u64>,
+    pub segments_written: u64,
+    pub records_written: u64,
+}
+
+impl IngestReport {
+    pub fn has_problems(&self) -> bool {
+        self.files.iter().any(FileReport::is_problem)
+    }
+}
+
+/// Whether a file may still grow (follow mode) or is final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileMode {
+    Final,
+    Growing,
+}
+
+/// Per-sensor ingest state persisted in the index (`ingest_state` table).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SensorState {
+    next_seq: u64,
+    counters: TableCounters,
+    sensor: SensorRecord,
+}
+
+struct SensorIngest {
+    state: SensorState,
+    table: FlowTable,
+    pcap: Option<SegmentBuilder>,
+    flow_blocks: BTreeMap<u32, BTreeSet<u32>>,
+    sensor_dirty: bool,
+}
+
+/// Drives ingest for one node.
+pub struct Ingestor<'n> {
+    node: &'n mut Node,
+    sensors: HashMap<u32, SensorIngest>,
+    sensor_override: Option<u32>,
+    pub progress: ProgressBar,
+    pub report: IngestReport,
+}
+
+/// Bytes hashed to identify a file: its header and first packet record.
+fn source_key(path: &Path, first_record_end: u64) -> Result<[u8; 32], IngestError> {
+    let mut f = File::open(path).map_err(|source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hasher = blake3::Hasher::new();
+    let mut limited = (&mut f).take(first_record_end);
+    std::io::copy(&mut limited, &mut hasher).map_err(|source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Hashes a file's prefix incrementally as ingest commits further into it.
+struct PrefixHasher {
+    path: PathBuf,
+    file: File,
+    hasher: blake3::Hasher,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl PrefixHasher {
+    fn new(path: &Path) -> Result<Self, IngestError> {
+        let file = File::open(path).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(PrefixHasher {
+            path: path.to_path_buf(),
+            file,
+            hasher: blake3::Hasher::new(),
+            pos: 0,
+            buf: vec![0u8; 1 << 20],
+        })
+    }
+
+    /// Hashes up to `offset`; false when the file is shorter.
+    fn advance_to(&mut self, offset: u64) -> Result<bool, IngestError> {
+        let io = |source| IngestError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.seek(SeekFrom::Start(self.pos)).map_err(io)?;
+        while self.pos < offset {
+            let want = ((offset - self.pos) as usize).min(self.buf.len());
+            let n = self
+                .file
+                .read(&mut self.buf[..want])
+                .map_err(|source| IngestError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.hasher.update(&self.buf[..n]);
+            self.pos += n as u64;
+        }
+        Ok(true)
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+impl<'n> Ingestor<'n> {
+    pub fn new(node: &'n mut Node, sensor_override: Option<u32>) -> Self {
+        Ingestor {
+            node,
+            sensors: HashMap::new(),
+            sensor_override,
+            progress: ProgressBar::hidden(),
+            report: IngestReport::default(),
+        }
+    }
+
+    /// Registers a sensor (writing its first sensor record) if this node has
+    /// never seen it; `install_sec` and `name` apply only then.
+    pub fn ensure_sensor(
+        &mut self,
+        sensor_id: u32,
+        install_sec: u32,
+        name: &str,
+    ) -> Result<(), IngestError> {
+        if self.sensors.contains_key(&sensor_id)
+            || self.node.store.ingest_state(sensor_id)?.is_some()
+        {
+            return Ok(());
+        }
+        self.load_sensor(sensor_id, install_sec, name)?;
+        self.seal_and_commit(sensor_id, None)
+    }
+
+    fn load_sensor(
+        &mut self,
+        sensor_id: u32,
+        install_sec: u32,
+        name: &str,
+    ) -> Result<(), IngestError> {
+        if self.sensors.contains_key(&sensor_id) {
+            return Ok(());
+        }
+        let nets = self.node.config.honeypot_nets();
+        let (state, table, dirty) = match self.node.store.ingest_state(sensor_id)? {
+            Some(bytes) => {
+                let state: SensorState =
+                    serde_json::from_slice(&bytes).map_err(|e| IngestError::BadState {
+                        sensor: sensor_id,
+                        detail: e.to_string(),
+                    })?;
+                let mut flows = Vec::new();
+                for (_, v) in self.node.store.open_flows(sensor_id)? {
+                    let f: FlowState =
+                        serde_json::from_slice(&v).map_err(|e| IngestError::BadState {
+                            sensor: sensor_id,
+                            detail: format!("open flow: {e}"),
+                        })?;
+                    flows.push(f);
+                }
+                let table = FlowTable::restore(sensor_id, nets, state.counters.clone(), flows);
+                (state, table, false)
+            }
+            None => {
+                let state = SensorState {
+                    next_seq: 1,
+                    counters: TableCounters::default(),
+                    sensor: SensorRecord {
+                        sensor_id,
+                        version: 0,
+                        install_sec,
+                        last_upd_sec: install_sec,
+                        state: "online".into(),
+                        name: name.to_string(),
+                        timezone: 0,
+                        country_code: String::new(),
+                        latitude: 0,
+                        longitude: 0,
+                        notes: String::new(),
+                        network_type: String::new(),
+                    },
+                };
+                (state, FlowTable::new(sensor_id, nets), true)
+            }
+        };
+        self.sensors.insert(
+            sensor_id,
+            SensorIngest {
+                state,
+                table,
+                pcap: None,
+                flow_blocks: BTreeMap::new(),
+                sensor_dirty: dirty,
+            },
+        );
+        Ok(())
+    }
+
+    /// Ingests every capture file found under `paths`.
+    pub fn ingest_paths(&mut self, paths: &[PathBuf]) -> Result<(), IngestError> {
+        let mut sources = Vec::new();
+        for p in paths {
+            if !p.exists() {
+                self.report.files.push(FileReport {
+                    path: p.clone(),
+                    sensor_id: 0,
+                    packets: 0,
+                    bytes: 0,
+                    outcome: FileOutcome::Refused {
+                        reason: "no such file or directory".into(),
+                    },
+                });
+                continue;
+            }
+            sources.extend(discover(p)?);
+        }
+        let total: u64 = sources
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum();
+        self.progress.set_length(total);
+        for s in &sources {
+            self.ingest_file(s, FileMode::Final)?;
+        }
+        self.progress.finish_and_clear();
+        Ok(())
+    }
+
+    fn sensor_for(&self, source: &CaptureSource) -> u32 {
+        self.sensor_override
+            .or(source.sensor_id)
+            .unwrap_or(self.node.identity.sensor_id)
+    }
+
+    /// Ingests one file from where its committed progress ends.
+    pub fn ingest_file(
+        &mut self,
+        source: &CaptureSource,
+        mode: FileMode,
+    ) -> Result<FileReport, IngestError> {
+        let sensor_id = self.sensor_for(source);
+        let span = tracing::info_span!("ingest_file", path = %source.path.display(), sensor_id);
+        let _guard = span.enter();
+        let mut report = FileReport {
+            path: source.path.clone(),
+            sensor_id,
+            packets: 0,
+            bytes: 0,
+            outcome: FileOutcome::Ingested,
+        };
+        match self.ingest_file_inner(source, sensor_id, mode, &mut report) {
+            Ok(outcome) => report.outcome = outcome,
+            Err(e) => return Err(e),
+        }
+        match &report.outcome {
+            FileOutcome::Truncated { offset } if mode == FileMode::Final => {
+                tracing::warn!(
+                    offset,
+                    "capture file is truncated: every whole packet before the cut was kept"
+                )
+            }
+            FileOutcome::Malformed { offset, reason } => {
+                tracing::warn!(offset, reason = %reason, "capture file is damaged: whole packets before the damage were kept")
+            }
+            FileOutcome::Refused { reason } => tracing::warn!(reason = %reason, "not ingested"),
+            _ => tracing::info!(packets = report.packets, outcome = ?report.outcome, "file done"),
+        }
+        self.report.files.push(report.clone());
+        Ok(report)
+    }
+
+    fn ingest_file_inner(
+        &mut self,
+        source: &CaptureSource,
+        sensor_id: u32,
+        mode: FileMode,
+        report: &mut FileReport,
+    ) -> Result<FileOutcome, IngestError> {
+        let path = &source.path;
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(CaptureError::Io { source, .. }) => {
+                return Err(IngestError::Io {
+                    path: path.clone(),
+                    source,
+                });
+            }
+            Err(e) => return Ok(refusal(e, mode)),
+        };
+        let first_end = match reader.next_packet() {
+            Ok(Some(p)) => p.next_offset,
+            Ok(None) => return Ok(FileOutcome::Empty),
+            Err(CaptureError::Truncated { offset, .. }) if mode == FileMode::Growing => {
+                let _ = offset;
+                return Ok(FileOutcome::Empty);
+            }
+            Err(e) => return Ok(read_failure(e)),
+        };
+        let key = source_key(path, first_end)?;
+        let install = self.first_packet_sec(path)?;
+        self.load_sensor(sensor_id, install, &format!("Honeywall: {sensor_id}"))?;
+        let mut hasher = PrefixHasher::new(path)?;
+        let file_len = file_len(path)?;
+        let mut reader = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
+        if let Some(progress) = self.node.store.source_progress(&key)? {
+            if hasher.advance_to(progress.committed_offset)?
+                && hasher.hash() == progress.prefix_hash
+            {
+                if progress.committed_offset >= file_len {
+                    self.progress.inc(file_len);
+                    return Ok(FileOutcome::AlreadyIngested);
+                }
+                reader
+                    .seek_to(progress.committed_offset)
+                    .map_err(|e| capture_io(path, e))?;
+                self.progress.inc(progress.committed_offset);
+            } else {
+                // Same first packet, different content: a different file.
+                hasher = PrefixHasher::new(path)?;
+            }
+        }
+        self.read_packets(&mut reader, key, &mut hasher, sensor_id, mode, report, path)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_packets(
+        &mut self,
+        reader: &mut CaptureReader,
+        key: [u8; 32],
+        hasher: &mut PrefixHasher,
+        sensor_id: u32,
+        mode: FileMode,
+        report: &mut FileReport,
+        path: &Path,
+    ) -> Result<FileOutcome, IngestError> {
+        let target = self.node.config.store.segment_target_bytes;
+        let mut last_offset = hasher.pos;
+        let outcome = loop {
+            let packet = match reader.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break FileOutcome::Ingested,
+                Err(CaptureError::Truncated { offset, .. }) => {
+                    break FileOutcome::Truncated { offset };
+                }
+                Err(CaptureError::Malformed { offset, reason, .. }) => {
+                    break FileOutcome::Malformed { offset, reason };
+                }
+                Err(e) => return Err(capture_io(path, e)),
+            };
+            self.progress.inc(packet.next_offset - last_offset);
+            last_offset = packet.next_offset;
+            report.packets += 1;
+            report.bytes += packet.data.len() as u64;
+            let full = self.add_packet(sensor_id, &packet)?;
+            if full >= target {
+                let progress =
+                    self.progress_at(hasher, key, sensor_id, last_offset, false, path)?;
+                self.seal_and_commit(sensor_id, Some(progress))?;
+            }
+        };
+        let complete = mode == FileMode::Final && outcome == FileOutcome::Ingested;
+        let progress = self.progress_at(hasher, key, sensor_id, last_offset, complete, path)?;
+        self.seal_and_commit(sensor_id, Some(progress))?;
+        self.report.packets += report.packets;
+        if report.packets == 0 && outcome == FileOutcome::Ingested {
+            return Ok(FileOutcome::AlreadyIngested);
+        }
+        Ok(outcome)
+    }
+
+    fn progress_at(
+        &self,
+        hasher: &mut PrefixHasher,
+        key: [u8; 32],
+        sensor_id: u32,
+        offset: u64,
+        complete: bool,
+        path: &Path,
+    ) -> Result<([u8; 32], SourceProgress), IngestError> {
+        hasher.advance_to(offset)?;
+        Ok((
+            key,
+            SourceProgress {
+                committed_offset: offset,
+                prefix_hash: hasher.hash(),
+                sensor_id,
+                complete,
+                path: path.display().to_string(),
+            },
+        ))
+    }
+
+    fn first_packet_sec(&self, path: &Path) -> Result<u32, IngestError> {
+        let mut r = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
+        Ok(match r.next_packet() {
+            Ok(Some(p)) => p.ts_sec as u32,
+            _ => 0,
+        })
+    }
+
+    /// Decodes, accounts and stores one packet; returns the raw size of the
+    /// sensor's open pcap segment.
+    fn add_packet(&mut self, sensor_id: u32, p: &Packet<'_>) -> Result<u64, IngestError> {
+        let ts_ns = p
+            .ts_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(p.ts_nsec));
+        let needs_new = self
+            .sensors
+            .get(&sensor_id)
+            .and_then(|s| s.pcap.as_ref())
+            .is_some_and(|b| b.link_type() != p.link_type);
+        if needs_new {
+            // One link type per pcap segment: seal before switching.
+            self.seal_and_commit(sensor_id, None)?;
+        }
+        let level = self.node.config.store.zstd_level;
+        let Some(s) = self.sensors.get_mut(&sensor_id) else {
+            return Ok(0);
+        };
+        let flow_id = match decode(p.link_type, p.data) {
+            Ok(info) => match info.net {
+                Some(net) => s.table.observe(ts_ns, p.orig_len, &net).flow_id,
+                None => {
+                    self.report.non_ip_packets += 1;
+                    0
+                }
+            },
+            Err(DecodeError::UnsupportedLinkType(n)) => {
+                *self.report.unsupported_link_types.entry(n).or_default() += 1;
+                0
+            }
+            Err(DecodeError::Malformed { .. }) => {
+                self.report.undecodable_packets += 1;
+                0
+            }
+        };
+        let builder = s
+            .pcap
+            .get_or_insert_with(|| SegmentBuilder::new(Kind::Pcap, sensor_id, p.link_type, level));
+        let block = builder.push_packet(ts_ns, flow_id, p.orig_len, p.data)?;
+        if flow_id != 0 {
+            s.flow_blocks.entry(flow_id).or_default().insert(block);
+        }
+        Ok(builder.raw_len())
+    }
+
+    /// Seals the sensor's open pcap segment and a record segment with every
+    /// flow version that changed, writes both, and commits them with the
+    /// file progress in one index transaction; then updates the mirror.
+    fn seal_and_commit(
+        &mut self,
+        sensor_id: u32,
+        source: Option<([u8; 32], SourceProgress)>,
+    ) -> Result<(), IngestError> {
+        let level = self.node.config.store.zstd_level;
+        let Some(s) = self.sensors.get_mut(&sensor_id) else {
+            return Ok(());
+        };
+        let mut batch = CommitBatch::default();
+        let mut sealed: Vec<SealedSegment> = Vec::new();
+        if let Some(builder) = s.pcap.take().filter(|b| !b.is_empty()) {
+            let seq = s.state.next_seq;
+            s.state.next_seq += 1;
+            let seg = builder.seal(seq)?;
+            for (flow, blocks) in std::mem::take(&mut s.flow_blocks) {
+                batch
+                    .flow_blocks
+                    .push(((sensor_id, flow, seq), blocks.into_iter().collect()));
+            }
+            sealed.push(seg);
+        }
+        s.table.expire();
+        let mut records = Vec::new();
+        let newest = s.table.newest_end_sec();
+        if newest > s.state.sensor.last_upd_sec {
+            s.state.sensor.last_upd_sec = newest;
+            s.sensor_dirty = true;
+        }
+        if s.table.has_changes() || s.sensor_dirty {
+            let seq = s.state.next_seq;
+            s.state.next_seq += 1;
+            let changes = s.table.take_changes(seq);
+            if s.sensor_dirty {
+                s.state.sensor.version = seq;
+                records.push(Record::Sensor(s.state.sensor.clone()));
+                s.sensor_dirty = false;
+            }
+            for f in &changes.open {
+                let key = crate::flows::FlowKey::new(f.proto, f.src, f.dst).encode();
+                let bytes = serde_json::to_vec(f).map_err(|e| IngestError::BadState {
+                    sensor: sensor_id,
+                    detail: e.to_string(),
+                })?;
+                batch.open_flows_put.push(((sensor_id, key), bytes));
+            }
+            for k in &changes.closed_keys {
+                batch.open_flows_delete.push((sensor_id, k.encode()));
+            }
+            records.extend(changes.records.into_iter().map(Record::Flow));
+            sealed.push(build_record_segment(
+                sensor_id,
+                seq,
+                &records,
+                s.table.latest_ns(),
+                level,
+            )?);
+        }
+        s.state.counters = s.table.counters();
+        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
+            sensor: sensor_id,
+            detail: e.to_string(),
+        })?;
+        batch.ingest_states.push((sensor_id, state_bytes));
+        batch.sources.extend(source);
+        for seg in &sealed {
+            self.node.store.write_segment_file(seg)?;
+            batch.segments.push(SegmentMeta::of(seg));
+        }
+        self.node.store.commit(&batch)?;
+        self.report.segments_written += sealed.len() as u64;
+        self.report.records_written += records.len() as u64;
+        if let Some(rec_seg) = sealed.iter().find(|s| s.header.kind == Kind::Records) {
+            self.node.mirror.apply(&rec_seg.id, &records)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the record segment of one commit.
+fn build_record_segment(
+    sensor_id: u32,
+    seq: u64,
+    records: &[Record],
+    ts_ns: u64,
+    level: i32,
+) -> Result<SealedSegment, IngestError> {
+    let mut b = SegmentBuilder::new(Kind::Records, sensor_id, 0, level);
+    let mut line = Vec::with_capacity(512);
+    for r in records {
+        line.clear();
+        encode_line(r, &mut line);
+        let t = match r {
+            Record::Flow(f) => u64::from(f.end_sec()) * 1_000_000_000,
+            Record::Sensor(_) => ts_ns,
+        };
+        b.push_record_line(t, &line)?;
+    }
+    Ok(b.seal(seq)?)
+}
+
+fn file_len(path: &Path) -> Result<u64, IngestError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn capture_io(path: &Path, e: CaptureError) -> IngestError {
+    match e {
+        CaptureError::Io { source, .. } => IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => IngestError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn refusal(e: CaptureError, mode: FileMode) -> FileOutcome {
+    match e {
+        // A file tcpdump has just created may not have its header yet.
+        CaptureError::NotACapture { .. } | CaptureError::Truncated { .. }
+            if mode == FileMode::Growing =>
+        {
+            FileOutcome::Empty
+        }
+        CaptureError::NotACapture { reason, .. } => FileOutcome::Refused { reason },
+        other => read_failure(other),
+    }
+}
+
+fn read_failure(e: CaptureError) -> FileOutcome {
+    match e {
+        CaptureError::Truncated { offset, .. } => FileOutcome::Truncated { offset },
+        CaptureError::Malformed { offset, reason, .. } => FileOutcome::Malformed { offset, reason },
+        CaptureError::NotACapture { reason, .. } => FileOutcome::Refused { reason },
+        CaptureError::Io { source, .. } => FileOutcome::Refused {
+            reason: source.to_string(),
+        },
+    }
+}
+
+/// Watches `dirs` and ingests new and growing capture files until `stop`
+/// returns true; files become eligible when complete (a newer file follows
+/// them in their directory, or they have not changed for `settle`) or when
+/// a full segment's worth of new bytes has arrived.
+pub fn follow(
+    ingestor: &mut Ingestor<'_>,
+    dirs: &[PathBuf],
+    settle: Duration,
+    poll: Duration,
+    mut stop: impl FnMut() -> bool,
+) -> Result<(), IngestError> {
+    let mut seen: HashMap<PathBuf, u64> = HashMap::new();
+    let target = ingestor.node.config.store.segment_target_bytes;
+    while !stop() {
+        for dir in dirs {
+            let sources = match discover(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot scan capture directory");
+                    continue;
+                }
+            };
+            for (i, source) in sources.iter().enumerate() {
+                let Ok(meta) = std::fs::metadata(&source.path) else {
+                    continue;
+                };
+                let len = meta.len();
+                let done = seen.get(&source.path).copied().unwrap_or(0);
+                if len == done {
+                    continue;
+                }
+                let newer_follows = sources[i + 1..]
+                    .iter()
+                    .any(|o| o.path.parent() == source.path.parent());
+                let settled = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age >= settle);
+                let mode = if newer_follows || settled {
+                    FileMode::Final
+                } else {
+                    FileMode::Growing
+                };
+                if mode == FileMode::Growing && len - done < target {
+                    continue;
+                }
+                ingestor.ingest_file(source, mode)?;
+                seen.insert(source.path.clone(), len);
+            }
+        }
+        std::thread::sleep(poll);
+    }
+    Ok(())
+}

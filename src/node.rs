@@ -1,0 +1,192 @@
+//! Node: one data directory = one lumpy node and its incarnation.
+//!
+//! Owns creating a node (`init`), its identity (the sensor id of the roo
+//! incarnation it was installed as, and the install time), opening the store,
+//! config and mirror together, and bringing the mirror up to date with the
+//! store (the mirror is derived: any record segment it lacks is applied).
+//! Does not ingest, sync or serve; those modules take a `Node`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::mirror::{Mirror, MirrorError};
+use crate::records::decode_lines;
+use crate::store::{Kind, SegmentView, Store, StoreError};
+
+/// Name of the SQLite mirror inside a data directory.
+pub const MIRROR_FILE: &str = "mirror.sqlite";
+const IDENTITY_KEY: &str = "node_identity";
+
+/// The incarnation a node was installed as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub sensor_id: u32,
+    pub install_sec: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "{dir} already holds sensor {existing} (installed {installed}); refusing to re-initialise it as sensor {requested}. A reinstalled roo is a new incarnation: give it a new data directory"
+    )]
+    DifferentIncarnation {
+        dir: PathBuf,
+        existing: u32,
+        installed: u64,
+        requested: u32,
+    },
+    #[error("{dir}: the node identity in the index is unreadable: {detail}")]
+    BadIdentity { dir: PathBuf, detail: String },
+    #[error("{dir}: not initialised; run `lumpy init --data {dir} --sensor-id N` first")]
+    NotInitialised { dir: PathBuf },
+    #[error("record segment {id}: {detail}")]
+    BadRecordSegment { id: String, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An open node: store, configuration, identity and mirror.
+pub struct Node {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub identity: Identity,
+    pub store: Store,
+    pub mirror: Mirror,
+}
+
+/// Outcome of `init`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    Created,
+    AlreadyInitialised,
+}
+
+/// Creates a node in `dir` as sensor `sensor_id`, or confirms an existing one.
+pub fn init(
+    dir: &Path,
+    sensor_id: u32,
+    install_sec: u64,
+    config: &Config,
+) -> Result<(Node, InitOutcome), NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let had_index = dir.join("index.redb").exists();
+    if had_index {
+        let store = Store::open(dir, false)?;
+        if let Some(existing) = read_identity(&store, dir)? {
+            if existing.sensor_id != sensor_id {
+                return Err(NodeError::DifferentIncarnation {
+                    dir: dir.to_path_buf(),
+                    existing: existing.sensor_id,
+                    installed: existing.install_sec,
+                    requested: sensor_id,
+                });
+            }
+            drop(store);
+            return Ok((open(dir)?, InitOutcome::AlreadyInitialised));
+        }
+    }
+    config.validate(&Config::path(dir))?;
+    config.save(dir)?;
+    let store = Store::open(dir, true)?;
+    let identity = Identity {
+        sensor_id,
+        install_sec,
+    };
+    let encoded = serde_json::to_vec(&identity).map_err(|e| NodeError::BadIdentity {
+        dir: dir.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    store.meta_set(IDENTITY_KEY, &encoded)?;
+    drop(store);
+    Ok((open(dir)?, InitOutcome::Created))
+}
+
+fn read_identity(store: &Store, dir: &Path) -> Result<Option<Identity>, NodeError> {
+    match store.meta_get(IDENTITY_KEY)? {
+        None => Ok(None),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| NodeError::BadIdentity {
+                    dir: dir.to_path_buf(),
+                    detail: e.to_string(),
+                })
+        }
+    }
+}
+
+/// Opens an initialised node and brings its mirror up to date.
+pub fn open(dir: &Path) -> Result<Node, NodeError> {
+    if !dir.join("index.redb").exists() {
+        return Err(NodeError::NotInitialised {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let config = Config::load(dir)?;
+    let store = Store::open(dir, false)?;
+    let identity = read_identity(&store, dir)?.ok_or_else(|| NodeError::NotInitialised {
+        dir: dir.to_path_buf(),
+    })?;
+    let mirror = Mirror::open(&dir.join(MIRROR_FILE))?;
+    let mut node = Node {
+        dir: dir.to_path_buf(),
+        config,
+        identity,
+        store,
+        mirror,
+    };
+    node.catch_up_mirror()?;
+    Ok(node)
+}
+
+impl Node {
+    /// Applies every record segment the mirror has not seen, in origin order.
+    /// After a crash between an index commit and the mirror update this is
+    /// what makes the mirror whole again.
+    pub fn catch_up_mirror(&mut self) -> Result<u64, NodeError> {
+        let mut applied = 0;
+        for ((_, _), id) in self.store.sensor_sequence()? {
+            let Some(meta) = self.store.segment_meta(&id)? else {
+                continue;
+            };
+            if meta.kind != Kind::Records || self.mirror.is_applied(&id)? {
+                continue;
+            }
+            self.apply_record_segment(&id)?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    /// Reads a record segment from the store and applies it to the mirror.
+    pub fn apply_record_segment(&mut self, id: &crate::store::SegmentId) -> Result<(), NodeError> {
+        let bytes = self.store.read_segment(id)?;
+        let bad = |detail: String| NodeError::BadRecordSegment {
+            id: id.to_hex(),
+            detail,
+        };
+        let view = SegmentView::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let mut records = Vec::with_capacity(view.header.item_count as usize);
+        for i in 0..view.blocks.len() as u32 {
+            let block = view.block(i).map_err(|e| bad(e.to_string()))?;
+            records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);
+        }
+        self.mirror.apply(id, &records)?;
+        Ok(())
+    }
+}

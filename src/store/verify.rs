@@ -1,0 +1,261 @@
+//! `verify`: proves that every segment file matches its id and every index
+//! entry points at something real (docs/STORAGE.md §8).
+//!
+//! Owns the checks and the report. Reads only: it never repairs, moves or
+//! deletes anything, so running it on a damaged store is always safe.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::{SegmentId, SegmentMeta, SegmentView, Store, StoreError};
+
+/// One problem found by verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub segment: Option<SegmentId>,
+    pub path: Option<PathBuf>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.segment, &self.path) {
+            (Some(id), Some(p)) => write!(f, "segment {id} ({}): {}", p.display(), self.what),
+            (Some(id), None) => write!(f, "segment {id}: {}", self.what),
+            (None, Some(p)) => write!(f, "{}: {}", p.display(), self.what),
+            (None, None) => f.write_str(&self.what),
+        }
+    }
+}
+
+/// What verify found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub segments_checked: u64,
+    pub bytes_hashed: u64,
+    pub index_entries_checked: u64,
+    pub problems: Vec<Problem>,
+    /// Segment files with no index entry: left by a write interrupted between
+    /// rename and commit. Harmless; the next ingest of the same data adopts them.
+    pub unindexed: Vec<PathBuf>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Runs every check; `progress` is called with the bytes hashed so far.
+pub fn verify(store: &Store, mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    let indexed: HashMap<SegmentId, SegmentMeta> = store
+        .all_segments()?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let on_disk = list_segment_files(store, &mut report)?;
+    let mut buf = Vec::new();
+    for (id, path) in &on_disk {
+        check_file(*id, path, indexed.get(id), &mut buf, &mut report);
+        progress(report.bytes_hashed);
+    }
+    let present: HashSet<SegmentId> = on_disk.iter().map(|(id, _)| *id).collect();
+    for id in indexed.keys() {
+        if !present.contains(id) {
+            report.problems.push(Problem {
+                segment: Some(*id),
+                path: Some(store.segment_path(id)),
+                what: "indexed but the file is missing".into(),
+            });
+        }
+    }
+    check_sequence(store, &indexed, &mut report)?;
+    check_flow_blocks(store, &indexed, &mut report)?;
+    Ok(report)
+}
+
+fn list_segment_files(
+    store: &Store,
+    report: &mut Report,
+) -> Result<Vec<(SegmentId, PathBuf)>, StoreError> {
+    let root = store.dir().join("segments");
+    let io = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| StoreError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    let mut dirs: Vec<_> = fs::read_dir(&root)
+        .map_err(io(&root))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        if !dir.is_dir() {
+            report.problems.push(Problem {
+                segment: None,
+                path: Some(dir),
+                what: "unexpected file in segments/".into(),
+            });
+            continue;
+        }
+        let mut files: Vec<_> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            match SegmentId::from_hex(name) {
+                Some(id) if store.segment_path(&id) == path => out.push((id, path)),
+                _ => report.problems.push(Problem {
+                    segment: None,
+                    path: Some(path),
+                    what: "file name is not a segment id in its right directory".into(),
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_file(
+    id: SegmentId,
+    path: &PathBuf,
+    meta: Option<&SegmentMeta>,
+    buf: &mut Vec<u8>,
+    report: &mut Report,
+) {
+    report.segments_checked += 1;
+    let problem = |what: String| Problem {
+        segment: Some(id),
+        path: Some(path.clone()),
+        what,
+    };
+    buf.clear();
+    if let Err(e) = fs::File::open(path).and_then(|mut f| f.read_to_end(buf)) {
+        report.problems.push(problem(format!("cannot read: {e}")));
+        return;
+    }
+    report.bytes_hashed += buf.len() as u64;
+    let actual = SegmentId::of(buf);
+    if actual != id {
+        report.problems.push(problem(format!(
+            "content hash is {actual}: the file is damaged"
+        )));
+        return;
+    }
+    let view = match SegmentView::parse(buf) {
+        Ok(v) => v,
+        Err(e) => {
+            report.problems.push(problem(format!("structure: {e}")));
+            return;
+        }
+    };
+    let Some(meta) = meta else {
+        report.unindexed.push(path.clone());
+        return;
+    };
+    if let Some(diff) = meta_differs(meta, &view, buf.len() as u64) {
+        report.problems.push(problem(format!(
+            "index entry disagrees with the file: {diff}"
+        )));
+    }
+}
+
+fn meta_differs(m: &SegmentMeta, v: &SegmentView<'_>, len: u64) -> Option<String> {
+    let h = &v.header;
+    let checks = [
+        (m.sensor_id as u64 == h.sensor_id as u64, "sensor"),
+        (m.kind == h.kind, "kind"),
+        (m.origin_seq == h.origin_seq, "origin sequence"),
+        (m.time_first_ns == h.time_first_ns, "first time"),
+        (m.time_last_ns == h.time_last_ns, "last time"),
+        (m.item_count == h.item_count, "item count"),
+        (m.raw_bytes == v.raw_total, "raw size"),
+        (m.stored_bytes == len, "stored size"),
+        (m.block_count as usize == v.blocks.len(), "block count"),
+        (m.link_type == h.link_type, "link type"),
+    ];
+    checks
+        .iter()
+        .find(|(ok, _)| !ok)
+        .map(|(_, name)| (*name).to_string())
+}
+
+fn check_sequence(
+    store: &Store,
+    indexed: &HashMap<SegmentId, SegmentMeta>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let seq = store.sensor_sequence()?;
+    let mut seen = HashSet::new();
+    for ((sensor, s), id) in seq {
+        report.index_entries_checked += 1;
+        seen.insert(id);
+        match indexed.get(&id) {
+            Some(m) if m.sensor_id == sensor && m.origin_seq == s => {}
+            Some(_) => report.problems.push(Problem {
+                segment: Some(id),
+                path: Some(store.segment_path(&id)),
+                what: format!(
+                    "sensor_seq ({sensor}, {s}) points at a segment of another sensor or sequence"
+                ),
+            }),
+            None => report.problems.push(Problem {
+                segment: Some(id),
+                path: None,
+                what: format!("sensor_seq ({sensor}, {s}) points at a segment that is not indexed"),
+            }),
+        }
+    }
+    for id in indexed.keys() {
+        report.index_entries_checked += 1;
+        if !seen.contains(id) {
+            report.problems.push(Problem {
+                segment: Some(*id),
+                path: Some(store.segment_path(id)),
+                what: "segment has no sensor_seq entry".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_flow_blocks(
+    store: &Store,
+    indexed: &HashMap<SegmentId, SegmentMeta>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let by_seq: HashMap<(u32, u64), &SegmentMeta> = indexed
+        .values()
+        .map(|m| ((m.sensor_id, m.origin_seq), m))
+        .collect();
+    for ((sensor, flow, seq), blocks) in store.all_flow_blocks()? {
+        report.index_entries_checked += 1;
+        let Some(m) = by_seq.get(&(sensor, seq)) else {
+            report.problems.push(Problem {
+                segment: None,
+                path: None,
+                what: format!(
+                    "flow_blocks ({sensor}, {flow}, {seq}) names a segment that is not indexed"
+                ),
+            });
+            continue;
+        };
+        if blocks.is_empty() || blocks.iter().any(|b| *b >= m.block_count) {
+            report.problems.push(Problem {
+                segment: Some(m.id),
+                path: Some(store.segment_path(&m.id)),
+                what: format!(
+                    "flow_blocks ({sensor}, {flow}, {seq}) names blocks outside the segment"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
