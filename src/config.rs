@@ -13,7 +13,7 @@ use crate::flows::Net;
 /// Name of the configuration file inside a data directory.
 pub const CONFIG_FILE: &str = "lumpy.toml";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub capture: CaptureConfig,
@@ -42,15 +42,6 @@ pub struct StoreConfig {
     pub zstd_level: i32,
     /// Raw packet bytes after which a pcap segment is sealed.
     pub segment_target_bytes: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            capture: CaptureConfig::default(),
-            store: StoreConfig::default(),
-        }
-    }
 }
 
 impl Default for CaptureConfig {

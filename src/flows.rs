@@ -298,9 +298,7 @@ impl FlowTable {
     /// Accounts one IP packet and returns the flow it belongs to.
     pub fn observe(&mut self, ts_ns: u64, wire_len: u32, net: &NetInfo) -> Observed {
         self.latest_ns = self.latest_ns.max(ts_ns);
-        if let Some(observed) = self.observe_icmp_error(ts_ns, wire_len, net) {
-            return observed;
-        }
+        self.note_icmp_error(ts_ns, net);
         let key = self.key_for(ts_ns, net);
         let sender = Endpoint {
             ip: net.src,
@@ -329,35 +327,33 @@ impl FlowTable {
         Observed { flow_id: id }
     }
 
-    /// Attributes an ICMP error sent by one end of the flow it quotes.
-    fn observe_icmp_error(&mut self, ts_ns: u64, wire_len: u32, net: &NetInfo) -> Option<Observed> {
-        let icmp = net.icmp?;
-        let q = icmp.quoted.filter(|_| icmp.is_error)?;
-        let key = FlowKey::new(
-            q.proto,
-            Endpoint {
-                ip: q.src,
-                port: q.src_port,
-            },
-            Endpoint {
-                ip: q.dst,
-                port: q.dst_port,
-            },
-        );
-        let flow = self.open.get_mut(&key)?;
-        // Errors from routers in between open a flow of their own (hflow README).
-        if net.src != flow.src.ip && net.src != flow.dst.ip {
-            return None;
-        }
-        if flow.expired_at(ts_ns) {
-            return None;
-        }
-        // The sender of the error is one end; when both ends share an address,
-        // the end the quoted packet was sent to is the one that answered.
+    /// Marks an ICMP error sent by one end of the flow it quotes in that
+    /// flow's ICMP counters (hflow's `*_icmp_packets`, `*_icmp_seen`). The
+    /// packet itself is counted in its own ICMP flow, as argus counts it, so
+    /// every packet is counted in exactly one flow's packets and bytes.
+    fn note_icmp_error(&mut self, ts_ns: u64, net: &NetInfo) {
+        let Some(icmp) = net.icmp else { return };
+        let Some(q) = icmp.quoted.filter(|_| icmp.is_error) else {
+            return;
+        };
+        let quoted_src = Endpoint {
+            ip: q.src,
+            port: q.src_port,
+        };
         let quoted_dst = Endpoint {
             ip: q.dst,
             port: q.dst_port,
         };
+        let key = FlowKey::new(q.proto, quoted_src, quoted_dst);
+        let Some(flow) = self.open.get_mut(&key) else {
+            return;
+        };
+        // Errors from routers in between are not the flow's (hflow README).
+        if (net.src != flow.src.ip && net.src != flow.dst.ip) || flow.expired_at(ts_ns) {
+            return;
+        }
+        // When both ends share an address, the end the quoted packet was
+        // sent to is the one that answered.
         let from_dst = if flow.src.ip == flow.dst.ip {
             quoted_dst == flow.dst
         } else {
@@ -368,13 +364,9 @@ impl FlowTable {
         } else {
             &mut flow.from_src
         };
-        dir.add(ts_ns, u64::from(wire_len));
-        dir.ip_flags |= net.ip_flags;
         dir.icmp_packets += 1;
         dir.icmp_seen |= icmp_bit(icmp.icmp_type);
-        let id = flow.flow_id;
         self.dirty.insert(key);
-        Some(Observed { flow_id: id })
     }
 
     /// The flow key of a packet, following fragments to their first fragment.
@@ -573,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn icmp_error_goes_to_the_quoted_flow() {
+    fn icmp_error_is_noted_in_the_quoted_flow_and_counted_in_its_own() {
         let mut t = FlowTable::new(1, vec![]);
         let udp = NetInfo {
             proto: 17,
@@ -603,12 +595,17 @@ mod tests {
                 }),
             }),
         };
-        assert_eq!(t.observe(S + 1, 88, &err).flow_id, f);
+        let icmp_flow = t.observe(S + 1, 88, &err).flow_id;
+        assert_ne!(icmp_flow, f);
         let c = t.take_changes(1);
-        assert_eq!(c.records.len(), 1);
-        assert_eq!(c.records[0].dst.icmp_packets, 1);
-        assert_eq!(c.records[0].dst.icmp_seen, 1 << 3);
-        assert_eq!(c.records[0].dst.packets, 1);
+        assert_eq!(c.records.len(), 2);
+        let udp_row = c.records.iter().find(|r| r.flow_id == f).unwrap();
+        assert_eq!(udp_row.dst.icmp_packets, 1);
+        assert_eq!(udp_row.dst.icmp_seen, 1 << 3);
+        assert_eq!(udp_row.dst.packets, 0);
+        let icmp_row = c.records.iter().find(|r| r.flow_id == icmp_flow).unwrap();
+        assert_eq!(icmp_row.src.packets, 1);
+        assert_eq!(icmp_row.src.bytes, 88);
     }
 
     #[test]

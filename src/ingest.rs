@@ -602,7 +602,7 @@ impl<'n> Ingestor<'n> {
                     sensor: sensor_id,
                     detail: e.to_string(),
                 })?;
-                batch.open_flows_put.push(((sensor_id, key), bytes));
+                batch.open_flows_put.push((sensor_id, (key, bytes)));
             }
             for k in &changes.closed_keys {
                 batch.open_flows_delete.push((sensor_id, k.encode()));

@@ -10,7 +10,7 @@
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
-//! - [`config`]: `DIR/lumpy.toml`.
+//! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
 //! - [`ingest`]: capture files in, segments and records out.
 //!

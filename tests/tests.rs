@@ -1,1 +1,10 @@
+//! The integration test binary: drives the real `lumpy` executable against
+//! real captures made by real tools (fixtures/, made by fixtures/make-fixtures.sh)
+//! and compares with the tools an operator would otherwise use (argus, tcpdump).
 
+mod util;
+
+mod cli;
+mod flows_vs_argus;
+mod ingest;
+mod verify;

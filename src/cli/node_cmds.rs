@@ -47,6 +47,10 @@ pub struct InitArgs {
     /// Sensor name (default "Honeywall: <id>").
     #[arg(long)]
     pub name: Option<String>,
+    /// Install time of this incarnation (epoch seconds or UTC date/time;
+    /// default now), e.g. when archiving a honeywall installed long ago.
+    #[arg(long, value_parser = super::parse_time)]
+    pub installed: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -147,7 +151,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
         .extend(a.honeypot_nets.iter().cloned());
     let id = resolve_identity(&a, &mut config)?;
     config.capture.honeypot_nets.dedup();
-    let install = now_secs();
+    let install = a.installed.map_or_else(now_secs, u64::from);
     let (mut node, outcome) = node::init(&a.dir.data, id.0, install, &config)?;
     if outcome == InitOutcome::AlreadyInitialised {
         println!(
@@ -183,6 +187,7 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "segments": totals.segments,
             "pcap_segments": totals.pcap_segments,
             "record_segments": totals.record_segments,
+            "record_versions": totals.records,
             "packets": totals.packets,
             "bytes_raw": totals.raw_bytes,
             "bytes_stored": totals.stored_bytes,

@@ -163,15 +163,23 @@ impl SourceProgress {
     }
 }
 
+/// (sensor, origin seq) and the segment id at that place.
+pub type SequenceEntry = ((u32, u64), SegmentId);
+/// (sensor, flow id, origin seq of a pcap segment) and block indices.
+pub type FlowBlocksEntry = ((u32, u32, u64), Vec<u32>);
+/// Encoded flow key and encoded open-flow state.
+pub type OpenFlowEntry = (Vec<u8>, Vec<u8>);
+
 /// Everything one ingest step makes visible at once: one redb commit.
 #[derive(Default)]
 pub struct CommitBatch {
     pub segments: Vec<SegmentMeta>,
     /// ((sensor, flow id, origin seq of the pcap segment), block indices).
-    pub flow_blocks: Vec<((u32, u32, u64), Vec<u32>)>,
+    pub flow_blocks: Vec<FlowBlocksEntry>,
     pub sources: Vec<([u8; 32], SourceProgress)>,
     pub ingest_states: Vec<(u32, Vec<u8>)>,
-    pub open_flows_put: Vec<((u32, Vec<u8>), Vec<u8>)>,
+    /// (sensor, (flow key, state)).
+    pub open_flows_put: Vec<(u32, OpenFlowEntry)>,
     pub open_flows_delete: Vec<(u32, Vec<u8>)>,
 }
 
@@ -181,6 +189,8 @@ pub struct StoreTotals {
     pub segments: u64,
     pub pcap_segments: u64,
     pub record_segments: u64,
+    /// Record versions in record segments.
+    pub records: u64,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub packets: u64,
@@ -276,7 +286,7 @@ impl Store {
                 open.remove((*sensor, key.as_slice()))
                     .map_err(|e| self.index_err(e))?;
             }
-            for ((sensor, key), bytes) in &batch.open_flows_put {
+            for (sensor, (key, bytes)) in &batch.open_flows_put {
                 open.insert((*sensor, key.as_slice()), bytes.as_slice())
                     .map_err(|e| self.index_err(e))?;
             }
@@ -327,7 +337,7 @@ impl Store {
     }
 
     /// The per-sensor sequence: (sensor, seq) -> segment id, in key order.
-    pub fn sensor_sequence(&self) -> Result<Vec<((u32, u64), SegmentId)>, StoreError> {
+    pub fn sensor_sequence(&self) -> Result<Vec<SequenceEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let t = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
         let mut out = Vec::new();
@@ -358,7 +368,7 @@ impl Store {
     }
 
     /// Every flow_blocks entry (for verify).
-    pub fn all_flow_blocks(&self) -> Result<Vec<((u32, u32, u64), Vec<u32>)>, StoreError> {
+    pub fn all_flow_blocks(&self) -> Result<Vec<FlowBlocksEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let t = txn.open_table(FLOW_BLOCKS).map_err(|e| self.index_err(e))?;
         let mut out = Vec::new();
@@ -389,7 +399,7 @@ impl Store {
     }
 
     /// Every open flow of a sensor: (flow key bytes, state bytes).
-    pub fn open_flows(&self, sensor: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn open_flows(&self, sensor: u32) -> Result<Vec<OpenFlowEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let t = txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
         let lo: (u32, &[u8]) = (sensor, &[]);
@@ -427,7 +437,10 @@ impl Store {
                         );
                     }
                 }
-                Kind::Records => t.record_segments += 1,
+                Kind::Records => {
+                    t.record_segments += 1;
+                    t.records += m.item_count;
+                }
             }
         }
         Ok(t)
@@ -435,7 +448,7 @@ impl Store {
 }
 
 fn decode_blocks(b: &[u8]) -> Result<Vec<u32>, StoreError> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(StoreError::CorruptEntry(
             "flow_blocks value is not a list of u32".into(),
         ));

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine with Rust: installs and
+# starts what the tests need when it is missing, then runs fmt, clippy and
+# every test. Usage: bash scripts/test.sh   (as root, or with sudo available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# Debian packages the tests drive: real capture tools and argus for the flow
+# comparison, MariaDB for the export tests.
+need_pkgs=()
+command -v tcpdump   >/dev/null || need_pkgs+=(tcpdump)
+command -v argus     >/dev/null || need_pkgs+=(argus-server)
+command -v racluster >/dev/null || need_pkgs+=(argus-client)
+command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# MariaDB: start it when it does not answer (the service machine starts it
+# before a session; a fresh machine does not).
+if ! mariadb-admin ping >/dev/null 2>&1; then
+  echo "test.sh: starting MariaDB"
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld 2>/dev/null || true
+  $SUDO start-stop-daemon --start --oknodo --background --make-pidfile \
+    --pidfile /run/mysqld/mariadbd.pid --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 120); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.25; done
+  mariadb-admin ping >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked 2>&1 | tee target/test.log
+# One closing line that counts across every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log

@@ -1,0 +1,313 @@
+//! Ingest of real captures: every format and link type, idempotence, the
+//! Honeywall layout, bad input, follow mode and kill -9.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Packets tcpdump reads from a file (one output line each).
+fn tcpdump_count(path: &Path) -> u64 {
+    let out = std::process::Command::new("tcpdump")
+        .args(["-nn", "-q", "-r"])
+        .arg(path)
+        .output()
+        .expect("tcpdump is required (the README's test command installs it)");
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+fn packets(data: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
+    v["packets"].as_u64().unwrap()
+}
+
+#[test]
+fn every_capture_format_and_link_type_is_read_whole() {
+    for name in [
+        "honeynet.pcap",
+        "honeynet-nsec.pcap",
+        "honeynet.pcapng",
+        "bigendian.pcap",
+        "vlan.pcap",
+        "qinq.pcap",
+        "cooked.pcap",
+        "cooked2.pcap",
+        "rawip.pcap",
+        "null.pcap",
+    ] {
+        let (_d, data) = new_node(42);
+        let f = fixture(name);
+        let out = ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+        let expected = tcpdump_count(&f);
+        assert!(expected > 0, "{name} has packets");
+        assert_eq!(packets(&data), expected, "{name}: {out}");
+        let flows = flows_json(&data, &[]);
+        assert!(!flows.is_empty(), "{name} gives flows");
+        let counted: u64 = flows
+            .iter()
+            .map(|f| f["src"]["packets"].as_u64().unwrap() + f["dst"]["packets"].as_u64().unwrap())
+            .sum();
+        assert!(
+            counted > 0 && counted <= expected,
+            "{name}: {counted} of {expected}"
+        );
+    }
+}
+
+#[test]
+fn the_same_file_twice_adds_nothing() {
+    let (d, data) = new_node(42);
+    let f = fixture("honeynet.pcap");
+    ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    let segs = segment_files(&data);
+    let flows = flows_json(&data, &[]);
+    let again = ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    assert!(again.contains("already ingested"), "{again}");
+    // A copy under another name is the same capture.
+    let copy = d.path().join("copy.pcap");
+    std::fs::copy(&f, &copy).unwrap();
+    let again = ok(&["ingest", "--data", &data, copy.to_str().unwrap()]);
+    assert!(again.contains("already ingested"), "{again}");
+    assert_eq!(segment_files(&data), segs);
+    assert_eq!(flows_json(&data, &[]), flows);
+    assert_eq!(packets(&data), tcpdump_count(&f));
+}
+
+#[test]
+fn honeywall_layout_is_read_in_rotation_order() {
+    let (_d, data) = new_node(42);
+    let root = fixture("honeywall");
+    ok(&["ingest", "--data", &data, root.to_str().unwrap()]);
+    let mut expected = 0;
+    for entry in walk(&root) {
+        expected += tcpdump_count(&entry);
+    }
+    assert!(expected > 0);
+    assert_eq!(packets(&data), expected);
+}
+
+#[test]
+fn sensor_directories_attribute_packets() {
+    let (_d, data) = new_node(42);
+    let root = fixture("honeywall-multi");
+    ok(&["ingest", "--data", &data, root.to_str().unwrap()]);
+    let flows = flows_json(&data, &[]);
+    assert!(!flows.is_empty());
+    let ids: Vec<u64> = std::fs::read_dir(root.join("var/log/pcap"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("sensor_")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(ids.len() >= 2, "the fixture has two sensor directories");
+    for id in &ids {
+        let theirs = flows_json(&data, &["--sensor", &id.to_string()]);
+        assert!(!theirs.is_empty(), "sensor {id} has flows");
+    }
+    assert!(
+        flows
+            .iter()
+            .all(|f| ids.contains(&f["sensor_id"].as_u64().unwrap()))
+    );
+    assert!(flows_json(&data, &["--sensor", "42"]).is_empty());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if std::fs::metadata(&p).unwrap().len() > 0 {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_truncated_capture_keeps_whole_packets_and_names_the_cut() {
+    let (_d, data) = new_node(42);
+    let f = fixture("bad/truncated.pcap");
+    let out = run(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("truncated.pcap") && err.contains("byte offset"),
+        "{err}"
+    );
+    // The offset named is where the last whole packet ends.
+    let bytes = std::fs::read(&f).unwrap();
+    let mut at = 24usize;
+    let mut whole = 0u64;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        if at + 16 + caplen > bytes.len() {
+            break;
+        }
+        at += 16 + caplen;
+        whole += 1;
+    }
+    assert!(
+        err.contains(&format!("byte offset {at}")),
+        "expected offset {at}: {err}"
+    );
+    assert_eq!(packets(&data), whole);
+    assert!(run(&["verify", "--data", &data]).status.success());
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_refused_and_nothing_changes() {
+    let (_d, data) = new_node(42);
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let segs = segment_files(&data);
+    let flows = flows_json(&data, &[]);
+    let f = fixture("bad/garbage.pcap");
+    let out = run(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("garbage.pcap") && err.contains("refused"),
+        "{err}"
+    );
+    assert_eq!(segment_files(&data), segs);
+    assert_eq!(flows_json(&data, &[]), flows);
+    let missing = run(&["ingest", "--data", &data, "/nonexistent/file.pcap"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("/nonexistent/file.pcap"));
+}
+
+#[test]
+fn an_unsupported_link_type_is_reported_by_number() {
+    let (_d, data) = new_node(42);
+    let f = fixture("bad/unsupported-linktype.pcap");
+    let out = run(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("link type 147"), "{err}");
+    // The packets themselves are kept: nothing is lost.
+    assert!(packets(&data) > 0);
+}
+
+#[test]
+fn empty_and_header_only_files_are_fine() {
+    let (_d, data) = new_node(42);
+    for name in ["bad/empty.pcap", "bad/header-only.pcap"] {
+        let f = fixture(name);
+        let out = run(&["ingest", "--data", &data, f.to_str().unwrap()]);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(text.contains(name.trim_start_matches("bad/")), "{text}");
+    }
+    assert_eq!(packets(&data), 0);
+}
+
+#[test]
+fn kill_9_during_ingest_then_rerun_gives_the_uninterrupted_result() {
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 40, 100_000);
+    let big = big.to_str().unwrap().to_string();
+    // Reference: one uninterrupted run.
+    let (_r, reference) = new_node(4242);
+    ok(&["ingest", "--data", &reference, &big]);
+    let (_k, killed) = new_node(4242);
+    let mut delays = [40u64, 150, 300, 600, 90, 900].into_iter().cycle();
+    for _ in 0..6 {
+        let mut child = lumpy()
+            .args(["ingest", "--data", &killed, &big])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delays.next().unwrap()));
+        let _ = child.kill();
+        let _ = child.wait();
+        let v = run(&["verify", "--data", &killed]);
+        assert!(v.status.success(), "verify after kill -9: {}", stdout(&v));
+    }
+    ok(&["ingest", "--data", &killed, &big]);
+    ok(&["verify", "--data", &killed]);
+    assert_eq!(flows_json(&killed, &[]), flows_json(&reference, &[]));
+    assert_eq!(packets(&killed), packets(&reference));
+    let reference_segs = segment_files(&reference);
+    let killed_segs = segment_files(&killed);
+    for s in &reference_segs {
+        assert!(
+            killed_segs.contains(s),
+            "segment {s} of the uninterrupted run is missing"
+        );
+    }
+}
+
+#[test]
+fn follow_ingests_rotating_files_as_they_complete() {
+    let (d, data) = new_node(42);
+    let spool = d.path().join("pcap");
+    let hour = spool.join("1700000000");
+    std::fs::create_dir_all(&hour).unwrap();
+    // Rotation files of the fixture honeywall tree, fed in one by one.
+    let mut logs: Vec<_> = walk(&fixture("honeywall"));
+    logs.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        (p.parent().unwrap().to_path_buf(), name.len(), name)
+    });
+    let mut child = lumpy()
+        .args([
+            "ingest",
+            "--data",
+            &data,
+            "--follow",
+            spool.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut expected = 0;
+    for (i, log) in logs.iter().enumerate() {
+        let name = if i == 0 {
+            "log".to_string()
+        } else {
+            format!("log{i}")
+        };
+        std::fs::copy(log, hour.join(name)).unwrap();
+        expected += tcpdump_count(log);
+    }
+    // The last file completes once it has settled; wait for all packets.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store_packets_readonly(&data) != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(store_packets_readonly(&data), expected);
+    ok(&["verify", "--data", &data]);
+}
+
+/// Packets in the store, read while another lumpy may hold the index: the
+/// segment headers are enough (item counts of pcap segments).
+fn store_packets_readonly(data: &str) -> u64 {
+    let mut total = 0;
+    for name in segment_files(data) {
+        let p = Path::new(data)
+            .join("segments")
+            .join(&name[..2])
+            .join(&name);
+        let Ok(b) = std::fs::read(&p) else { continue };
+        if b.len() >= 64 && b[10] == 1 {
+            total += u64::from_le_bytes(b[48..56].try_into().unwrap());
+        }
+    }
+    total
+}

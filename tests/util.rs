@@ -1,0 +1,134 @@
+//! Shared helpers: fresh directories, the lumpy command, fixture paths.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let p = fixtures().join(name);
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run fixtures/make-fixtures.sh",
+        p.display()
+    );
+    p
+}
+
+pub fn lumpy() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lumpy"));
+    c.env_remove("LUMPY_LOG");
+    c
+}
+
+/// Runs lumpy with `args`, returning its output (whatever the status).
+pub fn run(args: &[&str]) -> Output {
+    lumpy().args(args).output().expect("lumpy runs")
+}
+
+/// Runs lumpy and asserts success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "lumpy {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh node directory initialised as sensor `id`, installed at a fixed
+/// time so two nodes made alike hold byte-identical segments.
+pub fn new_node(id: u32) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node").display().to_string();
+    ok(&[
+        "init",
+        "--data",
+        &data,
+        "--sensor-id",
+        &id.to_string(),
+        "--installed",
+        "1700000000",
+        "--honeypot-net",
+        "192.0.2.0/24",
+        "--honeypot-net",
+        "2001:db8:1::/64",
+    ]);
+    (dir, data)
+}
+
+/// Every segment file under a node, as (relative path) sorted.
+pub fn segment_files(data: &str) -> Vec<String> {
+    let root = Path::new(data).join("segments");
+    let mut out = Vec::new();
+    if let Ok(dirs) = std::fs::read_dir(&root) {
+        for d in dirs.flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                out.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `lumpy flows --format json` parsed.
+pub fn flows_json(data: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["flows", "--data", data, "--format", "json"];
+    args.extend_from_slice(extra);
+    let text = ok(&args);
+    serde_json::from_str(&text).expect("flows --format json is JSON")
+}
+
+/// Runs an external tool, panicking with its output when it fails.
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} is required for this test (the README's test command installs it): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes a classic little-endian microsecond pcap holding `copies` copies
+/// of every packet of `src` (a classic pcap), each copy shifted `shift_secs`
+/// later, so tests can make large real-traffic captures.
+pub fn replicate_pcap(src: &Path, dst: &Path, copies: u32, shift_secs: u32) {
+    let bytes = std::fs::read(src).expect("read pcap");
+    assert_eq!(
+        &bytes[0..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "needs a little-endian microsecond pcap"
+    );
+    let mut out = Vec::with_capacity(bytes.len() * copies as usize);
+    out.extend_from_slice(&bytes[..24]);
+    for c in 0..copies {
+        let mut at = 24;
+        while at + 16 <= bytes.len() {
+            let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            let sec = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + c * shift_secs;
+            out.extend_from_slice(&sec.to_le_bytes());
+            out.extend_from_slice(&bytes[at + 4..at + 16 + caplen]);
+            at += 16 + caplen;
+        }
+    }
+    std::fs::write(dst, out).expect("write pcap");
+}
