@@ -11,4 +11,5 @@ pub mod layout;
 pub mod reader;
 
 pub use decode::{DecodeError, Fragment, IcmpInfo, NetInfo, PacketInfo, QuotedFlow, decode};
-pub use reader::{CaptureError, CaptureFormat, CaptureReader, Packet};
+pub use layout::{CaptureSource, LayoutError, discover};
+pub use reader::{CaptureError, CaptureFormat, CaptureReader, MAX_CAPLEN, Packet};
