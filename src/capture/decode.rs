@@ -15,6 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use etherparse::err::{LenError, ipv4, ipv6};
 use etherparse::{
     Ethernet2HeaderSlice, IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice,
     Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, SingleVlanHeaderSlice,
@@ -170,6 +171,17 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
+/// A header the capture ends inside (etherparse reports the lengths).
+fn cut(layer: &'static str, e: &LenError) -> DecodeError {
+    malformed(
+        layer,
+        format_args!(
+            "captured bytes end inside the header ({} of {} bytes)",
+            e.len, e.required_len
+        ),
+    )
+}
+
 fn too_short(layer: &'static str, need: usize, have: usize) -> DecodeError {
     malformed(
         layer,
@@ -180,7 +192,7 @@ fn too_short(layer: &'static str, need: usize, have: usize) -> DecodeError {
 // ----- link layer ----------------------------------------------------------
 
 fn decode_ethernet(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
-    let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|e| malformed("ethernet", e))?;
+    let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|e| cut("ethernet", &e))?;
     let rest = data.get(eth.slice().len()..).unwrap_or_default();
     decode_ethertype(eth.ether_type().0, rest)
 }
@@ -221,8 +233,7 @@ fn decode_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Option<NetInf
             ETHERTYPE_IPV4 => return ipv4_layer(data).map(|ip| Some(net_info(ip))),
             ETHERTYPE_IPV6 => return ipv6_layer(data).map(|ip| Some(net_info(ip))),
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD | ETHERTYPE_QINQ_OLD2 => {
-                let tag =
-                    SingleVlanHeaderSlice::from_slice(data).map_err(|e| malformed("vlan", e))?;
+                let tag = SingleVlanHeaderSlice::from_slice(data).map_err(|e| cut("vlan", &e))?;
                 ethertype = tag.ether_type().0;
                 data = data.get(tag.slice().len()..).unwrap_or_default();
             }
@@ -320,7 +331,10 @@ struct IpLayer<'a> {
 /// less (snaplen); a total length below the header length (0 from TSO) is
 /// ignored in favour of the captured length.
 fn ipv4_layer(data: &[u8]) -> Result<IpLayer<'_>, DecodeError> {
-    let header = Ipv4HeaderSlice::from_slice(data).map_err(|e| malformed("ipv4", e))?;
+    let header = Ipv4HeaderSlice::from_slice(data).map_err(|e| match e {
+        ipv4::HeaderSliceError::Len(e) => cut("ipv4", &e),
+        ipv4::HeaderSliceError::Content(e) => malformed("ipv4", e),
+    })?;
     let header_len = header.slice().len();
     let total = usize::from(header.total_len());
     let end = if total >= header_len && total <= data.len() {
@@ -350,7 +364,10 @@ fn ipv4_layer(data: &[u8]) -> Result<IpLayer<'_>, DecodeError> {
 
 /// IPv6 header and its extension headers up to the transport protocol.
 fn ipv6_layer(data: &[u8]) -> Result<IpLayer<'_>, DecodeError> {
-    let header = Ipv6HeaderSlice::from_slice(data).map_err(|e| malformed("ipv6", e))?;
+    let header = Ipv6HeaderSlice::from_slice(data).map_err(|e| match e {
+        ipv6::HeaderSliceError::Len(e) => cut("ipv6", &e),
+        ipv6::HeaderSliceError::Content(e) => malformed("ipv6", e),
+    })?;
     let header_len = header.slice().len();
     let payload_len = usize::from(header.payload_length());
     // Payload length 0 means a jumbogram or TSO: use what was captured.

@@ -411,6 +411,9 @@ impl CaptureReader {
         let caplen = e.u32_at(header, 8);
         let orig_len = e.u32_at(header, 12);
         let offset = self.position();
+        // As in libpcap: a caplen above the sane maximum is a corrupt header; one
+        // above the header's snaplen but within the maximum is tolerated (some
+        // writers record a wrong snaplen), and its bytes are kept.
         if caplen > MAX_CAPLEN {
             return Err(self.malformed(
                 offset,
