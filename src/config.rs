@@ -18,6 +18,71 @@ pub const CONFIG_FILE: &str = "lumpy.toml";
 pub struct Config {
     pub capture: CaptureConfig,
     pub store: StoreConfig,
+    pub serve: ServeConfig,
+    /// Parents allowed to pull from this node (`lumpy peer add`).
+    #[serde(rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+    /// Children this node pulls from (`lumpy child add`).
+    #[serde(rename = "child")]
+    pub children: Vec<ChildConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address of the peer API (and later the web UI) for `lumpy serve`.
+    pub listen: String,
+    /// PEM certificate chain and key: when both are set, the peer API
+    /// speaks TLS (rustls) only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A sensor whose newest data is older than this is flagged silent.
+    pub silent_after_secs: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:7700".into(),
+            tls_cert: None,
+            tls_key: None,
+            silent_after_secs: 3600,
+        }
+    }
+}
+
+/// One parent that may pull from this node. The link secret is not stored
+/// here, only the public key that verifies its signatures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    pub public_key: String,
+    /// Source networks the parent may connect from (CIDR); empty = any.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// How a link treats pcap: proxy requests down, or copy the segments up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PcapMode {
+    Proxy,
+    Mirror,
+}
+
+/// One child this node pulls from. Its secret lives in
+/// `DIR/children/<name>.secret` (mode 0600), never in this file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildConfig {
+    pub name: String,
+    pub url: String,
+    pub pcap: PcapMode,
+    pub interval_secs: u64,
+    /// PEM CA certificate to trust for an https:// child.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +191,33 @@ impl Config {
                 format!("{} is outside -7..=19", self.store.zstd_level),
             ));
         }
+        for p in &self.peers {
+            for n in &p.allow {
+                if Net::parse(n).is_none() {
+                    return Err(invalid(
+                        "peer.allow",
+                        format!("'{n}' is not an address or CIDR network"),
+                    ));
+                }
+            }
+        }
+        for c in &self.children {
+            if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+                return Err(invalid(
+                    "child.url",
+                    format!("'{}' must start with http:// or https://", c.url),
+                ));
+            }
+            if c.interval_secs == 0 {
+                return Err(invalid("child.interval_secs", "must be at least 1".into()));
+            }
+        }
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "serve.listen",
+                format!("'{}' is not ADDRESS:PORT", self.serve.listen),
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
             return Err(invalid(
                 "store.segment_target_bytes",
@@ -201,6 +293,10 @@ impl Config {
             "store.segment_target_bytes" => {
                 self.store.segment_target_bytes = number(key)?.max(0) as u64
             }
+            "serve.listen" => self.serve.listen = value.trim().to_string(),
+            "serve.tls_cert" => self.serve.tls_cert = optional_path(value),
+            "serve.tls_key" => self.serve.tls_key = optional_path(value),
+            "serve.silent_after_secs" => self.serve.silent_after_secs = number(key)?.max(1) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }
         self.validate(path)
@@ -240,4 +336,9 @@ mod tests {
         let e = Config::load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("lumpy.toml"));
     }
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| PathBuf::from(v))
 }

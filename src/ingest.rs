@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use indicatif::ProgressBar;
@@ -68,6 +70,8 @@ pub enum FileOutcome {
     Malformed { offset: u64, reason: String },
     /// Not a capture file at all.
     Refused { reason: String },
+    /// Ingest was asked to stop; what was read is committed.
+    Stopped,
     /// Nothing in it yet (an empty or header-only file).
     Empty,
 }
@@ -142,6 +146,9 @@ pub struct Ingestor<'n> {
     sensor_override: Option<u32>,
     pub progress: ProgressBar,
     pub report: IngestReport,
+    /// Checked between packets: when set, the file in progress is committed
+    /// where it is and ingest returns (a later run resumes there).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Bytes hashed to identify a file: its header and first packet record.
@@ -221,6 +228,7 @@ impl<'n> Ingestor<'n> {
             sensor_override,
             progress: ProgressBar::hidden(),
             report: IngestReport::default(),
+            stop: None,
         }
     }
 
@@ -446,6 +454,13 @@ impl<'n> Ingestor<'n> {
         let target = self.node.config.store.segment_target_bytes;
         let mut last_offset = hasher.pos;
         let outcome = loop {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                break FileOutcome::Stopped;
+            }
             let packet = match reader.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => break FileOutcome::Ingested,
@@ -705,10 +720,67 @@ fn read_failure(e: CaptureError) -> FileOutcome {
     }
 }
 
-/// Watches `dirs` and ingests new and growing capture files until `stop`
-/// returns true; files become eligible when complete (a newer file follows
-/// them in their directory, or they have not changed for `settle`) or when
-/// a full segment's worth of new bytes has arrived.
+/// What follow mode remembers between polls: each file's size when it was
+/// last ingested, so unchanged files cost one `stat`.
+#[derive(Default)]
+pub struct FollowState {
+    seen: HashMap<PathBuf, u64>,
+}
+
+/// One pass over `dirs`: ingests every new or grown capture file that is
+/// complete (a newer file follows it in its directory, or it has not changed
+/// for `settle`) or has gained a full segment's worth of bytes.
+pub fn follow_once(
+    ingestor: &mut Ingestor<'_>,
+    dirs: &[PathBuf],
+    settle: Duration,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
+    let target = ingestor.node.config.store.segment_target_bytes;
+    for dir in dirs {
+        let sources = match discover(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot scan capture directory");
+                continue;
+            }
+        };
+        for (i, source) in sources.iter().enumerate() {
+            let Ok(meta) = std::fs::metadata(&source.path) else {
+                continue;
+            };
+            let len = meta.len();
+            let done = state.seen.get(&source.path).copied().unwrap_or(0);
+            if len == done {
+                continue;
+            }
+            let newer_follows = sources[i + 1..]
+                .iter()
+                .any(|o| o.path.parent() == source.path.parent());
+            let settled = meta
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age >= settle);
+            let mode = if newer_follows || settled {
+                FileMode::Final
+            } else {
+                FileMode::Growing
+            };
+            if mode == FileMode::Growing && len.saturating_sub(done) < target {
+                continue;
+            }
+            let report = ingestor.ingest_file(source, mode)?;
+            if report.outcome == FileOutcome::Stopped {
+                return Ok(());
+            }
+            state.seen.insert(source.path.clone(), len);
+        }
+    }
+    Ok(())
+}
+
+/// Watches `dirs` until `stop` returns true, polling every `poll`.
 pub fn follow(
     ingestor: &mut Ingestor<'_>,
     dirs: &[PathBuf],
@@ -716,46 +788,9 @@ pub fn follow(
     poll: Duration,
     mut stop: impl FnMut() -> bool,
 ) -> Result<(), IngestError> {
-    let mut seen: HashMap<PathBuf, u64> = HashMap::new();
-    let target = ingestor.node.config.store.segment_target_bytes;
+    let mut state = FollowState::default();
     while !stop() {
-        for dir in dirs {
-            let sources = match discover(dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot scan capture directory");
-                    continue;
-                }
-            };
-            for (i, source) in sources.iter().enumerate() {
-                let Ok(meta) = std::fs::metadata(&source.path) else {
-                    continue;
-                };
-                let len = meta.len();
-                let done = seen.get(&source.path).copied().unwrap_or(0);
-                if len == done {
-                    continue;
-                }
-                let newer_follows = sources[i + 1..]
-                    .iter()
-                    .any(|o| o.path.parent() == source.path.parent());
-                let settled = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| SystemTime::now().duration_since(m).ok())
-                    .is_some_and(|age| age >= settle);
-                let mode = if newer_follows || settled {
-                    FileMode::Final
-                } else {
-                    FileMode::Growing
-                };
-                if mode == FileMode::Growing && len - done < target {
-                    continue;
-                }
-                ingestor.ingest_file(source, mode)?;
-                seen.insert(source.path.clone(), len);
-            }
-        }
+        follow_once(ingestor, dirs, settle, &mut state)?;
         std::thread::sleep(poll);
     }
     Ok(())

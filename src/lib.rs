@@ -13,6 +13,8 @@
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
 //! - [`ingest`]: capture files in, segments and records out.
+//! - [`sync`]: the peer protocol: parents pull what they lack from children.
+//! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
 //!
 //! See docs/ARCHITECTURE.md for the map and docs/STORAGE.md for the formats.
 
@@ -25,4 +27,6 @@ pub mod mirror;
 pub mod node;
 pub mod records;
 pub mod sensor_id;
+pub mod serve;
 pub mod store;
+pub mod sync;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS use (ring: no C build of aws-lc).
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cli = lumpy::cli::Cli::parse();
     lumpy::cli::init_logging(cli.verbose);
     match lumpy::cli::run(cli) {

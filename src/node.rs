@@ -62,7 +62,7 @@ pub struct Node {
     pub dir: PathBuf,
     pub config: Config,
     pub identity: Identity,
-    pub store: Store,
+    pub store: std::sync::Arc<Store>,
     pub mirror: Mirror,
 }
 
@@ -147,7 +147,7 @@ pub fn open(dir: &Path) -> Result<Node, NodeError> {
         dir: dir.to_path_buf(),
         config,
         identity,
-        store,
+        store: std::sync::Arc::new(store),
         mirror,
     };
     node.catch_up_mirror()?;
@@ -176,11 +176,20 @@ impl Node {
     /// Reads a record segment from the store and applies it to the mirror.
     pub fn apply_record_segment(&mut self, id: &crate::store::SegmentId) -> Result<(), NodeError> {
         let bytes = self.store.read_segment(id)?;
+        self.apply_record_bytes(id, &bytes)
+    }
+
+    /// Applies the records of a verified record segment to the mirror.
+    pub fn apply_record_bytes(
+        &mut self,
+        id: &crate::store::SegmentId,
+        bytes: &[u8],
+    ) -> Result<(), NodeError> {
         let bad = |detail: String| NodeError::BadRecordSegment {
             id: id.to_hex(),
             detail,
         };
-        let view = SegmentView::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let view = SegmentView::parse(bytes).map_err(|e| bad(e.to_string()))?;
         let mut records = Vec::with_capacity(view.header.item_count as usize);
         for i in 0..view.blocks.len() as u32 {
             let block = view.block(i).map_err(|e| bad(e.to_string()))?;

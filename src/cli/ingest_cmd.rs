@@ -72,6 +72,9 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
                 println!("{}: already ingested, nothing new", f.path.display())
             }
             FileOutcome::Empty => println!("{}: no packets", f.path.display()),
+            FileOutcome::Stopped => {
+                println!("{}: stopped; the next run resumes here", f.path.display())
+            }
             FileOutcome::Truncated { offset } => eprintln!(
                 "{}: truncated at byte offset {offset}: kept the {} whole packets before the cut",
                 f.path.display(),

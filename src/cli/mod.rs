@@ -5,6 +5,7 @@
 //! Does no storage, capture or flow work of its own.
 
 mod ingest_cmd;
+mod links_cmd;
 mod node_cmds;
 mod query;
 mod time;
@@ -46,6 +47,16 @@ pub enum Command {
     /// Show or change DIR/lumpy.toml.
     #[command(subcommand)]
     Config(node_cmds::ConfigCmd),
+    /// Run the node: peer API, periodic pulls from children, follow ingest.
+    Serve(links_cmd::ServeArgs),
+    /// Pull once from the children (for cron) and exit.
+    Pull(links_cmd::PullArgs),
+    /// Parents that may pull from this node (run on the child).
+    #[command(subcommand)]
+    Peer(links_cmd::PeerCmd),
+    /// Children this node pulls from (run on the parent).
+    #[command(subcommand)]
+    Child(links_cmd::ChildCmd),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -90,6 +101,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Status(a) => node_cmds::status(a),
         Command::Verify(a) => node_cmds::verify(a),
         Command::Config(c) => node_cmds::config(c),
+        Command::Serve(a) => links_cmd::serve(a),
+        Command::Pull(a) => links_cmd::pull(a),
+        Command::Peer(c) => links_cmd::peer(c),
+        Command::Child(c) => links_cmd::child(c),
     }
 }
 

@@ -12,6 +12,8 @@
 //! | `ingest_sources` | blake3 of a capture file's first 64 KiB | [`SourceProgress`] |
 //! | `ingest_state` | sensor | opaque bytes owned by `ingest` |
 //! | `open_flows` | (sensor, flow key) | opaque bytes owned by `flows` |
+//! | `known_segments` | (sensor, origin seq) | a child's catalogue entry not held here |
+//! | `link_state` | child name | JSON health of a pull link |
 //!
 //! Does not read or write segment files.
 
@@ -30,6 +32,8 @@ pub(crate) const SOURCES: TableDefinition<&[u8; 32], &[u8]> =
 pub(crate) const INGEST_STATE: TableDefinition<u32, &[u8]> = TableDefinition::new("ingest_state");
 pub(crate) const OPEN_FLOWS: TableDefinition<(u32, &[u8]), &[u8]> =
     TableDefinition::new("open_flows");
+pub(crate) const KNOWN: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("known_segments");
+pub(crate) const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("link_state");
 
 /// Length of an encoded [`SegmentMeta`].
 pub const SEGMENT_META_LEN: usize = 64;
@@ -238,6 +242,8 @@ impl Store {
             txn.open_table(INGEST_STATE)
                 .map_err(|e| self.index_err(e))?;
             txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
+            txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
         }
         txn.commit().map_err(|e| self.index_err(e))
     }
@@ -291,7 +297,9 @@ impl Store {
                     .map_err(|e| self.index_err(e))?;
             }
         }
-        txn.commit().map_err(|e| self.index_err(e))
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
     }
 
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

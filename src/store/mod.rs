@@ -6,6 +6,7 @@
 //! together with the ingest progress that produced them (docs/STORAGE.md §5, §6).
 //! Does not decode packets or records and never touches the SQLite mirror.
 
+pub mod catalog;
 pub mod index;
 pub mod segment;
 pub mod verify;
@@ -100,6 +101,8 @@ pub enum StoreError {
 pub struct Store {
     dir: PathBuf,
     db: redb::Database,
+    /// Bumped on every index commit, so readers can cache what they derive.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -123,6 +126,7 @@ impl Store {
         let store = Store {
             dir: dir.to_path_buf(),
             db,
+            generation: std::sync::atomic::AtomicU64::new(1),
         };
         store.init_tables()?;
         Ok(store)
@@ -130,6 +134,16 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A number that changes whenever the index changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_generation(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn index_path(&self) -> PathBuf {
@@ -153,7 +167,16 @@ impl Store {
     /// same id is left as it is (content addressing makes it identical or
     /// damaged, and damage is `verify`'s business).
     pub fn write_segment_file(&self, seg: &SealedSegment) -> Result<PathBuf, StoreError> {
-        let path = self.segment_path(&seg.id);
+        self.write_segment_bytes(&seg.id, &seg.bytes)
+    }
+
+    /// Writes verified segment bytes under their id, atomically.
+    pub(crate) fn write_segment_bytes(
+        &self,
+        id: &SegmentId,
+        bytes: &[u8],
+    ) -> Result<PathBuf, StoreError> {
+        let path = self.segment_path(id);
         if path.exists() {
             return Ok(path);
         }
@@ -163,13 +186,10 @@ impl Store {
         };
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
         fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let tmp = self
-            .dir
-            .join("tmp")
-            .join(format!("{}.part", seg.id.to_hex()));
+        let tmp = self.dir.join("tmp").join(format!("{}.part", id.to_hex()));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&seg.bytes).map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &path).map_err(io(&path))?;

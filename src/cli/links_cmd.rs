@@ -1,0 +1,324 @@
+//! `serve`, `pull`, `peer` and `child`: running a node and linking nodes.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use super::{DataDir, Status};
+use crate::config::{ChildConfig, Config, PcapMode, PeerConfig};
+use crate::flows::Net;
+use crate::node;
+use crate::sync::auth::Secret;
+use crate::sync::client::{PullContext, pull_child};
+use crate::sync::links::{load_state, valid_name, write_secret};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Address of the peer API (default: serve.listen from lumpy.toml).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Only this child (default: every child).
+    #[arg(long)]
+    pub child: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PeerCmd {
+    /// Let a parent pull from this node: makes the link secret and prints it once.
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The parent's name on this link.
+        name: String,
+        /// Source network the parent connects from (CIDR), repeatable; default any.
+        #[arg(long = "allow", value_name = "CIDR")]
+        allow: Vec<String>,
+    },
+    /// List the parents allowed to pull.
+    List(DataDir),
+    /// Revoke a parent's link.
+    Remove {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ChildCmd {
+    /// Pull from a child node (a roo or a lumpy).
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The child's name on this node.
+        name: String,
+        /// The child's peer API, e.g. http://10.1.2.3:7700.
+        url: String,
+        /// File holding the secret the child's `lumpy peer add` printed.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// proxy: pcap stays at the child; mirror: copy its pcap here too.
+        #[arg(long, value_enum, default_value_t = PcapMode::Proxy)]
+        pcap: PcapMode,
+        /// Pull interval: seconds, or with a unit (90s, 5m, 1h).
+        #[arg(long, default_value = "60s", value_parser = parse_interval)]
+        interval: u64,
+        /// PEM CA certificate to trust for an https:// child.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// List children with their health.
+    List(DataDir),
+    /// Stop pulling from a child (what was pulled stays).
+    Remove {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+    },
+}
+
+pub fn parse_interval(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * mult),
+        _ => Err(format!(
+            "'{s}' is not an interval: use seconds or 90s, 5m, 1h"
+        )),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<Status> {
+    crate::serve::run(&a.dir.data, a.listen)?;
+    Ok(Status::Ok)
+}
+
+pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
+    let node = node::open(&a.dir.data)?;
+    let children: Vec<ChildConfig> = node
+        .config
+        .children
+        .iter()
+        .filter(|c| a.child.as_deref().is_none_or(|n| n == c.name))
+        .cloned()
+        .collect();
+    if children.is_empty() {
+        match &a.child {
+            Some(n) => bail!("no child named '{n}' (see `lumpy child list`)"),
+            None => {
+                bail!("this node has no children to pull from (add one with `lumpy child add`)")
+            }
+        }
+    }
+    let ctx = PullContext::new(node)?;
+    let rt = runtime()?;
+    let mut status = Status::Ok;
+    for child in &children {
+        match rt.block_on(pull_child(&ctx, child)) {
+            Ok(s) if s.unchanged => {
+                println!("{}: nothing new ({} round trip)", child.name, s.round_trips)
+            }
+            Ok(s) => println!(
+                "{}: {} segments, {} bytes in, {} bytes out, {} round trips",
+                child.name, s.segments, s.bytes_in, s.bytes_out, s.round_trips
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                status = Status::Problems;
+            }
+        }
+        if let Ok(state) = load_state(&ctx.store, &child.name) {
+            for c in &state.conflicts {
+                eprintln!("{}: {c}", child.name);
+                status = Status::Problems;
+            }
+        }
+    }
+    Ok(status)
+}
+
+fn require_node(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join("index.redb").exists() {
+        bail!(
+            "{} is not a lumpy data directory; run `lumpy init` first",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
+    match c {
+        PeerCmd::Add { dir, name, allow } => {
+            require_node(&dir.data)?;
+            if !valid_name(&name) {
+                bail!("'{name}' is not a link name: use letters, digits, '-', '_' and '.'");
+            }
+            for n in &allow {
+                if Net::parse(n).is_none() {
+                    bail!("--allow '{n}' is not an address or CIDR network");
+                }
+            }
+            let mut cfg = Config::load(&dir.data)?;
+            if cfg.peers.iter().any(|p| p.name == name) {
+                bail!(
+                    "a parent named '{name}' already exists; remove it first to make a new secret"
+                );
+            }
+            let secret = Secret::generate(&name)?;
+            cfg.peers.push(PeerConfig {
+                name: name.clone(),
+                public_key: secret.public_key()?,
+                allow,
+            });
+            cfg.save(&dir.data)?;
+            eprintln!(
+                "link secret for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`):"
+            );
+            println!("{}", secret.to_text());
+        }
+        PeerCmd::List(dir) => {
+            let cfg = Config::load(&dir.data)?;
+            for p in &cfg.peers {
+                let allow = if p.allow.is_empty() {
+                    "any".to_string()
+                } else {
+                    p.allow.join(",")
+                };
+                println!("{}\tallow {allow}", p.name);
+            }
+        }
+        PeerCmd::Remove { dir, name } => {
+            let mut cfg = Config::load(&dir.data)?;
+            let before = cfg.peers.len();
+            cfg.peers.retain(|p| p.name != name);
+            if cfg.peers.len() == before {
+                bail!("no parent named '{name}'");
+            }
+            cfg.save(&dir.data)?;
+            println!("removed parent '{name}'; a running `lumpy serve` refuses it after a restart");
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn fmt_age(now: u64, t: u64) -> String {
+    if t == 0 {
+        "never".into()
+    } else {
+        format!("{}s ago", now.saturating_sub(t))
+    }
+}
+
+pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
+    match c {
+        ChildCmd::Add {
+            dir,
+            name,
+            url,
+            secret_file,
+            pcap,
+            interval,
+            ca_file,
+        } => {
+            require_node(&dir.data)?;
+            if !valid_name(&name) {
+                bail!("'{name}' is not a child name: use letters, digits, '-', '_' and '.'");
+            }
+            let text = std::fs::read_to_string(&secret_file)
+                .with_context(|| format!("reading {}", secret_file.display()))?;
+            let secret =
+                Secret::parse(&text).with_context(|| format!("{}", secret_file.display()))?;
+            let mut cfg = Config::load(&dir.data)?;
+            if cfg.children.iter().any(|c| c.name == name) {
+                bail!("a child named '{name}' already exists");
+            }
+            cfg.children.push(ChildConfig {
+                name: name.clone(),
+                url: url.trim_end_matches('/').to_string(),
+                pcap,
+                interval_secs: interval,
+                ca_file,
+            });
+            cfg.validate(&Config::path(&dir.data))?;
+            write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
+            cfg.save(&dir.data)?;
+            println!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
+        }
+        ChildCmd::List(dir) => {
+            let node = node::open(&dir.data)?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            for c in &node.config.children {
+                let s = load_state(&node.store, &c.name)?;
+                println!(
+                    "{}\t{}\tpcap {:?}\tevery {}s\tlast success {}\t{} bytes in{}",
+                    c.name,
+                    c.url,
+                    c.pcap,
+                    c.interval_secs,
+                    fmt_age(now, s.last_success),
+                    s.bytes_in,
+                    if s.last_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\tlast error: {}", s.last_error)
+                    }
+                );
+            }
+        }
+        ChildCmd::Remove { dir, name } => {
+            let node = node::open(&dir.data)?;
+            let mut cfg = node.config.clone();
+            let before = cfg.children.len();
+            cfg.children.retain(|c| c.name != name);
+            if cfg.children.len() == before {
+                bail!("no child named '{name}'");
+            }
+            cfg.save(&dir.data)?;
+            node.store.remove_link_state(&name)?;
+            let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
+            println!("removed child '{name}'");
+        }
+    }
+    Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("60s").unwrap(), 60);
+        assert_eq!(parse_interval("5m").unwrap(), 300);
+        assert_eq!(parse_interval("2h").unwrap(), 7200);
+        assert_eq!(parse_interval("45").unwrap(), 45);
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
+}

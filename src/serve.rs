@@ -1,0 +1,165 @@
+//! `lumpy serve`: the node daemon.
+//!
+//! Owns the runtime of a running node: the peer API (read-only for parents),
+//! one pull loop per child at its interval (what cron and dbget2.pl did),
+//! continuous ingest of the configured capture directories, and a clean stop
+//! on SIGTERM or SIGINT (the server stops accepting, pulls stop between
+//! segments, ingest commits the file in progress).
+//! Owns no data of its own: it wires `sync`, `ingest` and the store together.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::ChildConfig;
+use crate::ingest::{FollowState, Ingestor, follow_once};
+use crate::node::{self, NodeError};
+use crate::sync::client::{PullContext, SyncError, pull_child};
+use crate::sync::server::{PeerApi, routes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Builds the runtime and runs the node until SIGTERM or SIGINT.
+pub fn run(dir: &std::path::Path, listen: Option<String>) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(serve(dir, listen))
+}
+
+async fn shutdown_signal(tx: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("stopping");
+    let _ = tx.send(true);
+}
+
+async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), ServeError> {
+    let node = node::open(dir)?;
+    let config = node.config.clone();
+    let addr = listen.unwrap_or_else(|| config.serve.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local: SocketAddr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: addr.clone(),
+        source,
+    })?;
+    let ctx = Arc::new(PullContext::new(node)?);
+    let shared_config = Arc::new(RwLock::new(config.clone()));
+    let api = PeerApi::new(ctx.store.clone(), shared_config);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(shutdown_signal(tx));
+
+    let mut stopped = rx.clone();
+    let server = warp::serve(routes(api))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .run();
+    // Tests and scripts read the bound address from this line.
+    println!("lumpy: listening on {local}");
+    tracing::info!(%local, children = config.children.len(), "serving");
+
+    let mut tasks = Vec::new();
+    for child in config.children.clone() {
+        tasks.push(tokio::spawn(pull_loop(ctx.clone(), child, rx.clone())));
+    }
+    let ingest = (!config.capture.follow.is_empty()).then(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = tokio::task::spawn_blocking({
+            let ctx = ctx.clone();
+            let stop = stop.clone();
+            let dirs = config.capture.follow.clone();
+            let settle = Duration::from_secs(config.capture.settle_secs);
+            move || ingest_loop(&ctx, &dirs, settle, &stop)
+        });
+        (stop, handle)
+    });
+    server.await;
+    if let Some((stop, handle)) = ingest {
+        stop.store(true, Ordering::Relaxed);
+        let _ = handle.await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Pulls from one child every `interval_secs` until shutdown.
+async fn pull_loop(ctx: Arc<PullContext>, child: ChildConfig, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let span = tracing::info_span!("pull", child = %child.name);
+        let _guard = span.enter();
+        tokio::select! {
+            r = pull_child(&ctx, &child) => match r {
+                Ok(stats) => tracing::info!(segments = stats.segments, bytes_in = stats.bytes_in, unchanged = stats.unchanged, "pulled"),
+                Err(e) => tracing::warn!(error = %e, "pull failed"),
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        drop(_guard);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(child.interval_secs)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Ingests the follow directories until `stop`; the node is locked only for
+/// one pass at a time so pulls can apply their records in between.
+fn ingest_loop(
+    ctx: &PullContext,
+    dirs: &[std::path::PathBuf],
+    settle: Duration,
+    stop: &Arc<AtomicBool>,
+) {
+    let mut state = FollowState::default();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(mut node) = ctx.node.lock() {
+            let mut ingestor = Ingestor::new(&mut node, None);
+            ingestor.stop = Some(stop.clone());
+            if let Err(e) = follow_once(&mut ingestor, dirs, settle, &mut state) {
+                tracing::error!(error = %e, "ingest");
+            }
+        }
+        for _ in 0..10 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

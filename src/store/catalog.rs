@@ -1,0 +1,330 @@
+//! The catalogue side of the store: what a node knows of each sensor's
+//! segment sequence (held here or only seen at a child), adding segments
+//! fetched from a peer, the node id and the health of pull links.
+//!
+//! Owns the `known_segments` and `link_state` tables and the `node_id` meta
+//! entry. Like the rest of `store`, it never decides what to fetch: `sync`
+//! does, and hands verified bytes here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::index::{FLOW_BLOCKS, KNOWN, LINKS, SEGMENTS, SENSOR_SEQ};
+use super::segment::packet_items;
+use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
+
+/// One place in a sensor's sequence: which segment is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownEntry {
+    pub sensor_id: u32,
+    pub seq: u64,
+    pub id: SegmentId,
+    pub kind: Kind,
+    pub stored_bytes: u64,
+    /// True when the segment file is in this store.
+    pub held: bool,
+}
+
+const KNOWN_LEN: usize = 32 + 1 + 8;
+
+fn encode_known(e: &KnownEntry) -> [u8; KNOWN_LEN] {
+    let mut b = [0u8; KNOWN_LEN];
+    b[..32].copy_from_slice(&e.id.0);
+    b[32] = e.kind as u8;
+    b[33..41].copy_from_slice(&e.stored_bytes.to_le_bytes());
+    b
+}
+
+fn decode_known(sensor_id: u32, seq: u64, b: &[u8]) -> Result<KnownEntry, StoreError> {
+    if b.len() != KNOWN_LEN {
+        return Err(StoreError::CorruptEntry(format!(
+            "known_segments ({sensor_id}, {seq})"
+        )));
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&b[..32]);
+    let kind = Kind::from_u8(b[32]).ok_or_else(|| {
+        StoreError::CorruptEntry(format!("known_segments ({sensor_id}, {seq}) kind"))
+    })?;
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&b[33..41]);
+    Ok(KnownEntry {
+        sensor_id,
+        seq,
+        id: SegmentId(id),
+        kind,
+        stored_bytes: u64::from_le_bytes(n),
+        held: false,
+    })
+}
+
+impl Store {
+    /// This node's random 128-bit id (hex), made on first use; peers use it
+    /// to refuse links that would close a cycle.
+    pub fn node_id(&self) -> Result<String, StoreError> {
+        if let Some(b) = self.meta_get("node_id")? {
+            return Ok(String::from_utf8_lossy(&b).into_owned());
+        }
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw)
+            .map_err(|e| StoreError::CorruptEntry(format!("no randomness: {e}")))?;
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        self.meta_set("node_id", id.as_bytes())?;
+        Ok(id)
+    }
+
+    /// Every sensor this node holds or knows segments of.
+    pub fn known_sensors(&self) -> Result<BTreeSet<u32>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let mut out = BTreeSet::new();
+        for table in [SENSOR_SEQ] {
+            let t = txn.open_table(table).map_err(|e| self.index_err(e))?;
+            for row in t.iter().map_err(|e| self.index_err(e))? {
+                let (k, _) = row.map_err(|e| self.index_err(e))?;
+                out.insert(k.value().0);
+            }
+        }
+        let t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, _) = row.map_err(|e| self.index_err(e))?;
+            out.insert(k.value().0);
+        }
+        Ok(out)
+    }
+
+    /// A sensor's sequence after `after`, held entries and known-only
+    /// entries merged, at most `limit` entries, in sequence order.
+    pub fn sequence_after(
+        &self,
+        sensor: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<KnownEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let seq_t = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+        let seg_t = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
+        let known_t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        let mut merged: BTreeMap<u64, KnownEntry> = BTreeMap::new();
+        let lo = after.saturating_add(1);
+        for row in known_t
+            .range((sensor, lo)..=(sensor, u64::MAX))
+            .map_err(|e| self.index_err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            let (_, seq) = k.value();
+            merged.insert(seq, decode_known(sensor, seq, v.value())?);
+            if merged.len() > limit * 2 {
+                break;
+            }
+        }
+        for row in seq_t
+            .range((sensor, lo)..=(sensor, u64::MAX))
+            .map_err(|e| self.index_err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            let (_, seq) = k.value();
+            let id = SegmentId(*v.value());
+            let meta = match seg_t.get(&id.0).map_err(|e| self.index_err(e))? {
+                Some(m) => SegmentMeta::decode(id, m.value())?,
+                None => continue,
+            };
+            merged.insert(
+                seq,
+                KnownEntry {
+                    sensor_id: sensor,
+                    seq,
+                    id,
+                    kind: meta.kind,
+                    stored_bytes: meta.stored_bytes,
+                    held: true,
+                },
+            );
+            if merged.len() > limit * 2 {
+                break;
+            }
+        }
+        Ok(merged.into_values().take(limit).collect())
+    }
+
+    /// Remembers catalogue entries seen at a child (not held here).
+    pub fn record_known(&self, entries: &[KnownEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            for e in entries {
+                t.insert((e.sensor_id, e.seq), encode_known(e).as_slice())
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Stores a segment fetched from a peer. The caller has already checked
+    /// that `blake3(bytes) == id`; this checks the structure, writes the file
+    /// atomically and indexes it (with the flow index of a pcap segment,
+    /// rebuilt from the flow ids its packets carry) in one commit.
+    pub fn add_verified_segment(
+        &self,
+        id: &SegmentId,
+        bytes: &[u8],
+    ) -> Result<SegmentMeta, StoreError> {
+        let path = self.segment_path(id);
+        let view = SegmentView::parse(bytes).map_err(|source| StoreError::Segment {
+            id: *id,
+            path: path.clone(),
+            source,
+        })?;
+        let meta = SegmentMeta {
+            id: *id,
+            sensor_id: view.header.sensor_id,
+            kind: view.header.kind,
+            origin_seq: view.header.origin_seq,
+            time_first_ns: view.header.time_first_ns,
+            time_last_ns: view.header.time_last_ns,
+            item_count: view.header.item_count,
+            raw_bytes: view.raw_total,
+            stored_bytes: bytes.len() as u64,
+            block_count: view.blocks.len() as u32,
+            link_type: view.header.link_type,
+        };
+        let flow_blocks = if meta.kind == Kind::Pcap {
+            flow_blocks_of(&view).map_err(|source| StoreError::Segment {
+                id: *id,
+                path: path.clone(),
+                source,
+            })?
+        } else {
+            BTreeMap::new()
+        };
+        self.write_segment_bytes(id, bytes)?;
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
+            segments
+                .insert(&id.0, meta.encode().as_slice())
+                .map_err(|e| self.index_err(e))?;
+            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+            seq.insert((meta.sensor_id, meta.origin_seq), &id.0)
+                .map_err(|e| self.index_err(e))?;
+            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            known
+                .remove((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?;
+            let mut fb = txn.open_table(FLOW_BLOCKS).map_err(|e| self.index_err(e))?;
+            for (flow, blocks) in flow_blocks {
+                let value: Vec<u8> = blocks.iter().flat_map(|b| b.to_le_bytes()).collect();
+                fb.insert((meta.sensor_id, flow, meta.origin_seq), value.as_slice())
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(meta)
+    }
+
+    pub fn link_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
+        Ok(t.get(name)
+            .map_err(|e| self.index_err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    pub fn set_link_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
+            t.insert(name, value).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Every link state, by child name.
+    pub fn all_link_states(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn remove_link_state(&self, name: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
+            t.remove(name).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// True when this node ingests the sensor itself (it is its origin).
+    pub fn is_origin_of(&self, sensor: u32) -> Result<bool, StoreError> {
+        Ok(self.ingest_state(sensor)?.is_some())
+    }
+
+    /// Forgets an index entry whose file is damaged, so the segment can be
+    /// fetched again (used when a held segment fails its hash).
+    pub fn forget_segment(&self, id: &SegmentId) -> Result<(), StoreError> {
+        let Some(meta) = self.segment_meta(id)? else {
+            return Ok(());
+        };
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
+            segments.remove(&id.0).map_err(|e| self.index_err(e))?;
+            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+            seq.remove((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?;
+            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            let entry = KnownEntry {
+                sensor_id: meta.sensor_id,
+                seq: meta.origin_seq,
+                id: *id,
+                kind: meta.kind,
+                stored_bytes: meta.stored_bytes,
+                held: false,
+            };
+            known
+                .insert(
+                    (meta.sensor_id, meta.origin_seq),
+                    encode_known(&entry).as_slice(),
+                )
+                .map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        let _ = std::fs::remove_file(self.segment_path(id));
+        self.bump_generation();
+        Ok(())
+    }
+}
+
+/// Flow id -> blocks holding its packets, read from the items themselves.
+fn flow_blocks_of(view: &SegmentView<'_>) -> Result<BTreeMap<u32, Vec<u32>>, super::SegmentError> {
+    let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for i in 0..view.blocks.len() as u32 {
+        let block = view.block(i)?;
+        for item in packet_items(&block) {
+            let item = item?;
+            if item.flow_id != 0 {
+                let blocks = out.entry(item.flow_id).or_default();
+                if blocks.last() != Some(&i) {
+                    blocks.push(i);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,452 @@
+//! The pull: a parent asks each child what it holds and fetches only the
+//! segments it lacks, verifying each against its id before it becomes
+//! visible (docs/PROTOCOL.md §4).
+//!
+//! Owns the client side of the protocol and the link health it records.
+//! Writes segments only through `Store::add_verified_segment` and records
+//! only through the node's mirror.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+
+use super::auth::{self, Secret};
+use super::links::{LinkState, load_state, read_secret, save_state};
+use super::protocol::*;
+use super::summary::sensor_summary;
+use crate::config::{ChildConfig, PcapMode};
+use crate::node::{Node, NodeError};
+use crate::store::{Kind, SegmentId, Store, StoreError};
+
+/// Largest segment a child may send.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("child {child}: cannot reach {url}: {detail}")]
+    Unreachable {
+        child: String,
+        url: String,
+        detail: String,
+    },
+    #[error("child {child}: {status}: {message}")]
+    Refused {
+        child: String,
+        status: u16,
+        message: String,
+    },
+    #[error("child {child}: protocol error: {detail}")]
+    Protocol { child: String, detail: String },
+    #[error("child {child}: linking it would close a cycle (this node is already below it)")]
+    Cycle { child: String },
+    #[error("child {child}: segment {id} failed verification: received bytes hash to {actual}")]
+    Damaged {
+        child: String,
+        id: String,
+        actual: String,
+    },
+    #[error("child {child}: link secret: {detail}")]
+    Secret { child: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// What one pull moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PullStats {
+    pub round_trips: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub segments: u64,
+    pub unchanged: bool,
+}
+
+/// Everything a pull needs from the node.
+pub struct PullContext {
+    pub dir: PathBuf,
+    pub store: Arc<Store>,
+    pub node: Arc<Mutex<Node>>,
+    pub http: reqwest::Client,
+}
+
+impl PullContext {
+    pub fn new(node: Node) -> Result<PullContext, SyncError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| SyncError::Protocol {
+                child: String::new(),
+                detail: format!("HTTP client: {e}"),
+            })?;
+        Ok(PullContext {
+            dir: node.dir.clone(),
+            store: node.store.clone(),
+            node: Arc::new(Mutex::new(node)),
+            http,
+        })
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One signed request to a child.
+struct Link<'a> {
+    ctx: &'a PullContext,
+    child: &'a ChildConfig,
+    secret: Secret,
+    stats: PullStats,
+}
+
+impl Link<'_> {
+    fn unreachable(&self, e: impl std::fmt::Display) -> SyncError {
+        SyncError::Unreachable {
+            child: self.child.name.clone(),
+            url: self.child.url.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn protocol(&self, detail: impl Into<String>) -> SyncError {
+        SyncError::Protocol {
+            child: self.child.name.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<reqwest::Response, SyncError> {
+        let ts = now_secs() as i64;
+        let header =
+            auth::sign(&self.secret, method.as_str(), path_and_query, ts, &body).map_err(|e| {
+                SyncError::Secret {
+                    child: self.child.name.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+        let url = format!("{}{}", self.child.url.trim_end_matches('/'), path_and_query);
+        // Request line, host, auth and body: what we put on the wire.
+        self.stats.bytes_out += (path_and_query.len() + header.len() + body.len() + 64) as u64;
+        self.stats.round_trips += 1;
+        let mut req = self
+            .ctx
+            .http
+            .request(method, &url)
+            .header(AUTH_HEADER, header);
+        if let Some(tag) = etag {
+            req = req.header("if-none-match", tag);
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(resp);
+        }
+        let message = resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.error)
+            .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_string());
+        Err(SyncError::Refused {
+            child: self.child.name.clone(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        resp: reqwest::Response,
+    ) -> Result<T, SyncError> {
+        let body = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        self.stats.bytes_in += body.len() as u64;
+        serde_json::from_slice(&body).map_err(|e| self.protocol(format!("bad JSON: {e}")))
+    }
+}
+
+/// Pulls once from one child and records the link's health.
+pub async fn pull_child(ctx: &PullContext, child: &ChildConfig) -> Result<PullStats, SyncError> {
+    let mut state = load_state(&ctx.store, &child.name)?;
+    state.last_attempt = now_secs();
+    let result = pull_inner(ctx, child, &mut state).await;
+    match &result {
+        Ok(stats) => {
+            state.last_success = now_secs();
+            state.last_error.clear();
+            state.bytes_in += stats.bytes_in;
+            state.bytes_out += stats.bytes_out;
+            state.segments_fetched += stats.segments;
+        }
+        Err(e) => {
+            state.last_error = e.to_string();
+            // A failed pull must not be skipped as "nothing new" next time.
+            state.etag.clear();
+        }
+    }
+    save_state(&ctx.store, &child.name, &state)?;
+    result
+}
+
+async fn pull_inner(
+    ctx: &PullContext,
+    child: &ChildConfig,
+    state: &mut LinkState,
+) -> Result<PullStats, SyncError> {
+    let secret = read_secret(&ctx.dir, &child.name).map_err(|detail| SyncError::Secret {
+        child: child.name.clone(),
+        detail,
+    })?;
+    let mut link = Link {
+        ctx,
+        child,
+        secret,
+        stats: PullStats::default(),
+    };
+    let etag = (!state.etag.is_empty()).then(|| state.etag.clone());
+    let resp = link
+        .send(
+            reqwest::Method::GET,
+            "/v1/summary",
+            Vec::new(),
+            etag.as_deref(),
+        )
+        .await?;
+    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        link.stats.unchanged = true;
+        return Ok(link.stats);
+    }
+    let new_etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let summary: Summary = link.json(resp).await?;
+    if summary.protocol != PROTOCOL_VERSION {
+        return Err(link.protocol(format!(
+            "child speaks protocol {}, this node {PROTOCOL_VERSION}",
+            summary.protocol
+        )));
+    }
+    let own_id = ctx.store.node_id()?;
+    if summary.below.contains(&own_id) || summary.node_id == own_id {
+        return Err(SyncError::Cycle {
+            child: child.name.clone(),
+        });
+    }
+    state.conflicts.clear();
+    for s in &summary.sensors {
+        if let Some(conflict) = pull_sensor(&mut link, s).await? {
+            tracing::warn!(child = %child.name, sensor = s.sensor_id, "{conflict}");
+            state.conflicts.push(conflict);
+        }
+    }
+    state.summary = Some(summary);
+    state.etag = new_etag;
+    Ok(link.stats)
+}
+
+/// Brings one sensor up to date from the child; returns a conflict message
+/// when the child's copy is another incarnation.
+async fn pull_sensor(
+    link: &mut Link<'_>,
+    theirs: &SensorSummary,
+) -> Result<Option<String>, SyncError> {
+    let sensor = theirs.sensor_id;
+    let store = link.ctx.store.clone();
+    let mine = tokio::task::block_in_place(|| sensor_summary(&store, sensor, 0))?;
+    if !mine.first_id.is_empty() && !theirs.first_id.is_empty() && mine.first_id != theirs.first_id
+    {
+        return Ok(Some(format!(
+            "sensor {sensor}: child '{}' holds another incarnation (first segment {} here, {} there); not merged",
+            link.child.name, mine.first_id, theirs.first_id
+        )));
+    }
+    if mine.max_seq == theirs.max_seq && mine.chain != theirs.chain {
+        return Ok(Some(format!(
+            "sensor {sensor}: child '{}' has a different history at the same sequence; not merged",
+            link.child.name
+        )));
+    }
+    let mirror = link.child.pcap == PcapMode::Mirror;
+    let mut want: Vec<(SegmentId, Kind)> = Vec::new();
+    if mirror {
+        // Pcap known here but not held (the link was in proxy mode before).
+        let mut after = 0;
+        loop {
+            let page = tokio::task::block_in_place(|| store.sequence_after(sensor, after, 10_000))?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            want.extend(
+                page.iter()
+                    .filter(|e| !e.held && e.seq <= theirs.pcap_held_to)
+                    .map(|e| (e.id, e.kind)),
+            );
+        }
+    }
+    let mut known_only = Vec::new();
+    let mut after = mine.max_seq;
+    while after < theirs.max_seq {
+        let resp = link
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/catalog/{sensor}?after={after}"),
+                Vec::new(),
+                None,
+            )
+            .await?;
+        let page: CatalogPage = link.json(resp).await?;
+        let Some(last) = page.entries.last() else {
+            break;
+        };
+        if last.seq <= after {
+            return Err(link.protocol("catalogue page does not advance"));
+        }
+        after = last.seq;
+        for e in page.entries {
+            let id = SegmentId::from_hex(&e.id)
+                .ok_or_else(|| link.protocol("catalogue: bad segment id"))?;
+            let kind = Kind::from_u8(e.kind).ok_or_else(|| link.protocol("catalogue: bad kind"))?;
+            if tokio::task::block_in_place(|| store.has_segment(&id))? {
+                continue;
+            }
+            let wanted = e.held && (kind == Kind::Records || mirror);
+            if wanted {
+                want.push((id, kind));
+            } else if kind == Kind::Pcap {
+                known_only.push(crate::store::catalog::KnownEntry {
+                    sensor_id: sensor,
+                    seq: e.seq,
+                    id,
+                    kind,
+                    stored_bytes: e.stored_bytes,
+                    held: false,
+                });
+            }
+        }
+        if !page.more {
+            break;
+        }
+    }
+    tokio::task::block_in_place(|| store.record_known(&known_only))?;
+    for batch in want.chunks(MAX_FETCH_IDS) {
+        fetch_batch(link, batch).await?;
+    }
+    Ok(None)
+}
+
+/// Fetches a batch of segments as one stream of frames, committing each as
+/// soon as it is verified (so an interrupted pull loses one segment at most).
+async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result<(), SyncError> {
+    let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_hex()).collect();
+    let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
+    let resp = link
+        .send(reqwest::Method::POST, "/v1/segments", body, None)
+        .await?;
+    let requested: HashSet<SegmentId> = batch.iter().map(|(id, _)| *id).collect();
+    let mut stream = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut expect: Option<(SegmentId, usize)> = None;
+    loop {
+        while let Some(done) = take_frame(link, &mut buf, &mut expect, &requested)? {
+            accept_segment(link, done.0, done.1).await?;
+        }
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                link.stats.bytes_in += chunk.len() as u64;
+                buf.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Err(link.unreachable(e)),
+            None => break,
+        }
+    }
+    if !buf.is_empty() || expect.is_some() {
+        return Err(link.protocol("segment stream ended inside a frame"));
+    }
+    Ok(())
+}
+
+/// Takes one complete frame off the front of `buf`, if there is one.
+fn take_frame(
+    link: &Link<'_>,
+    buf: &mut Vec<u8>,
+    expect: &mut Option<(SegmentId, usize)>,
+    requested: &HashSet<SegmentId>,
+) -> Result<Option<(SegmentId, Vec<u8>)>, SyncError> {
+    if expect.is_none() {
+        if buf.len() < FRAME_HEADER_LEN {
+            return Ok(None);
+        }
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&buf[..32]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&buf[32..40]);
+        let len = u64::from_le_bytes(len);
+        let id = SegmentId(id);
+        if !requested.contains(&id) {
+            return Err(link.protocol(format!("sent segment {id}, which was not asked for")));
+        }
+        if len > MAX_SEGMENT_BYTES {
+            return Err(link.protocol(format!("segment {id} claims {len} bytes")));
+        }
+        buf.drain(..FRAME_HEADER_LEN);
+        *expect = Some((id, len as usize));
+    }
+    match *expect {
+        Some((id, len)) if buf.len() >= len => {
+            let rest = buf.split_off(len);
+            let bytes = std::mem::replace(buf, rest);
+            *expect = None;
+            Ok(Some((id, bytes)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Verifies a received segment against its id, stores it, and applies its
+/// records to the mirror. Nothing unverified ever becomes visible.
+async fn accept_segment(
+    link: &mut Link<'_>,
+    id: SegmentId,
+    bytes: Vec<u8>,
+) -> Result<(), SyncError> {
+    let actual = SegmentId::of(&bytes);
+    if actual != id {
+        return Err(SyncError::Damaged {
+            child: link.child.name.clone(),
+            id: id.to_hex(),
+            actual: actual.to_hex(),
+        });
+    }
+    let node = link.ctx.node.clone();
+    tokio::task::block_in_place(|| -> Result<(), SyncError> {
+        let meta = link.ctx.store.add_verified_segment(&id, &bytes)?;
+        if meta.kind == Kind::Records {
+            let mut node = node.lock().map_err(|_| SyncError::Protocol {
+                child: String::new(),
+                detail: "node lock poisoned".into(),
+            })?;
+            node.apply_record_bytes(&id, &bytes)?;
+        }
+        Ok(())
+    })?;
+    link.stats.segments += 1;
+    Ok(())
+}

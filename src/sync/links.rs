@@ -1,0 +1,101 @@
+//! Links: the parent-side record of each child (secret file, health) and
+//! the child-side peers that may pull.
+//!
+//! Owns `DIR/children/<name>.secret` (mode 0600) and the JSON link state kept
+//! in the store's `link_state` table. Does no networking.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::Secret;
+use super::protocol::Summary;
+use crate::store::{Store, StoreError};
+
+/// Health and bookkeeping of one pull link, as the parent sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkState {
+    pub last_attempt: u64,
+    pub last_success: u64,
+    pub last_error: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub segments_fetched: u64,
+    /// ETag of the child's last summary: a no-op pull sends it back.
+    pub etag: String,
+    pub summary: Option<Summary>,
+    /// Sensors this child offers that conflict with what we hold.
+    pub conflicts: Vec<String>,
+}
+
+pub fn load_state(store: &Store, name: &str) -> Result<LinkState, StoreError> {
+    Ok(store
+        .link_state(name)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+pub fn save_state(store: &Store, name: &str, state: &LinkState) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(state).unwrap_or_default();
+    store.set_link_state(name, &bytes)
+}
+
+/// Per sensor the fewest hops any child reports, and every node id below.
+pub fn children_view(store: &Store) -> Result<(BTreeMap<u32, u32>, Vec<String>), StoreError> {
+    let mut hops: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut below = Vec::new();
+    for (_, bytes) in store.all_link_states()? {
+        let Ok(state) = serde_json::from_slice::<LinkState>(&bytes) else {
+            continue;
+        };
+        let Some(summary) = state.summary else {
+            continue;
+        };
+        below.extend(summary.below.iter().cloned());
+        for s in &summary.sensors {
+            let e = hops.entry(s.sensor_id).or_insert(u32::MAX);
+            *e = (*e).min(s.hops);
+        }
+    }
+    Ok((hops, below))
+}
+
+pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
+    dir.join("children").join(format!("{child}.secret"))
+}
+
+/// Stores a child's link secret readable by the owner only.
+pub fn write_secret(dir: &Path, child: &str, secret: &Secret) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = secret_path(dir, child);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(secret.to_text().as_bytes())?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+pub fn read_secret(dir: &Path, child: &str) -> Result<Secret, String> {
+    let path = secret_path(dir, child);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Secret::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A link name: letters, digits, '-', '_' and '.', 1 to 64 characters.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}

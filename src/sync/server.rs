@@ -1,0 +1,359 @@
+//! The peer API that parents pull from: read-only, authenticated per link.
+//!
+//! Owns the HTTP side of docs/PROTOCOL.md: routing, the status codes, the
+//! summary cache, and streaming segment frames. Every segment is re-hashed
+//! before it is sent, so a damaged file is never propagated.
+//! Never writes to the store.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+
+use super::auth::{self, AuthError, ReplayGuard};
+use super::links::children_view;
+use super::protocol::*;
+use super::summary::build_summary;
+use crate::config::{Config, PeerConfig};
+use crate::flows::Net;
+use crate::store::{SegmentId, Store};
+
+/// State shared by every request of the peer API.
+pub struct PeerApi {
+    pub store: Arc<Store>,
+    pub config: Arc<RwLock<Config>>,
+    guard: ReplayGuard,
+    cache: Mutex<Option<(u64, Arc<Summary>)>>,
+}
+
+type Reply = warp::reply::Response;
+
+impl PeerApi {
+    pub fn new(store: Arc<Store>, config: Arc<RwLock<Config>>) -> Arc<PeerApi> {
+        Arc::new(PeerApi {
+            store,
+            config,
+            guard: ReplayGuard::default(),
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// The summary, recomputed only when the index changed.
+    pub fn summary(&self) -> Result<Arc<Summary>, String> {
+        let generation = self.store.generation();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((g, s)) = cache.as_ref()
+            && *g == generation
+        {
+            return Ok(s.clone());
+        }
+        let (hops, below) = children_view(&self.store).map_err(|e| e.to_string())?;
+        let s = Arc::new(build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?);
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((generation, s.clone()));
+        }
+        Ok(s)
+    }
+}
+
+fn error_reply(status: StatusCode, message: &str) -> Reply {
+    let body = serde_json::to_vec(&ErrorBody {
+        error: message.to_string(),
+    })
+    .unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap_or_else(|_| Response::new(Vec::new().into()))
+}
+
+fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::builder()
+            .header("content-type", "application/json")
+            .body(body.into())
+            .unwrap_or_else(|_| error_reply(StatusCode::INTERNAL_SERVER_ERROR, "reply")),
+        Err(_) => error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode the reply",
+        ),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn allowed(peer: &PeerConfig, remote: Option<IpAddr>) -> bool {
+    if peer.allow.is_empty() {
+        return true;
+    }
+    let Some(ip) = remote else { return false };
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    peer.allow
+        .iter()
+        .filter_map(|n| Net::parse(n))
+        .any(|n| n.contains(ip))
+}
+
+/// Checks the request's credentials; the error is the reply to send.
+fn authenticate(
+    api: &PeerApi,
+    method: &str,
+    path_and_query: &str,
+    header: Option<&str>,
+    remote: Option<IpAddr>,
+    body: &[u8],
+) -> Result<String, Reply> {
+    let unauthorized = |e: AuthError| {
+        tracing::warn!(?remote, path = path_and_query, reason = %e, "peer request refused");
+        error_reply(StatusCode::UNAUTHORIZED, &e.to_string())
+    };
+    let header = header.ok_or_else(|| unauthorized(AuthError::Missing))?;
+    let presented = auth::parse_header(header).map_err(unauthorized)?;
+    let peer = {
+        let config = api
+            .config
+            .read()
+            .map_err(|_| error_reply(StatusCode::INTERNAL_SERVER_ERROR, "configuration lock"))?;
+        config
+            .peers
+            .iter()
+            .find(|p| p.name == presented.link)
+            .cloned()
+    };
+    let peer = peer.ok_or_else(|| unauthorized(AuthError::UnknownLink))?;
+    if !allowed(&peer, remote) {
+        tracing::warn!(?remote, link = %peer.name, "peer request from a source outside the link's allowed networks");
+        return Err(error_reply(
+            StatusCode::FORBIDDEN,
+            &AuthError::Forbidden.to_string(),
+        ));
+    }
+    auth::verify(
+        &presented,
+        &peer.public_key,
+        method,
+        path_and_query,
+        body,
+        now(),
+        &api.guard,
+    )
+    .map_err(unauthorized)?;
+    Ok(peer.name)
+}
+
+/// The warp filter of the whole peer API.
+pub fn routes(api: Arc<PeerApi>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    let with_api = warp::any().map(move || api.clone());
+    let common = warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>(AUTH_HEADER))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::addr::remote());
+    let get = warp::get()
+        .and(with_api.clone())
+        .and(common.clone())
+        .and(warp::any().map(Bytes::new));
+    let post = warp::post()
+        .and(with_api)
+        .and(common)
+        .and(warp::body::content_length_limit(MAX_REQUEST_BODY))
+        .and(warp::body::bytes());
+    get.or(post)
+        .unify()
+        .and_then(handle)
+        .recover(|rejection: warp::Rejection| async move {
+            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+                (StatusCode::LENGTH_REQUIRED, "a POST needs a content-length")
+            } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+                (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            } else {
+                (StatusCode::BAD_REQUEST, "bad request")
+            };
+            Ok::<_, Infallible>(error_reply(status, msg))
+        })
+        .unify()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    api: Arc<PeerApi>,
+    method: warp::http::Method,
+    path: warp::path::FullPath,
+    query: String,
+    auth_header: Option<String>,
+    if_none_match: Option<String>,
+    remote: Option<SocketAddr>,
+    body: Bytes,
+) -> Result<Reply, Infallible> {
+    let path_and_query = if query.is_empty() {
+        path.as_str().to_string()
+    } else {
+        format!("{}?{query}", path.as_str())
+    };
+    let remote_ip = remote.map(|r| r.ip());
+    if let Err(reply) = authenticate(
+        &api,
+        method.as_str(),
+        &path_and_query,
+        auth_header.as_deref(),
+        remote_ip,
+        &body,
+    ) {
+        return Ok(reply);
+    }
+    let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
+    let reply = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "summary"]) => summary(&api, if_none_match.as_deref()),
+        ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
+        ("POST", ["v1", "segments"]) => fetch(&api, &body),
+        _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
+    };
+    Ok(reply)
+}
+
+fn summary(api: &PeerApi, if_none_match: Option<&str>) -> Reply {
+    let s = match api.summary() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "summary");
+            return error_reply(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable");
+        }
+    };
+    let etag = format!("\"{}\"", s.digest);
+    if if_none_match == Some(etag.as_str()) {
+        // The no-op pull: one small answer whatever the number of segments.
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header("etag", etag)
+            .body(Vec::new().into())
+            .unwrap_or_else(|_| error_reply(StatusCode::INTERNAL_SERVER_ERROR, "reply"));
+    }
+    let mut r = json_reply(&*s);
+    if let Ok(v) = etag.parse() {
+        r.headers_mut().insert("etag", v);
+    }
+    r
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
+    let Ok(sensor) = sensor.parse::<u32>() else {
+        return error_reply(StatusCode::BAD_REQUEST, "sensor: not a sensor id");
+    };
+    let after = match query_param(query, "after").map(|v| v.parse::<u64>()) {
+        None => 0,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => {
+            return error_reply(StatusCode::BAD_REQUEST, "after: not a sequence number");
+        }
+    };
+    let limit = match query_param(query, "limit").map(|v| v.parse::<usize>()) {
+        None => MAX_CATALOG_PAGE,
+        Some(Ok(v)) => v.clamp(1, MAX_CATALOG_PAGE),
+        Some(Err(_)) => return error_reply(StatusCode::BAD_REQUEST, "limit: not a number"),
+    };
+    let store = api.store.clone();
+    let page =
+        tokio::task::spawn_blocking(move || store.sequence_after(sensor, after, limit + 1)).await;
+    match page {
+        Ok(Ok(mut entries)) => {
+            if entries.is_empty()
+                && !matches!(api.store.known_sensors(), Ok(s) if s.contains(&sensor))
+            {
+                return error_reply(StatusCode::NOT_FOUND, &format!("unknown sensor {sensor}"));
+            }
+            let more = entries.len() > limit;
+            entries.truncate(limit);
+            json_reply(&CatalogPage {
+                sensor_id: sensor,
+                entries: entries
+                    .into_iter()
+                    .map(|e| CatalogEntry {
+                        seq: e.seq,
+                        id: e.id.to_hex(),
+                        kind: e.kind as u8,
+                        stored_bytes: e.stored_bytes,
+                        held: e.held,
+                    })
+                    .collect(),
+                more,
+            })
+        }
+        _ => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "catalogue unavailable"),
+    }
+}
+
+fn fetch(api: &Arc<PeerApi>, body: &[u8]) -> Reply {
+    let Ok(req) = serde_json::from_slice::<FetchRequest>(body) else {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            "body: expected {\"ids\": [hex, ...]}",
+        );
+    };
+    if req.ids.len() > MAX_FETCH_IDS {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            &format!("ids: at most {MAX_FETCH_IDS} per request"),
+        );
+    }
+    let mut ids = Vec::with_capacity(req.ids.len());
+    for h in &req.ids {
+        match SegmentId::from_hex(h) {
+            Some(id) => ids.push(id),
+            None => return error_reply(StatusCode::BAD_REQUEST, "ids: not a segment id"),
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let store = api.store.clone();
+    tokio::task::spawn_blocking(move || {
+        for id in ids {
+            // read_segment checks the hash: damage is never sent upward.
+            match store.read_segment(&id) {
+                Ok(bytes) => {
+                    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
+                    head.extend_from_slice(&id.0);
+                    head.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    if tx.blocking_send(Ok(Bytes::from(head))).is_err()
+                        || tx.blocking_send(Ok(Bytes::from(bytes))).is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut r = warp::Reply::into_response(warp::reply::stream(stream));
+    if let Ok(v) = "application/octet-stream".parse() {
+        r.headers_mut().insert("content-type", v);
+    }
+    r
+}
