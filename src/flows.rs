@@ -90,7 +90,12 @@ impl DirState {
 
     fn to_record(self) -> FlowDirection {
         if self.packets == 0 {
-            return FlowDirection::default();
+            // No packets this way; ICMP errors quoting the flow may still be.
+            return FlowDirection {
+                icmp_packets: self.icmp_packets,
+                icmp_seen: self.icmp_seen,
+                ..FlowDirection::default()
+            };
         }
         FlowDirection {
             start_sec: (self.first_ns / 1_000_000_000) as u32,
@@ -308,8 +313,14 @@ impl FlowTable {
             ip: net.dst,
             port: net.dst_port,
         };
+        let later_fragment = net.fragment.is_some_and(|f| f.offset > 0);
         let flow = self.flow_for(key, sender, receiver, ts_ns);
-        let from_src = flow.src == sender;
+        // Later fragments carry no ports: their address says the direction.
+        let from_src = if later_fragment && flow.src.ip != flow.dst.ip {
+            flow.src.ip == sender.ip
+        } else {
+            flow.src == sender
+        };
         let dir = if from_src {
             &mut flow.from_src
         } else {
