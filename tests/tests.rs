@@ -7,4 +7,5 @@ mod util;
 mod cli;
 mod flows_vs_argus;
 mod ingest;
+mod sync;
 mod verify;

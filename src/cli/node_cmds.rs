@@ -176,10 +176,59 @@ fn fmt_time(ns: Option<u64>) -> String {
     }
 }
 
+/// Per-sensor health line data: (sensor, max seq, hops, newest secs, silent).
+fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
+    let (hops, _) = crate::sync::links::children_view(&node.store)?;
+    let now = now_secs();
+    let mut out = Vec::new();
+    for sensor in node.store.known_sensors()? {
+        let h = if node.store.is_origin_of(sensor)? {
+            0
+        } else {
+            hops.get(&sensor).map_or(u32::MAX, |h| h.saturating_add(1))
+        };
+        let s = crate::sync::summary::sensor_summary(&node.store, sensor, h)?;
+        let newest = s.newest_ns / 1_000_000_000;
+        let silent = now.saturating_sub(newest) > node.config.serve.silent_after_secs;
+        out.push(serde_json::json!({
+            "sensor_id": sensor,
+            "segments_known": s.max_seq,
+            "hops": if h == u32::MAX { serde_json::Value::Null } else { h.into() },
+            "newest_record": newest,
+            "silent": silent,
+        }));
+    }
+    Ok(out)
+}
+
+fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
+    let now = now_secs();
+    let mut out = Vec::new();
+    for c in &node.config.children {
+        let st = crate::sync::links::load_state(&node.store, &c.name)?;
+        out.push(serde_json::json!({
+            "name": c.name,
+            "url": c.url,
+            "pcap": format!("{:?}", c.pcap).to_lowercase(),
+            "interval_secs": c.interval_secs,
+            "last_success": st.last_success,
+            "lag_secs": if st.last_success == 0 { serde_json::Value::Null } else { now.saturating_sub(st.last_success).into() },
+            "bytes_in": st.bytes_in,
+            "bytes_out": st.bytes_out,
+            "segments_fetched": st.segments_fetched,
+            "last_error": st.last_error,
+            "conflicts": st.conflicts,
+        }));
+    }
+    Ok(out)
+}
+
 pub fn status(a: DataArg) -> anyhow::Result<Status> {
     let node = node::open(&a.dir.data)?;
     let totals = node.store.totals()?;
     let flows = node.mirror.flow_count()?;
+    let sensors = sensor_health(&node)?;
+    let links = link_health(&node)?;
     if a.json {
         let v = serde_json::json!({
             "sensor_id": node.identity.sensor_id,
@@ -194,6 +243,8 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "flows": flows,
             "time_first": totals.time_first_ns.map(|n| n / 1_000_000_000),
             "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
+            "sensors": sensors,
+            "children": links,
         });
         println!("{v:#}");
         return Ok(Status::Ok);
@@ -225,6 +276,34 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         fmt_time(totals.time_first_ns),
         fmt_time(totals.time_last_ns)
     );
+    for s in &sensors {
+        println!(
+            "sensor {:<10} segments {:<8} hops {:<4} newest record {}{}",
+            s["sensor_id"],
+            s["segments_known"],
+            s["hops"],
+            super::query::fmt_epoch(s["newest_record"].as_u64().unwrap_or(0) as u32),
+            if s["silent"].as_bool() == Some(true) {
+                "  SILENT"
+            } else {
+                ""
+            }
+        );
+    }
+    for l in &links {
+        println!(
+            "child {:<12} {} last success {} lag {}s, {} bytes in{}",
+            l["name"].as_str().unwrap_or(""),
+            l["url"].as_str().unwrap_or(""),
+            l["last_success"],
+            l["lag_secs"],
+            l["bytes_in"],
+            match l["last_error"].as_str() {
+                Some(e) if !e.is_empty() => format!(", last error: {e}"),
+                _ => String::new(),
+            }
+        );
+    }
     Ok(Status::Ok)
 }
 
