@@ -251,6 +251,10 @@ async fn pull_inner(
             child: child.name.clone(),
         });
     }
+    // Keep the child's view (hops, nodes below) as soon as it is known, so
+    // this node's own summary is right even while segments still arrive.
+    state.summary = Some(summary.clone());
+    save_state(&ctx.store, &child.name, state)?;
     state.conflicts.clear();
     for s in &summary.sensors {
         if let Some(conflict) = pull_sensor(&mut link, s).await? {
