@@ -1,0 +1,363 @@
+-- lumpy SQLite mirror schema, mirror schema version 1.
+-- Documented in docs/STORAGE.md, section "Mirror". Owned by src/mirror/.
+--
+-- Part 1 is hflow's `hflow` database (hflow2, dbschema version 3) translated
+-- to SQLite: same tables, same column names in the same order, same primary
+-- keys, unique keys and indexes, so that Walleye-style queries (including
+-- SELECT *) see what they saw on MySQL. Translation rules:
+--   * every MySQL integer type (INT/SMALLINT/TINYINT, signed or not, BOOL)
+--     becomes INTEGER (64-bit signed): u32 values fit, including the
+--     `sensor.access_via` addresses that overflowed MySQL's signed INT;
+--   * CHAR/TINYTEXT/TEXT/ENUM become TEXT (no CHECK on the enum values: the
+--     mirror stores what the origin sent), BLOB stays BLOB;
+--   * AUTO_INCREMENT is dropped: ids are assigned by the origin node;
+--   * MySQL key names are kept where the reference names them; SQLite index
+--     names are global, so unnamed keys get a `<table>_..._idx` name.
+-- Nothing in part 1 carries lumpy bookkeeping: that lives in part 2.
+--
+-- Every statement is idempotent (IF NOT EXISTS / OR IGNORE): opening an
+-- existing mirror runs this script again without changing anything.
+
+CREATE TABLE IF NOT EXISTS dbschema (
+    version  INTEGER NOT NULL,
+    comment  TEXT,
+    PRIMARY KEY (version)
+);
+INSERT OR IGNORE INTO dbschema (version, comment) VALUES (3, 'initial hflow2 release 1.99.15');
+
+CREATE TABLE IF NOT EXISTS sensor (
+    sensor_id     INTEGER NOT NULL,
+    install_sec   INTEGER NOT NULL,
+    last_upd_sec  INTEGER NOT NULL,
+    state         TEXT,              -- ENUM('offline','online','maint')
+    name          TEXT,
+    timezone      INTEGER,
+    country_code  TEXT,              -- CHAR(2)
+    latitude      INTEGER,
+    longitude     INTEGER,
+    notes         TEXT,
+    network_type  TEXT,              -- ENUM('com','edu','gov','mil','home')
+    access_via    INTEGER NOT NULL DEFAULT 0,  -- per node: 0 = local, else IPv4 (host order) of the next-lower node
+    login         TEXT,              -- per node: CHAR(30)
+    passwd        TEXT,              -- per node: CHAR(30)
+    PRIMARY KEY (sensor_id)
+);
+
+-- WITHOUT ROWID: the row lives in the (sensor_id, flow_id) B-tree itself,
+-- which saves one B-tree write per ingested flow. SELECT * is unaffected.
+CREATE TABLE IF NOT EXISTS flow (
+    sensor_id        INTEGER NOT NULL DEFAULT 0,
+    flow_id          INTEGER NOT NULL,
+    src_ip           INTEGER NOT NULL,   -- IPv4, host order (inet_aton value)
+    dst_ip           INTEGER NOT NULL,
+    src_port         INTEGER NOT NULL,
+    dst_port         INTEGER NOT NULL,
+    ip_proto         INTEGER NOT NULL,
+    iface_in         INTEGER NOT NULL,
+    marker_flags     INTEGER NOT NULL DEFAULT 0,
+    src_start_sec    INTEGER NOT NULL,
+    src_start_msec   INTEGER NOT NULL,
+    src_end_sec      INTEGER NOT NULL,
+    src_end_msec     INTEGER NOT NULL,
+    src_packets      INTEGER NOT NULL,
+    src_bytes        INTEGER NOT NULL,
+    src_ip_flags     INTEGER NOT NULL,
+    src_tcp_flags    INTEGER NOT NULL,
+    src_icmp_packets INTEGER NOT NULL,
+    src_icmp_seen    INTEGER NOT NULL,
+    dst_start_sec    INTEGER NOT NULL,
+    dst_start_msec   INTEGER NOT NULL,
+    dst_end_sec      INTEGER NOT NULL,
+    dst_end_msec     INTEGER NOT NULL,
+    dst_packets      INTEGER NOT NULL,
+    dst_bytes        INTEGER NOT NULL,
+    dst_ip_flags     INTEGER NOT NULL,
+    dst_tcp_flags    INTEGER NOT NULL,
+    dst_icmp_packets INTEGER NOT NULL,
+    dst_icmp_seen    INTEGER NOT NULL,
+    client_os_id     INTEGER NOT NULL DEFAULT 0,
+    server_os_id     INTEGER NOT NULL DEFAULT 0,
+    is_local         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, flow_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS src_ip_idx    ON flow (sensor_id, src_ip);
+CREATE INDEX IF NOT EXISTS dst_ip_idx    ON flow (sensor_id, dst_ip);
+CREATE INDEX IF NOT EXISTS src_port_idx  ON flow (sensor_id, src_port);
+CREATE INDEX IF NOT EXISTS dst_port_idx  ON flow (sensor_id, dst_port);
+CREATE INDEX IF NOT EXISTS start_sec_idx ON flow (sensor_id, src_start_sec);
+CREATE UNIQUE INDEX IF NOT EXISTS flow_natural_key
+    ON flow (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
+
+CREATE TABLE IF NOT EXISTS flow_perf (
+    sensor_id  INTEGER NOT NULL DEFAULT 0,
+    flow_id    INTEGER NOT NULL DEFAULT 0,
+    sec        INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL DEFAULT 0,
+    packets    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, flow_id, sec)
+);
+
+CREATE TABLE IF NOT EXISTS argus (
+    sensor_id     INTEGER NOT NULL,
+    argus_id      INTEGER NOT NULL,
+    ip_proto      INTEGER NOT NULL,
+    local         INTEGER DEFAULT 0,   -- BOOL DEFAULT FALSE
+    src_ip        INTEGER NOT NULL,
+    dst_ip        INTEGER NOT NULL,
+    src_port      INTEGER NOT NULL,
+    dst_port      INTEGER NOT NULL,
+    src_pkts      INTEGER NOT NULL,
+    dst_pkts      INTEGER NOT NULL,
+    src_bytes     INTEGER NOT NULL,
+    dst_bytes     INTEGER NOT NULL,
+    start_sec     INTEGER NOT NULL,
+    end_sec       INTEGER NOT NULL,
+    argus_dir     TEXT,                -- CHAR(3)
+    argus_status  TEXT,                -- CHAR(3)
+    argus_ind     TEXT,                -- CHAR(3)
+    client_os_id  INTEGER,
+    PRIMARY KEY (sensor_id, argus_id)
+);
+CREATE INDEX IF NOT EXISTS argus_client_os_idx     ON argus (sensor_id, client_os_id);
+CREATE INDEX IF NOT EXISTS argus_start_sec_idx     ON argus (sensor_id, start_sec);
+CREATE INDEX IF NOT EXISTS argus_end_sec_idx       ON argus (sensor_id, end_sec);
+CREATE INDEX IF NOT EXISTS argus_src_ip_idx        ON argus (sensor_id, src_ip);
+CREATE INDEX IF NOT EXISTS argus_dst_ip_idx        ON argus (sensor_id, dst_ip);
+CREATE INDEX IF NOT EXISTS argus_start_src_dst_idx ON argus (sensor_id, start_sec, src_ip, dst_ip);
+
+CREATE TABLE IF NOT EXISTS os (
+    os_id      INTEGER NOT NULL,
+    sensor_id  INTEGER NOT NULL,
+    genre      TEXT,                   -- CHAR(20)
+    detail     TEXT,                   -- CHAR(40)
+    PRIMARY KEY (os_id, sensor_id)     -- sic: os_id first, as in hflow
+);
+
+CREATE TABLE IF NOT EXISTS ids (
+    ids_id          INTEGER NOT NULL,
+    sensor_id       INTEGER NOT NULL,
+    sig_id          INTEGER NOT NULL DEFAULT 0,
+    flow_id         INTEGER NOT NULL DEFAULT 0,
+    sec             INTEGER NOT NULL DEFAULT 0,
+    usec            INTEGER NOT NULL DEFAULT 0,
+    priority        INTEGER NOT NULL DEFAULT 10,
+    sig_rev         INTEGER NOT NULL DEFAULT 10,
+    sig_gen         INTEGER NOT NULL DEFAULT 0,
+    classification  INTEGER NOT NULL DEFAULT 0,
+    type            TEXT,              -- ENUM('CLIENT','SERVER')
+    to_be_deleted   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, ids_id)
+);
+CREATE INDEX IF NOT EXISTS ids_flow_idx ON ids (sensor_id, flow_id);
+
+CREATE TABLE IF NOT EXISTS ids_sig (
+    ids_sig_gen  INTEGER NOT NULL,
+    ids_sig_id   INTEGER NOT NULL,
+    sensor_id    INTEGER NOT NULL,
+    sig_name     TEXT,                 -- CHAR(255)
+    reference    TEXT,
+    PRIMARY KEY (sensor_id, ids_sig_gen, ids_sig_id)
+);
+
+CREATE TABLE IF NOT EXISTS process (
+    sensor_id      INTEGER NOT NULL,
+    process_id     INTEGER NOT NULL,
+    src_ip         INTEGER NOT NULL,
+    time_min       INTEGER NOT NULL,
+    time_max       INTEGER NOT NULL,
+    pcap_time_min  INTEGER NOT NULL,
+    pcap_time_max  INTEGER NOT NULL,
+    pid            INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id)
+);
+CREATE INDEX IF NOT EXISTS process_time_min_idx ON process (sensor_id, time_min);
+CREATE INDEX IF NOT EXISTS process_time_max_idx ON process (sensor_id, time_max);
+CREATE INDEX IF NOT EXISTS process_src_ip_idx   ON process (sensor_id, src_ip);
+CREATE INDEX IF NOT EXISTS process_pid_idx      ON process (sensor_id, pid);
+
+CREATE TABLE IF NOT EXISTS process_tree (
+    sensor_id       INTEGER NOT NULL,
+    child_process   INTEGER NOT NULL,
+    parent_process  INTEGER NOT NULL,
+    to_be_deleted   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, child_process, parent_process)
+);
+CREATE INDEX IF NOT EXISTS process_tree_parent_idx ON process_tree (sensor_id, parent_process);
+
+CREATE TABLE IF NOT EXISTS command (
+    sensor_id   INTEGER NOT NULL,
+    command_id  INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    PRIMARY KEY (sensor_id, command_id)
+);
+
+CREATE TABLE IF NOT EXISTS process_to_com (
+    sensor_id     INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    command_id    INTEGER NOT NULL,
+    to_be_deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, command_id, process_id)
+);
+CREATE INDEX IF NOT EXISTS process_to_com_command_idx ON process_to_com (sensor_id, command_id);
+
+CREATE TABLE IF NOT EXISTS sys_read (
+    sensor_id     INTEGER NOT NULL,
+    sys_read_id   INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    pcap_time     INTEGER,
+    time          INTEGER NOT NULL,
+    counter       INTEGER NOT NULL,
+    filed         INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    length        INTEGER NOT NULL,
+    data          BLOB,
+    to_be_deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, process_id, sys_read_id)
+);
+
+CREATE TABLE IF NOT EXISTS sys_write (
+    sensor_id     INTEGER NOT NULL,
+    sys_write_id  INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    pcap_time     INTEGER,
+    time          INTEGER NOT NULL,
+    counter       INTEGER NOT NULL,
+    filed         INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    length        INTEGER NOT NULL,
+    data          BLOB,
+    to_be_deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, process_id, sys_write_id)
+);
+
+CREATE TABLE IF NOT EXISTS sys_open (
+    sensor_id     INTEGER NOT NULL,
+    sys_open_id   INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    uid           INTEGER,
+    pcap_time     INTEGER,
+    time          INTEGER,
+    counter       INTEGER NOT NULL,
+    filed         INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    length        INTEGER NOT NULL,
+    to_be_deleted INTEGER NOT NULL DEFAULT 0,
+    filename      TEXT,                -- TINYTEXT
+    PRIMARY KEY (sensor_id, sys_open_id)
+);
+CREATE INDEX IF NOT EXISTS sys_open_process_idx ON sys_open (sensor_id, process_id);
+
+CREATE TABLE IF NOT EXISTS sys_socket (
+    sensor_id     INTEGER NOT NULL,
+    sys_socket_id INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    pcap_time     INTEGER,
+    time          INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    counter       INTEGER NOT NULL,
+    filed         INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    flow_id       INTEGER NOT NULL,
+    "call"        INTEGER NOT NULL,
+    type          TEXT,                -- TINYTEXT
+    to_be_deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, sys_socket_id)
+);
+CREATE INDEX IF NOT EXISTS sys_socket_flow_idx    ON sys_socket (sensor_id, flow_id);
+CREATE INDEX IF NOT EXISTS sys_socket_process_idx ON sys_socket (sensor_id, process_id);
+
+-- No primary key, as in hflow.
+CREATE TABLE IF NOT EXISTS sbk_loss (
+    sensor_id  INTEGER NOT NULL,
+    src_ip     INTEGER NOT NULL,
+    time       INTEGER NOT NULL,
+    lost       INTEGER NOT NULL
+);
+
+-- ---------------------------------------------------------------------------
+-- Part 2: lumpy extension tables (prefix x_). Walleye never reads them.
+-- ---------------------------------------------------------------------------
+
+-- Mirror schema version (this file's version, not hflow's dbschema). A mirror
+-- whose highest version is newer than the binary's is refused on open.
+CREATE TABLE IF NOT EXISTS x_schema (
+    version  INTEGER NOT NULL PRIMARY KEY,
+    comment  TEXT NOT NULL
+);
+INSERT OR IGNORE INTO x_schema (version, comment) VALUES (1, 'lumpy mirror 1: hflow 3 tables + x_ bookkeeping');
+
+-- Segments whose records are in the mirror: apply() is a no-op for them.
+CREATE TABLE IF NOT EXISTS x_applied_segment (
+    segment_id  BLOB NOT NULL PRIMARY KEY,  -- 32-byte blake3 SegmentId
+    applied_at  INTEGER NOT NULL,           -- unix seconds, local clock
+    records     INTEGER NOT NULL            -- records in the segment
+) WITHOUT ROWID;
+
+-- The origin version of every flow row, whichever table holds it: the one
+-- place apply() checks before overwriting, so flow and x_flow6 share one
+-- guard and a flow can never be in both tables.
+CREATE TABLE IF NOT EXISTS x_flow_version (
+    sensor_id  INTEGER NOT NULL,
+    flow_id    INTEGER NOT NULL,
+    version    INTEGER NOT NULL,            -- origin version, higher wins
+    closed     INTEGER NOT NULL,            -- 1 once the flow timed out
+    in_flow6   INTEGER NOT NULL,            -- 0: row is in flow, 1: in x_flow6
+    PRIMARY KEY (sensor_id, flow_id)
+) WITHOUT ROWID;
+
+-- Flows that do not fit hflow's IPv4-only flow table. Same columns, keys and
+-- indexes as flow, except src_ip/dst_ip: BLOB of the address octets in
+-- network order, 16 bytes for IPv6 (4 bytes for the IPv4 side of a
+-- mixed-family flow, so records round-trip). Blobs compare with memcmp, so a
+-- CIDR prefix is a BETWEEN range on equal-length blobs.
+CREATE TABLE IF NOT EXISTS x_flow6 (
+    sensor_id        INTEGER NOT NULL DEFAULT 0,
+    flow_id          INTEGER NOT NULL,
+    src_ip           BLOB NOT NULL,
+    dst_ip           BLOB NOT NULL,
+    src_port         INTEGER NOT NULL,
+    dst_port         INTEGER NOT NULL,
+    ip_proto         INTEGER NOT NULL,
+    iface_in         INTEGER NOT NULL,
+    marker_flags     INTEGER NOT NULL DEFAULT 0,
+    src_start_sec    INTEGER NOT NULL,
+    src_start_msec   INTEGER NOT NULL,
+    src_end_sec      INTEGER NOT NULL,
+    src_end_msec     INTEGER NOT NULL,
+    src_packets      INTEGER NOT NULL,
+    src_bytes        INTEGER NOT NULL,
+    src_ip_flags     INTEGER NOT NULL,
+    src_tcp_flags    INTEGER NOT NULL,
+    src_icmp_packets INTEGER NOT NULL,
+    src_icmp_seen    INTEGER NOT NULL,
+    dst_start_sec    INTEGER NOT NULL,
+    dst_start_msec   INTEGER NOT NULL,
+    dst_end_sec      INTEGER NOT NULL,
+    dst_end_msec     INTEGER NOT NULL,
+    dst_packets      INTEGER NOT NULL,
+    dst_bytes        INTEGER NOT NULL,
+    dst_ip_flags     INTEGER NOT NULL,
+    dst_tcp_flags    INTEGER NOT NULL,
+    dst_icmp_packets INTEGER NOT NULL,
+    dst_icmp_seen    INTEGER NOT NULL,
+    client_os_id     INTEGER NOT NULL DEFAULT 0,
+    server_os_id     INTEGER NOT NULL DEFAULT 0,
+    is_local         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor_id, flow_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS x_flow6_src_ip_idx    ON x_flow6 (sensor_id, src_ip);
+CREATE INDEX IF NOT EXISTS x_flow6_dst_ip_idx    ON x_flow6 (sensor_id, dst_ip);
+CREATE INDEX IF NOT EXISTS x_flow6_src_port_idx  ON x_flow6 (sensor_id, src_port);
+CREATE INDEX IF NOT EXISTS x_flow6_dst_port_idx  ON x_flow6 (sensor_id, dst_port);
+CREATE INDEX IF NOT EXISTS x_flow6_start_sec_idx ON x_flow6 (sensor_id, src_start_sec);
+CREATE UNIQUE INDEX IF NOT EXISTS x_flow6_natural_key
+    ON x_flow6 (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
+
+-- The origin version of each sensor row (the sensor table keeps exactly the
+-- hflow columns).
+CREATE TABLE IF NOT EXISTS x_sensor_version (
+    sensor_id  INTEGER NOT NULL PRIMARY KEY,
+    version    INTEGER NOT NULL
+) WITHOUT ROWID;
