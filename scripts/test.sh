@@ -14,6 +14,8 @@ need_pkgs=()
 command -v tcpdump   >/dev/null || need_pkgs+=(tcpdump)
 command -v argus     >/dev/null || need_pkgs+=(argus-server)
 command -v racluster >/dev/null || need_pkgs+=(argus-client)
+command -v curl      >/dev/null || need_pkgs+=(curl)
+command -v openssl   >/dev/null || need_pkgs+=(openssl)
 command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_pkgs[*]}"

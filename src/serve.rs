@@ -34,6 +34,77 @@ pub enum ServeError {
     },
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A rustls acceptor from PEM files (HTTP/1.1 and h2 by ALPN).
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use tokio_rustls::rustls;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "{}: no certificate in it",
+            cert.display()
+        )));
+    }
+    let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| ServeError::Tls(format!("{}: no private key in it", key.display())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections until shutdown; each connection serves the peer
+/// API with its own peer address, since warp cannot see it behind TLS.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    api: Arc<PeerApi>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let acceptor = acceptor.clone();
+        let routes = crate::sync::server::routes_with_remote(
+            api.clone(),
+            warp::Filter::map(warp::any(), move || Some(peer)),
+        );
+        tokio::spawn(async move {
+            let Ok(tls) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let Ok(tls) = tls else { return };
+            let service = TowerToHyperService::new(warp::service(routes));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
 }
 
 /// Builds the runtime and runs the node until SIGTERM or SIGINT.
@@ -80,15 +151,27 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
     let (tx, rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(tx));
 
-    let mut stopped = rx.clone();
-    let server = warp::serve(routes(api))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .run();
+    let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match tls {
+        Some(acceptor) => Box::pin(serve_tls(listener, acceptor, api, rx.clone())),
+        None => {
+            let mut stopped = rx.clone();
+            Box::pin(
+                warp::serve(routes(api))
+                    .incoming(listener)
+                    .graceful(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .run(),
+            )
+        }
+    };
     // Tests and scripts read the bound address from this line.
-    println!("lumpy: listening on {local}");
+    println!("lumpy: listening on {local} ({scheme})");
     tracing::info!(%local, children = config.children.len(), "serving");
 
     let mut tasks = Vec::new();

@@ -509,3 +509,76 @@ fn kill_9_of_the_parent_mid_transfer_then_restart_loses_and_duplicates_nothing()
     assert_eq!(missing, 0, "every segment of the child arrived");
     assert_eq!(flows_of(&l, 1601), flows_of(&a, 1601));
 }
+
+#[test]
+fn links_can_cross_untrusted_networks_over_tls() {
+    let (_a, a) = new_node(1701);
+    ingest(&a, "honeynet.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=roo-a",
+            "-addext",
+            "subjectAltName=IP:127.0.0.14",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &a,
+        "serve.tls_cert",
+        cert.to_str().unwrap(),
+    ]);
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &a,
+        "serve.tls_key",
+        key.to_str().unwrap(),
+    ]);
+    let (_l, l) = new_node(2701);
+    let pa = free_port("127.0.0.14");
+    link(
+        &l,
+        "l",
+        &a,
+        "a",
+        &format!("https://127.0.0.14:{pa}"),
+        &["--ca-file", cert.to_str().unwrap()],
+    );
+    let sa = serve(&a, "127.0.0.14", pa);
+    // Plain HTTP to the TLS port gets nothing.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "5",
+            &format!("http://127.0.0.14:{pa}/v1/summary"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("sensors"));
+    ok(&["pull", "--data", &l]);
+    sa.stop();
+    assert_eq!(flows_of(&l, 1701), flows_of(&a, 1701));
+}

@@ -143,11 +143,8 @@ impl Link<'_> {
         // Request line, host, auth and body: what we put on the wire.
         self.stats.bytes_out += (path_and_query.len() + header.len() + body.len() + 64) as u64;
         self.stats.round_trips += 1;
-        let mut req = self
-            .ctx
-            .http
-            .request(method, &url)
-            .header(AUTH_HEADER, header);
+        let client = self.client()?;
+        let mut req = client.request(method, &url).header(AUTH_HEADER, header);
         if let Some(tag) = etag {
             req = req.header("if-none-match", tag);
         }
@@ -169,6 +166,22 @@ impl Link<'_> {
             status: status.as_u16(),
             message,
         })
+    }
+
+    /// The shared client, or one that trusts only the link's CA file.
+    fn client(&self) -> Result<reqwest::Client, SyncError> {
+        let Some(ca) = &self.child.ca_file else {
+            return Ok(self.ctx.http.clone());
+        };
+        let pem = std::fs::read(ca).map_err(|e| self.protocol(format!("{}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| self.protocol(format!("{}: {e}", ca.display())))?;
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .tls_certs_only([cert])
+            .build()
+            .map_err(|e| self.protocol(format!("TLS client: {e}")))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(

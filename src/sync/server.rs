@@ -156,15 +156,28 @@ fn authenticate(
     Ok(peer.name)
 }
 
-/// The warp filter of the whole peer API.
+/// The warp filter of the whole peer API, on a plain TCP listener.
 pub fn routes(api: Arc<PeerApi>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    routes_with_remote(api, warp::addr::remote())
+}
+
+/// The peer API with the client address taken from `remote` (a TLS
+/// connection passes its peer address in, since warp cannot see it there).
+pub fn routes_with_remote(
+    api: Arc<PeerApi>,
+    remote: impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
     let with_api = warp::any().map(move || api.clone());
     let common = warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>(AUTH_HEADER))
         .and(warp::header::optional::<String>("if-none-match"))
-        .and(warp::addr::remote());
+        .and(remote);
     let get = warp::get()
         .and(with_api.clone())
         .and(common.clone())
