@@ -178,6 +178,17 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
     for data in [&a, &b, &l1, &l2, &t] {
         ok(&["verify", "--data", data]);
     }
+    // A hash of each table's rows per sensor is the same at every level.
+    for table in ["flow", "x_flow6", "sensor"] {
+        for (sensor, holders) in [(1001u32, vec![&a, &l1, &t]), (1002, vec![&b, &l1, &l2, &t])] {
+            let hashes: Vec<[u8; 32]> =
+                holders.iter().map(|d| row_hash(d, table, sensor)).collect();
+            assert!(
+                hashes.windows(2).all(|w| w[0] == w[1]),
+                "{table} rows of sensor {sensor} differ between levels"
+            );
+        }
+    }
     // Records moved, pcap stayed below (proxy links): T holds no pcap segment.
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["status", "--data", &t, "--json"])).unwrap();
@@ -193,6 +204,11 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
         };
         assert_eq!(s["hops"], want, "{s}");
     }
+}
+
+fn row_hash(data: &str, table: &str, sensor: u32) -> [u8; 32] {
+    let m = lumpy::mirror::Mirror::open(&Path::new(data).join("mirror.sqlite")).unwrap();
+    m.row_hash(table, Some(sensor)).unwrap()
 }
 
 /// Flow count of a node that is not running.
@@ -411,6 +427,24 @@ fn a_link_that_would_close_a_cycle_is_refused() {
     let out = run(&["pull", "--data", &b]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cycle"), "{}", stderr(&out));
+    // Adding the closing link while the other end is reachable is refused at once.
+    let secret = ok(&["peer", "add", "--data", &a, "b-again"]);
+    let file = Path::new(&b).join("again.secret-in");
+    std::fs::write(&file, secret).unwrap();
+    let url = format!("http://127.0.0.9:{pa}");
+    let add = run(&[
+        "child",
+        "add",
+        "--data",
+        &b,
+        "a-again",
+        &url,
+        "--secret-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(add.status.code(), Some(2));
+    assert!(stderr(&add).contains("cycle"), "{}", stderr(&add));
+    assert!(!ok(&["config", "show", "--data", &b]).contains("a-again"));
     sa.stop();
 }
 
@@ -581,4 +615,40 @@ fn links_can_cross_untrusted_networks_over_tls() {
     ok(&["pull", "--data", &l]);
     sa.stop();
     assert_eq!(flows_of(&l, 1701), flows_of(&a, 1701));
+}
+
+#[test]
+fn two_incarnations_claiming_one_sensor_id_are_flagged_and_never_merged() {
+    // Two installs that (wrongly) got the same sensor id.
+    let (_a, a) = new_node(1801);
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b").display().to_string();
+    ok(&[
+        "init",
+        "--data",
+        &b,
+        "--sensor-id",
+        "1801",
+        "--installed",
+        "1750000000",
+    ]);
+    ingest(&a, "honeynet.pcap");
+    ingest(&b, "vlan.pcap");
+    let (_l, l) = new_node(2801);
+    let (pa, pb) = (free_port("127.0.0.15"), free_port("127.0.0.16"));
+    link(&l, "l", &a, "a", &format!("http://127.0.0.15:{pa}"), &[]);
+    link(&l, "l", &b, "b", &format!("http://127.0.0.16:{pb}"), &[]);
+    let sa = serve(&a, "127.0.0.15", pa);
+    let sb = serve(&b, "127.0.0.16", pb);
+    let out = run(&["pull", "--data", &l]);
+    sa.stop();
+    sb.stop();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another incarnation"),
+        "{}",
+        stderr(&out)
+    );
+    // Only the first incarnation's data is there, unmixed.
+    assert_eq!(flows_of(&l, 1801), flows_of(&a, 1801));
 }

@@ -218,10 +218,43 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("no parent named '{name}'");
             }
             cfg.save(&dir.data)?;
-            println!("removed parent '{name}'; a running `lumpy serve` refuses it after a restart");
+            println!(
+                "removed parent '{name}'; a running `lumpy serve` refuses it from its next request"
+            );
         }
     }
     Ok(Status::Ok)
+}
+
+/// Contacts a new child once: refuses a link that would close a cycle or
+/// whose secret the child rejects; an unreachable child is only a warning
+/// (every pull checks again).
+fn check_reachable_child(
+    dir: &std::path::Path,
+    child: Option<&ChildConfig>,
+    secret: &Secret,
+) -> anyhow::Result<()> {
+    let Some(child) = child else { return Ok(()) };
+    let own_id = crate::store::Store::open(dir, false)?.node_id()?;
+    match runtime()?.block_on(crate::sync::client::fetch_summary(child, secret)) {
+        Ok(summary) if summary.below.contains(&own_id) => bail!(
+            "refusing child '{}': this node is already below it, so the link would close a cycle",
+            child.name
+        ),
+        Ok(_) => Ok(()),
+        Err(crate::sync::client::SyncError::Refused {
+            status, message, ..
+        }) => {
+            bail!(
+                "child '{}' refused the link secret ({status}: {message})",
+                child.name
+            )
+        }
+        Err(e) => {
+            eprintln!("warning: {e}; the link is added and checked at every pull");
+            Ok(())
+        }
+    }
 }
 
 fn fmt_age(now: u64, t: u64) -> String {
@@ -263,6 +296,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 ca_file,
             });
             cfg.validate(&Config::path(&dir.data))?;
+            check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
             write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
             println!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");

@@ -467,3 +467,50 @@ async fn accept_segment(
     link.stats.segments += 1;
     Ok(())
 }
+
+/// Asks a child for its summary with a link secret, outside any pull (used
+/// by `lumpy child add` to refuse a link that would close a cycle).
+pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summary, SyncError> {
+    let err = |detail: String| SyncError::Unreachable {
+        child: child.name.clone(),
+        url: child.url.clone(),
+        detail,
+    };
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20));
+    if let Some(ca) = &child.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
+        builder = builder.tls_certs_only([cert]);
+    }
+    let client = builder.build().map_err(|e| err(e.to_string()))?;
+    let path = "/v1/summary";
+    let header =
+        auth::sign(secret, "GET", path, now_secs() as i64, b"").map_err(|e| SyncError::Secret {
+            child: child.name.clone(),
+            detail: e.to_string(),
+        })?;
+    let resp = client
+        .get(format!("{}{path}", child.url.trim_end_matches('/')))
+        .header(AUTH_HEADER, header)
+        .send()
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        let message = resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.error)
+            .unwrap_or_default();
+        return Err(SyncError::Refused {
+            child: child.name.clone(),
+            status,
+            message,
+        });
+    }
+    resp.json::<Summary>()
+        .await
+        .map_err(|e| err(format!("bad summary: {e}")))
+}

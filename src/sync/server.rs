@@ -27,6 +27,9 @@ pub struct PeerApi {
     pub config: Arc<RwLock<Config>>,
     guard: ReplayGuard,
     cache: Mutex<Option<(u64, Arc<Summary>)>>,
+    /// Modification time of lumpy.toml when the peers were last read, so
+    /// `lumpy peer add/remove` take effect on a running node.
+    config_seen: Mutex<Option<std::time::SystemTime>>,
 }
 
 type Reply = warp::reply::Response;
@@ -38,7 +41,33 @@ impl PeerApi {
             config,
             guard: ReplayGuard::default(),
             cache: Mutex::new(None),
+            config_seen: Mutex::new(None),
         })
+    }
+
+    /// Re-reads the peers from lumpy.toml when the file changed.
+    fn refresh_peers(&self) {
+        let path = Config::path(self.store.dir());
+        let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+            return;
+        };
+        let Ok(mut seen) = self.config_seen.lock() else {
+            return;
+        };
+        if *seen == Some(modified) {
+            return;
+        }
+        match Config::load(self.store.dir()) {
+            Ok(fresh) => {
+                if let Ok(mut config) = self.config.write() {
+                    config.peers = fresh.peers;
+                }
+                *seen = Some(modified);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lumpy.toml changed but cannot be read; keeping the peers as they were")
+            }
+        }
     }
 
     /// The summary, recomputed only when the index changed.
@@ -123,6 +152,7 @@ fn authenticate(
         error_reply(StatusCode::UNAUTHORIZED, &e.to_string())
     };
     let header = header.ok_or_else(|| unauthorized(AuthError::Missing))?;
+    api.refresh_peers();
     let presented = auth::parse_header(header).map_err(unauthorized)?;
     let peer = {
         let config = api
