@@ -8,7 +8,7 @@
 //! the row versions published while a flow grows.
 //! Does no I/O: `ingest` persists the state this module hands it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -239,9 +239,11 @@ pub struct FlowTable {
     local_nets: Vec<Net>,
     next_flow_id: u32,
     latest_ns: u64,
-    open: BTreeMap<FlowKey, FlowState>,
+    // Hash maps: lookups are per packet; order is restored where it matters
+    // (published rows are sorted by flow id).
+    open: HashMap<FlowKey, FlowState>,
     fragments: BTreeMap<FragKey, (FlowKey, u64)>,
-    dirty: BTreeSet<FlowKey>,
+    dirty: HashSet<FlowKey>,
     closed: Vec<(FlowKey, FlowState)>,
 }
 
@@ -252,9 +254,9 @@ impl FlowTable {
             local_nets,
             next_flow_id: 1,
             latest_ns: 0,
-            open: BTreeMap::new(),
+            open: HashMap::new(),
             fragments: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: HashSet::new(),
             closed: Vec::new(),
         }
     }
@@ -444,12 +446,13 @@ impl FlowTable {
     /// forgets fragment ids that can no longer matter.
     pub fn expire(&mut self) {
         let now = self.latest_ns;
-        let expired: Vec<FlowKey> = self
+        let mut expired: Vec<FlowKey> = self
             .open
             .iter()
             .filter(|(_, f)| f.expired_at(now))
             .map(|(k, _)| *k)
             .collect();
+        expired.sort_unstable();
         for key in expired {
             if let Some(f) = self.open.remove(&key) {
                 self.dirty.remove(&key);
@@ -470,7 +473,9 @@ impl FlowTable {
                 .push(f.to_record(self.sensor_id, version, true));
             changes.closed_keys.push(key);
         }
-        for key in std::mem::take(&mut self.dirty) {
+        let mut dirty: Vec<FlowKey> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        for key in dirty {
             if let Some(f) = self.open.get(&key) {
                 changes
                     .records

@@ -28,6 +28,7 @@ use crate::capture::layout::{CaptureSource, LayoutError, discover};
 use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
 use crate::flows::{FlowState, FlowTable, TableCounters};
 use crate::mirror::MirrorError;
+use crate::mirror::background::BackgroundApplier;
 use crate::node::{Node, NodeError};
 use crate::records::{Record, SensorRecord, encode_line};
 use crate::store::{
@@ -149,6 +150,8 @@ pub struct Ingestor<'n> {
     /// Checked between packets: when set, the file in progress is committed
     /// where it is and ingest returns (a later run resumes there).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Applies record segments to the mirror beside the ingest thread.
+    mirror: Option<BackgroundApplier>,
 }
 
 /// Bytes hashed to identify a file: its header and first packet record.
@@ -229,6 +232,7 @@ impl<'n> Ingestor<'n> {
             progress: ProgressBar::hidden(),
             report: IngestReport::default(),
             stop: None,
+            mirror: None,
         }
     }
 
@@ -341,6 +345,14 @@ impl<'n> Ingestor<'n> {
             self.ingest_file(s, FileMode::Final)?;
         }
         self.progress.finish_and_clear();
+        self.flush_mirror()
+    }
+
+    /// Waits until every committed record segment is in the mirror.
+    pub fn flush_mirror(&mut self) -> Result<(), IngestError> {
+        if let Some(bg) = self.mirror.take() {
+            bg.finish()?;
+        }
         Ok(())
     }
 
@@ -646,7 +658,26 @@ impl<'n> Ingestor<'n> {
         self.report.segments_written += sealed.len() as u64;
         self.report.records_written += records.len() as u64;
         if let Some(rec_seg) = sealed.iter().find(|s| s.header.kind == Kind::Records) {
-            self.node.mirror.apply(&rec_seg.id, &records)?;
+            self.send_to_mirror(rec_seg.id, records)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ingestor<'_> {
+    fn send_to_mirror(
+        &mut self,
+        id: crate::store::SegmentId,
+        records: Vec<Record>,
+    ) -> Result<(), IngestError> {
+        if self.mirror.is_none() {
+            let path = self.node.dir.join(crate::node::MIRROR_FILE);
+            self.mirror = Some(BackgroundApplier::start(&path)?);
+        }
+        let sent = self.mirror.as_ref().is_some_and(|m| m.send(id, records));
+        if !sent {
+            // The thread stopped: its error says why.
+            self.flush_mirror()?;
         }
         Ok(())
     }
@@ -777,7 +808,7 @@ pub fn follow_once(
             state.seen.insert(source.path.clone(), len);
         }
     }
-    Ok(())
+    ingestor.flush_mirror()
 }
 
 /// Watches `dirs` until `stop` returns true, polling every `poll`.

@@ -160,6 +160,7 @@ impl Node {
     /// what makes the mirror whole again.
     pub fn catch_up_mirror(&mut self) -> Result<u64, NodeError> {
         let mut applied = 0;
+        let mut batch: Vec<(crate::store::SegmentId, Vec<crate::records::Record>)> = Vec::new();
         for ((_, _), id) in self.store.sensor_sequence()? {
             let Some(meta) = self.store.segment_meta(&id)? else {
                 continue;
@@ -167,8 +168,20 @@ impl Node {
             if meta.kind != Kind::Records || self.mirror.is_applied(&id)? {
                 continue;
             }
-            self.apply_record_segment(&id)?;
+            let bytes = self.store.read_segment(&id)?;
+            batch.push((id, decode_record_segment(&id, &bytes)?));
             applied += 1;
+            // Several segments per SQLite transaction: one commit each would
+            // cost more than the rows.
+            if batch.len() >= 16 {
+                self.mirror
+                    .apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            self.mirror
+                .apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
         }
         Ok(applied)
     }
@@ -185,17 +198,26 @@ impl Node {
         id: &crate::store::SegmentId,
         bytes: &[u8],
     ) -> Result<(), NodeError> {
-        let bad = |detail: String| NodeError::BadRecordSegment {
-            id: id.to_hex(),
-            detail,
-        };
-        let view = SegmentView::parse(bytes).map_err(|e| bad(e.to_string()))?;
-        let mut records = Vec::with_capacity(view.header.item_count as usize);
-        for i in 0..view.blocks.len() as u32 {
-            let block = view.block(i).map_err(|e| bad(e.to_string()))?;
-            records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);
-        }
+        let records = decode_record_segment(id, bytes)?;
         self.mirror.apply(id, &records)?;
         Ok(())
     }
+}
+
+/// The records of a record segment's bytes.
+pub fn decode_record_segment(
+    id: &crate::store::SegmentId,
+    bytes: &[u8],
+) -> Result<Vec<crate::records::Record>, NodeError> {
+    let bad = |detail: String| NodeError::BadRecordSegment {
+        id: id.to_hex(),
+        detail,
+    };
+    let view = SegmentView::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let mut records = Vec::with_capacity(view.header.item_count as usize);
+    for i in 0..view.blocks.len() as u32 {
+        let block = view.block(i).map_err(|e| bad(e.to_string()))?;
+        records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);
+    }
+    Ok(records)
 }

@@ -19,6 +19,7 @@
 //! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
 
 mod apply;
+pub mod background;
 mod hash;
 mod query;
 mod schema;

@@ -126,6 +126,10 @@ pub struct SegmentBuilder {
     raw_total: u64,
     time_first_ns: u64,
     time_last_ns: u64,
+    /// One zstd context per segment: making one per block costs more than
+    /// compressing a small block.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    scratch: Vec<u8>,
 }
 
 /// A finished segment: its id, bytes and header.
@@ -152,6 +156,8 @@ impl SegmentBuilder {
             raw_total: 0,
             time_first_ns: u64::MAX,
             time_last_ns: 0,
+            compressor: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -223,8 +229,19 @@ impl SegmentBuilder {
         if self.current.is_empty() {
             return Ok(());
         }
-        let compressed =
-            zstd::bulk::compress(&self.current, self.level).map_err(SegmentError::Compress)?;
+        let compressor = match &mut self.compressor {
+            Some(c) => c,
+            None => self
+                .compressor
+                .insert(zstd::bulk::Compressor::new(self.level).map_err(SegmentError::Compress)?),
+        };
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(self.current.len()));
+        compressor
+            .compress_to_buffer(&self.current, &mut self.scratch)
+            .map_err(SegmentError::Compress)?;
+        let compressed = &self.scratch;
         let first_item = (self.item_count - u64::from(self.current_items)) as u32;
         self.blocks.push(BlockEntry {
             offset: (HEADER_LEN + self.body.len()) as u64,
@@ -233,7 +250,7 @@ impl SegmentBuilder {
             first_item,
             item_count: self.current_items,
         });
-        self.body.extend_from_slice(&compressed);
+        self.body.extend_from_slice(compressed);
         self.current.clear();
         self.current_items = 0;
         Ok(())
