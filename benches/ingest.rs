@@ -21,7 +21,10 @@ fn fixture() -> PathBuf {
 }
 
 /// Repeats every packet of a little-endian microsecond pcap until `target`
-/// bytes, shifting each copy's timestamps so flows do not merge.
+/// bytes, shifting each copy's timestamps so flows do not merge. In every
+/// other packet the bytes past the first 64 (beyond the headers flows are
+/// made from) are replaced with noise that differs per copy: plain repeats
+/// would let zstd match whole copies, which no real capture allows.
 fn make_capture(dst: &Path, target: u64) -> u64 {
     use std::io::Write;
     let src = std::fs::read(fixture()).expect("fixtures/honeynet.pcap");
@@ -29,17 +32,30 @@ fn make_capture(dst: &Path, target: u64) -> u64 {
     out.write_all(&src[..24]).expect("write");
     let mut written = 24u64;
     let mut copy = 0u32;
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    let mut packet = Vec::new();
     while written < target {
         let mut at = 24;
+        let mut index = 0u64;
         while at + 16 <= src.len() {
             let caplen =
                 u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
             let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes")) + copy * 200;
+            packet.clear();
+            packet.extend_from_slice(&src[at + 4..at + 16 + caplen]);
+            if index % 2 == 0 {
+                for b in packet.iter_mut().skip(12 + 64) {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    *b = noise as u8;
+                }
+            }
             out.write_all(&sec.to_le_bytes()).expect("write");
-            out.write_all(&src[at + 4..at + 16 + caplen])
-                .expect("write");
+            out.write_all(&packet).expect("write");
             written += 16 + caplen as u64;
             at += 16 + caplen;
+            index += 1;
         }
         copy += 1;
     }

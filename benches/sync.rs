@@ -1,0 +1,399 @@
+//! Sync benchmarks, side by side with rsync in one run.
+//!
+//! Run with `cargo bench --bench sync` (LUMPY_BENCH_SEGMENTS=N changes the
+//! segment count, default 100000; LUMPY_BENCH_ROOS=N the roo count, default
+//! 50). Data lives on /dev/shm so both tools measure the protocol, not the
+//! disk. It measures:
+//! - bytes on the wire and time for a first sync, a no-op sync and a sync
+//!   after 1 % new segments, for `lumpy pull` (through a byte-counting
+//!   relay) and `rsync -a --stats` between two directories;
+//! - resident memory of one lumpy serving and pulling from N roos, and its
+//!   idle traffic per link per minute at the default 60 s interval.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lumpy::store::{CommitBatch, Kind, SegmentBuilder, SegmentMeta, Store};
+
+fn lumpy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lumpy"))
+}
+
+fn run(args: &[&str]) -> String {
+    let out = lumpy().args(args).output().expect("lumpy runs");
+    assert!(
+        out.status.success(),
+        "lumpy {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Packets of the fixture capture, as (ts_ns, orig_len, data).
+fn fixture_packets() -> Vec<(u64, u32, Vec<u8>)> {
+    let b = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap"))
+        .expect("fixture");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let u = |o: usize| u32::from_le_bytes(b[at + o..at + o + 4].try_into().expect("4 bytes"));
+        let (sec, usec, cap, orig) = (u(0), u(4), u(8) as usize, u(12));
+        out.push((
+            u64::from(sec) * 1_000_000_000 + u64::from(usec) * 1000,
+            orig,
+            b[at + 16..at + 16 + cap].to_vec(),
+        ));
+        at += 16 + cap;
+    }
+    out
+}
+
+/// Adds segments `from..to` of sensor 9 (a few real packets each) to a stopped node.
+fn add_segments(data: &Path, from: u64, to: u64, packets: &[(u64, u32, Vec<u8>)]) {
+    let store = Store::open(data, false).expect("store");
+    let mut batch = CommitBatch::default();
+    for seq in from..to {
+        let mut b = SegmentBuilder::new(Kind::Pcap, 9, 1, 1);
+        for i in 0..8 {
+            let (ts, orig, d) = &packets[((seq * 8 + i) as usize) % packets.len()];
+            b.push_packet(ts + seq * 1_000_000_000, 0, *orig, d)
+                .expect("push");
+        }
+        let seg = b.seal(seq).expect("seal");
+        store.write_segment_file(&seg).expect("write");
+        batch.segments.push(SegmentMeta::of(&seg));
+        if batch.segments.len() == 2000 {
+            store.commit(&batch).expect("commit");
+            batch = CommitBatch::default();
+        }
+    }
+    store.commit(&batch).expect("commit");
+}
+
+struct Relay {
+    port: u16,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+}
+
+impl Relay {
+    fn total(&self) -> (u64, u64) {
+        (
+            self.up.load(Ordering::Relaxed),
+            self.down.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn relay(target: String) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (u, d) = (up.clone(), down.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let (c2, s2) = (
+                conn.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            pipe(c2, s2, u.clone());
+            pipe(server, conn, d.clone());
+        }
+    });
+    Relay { port, up, down }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+                Ok(n) => {
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                    if to.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, addr: &str) -> Served {
+    let mut child = lumpy()
+        .args([
+            "serve",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            addr,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    Served(child)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn link(parent: &Path, child: &Path, name: &str, url: &str, interval: &str) {
+    let secret = run(&[
+        "peer",
+        "add",
+        "--data",
+        child.to_str().expect("utf-8"),
+        "parent",
+    ]);
+    let f = parent.join(format!("{name}.secret-in"));
+    std::fs::write(&f, secret).expect("write secret");
+    run(&[
+        "child",
+        "add",
+        "--data",
+        parent.to_str().expect("utf-8"),
+        name,
+        url,
+        "--secret-file",
+        f.to_str().expect("utf-8"),
+        "--pcap",
+        "mirror",
+        "--interval",
+        interval,
+    ]);
+}
+
+fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
+    let start = Instant::now();
+    let out = Command::new("rsync")
+        .args(["-a", "--stats"])
+        .arg(format!("{}/", src.display()))
+        .arg(dst)
+        .output()
+        .expect("rsync is required (apt-get install rsync)");
+    let t = start.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let num = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| {
+                l[key.len()..]
+                    .split_whitespace()
+                    .next()
+                    .map(|n| n.replace(',', ""))
+            })
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (t, num("Total bytes sent:"), num("Total bytes received:"))
+}
+
+fn pull(parent: &Path) -> f64 {
+    let start = Instant::now();
+    run(&["pull", "--data", parent.to_str().expect("utf-8")]);
+    start.elapsed().as_secs_f64()
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: u64 = std::env::var("LUMPY_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let roos: usize = std::env::var("LUMPY_BENCH_ROOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let work = tempfile::Builder::new()
+        .prefix("lumpy-bench-")
+        .tempdir_in("/dev/shm")
+        .expect("tmpfs");
+    let (child, parent) = (work.path().join("child"), work.path().join("parent"));
+    let packets = fixture_packets();
+    run(&[
+        "init",
+        "--data",
+        child.to_str().expect("utf-8"),
+        "--sensor-id",
+        "7",
+    ]);
+    run(&[
+        "init",
+        "--data",
+        parent.to_str().expect("utf-8"),
+        "--sensor-id",
+        "8",
+    ]);
+    add_segments(&child, 1, n + 1, &packets);
+    let port = free_port();
+    let r = relay(format!("127.0.0.1:{port}"));
+    link(
+        &parent,
+        &child,
+        "child",
+        &format!("http://127.0.0.1:{}", r.port),
+        "60s",
+    );
+
+    let rsync_dst = work.path().join("rsync-copy");
+    let mut rows = Vec::new();
+    let mut measure = |what: &str, rows: &mut Vec<String>, r: &Relay| {
+        let s = serve(&child, &format!("127.0.0.1:{port}"));
+        let (u0, d0) = r.total();
+        let t = pull(&parent);
+        let (u1, d1) = r.total();
+        drop(s);
+        let (rt, rs, rr) = rsync(&child.join("segments"), &rsync_dst);
+        rows.push(format!(
+            "| {what} | {t:.2} s, {} B up, {} B down | {rt:.2} s, {rs} B sent, {rr} B received |",
+            u1 - u0,
+            d1 - d0
+        ));
+    };
+    measure(&format!("first sync, {n} segments"), &mut rows, &r);
+    measure("no-op sync", &mut rows, &r);
+    add_segments(&child, n + 1, n + 1 + n / 100, &packets);
+    measure(
+        &format!("after 1 % new ({} segments)", n / 100),
+        &mut rows,
+        &r,
+    );
+    let stored: u64 = walk_size(&child.join("segments"));
+    println!("child: {n} segments + 1 %, {stored} bytes stored\n");
+    println!("| sync | lumpy pull | rsync -a --stats |");
+    println!("|---|---|---|");
+    for row in &rows {
+        println!("{row}");
+    }
+    many_roos(work.path(), roos);
+}
+
+fn walk_size(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        total += if path.is_dir() {
+            walk_size(&path)
+        } else {
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    total
+}
+
+/// One lumpy pulling from `roos` roos: its memory and idle traffic per link.
+fn many_roos(work: &Path, roos: usize) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap");
+    let top: PathBuf = work.join("top");
+    run(&[
+        "init",
+        "--data",
+        top.to_str().expect("utf-8"),
+        "--sensor-id",
+        "5",
+    ]);
+    let mut served = Vec::new();
+    let mut relays = Vec::new();
+    for i in 0..roos {
+        let d = work.join(format!("roo{i}"));
+        let ds = d.to_str().expect("utf-8");
+        run(&["init", "--data", ds, "--sensor-id", &(100 + i).to_string()]);
+        run(&["ingest", "--data", ds, fixture.to_str().expect("utf-8")]);
+        let port = free_port();
+        let r = relay(format!("127.0.0.1:{port}"));
+        link(
+            &top,
+            &d,
+            &format!("roo{i}"),
+            &format!("http://127.0.0.1:{}", r.port),
+            "60s",
+        );
+        served.push(serve(&d, &format!("127.0.0.1:{port}")));
+        relays.push(r);
+    }
+    let top_proc = serve(&top, &format!("127.0.0.1:{}", free_port()));
+    let pid = top_proc.0.id();
+    // Wait for the first round of pulls (every roo's summary fetched).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while relays.iter().any(|r| r.total().1 == 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (rss_after_first, _) = rss_kib(pid);
+    let before: Vec<(u64, u64)> = relays.iter().map(Relay::total).collect();
+    std::thread::sleep(Duration::from_secs(61));
+    let (rss, hwm) = rss_kib(pid);
+    let idle: Vec<u64> = relays
+        .iter()
+        .zip(&before)
+        .map(|(r, b)| {
+            let (u, d) = r.total();
+            (u - b.0) + (d - b.1)
+        })
+        .collect();
+    let max_idle = idle.iter().max().copied().unwrap_or(0);
+    let avg_idle = idle.iter().sum::<u64>() as f64 / idle.len().max(1) as f64;
+    println!();
+    println!("| one lumpy pulling from {roos} roos | result |");
+    println!("|---|---|");
+    println!(
+        "| resident memory after the first pull round | {:.1} MiB |",
+        rss_after_first as f64 / 1024.0
+    );
+    println!(
+        "| resident memory after one idle minute (peak) | {:.1} MiB ({:.1} MiB) |",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "| idle traffic per link over 61 s | average {avg_idle:.0} B, at most {max_idle} B (both directions) |"
+    );
+    drop(top_proc);
+    drop(served);
+}
