@@ -283,7 +283,7 @@ fn main() {
 
     let rsync_dst = work.path().join("rsync-copy");
     let mut rows = Vec::new();
-    let mut measure = |what: &str, rows: &mut Vec<String>, r: &Relay| {
+    let measure = |what: &str, rows: &mut Vec<String>, r: &Relay| {
         let s = serve(&child, &format!("127.0.0.1:{port}"));
         let (u0, d0) = r.total();
         let t = pull(&parent);
