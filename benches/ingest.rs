@@ -43,7 +43,7 @@ fn make_capture(dst: &Path, target: u64) -> u64 {
             let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes")) + copy * 200;
             packet.clear();
             packet.extend_from_slice(&src[at + 4..at + 16 + caplen]);
-            if index % 2 == 0 {
+            if index.is_multiple_of(2) {
                 for b in packet.iter_mut().skip(12 + 64) {
                     noise ^= noise << 13;
                     noise ^= noise >> 7;

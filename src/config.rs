@@ -303,6 +303,11 @@ impl Config {
     }
 }
 
+fn optional_path(value: &str) -> Option<PathBuf> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,9 +341,4 @@ mod tests {
         let e = Config::load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("lumpy.toml"));
     }
-}
-
-fn optional_path(value: &str) -> Option<PathBuf> {
-    let v = value.trim();
-    (!v.is_empty()).then(|| PathBuf::from(v))
 }

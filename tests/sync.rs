@@ -67,6 +67,19 @@ pub fn link(
     url: &str,
     extra: &[&str],
 ) -> String {
+    link_every(parent, parent_name, child, child_name, url, "1s", extra)
+}
+
+/// As `link`, pulling every `interval`.
+pub fn link_every(
+    parent: &str,
+    parent_name: &str,
+    child: &str,
+    child_name: &str,
+    url: &str,
+    interval: &str,
+    extra: &[&str],
+) -> String {
     let secret = ok(&["peer", "add", "--data", child, parent_name]);
     let file = Path::new(parent).join(format!("{child_name}.secret-in"));
     std::fs::write(&file, &secret).unwrap();
@@ -80,7 +93,7 @@ pub fn link(
         "--secret-file",
         file.to_str().unwrap(),
         "--interval",
-        "1s",
+        interval,
     ];
     args.extend_from_slice(extra);
     ok(&args);
@@ -139,11 +152,24 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
         free_port("127.0.0.5"),
     );
     let url = |ip: &str, p: u16| format!("http://{ip}:{p}");
-    link(&l1, "l1", &a, "roo-a", &url("127.0.0.2", pa), &[]);
-    link(&l1, "l1", &b, "roo-b", &url("127.0.0.3", pb), &[]);
-    link(&l2, "l2", &b, "roo-b", &url("127.0.0.3", pb), &[]);
-    link(&t, "top", &l1, "l1", &url("127.0.0.4", pl1), &[]);
-    link(&t, "top", &l2, "l2", &url("127.0.0.5", pl2), &[]);
+    let every = "2s";
+    link_every(&l1, "l1", &a, "roo-a", &url("127.0.0.2", pa), every, &[]);
+    link_every(&l1, "l1", &b, "roo-b", &url("127.0.0.3", pb), every, &[]);
+    link_every(&l2, "l2", &b, "roo-b", &url("127.0.0.3", pb), every, &[]);
+    link_every(&t, "top", &l1, "l1", &url("127.0.0.4", pl1), every, &[]);
+    link_every(&t, "top", &l2, "l2", &url("127.0.0.5", pl2), every, &[]);
+    // Roo A also captures live: a spool directory it follows.
+    let spool = Path::new(&a).parent().unwrap().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &a,
+        "capture.follow",
+        spool.to_str().unwrap(),
+    ]);
+    ok(&["config", "set", "--data", &a, "capture.settle_secs", "1"]);
     let want_a = flows_of_stopped_copy(&a, 1001);
     let want_b = flows_of_stopped_copy(&b, 1002);
     let sa = serve(&a, "127.0.0.2", pa);
@@ -155,6 +181,24 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
         "both roos' flows at the top",
         Duration::from_secs(30),
         || mirror_flow_count(&t, 1001) == want_a && mirror_flow_count(&t, 1002) == want_b,
+    );
+    // New traffic at the roo reaches the top within three pull intervals of
+    // the roo having it (two hops: A -> L1 -> T).
+    std::fs::copy(fixture("cooked.pcap"), spool.join("log")).unwrap();
+    wait_for(
+        "the roo to ingest its new capture",
+        Duration::from_secs(30),
+        || mirror_flow_count(&a, 1001) > want_a,
+    );
+    let at_roo = Instant::now();
+    let now_a = mirror_flow_count(&a, 1001);
+    wait_for("the new flows at the top", Duration::from_secs(30), || {
+        mirror_flow_count(&t, 1001) == now_a
+    });
+    let took = at_roo.elapsed();
+    assert!(
+        took <= Duration::from_secs(3 * 2),
+        "new records took {took:?} to reach the top (3 intervals = 6 s)"
     );
     // One more round so every summary reflects the final state.
     std::thread::sleep(Duration::from_millis(2500));

@@ -146,19 +146,21 @@ fn authenticate(
     header: Option<&str>,
     remote: Option<IpAddr>,
     body: &[u8],
-) -> Result<String, Reply> {
+) -> Result<String, Box<Reply>> {
     let unauthorized = |e: AuthError| {
         tracing::warn!(?remote, path = path_and_query, reason = %e, "peer request refused");
-        error_reply(StatusCode::UNAUTHORIZED, &e.to_string())
+        Box::new(error_reply(StatusCode::UNAUTHORIZED, &e.to_string()))
     };
     let header = header.ok_or_else(|| unauthorized(AuthError::Missing))?;
     api.refresh_peers();
     let presented = auth::parse_header(header).map_err(unauthorized)?;
     let peer = {
-        let config = api
-            .config
-            .read()
-            .map_err(|_| error_reply(StatusCode::INTERNAL_SERVER_ERROR, "configuration lock"))?;
+        let config = api.config.read().map_err(|_| {
+            Box::new(error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "configuration lock",
+            ))
+        })?;
         config
             .peers
             .iter()
@@ -168,10 +170,10 @@ fn authenticate(
     let peer = peer.ok_or_else(|| unauthorized(AuthError::UnknownLink))?;
     if !allowed(&peer, remote) {
         tracing::warn!(?remote, link = %peer.name, "peer request from a source outside the link's allowed networks");
-        return Err(error_reply(
+        return Err(Box::new(error_reply(
             StatusCode::FORBIDDEN,
             &AuthError::Forbidden.to_string(),
-        ));
+        )));
     }
     auth::verify(
         &presented,
@@ -260,7 +262,7 @@ async fn handle(
         remote_ip,
         &body,
     ) {
-        return Ok(reply);
+        return Ok(*reply);
     }
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
