@@ -132,11 +132,15 @@ pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
             }
         }
     }
-    let ctx = PullContext::new(node)?;
+    let mut ctx = PullContext::new(node)?;
+    ctx.progress = super::progress_bar(0, "pull");
     let rt = runtime()?;
     let mut status = Status::Ok;
     for child in &children {
-        match rt.block_on(pull_child(&ctx, child)) {
+        ctx.progress.set_message(format!("pull {}", child.name));
+        let result = rt.block_on(pull_child(&ctx, child));
+        ctx.progress.finish_and_clear();
+        match result {
             Ok(s) if s.unchanged => {
                 println!("{}: nothing new ({} round trip)", child.name, s.round_trips)
             }

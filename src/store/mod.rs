@@ -72,6 +72,10 @@ pub enum StoreError {
         "{path} is not a lumpy data directory (no index.redb); run `lumpy init --data {path}` first"
     )]
     NotInitialised { path: PathBuf },
+    #[error(
+        "{path} is in use by another lumpy process (a running `lumpy serve` or ingest); stop it first, or read the running node's mirror"
+    )]
+    InUse { path: PathBuf },
     #[error("store format version {found} in {path} is newer than this lumpy reads ({supported})")]
     UnsupportedStoreVersion {
         path: PathBuf,
@@ -119,9 +123,14 @@ impl Store {
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
         clean_tmp(&dir.join("tmp"))?;
-        let db = redb::Database::create(&index_path).map_err(|e| StoreError::Index {
-            path: index_path.clone(),
-            source: e.into(),
+        let db = redb::Database::create(&index_path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: dir.to_path_buf(),
+            },
+            e => StoreError::Index {
+                path: index_path.clone(),
+                source: e.into(),
+            },
         })?;
         let store = Store {
             dir: dir.to_path_buf(),

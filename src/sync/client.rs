@@ -72,6 +72,8 @@ pub struct PullContext {
     pub store: Arc<Store>,
     pub node: Arc<Mutex<Node>>,
     pub http: reqwest::Client,
+    /// Bytes of segments received (hidden unless a terminal shows it).
+    pub progress: indicatif::ProgressBar,
 }
 
 impl PullContext {
@@ -89,6 +91,7 @@ impl PullContext {
             store: node.store.clone(),
             node: Arc::new(Mutex::new(node)),
             http,
+            progress: indicatif::ProgressBar::hidden(),
         })
     }
 }
@@ -465,6 +468,7 @@ async fn accept_segment(
         Ok(())
     })?;
     link.stats.segments += 1;
+    link.ctx.progress.inc(bytes.len() as u64);
     Ok(())
 }
 
