@@ -464,6 +464,10 @@ impl<'n> Ingestor<'n> {
         path: &Path,
     ) -> Result<FileOutcome, IngestError> {
         let target = self.node.config.store.segment_target_bytes;
+        let snaplen = match reader.format() {
+            crate::capture::CaptureFormat::Pcap { snaplen, .. } => snaplen,
+            crate::capture::CaptureFormat::PcapNg => 0,
+        };
         let mut last_offset = hasher.pos;
         let outcome = loop {
             if self
@@ -488,7 +492,7 @@ impl<'n> Ingestor<'n> {
             last_offset = packet.next_offset;
             report.packets += 1;
             report.bytes += packet.data.len() as u64;
-            let full = self.add_packet(sensor_id, &packet)?;
+            let full = self.add_packet(sensor_id, &packet, snaplen)?;
             if full >= target {
                 let progress =
                     self.progress_at(hasher, key, sensor_id, last_offset, false, path)?;
@@ -537,7 +541,12 @@ impl<'n> Ingestor<'n> {
 
     /// Decodes, accounts and stores one packet; returns the raw size of the
     /// sensor's open pcap segment.
-    fn add_packet(&mut self, sensor_id: u32, p: &Packet<'_>) -> Result<u64, IngestError> {
+    fn add_packet(
+        &mut self,
+        sensor_id: u32,
+        p: &Packet<'_>,
+        snaplen: u32,
+    ) -> Result<u64, IngestError> {
         let ts_ns = p
             .ts_sec
             .saturating_mul(1_000_000_000)
@@ -546,9 +555,9 @@ impl<'n> Ingestor<'n> {
             .sensors
             .get(&sensor_id)
             .and_then(|s| s.pcap.as_ref())
-            .is_some_and(|b| b.link_type() != p.link_type);
+            .is_some_and(|b| b.link_type() != p.link_type || b.snaplen() != snaplen);
         if needs_new {
-            // One link type per pcap segment: seal before switching.
+            // One link type and snaplen per pcap segment: seal before switching.
             self.seal_and_commit(sensor_id, None)?;
         }
         let level = self.node.config.store.zstd_level;
@@ -572,9 +581,9 @@ impl<'n> Ingestor<'n> {
                 0
             }
         };
-        let builder = s
-            .pcap
-            .get_or_insert_with(|| SegmentBuilder::new(Kind::Pcap, sensor_id, p.link_type, level));
+        let builder = s.pcap.get_or_insert_with(|| {
+            SegmentBuilder::new(Kind::Pcap, sensor_id, p.link_type, level).with_snaplen(snaplen)
+        });
         let block = builder.push_packet(ts_ns, flow_id, p.orig_len, p.data)?;
         if flow_id != 0 {
             s.flow_blocks.entry(flow_id).or_default().insert(block);

@@ -13,6 +13,7 @@
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
 //! - [`ingest`]: capture files in, segments and records out.
+//! - [`pcap_service`]: a flow's (or a filter's) packets as pcap, here or via a child.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
 //!
@@ -25,6 +26,7 @@ pub mod flows;
 pub mod ingest;
 pub mod mirror;
 pub mod node;
+pub mod pcap_service;
 pub mod records;
 pub mod sensor_id;
 pub mod serve;

@@ -114,7 +114,7 @@ impl Store {
             let (k, v) = row.map_err(|e| self.index_err(e))?;
             let (_, seq) = k.value();
             merged.insert(seq, decode_known(sensor, seq, v.value())?);
-            if merged.len() > limit * 2 {
+            if merged.len() > limit.saturating_mul(2) {
                 break;
             }
         }
@@ -140,7 +140,7 @@ impl Store {
                     held: true,
                 },
             );
-            if merged.len() > limit * 2 {
+            if merged.len() > limit.saturating_mul(2) {
                 break;
             }
         }
@@ -245,6 +245,15 @@ impl Store {
         txn.commit().map_err(|e| self.index_err(e))?;
         self.bump_generation();
         Ok(())
+    }
+
+    /// The held segment at a place of a sensor's sequence.
+    pub fn segment_at(&self, sensor: u32, seq: u64) -> Result<Option<SegmentId>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+        Ok(t.get((sensor, seq))
+            .map_err(|e| self.index_err(e))?
+            .map(|v| SegmentId(*v.value())))
     }
 
     /// Every link state, by child name.

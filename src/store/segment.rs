@@ -65,6 +65,9 @@ pub struct Header {
     pub kind: Kind,
     pub sensor_id: u32,
     pub link_type: u32,
+    /// Pcap: the snapshot length of the capture the packets came from
+    /// (0 when unknown); records: 0.
+    pub snaplen: u32,
     pub origin_seq: u64,
     pub time_first_ns: u64,
     pub time_last_ns: u64,
@@ -117,6 +120,7 @@ pub struct SegmentBuilder {
     kind: Kind,
     sensor_id: u32,
     link_type: u32,
+    snaplen: u32,
     level: i32,
     body: Vec<u8>,
     blocks: Vec<BlockEntry>,
@@ -147,6 +151,7 @@ impl SegmentBuilder {
             kind,
             sensor_id,
             link_type,
+            snaplen: 0,
             level,
             body: Vec::new(),
             blocks: Vec::new(),
@@ -159,6 +164,16 @@ impl SegmentBuilder {
             compressor: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// Records the capture's snapshot length in the header (pcap segments).
+    pub fn with_snaplen(mut self, snaplen: u32) -> Self {
+        self.snaplen = snaplen;
+        self
+    }
+
+    pub fn snaplen(&self) -> u32 {
+        self.snaplen
     }
 
     pub fn kind(&self) -> Kind {
@@ -263,6 +278,7 @@ impl SegmentBuilder {
             kind: self.kind,
             sensor_id: self.sensor_id,
             link_type: self.link_type,
+            snaplen: self.snaplen,
             origin_seq,
             time_first_ns: if self.item_count == 0 {
                 0
@@ -311,7 +327,8 @@ fn write_header(h: &Header, out: &mut Vec<u8>) {
     out.extend_from_slice(&h.time_first_ns.to_le_bytes());
     out.extend_from_slice(&h.time_last_ns.to_le_bytes());
     out.extend_from_slice(&h.item_count.to_le_bytes());
-    out.extend_from_slice(&[0u8; 8]);
+    out.extend_from_slice(&h.snaplen.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {
@@ -350,7 +367,7 @@ pub fn parse_header(b: &[u8]) -> Result<Header, SegmentError> {
             format!("header length {}", le_u32(b, 12)),
         ));
     }
-    if b[56..64].iter().any(|x| *x != 0) {
+    if b[60..64].iter().any(|x| *x != 0) {
         return Err(corrupt("header", "reserved bytes are not zero"));
     }
     Ok(Header {
@@ -361,6 +378,7 @@ pub fn parse_header(b: &[u8]) -> Result<Header, SegmentError> {
         time_first_ns: le_u64(b, 32),
         time_last_ns: le_u64(b, 40),
         item_count: le_u64(b, 48),
+        snaplen: le_u32(b, 56),
     })
 }
 

@@ -62,6 +62,20 @@ pub fn children_view(store: &Store) -> Result<(BTreeMap<u32, u32>, Vec<String>),
     Ok((hops, below))
 }
 
+/// Every child's last summary, by child name.
+pub fn children_view_full(store: &Store) -> Result<Vec<(String, Summary)>, StoreError> {
+    let mut out = Vec::new();
+    for (name, bytes) in store.all_link_states()? {
+        if let Ok(LinkState {
+            summary: Some(s), ..
+        }) = serde_json::from_slice::<LinkState>(&bytes)
+        {
+            out.push((name, s));
+        }
+    }
+    Ok(out)
+}
+
 pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
     dir.join("children").join(format!("{child}.secret"))
 }

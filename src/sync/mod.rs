@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod client;
 pub mod links;
+pub mod pcap_http;
 pub mod protocol;
 pub mod server;
 pub mod summary;

@@ -88,7 +88,7 @@ impl PeerApi {
     }
 }
 
-fn error_reply(status: StatusCode, message: &str) -> Reply {
+pub(crate) fn error_reply(status: StatusCode, message: &str) -> Reply {
     let body = serde_json::to_vec(&ErrorBody {
         error: message.to_string(),
     })
@@ -269,6 +269,7 @@ async fn handle(
         ("GET", ["v1", "summary"]) => summary(&api, if_none_match.as_deref()),
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
         ("POST", ["v1", "segments"]) => fetch(&api, &body),
+        ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)

@@ -1,0 +1,173 @@
+//! `pcap`: a flow's (or a filter's) packets as a pcap file, from a local
+//! store or from a running node.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::{Status, parse_time};
+use crate::pcap_service::{PcapQuery, Plan, plan, write_local};
+use crate::sync::auth::{self, Secret};
+use crate::sync::protocol::{AUTH_HEADER, ErrorBody};
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["data", "node"])))]
+pub struct PcapArgs {
+    /// Read from this node's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Ask a running node (its peer API URL) instead.
+    #[arg(long, value_name = "URL", requires = "secret_file")]
+    pub node: Option<String>,
+    /// Link secret for --node (as `lumpy peer add` printed it).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    #[arg(long)]
+    pub sensor: u32,
+    /// The flow (con_id).
+    #[arg(long)]
+    pub flow: Option<u32>,
+    #[arg(long, value_parser = parse_time)]
+    pub st: Option<u32>,
+    #[arg(long, value_parser = parse_time)]
+    pub et: Option<u32>,
+    #[arg(long)]
+    pub ip: Vec<String>,
+    #[arg(long)]
+    pub net: Vec<String>,
+    #[arg(long)]
+    pub sip: Vec<String>,
+    #[arg(long)]
+    pub dip: Vec<String>,
+    #[arg(long)]
+    pub snet: Vec<String>,
+    #[arg(long)]
+    pub dnet: Vec<String>,
+    #[arg(long)]
+    pub ip_proto: Vec<u8>,
+    #[arg(long)]
+    pub port: Vec<u16>,
+    #[arg(long)]
+    pub sport: Vec<u16>,
+    #[arg(long)]
+    pub dport: Vec<u16>,
+    /// Output file ("-" for standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+fn enc(v: &str) -> String {
+    v.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(':', "%3A")
+        .replace('&', "%26")
+}
+
+fn query_of(a: &PcapArgs) -> String {
+    let mut q = vec![format!("sensor={}", a.sensor)];
+    if let Some(f) = a.flow {
+        q.push(format!("con_id={f}"));
+    }
+    if let Some(v) = a.st {
+        q.push(format!("st={v}"));
+    }
+    if let Some(v) = a.et {
+        q.push(format!("et={v}"));
+    }
+    for (k, list) in [
+        ("ip", &a.ip),
+        ("net", &a.net),
+        ("sip", &a.sip),
+        ("dip", &a.dip),
+        ("snet", &a.snet),
+        ("dnet", &a.dnet),
+    ] {
+        q.extend(list.iter().map(|v| format!("{k}={}", enc(v))));
+    }
+    q.extend(a.ip_proto.iter().map(|v| format!("ip_proto={v}")));
+    for (k, list) in [("port", &a.port), ("sport", &a.sport), ("dport", &a.dport)] {
+        q.extend(list.iter().map(|v| format!("{k}={v}")));
+    }
+    q.join("&")
+}
+
+fn open_output(path: &PathBuf) -> anyhow::Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdout().lock()));
+    }
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(std::io::BufWriter::new(f)))
+}
+
+pub fn run(a: PcapArgs) -> anyhow::Result<Status> {
+    let query = PcapQuery::parse(&query_of(&a))?;
+    match (&a.data, &a.node) {
+        (Some(dir), _) => local(dir, &query, &a.output),
+        (None, Some(url)) => remote(url, a.secret_file.as_ref(), &query, &a.output),
+        _ => bail!("give --data DIR or --node URL"),
+    }
+}
+
+fn local(dir: &std::path::Path, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<Status> {
+    let store = crate::store::Store::open(dir, false)?;
+    match plan(&store, q)? {
+        Plan::Local(segments) => {
+            let mut w = open_output(out)?;
+            let n = write_local(&store, q, &segments, &mut *w)?;
+            w.flush()?;
+            eprintln!("{n} packets");
+            Ok(Status::Ok)
+        }
+        Plan::Proxy { child } => bail!(
+            "this node does not hold that pcap; child '{child}' does: ask the running node with --node, or pull with a mirror link"
+        ),
+    }
+}
+
+fn remote(
+    url: &str,
+    secret_file: Option<&PathBuf>,
+    q: &PcapQuery,
+    out: &PathBuf,
+) -> anyhow::Result<Status> {
+    let Some(file) = secret_file else {
+        bail!("--node needs --secret-file");
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let secret = Secret::parse(&text).with_context(|| file.display().to_string())?;
+    let path = format!("/pcap?{}", q.to_query());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let header = auth::sign(&secret, "GET", &path, now, b"")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use futures::StreamExt;
+        let resp = reqwest::Client::new()
+            .get(format!("{}{path}", url.trim_end_matches('/')))
+            .header(AUTH_HEADER, header)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let msg = resp
+                .json::<ErrorBody>()
+                .await
+                .map(|b| b.error)
+                .unwrap_or_default();
+            bail!("{url}: {status}: {msg}");
+        }
+        let mut w = open_output(out)?;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            w.write_all(&chunk.context("the pcap stream broke off")?)?;
+        }
+        w.flush()?;
+        Ok(Status::Ok)
+    })
+}

@@ -1,0 +1,203 @@
+//! `GET /pcap`: the pcap of a flow or filter over the peer API, answered
+//! here or proxied hop by hop, streaming, to the child nearest the sensor's
+//! origin that holds it.
+//!
+//! Owns the HTTP side of `pcap_service`: status codes, streaming with bounded
+//! memory, and signing the proxied request with this node's own link secret.
+//! Never writes to the store.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use warp::http::StatusCode;
+
+use super::auth;
+use super::links::read_secret;
+use super::protocol::AUTH_HEADER;
+use super::server::{PeerApi, error_reply};
+use crate::pcap_service::{PCAP_MIME, PcapError, PcapQuery, Plan, plan, write_local};
+
+type Reply = warp::reply::Response;
+
+/// Sends written bytes down a channel in chunks, so a flow of any size
+/// streams with bounded memory.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+fn status_of(e: &PcapError) -> StatusCode {
+    match e {
+        PcapError::BadParam { .. } => StatusCode::BAD_REQUEST,
+        PcapError::UnknownSensor(_) | PcapError::UnknownFlow { .. } => StatusCode::NOT_FOUND,
+        PcapError::AgedOut(_) => StatusCode::GONE,
+        PcapError::Store(_) | PcapError::Write(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn pcap_reply(q: &PcapQuery, body: warp::reply::Response) -> Reply {
+    let mut r = body;
+    let headers = r.headers_mut();
+    if let Ok(v) = PCAP_MIME.parse() {
+        headers.insert("content-type", v);
+    }
+    if let Ok(v) = format!("attachment; filename=\"{}\"", q.filename()).parse() {
+        headers.insert("content-disposition", v);
+    }
+    r
+}
+
+pub async fn pcap(api: &Arc<PeerApi>, query: &str) -> Reply {
+    let q = match PcapQuery::parse(query) {
+        Ok(q) => q,
+        Err(e) => return error_reply(status_of(&e), &e.to_string()),
+    };
+    let store = api.store.clone();
+    let planned = {
+        let q = q.clone();
+        tokio::task::spawn_blocking(move || plan(&store, &q)).await
+    };
+    match planned {
+        Ok(Ok(Plan::Local(segments))) => local(api, q, segments),
+        Ok(Ok(Plan::Proxy { child })) => proxy(api, &q, &child).await,
+        Ok(Err(e)) => {
+            if matches!(e, PcapError::Store(_)) {
+                tracing::error!(error = %e, "pcap request");
+                return error_reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store could not answer",
+                );
+            }
+            error_reply(status_of(&e), &e.to_string())
+        }
+        Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "pcap worker failed"),
+    }
+}
+
+fn local(
+    api: &Arc<PeerApi>,
+    q: PcapQuery,
+    segments: Vec<(crate::store::SegmentId, Option<Vec<u32>>)>,
+) -> Reply {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = api.store.clone();
+    let query = q.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = write_local(&store, &query, &segments, &mut w).and_then(|_| Ok(w.flush()?));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "pcap stream ended early");
+            // The client sees a broken stream, never a truncated "success".
+            let _ = tx.blocking_send(Err(std::io::Error::other("pcap stream failed")));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    pcap_reply(&q, warp::Reply::into_response(warp::reply::stream(stream)))
+}
+
+/// Asks the child, with this node's link secret, and streams its answer
+/// through unchanged (status, type and body).
+async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
+    let child_cfg = api
+        .config
+        .read()
+        .ok()
+        .and_then(|c| c.children.iter().find(|c| c.name == child).cloned());
+    let Some(child_cfg) = child_cfg else {
+        return error_reply(
+            StatusCode::BAD_GATEWAY,
+            &format!("child {child} is not configured here"),
+        );
+    };
+    let secret = match read_secret(api.store.dir(), child) {
+        Ok(s) => s,
+        Err(_) => {
+            return error_reply(
+                StatusCode::BAD_GATEWAY,
+                &format!("no link secret for child {child}"),
+            );
+        }
+    };
+    let path = format!("/pcap?{}", q.to_query());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let Ok(header) = auth::sign(&secret, "GET", &path, now, b"") else {
+        return error_reply(
+            StatusCode::BAD_GATEWAY,
+            &format!("cannot sign for child {child}"),
+        );
+    };
+    let client = match proxy_client(&child_cfg) {
+        Ok(c) => c,
+        Err(e) => return error_reply(StatusCode::BAD_GATEWAY, &format!("child {child}: {e}")),
+    };
+    let url = format!("{}{path}", child_cfg.url.trim_end_matches('/'));
+    let resp = match client.get(&url).header(AUTH_HEADER, header).send().await {
+        Ok(r) => r,
+        Err(_) => {
+            return error_reply(
+                StatusCode::BAD_GATEWAY,
+                &format!("child {child} cannot be reached"),
+            );
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let stream = resp
+        .bytes_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let mut reply = warp::Reply::into_response(warp::reply::stream(stream));
+    *reply.status_mut() = status;
+    if let Some(ct) = content_type.and_then(|c| c.parse().ok()) {
+        reply.headers_mut().insert("content-type", ct);
+    }
+    if status.is_success() {
+        return pcap_reply(q, reply);
+    }
+    reply
+}
+
+fn proxy_client(child: &crate::config::ChildConfig) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(ca) = &child.ca_file {
+        let pem = std::fs::read(ca).map_err(|_| "CA file unreadable".to_string())?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| "bad CA file".to_string())?;
+        b = b.tls_certs_only([cert]);
+    }
+    b.build().map_err(|e| e.to_string())
+}
