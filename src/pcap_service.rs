@@ -265,12 +265,15 @@ impl PcapQuery {
     }
 }
 
+/// Pcap segments to read, each with the blocks to read (all when None).
+pub type SegmentPlan = Vec<(SegmentId, Option<Vec<u32>>)>;
+
 /// Where a request is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// This node holds the packets: these pcap segments, in order, with the
     /// blocks to read (all blocks when None).
-    Local(Vec<(SegmentId, Option<Vec<u32>>)>),
+    Local(SegmentPlan),
     /// Ask this child, the nearest to the sensor's origin that holds pcap.
     Proxy { child: String },
 }
@@ -305,11 +308,7 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
     }
 }
 
-fn flow_segments(
-    store: &Store,
-    sensor: u32,
-    flow: u32,
-) -> Result<Vec<(SegmentId, Option<Vec<u32>>)>, PcapError> {
+fn flow_segments(store: &Store, sensor: u32, flow: u32) -> Result<SegmentPlan, PcapError> {
     let mut out = Vec::new();
     for (seq, blocks) in store.flow_blocks(sensor, flow)? {
         let Some(id) = store.segment_at(sensor, seq)? else {
@@ -320,10 +319,7 @@ fn flow_segments(
     Ok(out)
 }
 
-fn window_segments(
-    store: &Store,
-    q: &PcapQuery,
-) -> Result<Vec<(SegmentId, Option<Vec<u32>>)>, PcapError> {
+fn window_segments(store: &Store, q: &PcapQuery) -> Result<SegmentPlan, PcapError> {
     let st = q.st.unwrap_or(0).saturating_mul(1_000_000_000);
     let et = q.et.map_or(u64::MAX, |e| {
         e.saturating_add(1).saturating_mul(1_000_000_000)

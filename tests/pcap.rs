@@ -67,10 +67,10 @@ fn lumpy_flow(data: &str, sensor: u32, flow: u64, out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-fn find_flow<'a>(
-    flows: &'a [serde_json::Value],
+fn find_flow(
+    flows: &[serde_json::Value],
     pred: impl Fn(&serde_json::Value) -> bool,
-) -> &'a serde_json::Value {
+) -> &serde_json::Value {
     flows
         .iter()
         .filter(|f| pred(f))

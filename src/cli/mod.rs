@@ -51,7 +51,7 @@ pub enum Command {
     /// Run the node: peer API, periodic pulls from children, follow ingest.
     Serve(links_cmd::ServeArgs),
     /// Write a flow's (or a filter's) packets as a pcap file.
-    Pcap(pcap_cmd::PcapArgs),
+    Pcap(Box<pcap_cmd::PcapArgs>),
     /// Pull once from the children (for cron) and exit.
     Pull(links_cmd::PullArgs),
     /// Parents that may pull from this node (run on the child).
@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Config(c) => node_cmds::config(c),
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
-        Command::Pcap(a) => pcap_cmd::run(a),
+        Command::Pcap(a) => pcap_cmd::run(*a),
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),
     }
