@@ -14,6 +14,7 @@
 //! - [`node`]: one data directory: identity, store, config and mirror together.
 //! - [`ingest`]: capture files in, segments and records out.
 //! - [`pcap_service`]: a flow's (or a filter's) packets as pcap, here or via a child.
+//! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
 //!
@@ -27,6 +28,7 @@ pub mod ingest;
 pub mod mirror;
 pub mod node;
 pub mod pcap_service;
+pub mod prune;
 pub mod records;
 pub mod sensor_id;
 pub mod serve;

@@ -283,9 +283,9 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
     if !store.known_sensors()?.contains(&q.sensor) {
         return Err(PcapError::UnknownSensor(q.sensor));
     }
-    let local = match q.con_id {
+    let (local, indexed_here) = match q.con_id {
         Some(flow) => flow_segments(store, q.sensor, flow)?,
-        None => window_segments(store, q)?,
+        None => (window_segments(store, q)?, false),
     };
     if !local.is_empty() {
         return Ok(Plan::Local(local));
@@ -294,10 +294,11 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
         return Ok(Plan::Proxy { child });
     }
     match q.con_id {
-        // This node is where the pcap should be, and it is not: it aged out
-        // if the sensor's sequence names pcap segments we do not hold.
-        Some(flow) if !holds_any_pcap(store, q.sensor)? && knows_pcap(store, q.sensor)? => {
-            let _ = flow;
+        // The flow index names its segments, but they were pruned here and
+        // no child holds them: aged out, not missing.
+        Some(_) if indexed_here => Err(PcapError::AgedOut(q.sensor)),
+        // This node should hold the sensor's pcap and holds none of it.
+        Some(_) if !holds_any_pcap(store, q.sensor)? && knows_pcap(store, q.sensor)? => {
             Err(PcapError::AgedOut(q.sensor))
         }
         Some(flow) => Err(PcapError::UnknownFlow {
@@ -308,15 +309,18 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
     }
 }
 
-fn flow_segments(store: &Store, sensor: u32, flow: u32) -> Result<SegmentPlan, PcapError> {
+/// The held segments of a flow, and whether the flow index names any.
+fn flow_segments(store: &Store, sensor: u32, flow: u32) -> Result<(SegmentPlan, bool), PcapError> {
     let mut out = Vec::new();
-    for (seq, blocks) in store.flow_blocks(sensor, flow)? {
+    let entries = store.flow_blocks(sensor, flow)?;
+    let indexed = !entries.is_empty();
+    for (seq, blocks) in entries {
         let Some(id) = store.segment_at(sensor, seq)? else {
             continue;
         };
         out.push((id, Some(blocks)));
     }
-    Ok(out)
+    Ok((out, indexed))
 }
 
 fn window_segments(store: &Store, q: &PcapQuery) -> Result<SegmentPlan, PcapError> {

@@ -257,3 +257,76 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
     assert!(!err.contains(&l) && !err.contains("lumpy-link"), "{err}");
     sl.stop();
 }
+
+#[test]
+fn prune_keeps_what_a_mirroring_parent_lacks_and_reports_aged_out_pcap() {
+    let (_a, a) = new_node(1951);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let flows = flows_json(&a, &[]);
+    let flow = find_flow(&flows, |f| f["ip_proto"] == 6)["flow_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let (_l, l) = new_node(2951);
+    let pa = free_port("127.0.0.19");
+    link(
+        &l,
+        "l",
+        &a,
+        "a",
+        &format!("http://127.0.0.19:{pa}"),
+        &["--pcap", "mirror"],
+    );
+    let sa = serve(&a, "127.0.0.19", pa);
+    ok(&["pull", "--data", &l]);
+    sa.stop();
+    // New capture at the roo that the mirroring parent has not pulled yet.
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("vlan.pcap").to_str().unwrap(),
+    ]);
+    let out = ok(&["prune", "--data", &a, "--pcap-days", "0"]);
+    assert!(out.contains("kept") && out.contains("parent 'l'"), "{out}");
+    ok(&["verify", "--data", &a]);
+    // The pruned flow's pcap is aged out at the roo, and still served by the parent.
+    let r = run(&[
+        "pcap",
+        "--data",
+        &a,
+        "--sensor",
+        "1951",
+        "--flow",
+        &flow,
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(stderr(&r).contains("aged out"), "{}", stderr(&r));
+    let work = tempfile::tempdir().unwrap();
+    assert!(lumpy_flow(&l, 1951, flow.parse().unwrap(), &work.path().join("f.pcap")).len() > 24);
+    // Once the parent has pulled the rest, prune drops it too.
+    let sa = serve(&a, "127.0.0.19", pa);
+    ok(&["pull", "--data", &l]);
+    sa.stop();
+    let out = ok(&[
+        "prune",
+        "--data",
+        &a,
+        "--pcap-days",
+        "0",
+        "--records-days",
+        "0",
+    ]);
+    assert!(!out.contains("kept"), "{out}");
+    assert!(out.contains("deleted"), "{out}");
+    ok(&["verify", "--data", &a]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &a, "--json"])).unwrap();
+    assert_eq!(v["pcap_segments"], 0);
+}

@@ -360,3 +360,32 @@ mod tests {
         assert!(parse_interval("soon").is_err());
     }
 }
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Drop pcap older than this many days (never what a mirroring parent lacks).
+    #[arg(long)]
+    pub pcap_days: u32,
+    /// Also delete closed flow rows older than this many days from the mirror.
+    #[arg(long)]
+    pub records_days: Option<u32>,
+}
+
+pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
+    let mut node = node::open(&a.dir.data)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let r = crate::prune::prune(&mut node, now, a.pcap_days, a.records_days)?;
+    println!(
+        "dropped {} pcap segments ({} bytes)",
+        r.segments_dropped, r.bytes_dropped
+    );
+    for (peer, n) in &r.kept_for {
+        println!("kept {n} pcap segments that parent '{peer}' has not pulled yet");
+    }
+    if a.records_days.is_some() {
+        println!("deleted {} flow rows", r.flow_rows_deleted);
+    }
+    Ok(Status::Ok)
+}

@@ -52,6 +52,8 @@ pub enum Command {
     Serve(links_cmd::ServeArgs),
     /// Write a flow's (or a filter's) packets as a pcap file.
     Pcap(Box<pcap_cmd::PcapArgs>),
+    /// Drop pcap (and flow rows) older than N days on this node.
+    Prune(links_cmd::PruneArgs),
     /// Pull once from the children (for cron) and exit.
     Pull(links_cmd::PullArgs),
     /// Parents that may pull from this node (run on the child).
@@ -106,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Config(c) => node_cmds::config(c),
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
+        Command::Prune(a) => links_cmd::prune(a),
         Command::Pcap(a) => pcap_cmd::run(*a),
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),

@@ -234,6 +234,25 @@ impl Mirror {
         query::flows(&self.conn, &self.path, q)
     }
 
+    /// Deletes closed flows that ended before `cutoff` (epoch seconds), as
+    /// purgeDB.pl did; returns the rows deleted. Their version rows stay, so
+    /// re-applying an old segment does not bring them back.
+    pub fn purge_flows_before(&mut self, cutoff: u32) -> Result<u64, MirrorError> {
+        let mut deleted = 0;
+        for table in ["flow", "x_flow6"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE max(src_end_sec, dst_end_sec) < ?1 AND EXISTS \
+                 (SELECT 1 FROM x_flow_version v WHERE v.sensor_id = {table}.sensor_id \
+                  AND v.flow_id = {table}.flow_id AND v.closed = 1)"
+            );
+            deleted += self
+                .conn
+                .execute(&sql, [cutoff])
+                .ctx(&self.path, "purge old flows")? as u64;
+        }
+        Ok(deleted)
+    }
+
     /// Number of flows, IPv4 (`flow`) and other (`x_flow6`).
     pub fn flow_count(&self) -> Result<u64, MirrorError> {
         self.conn

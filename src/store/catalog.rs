@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::index::{FLOW_BLOCKS, KNOWN, LINKS, SEGMENTS, SENSOR_SEQ};
+use super::index::{FLOW_BLOCKS, KNOWN, LINKS, PULLED, SEGMENTS, SENSOR_SEQ};
 use super::segment::packet_items;
 use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
 
@@ -254,6 +254,73 @@ impl Store {
         Ok(t.get((sensor, seq))
             .map_err(|e| self.index_err(e))?
             .map(|v| SegmentId(*v.value())))
+    }
+
+    /// True when a place of a sensor's sequence is known but not held
+    /// (a pcap segment left at a child, or pruned here).
+    pub fn is_known_only(&self, sensor: u32, seq: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        Ok(t.get((sensor, seq))
+            .map_err(|e| self.index_err(e))?
+            .is_some())
+    }
+
+    /// Records that parent `peer` has taken a pcap segment.
+    pub fn note_pulled(&self, peer: &str, id: &SegmentId) -> Result<(), StoreError> {
+        let Some(meta) = self.segment_meta(id)? else {
+            return Ok(());
+        };
+        if meta.kind != Kind::Pcap {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
+            t.insert((peer, meta.sensor_id, meta.origin_seq), ())
+                .map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))
+    }
+
+    /// Records that parent `peer` pulls over a mirror link (it said so).
+    pub fn note_mirroring_peer(&self, peer: &str) -> Result<(), StoreError> {
+        let key = format!("mirror_peer:{peer}");
+        if self.meta_get(&key)?.is_none() {
+            self.meta_set(&key, b"1")?;
+        }
+        Ok(())
+    }
+
+    /// Parents that mirror this node's pcap (they said so, or have taken
+    /// pcap of `sensor`), each with the sequence numbers of `sensor` it took.
+    pub fn mirroring_peers(
+        &self,
+        sensor: u32,
+    ) -> Result<BTreeMap<String, BTreeSet<u64>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
+        let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        let meta = txn
+            .open_table(super::index::META)
+            .map_err(|e| self.index_err(e))?;
+        for row in meta
+            .range("mirror_peer:".."mirror_peer;")
+            .map_err(|e| self.index_err(e))?
+        {
+            let (k, _) = row.map_err(|e| self.index_err(e))?;
+            if let Some(peer) = k.value().strip_prefix("mirror_peer:") {
+                out.entry(peer.to_string()).or_default();
+            }
+        }
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, _) = row.map_err(|e| self.index_err(e))?;
+            let (peer, s, seq) = k.value();
+            if s == sensor {
+                out.entry(peer.to_string()).or_default().insert(seq);
+            }
+        }
+        Ok(out)
     }
 
     /// Every link state, by child name.

@@ -14,6 +14,7 @@
 //! | `open_flows` | (sensor, flow key) | opaque bytes owned by `flows` |
 //! | `known_segments` | (sensor, origin seq) | a child's catalogue entry not held here |
 //! | `link_state` | child name | JSON health of a pull link |
+//! | `pulled_by_peer` | (parent name, sensor, origin seq) | () : a pcap segment that parent has taken |
 //!
 //! Does not read or write segment files.
 
@@ -34,6 +35,8 @@ pub(crate) const OPEN_FLOWS: TableDefinition<(u32, &[u8]), &[u8]> =
     TableDefinition::new("open_flows");
 pub(crate) const KNOWN: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("known_segments");
 pub(crate) const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("link_state");
+pub(crate) const PULLED: TableDefinition<(&str, u32, u64), ()> =
+    TableDefinition::new("pulled_by_peer");
 
 /// Length of an encoded [`SegmentMeta`].
 pub const SEGMENT_META_LEN: usize = 64;
@@ -244,6 +247,7 @@ impl Store {
             txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
             txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
             txn.open_table(LINKS).map_err(|e| self.index_err(e))?;
+            txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
         }
         txn.commit().map_err(|e| self.index_err(e))
     }

@@ -236,10 +236,16 @@ async fn pull_inner(
         stats: PullStats::default(),
     };
     let etag = (!state.etag.is_empty()).then(|| state.etag.clone());
+    // A mirror link says so, so the child's `prune` keeps what we still lack.
+    let summary_path = if child.pcap == PcapMode::Mirror {
+        "/v1/summary?pcap=mirror"
+    } else {
+        "/v1/summary"
+    };
     let resp = link
         .send(
             reqwest::Method::GET,
-            "/v1/summary",
+            summary_path,
             Vec::new(),
             etag.as_deref(),
         )

@@ -254,7 +254,7 @@ async fn handle(
         format!("{}?{query}", path.as_str())
     };
     let remote_ip = remote.map(|r| r.ip());
-    if let Err(reply) = authenticate(
+    let peer = match authenticate(
         &api,
         method.as_str(),
         &path_and_query,
@@ -262,13 +262,22 @@ async fn handle(
         remote_ip,
         &body,
     ) {
-        return Ok(*reply);
-    }
+        Ok(peer) => peer,
+        Err(reply) => return Ok(*reply),
+    };
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
-        ("GET", ["v1", "summary"]) => summary(&api, if_none_match.as_deref()),
+        ("GET", ["v1", "summary"]) => {
+            if query_param(&query, "pcap").as_deref() == Some("mirror") {
+                // This parent copies our pcap: `prune` must wait for it.
+                if let Err(e) = api.store.note_mirroring_peer(&peer) {
+                    tracing::warn!(error = %e, "recording a mirroring parent");
+                }
+            }
+            summary(&api, if_none_match.as_deref())
+        }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
-        ("POST", ["v1", "segments"]) => fetch(&api, &body),
+        ("POST", ["v1", "segments"]) => fetch(&api, &body, peer),
         ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
@@ -354,7 +363,7 @@ async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
     }
 }
 
-fn fetch(api: &Arc<PeerApi>, body: &[u8]) -> Reply {
+fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String) -> Reply {
     let Ok(req) = serde_json::from_slice::<FetchRequest>(body) else {
         return error_reply(
             StatusCode::BAD_REQUEST,
@@ -388,6 +397,11 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8]) -> Reply {
                         || tx.blocking_send(Ok(Bytes::from(bytes))).is_err()
                     {
                         return;
+                    }
+                    // Remember which pcap a parent has taken, so `prune` never
+                    // deletes what a mirroring parent still lacks.
+                    if let Err(e) = store.note_pulled(&peer, &id) {
+                        tracing::warn!(error = %e, "recording a pulled segment");
                     }
                 }
                 Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
