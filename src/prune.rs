@@ -48,10 +48,12 @@ pub fn prune(
         if meta.kind != Kind::Pcap || meta.time_last_ns >= cutoff_ns {
             continue;
         }
-        if !peers_by_sensor.contains_key(&meta.sensor_id) {
-            peers_by_sensor.insert(meta.sensor_id, node.store.mirroring_peers(meta.sensor_id)?);
-        }
-        let peers = &peers_by_sensor[&meta.sensor_id];
+        let peers = match peers_by_sensor.entry(meta.sensor_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(node.store.mirroring_peers(meta.sensor_id)?)
+            }
+        };
         let waiting: Vec<&String> = peers
             .iter()
             .filter(|(_, taken)| !taken.contains(&meta.origin_seq))
