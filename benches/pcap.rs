@@ -1,0 +1,313 @@
+//! A flow's pcap on a roo holding >= 10 GiB of capture: locally, and through
+//! two proxy hops on 127.0.0.x, side by side with `tcpdump -r` of the same
+//! raw file and the same filter.
+//!
+//! Run with `cargo bench --bench pcap` (LUMPY_BENCH_PCAP_GIB=N, default 10;
+//! needs about 2.2 x that on /tmp). The capture repeats the fixture's
+//! largest TCP flow (an HTTP download), each copy 200 s later, so each copy
+//! is a flow of its own.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+fn lumpy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lumpy"))
+}
+
+fn run(args: &[&str]) -> String {
+    let out = lumpy().args(args).output().expect("lumpy runs");
+    assert!(
+        out.status.success(),
+        "lumpy {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Packets of the fixture's biggest TCP flow (by packet count).
+fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let src = std::fs::read(fixture).expect("fixture");
+    let mut packets = Vec::new();
+    let mut at = 24;
+    while at + 16 <= src.len() {
+        let cap = u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4")) as usize;
+        let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4"));
+        packets.push((sec, src[at + 4..at + 16 + cap].to_vec()));
+        at += 16 + cap;
+    }
+    // Ethernet + IPv4 + TCP: key on the ports at offsets 34..38 (after 12 bytes of record header).
+    let key = |p: &Vec<u8>| -> Option<(u16, u16)> {
+        let d = &p[12..];
+        (d.len() > 38 && d[12] == 0x08 && d[13] == 0 && d[23] == 6).then(|| {
+            let (a, b) = (
+                u16::from_be_bytes([d[34], d[35]]),
+                u16::from_be_bytes([d[36], d[37]]),
+            );
+            (a.min(b), a.max(b))
+        })
+    };
+    let mut counts = std::collections::HashMap::new();
+    for (_, p) in &packets {
+        if let Some(k) = key(p) {
+            *counts.entry(k).or_insert(0usize) += p.len();
+        }
+    }
+    let best = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(k, _)| k)
+        .expect("a TCP flow");
+    let flow: Vec<(u32, Vec<u8>)> = packets
+        .into_iter()
+        .filter(|(_, p)| key(p) == Some(best))
+        .collect();
+    (src[..24].to_vec(), flow)
+}
+
+fn make_capture(dst: &Path, target: u64) -> u64 {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap");
+    let (header, flow) = biggest_flow(&fixture);
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dst).expect("create"));
+    out.write_all(&header).expect("write");
+    let (mut written, mut copy) = (24u64, 0u32);
+    while written < target {
+        for (sec, rest) in &flow {
+            out.write_all(&(sec + copy * 200).to_le_bytes())
+                .expect("write");
+            out.write_all(rest).expect("write");
+            written += 4 + rest.len() as u64;
+        }
+        copy += 1;
+    }
+    out.flush().expect("flush");
+    written
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, addr: &str) -> Served {
+    let mut child = lumpy()
+        .args([
+            "serve",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            addr,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    Served(child)
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn link(parent: &Path, child: &Path, name: &str, url: &str) {
+    let secret = run(&[
+        "peer",
+        "add",
+        "--data",
+        child.to_str().expect("utf-8"),
+        "parent",
+    ]);
+    let f = parent.join("s.in");
+    std::fs::write(&f, secret).expect("write");
+    run(&[
+        "child",
+        "add",
+        "--data",
+        parent.to_str().expect("utf-8"),
+        name,
+        url,
+        "--secret-file",
+        f.to_str().expect("utf-8"),
+    ]);
+}
+
+fn p95(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let median = v[v.len() / 2];
+    let p = v[((v.len() as f64 * 0.95).ceil() as usize)
+        .saturating_sub(1)
+        .min(v.len() - 1)];
+    (median, p)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let gib: f64 = std::env::var("LUMPY_BENCH_PCAP_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    let work = tempfile::tempdir().expect("tempdir");
+    let raw = work.path().join("capture.pcap");
+    let size = make_capture(&raw, (gib * 1073741824.0) as u64);
+    let (roo, l1, l2) = (
+        work.path().join("roo"),
+        work.path().join("l1"),
+        work.path().join("l2"),
+    );
+    for (d, id) in [(&roo, "11"), (&l1, "12"), (&l2, "13")] {
+        run(&[
+            "init",
+            "--data",
+            d.to_str().expect("utf-8"),
+            "--sensor-id",
+            id,
+        ]);
+    }
+    run(&[
+        "config",
+        "set",
+        "--data",
+        roo.to_str().expect("utf-8"),
+        "store.segment_target_bytes",
+        "16777216",
+    ]);
+    let t = Instant::now();
+    run(&[
+        "ingest",
+        "--data",
+        roo.to_str().expect("utf-8"),
+        raw.to_str().expect("utf-8"),
+    ]);
+    let ingest_s = t.elapsed().as_secs_f64();
+    let flows_json = run(&[
+        "flows",
+        "--data",
+        roo.to_str().expect("utf-8"),
+        "--format",
+        "csv",
+    ]);
+    let flows: Vec<Vec<String>> = flows_json
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let step = (flows.len() / 100).max(1);
+    let sample: Vec<&Vec<String>> = flows.iter().step_by(step).take(100).collect();
+
+    let mut local = Vec::new();
+    for f in &sample {
+        let t = Instant::now();
+        run(&[
+            "pcap",
+            "--data",
+            roo.to_str().expect("utf-8"),
+            "--sensor",
+            "11",
+            "--flow",
+            &f[1],
+            "-o",
+            "/dev/null",
+        ]);
+        local.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    let (proo, pl1, pl2) = (
+        free_port("127.0.0.31"),
+        free_port("127.0.0.32"),
+        free_port("127.0.0.33"),
+    );
+    link(&l1, &roo, "roo", &format!("http://127.0.0.31:{proo}"));
+    link(&l2, &l1, "l1", &format!("http://127.0.0.32:{pl1}"));
+    let analyst = run(&[
+        "peer",
+        "add",
+        "--data",
+        l2.to_str().expect("utf-8"),
+        "analyst",
+    ]);
+    let secret = work.path().join("analyst.secret");
+    std::fs::write(&secret, analyst).expect("write");
+    let s_roo = serve(&roo, &format!("127.0.0.31:{proo}"));
+    run(&["pull", "--data", l1.to_str().expect("utf-8")]);
+    let s_l1 = serve(&l1, &format!("127.0.0.32:{pl1}"));
+    run(&["pull", "--data", l2.to_str().expect("utf-8")]);
+    let s_l2 = serve(&l2, &format!("127.0.0.33:{pl2}"));
+    let url = format!("http://127.0.0.33:{pl2}");
+    let mut proxied = Vec::new();
+    for f in &sample {
+        let t = Instant::now();
+        run(&[
+            "pcap",
+            "--node",
+            &url,
+            "--secret-file",
+            secret.to_str().expect("utf-8"),
+            "--sensor",
+            "11",
+            "--flow",
+            &f[1],
+            "-o",
+            "/dev/null",
+        ]);
+        proxied.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop((s_l2, s_l1, s_roo));
+
+    let mut tcpdump = Vec::new();
+    for f in sample.iter().take(3) {
+        let filter = format!(
+            "tcp and host {} and host {} and port {} and port {}",
+            f[5], f[7], f[6], f[8]
+        );
+        let t = Instant::now();
+        let st = Command::new("tcpdump")
+            .args([
+                "-r",
+                raw.to_str().expect("utf-8"),
+                "-w",
+                "/dev/null",
+                &filter,
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .expect("tcpdump");
+        assert!(st.success());
+        tcpdump.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (lm, lp) = p95(local);
+    let (pm, pp) = p95(proxied);
+    let (tm, tp) = p95(tcpdump);
+    println!(
+        "capture: {size} bytes ({:.1} GiB), {} flows, ingested in {ingest_s:.0} s",
+        size as f64 / 1073741824.0,
+        flows.len()
+    );
+    println!();
+    println!("| one flow's pcap | median | p95 |");
+    println!("|---|---|---|");
+    println!(
+        "| `lumpy pcap --data` on the roo (100 flows, whole command) | {lm:.1} ms | {lp:.1} ms |"
+    );
+    println!(
+        "| `lumpy pcap --node` through two proxy hops (100 flows, whole command) | {pm:.1} ms | {pp:.1} ms |"
+    );
+    println!(
+        "| `tcpdump -r` of the raw capture, same filter (3 flows) | {tm:.0} ms | {tp:.0} ms |"
+    );
+}
