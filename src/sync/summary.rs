@@ -32,22 +32,14 @@ pub fn sensor_summary(store: &Store, sensor: u32, hops: u32) -> Result<SensorSum
     let mut pcap_gap = false;
     let mut newest_ns = 0;
     let mut after = 0;
-    loop {
+    'pages: loop {
         let page = store.sequence_after(sensor, after, 10_000)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for e in &page {
             if e.seq != max_seq + 1 {
                 // A gap: the chain stops at the last contiguous entry.
-                return Ok(finish(
-                    sensor,
-                    hops,
-                    first_id,
-                    max_seq,
-                    chain,
-                    pcap_held_to,
-                    newest_ns,
-                ));
+                break 'pages;
             }
             if e.seq == 1 {
                 first_id = e.id.to_hex();
@@ -60,15 +52,15 @@ pub fn sensor_summary(store: &Store, sensor: u32, hops: u32) -> Result<SensorSum
             }
         }
     }
-    Ok(finish(
-        sensor,
-        hops,
+    Ok(SensorSummary {
+        sensor_id: sensor,
         first_id,
         max_seq,
-        chain,
+        chain: hex(&chain),
+        hops,
         pcap_held_to,
         newest_ns,
-    ))
+    })
 }
 
 fn track_pcap(e: &KnownEntry, held_to: &mut u64, gap: &mut bool) {
@@ -84,26 +76,6 @@ fn track_pcap(e: &KnownEntry, held_to: &mut u64, gap: &mut bool) {
 
 fn newest_of(store: &Store, id: &SegmentId) -> Result<u64, StoreError> {
     Ok(store.segment_meta(id)?.map(|m| m.time_last_ns).unwrap_or(0))
-}
-
-fn finish(
-    sensor: u32,
-    hops: u32,
-    first_id: String,
-    max_seq: u64,
-    chain: [u8; 32],
-    pcap_held_to: u64,
-    newest_ns: u64,
-) -> SensorSummary {
-    SensorSummary {
-        sensor_id: sensor,
-        first_id,
-        max_seq,
-        chain: hex(&chain),
-        hops,
-        pcap_held_to,
-        newest_ns,
-    }
 }
 
 /// The whole summary; `child_hops` gives, per sensor, the smallest hop count
