@@ -7,24 +7,14 @@
 //! largest TCP flow (an HTTP download), each copy 200 s later, so each copy
 //! is a flow of its own.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn lumpy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lumpy"))
-}
+mod common;
 
-fn run(args: &[&str]) -> String {
-    let out = lumpy().args(args).output().expect("lumpy runs");
-    assert!(
-        out.status.success(),
-        "lumpy {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{free_port, run, serve};
 
 /// Packets of the fixture's biggest TCP flow (by packet count).
 fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
@@ -84,65 +74,6 @@ fn make_capture(dst: &Path, target: u64) -> u64 {
     }
     out.flush().expect("flush");
     written
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &Path, addr: &str) -> Served {
-    let mut child = lumpy()
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--listen",
-            addr,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-    Served(child)
-}
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn link(parent: &Path, child: &Path, name: &str, url: &str) {
-    let secret = run(&[
-        "peer",
-        "add",
-        "--data",
-        child.to_str().expect("utf-8"),
-        "parent",
-    ]);
-    let f = parent.join("s.in");
-    std::fs::write(&f, secret).expect("write");
-    run(&[
-        "child",
-        "add",
-        "--data",
-        parent.to_str().expect("utf-8"),
-        name,
-        url,
-        "--secret-file",
-        f.to_str().expect("utf-8"),
-    ]);
 }
 
 fn p95(mut v: Vec<f64>) -> (f64, f64) {
@@ -232,8 +163,8 @@ fn main() {
         free_port("127.0.0.32"),
         free_port("127.0.0.33"),
     );
-    link(&l1, &roo, "roo", &format!("http://127.0.0.31:{proo}"));
-    link(&l2, &l1, "l1", &format!("http://127.0.0.32:{pl1}"));
+    common::link(&l1, &roo, "roo", &format!("http://127.0.0.31:{proo}"), &[]);
+    common::link(&l2, &l1, "l1", &format!("http://127.0.0.32:{pl1}"), &[]);
     let analyst = run(&[
         "peer",
         "add",

@@ -10,29 +10,14 @@
 //! - resident memory of one lumpy serving and pulling from N roos, and its
 //!   idle traffic per link per minute at the default 60 s interval.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Relay, free_port, relay, run, serve};
 use lumpy::store::{CommitBatch, Kind, SegmentBuilder, SegmentMeta, Store};
-
-fn lumpy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lumpy"))
-}
-
-fn run(args: &[&str]) -> String {
-    let out = lumpy().args(args).output().expect("lumpy runs");
-    assert!(
-        out.status.success(),
-        "lumpy {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Packets of the fixture capture, as (ts_ns, orig_len, data).
 fn fixture_packets() -> Vec<(u64, u32, Vec<u8>)> {
@@ -73,125 +58,6 @@ fn add_segments(data: &Path, from: u64, to: u64, packets: &[(u64, u32, Vec<u8>)]
         }
     }
     store.commit(&batch).expect("commit");
-}
-
-struct Relay {
-    port: u16,
-    up: Arc<AtomicU64>,
-    down: Arc<AtomicU64>,
-}
-
-impl Relay {
-    fn total(&self) -> (u64, u64) {
-        (
-            self.up.load(Ordering::Relaxed),
-            self.down.load(Ordering::Relaxed),
-        )
-    }
-}
-
-fn relay(target: String) -> Relay {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (u, d) = (up.clone(), down.clone());
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(&target) else {
-                continue;
-            };
-            let (c2, s2) = (
-                conn.try_clone().expect("clone"),
-                server.try_clone().expect("clone"),
-            );
-            pipe(c2, s2, u.clone());
-            pipe(server, conn, d.clone());
-        }
-    });
-    Relay { port, up, down }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = to.shutdown(std::net::Shutdown::Write);
-                    return;
-                }
-                Ok(n) => {
-                    count.fetch_add(n as u64, Ordering::Relaxed);
-                    if to.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &Path, addr: &str) -> Served {
-    let mut child = lumpy()
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--listen",
-            addr,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-    Served(child)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn link(parent: &Path, child: &Path, name: &str, url: &str, interval: &str) {
-    let secret = run(&[
-        "peer",
-        "add",
-        "--data",
-        child.to_str().expect("utf-8"),
-        "parent",
-    ]);
-    let f = parent.join(format!("{name}.secret-in"));
-    std::fs::write(&f, secret).expect("write secret");
-    run(&[
-        "child",
-        "add",
-        "--data",
-        parent.to_str().expect("utf-8"),
-        name,
-        url,
-        "--secret-file",
-        f.to_str().expect("utf-8"),
-        "--pcap",
-        "mirror",
-        "--interval",
-        interval,
-    ]);
 }
 
 fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
@@ -271,14 +137,14 @@ fn main() {
         "8",
     ]);
     add_segments(&child, 1, n + 1, &packets);
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let r = relay(format!("127.0.0.1:{port}"));
-    link(
+    common::link(
         &parent,
         &child,
         "child",
         &format!("http://127.0.0.1:{}", r.port),
-        "60s",
+        &["--pcap", "mirror", "--interval", "60s"],
     );
 
     let rsync_dst = work.path().join("rsync-copy");
@@ -345,19 +211,19 @@ fn many_roos(work: &Path, roos: usize) {
         let ds = d.to_str().expect("utf-8");
         run(&["init", "--data", ds, "--sensor-id", &(100 + i).to_string()]);
         run(&["ingest", "--data", ds, fixture.to_str().expect("utf-8")]);
-        let port = free_port();
+        let port = free_port("127.0.0.1");
         let r = relay(format!("127.0.0.1:{port}"));
-        link(
+        common::link(
             &top,
             &d,
             &format!("roo{i}"),
             &format!("http://127.0.0.1:{}", r.port),
-            "60s",
+            &["--pcap", "mirror", "--interval", "60s"],
         );
         served.push(serve(&d, &format!("127.0.0.1:{port}")));
         relays.push(r);
     }
-    let top_proc = serve(&top, &format!("127.0.0.1:{}", free_port()));
+    let top_proc = serve(&top, &format!("127.0.0.1:{}", free_port("127.0.0.1")));
     let pid = top_proc.0.id();
     // Wait for the first round of pulls (every roo's summary fetched).
     let deadline = Instant::now() + Duration::from_secs(120);
