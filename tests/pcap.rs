@@ -243,6 +243,50 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
         std::fs::read(&out).unwrap() == direct,
         "the proxied pcap equals the roo's own"
     );
+    // Over plain HTTP: the pcap media type and an attachment name.
+    let path = format!("/pcap?sensor=1901&con_id={id}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let secret =
+        lumpy::sync::auth::Secret::parse(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+    let header = lumpy::sync::auth::sign(&secret, "GET", &path, now, b"").unwrap();
+    let headers = tool(
+        "curl",
+        &[
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            &format!("x-lumpy-auth: {header}"),
+            &format!("{url}{path}"),
+        ],
+    );
+    assert!(
+        headers.contains("application/vnd.tcpdump.pcap"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("filename=\"sensor1901-flow{id}.pcap\"")),
+        "{headers}"
+    );
+    let bad_path = "/pcap?sensor=1901&con_id=x";
+    let bad_header = lumpy::sync::auth::sign(&secret, "GET", bad_path, now, b"").unwrap();
+    let bad = tool(
+        "curl",
+        &[
+            "-s",
+            "-w",
+            " %{http_code}",
+            "-H",
+            &format!("x-lumpy-auth: {bad_header}"),
+            &format!("{url}{bad_path}"),
+        ],
+    );
+    assert!(bad.ends_with(" 400") && bad.contains("con_id"), "{bad}");
     let r = pcap_via("999999", &work.path().join("x.pcap"));
     assert!(
         stderr(&r).contains("404") && stderr(&r).contains("999999"),
