@@ -4,6 +4,7 @@
 //!
 //! Data flows one way: ingest -> store -> index/mirror -> serve/sync/export.
 //!
+//! - [`archive`]: offline bundles of one sensor's segments (create, verify, import).
 //! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
 //! - [`flows`]: hflow2-style bidirectional flows from decoded packets.
@@ -20,6 +21,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the map and docs/STORAGE.md for the formats.
 
+pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod config;
