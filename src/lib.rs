@@ -13,6 +13,7 @@
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
 //! - [`ingest`]: capture files in, segments and records out.
+//! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
 //!
@@ -21,6 +22,7 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod flows;
 pub mod ingest;
 pub mod mirror;
