@@ -107,7 +107,10 @@ impl Access {
                 )));
             }
             if v.contains(crate::sync::auth::SECRET_PREFIX)
-                || (!v.is_empty() && secrets.iter().any(|s| s == v || s.contains(v.as_str())))
+                || (!v.is_empty()
+                    && secrets
+                        .iter()
+                        .any(|s| s == v || (v.len() >= 8 && s.contains(v.as_str()))))
             {
                 return Err(ExportError::InvalidOption(format!(
                     "--access-{what}: refusing to write a lumpy secret (a link secret or the database password) \
@@ -365,4 +368,41 @@ pub fn export_sql(
     f.sync_all().map_err(io(&part))?;
     std::fs::rename(&part, file).map_err(io(file))?;
     Ok(stats(sent, adjusted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(via: [u8; 4], login: &str, passwd: &str) -> Access {
+        Access {
+            via: Ipv4Addr::from(via),
+            login: login.into(),
+            passwd: passwd.into(),
+        }
+    }
+
+    #[test]
+    fn access_via_is_hflows_signed_int() {
+        assert_eq!(access([0, 0, 0, 0], "", "").via_column(), 0);
+        assert_eq!(access([10, 1, 2, 3], "", "").via_column(), 167_838_211);
+        assert_eq!(access([203, 0, 113, 9], "", "").via_column(), -889_163_511);
+    }
+
+    #[test]
+    fn access_refuses_lumpy_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("children")).unwrap();
+        std::fs::write(
+            dir.path().join("children/c1.secret"),
+            "lumpy-link-v1:p:QUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n",
+        )
+        .unwrap();
+        let ok = |a: Access| a.check(dir.path(), Some("dbpass123")).is_ok();
+        assert!(ok(access([10, 0, 0, 1], "roo", "honey")));
+        assert!(!ok(access([10, 0, 0, 1], "roo", "lumpy-link-v1:x")));
+        assert!(!ok(access([10, 0, 0, 1], "roo", "dbpass123")));
+        assert!(!ok(access([10, 0, 0, 1], "roo", "QUJDREVGR0hJSktM")));
+        assert!(!ok(access([10, 0, 0, 1], &"x".repeat(31), "")));
+    }
 }

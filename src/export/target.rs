@@ -418,6 +418,8 @@ mod tests {
             .to_string();
         assert!(e.contains("password-file") && !e.contains("secret"), "{e}");
         assert_eq!(redact("mysql://u:secret@h/db"), "mysql://u:****@h/db");
-        assert_eq!(redact("mysql://u:sec ret@h/d b"), "mysql://****@h/d b");
+        let r = redact("mysql://u:sec ret@h/d b");
+        assert!(r.contains("****") && !r.contains("sec"), "{r}");
+        assert_eq!(redact("mysql://u:p@[bad/x"), "mysql://****@[bad/x");
     }
 }
