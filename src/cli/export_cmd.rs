@@ -65,6 +65,10 @@ pub struct MysqlArgs {
     /// Ignore the watermarks and send every row again (upserts: nothing is duplicated).
     #[arg(long)]
     pub full: bool,
+    /// Connections to the database: batches are written in parallel and
+    /// committed in order.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub connections: u32,
 }
 
 pub fn run(cmd: ExportCmd) -> anyhow::Result<Status> {
@@ -125,6 +129,7 @@ fn mysql(a: MysqlArgs) -> anyhow::Result<Status> {
         access,
         batch_rows: a.batch_rows as usize,
         full: a.full,
+        connections: a.connections as usize,
     };
     let bar = progress_bar(0, "export");
     if let Ok(style) = indicatif::ProgressStyle::with_template(

@@ -134,6 +134,8 @@ pub struct ExportOptions {
     /// Ignore the watermarks and send everything again (upserts: still
     /// nothing duplicated).
     pub full: bool,
+    /// Connections to the target: transactions run in parallel, commit in order.
+    pub connections: usize,
 }
 
 impl Default for ExportOptions {
@@ -144,6 +146,7 @@ impl Default for ExportOptions {
             access: None,
             batch_rows: 5000,
             full: false,
+            connections: 2,
         }
     }
 }
@@ -257,17 +260,28 @@ pub fn export_mysql(
     rt.block_on(target.prepare_schema(&mut conn, opts.flavor))?;
     let marks = rt.block_on(target.read_marks(&mut conn))?;
     let work = source.plan(tables(opts.flavor), &marks, opts)?;
-    on_total(work.iter().map(|w| w.rows).sum());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
+    let total: u64 = work.iter().map(|w| w.rows).sum();
+    on_total(total);
+    let mut conns = vec![conn];
+    // More connections only when there is enough to share.
+    let lanes = if total >= 2 * opts.batch_rows as u64 {
+        opts.connections.max(1)
+    } else {
+        1
+    };
+    for _ in 1..lanes {
+        conns.push(rt.block_on(target.connect())?);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(2 * lanes);
     let now = now_secs();
     let (written, produced) = std::thread::scope(|scope| {
         // The producer reads the mirror and builds SQL while the server
-        // executes the previous statement.
+        // executes earlier statements.
         let producer = scope.spawn(move || {
             let mut send = |m: Msg| tx.blocking_send(m).is_ok();
             source.produce(&work, opts.flavor, opts, now, &mut send)
         });
-        let written = rt.block_on(target.run(&mut conn, &mut rx, progress));
+        let written = rt.block_on(target.run(conns, &mut rx, progress));
         // A failed sink drops the receiver, which stops the producer.
         drop(rx);
         let produced = producer
@@ -277,7 +291,6 @@ pub fn export_mysql(
     });
     written?;
     let (sent, adjusted) = produced??;
-    let _ = rt.block_on(conn.disconnect());
     Ok(stats(sent, adjusted))
 }
 
@@ -331,27 +344,15 @@ pub fn export_sql(
     }
     out.write_all(header.as_bytes()).map_err(io(&part))?;
     let mut failure = None;
-    let mut in_txn = false;
     let mut send = |m: Msg| {
-        let r = match m {
-            Msg::Stmt { sql, .. } => {
-                let begin = if in_txn { "" } else { "START TRANSACTION;\n" };
-                in_txn = true;
-                out.write_all(begin.as_bytes())
-                    .and_then(|_| out.write_all(sql.as_bytes()))
-                    .and_then(|_| out.write_all(b";\n"))
-            }
-            Msg::Commit { rows } => {
-                progress(rows);
-                let r = if in_txn {
-                    out.write_all(b"COMMIT;\n")
-                } else {
-                    Ok(())
-                };
-                in_txn = false;
-                r
-            }
-        };
+        let mut r = out.write_all(b"START TRANSACTION;\n");
+        for sql in m.data.iter().map(|(s, _)| s).chain(&m.finish) {
+            r = r
+                .and_then(|_| out.write_all(sql.as_bytes()))
+                .and_then(|_| out.write_all(b";\n"));
+        }
+        r = r.and_then(|_| out.write_all(b"COMMIT;\n"));
+        progress(m.rows);
         match r {
             Ok(()) => true,
             Err(e) => {

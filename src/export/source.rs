@@ -44,13 +44,19 @@ pub struct Work {
     pub digest: Option<String>,
 }
 
-/// What the producer sends to a sink.
+/// What the producer sends to a sink: one transaction. Sinks commit
+/// transactions in the order they were produced; `data` statements of
+/// consecutive transactions may run in parallel (on different connections),
+/// `finish` (the watermark) runs only once every earlier transaction is
+/// committed, so the committed set is always a prefix of what was produced.
 #[derive(Debug)]
-pub enum Msg {
-    /// A statement, inside the current transaction (opened before the first).
-    Stmt { sql: String, table: &'static str },
-    /// Commit the current transaction, which held `rows` data rows.
-    Commit { rows: u64 },
+pub struct Msg {
+    /// The rows: (statement, table it writes).
+    pub data: Vec<(String, &'static str)>,
+    /// The watermark update.
+    pub finish: Vec<String>,
+    /// Data rows in the transaction.
+    pub rows: u64,
 }
 
 /// What one (table, sensor) sent.
@@ -350,10 +356,11 @@ impl MirrorSource {
                 .map(u32::to_string)
                 .collect();
             if !ids.is_empty() {
-                let ok = send(Msg::Stmt {
-                    sql: access_update(access, &ids),
-                    table: "sensor",
-                }) && send(Msg::Commit { rows: 0 });
+                let ok = send(Msg {
+                    data: vec![(access_update(access, &ids), "sensor")],
+                    finish: Vec::new(),
+                    rows: 0,
+                });
                 if !ok {
                     return Ok((sent, adjusted));
                 }
@@ -446,15 +453,11 @@ impl MirrorSource {
                 let state = state_upsert(table.name, w.sensor, flavor, (last.0, last.1), None, now);
                 let sql =
                     std::mem::replace(&mut batch, String::with_capacity(opts.batch_rows * 200));
-                if !(send(Msg::Stmt {
-                    sql,
-                    table: table.name,
-                }) && send(Msg::Stmt {
-                    sql: state,
-                    table: "lumpy_export_state",
-                }) && send(Msg::Commit {
+                if !send(Msg {
+                    data: vec![(sql, table.name)],
+                    finish: vec![state],
                     rows: in_batch as u64,
-                })) {
+                }) {
                     return Ok(None);
                 }
                 total += in_batch as u64;
@@ -485,12 +488,8 @@ impl MirrorSource {
             sql::ident(table.name),
             w.sensor
         );
-        if !send(Msg::Stmt {
-            sql: delete,
-            table: table.name,
-        }) {
-            return Ok(None);
-        }
+        // One transaction: the sensor's rows of this table are replaced as a whole.
+        let mut data = vec![(delete, table.name)];
         let mut stmt = self
             .conn
             .prepare(&Self::copy_sql(table, mirror_table))
@@ -518,12 +517,7 @@ impl MirrorSource {
                 in_batch += 1;
             }
             if in_batch > 0 && (row.is_none() || in_batch >= opts.batch_rows) {
-                if !send(Msg::Stmt {
-                    sql: std::mem::take(&mut batch),
-                    table: table.name,
-                }) {
-                    return Ok(None);
-                }
+                data.push((std::mem::take(&mut batch), table.name));
                 total += in_batch as u64;
                 in_batch = 0;
             }
@@ -539,11 +533,11 @@ impl MirrorSource {
             w.digest.as_deref(),
             now,
         );
-        if !(send(Msg::Stmt {
-            sql: state,
-            table: "lumpy_export_state",
-        }) && send(Msg::Commit { rows: total }))
-        {
+        if !send(Msg {
+            data,
+            finish: vec![state],
+            rows: total,
+        }) {
             return Ok(None);
         }
         Ok(Some(total))

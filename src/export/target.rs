@@ -310,56 +310,112 @@ impl Target {
             .collect())
     }
 
-    /// Runs the producer's statements, a transaction per `Commit`.
+    /// Runs the producer's transactions on `conns` (one lane each): the
+    /// data statements of consecutive transactions run in parallel, each
+    /// transaction's watermark and COMMIT only after the previous
+    /// transaction committed, so the committed set is always a prefix of the
+    /// produced sequence (what makes kill -9 safe). Rows are disjoint between
+    /// transactions, so lanes do not wait on each other's locks.
     /// `progress` gets the rows of every committed transaction.
     pub async fn run(
         &self,
-        conn: &mut Conn,
+        conns: Vec<Conn>,
         rx: &mut tokio::sync::mpsc::Receiver<Msg>,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<u64, ExportError> {
-        let mut in_txn = false;
-        let mut rows = 0;
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Stmt { sql, table } => {
-                    if !in_txn {
-                        conn.query_drop("START TRANSACTION")
-                            .await
-                            .map_err(|e| self.server("start a transaction".into(), e))?;
-                        in_txn = true;
-                    }
-                    conn.query_drop(sql)
-                        .await
-                        .map_err(|e| self.server(format!("write {table}"), e))?;
-                    if conn.get_warnings() > 0 {
-                        let w: Vec<(String, u32, String)> = conn
-                            .query("SHOW WARNINGS LIMIT 3")
-                            .await
-                            .unwrap_or_default();
-                        if table == "sensor" {
-                            // '' into state/network_type: the mirror's
-                            // "unset", stored as ENUM's '' (see SESSION_SQL).
-                            tracing::debug!(table, warnings = ?w, "MariaDB adjusted values");
-                        } else {
-                            tracing::warn!(table, warnings = ?w, "MariaDB adjusted values");
-                        }
-                    }
-                }
-                Msg::Commit { rows: n } => {
-                    if in_txn {
-                        conn.query_drop("COMMIT")
-                            .await
-                            .map_err(|e| self.server("commit".into(), e))?;
-                        in_txn = false;
-                    }
-                    rows += n;
-                    progress(n);
+    ) -> Result<(), ExportError> {
+        let mut lanes = Vec::new();
+        let mut senders = Vec::new();
+        for conn in conns {
+            let (tx, lrx) = tokio::sync::mpsc::channel::<Job>(1);
+            senders.push(tx);
+            lanes.push(self.lane(conn, lrx, progress));
+        }
+        let dispatch = async move {
+            let mut prev: Option<tokio::sync::oneshot::Receiver<()>> = None;
+            let mut next = 0usize;
+            while let Some(msg) = rx.recv().await {
+                let (done, done_rx) = tokio::sync::oneshot::channel();
+                let job = Job {
+                    msg,
+                    prev: prev.replace(done_rx),
+                    done,
+                };
+                let lane = &senders[next % senders.len()];
+                next += 1;
+                if lane.send(job).await.is_err() {
+                    // That lane failed: its error is reported below.
+                    break;
                 }
             }
-        }
-        Ok(rows)
+            // Dropping the senders ends the lanes.
+        };
+        let ((), results) = futures::future::join(dispatch, futures::future::join_all(lanes)).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
     }
+
+    /// One connection running its share of the transactions.
+    async fn lane(
+        &self,
+        mut conn: Conn,
+        mut rx: tokio::sync::mpsc::Receiver<Job>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), ExportError> {
+        while let Some(job) = rx.recv().await {
+            conn.query_drop("START TRANSACTION")
+                .await
+                .map_err(|e| self.server("start a transaction".into(), e))?;
+            for (sql, table) in job.msg.data {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| self.server(format!("write {table}"), e))?;
+                self.log_warnings(&mut conn, table).await;
+            }
+            if let Some(prev) = job.prev
+                && prev.await.is_err()
+            {
+                // An earlier transaction failed: this one must not commit.
+                // Dropping the connection rolls it back.
+                return Ok(());
+            }
+            for sql in job.msg.finish {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| self.server("write lumpy_export_state".into(), e))?;
+            }
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(|e| self.server("commit".into(), e))?;
+            progress(job.msg.rows);
+            let _ = job.done.send(());
+        }
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
+    async fn log_warnings(&self, conn: &mut Conn, table: &str) {
+        if conn.get_warnings() == 0 {
+            return;
+        }
+        let w: Vec<(String, u32, String)> = conn
+            .query("SHOW WARNINGS LIMIT 3")
+            .await
+            .unwrap_or_default();
+        if table == "sensor" {
+            // '' into state/network_type: the mirror's "unset", stored as
+            // ENUM's '' (see SESSION_SQL).
+            tracing::debug!(table, warnings = ?w, "MariaDB adjusted values");
+        } else {
+            tracing::warn!(table, warnings = ?w, "MariaDB adjusted values");
+        }
+    }
+}
+
+/// A transaction handed to a lane, chained to its predecessor's commit.
+struct Job {
+    msg: Msg,
+    prev: Option<tokio::sync::oneshot::Receiver<()>>,
+    done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The URL with any password replaced by `****`, for messages.
