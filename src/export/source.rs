@@ -326,6 +326,12 @@ impl MirrorSource {
         let mut adjusted = 0;
         let mut sensors_done = Vec::new();
         for w in work {
+            tracing::info!(
+                table = w.table.name,
+                sensor = w.sensor,
+                rows = w.rows,
+                "export"
+            );
             let rows = match w.table.source {
                 Source::Sensor | Source::Flows { .. } => {
                     if w.table.source == Source::Sensor {
