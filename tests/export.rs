@@ -934,3 +934,34 @@ fn the_password_is_not_in_logs_or_the_process_title() {
     assert!(all.contains(&db.tcp_url()), "{all}");
     assert!(!all.contains(TCP_PASSWORD), "the password leaked: {all}");
 }
+
+#[test]
+fn several_sensors_are_compared_one_by_one_and_sensor_limits_the_export() {
+    let (_d, data) = node_with_host_data();
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        fixture("honeywall-multi").to_str().unwrap(),
+    ]);
+    let db = Db::new("sensors");
+    let out = export(&data, &db.url(), &["--sensor", "1234567"]);
+    assert!(out.contains("flow sensor 1234567: "), "{out}");
+    assert_eq!(
+        db.sql("SELECT DISTINCT sensor_id FROM flow").trim(),
+        "1234567"
+    );
+    assert_eq!(db.sql("SELECT sensor_id FROM sensor").trim(), "1234567");
+    let out = export(&data, &db.url(), &[]);
+    assert!(!out.contains("sensor 1234567"), "already exported: {out}");
+    assert!(
+        out.contains("flow sensor 7654321: ") && out.contains("flow sensor 42: "),
+        "{out}"
+    );
+    let compared = assert_same_content(&data, &db, HFLOW);
+    let sensors = db.sql("SELECT COUNT(DISTINCT sensor_id) FROM flow");
+    assert_eq!(sensors.trim(), "3");
+    assert!(compared >= 17, "compared {compared} (table, sensor) pairs");
+    let states = db.sql("SELECT COUNT(*) FROM lumpy_export_state WHERE table_name = 'flow'");
+    assert_eq!(states.trim(), "3");
+}

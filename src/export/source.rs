@@ -200,7 +200,7 @@ impl MirrorSource {
                         let empty = blake3::hash(b"").to_hex().to_string();
                         let unchanged = match &stored {
                             Some(d) => *d == digest,
-                            None => digest == empty && !opts.full,
+                            None => digest == empty,
                         };
                         if !unchanged || (opts.full && rows > 0) {
                             work.push(Work {
