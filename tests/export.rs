@@ -965,3 +965,49 @@ fn several_sensors_are_compared_one_by_one_and_sensor_limits_the_export() {
     let states = db.sql("SELECT COUNT(*) FROM lumpy_export_state WHERE table_name = 'flow'");
     assert_eq!(states.trim(), "3");
 }
+
+/// The first `n` packets of a little-endian classic pcap (header included).
+fn pcap_prefix(bytes: &[u8], n: usize) -> usize {
+    let mut at = 24;
+    for _ in 0..n {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+    }
+    at
+}
+
+#[test]
+fn a_flow_that_grew_is_updated_in_place_by_its_key() {
+    let (d, data) = new_node(42);
+    let all = std::fs::read(fixture("honeynet.pcap")).unwrap();
+    // A capture file that tcpdump is still writing: half now, the rest later.
+    let live = d.path().join("log");
+    let half = pcap_prefix(&all, 600);
+    std::fs::write(&live, &all[..half]).unwrap();
+    ok(&["ingest", "--data", &data, live.to_str().unwrap()]);
+    let db = Db::new("grow");
+    export(&data, &db.url(), &[]);
+    assert_same_content(&data, &db, HFLOW);
+    let rows_before: i64 = db.sql("SELECT COUNT(*) FROM flow").trim().parse().unwrap();
+    install_write_counter(&db, DATA_TABLES);
+
+    std::fs::write(&live, &all).unwrap();
+    ok(&["ingest", "--data", &data, live.to_str().unwrap()]);
+    export(&data, &db.url(), &[]);
+    assert_same_content(&data, &db, HFLOW);
+    let w = writes(&db);
+    let count = |tbl: &str, op: &str| -> i64 {
+        w.iter()
+            .filter(|r| r[0] == tbl && r[1] == op)
+            .map(|r| r[2].parse::<i64>().unwrap())
+            .sum()
+    };
+    let rows_after: i64 = db.sql("SELECT COUNT(*) FROM flow").trim().parse().unwrap();
+    assert!(count("flow", "U") > 0, "no flow grew: {w:?}");
+    assert_eq!(count("flow", "I"), rows_after - rows_before, "{w:?}");
+    assert_eq!(count("flow", "D"), 0, "{w:?}");
+    let distinct = db.sql(
+        "SELECT COUNT(DISTINCT sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec) FROM flow",
+    );
+    assert_eq!(distinct.trim(), rows_after.to_string());
+}
