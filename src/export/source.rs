@@ -57,6 +57,9 @@ pub struct Msg {
     pub finish: Vec<String>,
     /// Data rows in the transaction.
     pub rows: u64,
+    /// Run only after every earlier transaction committed: a DELETE of a
+    /// sensor's range takes gap locks that a parallel insert could wait on.
+    pub serial: bool,
 }
 
 /// What one (table, sensor) sent.
@@ -366,6 +369,7 @@ impl MirrorSource {
                     data: vec![(access_update(access, &ids), "sensor")],
                     finish: Vec::new(),
                     rows: 0,
+                    serial: true,
                 });
                 if !ok {
                     return Ok((sent, adjusted));
@@ -463,6 +467,7 @@ impl MirrorSource {
                     data: vec![(sql, table.name)],
                     finish: vec![state],
                     rows: in_batch as u64,
+                    serial: false,
                 }) {
                     return Ok(None);
                 }
@@ -543,6 +548,7 @@ impl MirrorSource {
             data,
             finish: vec![state],
             rows: total,
+            serial: true,
         }) {
             return Ok(None);
         }

@@ -361,14 +361,20 @@ impl Target {
         mut rx: tokio::sync::mpsc::Receiver<Job>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), ExportError> {
-        while let Some(job) = rx.recv().await {
+        while let Some(mut job) = rx.recv().await {
+            if job.msg.serial
+                && let Some(prev) = job.prev.take()
+                && prev.await.is_err()
+            {
+                return Ok(());
+            }
             conn.query_drop("START TRANSACTION")
                 .await
                 .map_err(|e| self.server("start a transaction".into(), e))?;
             for (sql, table) in job.msg.data {
                 conn.query_drop(sql)
                     .await
-                    .map_err(|e| self.server(format!("write {table}"), e))?;
+                    .map_err(|e| self.write_error(table, e))?;
                 self.log_warnings(&mut conn, table).await;
             }
             if let Some(prev) = job.prev
@@ -391,6 +397,20 @@ impl Target {
         }
         let _ = conn.disconnect().await;
         Ok(())
+    }
+
+    /// A failed write; a lock wait that timed out or a deadlock names the
+    /// way out (the export resumes where it stopped).
+    fn write_error(&self, table: &str, e: mysql_async::Error) -> ExportError {
+        let lock = matches!(&e, mysql_async::Error::Server(s) if s.code == 1205 || s.code == 1213);
+        let mut err = self.server(format!("write {table}"), e);
+        if lock && let ExportError::Server { detail, .. } = &mut err {
+            detail.push_str(
+                " (another writer holds these rows; run the export again, with --connections 1 \
+                 if it recurs: it resumes after the last committed batch)",
+            );
+        }
+        err
     }
 
     async fn log_warnings(&self, conn: &mut Conn, table: &str) {
