@@ -419,6 +419,14 @@ fn export_equals_the_mirror_per_table_and_sensor_and_a_repeat_changes_nothing() 
         "a repeated export wrote"
     );
     assert_same_content(&data, &db, HFLOW);
+    // --full sends everything again: upserts, so the content is the same
+    // and nothing is inserted twice.
+    let full = export(&data, &db.url(), &["--full", "--batch-rows", "50"]);
+    assert!(full.contains("flow sensor 42: "), "{full}");
+    assert_same_content(&data, &db, HFLOW);
+    let inserted =
+        db.sql("SELECT COUNT(*) FROM write_log WHERE op = 'I' AND tbl IN ('flow', 'lumpy_flow6')");
+    assert_eq!(inserted.trim(), "0");
 }
 
 #[test]
@@ -952,7 +960,12 @@ fn several_sensors_are_compared_one_by_one_and_sensor_limits_the_export() {
         "1234567"
     );
     assert_eq!(db.sql("SELECT sensor_id FROM sensor").trim(), "1234567");
-    let out = export(&data, &db.url(), &[]);
+    // Small batches on three connections: many transactions in parallel.
+    let out = export(
+        &data,
+        &db.url(),
+        &["--batch-rows", "20", "--connections", "3"],
+    );
     assert!(!out.contains("sensor 1234567"), "already exported: {out}");
     assert!(
         out.contains("flow sensor 7654321: ") && out.contains("flow sensor 42: "),
