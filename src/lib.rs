@@ -16,6 +16,7 @@
 //! - [`ingest`]: capture files in, segments and records out.
 //! - [`pcap_service`]: a flow's (or a filter's) packets as pcap, here or via a child.
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
+//! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
 //!
@@ -25,6 +26,7 @@ pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod flows;
 pub mod ingest;
 pub mod mirror;

@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod export;
 mod flows_vs_argus;
 mod ingest;
 mod pcap;

@@ -4,6 +4,7 @@
 //! exit statuses. The only place (with `main.rs`) where `anyhow` is used.
 //! Does no storage, capture or flow work of its own.
 
+mod export_cmd;
 mod ingest_cmd;
 mod links_cmd;
 mod node_cmds;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Children this node pulls from (run on the parent).
     #[command(subcommand)]
     Child(links_cmd::ChildCmd),
+    /// Export the walleye tables (MariaDB/MySQL, hflow or walleye_0_3).
+    #[command(subcommand)]
+    Export(export_cmd::ExportCmd),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -112,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Pcap(a) => pcap_cmd::run(*a),
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),
+        Command::Export(c) => export_cmd::run(c),
     }
 }
 
