@@ -4,6 +4,7 @@
 
 mod util;
 
+mod archive;
 mod cli;
 mod export;
 mod flows_vs_argus;

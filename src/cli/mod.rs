@@ -4,6 +4,7 @@
 //! exit statuses. The only place (with `main.rs`) where `anyhow` is used.
 //! Does no storage, capture or flow work of its own.
 
+mod archive_cmd;
 mod export_cmd;
 mod ingest_cmd;
 mod links_cmd;
@@ -55,6 +56,9 @@ pub enum Command {
     Pcap(Box<pcap_cmd::PcapArgs>),
     /// Drop pcap (and flow rows) older than N days on this node.
     Prune(links_cmd::PruneArgs),
+    /// Offline bundles of one sensor: create, verify, import.
+    #[command(subcommand)]
+    Archive(archive_cmd::ArchiveCmd),
     /// Pull once from the children (for cron) and exit.
     Pull(links_cmd::PullArgs),
     /// Parents that may pull from this node (run on the child).
@@ -112,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Config(c) => node_cmds::config(c),
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
+        Command::Archive(c) => archive_cmd::run(c),
         Command::Prune(a) => links_cmd::prune(a),
         Command::Pcap(a) => pcap_cmd::run(*a),
         Command::Peer(c) => links_cmd::peer(c),

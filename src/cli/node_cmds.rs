@@ -193,6 +193,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
         out.push(serde_json::json!({
             "sensor_id": sensor,
             "segments_known": s.max_seq,
+            "root": s.chain,
             "hops": if h == u32::MAX { serde_json::Value::Null } else { h.into() },
             "newest_record": newest,
             "silent": silent,

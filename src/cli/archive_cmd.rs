@@ -1,0 +1,69 @@
+//! `archive create | verify | import`: offline bundles of one sensor.
+
+use std::path::PathBuf;
+
+use super::{DataDir, Status, progress_bar};
+use crate::archive;
+use crate::node;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ArchiveCmd {
+    /// Write every segment this node holds of a sensor into one bundle file.
+    Create {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        sensor: u32,
+        /// The bundle to write.
+        file: PathBuf,
+    },
+    /// Check a bundle (every segment against its id, the manifest against its hash) without a store.
+    Verify { file: PathBuf },
+    /// Add a bundle's segments to a node (no network; repeating it adds nothing).
+    Import {
+        #[command(flatten)]
+        dir: DataDir,
+        file: PathBuf,
+    },
+}
+
+pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
+    match c {
+        ArchiveCmd::Create { dir, sensor, file } => {
+            let store = crate::store::Store::open(&dir.data, false)?;
+            let m = archive::create(&store, sensor, &file, &progress_bar(0, "archive"))?;
+            let bytes: u64 = m.segments.iter().map(|e| e.size).sum();
+            println!(
+                "{}: sensor {sensor}, {} segments, {bytes} bytes",
+                file.display(),
+                m.segments.len()
+            );
+            if m.absent > 0 {
+                eprintln!(
+                    "note: {} pcap segments of sensor {sensor} are not held here (they stayed at a child); pull over a mirror link first to include them",
+                    m.absent
+                );
+            }
+        }
+        ArchiveCmd::Verify { file } => {
+            let m = archive::verify(&file, &progress_bar(0, "verify"))?;
+            println!(
+                "{}: sensor {}, {} segments, sequence 1..={}, chain {}: intact",
+                file.display(),
+                m.sensor_id,
+                m.segments.len(),
+                m.max_seq,
+                m.chain
+            );
+        }
+        ArchiveCmd::Import { dir, file } => {
+            let mut node = node::open(&dir.data)?;
+            let (m, r) = archive::import(&mut node, &file, &progress_bar(0, "import"))?;
+            println!(
+                "sensor {}: {} segments added, {} already here",
+                m.sensor_id, r.added, r.already
+            );
+        }
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,233 @@
+//! Offline archive bundles: round trip with no network, idempotent and
+//! resumable import, damage and foreign incarnations refused.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::util::*;
+
+fn root(data: &str, sensor: u32) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
+    v["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == sensor)
+        .map(|s| s["root"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+fn stored_bytes(data: &str) -> u64 {
+    segment_files(data)
+        .iter()
+        .map(|n| {
+            std::fs::metadata(Path::new(data).join("segments").join(&n[..2]).join(n))
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
+#[test]
+fn a_bundle_round_trips_to_a_second_node_with_no_network() {
+    let (_a, a) = new_node(3001);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("roo.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &a,
+        "--sensor",
+        "3001",
+        bundle.to_str().unwrap(),
+    ]);
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    assert!(
+        size as f64 <= stored_bytes(&a) as f64 * 1.01,
+        "{size} bytes for {} stored",
+        stored_bytes(&a)
+    );
+    assert!(ok(&["archive", "verify", bundle.to_str().unwrap()]).contains("intact"));
+    let (_b, b) = new_node(4001);
+    ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
+    assert_eq!(root(&b, 3001), root(&a, 3001));
+    assert_eq!(flows_json(&b, &["--sensor", "3001"]), flows_json(&a, &[]));
+    // The pcap came along: the archive node serves it with the roo gone.
+    let f = flows_json(&b, &["--sensor", "3001", "--proto", "tcp", "--limit", "1"]);
+    let flow = f[0]["flow_id"].to_string();
+    let (x, y) = (work.path().join("x.pcap"), work.path().join("y.pcap"));
+    ok(&[
+        "pcap",
+        "--data",
+        &a,
+        "--sensor",
+        "3001",
+        "--flow",
+        &flow,
+        "-o",
+        x.to_str().unwrap(),
+    ]);
+    ok(&[
+        "pcap",
+        "--data",
+        &b,
+        "--sensor",
+        "3001",
+        "--flow",
+        &flow,
+        "-o",
+        y.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap());
+    // Twice changes nothing.
+    let segs = segment_files(&b);
+    let again = ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
+    assert!(again.contains("0 segments added"), "{again}");
+    assert_eq!(segment_files(&b), segs);
+    assert_eq!(root(&b, 3001), root(&a, 3001));
+    ok(&["verify", "--data", &b]);
+}
+
+#[test]
+fn a_damaged_bundle_is_refused_naming_the_segment_and_nothing_changes() {
+    let (_a, a) = new_node(3002);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("roo.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &a,
+        "--sensor",
+        "3002",
+        bundle.to_str().unwrap(),
+    ]);
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x04;
+    std::fs::write(&bundle, &bytes).unwrap();
+    let v = run(&["archive", "verify", bundle.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(2));
+    assert!(
+        stderr(&v).contains("segment") && stderr(&v).contains("damaged"),
+        "{}",
+        stderr(&v)
+    );
+    let (_b, b) = new_node(4002);
+    let segs = segment_files(&b);
+    let i = run(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
+    assert_eq!(i.status.code(), Some(2));
+    assert_eq!(segment_files(&b), segs);
+    let garbage = work.path().join("garbage");
+    std::fs::write(&garbage, b"not a bundle at all").unwrap();
+    assert!(
+        stderr(&run(&["archive", "verify", garbage.to_str().unwrap()]))
+            .contains("not a lumpy archive")
+    );
+}
+
+#[test]
+fn a_bundle_of_another_incarnation_is_refused() {
+    let (_a, a) = new_node(3003);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("a.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &a,
+        "--sensor",
+        "3003",
+        bundle.to_str().unwrap(),
+    ]);
+    // Another install that got the same id, with its own data.
+    let other = work.path().join("other").display().to_string();
+    ok(&[
+        "init",
+        "--data",
+        &other,
+        "--sensor-id",
+        "3003",
+        "--installed",
+        "1600000000",
+    ]);
+    ok(&[
+        "ingest",
+        "--data",
+        &other,
+        fixture("vlan.pcap").to_str().unwrap(),
+    ]);
+    let r = run(&[
+        "archive",
+        "import",
+        "--data",
+        &other,
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(stderr(&r).contains("another incarnation"), "{}", stderr(&r));
+}
+
+#[test]
+fn kill_9_during_import_then_a_rerun_completes_it() {
+    let (_a, a) = new_node(3004);
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 40, 1000);
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &a,
+        "store.segment_target_bytes",
+        "262144",
+    ]);
+    ok(&["ingest", "--data", &a, big.to_str().unwrap()]);
+    let bundle = work.path().join("big.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &a,
+        "--sensor",
+        "3004",
+        bundle.to_str().unwrap(),
+    ]);
+    let (_b, b) = new_node(4004);
+    for delay in [20u64, 60, 150] {
+        let mut child = lumpy()
+            .args(["archive", "import", "--data", &b, bundle.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        ok(&["verify", "--data", &b]);
+    }
+    ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
+    assert_eq!(root(&b, 3004), root(&a, 3004));
+    assert_eq!(flows_json(&b, &["--sensor", "3004"]), flows_json(&a, &[]));
+}
