@@ -25,6 +25,11 @@ pub struct Config {
     /// Children this node pulls from (`lumpy child add`).
     #[serde(rename = "child")]
     pub children: Vec<ChildConfig>,
+    /// Sensors whose pcap this node keeps (it is their pcap repository),
+    /// whatever the link they come through; set by `lumpy decommission`.
+    pub pcap_repository: Vec<u32>,
+    /// Sensors retired with `lumpy decommission`: no new data is expected.
+    pub decommissioned: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //!
 //! Data flows one way: ingest -> store -> index/mirror -> serve/sync/export.
 //!
+//! - [`decommission`]: retire a sensor: pull all of it, pcap included, verify, mark it offline.
 //! - [`archive`]: offline bundles of one sensor's segments (create, verify, import).
 //! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
@@ -26,6 +27,7 @@ pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod decommission;
 pub mod export;
 pub mod flows;
 pub mod ingest;

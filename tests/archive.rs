@@ -231,3 +231,115 @@ fn kill_9_during_import_then_a_rerun_completes_it() {
     assert_eq!(root(&b, 3004), root(&a, 3004));
     assert_eq!(flows_json(&b, &["--sensor", "3004"]), flows_json(&a, &[]));
 }
+
+#[test]
+fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
+    use crate::sync::{free_port, link, serve};
+    let (a_dir, a) = new_node(3005);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let (_l, l) = new_node(4005);
+    let pa = free_port("127.0.0.21");
+    link(&l, "l", &a, "roo", &format!("http://127.0.0.21:{pa}"), &[]);
+    // Before: the roo's own pcap of every flow.
+    let work = tempfile::tempdir().unwrap();
+    let flows = flows_json(&a, &[]);
+    let mut before = Vec::new();
+    for f in &flows {
+        let id = f["flow_id"].to_string();
+        let p = work.path().join(format!("before-{id}.pcap"));
+        let out = run(&[
+            "pcap",
+            "--data",
+            &a,
+            "--sensor",
+            "3005",
+            "--flow",
+            &id,
+            "-o",
+            p.to_str().unwrap(),
+        ]);
+        if out.status.success() {
+            before.push((id, std::fs::read(&p).unwrap()));
+        }
+    }
+    assert!(before.len() > 100, "{} flows with pcap", before.len());
+    let sa = serve(&a, "127.0.0.21", pa);
+    ok(&["pull", "--data", &l]);
+    let out = ok(&["decommission", "--data", &l, "--sensor", "3005"]);
+    assert!(out.contains("decommissioned"), "{out}");
+    sa.stop();
+    // The roo is gone.
+    drop(a_dir);
+    assert!(!Path::new(&a).exists());
+    for (id, bytes) in &before {
+        let p = work.path().join(format!("after-{id}.pcap"));
+        ok(&[
+            "pcap",
+            "--data",
+            &l,
+            "--sensor",
+            "3005",
+            "--flow",
+            id,
+            "-o",
+            p.to_str().unwrap(),
+        ]);
+        assert!(
+            &std::fs::read(&p).unwrap() == bytes,
+            "flow {id} differs after decommission"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
+    let s = v["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == 3005)
+        .unwrap()
+        .clone();
+    assert_eq!(s["decommissioned"], true);
+    assert_eq!(s["silent"], false);
+    ok(&["verify", "--data", &l]);
+}
+
+#[test]
+fn decommission_refuses_while_anything_is_missing() {
+    use crate::sync::{free_port, link, serve};
+    let (_a, a) = new_node(3006);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let (_l, l) = new_node(4006);
+    let pa = free_port("127.0.0.22");
+    link(&l, "l", &a, "roo", &format!("http://127.0.0.22:{pa}"), &[]);
+    let sa = serve(&a, "127.0.0.22", pa);
+    ok(&["pull", "--data", &l]);
+    sa.stop();
+    // The roo is unreachable: its pcap cannot be fetched, so nothing is marked.
+    let out = run(&["decommission", "--data", &l, "--sensor", "3006"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
+    let s = v["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == 3006)
+        .unwrap()
+        .clone();
+    assert_eq!(s["decommissioned"], false);
+    // Resumable: with the roo back, a re-run completes it.
+    let sa = serve(&a, "127.0.0.22", pa);
+    ok(&["decommission", "--data", &l, "--sensor", "3006"]);
+    sa.stop();
+}

@@ -362,6 +362,28 @@ mod tests {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct DecommissionArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// The sensor (roo incarnation) to retire.
+    #[arg(long)]
+    pub sensor: u32,
+}
+
+pub fn decommission(a: DecommissionArgs) -> anyhow::Result<Status> {
+    let node = node::open(&a.dir.data)?;
+    let report = crate::decommission::decommission(node, a.sensor)?;
+    for e in &report.errors {
+        eprintln!("warning: {e}");
+    }
+    println!(
+        "sensor {} decommissioned: {} segments ({} bytes) held and verified here; its pcap is served by this node from now on",
+        a.sensor, report.segments, report.bytes
+    );
+    Ok(Status::Ok)
+}
+
+#[derive(clap::Args, Debug)]
 pub struct PruneArgs {
     #[command(flatten)]
     pub dir: DataDir,

@@ -54,6 +54,8 @@ pub enum Command {
     Serve(links_cmd::ServeArgs),
     /// Write a flow's (or a filter's) packets as a pcap file.
     Pcap(Box<pcap_cmd::PcapArgs>),
+    /// Retire a sensor: pull all of it (pcap included) here, verify, mark it offline.
+    Decommission(links_cmd::DecommissionArgs),
     /// Drop pcap (and flow rows) older than N days on this node.
     Prune(links_cmd::PruneArgs),
     /// Offline bundles of one sensor: create, verify, import.
@@ -118,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Pull(a) => links_cmd::pull(a),
         Command::Archive(c) => archive_cmd::run(c),
         Command::Prune(a) => links_cmd::prune(a),
+        Command::Decommission(a) => links_cmd::decommission(a),
         Command::Pcap(a) => pcap_cmd::run(*a),
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),

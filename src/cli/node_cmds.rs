@@ -189,7 +189,8 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
         };
         let s = crate::sync::summary::sensor_summary(&node.store, sensor, h)?;
         let newest = s.newest_ns / 1_000_000_000;
-        let silent = now.saturating_sub(newest) > node.config.serve.silent_after_secs;
+        let retired = node.config.decommissioned.contains(&sensor);
+        let silent = !retired && now.saturating_sub(newest) > node.config.serve.silent_after_secs;
         out.push(serde_json::json!({
             "sensor_id": sensor,
             "segments_known": s.max_seq,
@@ -197,6 +198,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "hops": if h == u32::MAX { serde_json::Value::Null } else { h.into() },
             "newest_record": newest,
             "silent": silent,
+            "decommissioned": retired,
         }));
     }
     Ok(out)

@@ -237,6 +237,17 @@ impl Mirror {
     /// Deletes closed flows that ended before `cutoff` (epoch seconds), as
     /// purgeDB.pl did; returns the rows deleted. Their version rows stay, so
     /// re-applying an old segment does not bring them back.
+    /// Sets a sensor's `state` here only (e.g. 'offline' when decommissioned).
+    pub fn set_sensor_state(&mut self, sensor: u32, state: &str) -> Result<(), MirrorError> {
+        self.conn
+            .execute(
+                "UPDATE sensor SET state = ?1 WHERE sensor_id = ?2",
+                rusqlite::params![state, sensor],
+            )
+            .ctx(&self.path, "set sensor state")?;
+        Ok(())
+    }
+
     pub fn purge_flows_before(&mut self, cutoff: u32) -> Result<u64, MirrorError> {
         let mut deleted = 0;
         for table in ["flow", "x_flow6"] {

@@ -109,6 +109,8 @@ struct Link<'a> {
     child: &'a ChildConfig,
     secret: Secret,
     stats: PullStats,
+    /// Sensors this node keeps pcap of whatever the link (`pcap_repository`).
+    repository: Vec<u32>,
 }
 
 impl Link<'_> {
@@ -234,10 +236,15 @@ async fn pull_inner(
         child,
         secret,
         stats: PullStats::default(),
+        repository: ctx
+            .node
+            .lock()
+            .map(|n| n.config.pcap_repository.clone())
+            .unwrap_or_default(),
     };
     let etag = (!state.etag.is_empty()).then(|| state.etag.clone());
     // A mirror link says so, so the child's `prune` keeps what we still lack.
-    let summary_path = if child.pcap == PcapMode::Mirror {
+    let summary_path = if child.pcap == PcapMode::Mirror || !link.repository.is_empty() {
         "/v1/summary?pcap=mirror"
     } else {
         "/v1/summary"
@@ -311,7 +318,7 @@ async fn pull_sensor(
             link.child.name
         )));
     }
-    let mirror = link.child.pcap == PcapMode::Mirror;
+    let mirror = link.child.pcap == PcapMode::Mirror || link.repository.contains(&sensor);
     let mut want: Vec<(SegmentId, Kind)> = Vec::new();
     if mirror {
         // Pcap known here but not held (the link was in proxy mode before).
