@@ -343,3 +343,70 @@ fn decommission_refuses_while_anything_is_missing() {
     ok(&["decommission", "--data", &l, "--sensor", "3006"]);
     sa.stop();
 }
+
+#[test]
+fn a_legacy_honeywall_pcap_tree_becomes_a_sensor_of_its_own() {
+    let (_l, l) = new_node(4007);
+    let tree = fixture("honeywall/var/log/pcap");
+    let out = ok(&[
+        "import",
+        "legacy",
+        "--data",
+        &l,
+        "--sensor-id",
+        "0.18.214.135",
+        "--pcap-dir",
+        tree.to_str().unwrap(),
+    ]);
+    // 0.18.214.135 is the dotted form of 1234567.
+    assert!(out.contains("sensor 1234567"), "{out}");
+    let flows = flows_json(&l, &["--sensor", "1234567"]);
+    assert!(!flows.is_empty());
+    assert!(flows_json(&l, &["--sensor", "4007"]).is_empty());
+    // Its pcap is served here, and the import is idempotent.
+    let id = flows[0]["flow_id"].to_string();
+    ok(&[
+        "pcap",
+        "--data",
+        &l,
+        "--sensor",
+        "1234567",
+        "--flow",
+        &id,
+        "-o",
+        "/dev/null",
+    ]);
+    let segs = segment_files(&l);
+    ok(&[
+        "import",
+        "legacy",
+        "--data",
+        &l,
+        "--sensor-id",
+        "1234567",
+        "--pcap-dir",
+        tree.to_str().unwrap(),
+    ]);
+    assert_eq!(segment_files(&l), segs);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
+    let s = v["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == 1234567)
+        .unwrap()
+        .clone();
+    assert_eq!(s["hops"], 0);
+    let own = run(&[
+        "import",
+        "legacy",
+        "--data",
+        &l,
+        "--sensor-id",
+        "4007",
+        "--pcap-dir",
+        tree.to_str().unwrap(),
+    ]);
+    assert_eq!(own.status.code(), Some(2));
+}

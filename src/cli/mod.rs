@@ -6,6 +6,7 @@
 
 mod archive_cmd;
 mod export_cmd;
+mod import_cmd;
 mod ingest_cmd;
 mod links_cmd;
 mod node_cmds;
@@ -58,6 +59,9 @@ pub enum Command {
     Decommission(links_cmd::DecommissionArgs),
     /// Drop pcap (and flow rows) older than N days on this node.
     Prune(links_cmd::PruneArgs),
+    /// Import data from legacy honeywalls.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCmd),
     /// Offline bundles of one sensor: create, verify, import.
     #[command(subcommand)]
     Archive(archive_cmd::ArchiveCmd),
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
         Command::Archive(c) => archive_cmd::run(c),
+        Command::Import(c) => import_cmd::run(c),
         Command::Prune(a) => links_cmd::prune(a),
         Command::Decommission(a) => links_cmd::decommission(a),
         Command::Pcap(a) => pcap_cmd::run(*a),
