@@ -159,6 +159,35 @@ impl Node {
     /// After a crash between an index commit and the mirror update this is
     /// what makes the mirror whole again.
     pub fn catch_up_mirror(&mut self) -> Result<u64, NodeError> {
+        let pending = self.pending_record_segments()?;
+        // A mirror rebuilt from scratch loads faster without its secondary
+        // indexes, built once at the end.
+        let bulk = pending > 64 && self.mirror.flow_count()? == 0;
+        if bulk {
+            self.mirror.begin_bulk()?;
+        }
+        let applied = self.apply_pending()?;
+        if bulk {
+            self.mirror.end_bulk()?;
+        }
+        Ok(applied)
+    }
+
+    /// Record segments the mirror has not applied yet.
+    fn pending_record_segments(&self) -> Result<u64, NodeError> {
+        let mut n = 0;
+        for ((_, _), id) in self.store.sensor_sequence()? {
+            if let Some(meta) = self.store.segment_meta(&id)?
+                && meta.kind == Kind::Records
+                && !self.mirror.is_applied(&id)?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn apply_pending(&mut self) -> Result<u64, NodeError> {
         let mut applied = 0;
         let mut batch: Vec<(crate::store::SegmentId, Vec<crate::records::Record>)> = Vec::new();
         for ((_, _), id) in self.store.sensor_sequence()? {
