@@ -8,6 +8,7 @@
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
 //! - [`flows`]: hflow2-style bidirectional flows from decoded packets.
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
+//! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod mirror;
 pub mod node;
 pub mod records;
+pub mod sebek;
 pub mod sensor_id;
 pub mod serve;
 pub mod store;

@@ -7,5 +7,6 @@ mod util;
 mod cli;
 mod flows_vs_argus;
 mod ingest;
+mod sebek;
 mod sync;
 mod verify;

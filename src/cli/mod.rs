@@ -8,6 +8,7 @@ mod ingest_cmd;
 mod links_cmd;
 mod node_cmds;
 mod query;
+mod sebek_cmd;
 mod time;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Children this node pulls from (run on the parent).
     #[command(subcommand)]
     Child(links_cmd::ChildCmd),
+    /// Write the sebek generator's scripted session as a pcap (fixtures).
+    #[command(hide = true)]
+    GenSebek(sebek_cmd::GenSebekArgs),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -105,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Pull(a) => links_cmd::pull(a),
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),
+        Command::GenSebek(a) => sebek_cmd::gen_sebek(a),
     }
 }
 
