@@ -148,6 +148,15 @@ fn a_generated_shell_session_round_trips_into_the_walleye_tables() {
         rows(&c, "SELECT src_ip, lost FROM sbk_loss"),
         [format!("{ip}|2")]
     );
+    // The legacy argus table mirrors the flows, argus_id = flow_id.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT a.src_port, a.dst_port, a.argus_dir, a.argus_status FROM argus a \
+             JOIN flow f ON f.sensor_id = a.sensor_id AND f.flow_id = a.argus_id ORDER BY a.argus_id"
+        ),
+        ["1101|1101|->|INT", "40001|22|<->|CON", "50123|80|<->|CON"]
+    );
     // Sebek packets are still UDP flows, counted as before.
     let udp: Vec<_> = flows_json(&data, &["--port", "1101"]);
     assert_eq!(udp.len(), 1);
@@ -195,4 +204,28 @@ fn a_custom_sebek_port_is_honoured() {
     ]);
     let out = ok(&["ingest", "--data", &data2, pcap.to_str().unwrap()]);
     assert!(out.contains("sebek: 17 records decoded"), "{out}");
+}
+
+#[test]
+fn every_ipv4_flow_has_its_argus_row() {
+    let (_d, data) = new_node(42);
+    let f = fixture("honeynet.pcap");
+    ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    let c = mirror(&data);
+    let flows = rows(&c, "SELECT count(*) FROM flow");
+    assert_ne!(flows, ["0"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM argus"), flows);
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT count(*) FROM flow f JOIN argus a ON a.sensor_id = f.sensor_id \
+             AND a.argus_id = f.flow_id AND a.src_ip = f.src_ip AND a.dst_port = f.dst_port \
+             AND a.src_pkts = f.src_packets AND a.dst_pkts = f.dst_packets"
+        ),
+        flows
+    );
+    let statuses = rows(&c, "SELECT DISTINCT argus_status FROM argus ORDER BY 1");
+    for s in ["CON", "FIN", "RST", "INT"] {
+        assert!(statuses.iter().any(|x| x == s), "{s} in {statuses:?}");
+    }
 }

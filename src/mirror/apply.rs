@@ -297,6 +297,9 @@ impl<'c> Writer<'c> {
             f.closed,
             table.in_flow6()
         ])?;
+        if table == FlowTable::Flow {
+            super::argus::put(self.conn, f)?;
+        }
         Ok(Outcome::Written)
     }
 
@@ -406,6 +409,9 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached(&sql)?
             .execute(params![sensor_id, flow_id])?;
+        if table == FlowTable::Flow {
+            super::argus::delete(self.conn, sensor_id, flow_id)?;
+        }
         Ok(())
     }
 
