@@ -229,3 +229,53 @@ fn every_ipv4_flow_has_its_argus_row() {
         assert!(statuses.iter().any(|x| x == s), "{s} in {statuses:?}");
     }
 }
+
+#[test]
+fn processes_keystrokes_and_hosts_commands() {
+    let (_d, data) = new_node(77);
+    let f = fixture("sebek.pcap");
+    ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    let json: Vec<serde_json::Value> = serde_json::from_str(&ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--pid",
+        "1003",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json.len(), 2, "pid 1003 was reused");
+    assert_eq!(json[0]["commands"], serde_json::json!(["bash", "wget"]));
+    assert_eq!(json[0]["parents"], serde_json::json!([3]));
+    assert_eq!(json[0]["opens"][0]["filename"], "/etc/resolv.conf");
+    assert_eq!(json[0]["sockets"][0]["call"], 3);
+    assert_eq!(json[1]["parents"], serde_json::json!([1]));
+    // The flow of wget's connect: wget and its ancestors.
+    let flow = json[0]["sockets"][0]["flow_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let on_flow: Vec<serde_json::Value> = serde_json::from_str(&ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--flow",
+        &flow,
+        "--json",
+    ]))
+    .unwrap();
+    let ids: Vec<u64> = on_flow
+        .iter()
+        .map(|p| p["process_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    let none = ok(&["processes", "--data", &data, "--sensor", "1"]);
+    assert!(none.contains("0 processes"), "{none}");
+    assert_eq!(
+        ok(&["keystrokes", "--data", &data, "--process", "3"]),
+        "wget x\n"
+    );
+    let host = ok(&["hosts", "--data", &data, "--ip", "10.0.0.5"]);
+    assert!(host.contains("3 flows"), "{host}");
+    assert!(host.contains("no OS fingerprint"), "{host}");
+}

@@ -58,6 +58,12 @@ pub enum Command {
     /// Children this node pulls from (run on the parent).
     #[command(subcommand)]
     Child(links_cmd::ChildCmd),
+    /// Sebek processes with their tree, commands, opens and sockets.
+    Processes(sebek_cmd::ProcessesArgs),
+    /// What a process read from its terminal (sebek reads of fd 0).
+    Keystrokes(sebek_cmd::KeystrokesArgs),
+    /// A host's OS fingerprints over time and its flows.
+    Hosts(sebek_cmd::HostsArgs),
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
@@ -110,6 +116,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),
         Command::GenSebek(a) => sebek_cmd::gen_sebek(a),
+        Command::Processes(a) => sebek_cmd::processes(a),
+        Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
+        Command::Hosts(a) => sebek_cmd::hosts(a),
     }
 }
 

@@ -25,6 +25,8 @@ pub mod background;
 mod hash;
 mod query;
 mod schema;
+mod sebek_query;
+pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
 #[cfg(test)]
 mod tests;
 
