@@ -15,6 +15,7 @@ command -v tcpdump   >/dev/null || need_pkgs+=(tcpdump)
 command -v argus     >/dev/null || need_pkgs+=(argus-server)
 command -v racluster >/dev/null || need_pkgs+=(argus-client)
 command -v curl      >/dev/null || need_pkgs+=(curl)
+command -v p0f       >/dev/null || need_pkgs+=(p0f)
 command -v openssl   >/dev/null || need_pkgs+=(openssl)
 command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -102,6 +102,10 @@ pub struct CaptureConfig {
     /// Seconds a capture file must stay unchanged before follow mode treats
     /// it as complete (a newer file in its directory completes it at once).
     pub settle_secs: u64,
+    /// UDP port of sebek packets (both source and destination), hflow's `-k`.
+    pub sebek_port: u16,
+    /// p0f v3 signature database for passive OS fingerprinting.
+    pub p0f_fp: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +124,8 @@ impl Default for CaptureConfig {
             honeypot_nets: Vec::new(),
             follow: Vec::new(),
             settle_secs: 10,
+            sebek_port: crate::sebek::DEFAULT_PORT,
+            p0f_fp: PathBuf::from("/etc/p0f/p0f.fp"),
         }
     }
 }
@@ -150,7 +156,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, store.zstd_level, store.segment_target_bytes)"
+        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, store.zstd_level, store.segment_target_bytes)"
     )]
     UnknownKey(String),
 }
@@ -294,6 +300,15 @@ impl Config {
                 self.capture.follow = list().into_iter().map(PathBuf::from).collect()
             }
             "capture.settle_secs" => self.capture.settle_secs = number(key)?.max(0) as u64,
+            "capture.sebek_port" => {
+                self.capture.sebek_port =
+                    u16::try_from(number(key)?).map_err(|_| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        key: key.to_string(),
+                        message: format!("'{value}' is not a UDP port"),
+                    })?
+            }
+            "capture.p0f_fp" => self.capture.p0f_fp = PathBuf::from(value.trim()),
             "store.zstd_level" => self.store.zstd_level = number(key)?.clamp(-100, 100) as i32,
             "store.segment_target_bytes" => {
                 self.store.segment_target_bytes = number(key)?.max(0) as u64

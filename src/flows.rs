@@ -525,6 +525,7 @@ mod tests {
             ip_flags: 2,
             fragment: None,
             icmp: None,
+            transport: None,
         }
     }
 
@@ -610,6 +611,7 @@ mod tests {
                     dst_port: 9999,
                 }),
             }),
+            transport: None,
         };
         let icmp_flow = t.observe(S + 1, 88, &err).flow_id;
         assert_ne!(icmp_flow, f);

@@ -31,6 +31,8 @@ use crate::mirror::MirrorError;
 use crate::mirror::background::BackgroundApplier;
 use crate::node::{Node, NodeError};
 use crate::records::{Record, SensorRecord, encode_line};
+use crate::sebek::Tracker;
+use crate::sebek::sessions::Origin;
 use crate::store::{
     CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentMeta, SourceProgress,
     StoreError,
@@ -109,6 +111,10 @@ pub struct IngestReport {
     pub unsupported_link_types: BTreeMap<u32, u64>,
     pub segments_written: u64,
     pub records_written: u64,
+    /// Sebek records decoded (UDP on the sebek port, both ends).
+    pub sebek_records: u64,
+    /// Packets on the sebek port that are not valid sebek v3 records.
+    pub sebek_rejected: u64,
 }
 
 impl IngestReport {
@@ -130,6 +136,9 @@ struct SensorState {
     next_seq: u64,
     counters: TableCounters,
     sensor: SensorRecord,
+    /// Sebek process state (absent in states written before sebek support).
+    #[serde(default)]
+    sebek: Tracker,
 }
 
 struct SensorIngest {
@@ -300,6 +309,7 @@ impl<'n> Ingestor<'n> {
                         notes: String::new(),
                         network_type: String::new(),
                     },
+                    sebek: Tracker::default(),
                 };
                 (state, FlowTable::new(sensor_id, nets), true)
             }
@@ -561,12 +571,26 @@ impl<'n> Ingestor<'n> {
             self.seal_and_commit(sensor_id, None)?;
         }
         let level = self.node.config.store.zstd_level;
+        let sebek_port = self.node.config.capture.sebek_port;
         let Some(s) = self.sensors.get_mut(&sensor_id) else {
             return Ok(0);
         };
         let flow_id = match decode(p.link_type, p.data) {
             Ok(info) => match info.net {
-                Some(net) => s.table.observe(ts_ns, p.orig_len, &net).flow_id,
+                Some(net) => {
+                    if is_sebek(&net, sebek_port) {
+                        let at = Origin {
+                            sensor_id,
+                            src_ip: match net.src {
+                                std::net::IpAddr::V4(v4) => v4,
+                                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                            },
+                            pcap_sec: u32::try_from(p.ts_sec).unwrap_or(u32::MAX),
+                        };
+                        observe_sebek(&mut s.state.sebek, at, p.data, &net, &mut self.report);
+                    }
+                    s.table.observe(ts_ns, p.orig_len, &net).flow_id
+                }
                 None => {
                     self.report.non_ip_packets += 1;
                     0
@@ -623,7 +647,7 @@ impl<'n> Ingestor<'n> {
             s.state.sensor.last_upd_sec = newest;
             s.sensor_dirty = true;
         }
-        if s.table.has_changes() || s.sensor_dirty {
+        if s.table.has_changes() || s.sensor_dirty || s.state.sebek.has_changes() {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
             let changes = s.table.take_changes(seq);
@@ -632,6 +656,9 @@ impl<'n> Ingestor<'n> {
                 records.push(Record::Sensor(s.state.sensor.clone()));
                 s.sensor_dirty = false;
             }
+            // Sebek rows before flows: a socket whose flow is new in this
+            // segment exercises the mirror's deferred join (STORAGE.md §4).
+            records.extend(s.state.sebek.take_records(seq));
             for f in &changes.open {
                 let key = crate::flows::FlowKey::new(f.proto, f.src, f.dst).encode();
                 let bytes = serde_json::to_vec(f).map_err(|e| IngestError::BadState {
@@ -707,11 +734,54 @@ fn build_record_segment(
         encode_line(r, &mut line);
         let t = match r {
             Record::Flow(f) => u64::from(f.end_sec()) * 1_000_000_000,
-            Record::Sensor(_) => ts_ns,
+            Record::Process(p) => u64::from(p.pcap_time_max) * 1_000_000_000,
+            Record::SysIo(x) => u64::from(x.pcap_time) * 1_000_000_000,
+            Record::SysSocket(x) => u64::from(x.pcap_time) * 1_000_000_000,
+            Record::SbkLoss(x) => u64::from(x.time) * 1_000_000_000,
+            Record::Sensor(_)
+            | Record::ProcessTree(_)
+            | Record::Command(_)
+            | Record::ProcessToCom(_) => ts_ns,
         };
         b.push_record_line(t, &line)?;
     }
     Ok(b.seal(seq)?)
+}
+
+/// A UDP packet from and to the sebek port, as hflow2 selects them.
+fn is_sebek(net: &crate::capture::NetInfo, port: u16) -> bool {
+    net.proto == 17 && net.src_port == port && net.dst_port == port && net.fragment.is_none()
+}
+
+/// Feeds one sebek packet to the sensor's tracker; a packet that is not valid
+/// sebek v3 (or not IPv4, which sebek never sends) is counted and skipped.
+fn observe_sebek(
+    tracker: &mut Tracker,
+    at: Origin,
+    frame: &[u8],
+    net: &crate::capture::NetInfo,
+    report: &mut IngestReport,
+) {
+    let payload = net
+        .transport
+        .and_then(|span| frame.get(span.range()))
+        .and_then(|udp| udp.get(8..));
+    let result = match payload {
+        Some(payload) if net.src.is_ipv4() => {
+            tracker.observe(at, payload).map_err(|e| e.to_string())
+        }
+        _ => {
+            tracker.counters.rejected += 1;
+            Err("not an IPv4 UDP datagram".into())
+        }
+    };
+    match result {
+        Ok(()) => report.sebek_records += 1,
+        Err(reason) => {
+            report.sebek_rejected += 1;
+            tracing::debug!(reason = %reason, "packet on the sebek port skipped");
+        }
+    }
 }
 
 fn file_len(path: &Path) -> Result<u64, IngestError> {

@@ -10,6 +10,8 @@
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
 //! - [`flows`]: hflow2-style bidirectional flows from decoded packets.
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
+//! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables.
+//! - [`p0f`]: the p0f v3 signature database (matching not yet implemented).
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
@@ -33,9 +35,11 @@ pub mod flows;
 pub mod ingest;
 pub mod mirror;
 pub mod node;
+pub mod p0f;
 pub mod pcap_service;
 pub mod prune;
 pub mod records;
+pub mod sebek;
 pub mod sensor_id;
 pub mod serve;
 pub mod store;

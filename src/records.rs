@@ -94,12 +94,125 @@ pub struct SensorRecord {
     pub network_type: String,
 }
 
+/// A process instance seen by sebek (hflow's `process`). Mutable: its time
+/// ranges grow, so it carries an origin `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub sensor_id: u32,
+    /// Assigned by the origin, per sensor, from 1; never changes.
+    pub process_id: u32,
+    pub version: u64,
+    /// The honeypot: source address of its sebek packets.
+    pub src_ip: std::net::Ipv4Addr,
+    pub pid: u32,
+    /// Honeypot clock range.
+    pub time_min: u32,
+    pub time_max: u32,
+    /// Capture (honeywall) clock range.
+    pub pcap_time_min: u32,
+    pub pcap_time_max: u32,
+}
+
+/// A parent/child edge between two process rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTreeRecord {
+    pub sensor_id: u32,
+    pub child_process: u32,
+    pub parent_process: u32,
+}
+
+/// A distinct command name (`com[12]`), per sensor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub sensor_id: u32,
+    pub command_id: u32,
+    pub name: String,
+}
+
+/// A process ran (exec'ed as) a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessToComRecord {
+    pub sensor_id: u32,
+    pub process_id: u32,
+    pub command_id: u32,
+}
+
+/// Which syscall a [`SysIoRecord`] logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SysIoKind {
+    Read,
+    Write,
+    Open,
+}
+
+/// A sebek read, write or open record (`sys_read`, `sys_write`, `sys_open`).
+/// Immutable: keyed by (sensor_id, kind, id). `data` keeps every byte sebek
+/// sent (for an open: the path); the mirror keeps what walleye expects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysIoRecord {
+    pub sensor_id: u32,
+    pub kind: SysIoKind,
+    /// Per sensor and kind, from 1.
+    pub id: u32,
+    pub process_id: u32,
+    pub uid: u32,
+    pub pcap_time: u32,
+    pub time: u32,
+    pub counter: u32,
+    pub filed: u32,
+    pub inode: u32,
+    /// The length from the sebek header.
+    pub length: u32,
+    #[serde(with = "b64")]
+    pub data: Vec<u8>,
+}
+
+/// A sebek socket record (`sys_socket`): the 5-tuple as sebek saw it; the
+/// flow is found by the mirror (docs/STORAGE.md §4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysSocketRecord {
+    pub sensor_id: u32,
+    pub sys_socket_id: u32,
+    pub process_id: u32,
+    pub pcap_time: u32,
+    pub time: u32,
+    pub uid: u32,
+    pub counter: u32,
+    pub filed: u32,
+    pub inode: u32,
+    /// Linux socketcall number.
+    pub call: u16,
+    pub proto: u8,
+    pub local_ip: std::net::Ipv4Addr,
+    pub local_port: u16,
+    pub remote_ip: std::net::Ipv4Addr,
+    pub remote_port: u16,
+}
+
+/// `lost` sebek records of one honeypot, from a gap in its counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbkLossRecord {
+    pub sensor_id: u32,
+    pub src_ip: std::net::Ipv4Addr,
+    /// Capture time of the record after the gap.
+    pub time: u32,
+    pub lost: u32,
+}
+
 /// Every record kind that a record segment can carry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     Sensor(SensorRecord),
     Flow(FlowRecord),
+    Process(ProcessRecord),
+    ProcessTree(ProcessTreeRecord),
+    Command(CommandRecord),
+    ProcessToCom(ProcessToComRecord),
+    SysIo(SysIoRecord),
+    SysSocket(SysSocketRecord),
+    SbkLoss(SbkLossRecord),
 }
 
 impl Record {
@@ -107,7 +220,30 @@ impl Record {
         match self {
             Record::Sensor(s) => s.sensor_id,
             Record::Flow(f) => f.sensor_id,
+            Record::Process(r) => r.sensor_id,
+            Record::ProcessTree(r) => r.sensor_id,
+            Record::Command(r) => r.sensor_id,
+            Record::ProcessToCom(r) => r.sensor_id,
+            Record::SysIo(r) => r.sensor_id,
+            Record::SysSocket(r) => r.sensor_id,
+            Record::SbkLoss(r) => r.sensor_id,
         }
+    }
+}
+
+/// Byte strings as standard base64 in JSON.
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -10,5 +10,6 @@ mod export;
 mod flows_vs_argus;
 mod ingest;
 mod pcap;
+mod sebek;
 mod sync;
 mod verify;

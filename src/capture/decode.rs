@@ -73,6 +73,38 @@ pub struct NetInfo {
     pub fragment: Option<Fragment>,
     /// Set for ICMP and ICMPv6 when the type and code were captured.
     pub icmp: Option<IcmpInfo>,
+    /// Where the transport header and its payload (the IP payload, cut at
+    /// the IP length or the capture end) lie in the decoded frame: `None`
+    /// for non-first fragments and cut extension headers.
+    pub transport: Option<Span>,
+}
+
+/// A byte range of the decoded frame: `frame.get(span.range())` is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub fn range(self) -> std::ops::Range<usize> {
+        let start = self.offset as usize;
+        start..start.saturating_add(self.len as usize)
+    }
+
+    /// The span of `sub` inside `frame`, when `sub` really is a part of it
+    /// (an empty default slice elsewhere in memory is not).
+    fn within(frame: &[u8], sub: &[u8]) -> Option<Span> {
+        let offset = (sub.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+        let end = offset.checked_add(sub.len())?;
+        if end > frame.len() {
+            return None;
+        }
+        Some(Span {
+            offset: u32::try_from(offset).ok()?,
+            len: u32::try_from(sub.len()).ok()?,
+        })
+    }
 }
 
 /// Result of decoding one packet.
@@ -156,7 +188,9 @@ pub fn decode(link_type: u32, data: &[u8]) -> Result<PacketInfo, DecodeError> {
         LINKTYPE_LOOP => decode_loop(data)?,
         other => return Err(DecodeError::UnsupportedLinkType(other)),
     };
-    Ok(PacketInfo { net })
+    Ok(PacketInfo {
+        net: net.map(|raw| raw.locate(data)),
+    })
 }
 
 fn malformed(layer: &'static str, reason: impl std::fmt::Display) -> DecodeError {
@@ -191,14 +225,14 @@ fn too_short(layer: &'static str, need: usize, have: usize) -> DecodeError {
 
 // ----- link layer ----------------------------------------------------------
 
-fn decode_ethernet(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_ethernet(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|e| cut("ethernet", &e))?;
     let rest = data.get(eth.slice().len()..).unwrap_or_default();
     decode_ethertype(eth.ether_type().0, rest)
 }
 
 /// Linux cooked v1: 16 bytes, protocol (an ethertype) at offset 14.
-fn decode_sll(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_sll(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     const LEN: usize = 16;
     let (Some(hatype), Some(protocol), Some(rest)) =
         (be16(data, 2), be16(data, 14), data.get(LEN..))
@@ -212,7 +246,7 @@ fn decode_sll(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
 }
 
 /// Linux cooked v2: 20 bytes, protocol at offset 0, hardware type at offset 8.
-fn decode_sll2(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_sll2(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     const LEN: usize = 20;
     let (Some(protocol), Some(hatype), Some(rest)) =
         (be16(data, 0), be16(data, 8), data.get(LEN..))
@@ -227,7 +261,7 @@ fn decode_sll2(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
 
 /// Follows VLAN tags (802.1Q, 802.1ad, old QinQ) and PPPoE to IPv4 or IPv6.
 /// Any other ethertype (ARP, LLDP, 802.3 lengths, ...) is not IP: `None`.
-fn decode_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ethertype {
             ETHERTYPE_IPV4 => return ipv4_layer(data).map(|ip| Some(net_info(ip))),
@@ -248,7 +282,7 @@ fn decode_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Option<NetInf
 }
 
 /// PPPoE session: 6-byte PPPoE header, then the 2-byte PPP protocol.
-fn decode_pppoe(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_pppoe(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     const LEN: usize = 8;
     let (Some(protocol), Some(rest)) = (be16(data, 6), data.get(LEN..)) else {
         return Err(too_short("pppoe", LEN, data.len()));
@@ -261,7 +295,7 @@ fn decode_pppoe(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
 }
 
 /// Raw IP: the version nibble decides.
-fn decode_raw_ip(data: &[u8]) -> Result<NetInfo, DecodeError> {
+fn decode_raw_ip(data: &[u8]) -> Result<Raw<'_>, DecodeError> {
     match data.first().map(|b| b >> 4) {
         Some(4) => ipv4_layer(data).map(net_info),
         Some(6) => ipv6_layer(data).map(net_info),
@@ -272,7 +306,7 @@ fn decode_raw_ip(data: &[u8]) -> Result<NetInfo, DecodeError> {
 
 /// BSD loopback: a 4-byte address family in the capturing host's byte order,
 /// so both orders are tried.
-fn decode_null(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_null(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     let Some(word) = data.get(..4) else {
         return Err(too_short("null/loopback", 4, data.len()));
     };
@@ -285,7 +319,7 @@ fn decode_null(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
 }
 
 /// OpenBSD loopback: the address family in network byte order.
-fn decode_loop(data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_loop(data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     let Some(word) = data.get(..4) else {
         return Err(too_short("loop", 4, data.len()));
     };
@@ -301,7 +335,7 @@ fn family_is_ip(family: u32) -> bool {
     family == AF_INET || AF_INET6.contains(&family)
 }
 
-fn decode_family(family: u32, data: &[u8]) -> Result<Option<NetInfo>, DecodeError> {
+fn decode_family(family: u32, data: &[u8]) -> Result<Option<Raw<'_>>, DecodeError> {
     if family == AF_INET {
         ipv4_layer(data).map(|ip| Some(net_info(ip)))
     } else if AF_INET6.contains(&family) {
@@ -476,8 +510,9 @@ fn ports(payload: &[u8]) -> (u16, u16) {
     }
 }
 
-fn net_info(ip: IpLayer<'_>) -> NetInfo {
+fn net_info(ip: IpLayer<'_>) -> Raw<'_> {
     let mut info = NetInfo {
+        transport: None,
         src: ip.src,
         dst: ip.dst,
         proto: ip.proto,
@@ -489,7 +524,10 @@ fn net_info(ip: IpLayer<'_>) -> NetInfo {
         icmp: None,
     };
     if !ip.transport_follows {
-        return info;
+        return Raw {
+            info,
+            payload: None,
+        };
     }
     if has_ports(ip.proto) {
         (info.src_port, info.dst_port) = ports(ip.payload);
@@ -499,7 +537,24 @@ fn net_info(ip: IpLayer<'_>) -> NetInfo {
     } else if ip.proto == IPPROTO_ICMP || ip.proto == IPPROTO_ICMPV6 {
         info.icmp = icmp_info(ip.proto == IPPROTO_ICMPV6, ip.payload);
     }
-    info
+    Raw {
+        info,
+        payload: Some(ip.payload),
+    }
+}
+
+/// A decoded packet before its transport bytes are located in the frame.
+struct Raw<'a> {
+    info: NetInfo,
+    payload: Option<&'a [u8]>,
+}
+
+impl Raw<'_> {
+    fn locate(self, frame: &[u8]) -> NetInfo {
+        let mut info = self.info;
+        info.transport = self.payload.and_then(|p| Span::within(frame, p));
+        info
+    }
 }
 
 fn icmp_is_error(v6: bool, icmp_type: u8) -> bool {
@@ -650,6 +705,38 @@ mod tests {
         assert_eq!(info.ip_flags, 0x2, "DF");
         assert_eq!(info.fragment, None);
         assert_eq!(info.icmp, None);
+    }
+
+    // ----- transport span ------------------------------------------------------
+
+    #[test]
+    fn transport_span_is_the_udp_segment_without_padding() {
+        let seg = udp(1101, 1101, b"sebek!");
+        let mut ip = ipv4(IPPROTO_UDP, 0, 1, &[], &seg);
+        ip.extend_from_slice(&[0; 6]);
+        let frame = ethernet(ETHERTYPE_IPV4, &ip);
+        let info = net(1, &frame);
+        let span = info.transport.unwrap();
+        assert_eq!(frame.get(span.range()), Some(&seg[..]));
+    }
+
+    #[test]
+    fn transport_span_in_vlan_and_ipv6_frames() {
+        let seg = tcp(40000, 22, 0x02);
+        let mut frame = vlan_tag(ETHERTYPE_IPV4, 7);
+        frame.extend_from_slice(&ipv4(IPPROTO_TCP, 0, 1, &[], &seg));
+        let frame = ethernet(ETHERTYPE_VLAN, &frame);
+        let span = net(1, &frame).transport.unwrap();
+        assert_eq!(frame.get(span.range()), Some(&seg[..]));
+        let v6 = ipv6(IPPROTO_TCP, v6(1), v6(2), &seg);
+        let span = net(LINKTYPE_IPV6, &v6).transport.unwrap();
+        assert_eq!(v6.get(span.range()), Some(&seg[..]));
+    }
+
+    #[test]
+    fn no_transport_span_for_non_first_fragments() {
+        let ip = ipv4(IPPROTO_UDP, 3, 9, &[], &[0; 16]);
+        assert_eq!(net(LINKTYPE_IPV4, &ip).transport, None);
     }
 
     // ----- link types ----------------------------------------------------------

@@ -10,6 +10,6 @@ pub mod decode;
 pub mod layout;
 pub mod reader;
 
-pub use decode::{DecodeError, Fragment, IcmpInfo, NetInfo, PacketInfo, QuotedFlow, decode};
+pub use decode::{DecodeError, Fragment, IcmpInfo, NetInfo, PacketInfo, QuotedFlow, Span, decode};
 pub use layout::{CaptureSource, LayoutError, discover};
 pub use reader::{CaptureError, CaptureFormat, CaptureReader, MAX_CAPLEN, Packet};

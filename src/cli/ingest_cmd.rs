@@ -99,10 +99,22 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
             r.undecodable_packets
         );
     }
+    if r.sebek_rejected > 0 {
+        eprintln!(
+            "{} packets on the sebek port are not sebek v3 records: stored, but skipped",
+            r.sebek_rejected
+        );
+    }
     println!(
         "ingested {} packets, {} segments, {} record versions",
         r.packets, r.segments_written, r.records_written
     );
+    if r.sebek_records > 0 || r.sebek_rejected > 0 {
+        println!(
+            "sebek: {} records decoded, {} packets rejected",
+            r.sebek_records, r.sebek_rejected
+        );
+    }
     if r.has_problems() {
         Status::Problems
     } else {

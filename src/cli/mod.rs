@@ -12,6 +12,7 @@ mod links_cmd;
 mod node_cmds;
 mod pcap_cmd;
 mod query;
+mod sebek_cmd;
 mod time;
 
 use std::path::PathBuf;
@@ -76,6 +77,15 @@ pub enum Command {
     /// Export the walleye tables (MariaDB/MySQL, hflow or walleye_0_3).
     #[command(subcommand)]
     Export(export_cmd::ExportCmd),
+    /// Sebek processes with their tree, commands, opens and sockets.
+    Processes(sebek_cmd::ProcessesArgs),
+    /// What a process read from its terminal (sebek reads of fd 0).
+    Keystrokes(sebek_cmd::KeystrokesArgs),
+    /// A host's OS fingerprints over time and its flows.
+    Hosts(sebek_cmd::HostsArgs),
+    /// Write the sebek generator's scripted session as a pcap (fixtures).
+    #[command(hide = true)]
+    GenSebek(sebek_cmd::GenSebekArgs),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -130,6 +140,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Peer(c) => links_cmd::peer(c),
         Command::Child(c) => links_cmd::child(c),
         Command::Export(c) => export_cmd::run(c),
+        Command::GenSebek(a) => sebek_cmd::gen_sebek(a),
+        Command::Processes(a) => sebek_cmd::processes(a),
+        Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
+        Command::Hosts(a) => sebek_cmd::hosts(a),
     }
 }
 

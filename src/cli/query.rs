@@ -180,7 +180,7 @@ fn print_csv(rows: &[FlowRecord]) {
     }
 }
 
-fn print_table(rows: &[FlowRecord]) {
+pub(super) fn print_table(rows: &[FlowRecord]) {
     println!(
         "{:<19} {:>9} {:>10} {:>7} {:<5} {:>41}    {:<41} {:>14} {:>14}",
         "start (UTC)",

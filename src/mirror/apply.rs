@@ -16,6 +16,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Result, params};
 
 use super::ApplyStats;
+use super::apply_sebek as sebek;
 use crate::records::{FlowRecord, Record, SensorRecord};
 use crate::store::SegmentId;
 
@@ -186,8 +187,21 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
     let mut stats = ApplyStats::default();
     for record in records {
         let outcome = match record {
-            Record::Flow(f) => w.flow(f)?,
+            Record::Flow(f) => {
+                let outcome = w.flow(f)?;
+                if matches!(outcome, Outcome::Written) {
+                    sebek::resolve_pending(conn, f)?;
+                }
+                outcome
+            }
             Record::Sensor(s) => w.sensor(s)?,
+            Record::Process(p) => written(sebek::process(conn, p)?),
+            Record::ProcessTree(t) => written(sebek::process_tree(conn, t)?),
+            Record::Command(c) => written(sebek::command(conn, c)?),
+            Record::ProcessToCom(c) => written(sebek::process_to_com(conn, c)?),
+            Record::SysIo(r) => written(sebek::sys_io(conn, r)?),
+            Record::SysSocket(s) => written(sebek::sys_socket(conn, s)?),
+            Record::SbkLoss(l) => written(sebek::sbk_loss(conn, l)?),
         };
         match outcome {
             Outcome::Written => stats.rows_written += 1,
@@ -196,6 +210,15 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
         }
     }
     Ok(stats)
+}
+
+/// Written, or already there (an immutable row) / not newer (a process row).
+fn written(w: bool) -> Outcome {
+    if w {
+        Outcome::Written
+    } else {
+        Outcome::NotNewer
+    }
 }
 
 /// What became of one record.
@@ -274,6 +297,9 @@ impl<'c> Writer<'c> {
             f.closed,
             table.in_flow6()
         ])?;
+        if table == FlowTable::Flow {
+            super::argus::put(self.conn, f)?;
+        }
         Ok(Outcome::Written)
     }
 
@@ -383,6 +409,9 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached(&sql)?
             .execute(params![sensor_id, flow_id])?;
+        if table == FlowTable::Flow {
+            super::argus::delete(self.conn, sensor_id, flow_id)?;
+        }
         Ok(())
     }
 

@@ -19,10 +19,14 @@
 //! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
 
 mod apply;
+mod apply_sebek;
+mod argus;
 pub mod background;
 mod hash;
 mod query;
 mod schema;
+mod sebek_query;
+pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
 #[cfg(test)]
 mod tests;
 

@@ -361,3 +361,29 @@ CREATE TABLE IF NOT EXISTS x_sensor_version (
     sensor_id  INTEGER NOT NULL PRIMARY KEY,
     version    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- The origin version of each process row (its time ranges grow).
+CREATE TABLE IF NOT EXISTS x_process_version (
+    sensor_id   INTEGER NOT NULL,
+    process_id  INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id)
+) WITHOUT ROWID;
+
+-- sys_socket rows whose flow was not in the mirror when they were applied
+-- (flow_id 0 meanwhile): each flow version applied later is checked against
+-- them, and the first that matches (5-tuple either way, hflow2's time window)
+-- sets sys_socket.flow_id and removes the row here. Addresses as in `flow`.
+CREATE TABLE IF NOT EXISTS x_pending_socket (
+    sensor_id      INTEGER NOT NULL,
+    sys_socket_id  INTEGER NOT NULL,
+    proto          INTEGER NOT NULL,
+    local_ip       INTEGER NOT NULL,
+    local_port     INTEGER NOT NULL,
+    remote_ip      INTEGER NOT NULL,
+    remote_port    INTEGER NOT NULL,
+    pcap_time      INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, sys_socket_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS x_pending_socket_ports_idx
+    ON x_pending_socket (sensor_id, proto, local_port, remote_port);

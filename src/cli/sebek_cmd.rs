@@ -1,0 +1,191 @@
+//! Host-data commands: `processes`, `keystrokes` and `hosts` read the
+//! mirror's sebek and OS tables; `gen-sebek` (hidden) writes the sebek
+//! generator's scripted session as a pcap file, for fixtures
+//! (fixtures/README.md).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::query::{fmt_epoch, print_table};
+use super::{DataDir, Status};
+use crate::mirror::{FlowQuery, ProcessQuery, ProcessView};
+use crate::node;
+use crate::sebek::generate::{shell_session, write_pcap};
+
+#[derive(clap::Args, Debug)]
+pub struct GenSebekArgs {
+    /// The pcap file to write.
+    pub out: PathBuf,
+    /// Sebek UDP port.
+    #[arg(long, default_value_t = crate::sebek::DEFAULT_PORT)]
+    pub port: u16,
+}
+
+pub fn gen_sebek(a: GenSebekArgs) -> anyhow::Result<Status> {
+    let bytes = write_pcap(&shell_session(a.port));
+    std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    Ok(Status::Ok)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProcessesArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Only this sensor.
+    #[arg(long)]
+    pub sensor: Option<u32>,
+    /// Processes with a socket on this flow, with their ancestors and descendants.
+    #[arg(long)]
+    pub flow: Option<u32>,
+    /// Only processes with this OS pid.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeystrokesArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// The process (process_id of `lumpy processes`).
+    #[arg(long)]
+    pub process: u32,
+    /// The sensor, when several have this process id.
+    #[arg(long)]
+    pub sensor: Option<u32>,
+    /// JSON (one object per read) instead of the typed text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// The host's IPv4 address.
+    #[arg(long)]
+    pub ip: IpAddr,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn clock(secs: i64) -> String {
+    fmt_epoch(u32::try_from(secs).unwrap_or(0))
+}
+
+fn print_process(p: &ProcessView) {
+    println!(
+        "process {} (sensor {}) pid {} on {}: {} .. {} (honeypot clock {} .. {})",
+        p.process_id,
+        p.sensor_id,
+        p.pid,
+        p.src_ip,
+        clock(p.pcap_time_min),
+        clock(p.pcap_time_max),
+        clock(p.time_min),
+        clock(p.time_max)
+    );
+    println!("  commands: {}", p.commands.join(", "));
+    println!("  parents: {:?}  children: {:?}", p.parents, p.children);
+    for o in &p.opens {
+        println!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
+    }
+    for s in &p.sockets {
+        println!(
+            "  socket {} call {} flow {} at {}",
+            s.sys_socket_id,
+            s.call,
+            s.flow_id,
+            clock(s.time)
+        );
+    }
+}
+
+pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
+    let node = node::open(&a.dir.data)?;
+    let rows = node.mirror.processes(&ProcessQuery {
+        sensor: a.sensor,
+        flow: a.flow,
+        pid: a.pid,
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        rows.iter().for_each(print_process);
+        println!("{} processes", rows.len());
+    }
+    Ok(Status::Ok)
+}
+
+/// Bytes as typed text: printable ASCII and newlines as is, the rest escaped.
+pub fn typed(data: &[u8], out: &mut String) {
+    for b in data {
+        match b {
+            b'\n' | b'\t' | 0x20..=0x7e => out.push(char::from(*b)),
+            b'\r' => out.push_str("\\r"),
+            0x7f | 0x08 => out.push_str("<BS>"),
+            other => out.push_str(&format!("\\x{other:02x}")),
+        }
+    }
+}
+
+pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
+    let node = node::open(&a.dir.data)?;
+    let reads = node.mirror.reads(a.sensor, a.process)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reads)?);
+        return Ok(Status::Ok);
+    }
+    let mut text = String::new();
+    for r in reads.iter().filter(|r| r.filed == 0) {
+        typed(&r.data, &mut text);
+    }
+    print!("{text}");
+    if !text.ends_with('\n') && !text.is_empty() {
+        println!();
+    }
+    Ok(Status::Ok)
+}
+
+pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
+    let IpAddr::V4(v4) = a.ip else {
+        bail!(
+            "--ip {}: the OS and process tables hold IPv4 hosts only",
+            a.ip
+        )
+    };
+    let node = node::open(&a.dir.data)?;
+    let os = node.mirror.os_history(v4)?;
+    let flows = node.mirror.flows(&FlowQuery {
+        host: Some((a.ip, 32)),
+        ..FlowQuery::default()
+    })?;
+    if a.json {
+        let v = serde_json::json!({ "ip": a.ip, "os": os, "flows": flows });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Status::Ok);
+    }
+    println!("host {v4}");
+    if os.is_empty() {
+        println!("  no OS fingerprint");
+    }
+    for o in &os {
+        println!(
+            "  {} {} {} ({} flows as {}, {} .. {})",
+            o.sensor_id,
+            o.genre,
+            o.detail,
+            o.flows,
+            o.role,
+            clock(o.first_sec),
+            clock(o.last_sec)
+        );
+    }
+    print_table(&flows);
+    Ok(Status::Ok)
+}

@@ -1,0 +1,158 @@
+//! The legacy `argus` table (walleye_0_3's flow table), filled from flows so
+//! walleye_0_3-era queries find data.
+//!
+//! Owns the translation flow -> argus row: `argus_id` is the `flow_id` (so
+//! `sys_socket.flow_id` and `ids.flow_id` join to it as `argus_id` did),
+//! `argus_dir` and `argus_status` follow from the packets and TCP flags seen
+//! each way. Only IPv4 flows (the table has integer addresses). Runs inside
+//! the caller's transaction, called for every flow version written; does not
+//! decide versions (the `flow` guard already did).
+
+use std::net::IpAddr;
+
+use rusqlite::{Connection, Result, params};
+
+use crate::records::FlowRecord;
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// argus's direction indicator: `<->` when both ends sent, `->` otherwise.
+pub fn direction(f: &FlowRecord) -> &'static str {
+    if f.src.packets > 0 && f.dst.packets > 0 {
+        "<->"
+    } else {
+        "->"
+    }
+}
+
+/// argus's state, from the TCP flags each way (TCP) or the packets each way:
+/// RST (reset), FIN (closed), CON (established), ACC (accepted: SYN+ACK
+/// answered, no ACK yet), REQ (SYN unanswered); other protocols CON when
+/// both ends sent, else INT.
+pub fn status(f: &FlowRecord) -> &'static str {
+    let (s, d) = (f.src.tcp_flags, f.dst.tcp_flags);
+    if f.ip_proto != 6 {
+        return if f.dst.packets > 0 { "CON" } else { "INT" };
+    }
+    if (s | d) & RST != 0 {
+        "RST"
+    } else if (s | d) & FIN != 0 {
+        "FIN"
+    } else if d & (SYN | ACK) == SYN | ACK && s & ACK != 0 {
+        "CON"
+    } else if d & (SYN | ACK) == SYN | ACK {
+        "ACC"
+    } else if s & SYN != 0 && f.dst.packets == 0 {
+        "REQ"
+    } else if f.dst.packets > 0 {
+        "CON"
+    } else {
+        "INT"
+    }
+}
+
+fn v4(ip: &IpAddr) -> Option<i64> {
+    match ip {
+        IpAddr::V4(a) => Some(i64::from(u32::from(*a))),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Upserts the argus row of flow `f` (a no-op for IPv6 flows).
+pub(super) fn put(conn: &Connection, f: &FlowRecord) -> Result<()> {
+    let (Some(src), Some(dst)) = (v4(&f.src_ip), v4(&f.dst_ip)) else {
+        return Ok(());
+    };
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO argus (sensor_id, argus_id, ip_proto, local, src_ip, dst_ip, \
+         src_port, dst_port, src_pkts, dst_pkts, src_bytes, dst_bytes, start_sec, end_sec, \
+         argus_dir, argus_status, argus_ind, client_os_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, ?17)",
+    )?
+    .execute(params![
+        f.sensor_id,
+        f.flow_id,
+        f.ip_proto,
+        f.is_local,
+        src,
+        dst,
+        f.src_port,
+        f.dst_port,
+        clamp(f.src.packets),
+        clamp(f.dst.packets),
+        clamp(f.src.bytes),
+        clamp(f.dst.bytes),
+        f.src.start_sec,
+        f.end_sec(),
+        direction(f),
+        status(f),
+        f.client_os_id
+    ])?;
+    Ok(())
+}
+
+/// Removes the argus row of a flow row that was deleted.
+pub(super) fn delete(conn: &Connection, sensor_id: u32, flow_id: u32) -> Result<()> {
+    conn.prepare_cached("DELETE FROM argus WHERE sensor_id = ?1 AND argus_id = ?2")?
+        .execute(params![sensor_id, flow_id])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::FlowDirection;
+
+    fn flow(proto: u8, s: (u64, u8), d: (u64, u8)) -> FlowRecord {
+        FlowRecord {
+            sensor_id: 1,
+            flow_id: 1,
+            version: 1,
+            src_ip: "198.51.100.1".parse().unwrap(),
+            dst_ip: "192.0.2.1".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            ip_proto: proto,
+            src: FlowDirection {
+                packets: s.0,
+                tcp_flags: s.1,
+                ..Default::default()
+            },
+            dst: FlowDirection {
+                packets: d.0,
+                tcp_flags: d.1,
+                ..Default::default()
+            },
+            is_local: false,
+            marker_flags: 0,
+            client_os_id: 0,
+            server_os_id: 0,
+            closed: false,
+        }
+    }
+
+    #[test]
+    fn tcp_states() {
+        assert_eq!(status(&flow(6, (1, SYN), (0, 0))), "REQ");
+        assert_eq!(direction(&flow(6, (1, SYN), (0, 0))), "->");
+        assert_eq!(status(&flow(6, (1, SYN), (1, SYN | ACK))), "ACC");
+        assert_eq!(status(&flow(6, (3, SYN | ACK), (2, SYN | ACK))), "CON");
+        assert_eq!(direction(&flow(6, (3, SYN | ACK), (2, SYN | ACK))), "<->");
+        assert_eq!(
+            status(&flow(6, (4, SYN | ACK | FIN), (3, SYN | ACK))),
+            "FIN"
+        );
+        assert_eq!(status(&flow(6, (1, SYN), (1, RST | ACK))), "RST");
+    }
+
+    #[test]
+    fn other_protocols() {
+        assert_eq!(status(&flow(17, (1, 0), (0, 0))), "INT");
+        assert_eq!(status(&flow(17, (1, 0), (1, 0))), "CON");
+        assert_eq!(status(&flow(1, (2, 0), (2, 0))), "CON");
+    }
+}

@@ -1,0 +1,250 @@
+//! Read-only queries over the sebek tables and the OS table, for the
+//! `processes`, `keystrokes` and `hosts` commands.
+//!
+//! Owns the SQL that reads process, process_tree, command, process_to_com,
+//! sys_read, sys_open, sys_socket and os; writes nothing.
+
+use std::net::Ipv4Addr;
+
+use rusqlite::{Connection, Result, params};
+use serde::Serialize;
+
+use super::{Ctx, Mirror, MirrorError};
+
+/// Which processes `processes` shows.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessQuery {
+    pub sensor: Option<u32>,
+    /// Processes with a socket on this flow, with their ancestors and
+    /// descendants (Walleye's flow -> processes view).
+    pub flow: Option<u32>,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OpenView {
+    pub time: i64,
+    pub filed: u32,
+    pub filename: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SocketView {
+    pub sys_socket_id: u32,
+    pub call: u16,
+    pub flow_id: u32,
+    pub time: i64,
+}
+
+/// One process with its tree edges, commands, opens and sockets.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProcessView {
+    pub sensor_id: u32,
+    pub process_id: u32,
+    pub pid: u32,
+    pub src_ip: Ipv4Addr,
+    pub time_min: i64,
+    pub time_max: i64,
+    pub pcap_time_min: i64,
+    pub pcap_time_max: i64,
+    pub parents: Vec<u32>,
+    pub children: Vec<u32>,
+    pub commands: Vec<String>,
+    pub opens: Vec<OpenView>,
+    pub sockets: Vec<SocketView>,
+}
+
+/// One read of a process.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReadView {
+    pub sys_read_id: u32,
+    pub time: i64,
+    pub pcap_time: i64,
+    pub filed: u32,
+    pub length: u32,
+    pub data: Vec<u8>,
+}
+
+/// An OS fingerprint seen on a host's flows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OsSeen {
+    pub sensor_id: u32,
+    pub os_id: u32,
+    pub genre: String,
+    pub detail: String,
+    /// `client` (the host initiated the flow) or `server`.
+    pub role: String,
+    pub first_sec: i64,
+    pub last_sec: i64,
+    pub flows: u64,
+}
+
+fn ids(conn: &Connection, sql: &str, a: u32, b: u32) -> Result<Vec<u32>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![a, b], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn strings(conn: &Connection, sql: &str, a: u32, b: u32) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![a, b], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
+    let (s, id) = (p.sensor_id, p.process_id);
+    p.parents = ids(
+        conn,
+        "SELECT parent_process FROM process_tree WHERE sensor_id = ?1 AND child_process = ?2 ORDER BY 1",
+        s,
+        id,
+    )?;
+    p.children = ids(
+        conn,
+        "SELECT child_process FROM process_tree WHERE sensor_id = ?1 AND parent_process = ?2 ORDER BY 1",
+        s,
+        id,
+    )?;
+    p.commands = strings(
+        conn,
+        "SELECT c.name FROM process_to_com pc JOIN command c USING (sensor_id, command_id) \
+         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY c.command_id",
+        s,
+        id,
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT time, filed, filename FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
+         ORDER BY sys_open_id",
+    )?;
+    p.opens = stmt
+        .query_map(params![s, id], |r| {
+            Ok(OpenView {
+                time: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                filed: r.get(1)?,
+                filename: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        })?
+        .collect::<Result<_>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT sys_socket_id, \"call\", flow_id, time FROM sys_socket \
+         WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY sys_socket_id",
+    )?;
+    p.sockets = stmt
+        .query_map(params![s, id], |r| {
+            Ok(SocketView {
+                sys_socket_id: r.get(0)?,
+                call: r.get(1)?,
+                flow_id: r.get(2)?,
+                time: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_>>()?;
+    Ok(p)
+}
+
+/// Process rows matching `q`, ordered by (sensor, process id).
+fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
+    // With --flow: the processes with a socket on it, closed over the tree
+    // both ways (ancestors and descendants).
+    let sql = "WITH RECURSIVE \
+        seed(sensor_id, process_id) AS ( \
+          SELECT DISTINCT sensor_id, process_id FROM sys_socket \
+          WHERE ?3 IS NOT NULL AND flow_id = ?3 AND (?1 IS NULL OR sensor_id = ?1)), \
+        up(sensor_id, process_id) AS ( \
+          SELECT * FROM seed UNION SELECT t.sensor_id, t.parent_process FROM process_tree t \
+          JOIN up ON t.sensor_id = up.sensor_id AND t.child_process = up.process_id), \
+        down(sensor_id, process_id) AS ( \
+          SELECT * FROM seed UNION SELECT t.sensor_id, t.child_process FROM process_tree t \
+          JOIN down ON t.sensor_id = down.sensor_id AND t.parent_process = down.process_id) \
+        SELECT sensor_id, process_id, pid, src_ip, time_min, time_max, pcap_time_min, pcap_time_max \
+        FROM process p WHERE (?1 IS NULL OR sensor_id = ?1) AND (?2 IS NULL OR pid = ?2) \
+        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM up WHERE up.sensor_id = p.sensor_id AND up.process_id = p.process_id) \
+             OR EXISTS (SELECT 1 FROM down WHERE down.sensor_id = p.sensor_id AND down.process_id = p.process_id)) \
+        ORDER BY sensor_id, process_id";
+    let mut stmt = conn.prepare(sql)?;
+    let rows: Vec<ProcessView> = stmt
+        .query_map(params![q.sensor, q.pid, q.flow], |r| {
+            Ok(ProcessView {
+                sensor_id: r.get(0)?,
+                process_id: r.get(1)?,
+                pid: r.get(2)?,
+                src_ip: Ipv4Addr::from(r.get::<_, u32>(3)?),
+                time_min: r.get(4)?,
+                time_max: r.get(5)?,
+                pcap_time_min: r.get(6)?,
+                pcap_time_max: r.get(7)?,
+                parents: Vec::new(),
+                children: Vec::new(),
+                commands: Vec::new(),
+                opens: Vec::new(),
+                sockets: Vec::new(),
+            })
+        })?
+        .collect::<Result<_>>()?;
+    rows.into_iter().map(|p| details(conn, p)).collect()
+}
+
+fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<ReadView>> {
+    let mut stmt = conn.prepare(
+        "SELECT sys_read_id, time, pcap_time, filed, length, data FROM sys_read \
+         WHERE (?1 IS NULL OR sensor_id = ?1) AND process_id = ?2 ORDER BY sensor_id, sys_read_id",
+    )?;
+    stmt.query_map(params![sensor, process_id], |r| {
+        Ok(ReadView {
+            sys_read_id: r.get(0)?,
+            time: r.get(1)?,
+            pcap_time: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            filed: r.get(3)?,
+            length: r.get(4)?,
+            data: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+        })
+    })?
+    .collect()
+}
+
+fn os_history(conn: &Connection, ip: Ipv4Addr) -> Result<Vec<OsSeen>> {
+    let mut stmt = conn.prepare(
+        "SELECT f.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), r.role, \
+         min(f.src_start_sec), max(max(f.src_end_sec, f.dst_end_sec)), count(*) \
+         FROM (SELECT 'client' AS role UNION ALL SELECT 'server') r \
+         JOIN flow f ON (r.role = 'client' AND f.src_ip = ?1 AND f.client_os_id != 0) \
+                     OR (r.role = 'server' AND f.dst_ip = ?1 AND f.server_os_id != 0) \
+         JOIN os o ON o.sensor_id = f.sensor_id \
+              AND o.os_id = CASE r.role WHEN 'client' THEN f.client_os_id ELSE f.server_os_id END \
+         GROUP BY f.sensor_id, o.os_id, r.role ORDER BY 6, 1, 2",
+    )?;
+    stmt.query_map(params![i64::from(u32::from(ip))], |r| {
+        Ok(OsSeen {
+            sensor_id: r.get(0)?,
+            os_id: r.get(1)?,
+            genre: r.get(2)?,
+            detail: r.get(3)?,
+            role: r.get(4)?,
+            first_sec: r.get(5)?,
+            last_sec: r.get(6)?,
+            flows: r.get::<_, i64>(7)?.max(0) as u64,
+        })
+    })?
+    .collect()
+}
+
+impl Mirror {
+    /// Processes matching `q` with their tree, commands, opens and sockets.
+    pub fn processes(&self, q: &ProcessQuery) -> Result<Vec<ProcessView>, MirrorError> {
+        processes(&self.conn, q).ctx(&self.path, "query processes")
+    }
+
+    /// The reads (keystrokes) of one process, in order.
+    pub fn reads(
+        &self,
+        sensor: Option<u32>,
+        process_id: u32,
+    ) -> Result<Vec<ReadView>, MirrorError> {
+        reads(&self.conn, sensor, process_id).ctx(&self.path, "query sys_read")
+    }
+
+    /// The OS fingerprints seen for `ip` as client or server, oldest first.
+    pub fn os_history(&self, ip: Ipv4Addr) -> Result<Vec<OsSeen>, MirrorError> {
+        os_history(&self.conn, ip).ctx(&self.path, "query os")
+    }
+}
