@@ -514,6 +514,7 @@ mod tests {
             ip_flags: 0,
             fragment: None,
             icmp: None,
+            transport: None,
         };
         assert!(
             q.matches(0, Some(&n)),
