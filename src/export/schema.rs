@@ -592,7 +592,18 @@ pub const HFLOW: &[Table] = &[
         &["sensor_id", "flow_id", "sec"],
         &[],
     ),
-    copy("argus", ARGUS, &["sensor_id", "argus_id"], ARGUS_KEYS),
+    // hflow2 kept argus "not used"; lumpy fills it from the flows (as the
+    // mirror does), incrementally by flow version like the flow table.
+    table(
+        "argus",
+        ARGUS,
+        &["sensor_id", "argus_id"],
+        ARGUS_KEYS,
+        Source::Flows {
+            v6: false,
+            argus: true,
+        },
+    ),
     T_OS,
     copy(
         "ids",

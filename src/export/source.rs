@@ -563,31 +563,17 @@ fn as_int(v: &Value) -> Option<i64> {
     }
 }
 
-/// TCP flag bits.
-const FIN: i64 = 0x01;
-const RST: i64 = 0x04;
-
 /// walleye_0_3's argus columns from one mirror flow row (hflow column order).
 ///
-/// argus_dir: `<->` when the responder sent packets, else `->`.
-/// argus_status: TCP: `RST` if a RST was seen either way, else `FIN` if a FIN
-/// was, else `CON` when both directions carried packets, else `INT`; other
-/// protocols: `CON` when both directions carried packets, else `INT`.
+/// argus_dir and argus_status: the mirror's rule (`mirror::argus`).
 /// argus_ind: NULL (hflow 1.x's use of it is unknown).
 fn argus_row(f: &[Value], out: &mut Vec<Value>) {
     let int = |i: usize| f.get(i).and_then(as_int).unwrap_or(0);
-    let both = int(23) > 0;
-    let flags = int(16) | int(26);
-    let status = if int(6) == 6 && flags & RST != 0 {
-        "RST"
-    } else if int(6) == 6 && flags & FIN != 0 {
-        "FIN"
-    } else if both {
-        "CON"
-    } else {
-        "INT"
-    };
-    let dir = if both { "<->" } else { "->" };
+    let count = |i: usize| u64::try_from(int(i)).unwrap_or(0);
+    let byte = |i: usize| u8::try_from(int(i)).unwrap_or(0);
+    // The mirror's own rule, so the exported argus equals the mirror's argus.
+    let status = crate::mirror::argus::status_of(byte(6), count(23), byte(16), byte(26));
+    let dir = crate::mirror::argus::direction_of(count(13), count(23));
     let get = |i: usize| f.get(i).cloned().unwrap_or(Value::Null);
     out.extend([
         get(0),                               // sensor_id

@@ -21,7 +21,12 @@ const ACK: u8 = 0x10;
 
 /// argus's direction indicator: `<->` when both ends sent, `->` otherwise.
 pub fn direction(f: &FlowRecord) -> &'static str {
-    if f.src.packets > 0 && f.dst.packets > 0 {
+    direction_of(f.src.packets, f.dst.packets)
+}
+
+/// [`direction`] from the packet counts each way.
+pub fn direction_of(src_packets: u64, dst_packets: u64) -> &'static str {
+    if src_packets > 0 && dst_packets > 0 {
         "<->"
     } else {
         "->"
@@ -33,9 +38,14 @@ pub fn direction(f: &FlowRecord) -> &'static str {
 /// answered, no ACK yet), REQ (SYN unanswered); other protocols CON when
 /// both ends sent, else INT.
 pub fn status(f: &FlowRecord) -> &'static str {
-    let (s, d) = (f.src.tcp_flags, f.dst.tcp_flags);
-    if f.ip_proto != 6 {
-        return if f.dst.packets > 0 { "CON" } else { "INT" };
+    status_of(f.ip_proto, f.dst.packets, f.src.tcp_flags, f.dst.tcp_flags)
+}
+
+/// [`status`] from the protocol, the responder's packets and the TCP flags
+/// each way (the export derives argus rows with it too).
+pub fn status_of(ip_proto: u8, dst_packets: u64, s: u8, d: u8) -> &'static str {
+    if ip_proto != 6 {
+        return if dst_packets > 0 { "CON" } else { "INT" };
     }
     if (s | d) & RST != 0 {
         "RST"
@@ -45,9 +55,9 @@ pub fn status(f: &FlowRecord) -> &'static str {
         "CON"
     } else if d & (SYN | ACK) == SYN | ACK {
         "ACC"
-    } else if s & SYN != 0 && f.dst.packets == 0 {
+    } else if s & SYN != 0 && dst_packets == 0 {
         "REQ"
-    } else if f.dst.packets > 0 {
+    } else if dst_packets > 0 {
         "CON"
     } else {
         "INT"

@@ -20,7 +20,7 @@
 
 mod apply;
 mod apply_sebek;
-mod argus;
+pub mod argus;
 pub mod background;
 mod hash;
 mod query;
