@@ -185,11 +185,17 @@ pub(super) fn mark_applied(conn: &Connection, segment: &SegmentId, records: usiz
 pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<ApplyStats> {
     let mut w = Writer::new(conn)?;
     let mut stats = ApplyStats::default();
+    // Looking for sockets waiting on each flow costs a query per flow; skip
+    // it when none can be waiting (the common case: no sebek data at all).
+    let pending = records.iter().any(|r| matches!(r, Record::SysSocket(_)))
+        || conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM x_pending_socket)")?
+            .query_row([], |row| row.get::<_, bool>(0))?;
     for record in records {
         let outcome = match record {
             Record::Flow(f) => {
                 let outcome = w.flow(f)?;
-                if matches!(outcome, Outcome::Written) {
+                if pending && matches!(outcome, Outcome::Written) {
                     sebek::resolve_pending(conn, f)?;
                 }
                 outcome

@@ -167,7 +167,7 @@ impl Mirror {
         // A `lumpy flows` reader may briefly hold the WAL; wait instead of failing.
         c.busy_timeout(std::time::Duration::from_secs(5))
             .ctx(&self.path, "set busy_timeout")?;
-        c.set_prepared_statement_cache_capacity(64);
+        c.set_prepared_statement_cache_capacity(256);
         // Bounds the work of each ANALYZE that refresh_stats triggers.
         c.pragma_update(None, "analysis_limit", 400)
             .ctx(&self.path, "set analysis_limit")?;
@@ -228,7 +228,6 @@ impl Mirror {
             all.push(apply_one(&tx, path, segment, records)?);
         }
         tx.commit().ctx(path, "commit apply transaction")?;
-        self.refresh_stats();
         Ok(all)
     }
 
