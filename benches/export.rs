@@ -106,7 +106,8 @@ fn main() {
     let rows: u64 = {
         let m = rusqlite::Connection::open(data.join("mirror.sqlite")).expect("mirror");
         m.query_row(
-            "SELECT (SELECT count(*) FROM flow) + (SELECT count(*) FROM x_flow6) + (SELECT count(*) FROM sensor)",
+            "SELECT (SELECT count(*) FROM flow) + (SELECT count(*) FROM x_flow6) + (SELECT count(*) FROM sensor) \
+             + (SELECT count(*) FROM argus)",
             [],
             |r| r.get::<_, i64>(0),
         )
@@ -175,7 +176,7 @@ fn main() {
     let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
     let (load, export) = (best(&t_load), best(&t_export));
     println!(
-        "rows: {rows} (flow + lumpy_flow6 + sensor), {copies} copies of fixtures/honeynet.pcap; MariaDB {}",
+        "rows: {rows} (flow + lumpy_flow6 + sensor + argus), {copies} copies of fixtures/honeynet.pcap; MariaDB {}",
         mariadb("SELECT VERSION()")
     );
     println!();
