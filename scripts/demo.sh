@@ -11,7 +11,10 @@ if [ ! -e "$DATA/index.redb" ]; then
   "$LUMPY" init --data "$DATA" --sensor-id 2147483649 --name "demo roo" \
     --honeypot-net 192.0.2.0/24 --honeypot-net 2001:db8:1::/64
 fi
-"$LUMPY" ingest --data "$DATA" fixtures/honeynet.pcap fixtures/honeywall-multi
+"$LUMPY" ingest --data "$DATA" fixtures/honeynet.pcap fixtures/sebek.pcap fixtures/honeywall-multi
 "$LUMPY" status --data "$DATA"
 "$LUMPY" flows --data "$DATA" --limit 20
+"$LUMPY" processes --data "$DATA" | head -40
 "$LUMPY" verify --data "$DATA"
+# The node itself: its peer API on localhost until Ctrl-C (SIGINT/SIGTERM stop it cleanly).
+exec "$LUMPY" serve --data "$DATA" --listen "${LUMPY_LISTEN:-127.0.0.1:7700}"
