@@ -202,6 +202,8 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
     );
     // One more round so every summary reflects the final state.
     std::thread::sleep(Duration::from_millis(2500));
+    // A serving node still answers read-only queries from its mirror.
+    assert_eq!(flows_of(&t, 1001).len(), mirror_flow_count(&t, 1001));
     for s in [st, sl1, sl2, sa, sb] {
         s.stop();
     }

@@ -155,6 +155,20 @@ pub struct DataDir {
     pub data: PathBuf,
 }
 
+/// The node's SQLite mirror for a read-only command: through the node when
+/// the data directory is free (so the mirror is caught up first), or on its
+/// own while another lumpy (a running `serve`) holds the directory, since
+/// SQLite lets readers beside a writer.
+pub(crate) fn reading_mirror(dir: &std::path::Path) -> anyhow::Result<crate::mirror::Mirror> {
+    match crate::node::open(dir) {
+        Ok(node) => Ok(node.mirror),
+        Err(crate::node::NodeError::Store(crate::store::StoreError::InUse { .. })) => Ok(
+            crate::mirror::Mirror::open(&dir.join(crate::node::MIRROR_FILE))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;

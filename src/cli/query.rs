@@ -6,7 +6,6 @@ use anyhow::Context;
 
 use super::{DataDir, Status, parse_time};
 use crate::mirror::FlowQuery;
-use crate::node;
 use crate::records::FlowRecord;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,8 +141,8 @@ pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
         until: a.until,
         limit: a.limit,
     };
-    let node = node::open(&a.dir.data)?;
-    let rows = node.mirror.flows(&q)?;
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let rows = mirror.flows(&q)?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Csv => print_csv(&rows),

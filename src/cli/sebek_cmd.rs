@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
 use crate::mirror::{FlowQuery, ProcessQuery, ProcessView};
-use crate::node;
 use crate::sebek::generate::{shell_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
@@ -107,8 +106,8 @@ fn print_process(p: &ProcessView) {
 }
 
 pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
-    let node = node::open(&a.dir.data)?;
-    let rows = node.mirror.processes(&ProcessQuery {
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let rows = mirror.processes(&ProcessQuery {
         sensor: a.sensor,
         flow: a.flow,
         pid: a.pid,
@@ -135,8 +134,8 @@ pub fn typed(data: &[u8], out: &mut String) {
 }
 
 pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
-    let node = node::open(&a.dir.data)?;
-    let reads = node.mirror.reads(a.sensor, a.process)?;
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let reads = mirror.reads(a.sensor, a.process)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reads)?);
         return Ok(Status::Ok);
@@ -159,9 +158,9 @@ pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
             a.ip
         )
     };
-    let node = node::open(&a.dir.data)?;
-    let os = node.mirror.os_history(v4)?;
-    let flows = node.mirror.flows(&FlowQuery {
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let os = mirror.os_history(v4)?;
+    let flows = mirror.flows(&FlowQuery {
         host: Some((a.ip, 32)),
         ..FlowQuery::default()
     })?;
