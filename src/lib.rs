@@ -25,6 +25,9 @@
 //!
 //! See docs/ARCHITECTURE.md for the map and docs/STORAGE.md for the formats.
 
+// Nothing read from input or the network may panic the library.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod archive;
 pub mod capture;
 pub mod cli;
