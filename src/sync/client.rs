@@ -71,29 +71,43 @@ pub struct PullContext {
     pub dir: PathBuf,
     pub store: Arc<Store>,
     pub node: Arc<Mutex<Node>>,
-    pub http: reqwest::Client,
     /// Bytes of segments received (hidden unless a terminal shows it).
     pub progress: indicatif::ProgressBar,
 }
 
 impl PullContext {
     pub fn new(node: Node) -> Result<PullContext, SyncError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| SyncError::Protocol {
-                child: String::new(),
-                detail: format!("HTTP client: {e}"),
-            })?;
         Ok(PullContext {
             dir: node.dir.clone(),
             store: node.store.clone(),
             node: Arc::new(Mutex::new(node)),
-            http,
             progress: indicatif::ProgressBar::hidden(),
         })
     }
+}
+
+/// A client for one child with `builder`'s timeouts, trusting only the
+/// link's CA file when it has one (every request to a child is made with one).
+pub fn child_client(
+    child: &ChildConfig,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, String> {
+    let builder = match &child.ca_file {
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            builder.tls_certs_only([cert])
+        }
+        None => builder,
+    };
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+fn pull_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
 }
 
 fn now_secs() -> u64 {
@@ -108,6 +122,8 @@ struct Link<'a> {
     ctx: &'a PullContext,
     child: &'a ChildConfig,
     secret: Secret,
+    /// Built once per pull (with the link's CA file, if any).
+    http: reqwest::Client,
     stats: PullStats,
     /// Sensors this node keeps pcap of whatever the link (`pcap_repository`).
     repository: Vec<u32>,
@@ -148,8 +164,7 @@ impl Link<'_> {
         // Request line, host, auth and body: what we put on the wire.
         self.stats.bytes_out += (path_and_query.len() + header.len() + body.len() + 64) as u64;
         self.stats.round_trips += 1;
-        let client = self.client()?;
-        let mut req = client.request(method, &url).header(AUTH_HEADER, header);
+        let mut req = self.http.request(method, &url).header(AUTH_HEADER, header);
         if let Some(tag) = etag {
             req = req.header("if-none-match", tag);
         }
@@ -171,22 +186,6 @@ impl Link<'_> {
             status: status.as_u16(),
             message,
         })
-    }
-
-    /// The shared client, or one that trusts only the link's CA file.
-    fn client(&self) -> Result<reqwest::Client, SyncError> {
-        let Some(ca) = &self.child.ca_file else {
-            return Ok(self.ctx.http.clone());
-        };
-        let pem = std::fs::read(ca).map_err(|e| self.protocol(format!("{}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| self.protocol(format!("{}: {e}", ca.display())))?;
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .tls_certs_only([cert])
-            .build()
-            .map_err(|e| self.protocol(format!("TLS client: {e}")))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -231,10 +230,15 @@ async fn pull_inner(
         child: child.name.clone(),
         detail,
     })?;
+    let http = child_client(child, pull_builder()).map_err(|detail| SyncError::Protocol {
+        child: child.name.clone(),
+        detail,
+    })?;
     let mut link = Link {
         ctx,
         child,
         secret,
+        http,
         stats: PullStats::default(),
         repository: ctx
             .node
@@ -493,15 +497,10 @@ pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summa
         url: child.url.clone(),
         detail,
     };
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20));
-    if let Some(ca) = &child.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
-        builder = builder.tls_certs_only([cert]);
-    }
-    let client = builder.build().map_err(|e| err(e.to_string()))?;
+    let client = child_client(child, builder).map_err(err)?;
     let path = "/v1/summary";
     let header =
         auth::sign(secret, "GET", path, now_secs() as i64, b"").map_err(|e| SyncError::Secret {

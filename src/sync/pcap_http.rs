@@ -158,9 +158,17 @@ async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
             &format!("cannot sign for child {child}"),
         );
     };
-    let client = match proxy_client(&child_cfg) {
+    let builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+    let client = match crate::sync::client::child_client(&child_cfg, builder) {
         Ok(c) => c,
-        Err(e) => return error_reply(StatusCode::BAD_GATEWAY, &format!("child {child}: {e}")),
+        Err(e) => {
+            // The detail names a local file: log it, answer without it.
+            tracing::warn!(child, error = %e, "no client for a pcap proxy request");
+            return error_reply(
+                StatusCode::BAD_GATEWAY,
+                &format!("child {child}: link misconfigured on this node"),
+            );
+        }
     };
     let url = format!("{}{path}", child_cfg.url.trim_end_matches('/'));
     let resp = match client.get(&url).header(AUTH_HEADER, header).send().await {
@@ -190,14 +198,4 @@ async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
         return pcap_reply(q, reply);
     }
     reply
-}
-
-fn proxy_client(child: &crate::config::ChildConfig) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
-    if let Some(ca) = &child.ca_file {
-        let pem = std::fs::read(ca).map_err(|_| "CA file unreadable".to_string())?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| "bad CA file".to_string())?;
-        b = b.tls_certs_only([cert]);
-    }
-    b.build().map_err(|e| e.to_string())
 }
