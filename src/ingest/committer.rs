@@ -14,7 +14,7 @@
 //! order they were sent; a failure stops the thread and is returned by the
 //! next call, with the store left at the last committed batch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -123,7 +123,7 @@ impl Drop for Committer {
     }
 }
 
-fn run(store: &Store, mirror_path: &PathBuf, rx: Receiver<Job>) -> Result<(), IngestError> {
+fn run(store: &Store, mirror_path: &Path, rx: Receiver<Job>) -> Result<(), IngestError> {
     let mut compressor: Option<BlockCompressor> = None;
     let mut mirror: Option<BackgroundApplier> = None;
     while let Ok(job) = rx.recv() {
