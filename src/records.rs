@@ -188,6 +188,15 @@ pub struct SysSocketRecord {
     pub local_port: u16,
     pub remote_ip: std::net::Ipv4Addr,
     pub remote_port: u16,
+    /// The flow this socket joined at a legacy origin (hflow's `flow_id`,
+    /// walleye_0_3's `argus_id`), when imported from a legacy database
+    /// whose rows carry no 5-tuple: the mirror takes it as is instead of
+    /// joining. Absent (and not written) for sockets lumpy decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_flow_id: Option<u32>,
+    /// The legacy `sys_socket.type` text (never set by hflow2), when imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_type: Option<String>,
 }
 
 /// `lost` sebek records of one honeypot, from a gap in its counter.
@@ -198,6 +207,112 @@ pub struct SbkLossRecord {
     /// Capture time of the record after the gap.
     pub time: u32,
     pub lost: u32,
+}
+
+/// A p0f operating-system guess (hflow's `os`), per sensor; flows point at
+/// it with `client_os_id`. Immutable, keyed by `(sensor_id, os_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsRecord {
+    pub sensor_id: u32,
+    pub os_id: u32,
+    pub genre: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A snort alert (hflow's `ids`; walleye_0_3 called `flow_id` `argus_id`).
+/// Immutable, keyed by `(sensor_id, ids_id)`. The signed columns keep
+/// MySQL's signed `INT`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsRecord {
+    pub sensor_id: u32,
+    pub ids_id: u32,
+    pub sig_id: i32,
+    pub flow_id: i32,
+    pub sec: i32,
+    pub usec: i32,
+    pub priority: i32,
+    pub sig_rev: i32,
+    pub sig_gen: i32,
+    pub classification: i32,
+    /// `CLIENT`, `SERVER` or absent (hflow2 never set it).
+    #[serde(rename = "ids_type")]
+    pub kind: Option<String>,
+}
+
+/// A snort signature of a sensor's catalogue (hflow's `ids_sig`). Immutable,
+/// keyed by `(sensor_id, ids_sig_gen, ids_sig_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsSigRecord {
+    pub sensor_id: u32,
+    pub ids_sig_gen: u8,
+    pub ids_sig_id: u32,
+    pub sig_name: Option<String>,
+    pub reference: Option<String>,
+}
+
+/// A walleye_0_3 (roo 1.x) flow row from its `argus` table, as stored there.
+/// Immutable, keyed by `(sensor_id, argus_id)`; `argus_id` shares the flow
+/// id space (`sys_socket` and `ids` point at it), so the mirror also shows
+/// it as the flow [`ArgusRecord::as_flow`] makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgusRecord {
+    pub sensor_id: u32,
+    pub argus_id: u32,
+    pub ip_proto: u8,
+    pub local: Option<bool>,
+    pub src_ip: std::net::Ipv4Addr,
+    pub dst_ip: std::net::Ipv4Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub src_pkts: u32,
+    pub dst_pkts: u32,
+    pub src_bytes: u32,
+    pub dst_bytes: u32,
+    pub start_sec: u32,
+    pub end_sec: u32,
+    pub argus_dir: Option<String>,
+    pub argus_status: Option<String>,
+    pub argus_ind: Option<String>,
+    pub client_os_id: Option<u32>,
+}
+
+impl ArgusRecord {
+    /// The flow row this argus row stands for: the initiator's direction
+    /// spans `start_sec..end_sec`, the responder's too when it sent packets;
+    /// no flags or milliseconds (argus rows have none). Version 1: the row
+    /// never changes.
+    pub fn as_flow(&self) -> FlowRecord {
+        let responder_sent = self.dst_pkts > 0;
+        FlowRecord {
+            sensor_id: self.sensor_id,
+            flow_id: self.argus_id,
+            version: 1,
+            src_ip: self.src_ip.into(),
+            dst_ip: self.dst_ip.into(),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            ip_proto: self.ip_proto,
+            src: FlowDirection {
+                start_sec: self.start_sec,
+                end_sec: self.end_sec,
+                packets: u64::from(self.src_pkts),
+                bytes: u64::from(self.src_bytes),
+                ..FlowDirection::default()
+            },
+            dst: FlowDirection {
+                start_sec: if responder_sent { self.start_sec } else { 0 },
+                end_sec: if responder_sent { self.end_sec } else { 0 },
+                packets: u64::from(self.dst_pkts),
+                bytes: u64::from(self.dst_bytes),
+                ..FlowDirection::default()
+            },
+            is_local: self.local.unwrap_or(false),
+            marker_flags: 0,
+            client_os_id: self.client_os_id.unwrap_or(0),
+            server_os_id: 0,
+            closed: true,
+        }
+    }
 }
 
 /// Every record kind that a record segment can carry.
@@ -213,6 +328,10 @@ pub enum Record {
     SysIo(SysIoRecord),
     SysSocket(SysSocketRecord),
     SbkLoss(SbkLossRecord),
+    Os(OsRecord),
+    Ids(IdsRecord),
+    IdsSig(IdsSigRecord),
+    Argus(ArgusRecord),
 }
 
 impl Record {
@@ -227,6 +346,10 @@ impl Record {
             Record::SysIo(r) => r.sensor_id,
             Record::SysSocket(r) => r.sensor_id,
             Record::SbkLoss(r) => r.sensor_id,
+            Record::Os(r) => r.sensor_id,
+            Record::Ids(r) => r.sensor_id,
+            Record::IdsSig(r) => r.sensor_id,
+            Record::Argus(r) => r.sensor_id,
         }
     }
 }

@@ -195,7 +195,9 @@ fn find_flow(conn: &Connection, s: &SysSocketRecord) -> Result<Option<u32>> {
 }
 
 pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool> {
-    let flow = if never_joins(s) {
+    let flow = if let Some(legacy) = s.legacy_flow_id {
+        Some(legacy)
+    } else if never_joins(s) {
         Some(0)
     } else {
         find_flow(conn, s)?
@@ -203,8 +205,8 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO sys_socket (sensor_id, sys_socket_id, process_id, pcap_time, \
-             time, uid, counter, filed, inode, flow_id, \"call\") \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             time, uid, counter, filed, inode, flow_id, \"call\", type) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             s.sensor_id,
@@ -217,7 +219,8 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
             s.filed,
             s.inode,
             flow.unwrap_or(0),
-            s.call
+            s.call,
+            s.legacy_type
         ])?;
     if n == 1 && flow.is_none() {
         conn.prepare_cached(

@@ -19,6 +19,7 @@
 //! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
 
 mod apply;
+mod apply_legacy;
 mod apply_sebek;
 pub mod argus;
 pub mod background;
