@@ -82,7 +82,7 @@ fn legacy(
             let password = password_file
                 .map(|p| super::export_cmd::read_secret_file(p, "--password-file"))
                 .transpose()?;
-            Some(crate::export::Target::parse(url, password).map_err(LegacyError::Target)?)
+            Some(crate::export::Target::parse(url, password).map_err(LegacyError::from_target)?)
         }
         None => None,
     };

@@ -42,6 +42,8 @@ pub const PAGE_ROWS: usize = 5000;
 pub enum LegacyError {
     #[error("legacy database: {0}")]
     Target(ExportError),
+    #[error("--mysql {shown}: {reason}")]
+    BadUrl { shown: String, reason: String },
     #[error(
         "legacy database {db}: neither an hflow database (no `flow` table with flow_id) nor a walleye_0_3 one (no `argus` table with argus_id), or no `sensor` table; tables found: {found}; nothing was imported"
     )]
@@ -94,6 +96,14 @@ pub enum LegacyError {
 }
 
 impl LegacyError {
+    /// A connection error of the shared MySQL target code, worded for `--mysql`.
+    pub fn from_target(e: ExportError) -> Self {
+        match e {
+            ExportError::BadUrl { shown, reason } => LegacyError::BadUrl { shown, reason },
+            other => LegacyError::Target(other),
+        }
+    }
+
     fn query(db: &str, table: &str, e: mysql_async::Error) -> Self {
         LegacyError::Query {
             db: db.to_string(),
@@ -251,7 +261,7 @@ async fn import_async(
     let mut conn = target
         .connect_existing()
         .await
-        .map_err(LegacyError::Target)?;
+        .map_err(LegacyError::from_target)?;
     let catalog = Catalog::read(&mut conn, &db).await?;
     let schema = catalog.schema(&db)?;
     tracing::info!(db = %db, sensor_id, schema = schema.name(), "legacy database");
@@ -329,16 +339,17 @@ async fn import_async(
         !view.marks.sensor_imported,
     );
     marks.sensor_imported = true;
-    if sensor.is_some() || marks != view.marks {
-        // The sensor row and the reservations go first, in a segment of
-        // their own, so an interrupted import has reserved every id.
-        report.sensor_written = sensor.is_some();
-        ingestor.commit_legacy(sensor_id, sensor.take(), Vec::new(), &marks)?;
-        report.segments += 1;
-    }
+    report.sensor_written = sensor.is_some();
+    // Small tables share a segment: rows are committed PAGE_ROWS at a time,
+    // each commit with the keys read so far. The first commit carries the
+    // sensor row and every id reservation, so an interrupted import has
+    // reserved all of them.
+    let mut buffer = Vec::new();
+    let mut rows_in_buffer: Vec<(&'static str, u64)> = Vec::new();
     for spec in &specs {
         loop {
             let after = marks.done.get(spec.name).cloned();
+            let want = PAGE_ROWS.saturating_sub(buffer.len()).max(1);
             let page = source::read_page(
                 &mut conn,
                 &db,
@@ -346,27 +357,53 @@ async fn import_async(
                 &catalog,
                 sensor_id,
                 after.as_deref(),
-                PAGE_ROWS,
+                want,
             )
             .await?;
             let Some(last) = page.last_key else {
                 break;
             };
             marks.done.insert(spec.name.to_string(), last);
-            ingestor.commit_legacy(sensor_id, None, page.records, &marks)?;
-            report.segments += 1;
-            *report.rows.entry(spec.name).or_default() += page.rows;
-            progress.inc(page.rows);
-            tracing::debug!(table = spec.name, rows = page.rows, "page committed");
-            if page.rows < PAGE_ROWS as u64 {
+            buffer.extend(page.records);
+            rows_in_buffer.push((spec.name, page.rows));
+            if buffer.len() >= PAGE_ROWS {
+                commit(ingestor, sensor_id, &mut sensor, &mut buffer, &marks, &mut report)?;
+                for (t, n) in rows_in_buffer.drain(..) {
+                    *report.rows.entry(t).or_default() += n;
+                    progress.inc(n);
+                }
+            }
+            if page.rows < want as u64 {
                 break;
             }
+        }
+    }
+    if !buffer.is_empty() || sensor.is_some() || marks != view.marks {
+        commit(ingestor, sensor_id, &mut sensor, &mut buffer, &marks, &mut report)?;
+        for (t, n) in rows_in_buffer.drain(..) {
+            *report.rows.entry(t).or_default() += n;
+            progress.inc(n);
         }
     }
     ingestor.flush_mirror()?;
     progress.finish_and_clear();
     tracing::info!(rows = report.total_rows(), segments = report.segments, "legacy import done");
     Ok(report)
+}
+
+/// Commits the buffered records (and the sensor row, once) as one segment.
+fn commit(
+    ingestor: &mut Ingestor<'_>,
+    sensor_id: u32,
+    sensor: &mut Option<SensorRecord>,
+    buffer: &mut Vec<crate::records::Record>,
+    marks: &LegacyMarks,
+    report: &mut LegacyReport,
+) -> Result<(), LegacyError> {
+    ingestor.commit_legacy(sensor_id, sensor.take(), std::mem::take(buffer), marks)?;
+    report.segments += 1;
+    tracing::debug!(segments = report.segments, "legacy segment committed");
+    Ok(())
 }
 
 #[cfg(test)]

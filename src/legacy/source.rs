@@ -328,10 +328,10 @@ impl Catalog {
         let found: Vec<&str> = self.columns.keys().map(String::as_str).collect();
         Err(LegacyError::NotLegacy {
             db: db.to_string(),
-            found: if found.is_empty() {
-                "no tables".into()
-            } else {
-                found.join(", ")
+            found: match found.len() {
+                0 => "no tables".into(),
+                n if n > 12 => format!("{}, ... ({n} tables)", found[..12].join(", ")),
+                _ => found.join(", "),
             },
         })
     }
