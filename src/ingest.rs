@@ -27,14 +27,14 @@ use serde::{Deserialize, Serialize};
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
 use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
 use crate::flows::{FlowState, FlowTable, TableCounters};
+use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::mirror::background::BackgroundApplier;
 use crate::node::{Node, NodeError};
 use crate::records::{Record, SensorRecord, encode_line};
-use crate::legacy::LegacyMarks;
 use crate::sebek::Tracker;
-use crate::sebek::sessions::SebekIds;
 use crate::sebek::sessions::Origin;
+use crate::sebek::sessions::SebekIds;
 use crate::store::{
     CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentMeta, SourceProgress,
     StoreError,

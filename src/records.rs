@@ -166,6 +166,18 @@ pub struct SysIoRecord {
     pub length: u32,
     #[serde(with = "b64")]
     pub data: Vec<u8>,
+    /// Columns that were NULL in the legacy database this row was imported
+    /// from (`uid`, `pcap_time`, `time`: nullable there); the mirror writes
+    /// NULL for them. Empty (and not written) for rows lumpy decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_null: Vec<String>,
+}
+
+impl SysIoRecord {
+    /// True when `column` was NULL in the legacy database.
+    pub fn is_null(&self, column: &str) -> bool {
+        self.legacy_null.iter().any(|c| c == column)
+    }
 }
 
 /// A sebek socket record (`sys_socket`): the 5-tuple as sebek saw it; the
@@ -197,6 +209,9 @@ pub struct SysSocketRecord {
     /// The legacy `sys_socket.type` text (never set by hflow2), when imported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy_type: Option<String>,
+    /// As [`SysIoRecord::legacy_null`] (`pcap_time` is nullable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_null: Vec<String>,
 }
 
 /// `lost` sebek records of one honeypot, from a gap in its counter.

@@ -26,8 +26,8 @@ pub mod source;
 use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
-use tracing::Instrument;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::export::{ExportError, Target};
 use crate::ingest::{IngestError, Ingestor};
@@ -367,7 +367,14 @@ async fn import_async(
             buffer.extend(page.records);
             rows_in_buffer.push((spec.name, page.rows));
             if buffer.len() >= PAGE_ROWS {
-                commit(ingestor, sensor_id, &mut sensor, &mut buffer, &marks, &mut report)?;
+                commit(
+                    ingestor,
+                    sensor_id,
+                    &mut sensor,
+                    &mut buffer,
+                    &marks,
+                    &mut report,
+                )?;
                 for (t, n) in rows_in_buffer.drain(..) {
                     *report.rows.entry(t).or_default() += n;
                     progress.inc(n);
@@ -379,7 +386,14 @@ async fn import_async(
         }
     }
     if !buffer.is_empty() || sensor.is_some() || marks != view.marks {
-        commit(ingestor, sensor_id, &mut sensor, &mut buffer, &marks, &mut report)?;
+        commit(
+            ingestor,
+            sensor_id,
+            &mut sensor,
+            &mut buffer,
+            &marks,
+            &mut report,
+        )?;
         for (t, n) in rows_in_buffer.drain(..) {
             *report.rows.entry(t).or_default() += n;
             progress.inc(n);
@@ -387,7 +401,11 @@ async fn import_async(
     }
     ingestor.flush_mirror()?;
     progress.finish_and_clear();
-    tracing::info!(rows = report.total_rows(), segments = report.segments, "legacy import done");
+    tracing::info!(
+        rows = report.total_rows(),
+        segments = report.segments,
+        "legacy import done"
+    );
     Ok(report)
 }
 

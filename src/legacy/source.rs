@@ -405,6 +405,7 @@ pub async fn read_page(
             row: &row,
             at: 0,
             key: Vec::new(),
+            nulls: Vec::new(),
         };
         let mut key = Vec::with_capacity(spec.key.len());
         for k in spec.key {
@@ -412,7 +413,8 @@ pub async fn read_page(
             key.push(v);
         }
         r.key = key.clone();
-        page.records.push(to_record(spec.name, sensor_id, &key, &mut r)?);
+        page.records
+            .push(to_record(spec.name, sensor_id, &key, &mut r)?);
         page.last_key = Some(key);
     }
     Ok(page)
@@ -521,6 +523,7 @@ pub async fn sensor_row(
         row: &row,
         at: 0,
         key: vec![u64::from(sensor_id)],
+        nulls: Vec::new(),
     };
     Ok(Some(SensorRecord {
         sensor_id,
@@ -552,6 +555,8 @@ struct RowReader<'a> {
     row: &'a Row,
     at: usize,
     key: Vec<u64>,
+    /// Columns read as NULL by `u32` (records have no NULL; see `legacy_null`).
+    nulls: Vec<String>,
 }
 
 impl RowReader<'_> {
@@ -608,7 +613,20 @@ impl RowReader<'_> {
 
     /// NULL reads as 0 (the record has no NULL).
     fn u32(&mut self, column: &str) -> Result<u32, LegacyError> {
-        Ok(self.opt_u32(column)?.unwrap_or(0))
+        let v = self.opt_u32(column)?;
+        if v.is_none() {
+            self.nulls.push(column.to_string());
+        }
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The nullable columns (of `nullable`) that were NULL.
+    fn nulls_of(&self, nullable: &[&str]) -> Vec<String> {
+        self.nulls
+            .iter()
+            .filter(|c| nullable.contains(&c.as_str()))
+            .cloned()
+            .collect()
     }
 
     fn u64(&mut self, column: &str) -> Result<u64, LegacyError> {
@@ -788,6 +806,7 @@ fn to_record(
             inode: r.u32("inode")?,
             length: r.u32("length")?,
             data: r.bytes("data")?.unwrap_or_default(),
+            legacy_null: r.nulls_of(&["pcap_time"]),
         }),
         "sys_open" => {
             let process_id = r.u32("process_id")?;
@@ -811,6 +830,7 @@ fn to_record(
                 inode,
                 length,
                 data: r.bytes("filename")?.unwrap_or_default(),
+                legacy_null: r.nulls_of(&["uid", "pcap_time", "time"]),
             })
         }
         "sys_socket" => Record::SysSocket(SysSocketRecord {
@@ -831,6 +851,7 @@ fn to_record(
             local_port: 0,
             remote_ip: Ipv4Addr::UNSPECIFIED,
             remote_port: 0,
+            legacy_null: r.nulls_of(&["pcap_time"]),
         }),
         "ids" => Record::Ids(IdsRecord {
             sensor_id,
@@ -846,7 +867,9 @@ fn to_record(
             kind: r.text("type")?,
         }),
         other => {
-            return Err(LegacyError::Internal(format!("no reader for table {other}")));
+            return Err(LegacyError::Internal(format!(
+                "no reader for table {other}"
+            )));
         }
     })
 }

@@ -100,6 +100,11 @@ fn truncate(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or_default()
 }
 
+/// A column's value, or NULL where the legacy row had NULL.
+fn nullable(r: &SysIoRecord, column: &str, v: u32) -> Option<u32> {
+    (!r.is_null(column)).then_some(v)
+}
+
 pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
     let n = match r.kind {
         SysIoKind::Read | SysIoKind::Write => {
@@ -117,9 +122,9 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 r.sensor_id,
                 r.id,
                 r.process_id,
-                r.uid,
-                r.pcap_time,
-                r.time,
+                nullable(r, "uid", r.uid),
+                nullable(r, "pcap_time", r.pcap_time),
+                nullable(r, "time", r.time),
                 r.counter,
                 r.filed,
                 r.inode,
@@ -138,9 +143,9 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 r.sensor_id,
                 r.id,
                 r.process_id,
-                r.uid,
-                r.pcap_time,
-                r.time,
+                nullable(r, "uid", r.uid),
+                nullable(r, "pcap_time", r.pcap_time),
+                nullable(r, "time", r.time),
                 r.counter,
                 r.filed,
                 r.inode,
@@ -212,7 +217,7 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
             s.sensor_id,
             s.sys_socket_id,
             s.process_id,
-            s.pcap_time,
+            (!s.legacy_null.iter().any(|c| c == "pcap_time")).then_some(s.pcap_time),
             s.time,
             s.uid,
             s.counter,

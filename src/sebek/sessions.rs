@@ -290,6 +290,7 @@ impl Tracker {
                 inode: h.inode,
                 length: h.length,
                 data: rec.data.to_vec(),
+                legacy_null: Vec::new(),
             })
         };
         let row = match (h.kind, socket) {
@@ -316,6 +317,7 @@ impl Tracker {
                 remote_port: s.remote_port,
                 legacy_flow_id: None,
                 legacy_type: None,
+                legacy_null: Vec::new(),
             }),
             (RecordKind::Socket, None) => return,
         };
