@@ -275,12 +275,27 @@ impl<'n> Ingestor<'n> {
         install_sec: u32,
         name: &str,
     ) -> Result<(), IngestError> {
+        self.ensure_sensor_at(sensor_id, install_sec, name, None)
+    }
+
+    /// [`Ingestor::ensure_sensor`], recording the roo's management address
+    /// in the first sensor record when it is known.
+    pub fn ensure_sensor_at(
+        &mut self,
+        sensor_id: u32,
+        install_sec: u32,
+        name: &str,
+        manage_ip: Option<std::net::IpAddr>,
+    ) -> Result<(), IngestError> {
         if self.sensors.contains_key(&sensor_id)
             || self.node.store.ingest_state(sensor_id)?.is_some()
         {
             return Ok(());
         }
         self.load_sensor(sensor_id, install_sec, name)?;
+        if let (Some(ip), Some(s)) = (manage_ip, self.sensors.get_mut(&sensor_id)) {
+            s.state.sensor.manage_ip = ip.to_string();
+        }
         self.seal_and_commit(sensor_id, None)
     }
 
@@ -330,6 +345,7 @@ impl<'n> Ingestor<'n> {
                         longitude: 0,
                         notes: String::new(),
                         network_type: String::new(),
+                        manage_ip: String::new(),
                     },
                     sebek: Tracker::default(),
                     legacy: LegacyMarks::default(),

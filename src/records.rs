@@ -92,6 +92,12 @@ pub struct SensorRecord {
     pub notes: String,
     /// `com`, `edu`, `gov`, `mil`, `home` or empty.
     pub network_type: String,
+    /// The roo's management address, when its origin knows it (`lumpy init
+    /// --manager-ip`, HwMANAGE_IP): tells a reinstall at the same address
+    /// (a new incarnation, a new sensor id) apart. Empty (not written) when
+    /// unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub manage_ip: String,
 }
 
 /// A process instance seen by sebek (hflow's `process`). Mutable: its time
@@ -472,6 +478,7 @@ mod tests {
             longitude: 0,
             notes: String::new(),
             network_type: String::new(),
+            manage_ip: String::new(),
         });
         let mut block = Vec::new();
         encode_line(&flow, &mut block);

@@ -8,6 +8,7 @@ mod archive;
 mod cli;
 mod export;
 mod flows_vs_argus;
+mod incarnations;
 mod ingest;
 mod legacy;
 mod pcap;

@@ -27,14 +27,16 @@ pub struct SensorIdArgs {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("identity").required(true).args(["sensor_id", "manager_ip", "hw_conf"])))]
+#[command(group(clap::ArgGroup::new("identity").required(true).multiple(true).args(["sensor_id", "manager_ip", "hw_conf"])))]
 pub struct InitArgs {
     #[command(flatten)]
     pub dir: DataDir,
     /// Use this sensor id (decimal or dotted quad; bit 31 set = assigned by hand).
     #[arg(long)]
     pub sensor_id: Option<String>,
-    /// Generate a sensor id from this management address (makesensor_id rule).
+    /// The roo's management address: generates the sensor id from it
+    /// (makesensor_id rule) unless --sensor-id gives one, and is recorded
+    /// with the sensor, so reinstalls at this address are recognised.
     #[arg(long)]
     pub manager_ip: Option<IpAddr>,
     /// Read a Honeywall configuration directory (/hw/conf): HwSENSOR_ID, else
@@ -150,6 +152,11 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
         .honeypot_nets
         .extend(a.honeypot_nets.iter().cloned());
     let id = resolve_identity(&a, &mut config)?;
+    let manage_ip = match (a.manager_ip, &a.hw_conf) {
+        (Some(ip), _) => Some(ip),
+        (None, Some(dir)) => hw_var(dir, "HwMANAGE_IP")?.and_then(|s| s.parse().ok()),
+        (None, None) => None,
+    };
     config.capture.honeypot_nets.dedup();
     let install = a.installed.map_or_else(now_secs, u64::from);
     let (mut node, outcome) = node::init(&a.dir.data, id.0, install, &config)?;
@@ -161,7 +168,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let name = a.name.clone().unwrap_or_else(|| format!("Honeywall: {id}"));
-    Ingestor::new(&mut node, None).ensure_sensor(id.0, install as u32, &name)?;
+    Ingestor::new(&mut node, None).ensure_sensor_at(id.0, install as u32, &name, manage_ip)?;
     println!("initialised {} as sensor {id}", a.dir.data.display());
     if id.is_manual() {
         println!("note: bit 31 is set: this id was assigned by hand");
@@ -224,6 +231,40 @@ fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
         }));
     }
     Ok(out)
+}
+
+/// `lumpy sensors`: each incarnation and its neighbours at the same address.
+pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let all = mirror.incarnations()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(Status::Ok);
+    }
+    let when = |s: u32| super::query::fmt_epoch(s);
+    for i in &all {
+        println!(
+            "sensor {}  installed {}  last update {}  {}  address {}  {:?}",
+            i.sensor_id,
+            when(i.install_sec),
+            when(i.last_upd_sec),
+            if i.state.is_empty() { "-" } else { &i.state },
+            i.manage_ip.as_deref().unwrap_or("unknown"),
+            i.name
+        );
+        for (what, list) in [("earlier", &i.earlier), ("later", &i.later)] {
+            for n in list {
+                println!(
+                    "  {what} incarnation at this address: sensor {} installed {} (by {})",
+                    n.sensor_id,
+                    when(n.install_sec),
+                    n.by
+                );
+            }
+        }
+    }
+    println!("{} sensors", all.len());
+    Ok(Status::Ok)
 }
 
 pub fn status(a: DataArg) -> anyhow::Result<Status> {

@@ -442,6 +442,7 @@ mod tests {
             longitude: 0,
             notes: String::new(),
             network_type: String::new(),
+            manage_ip: String::new(),
         }
     }
 

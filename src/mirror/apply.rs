@@ -462,6 +462,13 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached(PUT_SENSOR_VERSION)?
             .execute(params![s.sensor_id, version])?;
+        if !s.manage_ip.is_empty() {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO x_sensor_address (sensor_id, manage_ip) VALUES (?1, ?2)",
+                )?
+                .execute(params![s.sensor_id, s.manage_ip])?;
+        }
         Ok(Outcome::Written)
     }
 }
