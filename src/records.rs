@@ -488,4 +488,97 @@ mod tests {
         assert!(decode_lines(b"{\"type\":\"flow\",\"sensor_id\":\"x\"}\n").is_err());
         assert!(decode_lines(b"not json\n").is_err());
     }
+
+    #[test]
+    fn legacy_kinds_round_trip_and_native_lines_are_unchanged() {
+        let records = vec![
+            Record::Os(OsRecord {
+                sensor_id: 1,
+                os_id: 2,
+                genre: Some("Linux".into()),
+                detail: None,
+            }),
+            Record::Ids(IdsRecord {
+                sensor_id: 1,
+                ids_id: 3,
+                sig_id: 2003,
+                flow_id: -1,
+                sec: 4,
+                usec: 5,
+                priority: 2,
+                sig_rev: 8,
+                sig_gen: 1,
+                classification: 3,
+                kind: Some("CLIENT".into()),
+            }),
+            Record::IdsSig(IdsSigRecord {
+                sensor_id: 1,
+                ids_sig_gen: 1,
+                ids_sig_id: 2003,
+                sig_name: Some("worm".into()),
+                reference: None,
+            }),
+            Record::Argus(ArgusRecord {
+                sensor_id: 1,
+                argus_id: 9,
+                ip_proto: 6,
+                local: None,
+                src_ip: "192.0.2.1".parse().unwrap(),
+                dst_ip: "192.0.2.2".parse().unwrap(),
+                src_port: 1,
+                dst_port: 2,
+                src_pkts: 3,
+                dst_pkts: 0,
+                src_bytes: 5,
+                dst_bytes: 0,
+                start_sec: 7,
+                end_sec: 8,
+                argus_dir: Some("->".into()),
+                argus_status: Some("REQ".into()),
+                argus_ind: None,
+                client_os_id: Some(2),
+            }),
+        ];
+        let mut block = Vec::new();
+        for r in &records {
+            encode_line(r, &mut block);
+        }
+        assert_eq!(decode_lines(&block).unwrap(), records);
+        let text = String::from_utf8(block).unwrap();
+        assert!(text.contains(r#""ids_type":"CLIENT""#), "{text}");
+        // An argus row as a flow: the responder's side stays empty when it sent nothing.
+        let Record::Argus(a) = &records[3] else {
+            unreachable!()
+        };
+        let f = a.as_flow();
+        assert_eq!(
+            (f.flow_id, f.src.packets, f.dst.end_sec, f.client_os_id),
+            (9, 3, 0, 2)
+        );
+        // A socket lumpy decoded carries no legacy field, so its line (and
+        // every segment id made before these fields existed) is unchanged.
+        let socket = Record::SysSocket(SysSocketRecord {
+            sensor_id: 1,
+            sys_socket_id: 1,
+            process_id: 1,
+            pcap_time: 1,
+            time: 1,
+            uid: 0,
+            counter: 1,
+            filed: 3,
+            inode: 4,
+            call: 3,
+            proto: 6,
+            local_ip: "192.0.2.1".parse().unwrap(),
+            local_port: 1,
+            remote_ip: "192.0.2.2".parse().unwrap(),
+            remote_port: 2,
+            legacy_flow_id: None,
+            legacy_type: None,
+            legacy_null: Vec::new(),
+        });
+        let mut line = Vec::new();
+        encode_line(&socket, &mut line);
+        assert!(!String::from_utf8_lossy(&line).contains("legacy"));
+    }
 }

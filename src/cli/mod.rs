@@ -216,7 +216,8 @@ mod tests {
                 "--manager-ip",
                 "10.0.0.1"
             ])
-            .is_err()
+            .is_ok(),
+            "a given id with the management address it runs at"
         );
     }
 }

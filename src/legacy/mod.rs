@@ -62,17 +62,8 @@ pub enum LegacyError {
         table: String,
         detail: String,
     },
-    #[error(
-        "legacy database {db}: table {table}, row {key}: column {column} holds {value}, expected {expected}; rows before it are imported, nothing after"
-    )]
-    BadValue {
-        db: String,
-        table: &'static str,
-        key: String,
-        column: String,
-        value: String,
-        expected: String,
-    },
+    #[error("{0}")]
+    BadValue(Box<BadValue>),
     #[error(
         "sensor {sensor}: {table} id {legacy_id} of {db} would collide with ids 1..={native_max} that this node already derived for the sensor from its pcap; import the database before the pcap tree (into a fresh node); nothing was imported"
     )]
@@ -113,6 +104,27 @@ impl LegacyError {
                 other => other.to_string(),
             },
         }
+    }
+}
+
+/// A legacy value that does not fit its record field.
+#[derive(Debug)]
+pub struct BadValue {
+    pub db: String,
+    pub table: &'static str,
+    pub key: String,
+    pub column: String,
+    pub value: String,
+    pub expected: String,
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "legacy database {}: table {}, row {}: column {} holds {}, expected {}; rows before it are imported, nothing after",
+            self.db, self.table, self.key, self.column, self.value, self.expected
+        )
     }
 }
 

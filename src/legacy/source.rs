@@ -51,6 +51,9 @@ pub enum IdSpace {
     None,
 }
 
+/// Columns with their defaults.
+type Cols = &'static [(&'static str, &'static str)];
+
 /// One legacy table: its key (after `sensor_id`, in primary-key order), its
 /// other columns, and what a row becomes.
 pub struct TableSpec {
@@ -139,60 +142,59 @@ pub fn tables(schema: Schema) -> Vec<TableSpec> {
         id_space,
         id_col,
     };
-    let (ids_cols, sock_cols): (&'static [(&str, &str)], &'static [(&str, &str)]) =
-        if ref_col == "flow_id" {
-            (
-                &[
-                    ("sig_id", "0"),
-                    ("flow_id", "0"),
-                    ("sec", "0"),
-                    ("usec", "0"),
-                    ("priority", "10"),
-                    ("sig_rev", "10"),
-                    ("sig_gen", "0"),
-                    ("classification", "0"),
-                    ("type", "NULL"),
-                ],
-                &[
-                    ("process_id", "0"),
-                    ("pcap_time", "NULL"),
-                    ("time", "0"),
-                    ("uid", "0"),
-                    ("counter", "0"),
-                    ("filed", "0"),
-                    ("inode", "0"),
-                    ("flow_id", "0"),
-                    ("call", "0"),
-                    ("type", "NULL"),
-                ],
-            )
-        } else {
-            (
-                &[
-                    ("sig_id", "0"),
-                    ("argus_id", "0"),
-                    ("sec", "0"),
-                    ("usec", "0"),
-                    ("priority", "10"),
-                    ("sig_rev", "10"),
-                    ("sig_gen", "0"),
-                    ("classification", "0"),
-                    ("type", "NULL"),
-                ],
-                &[
-                    ("process_id", "0"),
-                    ("pcap_time", "NULL"),
-                    ("time", "0"),
-                    ("uid", "0"),
-                    ("counter", "0"),
-                    ("filed", "0"),
-                    ("inode", "0"),
-                    ("argus_id", "0"),
-                    ("call", "0"),
-                    ("type", "NULL"),
-                ],
-            )
-        };
+    let (ids_cols, sock_cols): (Cols, Cols) = if ref_col == "flow_id" {
+        (
+            &[
+                ("sig_id", "0"),
+                ("flow_id", "0"),
+                ("sec", "0"),
+                ("usec", "0"),
+                ("priority", "10"),
+                ("sig_rev", "10"),
+                ("sig_gen", "0"),
+                ("classification", "0"),
+                ("type", "NULL"),
+            ],
+            &[
+                ("process_id", "0"),
+                ("pcap_time", "NULL"),
+                ("time", "0"),
+                ("uid", "0"),
+                ("counter", "0"),
+                ("filed", "0"),
+                ("inode", "0"),
+                ("flow_id", "0"),
+                ("call", "0"),
+                ("type", "NULL"),
+            ],
+        )
+    } else {
+        (
+            &[
+                ("sig_id", "0"),
+                ("argus_id", "0"),
+                ("sec", "0"),
+                ("usec", "0"),
+                ("priority", "10"),
+                ("sig_rev", "10"),
+                ("sig_gen", "0"),
+                ("classification", "0"),
+                ("type", "NULL"),
+            ],
+            &[
+                ("process_id", "0"),
+                ("pcap_time", "NULL"),
+                ("time", "0"),
+                ("uid", "0"),
+                ("counter", "0"),
+                ("filed", "0"),
+                ("inode", "0"),
+                ("argus_id", "0"),
+                ("call", "0"),
+                ("type", "NULL"),
+            ],
+        )
+    };
     let flow_key: &'static [&'static str] = if flow_key == "flow_id" {
         &["flow_id"]
     } else {
@@ -568,14 +570,14 @@ impl RowReader<'_> {
     }
 
     fn bad(&self, column: &str, value: &Value, expected: &str) -> LegacyError {
-        LegacyError::BadValue {
+        LegacyError::BadValue(Box::new(super::BadValue {
             db: self.db.to_string(),
             table: self.table,
             key: format!("{:?}", self.key),
             column: column.to_string(),
             value: format!("{value:?}"),
             expected: expected.to_string(),
-        }
+        }))
     }
 
     fn opt_int(&mut self, column: &str) -> Result<Option<i128>, LegacyError> {
