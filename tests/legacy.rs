@@ -516,3 +516,50 @@ fn an_export_of_ours_imports_back_as_the_same_flows() {
         );
     }
 }
+
+#[test]
+fn a_large_table_comes_in_pages_and_rows_added_later_come_on_the_next_import() {
+    let db = legacy_db("lg_pages", "hflow.sql");
+    // 12,000 more flows and 7,000 more reads for sensor 4242 (MariaDB's
+    // sequence engine), past several pages of 5,000 rows.
+    db.sql(
+        "INSERT INTO flow SELECT 4242, 100 + seq, 3405803776 + seq, 3221225994, 1024 + (seq % 60000), 80, 6, 0, 0, \
+         1300000000 + seq, 0, 1300000001 + seq, 0, 1, 60, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 \
+         FROM seq_1_to_12000",
+    );
+    db.sql(
+        "INSERT INTO sys_read SELECT 4242, 10 + seq, 1 + (seq % 3), 0, 1300000000 + seq, 1290000000 + seq, \
+         200 + seq, 0, 5, 1, 'k', 0 FROM seq_1_to_7000",
+    );
+    let (_d, data) = new_node(1);
+    let out = import(&data, "4242", &db.url());
+    assert!(out.contains("flow 12003"), "{out}");
+    assert!(out.contains("sys_read 7003"), "{out}");
+    let q = "SELECT count(*), min(flow_id), max(flow_id), sum(flow_id) FROM flow WHERE sensor_id = 4242";
+    assert_eq!(sqlite_rows(&mirror(&data), q), db.rows(q));
+    let q =
+        "SELECT count(*), sum(sys_read_id), sum(process_id) FROM sys_read WHERE sensor_id = 4242";
+    assert_eq!(sqlite_rows(&mirror(&data), q), db.rows(q));
+    // The legacy server gets a few more rows: the next import brings exactly
+    // those, and nothing twice.
+    db.sql(
+        "INSERT INTO flow SELECT 4242, 20000 + seq, 3405803776 + seq, 3221225995, 2000, 25, 6, 0, 0, \
+         1400000000 + seq, 0, 1400000001, 0, 1, 60, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 \
+         FROM seq_1_to_10;
+         INSERT INTO ids VALUES (8, 4242, 469, 20001, 1400000001, 0, 3, 4, 1, 0, NULL, 0)",
+    );
+    let out = import(&data, "4242", &db.url());
+    assert!(out.contains("11 rows"), "{out}");
+    assert!(out.contains("flow 10") && out.contains("ids 1"), "{out}");
+    assert_eq!(
+        count(&data, "SELECT COUNT(*) FROM flow WHERE sensor_id = 4242"),
+        12013
+    );
+    assert_eq!(
+        assert_rows_arrived(&data, &db, 4242, &HFLOW_TABLES[1..4]),
+        12013 + 2 + 4
+    );
+    let segs = segment_files(&data);
+    import(&data, "4242", &db.url());
+    assert_eq!(segment_files(&data), segs);
+}

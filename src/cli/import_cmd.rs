@@ -94,7 +94,12 @@ fn legacy(
         // The database first: its ids are kept, and flows derived from the
         // pcap afterwards take ids above them.
         let mut ingestor = Ingestor::new(&mut node, Some(id.0));
-        let bar = progress_bar(0, "rows");
+        let bar = progress_bar(0, "legacy rows");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
         let r = crate::legacy::import_mysql(&mut ingestor, id.0, target, &bar)?;
         let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
         println!(

@@ -335,7 +335,7 @@ async fn import_async(
             marks.reserve(spec.id_space, max);
         }
         let after = view.marks.done.get(spec.name).map(Vec::as_slice);
-        total += source::count_after(&mut conn, &db, spec, &catalog, sensor_id, after).await?;
+        total += source::count_after(&mut conn, &db, spec, sensor_id, after).await?;
     }
     progress.set_length(total);
     tracing::info!(rows = total, "legacy rows to import");

@@ -346,23 +346,11 @@ pub struct Page {
     pub last_key: Option<Vec<u64>>,
 }
 
-/// SELECT of one page after `after` (exclusive), in key order.
-fn page_sql(spec: &TableSpec, catalog: &Catalog, after: Option<&[u64]>, limit: usize) -> String {
-    let mut select: Vec<String> = spec.key.iter().map(|k| format!("`{k}`")).collect();
-    for (c, default) in spec.cols {
-        if catalog.has(spec.name, c) {
-            select.push(format!("`{c}`"));
-        } else {
-            select.push(format!("{default} AS `{c}`"));
-        }
-    }
-    let mut sql = format!(
-        "SELECT {} FROM `{}` WHERE sensor_id = ?",
-        select.join(", "),
-        spec.name
-    );
+/// `WHERE sensor_id = ? [AND key > after]`, the key compared as a tuple and
+/// written out so the primary key index serves it.
+fn where_after(spec: &TableSpec, after: Option<&[u64]>) -> String {
+    let mut sql = String::from(" WHERE sensor_id = ?");
     if let Some(after) = after {
-        // (k1, k2) > (a1, a2), written out so the key index serves it.
         let mut alts = Vec::new();
         for i in 0..spec.key.len().min(after.len()) {
             let mut conj: Vec<String> = (0..i)
@@ -375,9 +363,27 @@ fn page_sql(spec: &TableSpec, catalog: &Catalog, after: Option<&[u64]>, limit: u
             sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
         }
     }
-    let order: Vec<String> = spec.key.iter().map(|k| format!("`{k}`")).collect();
-    sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
     sql
+}
+
+/// SELECT of one page after `after` (exclusive), in key order.
+fn page_sql(spec: &TableSpec, catalog: &Catalog, after: Option<&[u64]>, limit: usize) -> String {
+    let mut select: Vec<String> = spec.key.iter().map(|k| format!("`{k}`")).collect();
+    for (c, default) in spec.cols {
+        if catalog.has(spec.name, c) {
+            select.push(format!("`{c}`"));
+        } else {
+            select.push(format!("{default} AS `{c}`"));
+        }
+    }
+    let order: Vec<String> = spec.key.iter().map(|k| format!("`{k}`")).collect();
+    format!(
+        "SELECT {} FROM `{}`{} ORDER BY {} LIMIT {limit}",
+        select.join(", "),
+        spec.name,
+        where_after(spec, after),
+        order.join(", ")
+    )
 }
 
 /// Reads one page of `spec` for `sensor_id`.
@@ -427,12 +433,14 @@ pub async fn count_after(
     conn: &mut Conn,
     db: &str,
     spec: &TableSpec,
-    catalog: &Catalog,
     sensor_id: u32,
     after: Option<&[u64]>,
 ) -> Result<u64, LegacyError> {
-    let sql = page_sql(spec, catalog, after, usize::MAX);
-    let sql = format!("SELECT COUNT(*) FROM ({sql}) AS t");
+    let sql = format!(
+        "SELECT COUNT(*) FROM `{}`{}",
+        spec.name,
+        where_after(spec, after)
+    );
     let n: Option<u64> = conn
         .exec_first(sql, (sensor_id,))
         .await
