@@ -7,7 +7,7 @@
 //! the store or the mirror.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
@@ -200,7 +200,7 @@ pub fn tables(schema: Schema) -> Vec<TableSpec> {
     } else {
         &["argus_id"]
     };
-    vec![
+    let mut out = vec![
         t(
             "os",
             &["os_id"],
@@ -290,7 +290,26 @@ pub fn tables(schema: Schema) -> Vec<TableSpec> {
             "sys_socket_id",
         ),
         t("ids", &["ids_id"], ids_cols, IdSpace::None, "ids_id"),
-    ]
+    ];
+    if schema == Schema::Hflow {
+        // lumpy's own export puts IPv6 and mixed-family flows there; they
+        // share the flow id space.
+        let at = out
+            .iter()
+            .position(|x| x.name == "flow")
+            .map_or(0, |i| i + 1);
+        out.insert(
+            at,
+            t(
+                "lumpy_flow6",
+                &["flow_id"],
+                FLOW_COLS,
+                IdSpace::Flow,
+                "flow_id",
+            ),
+        );
+    }
+    out
 }
 
 /// The columns of every table of the connected database.
@@ -664,6 +683,20 @@ impl RowReader<'_> {
         Ok(Ipv4Addr::from(self.u32(column)?))
     }
 
+    /// An address stored as its octets in network order (lumpy_flow6).
+    fn ip_octets(&mut self, column: &str) -> Result<IpAddr, LegacyError> {
+        let v = self.next();
+        let ip = match &v {
+            Value::Bytes(b) => match b.len() {
+                4 => <[u8; 4]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+                _ => None,
+            },
+            _ => None,
+        };
+        ip.ok_or_else(|| self.bad(column, &v, "4 or 16 address octets"))
+    }
+
     fn bytes(&mut self, column: &str) -> Result<Option<Vec<u8>>, LegacyError> {
         let v = self.next();
         match v {
@@ -727,9 +760,12 @@ fn to_record(
             sig_name: r.text("sig_name")?,
             reference: r.text("reference")?,
         }),
-        "flow" => {
-            let src_ip = r.ip("src_ip")?;
-            let dst_ip = r.ip("dst_ip")?;
+        "flow" | "lumpy_flow6" => {
+            let (src_ip, dst_ip): (IpAddr, IpAddr) = if table == "flow" {
+                (r.ip("src_ip")?.into(), r.ip("dst_ip")?.into())
+            } else {
+                (r.ip_octets("src_ip")?, r.ip_octets("dst_ip")?)
+            };
             let src_port = r.u16("src_port")?;
             let dst_port = r.u16("dst_port")?;
             let ip_proto = r.u8("ip_proto")?;
@@ -740,8 +776,8 @@ fn to_record(
                 sensor_id,
                 flow_id: k0,
                 version: 0,
-                src_ip: src_ip.into(),
-                dst_ip: dst_ip.into(),
+                src_ip,
+                dst_ip,
                 src_port,
                 dst_port,
                 ip_proto,
