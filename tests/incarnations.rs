@@ -103,6 +103,20 @@ fn two_incarnations_at_one_address_stay_apart_and_name_each_other() {
         )),
         "{text}"
     );
+    // status says it too.
+    let text = ok(&["status", "--data", &p]);
+    assert!(text.contains(&format!("reinstalled as {second}")), "{text}");
+    assert!(text.contains(&format!("reinstall of {first}")), "{text}");
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &p, "--json"])).unwrap();
+    let in_status = st["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == second)
+        .unwrap()["incarnation"]
+        .clone();
+    assert_eq!(in_status["earlier"][0]["sensor_id"], first);
     // Their flows stay apart.
     assert!(!flows_json(&p, &["--sensor", &first.to_string()]).is_empty());
     assert!(!flows_json(&p, &["--sensor", &second.to_string()]).is_empty());

@@ -187,6 +187,7 @@ fn fmt_time(ns: Option<u64>) -> String {
 fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
     let (hops, _) = crate::sync::links::children_view(&node.store)?;
     let now = now_secs();
+    let incarnations = node.mirror.incarnations()?;
     let mut out = Vec::new();
     for sensor in node.store.known_sensors()? {
         let h = if node.store.is_origin_of(sensor)? {
@@ -206,6 +207,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "newest_record": newest,
             "silent": silent,
             "decommissioned": retired,
+            "incarnation": incarnations.iter().find(|i| i.sensor_id == sensor),
         }));
     }
     Ok(out)
@@ -321,17 +323,39 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         fmt_time(totals.time_last_ns)
     );
     for s in &sensors {
+        let inc = &s["incarnation"];
+        let ids = |v: &serde_json::Value| -> String {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|n| n["sensor_id"].to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        let mut same = String::new();
+        if !ids(&inc["earlier"]).is_empty() {
+            same.push_str(&format!("  reinstall of {}", ids(&inc["earlier"])));
+        }
+        if !ids(&inc["later"]).is_empty() {
+            same.push_str(&format!("  reinstalled as {}", ids(&inc["later"])));
+        }
         println!(
-            "sensor {:<10} segments {:<8} hops {:<4} newest record {}{}",
+            "sensor {:<10} segments {:<8} hops {:<4} newest record {}  installed {}{}{}",
             s["sensor_id"],
             s["segments_known"],
             s["hops"],
             super::query::fmt_epoch(s["newest_record"].as_u64().unwrap_or(0) as u32),
+            inc["install_sec"]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |t| super::query::fmt_epoch(t as u32)),
             if s["silent"].as_bool() == Some(true) {
                 "  SILENT"
             } else {
                 ""
-            }
+            },
+            same
         );
     }
     for l in &links {
