@@ -260,11 +260,7 @@ fn walleye_0_3_argus_rows_arrive_as_they_were_and_as_flows() {
             "ids_id, sensor_id, argus_id, sig_id, sec, priority, type",
             "ids_id",
         ),
-        (
-            "ids_sig",
-            "ids_sig_gen, ids_sig_id, sensor_id, sig_name, reference",
-            "ids_sig_id",
-        ),
+        ("ids_sig", "ids_sig_id, sensor_id, sig_name", "ids_sig_id"),
         (
             "process",
             "sensor_id, process_id, src_ip, time_min, time_max, pcap_time_min, pcap_time_max, pid",
@@ -292,13 +288,16 @@ fn walleye_0_3_argus_rows_arrive_as_they_were_and_as_flows() {
         "SELECT sys_socket_id, process_id, flow_id, \"call\" FROM sys_socket WHERE sensor_id = 777",
     );
     assert_eq!(here, there);
-    // Columns walleye_0_3 lacks take hflow's defaults.
+    // Columns walleye_0_3 lacks take hflow's defaults; snort generator 1
+    // on both sides, so hflow's join of ids to ids_sig finds the signature.
     assert_eq!(
         sqlite_rows(
             &mirror(&data),
-            "SELECT usec, sig_rev, sig_gen FROM ids WHERE sensor_id = 777"
+            "SELECT i.usec, i.sig_rev, i.sig_gen, s.sig_name, s.reference FROM ids i JOIN ids_sig s \
+             ON s.sensor_id = i.sensor_id AND s.ids_sig_gen = i.sig_gen AND s.ids_sig_id = i.sig_id \
+             WHERE i.sensor_id = 777"
         ),
-        [["0", "10", "0"]]
+        [["0", "10", "1", "NETBIOS SMB-DS IPC$ share access", "\\N"]]
     );
     // Each argus row is also a flow, with its id.
     let flows = flows_json(&data, &["--sensor", "777"]);

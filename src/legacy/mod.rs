@@ -301,6 +301,7 @@ async fn import_async(
     }
     let specs: Vec<source::TableSpec> = source::tables(schema)
         .into_iter()
+        .map(|t| source::fit(t, &catalog))
         .filter(|t| {
             let present = catalog.columns.contains_key(t.name);
             if !present {

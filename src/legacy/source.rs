@@ -177,7 +177,7 @@ pub fn tables(schema: Schema) -> Vec<TableSpec> {
                 ("usec", "0"),
                 ("priority", "10"),
                 ("sig_rev", "10"),
-                ("sig_gen", "0"),
+                ("sig_gen", "1"),
                 ("classification", "0"),
                 ("type", "NULL"),
             ],
@@ -310,6 +310,24 @@ pub fn tables(schema: Schema) -> Vec<TableSpec> {
         );
     }
     out
+}
+
+/// `spec` fitted to the database: an `ids_sig` without `ids_sig_gen` (roo
+/// 1.x kept snort's rule signatures only) is keyed by `ids_sig_id`, with
+/// generator 1, the generator of sid-msg.map's rules.
+pub fn fit(spec: TableSpec, catalog: &Catalog) -> TableSpec {
+    if spec.name == "ids_sig" && !catalog.has("ids_sig", "ids_sig_gen") {
+        return TableSpec {
+            key: &["ids_sig_id"],
+            cols: &[
+                ("ids_sig_gen", "1"),
+                ("sig_name", "NULL"),
+                ("reference", "NULL"),
+            ],
+            ..spec
+        };
+    }
+    spec
 }
 
 /// The columns of every table of the connected database.
@@ -751,6 +769,15 @@ fn to_record(
             os_id: k0,
             genre: r.text("genre")?,
             detail: r.text("detail")?,
+        }),
+        // Keyed by (gen, id); by id alone where the table has no generator
+        // column (walleye_0_3), whose gen then reads as 1 (see `tables`).
+        "ids_sig" if key.len() == 1 => Record::IdsSig(IdsSigRecord {
+            sensor_id,
+            ids_sig_id: k0,
+            ids_sig_gen: r.u8("ids_sig_gen")?,
+            sig_name: r.text("sig_name")?,
+            reference: r.text("reference")?,
         }),
         "ids_sig" => Record::IdsSig(IdsSigRecord {
             sensor_id,
