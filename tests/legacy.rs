@@ -564,3 +564,53 @@ fn a_large_table_comes_in_pages_and_rows_added_later_come_on_the_next_import() {
     import(&data, "4242", &db.url());
     assert_eq!(segment_files(&data), segs);
 }
+
+#[test]
+fn kill_9_mid_import_then_a_rerun_gives_the_uninterrupted_store() {
+    let db = legacy_db("lg_kill", "hflow.sql");
+    db.sql(
+        "INSERT INTO flow SELECT 4242, 100 + seq, 3405803776 + seq, 3221225994, 1024 + (seq % 60000), 80, 6, 0, 0, \
+         1300000000 + seq, 0, 1300000001 + seq, 0, 1, 60, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 \
+         FROM seq_1_to_60000",
+    );
+    let (_a, a) = new_node(1);
+    import(&a, "4242", &db.url());
+    let (_b, b) = new_node(1);
+    let before = segment_files(&b).len();
+    let mut child = lumpy()
+        .args([
+            "import",
+            "legacy",
+            "--data",
+            &b,
+            "--sensor-id",
+            "4242",
+            "--mysql",
+            &db.url(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once its second segment is committed (it writes 13).
+    let start = std::time::Instant::now();
+    while segment_files(&b).len() < before + 2
+        && child.try_wait().unwrap().is_none()
+        && start.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let partial = segment_files(&b).len() - before;
+    eprintln!("killed after {partial} of 13 segments");
+    import(&b, "4242", &db.url());
+    assert_eq!(
+        root(&b, 4242),
+        root(&a, 4242),
+        "killed after {partial} segments"
+    );
+    assert_eq!(segment_files(&b), segment_files(&a));
+    let q = "SELECT count(*), sum(flow_id) FROM flow WHERE sensor_id = 4242";
+    assert_eq!(sqlite_rows(&mirror(&b), q), db.rows(q));
+}
