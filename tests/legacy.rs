@@ -239,6 +239,41 @@ fn hflow_rows_arrive_with_their_ids_survive_a_rebuild_and_a_repeat_changes_nothi
     ok(&["status", "--data", &data]);
     assert_eq!(assert_rows_arrived(&data, &db, 4242, HFLOW_TABLES), 30);
     ok(&["verify", "--data", &data]);
+
+    // The management address, which legacy databases lack, can be given:
+    // recorded once (one new sensor version), then nothing changes.
+    let with_ip = |data: &str| {
+        ok(&[
+            "import",
+            "legacy",
+            "--data",
+            data,
+            "--sensor-id",
+            "4242",
+            "--mysql",
+            &db.url(),
+            "--manager-ip",
+            "10.5.5.5",
+        ])
+    };
+    let segs = segment_files(&data).len();
+    assert!(with_ip(&data).contains("sensor row written"));
+    assert_eq!(segment_files(&data).len(), segs + 1);
+    let sensors: serde_json::Value =
+        serde_json::from_str(&ok(&["sensors", "--data", &data, "--json"])).unwrap();
+    let me = sensors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == 4242)
+        .unwrap();
+    assert_eq!(me["manage_ip"], "10.5.5.5");
+    assert_eq!(me["name"], "Old roo");
+    assert_eq!(me["install_sec"], 1199145600);
+    let segs = segment_files(&data);
+    with_ip(&data);
+    import(&data, "4242", &db.url());
+    assert_eq!(segment_files(&data), segs);
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub enum ImportCmd {
         /// File holding the legacy database's password (one line).
         #[arg(long, value_name = "FILE", requires = "mysql")]
         password_file: Option<PathBuf>,
+        /// The honeywall's management address (HwMANAGE_IP), recorded with
+        /// the sensor so reinstalls at that address are recognised.
+        #[arg(long, value_name = "IP")]
+        manager_ip: Option<std::net::IpAddr>,
     },
 }
 
@@ -45,12 +49,14 @@ pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
             pcap_dir,
             mysql,
             password_file,
+            manager_ip,
         } => legacy(
             &dir.data,
             &sensor_id,
             pcap_dir.as_deref(),
             mysql.as_deref(),
             password_file.as_deref(),
+            manager_ip,
         ),
     }
 }
@@ -70,6 +76,7 @@ fn legacy(
     pcap_dir: Option<&std::path::Path>,
     mysql: Option<&str>,
     password_file: Option<&std::path::Path>,
+    manager_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<Status> {
     let id: crate::sensor_id::SensorId = sensor_id.parse()?;
     if let Some(p) = pcap_dir
@@ -100,7 +107,7 @@ fn legacy(
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        let r = crate::legacy::import_mysql(&mut ingestor, id.0, target, &bar)?;
+        let r = crate::legacy::import_mysql(&mut ingestor, id.0, target, manager_ip, &bar)?;
         let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
         println!(
             "sensor {id}: {} rows from {} ({}){}, {} segments{}",
@@ -125,7 +132,7 @@ fn legacy(
     };
     let install = oldest_epoch(pcap_dir).unwrap_or(0);
     let mut ingestor = Ingestor::new(&mut node, Some(id.0));
-    ingestor.ensure_sensor(id.0, install, &format!("Honeywall: {id}"))?;
+    ingestor.ensure_sensor_at(id.0, install, &format!("Honeywall: {id}"), manager_ip)?;
     ingestor.progress = progress_bar(0, "import");
     ingestor.ingest_paths(&[pcap_dir.to_path_buf()])?;
     let r = &ingestor.report;

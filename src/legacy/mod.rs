@@ -242,17 +242,27 @@ fn merged_sensor(
     };
     out.install_sec = install;
     out.last_upd_sec = last;
+    // The management address: the operator's (--manager-ip), else what the
+    // node already recorded.
+    out.manage_ip = if legacy.manage_ip.is_empty() {
+        current.manage_ip.clone()
+    } else {
+        legacy.manage_ip.clone()
+    };
     out.version = current.version;
     let unchanged = known && !first && out == *current;
     (!unchanged).then_some(out)
 }
 
-/// Imports sensor `sensor_id`'s rows from the legacy database at `target`.
-/// `progress` gets the number of rows to read, then each committed page.
+/// Imports sensor `sensor_id`'s rows from the legacy database at `target`;
+/// `manage_ip`, when given, is recorded as the roo's management address
+/// (legacy databases do not hold it). `progress` gets the number of rows to
+/// read, then each committed page.
 pub fn import_mysql(
     ingestor: &mut Ingestor<'_>,
     sensor_id: u32,
     target: &Target,
+    manage_ip: Option<std::net::IpAddr>,
     progress: &ProgressBar,
 ) -> Result<LegacyReport, LegacyError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -260,13 +270,14 @@ pub fn import_mysql(
         .build()
         .map_err(LegacyError::Runtime)?;
     let span = tracing::info_span!("legacy_import", db = %target.shown, sensor_id);
-    rt.block_on(import_async(ingestor, sensor_id, target, progress).instrument(span))
+    rt.block_on(import_async(ingestor, sensor_id, target, manage_ip, progress).instrument(span))
 }
 
 async fn import_async(
     ingestor: &mut Ingestor<'_>,
     sensor_id: u32,
     target: &Target,
+    manage_ip: Option<std::net::IpAddr>,
     progress: &ProgressBar,
 ) -> Result<LegacyReport, LegacyError> {
     let db = target.shown.clone();
@@ -277,7 +288,8 @@ async fn import_async(
     let catalog = Catalog::read(&mut conn, &db).await?;
     let schema = catalog.schema(&db)?;
     tracing::info!(db = %db, sensor_id, schema = schema.name(), "legacy database");
-    let Some(legacy_sensor) = source::sensor_row(&mut conn, &db, &catalog, sensor_id).await? else {
+    let Some(mut legacy_sensor) = source::sensor_row(&mut conn, &db, &catalog, sensor_id).await?
+    else {
         let ids = source::sensor_ids(&mut conn, &db).await?;
         return Err(LegacyError::NoSuchSensor {
             db,
@@ -295,6 +307,9 @@ async fn import_async(
             },
         });
     };
+    if let Some(ip) = manage_ip {
+        legacy_sensor.manage_ip = ip.to_string();
+    }
     let view = ingestor.legacy_view(sensor_id)?;
     if view.held_from_elsewhere {
         return Err(LegacyError::NotOrigin(sensor_id));
@@ -479,5 +494,12 @@ mod tests {
         // A new sensor takes the legacy row as it is.
         let new = merged_sensor(&legacy, &native, false, true).unwrap();
         assert_eq!((new.install_sec, new.last_upd_sec), (100, 200));
+        // A management address given later is recorded; given again, nothing.
+        let mut with_ip = legacy.clone();
+        with_ip.manage_ip = "10.0.0.1".into();
+        let row = merged_sensor(&with_ip, &stored, true, false).unwrap();
+        assert_eq!(row.manage_ip, "10.0.0.1");
+        assert_eq!(merged_sensor(&with_ip, &row, true, false), None);
+        assert_eq!(merged_sensor(&legacy, &row, true, false), None);
     }
 }
