@@ -352,6 +352,12 @@ fn walleye_0_3_argus_rows_arrive_as_they_were_and_as_flows() {
         count(&data, "SELECT COUNT(*) FROM argus WHERE sensor_id = 778"),
         0
     );
+    // Exported again as walleye_0_3, the argus rows are the ones imported
+    // (direction, status, indicator, NULLs), not re-derived.
+    let out = Db::new("lg_w03_out");
+    export(&data, &out.url(), &["--flavor", "walleye_0_3"]);
+    let q = "SELECT * FROM argus WHERE sensor_id = 777 ORDER BY argus_id";
+    assert_eq!(out.rows(q), db.rows(q));
 }
 
 #[test]
