@@ -655,3 +655,35 @@ fn kill_9_mid_import_then_a_rerun_gives_the_uninterrupted_store() {
     let q = "SELECT count(*), sum(flow_id) FROM flow WHERE sensor_id = 4242";
     assert_eq!(sqlite_rows(&mirror(&b), q), db.rows(q));
 }
+
+#[test]
+fn imported_rows_reach_a_parent_by_sync_and_another_node_by_archive() {
+    let db = legacy_db("lg_sync", "hflow.sql");
+    let (_a, a) = new_node(1);
+    import(&a, "4242", &db.url());
+    // A parent pulls them like any record segments.
+    let (_p, p) = new_node(2);
+    let port = crate::sync::free_port("127.0.0.62");
+    let url = format!("http://127.0.0.62:{port}");
+    crate::sync::link(&p, "up", &a, "roo", &url, &[]);
+    let served = crate::sync::serve(&a, "127.0.0.62", port);
+    ok(&["pull", "--data", &p]);
+    served.stop();
+    assert_eq!(root(&p, 4242), root(&a, 4242));
+    assert_eq!(assert_rows_arrived(&p, &db, 4242, HFLOW_TABLES), 30);
+    // An archive bundle carries them to a node with no network.
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("legacy.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &a,
+        "--sensor",
+        "4242",
+        bundle.to_str().unwrap(),
+    ]);
+    let (_q, q) = new_node(3);
+    ok(&["archive", "import", "--data", &q, bundle.to_str().unwrap()]);
+    assert_eq!(assert_rows_arrived(&q, &db, 4242, HFLOW_TABLES), 30);
+}
