@@ -248,6 +248,19 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
+    /// The highest flow id this table has assigned (0: none yet).
+    pub fn last_flow_id(&self) -> u32 {
+        self.next_flow_id.saturating_sub(1)
+    }
+
+    /// Makes flows created from now on take ids above `max` (ids that a
+    /// legacy import keeps for its own rows).
+    pub fn reserve_ids(&mut self, max: u32) {
+        if self.next_flow_id <= max {
+            self.next_flow_id = max.saturating_add(1);
+        }
+    }
+
     pub fn new(sensor_id: u32, local_nets: Vec<Net>) -> Self {
         FlowTable {
             sensor_id,

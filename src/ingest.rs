@@ -27,11 +27,13 @@ use serde::{Deserialize, Serialize};
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
 use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
 use crate::flows::{FlowState, FlowTable, TableCounters};
+use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
 use crate::records::{Record, SensorRecord, encode_line};
 use crate::sebek::Tracker;
 use crate::sebek::sessions::Origin;
+use crate::sebek::sessions::SebekIds;
 use crate::store::{
     BlockCompressor, CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError,
     SourceProgress, StoreError,
@@ -141,6 +143,26 @@ struct SensorState {
     /// Sebek process state (absent in states written before sebek support).
     #[serde(default)]
     sebek: Tracker,
+    /// What legacy database imports have brought (absent when none did).
+    #[serde(default, skip_serializing_if = "LegacyMarks::is_empty")]
+    legacy: LegacyMarks,
+}
+
+/// What a legacy import needs to know about a sensor before it writes.
+#[derive(Clone, Debug)]
+pub struct LegacyView {
+    /// This node is the sensor's origin (it has its ingest state).
+    pub known: bool,
+    /// The node holds segments of the sensor from elsewhere (sync, archive)
+    /// without being its origin.
+    pub held_from_elsewhere: bool,
+    pub marks: LegacyMarks,
+    /// Highest flow id assigned so far (natively or reserved by an import).
+    pub last_flow_id: u32,
+    /// Highest sebek ids assigned so far.
+    pub sebek: SebekIds,
+    /// The sensor row as this node has it (a default one for a new sensor).
+    pub sensor: SensorRecord,
 }
 
 struct SensorIngest {
@@ -256,12 +278,27 @@ impl<'n> Ingestor<'n> {
         install_sec: u32,
         name: &str,
     ) -> Result<(), IngestError> {
+        self.ensure_sensor_at(sensor_id, install_sec, name, None)
+    }
+
+    /// [`Ingestor::ensure_sensor`], recording the roo's management address
+    /// in the first sensor record when it is known.
+    pub fn ensure_sensor_at(
+        &mut self,
+        sensor_id: u32,
+        install_sec: u32,
+        name: &str,
+        manage_ip: Option<std::net::IpAddr>,
+    ) -> Result<(), IngestError> {
         if self.sensors.contains_key(&sensor_id)
             || self.node.store.ingest_state(sensor_id)?.is_some()
         {
             return Ok(());
         }
         self.load_sensor(sensor_id, install_sec, name)?;
+        if let (Some(ip), Some(s)) = (manage_ip, self.sensors.get_mut(&sensor_id)) {
+            s.state.sensor.manage_ip = ip.to_string();
+        }
         self.seal_and_commit(sensor_id, None)
     }
 
@@ -311,8 +348,10 @@ impl<'n> Ingestor<'n> {
                         longitude: 0,
                         notes: String::new(),
                         network_type: String::new(),
+                        manage_ip: String::new(),
                     },
                     sebek: Tracker::default(),
+                    legacy: LegacyMarks::default(),
                 };
                 (state, FlowTable::new(sensor_id, nets), true)
             }
@@ -702,6 +741,98 @@ impl<'n> Ingestor<'n> {
         };
         self.committer()?.send(job)
     }
+}
+
+impl Ingestor<'_> {
+    /// The sensor as a legacy import sees it, without writing anything.
+    pub fn legacy_view(&mut self, sensor_id: u32) -> Result<LegacyView, IngestError> {
+        let known = self.sensors.contains_key(&sensor_id)
+            || self.node.store.ingest_state(sensor_id)?.is_some();
+        let held_from_elsewhere = !known
+            && self
+                .node
+                .store
+                .sensor_sequence()?
+                .iter()
+                .any(|((s, _), _)| *s == sensor_id);
+        self.load_sensor(sensor_id, 0, &format!("Honeywall: {sensor_id}"))?;
+        let Some(s) = self.sensors.get(&sensor_id) else {
+            return Err(IngestError::BadState {
+                sensor: sensor_id,
+                detail: "not loaded".into(),
+            });
+        };
+        Ok(LegacyView {
+            known,
+            held_from_elsewhere,
+            marks: s.state.legacy.clone(),
+            last_flow_id: s.table.last_flow_id(),
+            sebek: s.state.sebek.last_ids(),
+            sensor: s.state.sensor.clone(),
+        })
+    }
+
+    /// Commits one record segment of rows imported from a legacy database,
+    /// with `marks` (the import's progress and id reservations) in the same
+    /// index transaction, then applies it to the mirror. Mutable rows (flows,
+    /// processes, the sensor) get the segment's sequence as their version;
+    /// natively derived ids continue above `marks`' reservations, and
+    /// imported command names are reused by later sebek records.
+    pub fn commit_legacy(
+        &mut self,
+        sensor_id: u32,
+        sensor: Option<SensorRecord>,
+        mut records: Vec<Record>,
+        marks: &LegacyMarks,
+    ) -> Result<(), IngestError> {
+        let install = sensor.as_ref().map_or(0, |s| s.install_sec);
+        self.load_sensor(sensor_id, install, &format!("Honeywall: {sensor_id}"))?;
+        let level = self.node.config.store.zstd_level;
+        let Some(s) = self.sensors.get_mut(&sensor_id) else {
+            return Ok(());
+        };
+        s.table.reserve_ids(marks.reserved_flow);
+        s.state.sebek.reserve_ids(&marks.reserved);
+        let seq = s.state.next_seq;
+        s.state.next_seq += 1;
+        for r in &mut records {
+            match r {
+                Record::Flow(f) => f.version = seq,
+                Record::Process(p) => p.version = seq,
+                Record::Command(c) => s.state.sebek.adopt_command(&c.name, c.command_id),
+                _ => {}
+            }
+        }
+        if let Some(mut row) = sensor {
+            row.version = seq;
+            s.state.sensor = row.clone();
+            s.sensor_dirty = false;
+            records.insert(0, Record::Sensor(row));
+        }
+        s.state.legacy = marks.clone();
+        s.state.counters = s.table.counters();
+        let ts_ns = u64::from(s.state.sensor.last_upd_sec) * 1_000_000_000;
+        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
+            sensor: sensor_id,
+            detail: e.to_string(),
+        })?;
+        let mut batch = CommitBatch::default();
+        batch.ingest_states.push((sensor_id, state_bytes));
+        self.report.segments_written += 1;
+        self.report.records_written += records.len() as u64;
+        let job = CommitJob {
+            sensor_id,
+            level,
+            pcap: None,
+            records: Some(RecordPart {
+                seq,
+                ts_ns,
+                records,
+            }),
+            batch,
+        };
+        self.committer()?.send(job)
+    }
 
     fn committer(&mut self) -> Result<&mut Committer, IngestError> {
         if self.committer.is_none() {
@@ -744,7 +875,11 @@ fn build_record_segment(
             Record::SysIo(x) => u64::from(x.pcap_time) * 1_000_000_000,
             Record::SysSocket(x) => u64::from(x.pcap_time) * 1_000_000_000,
             Record::SbkLoss(x) => u64::from(x.time) * 1_000_000_000,
+            Record::Ids(x) => u64::from(x.sec.max(0).unsigned_abs()) * 1_000_000_000,
+            Record::Argus(x) => u64::from(x.end_sec) * 1_000_000_000,
             Record::Sensor(_)
+            | Record::Os(_)
+            | Record::IdsSig(_)
             | Record::ProcessTree(_)
             | Record::Command(_)
             | Record::ProcessToCom(_) => ts_ns,

@@ -36,6 +36,7 @@ pub mod decommission;
 pub mod export;
 pub mod flows;
 pub mod ingest;
+pub mod legacy;
 pub mod mirror;
 pub mod node;
 pub mod p0f;

@@ -92,6 +92,12 @@ pub struct SensorRecord {
     pub notes: String,
     /// `com`, `edu`, `gov`, `mil`, `home` or empty.
     pub network_type: String,
+    /// The roo's management address, when its origin knows it (`lumpy init
+    /// --manager-ip`, HwMANAGE_IP): tells a reinstall at the same address
+    /// (a new incarnation, a new sensor id) apart. Empty (not written) when
+    /// unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub manage_ip: String,
 }
 
 /// A process instance seen by sebek (hflow's `process`). Mutable: its time
@@ -166,6 +172,18 @@ pub struct SysIoRecord {
     pub length: u32,
     #[serde(with = "b64")]
     pub data: Vec<u8>,
+    /// Columns that were NULL in the legacy database this row was imported
+    /// from (`uid`, `pcap_time`, `time`: nullable there); the mirror writes
+    /// NULL for them. Empty (and not written) for rows lumpy decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_null: Vec<String>,
+}
+
+impl SysIoRecord {
+    /// True when `column` was NULL in the legacy database.
+    pub fn is_null(&self, column: &str) -> bool {
+        self.legacy_null.iter().any(|c| c == column)
+    }
 }
 
 /// A sebek socket record (`sys_socket`): the 5-tuple as sebek saw it; the
@@ -188,6 +206,18 @@ pub struct SysSocketRecord {
     pub local_port: u16,
     pub remote_ip: std::net::Ipv4Addr,
     pub remote_port: u16,
+    /// The flow this socket joined at a legacy origin (hflow's `flow_id`,
+    /// walleye_0_3's `argus_id`), when imported from a legacy database
+    /// whose rows carry no 5-tuple: the mirror takes it as is instead of
+    /// joining. Absent (and not written) for sockets lumpy decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_flow_id: Option<u32>,
+    /// The legacy `sys_socket.type` text (never set by hflow2), when imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_type: Option<String>,
+    /// As [`SysIoRecord::legacy_null`] (`pcap_time` is nullable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_null: Vec<String>,
 }
 
 /// `lost` sebek records of one honeypot, from a gap in its counter.
@@ -198,6 +228,112 @@ pub struct SbkLossRecord {
     /// Capture time of the record after the gap.
     pub time: u32,
     pub lost: u32,
+}
+
+/// A p0f operating-system guess (hflow's `os`), per sensor; flows point at
+/// it with `client_os_id`. Immutable, keyed by `(sensor_id, os_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsRecord {
+    pub sensor_id: u32,
+    pub os_id: u32,
+    pub genre: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A snort alert (hflow's `ids`; walleye_0_3 called `flow_id` `argus_id`).
+/// Immutable, keyed by `(sensor_id, ids_id)`. The signed columns keep
+/// MySQL's signed `INT`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsRecord {
+    pub sensor_id: u32,
+    pub ids_id: u32,
+    pub sig_id: i32,
+    pub flow_id: i32,
+    pub sec: i32,
+    pub usec: i32,
+    pub priority: i32,
+    pub sig_rev: i32,
+    pub sig_gen: i32,
+    pub classification: i32,
+    /// `CLIENT`, `SERVER` or absent (hflow2 never set it).
+    #[serde(rename = "ids_type")]
+    pub kind: Option<String>,
+}
+
+/// A snort signature of a sensor's catalogue (hflow's `ids_sig`). Immutable,
+/// keyed by `(sensor_id, ids_sig_gen, ids_sig_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsSigRecord {
+    pub sensor_id: u32,
+    pub ids_sig_gen: u8,
+    pub ids_sig_id: u32,
+    pub sig_name: Option<String>,
+    pub reference: Option<String>,
+}
+
+/// A walleye_0_3 (roo 1.x) flow row from its `argus` table, as stored there.
+/// Immutable, keyed by `(sensor_id, argus_id)`; `argus_id` shares the flow
+/// id space (`sys_socket` and `ids` point at it), so the mirror also shows
+/// it as the flow [`ArgusRecord::as_flow`] makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgusRecord {
+    pub sensor_id: u32,
+    pub argus_id: u32,
+    pub ip_proto: u8,
+    pub local: Option<bool>,
+    pub src_ip: std::net::Ipv4Addr,
+    pub dst_ip: std::net::Ipv4Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub src_pkts: u32,
+    pub dst_pkts: u32,
+    pub src_bytes: u32,
+    pub dst_bytes: u32,
+    pub start_sec: u32,
+    pub end_sec: u32,
+    pub argus_dir: Option<String>,
+    pub argus_status: Option<String>,
+    pub argus_ind: Option<String>,
+    pub client_os_id: Option<u32>,
+}
+
+impl ArgusRecord {
+    /// The flow row this argus row stands for: the initiator's direction
+    /// spans `start_sec..end_sec`, the responder's too when it sent packets;
+    /// no flags or milliseconds (argus rows have none). Version 1: the row
+    /// never changes.
+    pub fn as_flow(&self) -> FlowRecord {
+        let responder_sent = self.dst_pkts > 0;
+        FlowRecord {
+            sensor_id: self.sensor_id,
+            flow_id: self.argus_id,
+            version: 1,
+            src_ip: self.src_ip.into(),
+            dst_ip: self.dst_ip.into(),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            ip_proto: self.ip_proto,
+            src: FlowDirection {
+                start_sec: self.start_sec,
+                end_sec: self.end_sec,
+                packets: u64::from(self.src_pkts),
+                bytes: u64::from(self.src_bytes),
+                ..FlowDirection::default()
+            },
+            dst: FlowDirection {
+                start_sec: if responder_sent { self.start_sec } else { 0 },
+                end_sec: if responder_sent { self.end_sec } else { 0 },
+                packets: u64::from(self.dst_pkts),
+                bytes: u64::from(self.dst_bytes),
+                ..FlowDirection::default()
+            },
+            is_local: self.local.unwrap_or(false),
+            marker_flags: 0,
+            client_os_id: self.client_os_id.unwrap_or(0),
+            server_os_id: 0,
+            closed: true,
+        }
+    }
 }
 
 /// Every record kind that a record segment can carry.
@@ -213,6 +349,10 @@ pub enum Record {
     SysIo(SysIoRecord),
     SysSocket(SysSocketRecord),
     SbkLoss(SbkLossRecord),
+    Os(OsRecord),
+    Ids(IdsRecord),
+    IdsSig(IdsSigRecord),
+    Argus(ArgusRecord),
 }
 
 impl Record {
@@ -227,6 +367,10 @@ impl Record {
             Record::SysIo(r) => r.sensor_id,
             Record::SysSocket(r) => r.sensor_id,
             Record::SbkLoss(r) => r.sensor_id,
+            Record::Os(r) => r.sensor_id,
+            Record::Ids(r) => r.sensor_id,
+            Record::IdsSig(r) => r.sensor_id,
+            Record::Argus(r) => r.sensor_id,
         }
     }
 }
@@ -334,6 +478,7 @@ mod tests {
             longitude: 0,
             notes: String::new(),
             network_type: String::new(),
+            manage_ip: String::new(),
         });
         let mut block = Vec::new();
         encode_line(&flow, &mut block);
@@ -342,5 +487,98 @@ mod tests {
         assert_eq!(decode_lines(&block).unwrap(), vec![flow, sensor]);
         assert!(decode_lines(b"{\"type\":\"flow\",\"sensor_id\":\"x\"}\n").is_err());
         assert!(decode_lines(b"not json\n").is_err());
+    }
+
+    #[test]
+    fn legacy_kinds_round_trip_and_native_lines_are_unchanged() {
+        let records = vec![
+            Record::Os(OsRecord {
+                sensor_id: 1,
+                os_id: 2,
+                genre: Some("Linux".into()),
+                detail: None,
+            }),
+            Record::Ids(IdsRecord {
+                sensor_id: 1,
+                ids_id: 3,
+                sig_id: 2003,
+                flow_id: -1,
+                sec: 4,
+                usec: 5,
+                priority: 2,
+                sig_rev: 8,
+                sig_gen: 1,
+                classification: 3,
+                kind: Some("CLIENT".into()),
+            }),
+            Record::IdsSig(IdsSigRecord {
+                sensor_id: 1,
+                ids_sig_gen: 1,
+                ids_sig_id: 2003,
+                sig_name: Some("worm".into()),
+                reference: None,
+            }),
+            Record::Argus(ArgusRecord {
+                sensor_id: 1,
+                argus_id: 9,
+                ip_proto: 6,
+                local: None,
+                src_ip: "192.0.2.1".parse().unwrap(),
+                dst_ip: "192.0.2.2".parse().unwrap(),
+                src_port: 1,
+                dst_port: 2,
+                src_pkts: 3,
+                dst_pkts: 0,
+                src_bytes: 5,
+                dst_bytes: 0,
+                start_sec: 7,
+                end_sec: 8,
+                argus_dir: Some("->".into()),
+                argus_status: Some("REQ".into()),
+                argus_ind: None,
+                client_os_id: Some(2),
+            }),
+        ];
+        let mut block = Vec::new();
+        for r in &records {
+            encode_line(r, &mut block);
+        }
+        assert_eq!(decode_lines(&block).unwrap(), records);
+        let text = String::from_utf8(block).unwrap();
+        assert!(text.contains(r#""ids_type":"CLIENT""#), "{text}");
+        // An argus row as a flow: the responder's side stays empty when it sent nothing.
+        let Record::Argus(a) = &records[3] else {
+            unreachable!()
+        };
+        let f = a.as_flow();
+        assert_eq!(
+            (f.flow_id, f.src.packets, f.dst.end_sec, f.client_os_id),
+            (9, 3, 0, 2)
+        );
+        // A socket lumpy decoded carries no legacy field, so its line (and
+        // every segment id made before these fields existed) is unchanged.
+        let socket = Record::SysSocket(SysSocketRecord {
+            sensor_id: 1,
+            sys_socket_id: 1,
+            process_id: 1,
+            pcap_time: 1,
+            time: 1,
+            uid: 0,
+            counter: 1,
+            filed: 3,
+            inode: 4,
+            call: 3,
+            proto: 6,
+            local_ip: "192.0.2.1".parse().unwrap(),
+            local_port: 1,
+            remote_ip: "192.0.2.2".parse().unwrap(),
+            remote_port: 2,
+            legacy_flow_id: None,
+            legacy_type: None,
+            legacy_null: Vec::new(),
+        });
+        let mut line = Vec::new();
+        encode_line(&socket, &mut line);
+        assert!(!String::from_utf8_lossy(&line).contains("legacy"));
     }
 }

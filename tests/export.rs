@@ -21,7 +21,7 @@ const TCP_USER: &str = "lumpy_test";
 const TCP_PASSWORD: &str = "Lumpy-test-only-7f3a9c";
 
 /// Runs SQL as root over the socket with the `mariadb` client.
-fn root_sql(sql: &str) -> String {
+pub(crate) fn root_sql(sql: &str) -> String {
     let out = Command::new("mariadb")
         .args(["--batch", "--skip-column-names", "-e", sql])
         .output()
@@ -37,12 +37,12 @@ fn root_sql(sql: &str) -> String {
 }
 
 /// A fresh database, dropped at the end of the test.
-struct Db {
-    name: String,
+pub(crate) struct Db {
+    pub(crate) name: String,
 }
 
 impl Db {
-    fn new(test: &str) -> Db {
+    pub(crate) fn new(test: &str) -> Db {
         static USER: OnceLock<()> = OnceLock::new();
         USER.get_or_init(|| {
             root_sql(&format!(
@@ -57,7 +57,7 @@ impl Db {
     }
 
     /// Root over the unix socket.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("mysql://root@localhost/{}?socket={SOCKET}", self.name)
     }
 
@@ -66,7 +66,7 @@ impl Db {
         format!("mysql://{TCP_USER}@127.0.0.1:3306/{}", self.name)
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         root_sql(&format!("USE `{}`; {sql}", self.name))
     }
 
@@ -77,7 +77,7 @@ impl Db {
     }
 
     /// Rows of a query, each value in the canonical text encoding.
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+    pub(crate) fn rows(&self, sql: &str) -> Vec<Vec<String>> {
         let url = self.url();
         let sql = sql.to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -174,11 +174,11 @@ fn sqlite_value(v: ValueRef<'_>) -> String {
     }
 }
 
-fn mirror(data: &str) -> rusqlite::Connection {
+pub(crate) fn mirror(data: &str) -> rusqlite::Connection {
     rusqlite::Connection::open(Path::new(data).join("mirror.sqlite")).unwrap()
 }
 
-fn sqlite_rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn sqlite_rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
     let mut stmt = conn.prepare(sql).unwrap();
     let n = stmt.column_count();
     let mut rows = stmt.query([]).unwrap();
@@ -360,7 +360,7 @@ fn add_host_data(data: &str) {
     .unwrap();
 }
 
-fn export(data: &str, url: &str, extra: &[&str]) -> String {
+pub(crate) fn export(data: &str, url: &str, extra: &[&str]) -> String {
     let mut args = vec!["export", "mysql", "--data", data, "--url", url];
     args.extend_from_slice(extra);
     ok(&args)

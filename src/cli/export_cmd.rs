@@ -78,7 +78,7 @@ pub fn run(cmd: ExportCmd) -> anyhow::Result<Status> {
 }
 
 /// One line of a secret file, without its line end.
-fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<String> {
+pub(super) fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{what} {}: cannot read", path.display()))?;
     #[cfg(unix)]

@@ -1,5 +1,5 @@
-//! `import legacy`: a decommissioned Honeywall's pcap tree as a sensor of
-//! this node, with every record derived from it.
+//! `import legacy`: a decommissioned Honeywall's hflow/walleye_0_3 database
+//! rows and its pcap tree as a sensor of this node.
 
 use std::path::PathBuf;
 
@@ -8,12 +8,16 @@ use anyhow::bail;
 use super::{DataDir, Status, progress_bar};
 use crate::capture::layout::discover;
 use crate::ingest::Ingestor;
+use crate::legacy::LegacyError;
 use crate::node;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ImportCmd {
-    /// A Honeywall's /var/log/pcap tree (hour directories of log, log1, ...),
-    /// as sensor N of this node: its pcap is kept here and its flows derived.
+    /// A Honeywall as sensor N of this node: the sensor's rows of its hflow
+    /// or walleye_0_3 MySQL database (--mysql; ids kept), then its
+    /// /var/log/pcap tree (--pcap-dir; pcap kept, flows derived with ids
+    /// above the imported ones). Repeating it adds only what is new.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pcap_dir", "mysql"])))]
     Legacy {
         #[command(flatten)]
         dir: DataDir,
@@ -22,7 +26,18 @@ pub enum ImportCmd {
         sensor_id: String,
         /// The copied /var/log/pcap tree.
         #[arg(long, value_name = "PATH")]
-        pcap_dir: PathBuf,
+        pcap_dir: Option<PathBuf>,
+        /// The legacy database: mysql://USER@HOST[:PORT]/DATABASE (or
+        /// ?socket=PATH). Read only.
+        #[arg(long, value_name = "URL")]
+        mysql: Option<String>,
+        /// File holding the legacy database's password (one line).
+        #[arg(long, value_name = "FILE", requires = "mysql")]
+        password_file: Option<PathBuf>,
+        /// The honeywall's management address (HwMANAGE_IP), recorded with
+        /// the sensor so reinstalls at that address are recognised.
+        #[arg(long, value_name = "IP")]
+        manager_ip: Option<std::net::IpAddr>,
     },
 }
 
@@ -32,7 +47,17 @@ pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
             dir,
             sensor_id,
             pcap_dir,
-        } => legacy(&dir.data, &sensor_id, &pcap_dir),
+            mysql,
+            password_file,
+            manager_ip,
+        } => legacy(
+            &dir.data,
+            &sensor_id,
+            pcap_dir.as_deref(),
+            mysql.as_deref(),
+            password_file.as_deref(),
+            manager_ip,
+        ),
     }
 }
 
@@ -48,19 +73,66 @@ fn oldest_epoch(pcap_dir: &std::path::Path) -> Option<u32> {
 fn legacy(
     data: &std::path::Path,
     sensor_id: &str,
-    pcap_dir: &std::path::Path,
+    pcap_dir: Option<&std::path::Path>,
+    mysql: Option<&str>,
+    password_file: Option<&std::path::Path>,
+    manager_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<Status> {
     let id: crate::sensor_id::SensorId = sensor_id.parse()?;
-    if !pcap_dir.is_dir() {
-        bail!("{}: not a directory", pcap_dir.display());
+    if let Some(p) = pcap_dir
+        && !p.is_dir()
+    {
+        bail!("{}: not a directory", p.display());
     }
+    let target = match mysql {
+        Some(url) => {
+            let password = password_file
+                .map(|p| super::export_cmd::read_secret_file(p, "--password-file"))
+                .transpose()?;
+            Some(crate::export::Target::parse(url, password).map_err(LegacyError::from_target)?)
+        }
+        None => None,
+    };
     let mut node = node::open(data)?;
     if id.0 == node.identity.sensor_id {
         bail!("sensor {id} is this node's own incarnation; a legacy honeywall needs its own id");
     }
+    if let Some(target) = &target {
+        // The database first: its ids are kept, and flows derived from the
+        // pcap afterwards take ids above them.
+        let mut ingestor = Ingestor::new(&mut node, Some(id.0));
+        let bar = progress_bar(0, "legacy rows");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        let r = crate::legacy::import_mysql(&mut ingestor, id.0, target, manager_ip, &bar)?;
+        let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        println!(
+            "sensor {id}: {} rows from {} ({}){}, {} segments{}",
+            r.total_rows(),
+            r.db,
+            r.schema,
+            if rows.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", rows.join(", "))
+            },
+            r.segments,
+            if r.sensor_written {
+                ", sensor row written"
+            } else {
+                ""
+            }
+        );
+    }
+    let Some(pcap_dir) = pcap_dir else {
+        return Ok(Status::Ok);
+    };
     let install = oldest_epoch(pcap_dir).unwrap_or(0);
     let mut ingestor = Ingestor::new(&mut node, Some(id.0));
-    ingestor.ensure_sensor(id.0, install, &format!("Honeywall: {id}"))?;
+    ingestor.ensure_sensor_at(id.0, install, &format!("Honeywall: {id}"), manager_ip)?;
     ingestor.progress = progress_bar(0, "import");
     ingestor.ingest_paths(&[pcap_dir.to_path_buf()])?;
     let r = &ingestor.report;

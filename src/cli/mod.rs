@@ -47,6 +47,9 @@ pub enum Command {
     Flows(query::FlowsArgs),
     /// Show what a node holds.
     Status(node_cmds::DataArg),
+    /// Every sensor incarnation: install time, management address, and the
+    /// earlier and later incarnations at the same address.
+    Sensors(node_cmds::DataArg),
     /// Re-hash every segment and check every index entry.
     Verify(node_cmds::DataArg),
     /// Show or change DIR/lumpy.toml.
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Ingest(a) => ingest_cmd::run(a),
         Command::Flows(a) => query::flows(a),
         Command::Status(a) => node_cmds::status(a),
+        Command::Sensors(a) => node_cmds::sensors(a),
         Command::Verify(a) => node_cmds::verify(a),
         Command::Config(c) => node_cmds::config(c),
         Command::Serve(a) => links_cmd::serve(a),
@@ -212,7 +216,8 @@ mod tests {
                 "--manager-ip",
                 "10.0.0.1"
             ])
-            .is_err()
+            .is_ok(),
+            "a given id with the management address it runs at"
         );
     }
 }

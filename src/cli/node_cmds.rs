@@ -27,14 +27,16 @@ pub struct SensorIdArgs {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("identity").required(true).args(["sensor_id", "manager_ip", "hw_conf"])))]
+#[command(group(clap::ArgGroup::new("identity").required(true).multiple(true).args(["sensor_id", "manager_ip", "hw_conf"])))]
 pub struct InitArgs {
     #[command(flatten)]
     pub dir: DataDir,
     /// Use this sensor id (decimal or dotted quad; bit 31 set = assigned by hand).
     #[arg(long)]
     pub sensor_id: Option<String>,
-    /// Generate a sensor id from this management address (makesensor_id rule).
+    /// The roo's management address: generates the sensor id from it
+    /// (makesensor_id rule) unless --sensor-id gives one, and is recorded
+    /// with the sensor, so reinstalls at this address are recognised.
     #[arg(long)]
     pub manager_ip: Option<IpAddr>,
     /// Read a Honeywall configuration directory (/hw/conf): HwSENSOR_ID, else
@@ -150,6 +152,11 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
         .honeypot_nets
         .extend(a.honeypot_nets.iter().cloned());
     let id = resolve_identity(&a, &mut config)?;
+    let manage_ip = match (a.manager_ip, &a.hw_conf) {
+        (Some(ip), _) => Some(ip),
+        (None, Some(dir)) => hw_var(dir, "HwMANAGE_IP")?.and_then(|s| s.parse().ok()),
+        (None, None) => None,
+    };
     config.capture.honeypot_nets.dedup();
     let install = a.installed.map_or_else(now_secs, u64::from);
     let (mut node, outcome) = node::init(&a.dir.data, id.0, install, &config)?;
@@ -162,7 +169,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
     }
     let name = a.name.clone().unwrap_or_else(|| format!("Honeywall: {id}"));
     let mut ingestor = Ingestor::new(&mut node, None);
-    ingestor.ensure_sensor(id.0, install as u32, &name)?;
+    ingestor.ensure_sensor_at(id.0, install as u32, &name, manage_ip)?;
     ingestor.flush_mirror()?;
     println!("initialised {} as sensor {id}", a.dir.data.display());
     if id.is_manual() {
@@ -182,6 +189,7 @@ fn fmt_time(ns: Option<u64>) -> String {
 fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
     let (hops, _) = crate::sync::links::children_view(&node.store)?;
     let now = now_secs();
+    let incarnations = node.mirror.incarnations()?;
     let mut out = Vec::new();
     for sensor in node.store.known_sensors()? {
         let h = if node.store.is_origin_of(sensor)? {
@@ -201,6 +209,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "newest_record": newest,
             "silent": silent,
             "decommissioned": retired,
+            "incarnation": incarnations.iter().find(|i| i.sensor_id == sensor),
         }));
     }
     Ok(out)
@@ -226,6 +235,40 @@ fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
         }));
     }
     Ok(out)
+}
+
+/// `lumpy sensors`: each incarnation and its neighbours at the same address.
+pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
+    let mirror = super::reading_mirror(&a.dir.data)?;
+    let all = mirror.incarnations()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(Status::Ok);
+    }
+    let when = |s: u32| super::query::fmt_epoch(s);
+    for i in &all {
+        println!(
+            "sensor {}  installed {}  last update {}  {}  address {}  {:?}",
+            i.sensor_id,
+            when(i.install_sec),
+            when(i.last_upd_sec),
+            if i.state.is_empty() { "-" } else { &i.state },
+            i.manage_ip.as_deref().unwrap_or("unknown"),
+            i.name
+        );
+        for (what, list) in [("earlier", &i.earlier), ("later", &i.later)] {
+            for n in list {
+                println!(
+                    "  {what} incarnation at this address: sensor {} installed {} (by {})",
+                    n.sensor_id,
+                    when(n.install_sec),
+                    n.by
+                );
+            }
+        }
+    }
+    println!("{} sensors", all.len());
+    Ok(Status::Ok)
 }
 
 pub fn status(a: DataArg) -> anyhow::Result<Status> {
@@ -282,17 +325,39 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         fmt_time(totals.time_last_ns)
     );
     for s in &sensors {
+        let inc = &s["incarnation"];
+        let ids = |v: &serde_json::Value| -> String {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|n| n["sensor_id"].to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        let mut same = String::new();
+        if !ids(&inc["earlier"]).is_empty() {
+            same.push_str(&format!("  reinstall of {}", ids(&inc["earlier"])));
+        }
+        if !ids(&inc["later"]).is_empty() {
+            same.push_str(&format!("  reinstalled as {}", ids(&inc["later"])));
+        }
         println!(
-            "sensor {:<10} segments {:<8} hops {:<4} newest record {}{}",
+            "sensor {:<10} segments {:<8} hops {:<4} newest record {}  installed {}{}{}",
             s["sensor_id"],
             s["segments_known"],
             s["hops"],
             super::query::fmt_epoch(s["newest_record"].as_u64().unwrap_or(0) as u32),
+            inc["install_sec"]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |t| super::query::fmt_epoch(t as u32)),
             if s["silent"].as_bool() == Some(true) {
                 "  SILENT"
             } else {
                 ""
-            }
+            },
+            same
         );
     }
     for l in &links {

@@ -237,7 +237,17 @@ impl MirrorSource {
             Source::Flows { v6: true, .. } => ("x_flow6", 1),
             _ => ("flow", 0),
         };
-        let what = if count { "count(*)" } else { "v.version, f.*" };
+        let argus = matches!(table.source, Source::Flows { argus: true, .. });
+        // walleye_0_3's argus: the flow row, plus the mirror's argus columns
+        // that a legacy import may have kept verbatim (see `argus_row`).
+        let (what, join) = match (count, argus) {
+            (true, _) => ("count(*)", ""),
+            (false, true) => (
+                "v.version, f.*, a.local, a.argus_dir, a.argus_status, a.argus_ind, a.client_os_id",
+                " LEFT JOIN argus a ON a.sensor_id = f.sensor_id AND a.argus_id = f.flow_id",
+            ),
+            (false, false) => ("v.version, f.*", ""),
+        };
         let order = if count {
             ""
         } else {
@@ -245,7 +255,7 @@ impl MirrorSource {
         };
         format!(
             "SELECT {what} FROM x_flow_version v JOIN {mirror_table} f \
-             ON f.sensor_id = v.sensor_id AND f.flow_id = v.flow_id \
+             ON f.sensor_id = v.sensor_id AND f.flow_id = v.flow_id{join} \
              WHERE v.sensor_id = ?1 AND v.in_flow6 = {v6} \
              AND (v.version > ?2 OR (v.version = ?2 AND v.flow_id > ?3)){order}"
         )
@@ -575,6 +585,32 @@ fn argus_row(f: &[Value], out: &mut Vec<Value>) {
     let status = crate::mirror::argus::status_of(byte(6), count(23), byte(16), byte(26));
     let dir = crate::mirror::argus::direction_of(count(13), count(23));
     let get = |i: usize| f.get(i).cloned().unwrap_or(Value::Null);
+    // Columns 32.. are the mirror's argus row (local, argus_dir,
+    // argus_status, argus_ind, client_os_id): a row a legacy import brought
+    // is sent as it was; a derived one equals the rule above.
+    if let Some(Value::Text(stored_dir)) = f.get(33) {
+        out.extend([
+            get(0),
+            get(1),
+            get(6),
+            get(32),
+            get(2),
+            get(3),
+            get(4),
+            get(5),
+            get(13),
+            get(23),
+            get(14),
+            get(24),
+            get(9),
+            Value::Integer(int(11).max(int(21))),
+            Value::Text(stored_dir.clone()),
+            get(34),
+            get(35),
+            get(36),
+        ]);
+        return;
+    }
     out.extend([
         get(0),                               // sensor_id
         get(1),                               // argus_id = flow_id

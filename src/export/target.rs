@@ -160,6 +160,19 @@ impl Target {
         Ok(conn)
     }
 
+    /// Connects to a database that must already exist (a legacy import's
+    /// source): nothing is created, and the session is only read from.
+    pub async fn connect_existing(&self) -> Result<Conn, ExportError> {
+        let mut conn = self
+            .connect_with(self.opts.clone())
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        conn.query_drop("SET NAMES utf8mb4")
+            .await
+            .map_err(|e| self.server("set up the session".into(), e))?;
+        Ok(conn)
+    }
+
     async fn connect_with(&self, opts: Opts) -> Result<Conn, mysql_async::Error> {
         match tokio::time::timeout(self.connect_timeout, Conn::new(opts)).await {
             Ok(r) => r,

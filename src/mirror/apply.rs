@@ -16,6 +16,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Result, params};
 
 use super::ApplyStats;
+use super::apply_legacy as legacy;
 use super::apply_sebek as sebek;
 use crate::records::{FlowRecord, Record, SensorRecord};
 use crate::store::SegmentId;
@@ -208,6 +209,19 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
             Record::SysIo(r) => written(sebek::sys_io(conn, r)?),
             Record::SysSocket(s) => written(sebek::sys_socket(conn, s)?),
             Record::SbkLoss(l) => written(sebek::sbk_loss(conn, l)?),
+            Record::Os(r) => written(legacy::os(conn, r)?),
+            Record::Ids(r) => written(legacy::ids(conn, r)?),
+            Record::IdsSig(r) => written(legacy::ids_sig(conn, r)?),
+            Record::Argus(a) => {
+                let outcome = w.flow(&a.as_flow())?;
+                if matches!(outcome, Outcome::Written) {
+                    if pending {
+                        sebek::resolve_pending(conn, &a.as_flow())?;
+                    }
+                    legacy::argus(conn, a)?;
+                }
+                outcome
+            }
         };
         match outcome {
             Outcome::Written => stats.rows_written += 1,
@@ -448,6 +462,13 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached(PUT_SENSOR_VERSION)?
             .execute(params![s.sensor_id, version])?;
+        if !s.manage_ip.is_empty() {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO x_sensor_address (sensor_id, manage_ip) VALUES (?1, ?2)",
+                )?
+                .execute(params![s.sensor_id, s.manage_ip])?;
+        }
         Ok(Outcome::Written)
     }
 }

@@ -100,6 +100,11 @@ fn truncate(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or_default()
 }
 
+/// A column's value, or NULL where the legacy row had NULL.
+fn nullable(r: &SysIoRecord, column: &str, v: u32) -> Option<u32> {
+    (!r.is_null(column)).then_some(v)
+}
+
 pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
     let n = match r.kind {
         SysIoKind::Read | SysIoKind::Write => {
@@ -117,9 +122,9 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 r.sensor_id,
                 r.id,
                 r.process_id,
-                r.uid,
-                r.pcap_time,
-                r.time,
+                nullable(r, "uid", r.uid),
+                nullable(r, "pcap_time", r.pcap_time),
+                nullable(r, "time", r.time),
                 r.counter,
                 r.filed,
                 r.inode,
@@ -138,9 +143,9 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 r.sensor_id,
                 r.id,
                 r.process_id,
-                r.uid,
-                r.pcap_time,
-                r.time,
+                nullable(r, "uid", r.uid),
+                nullable(r, "pcap_time", r.pcap_time),
+                nullable(r, "time", r.time),
                 r.counter,
                 r.filed,
                 r.inode,
@@ -195,7 +200,9 @@ fn find_flow(conn: &Connection, s: &SysSocketRecord) -> Result<Option<u32>> {
 }
 
 pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool> {
-    let flow = if never_joins(s) {
+    let flow = if let Some(legacy) = s.legacy_flow_id {
+        Some(legacy)
+    } else if never_joins(s) {
         Some(0)
     } else {
         find_flow(conn, s)?
@@ -203,21 +210,22 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO sys_socket (sensor_id, sys_socket_id, process_id, pcap_time, \
-             time, uid, counter, filed, inode, flow_id, \"call\") \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             time, uid, counter, filed, inode, flow_id, \"call\", type) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             s.sensor_id,
             s.sys_socket_id,
             s.process_id,
-            s.pcap_time,
+            (!s.legacy_null.iter().any(|c| c == "pcap_time")).then_some(s.pcap_time),
             s.time,
             s.uid,
             s.counter,
             s.filed,
             s.inode,
             flow.unwrap_or(0),
-            s.call
+            s.call,
+            s.legacy_type
         ])?;
     if n == 1 && flow.is_none() {
         conn.prepare_cached(

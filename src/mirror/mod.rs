@@ -19,10 +19,12 @@
 //! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
 
 mod apply;
+mod apply_legacy;
 mod apply_sebek;
 pub mod argus;
 pub mod background;
 mod hash;
+pub mod incarnations;
 mod query;
 mod schema;
 mod sebek_query;
@@ -369,6 +371,15 @@ fn apply_one(
 }
 
 /// Adds the mirror path and the failed step to a SQLite error.
+impl Mirror {
+    /// Every sensor of the mirror as an incarnation, with the earlier and
+    /// later incarnations at the same management address
+    /// (`mirror::incarnations`), oldest install first.
+    pub fn incarnations(&self) -> Result<Vec<incarnations::Incarnation>, MirrorError> {
+        incarnations::incarnations(&self.conn).ctx(&self.path, "query incarnations")
+    }
+}
+
 trait Ctx<T> {
     fn ctx(self, path: &str, what: &'static str) -> Result<T, MirrorError>;
 }

@@ -362,6 +362,14 @@ CREATE TABLE IF NOT EXISTS x_sensor_version (
     version    INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The management address of a sensor incarnation, when its origin recorded
+-- one (SensorRecord.manage_ip): tells reinstalls at one address apart from
+-- roos elsewhere (mirror::incarnations).
+CREATE TABLE IF NOT EXISTS x_sensor_address (
+    sensor_id  INTEGER NOT NULL PRIMARY KEY,
+    manage_ip  TEXT NOT NULL
+) WITHOUT ROWID;
+
 -- The origin version of each process row (its time ranges grow).
 CREATE TABLE IF NOT EXISTS x_process_version (
     sensor_id   INTEGER NOT NULL,

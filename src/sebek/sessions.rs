@@ -83,6 +83,17 @@ pub struct Tracker {
     dirty: BTreeMap<u32, ProcessRecord>,
 }
 
+/// The highest id of each sebek id space (0: none assigned).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SebekIds {
+    pub process: u32,
+    pub command: u32,
+    pub read: u32,
+    pub write: u32,
+    pub open: u32,
+    pub socket: u32,
+}
+
 /// Where and when a sebek packet was captured.
 #[derive(Clone, Copy, Debug)]
 pub struct Origin {
@@ -97,6 +108,36 @@ fn next(id: &mut u32) -> u32 {
 }
 
 impl Tracker {
+    /// The highest id assigned in each id space.
+    pub fn last_ids(&self) -> SebekIds {
+        SebekIds {
+            process: self.next_process_id,
+            command: self.next_command_id,
+            read: self.next_read_id,
+            write: self.next_write_id,
+            open: self.next_open_id,
+            socket: self.next_socket_id,
+        }
+    }
+
+    /// Makes rows created from now on take ids above `ids` in each space
+    /// (ids that a legacy import keeps for its own rows).
+    pub fn reserve_ids(&mut self, ids: &SebekIds) {
+        self.next_process_id = self.next_process_id.max(ids.process);
+        self.next_command_id = self.next_command_id.max(ids.command);
+        self.next_read_id = self.next_read_id.max(ids.read);
+        self.next_write_id = self.next_write_id.max(ids.write);
+        self.next_open_id = self.next_open_id.max(ids.open);
+        self.next_socket_id = self.next_socket_id.max(ids.socket);
+    }
+
+    /// Takes a command name that a legacy import brought with its id, so
+    /// later sebek records of that name reuse the row instead of adding a
+    /// second one. A name already known keeps its id.
+    pub fn adopt_command(&mut self, name: &str, command_id: u32) {
+        self.commands.entry(name.to_string()).or_insert(command_id);
+    }
+
     /// Decodes one sebek UDP payload and updates the state; a rejected
     /// payload changes nothing but the `rejected` counter.
     pub fn observe(&mut self, at: Origin, payload: &[u8]) -> Result<(), SebekError> {
@@ -249,6 +290,7 @@ impl Tracker {
                 inode: h.inode,
                 length: h.length,
                 data: rec.data.to_vec(),
+                legacy_null: Vec::new(),
             })
         };
         let row = match (h.kind, socket) {
@@ -273,6 +315,9 @@ impl Tracker {
                 local_port: s.local_port,
                 remote_ip: Ipv4Addr::from(s.remote_ip),
                 remote_port: s.remote_port,
+                legacy_flow_id: None,
+                legacy_type: None,
+                legacy_null: Vec::new(),
             }),
             (RecordKind::Socket, None) => return,
         };

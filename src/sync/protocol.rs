@@ -50,6 +50,26 @@ pub struct SensorSummary {
     pub pcap_held_to: u64,
     /// Newest item time among held segments, ns since the epoch.
     pub newest_ns: u64,
+    /// Which incarnation of a roo this sensor is (from the answering node's
+    /// mirror); absent until its sensor row is there, and from older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<IncarnationInfo>,
+}
+
+/// A sensor's incarnation as the peer API reports it (`mirror::incarnations`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncarnationInfo {
+    pub name: String,
+    pub install_sec: u32,
+    /// The management address, when the origin recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manage_ip: Option<String>,
+    /// Sensor ids of the incarnations at the same address installed before
+    /// and after this one, oldest first.
+    #[serde(default)]
+    pub earlier: Vec<u32>,
+    #[serde(default)]
+    pub later: Vec<u32>,
 }
 
 /// One place in a sensor's sequence (`GET /v1/catalog/{sensor}`).

@@ -80,8 +80,17 @@ impl PeerApi {
             return Ok(s.clone());
         }
         let (hops, below) = children_view(&self.store).map_err(|e| e.to_string())?;
-        let s = Arc::new(build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?);
-        if let Ok(mut cache) = self.cache.lock() {
+        let mut s = build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?;
+        let mirror = self.store.dir().join(crate::node::MIRROR_FILE);
+        match crate::mirror::Mirror::open(&mirror).and_then(|m| m.incarnations()) {
+            Ok(all) => super::summary::attach_incarnations(&mut s, &all),
+            Err(e) => tracing::warn!(error = %e, "summary without incarnations"),
+        }
+        // A sensor row reaches the mirror just after its segment is indexed:
+        // a summary missing one is not kept, so the next request has it.
+        let complete = s.sensors.iter().all(|x| x.incarnation.is_some());
+        let s = Arc::new(s);
+        if complete && let Ok(mut cache) = self.cache.lock() {
             *cache = Some((generation, s.clone()));
         }
         Ok(s)

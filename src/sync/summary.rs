@@ -60,7 +60,26 @@ pub fn sensor_summary(store: &Store, sensor: u32, hops: u32) -> Result<SensorSum
         hops,
         pcap_held_to,
         newest_ns,
+        incarnation: None,
     })
+}
+
+/// Adds each sensor's incarnation (from the mirror) to `s` and recomputes
+/// its digest. Sensors the mirror has no row for yet keep none.
+pub fn attach_incarnations(s: &mut Summary, all: &[crate::mirror::incarnations::Incarnation]) {
+    for sensor in &mut s.sensors {
+        sensor.incarnation = all
+            .iter()
+            .find(|i| i.sensor_id == sensor.sensor_id)
+            .map(|i| crate::sync::protocol::IncarnationInfo {
+                name: i.name.clone(),
+                install_sec: i.install_sec,
+                manage_ip: i.manage_ip.clone(),
+                earlier: i.earlier.iter().map(|n| n.sensor_id).collect(),
+                later: i.later.iter().map(|n| n.sensor_id).collect(),
+            });
+    }
+    s.digest = digest_of(s);
 }
 
 fn track_pcap(e: &KnownEntry, held_to: &mut u64, gap: &mut bool) {
