@@ -30,7 +30,8 @@ use crate::flows::{FlowState, FlowTable, TableCounters};
 use crate::mirror::MirrorError;
 use crate::mirror::background::BackgroundApplier;
 use crate::node::{Node, NodeError};
-use crate::records::{Record, SensorRecord, encode_line};
+use crate::p0f::{Matcher, Observer};
+use crate::records::{OsFingerprintRecord, Record, SensorRecord, encode_line};
 use crate::sebek::Tracker;
 use crate::sebek::sessions::Origin;
 use crate::store::{
@@ -147,6 +148,9 @@ struct SensorIngest {
     pcap: Option<SegmentBuilder>,
     flow_blocks: BTreeMap<u32, BTreeSet<u32>>,
     sensor_dirty: bool,
+    /// p0f handshake state, and fingerprints not yet in a record segment.
+    p0f: Observer,
+    fingerprints: Vec<OsFingerprintRecord>,
 }
 
 /// Drives ingest for one node.
@@ -161,6 +165,33 @@ pub struct Ingestor<'n> {
     pub stop: Option<Arc<AtomicBool>>,
     /// Applies record segments to the mirror beside the ingest thread.
     mirror: Option<BackgroundApplier>,
+    /// The p0f signature database (`capture.p0f_fp`); `None`: no fingerprints.
+    p0f: Option<Arc<Matcher>>,
+}
+
+/// Loads the p0f database named by `capture.p0f_fp`. Fingerprinting is off
+/// (with a warning) when the file is missing or does not parse, and off
+/// silently when the setting is empty: ingest never fails for it.
+pub fn load_p0f(path: &Path) -> Option<Arc<Matcher>> {
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e,
+                "p0f database unreadable: no OS fingerprints (capture.p0f_fp)");
+            return None;
+        }
+    };
+    match Matcher::parse(&text) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e,
+                "p0f database invalid: no OS fingerprints (capture.p0f_fp)");
+            None
+        }
+    }
 }
 
 /// Bytes hashed to identify a file: its header and first packet record.
@@ -242,7 +273,14 @@ impl<'n> Ingestor<'n> {
             report: IngestReport::default(),
             stop: None,
             mirror: None,
+            p0f: None,
         }
+        .with_p0f()
+    }
+
+    fn with_p0f(mut self) -> Self {
+        self.p0f = load_p0f(&self.node.config.capture.p0f_fp);
+        self
     }
 
     /// Registers a sensor (writing its first sensor record) if this node has
@@ -322,9 +360,30 @@ impl<'n> Ingestor<'n> {
                 pcap: None,
                 flow_blocks: BTreeMap::new(),
                 sensor_dirty: dirty,
+                p0f: Observer::default(),
+                fingerprints: Vec::new(),
             },
         );
         Ok(())
+    }
+
+    /// Stores fingerprints that did not come from this run's packets (an
+    /// imported p0f log) in one record segment of `sensor_id`, committed
+    /// like any other. The sensor must be registered (`ensure_sensor`).
+    pub fn add_fingerprints(
+        &mut self,
+        sensor_id: u32,
+        records: Vec<OsFingerprintRecord>,
+    ) -> Result<(), IngestError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.load_sensor(sensor_id, 0, "")?;
+        if let Some(s) = self.sensors.get_mut(&sensor_id) {
+            s.fingerprints.extend(records);
+        }
+        self.seal_and_commit(sensor_id, None)?;
+        self.flush_mirror()
     }
 
     /// Ingests every capture file found under `paths`.
@@ -589,7 +648,16 @@ impl<'n> Ingestor<'n> {
                         };
                         observe_sebek(&mut s.state.sebek, at, p.data, &net, &mut self.report);
                     }
-                    s.table.observe(ts_ns, p.orig_len, &net).flow_id
+                    let flow_id = s.table.observe(ts_ns, p.orig_len, &net).flow_id;
+                    if let Some(m) = &self.p0f {
+                        let sec = u32::try_from(p.ts_sec).unwrap_or(u32::MAX);
+                        if let Some(o) = s.p0f.observe(m, sec, p.data, &net)
+                            && let Some(r) = crate::p0f::record(m, sensor_id, sec, flow_id, &o)
+                        {
+                            s.fingerprints.push(r);
+                        }
+                    }
+                    flow_id
                 }
                 None => {
                     self.report.non_ip_packets += 1;
@@ -647,7 +715,11 @@ impl<'n> Ingestor<'n> {
             s.state.sensor.last_upd_sec = newest;
             s.sensor_dirty = true;
         }
-        if s.table.has_changes() || s.sensor_dirty || s.state.sebek.has_changes() {
+        if s.table.has_changes()
+            || s.sensor_dirty
+            || s.state.sebek.has_changes()
+            || !s.fingerprints.is_empty()
+        {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
             let changes = s.table.take_changes(seq);
@@ -671,6 +743,8 @@ impl<'n> Ingestor<'n> {
                 batch.open_flows_delete.push((sensor_id, k.encode()));
             }
             records.extend(changes.records.into_iter().map(Record::Flow));
+            // Fingerprints after flows: their flows are in the mirror first.
+            records.extend(s.fingerprints.drain(..).map(Record::OsFingerprint));
             sealed.push(build_record_segment(
                 sensor_id,
                 seq,
@@ -738,6 +812,7 @@ fn build_record_segment(
             Record::SysIo(x) => u64::from(x.pcap_time) * 1_000_000_000,
             Record::SysSocket(x) => u64::from(x.pcap_time) * 1_000_000_000,
             Record::SbkLoss(x) => u64::from(x.time) * 1_000_000_000,
+            Record::OsFingerprint(x) => u64::from(x.time) * 1_000_000_000,
             Record::Sensor(_)
             | Record::ProcessTree(_)
             | Record::Command(_)

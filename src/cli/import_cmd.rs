@@ -1,5 +1,6 @@
 //! `import legacy`: a decommissioned Honeywall's pcap tree as a sensor of
-//! this node, with every record derived from it.
+//! this node, with every record derived from it; `import p0f-log`: a running
+//! p0f's log as OS fingerprints (`p0f_cmd`).
 
 use std::path::PathBuf;
 
@@ -24,6 +25,11 @@ pub enum ImportCmd {
         #[arg(long, value_name = "PATH")]
         pcap_dir: PathBuf,
     },
+    /// The log of a p0f already running on a honeywall (`p0f -o FILE`), as
+    /// OS fingerprints of a sensor: `os` rows and the flows' OS ids.
+    /// Importing the same log again adds nothing; malformed lines are
+    /// reported as FILE:LINE and skipped (exit status 1).
+    P0fLog(super::p0f_cmd::ImportP0fArgs),
 }
 
 pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
@@ -33,6 +39,7 @@ pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
             sensor_id,
             pcap_dir,
         } => legacy(&dir.data, &sensor_id, &pcap_dir),
+        ImportCmd::P0fLog(a) => super::p0f_cmd::import_p0f_log(a),
     }
 }
 

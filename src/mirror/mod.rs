@@ -19,6 +19,7 @@
 //! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
 
 mod apply;
+mod apply_os;
 mod apply_sebek;
 pub mod argus;
 pub mod background;
@@ -26,6 +27,7 @@ mod hash;
 mod query;
 mod schema;
 mod sebek_query;
+pub use apply_os::os_id_of;
 pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
 #[cfg(test)]
 mod tests;
