@@ -9,6 +9,7 @@ mod cli;
 mod export;
 mod flows_vs_argus;
 mod ingest;
+mod p0f;
 mod pcap;
 mod sebek;
 mod sync;
