@@ -169,6 +169,34 @@ pub struct Ingestor<'n> {
     p0f: Option<Arc<Matcher>>,
 }
 
+/// One sebek datagram received by the live listener.
+#[derive(Debug, Clone)]
+pub struct SebekDatagram {
+    /// The honeypot (the datagram's source address).
+    pub src: std::net::Ipv4Addr,
+    /// Receive time, seconds: the capture clock of sebek rows.
+    pub received_sec: u32,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Databases already loaded, by path: parsed (and warned about) once per
+/// process, since `serve` makes an `Ingestor` per pass.
+static P0F_CACHE: std::sync::Mutex<Vec<(PathBuf, Option<Arc<Matcher>>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn cached_p0f(path: &Path) -> Option<Arc<Matcher>> {
+    let Ok(mut cache) = P0F_CACHE.lock() else {
+        return load_p0f(path);
+    };
+    if let Some((_, m)) = cache.iter().find(|(p, _)| p == path) {
+        return m.clone();
+    }
+    let m = load_p0f(path);
+    cache.push((path.to_path_buf(), m.clone()));
+    m
+}
+
 /// Loads the p0f database named by `capture.p0f_fp`. Fingerprinting is off
 /// (with a warning) when the file is missing or does not parse, and off
 /// silently when the setting is empty: ingest never fails for it.
@@ -279,7 +307,7 @@ impl<'n> Ingestor<'n> {
     }
 
     fn with_p0f(mut self) -> Self {
-        self.p0f = load_p0f(&self.node.config.capture.p0f_fp);
+        self.p0f = cached_p0f(&self.node.config.capture.p0f_fp);
         self
     }
 
@@ -384,6 +412,44 @@ impl<'n> Ingestor<'n> {
         }
         self.seal_and_commit(sensor_id, None)?;
         self.flush_mirror()
+    }
+
+    /// Stores sebek datagrams received live (`capture.sebek_listen`) as the
+    /// records of sensor `sensor_id`, through the same per-sensor sebek state
+    /// as sebek packets read from captures, in one record segment. Returns
+    /// (records decoded, datagrams rejected); a rejected datagram is counted
+    /// and logged, never stored.
+    pub fn add_sebek_datagrams(
+        &mut self,
+        sensor_id: u32,
+        datagrams: &[SebekDatagram],
+    ) -> Result<(u64, u64), IngestError> {
+        if datagrams.is_empty() {
+            return Ok((0, 0));
+        }
+        self.load_sensor(sensor_id, 0, "")?;
+        let (mut ok, mut rejected) = (0u64, 0u64);
+        if let Some(s) = self.sensors.get_mut(&sensor_id) {
+            for d in datagrams {
+                let at = Origin {
+                    sensor_id,
+                    src_ip: d.src,
+                    pcap_sec: d.received_sec,
+                };
+                match s.state.sebek.observe(at, &d.payload) {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        rejected += 1;
+                        tracing::debug!(src = %d.src, error = %e, "sebek datagram rejected");
+                    }
+                }
+            }
+        }
+        self.report.sebek_records += ok;
+        self.report.sebek_rejected += rejected;
+        self.seal_and_commit(sensor_id, None)?;
+        self.flush_mirror()?;
+        Ok((ok, rejected))
     }
 
     /// Ingests every capture file found under `paths`.

@@ -76,7 +76,9 @@ fn key(f: &BTreeMap<String, String>) -> (String, String, String, String) {
     )
 }
 
-fn by_key(lines: &[String]) -> BTreeMap<(String, String, String, String), BTreeMap<String, String>> {
+fn by_key(
+    lines: &[String],
+) -> BTreeMap<(String, String, String, String), BTreeMap<String, String>> {
     lines
         .iter()
         .map(|l| {
@@ -129,7 +131,10 @@ fn native_fingerprints_give_p0fs_labels() {
         "SYN: {}/{} labels agree; SYN+ACK: {}/{}; raw signatures identical: {same_sig}/{total}",
         agree[0], labelled[0], agree[1], labelled[1]
     );
-    assert!(labelled[0] >= 200, "too few labelled SYNs to judge: {labelled:?}");
+    assert!(
+        labelled[0] >= 200,
+        "too few labelled SYNs to judge: {labelled:?}"
+    );
     for i in 0..2 {
         assert!(
             agree[i] * 100 >= labelled[i] * 95,
@@ -200,7 +205,10 @@ fn ingest_fills_os_rows_and_client_os_ids() {
         .collect();
     assert!(expected.len() > 100);
     let got = flow_client_os(&data, "client_os_id");
-    let matching = expected.iter().filter(|(k, v)| got.get(*k) == Some(v)).count();
+    let matching = expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) == Some(v))
+        .count();
     assert!(
         matching * 100 >= expected.len() * 95,
         "{matching} of {} flows carry p0f's client OS",
@@ -275,7 +283,10 @@ fn a_p0f_log_imports_once_and_bad_lines_are_named() {
         .filter(|((c, _), _)| !c.contains(':'))
         .collect();
     let got = flow_client_os(&data, "client_os_id");
-    let matching = expected.iter().filter(|(k, v)| got.get(*k) == Some(v)).count();
+    let matching = expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) == Some(v))
+        .count();
     assert!(
         matching * 100 >= expected.len() * 95,
         "{matching} of {} flows carry the imported client OS",
@@ -302,14 +313,24 @@ fn a_p0f_log_imports_once_and_bad_lines_are_named() {
         ),
     )
     .unwrap();
-    let out = run(&["import", "p0f-log", "--data", &data, bad_file.to_str().unwrap()]);
+    let out = run(&[
+        "import",
+        "p0f-log",
+        "--data",
+        &data,
+        bad_file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("{}:2:", bad_file.display())),
         "{}",
         stderr(&out)
     );
-    assert!(stdout(&out).contains("1 already present"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("1 already present"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(before, dump(&data));
 }
 
