@@ -2,7 +2,8 @@
 //!
 //! Owns turning one captured frame (link type + bytes) into a `PacketInfo`: IP
 //! addresses, transport protocol and ports, TCP flags, IPv4 flags, fragment and
-//! ICMP details (including the flow an ICMP error quotes). It runs once per packet
+//! ICMP details (including the flow an ICMP error quotes), and where the IP
+//! header and the transport header lie in the frame (for `p0f`). It runs once per packet
 //! at hundreds of MB/s: it borrows, never allocates on success, and never panics.
 //! Must not touch: reading files (`reader`), flows, storage or anything stateful;
 //! it does not reassemble fragments or validate checksums.

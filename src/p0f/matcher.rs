@@ -262,7 +262,7 @@ impl Matcher {
             let window_ok = match r.win {
                 WindowSize::Any => true,
                 WindowSize::Exact(w) => w == p.win,
-                WindowSize::Modulo(m) => m != 0 && p.win % m == 0,
+                WindowSize::Modulo(m) => m != 0 && p.win.is_multiple_of(m),
                 WindowSize::Mss(n) => multi == Some((u32::from(n), false)),
                 WindowSize::Mtu(n) => multi == Some((u32::from(n), true)),
             };
