@@ -46,7 +46,7 @@ fn p0f_log(capture: &Path, dir: &Path) -> Vec<String> {
     std::fs::read_to_string(&log)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("|mod=syn") || l.contains("] mod=syn"))
+        .filter(|l| l.contains("] mod=syn") || l.contains("] mod=sendsyn"))
         .map(String::from)
         .collect()
 }
@@ -378,4 +378,294 @@ fn a_parent_sees_the_os_rows_of_its_child() {
     assert_eq!(flows_with_os(&parent), flows_with_os(&child));
     let out = ok(&["hosts", "--data", &parent, "--ip", "198.51.100.20"]);
     assert!(out.contains("43 Linux 2.2.x-3.x"), "{out}");
+}
+
+/// One TCP packet of the synthetic capture.
+struct Tcp<'a> {
+    v6: bool,
+    src: u8,
+    dst: u8,
+    sport: u16,
+    dport: u16,
+    ttl: u8,
+    df: bool,
+    id: u16,
+    ecn: bool,
+    mbz: bool,
+    flow_label: u32,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    win: u16,
+    urg: u16,
+    options: &'a [u8],
+    payload: &'a [u8],
+}
+
+fn raw_packet(t: &Tcp<'_>) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&t.sport.to_be_bytes());
+    tcp.extend_from_slice(&t.dport.to_be_bytes());
+    tcp.extend_from_slice(&t.seq.to_be_bytes());
+    tcp.extend_from_slice(&t.ack.to_be_bytes());
+    tcp.push((((20 + t.options.len()) / 4) as u8) << 4);
+    tcp.push(t.flags);
+    tcp.extend_from_slice(&t.win.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0]);
+    tcp.extend_from_slice(&t.urg.to_be_bytes());
+    tcp.extend_from_slice(t.options);
+    tcp.extend_from_slice(t.payload);
+    let mut p = Vec::new();
+    if t.v6 {
+        let word = (6u32 << 28) | (u32::from(t.ecn) << 20) | (t.flow_label & 0xf_ffff);
+        p.extend_from_slice(&word.to_be_bytes());
+        p.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[6, t.ttl]);
+        for host in [t.src, t.dst] {
+            p.extend_from_slice(&[
+                0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, host,
+            ]);
+        }
+    } else {
+        p.extend_from_slice(&[0x45, u8::from(t.ecn) * 2]);
+        p.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&t.id.to_be_bytes());
+        let flags: u16 = if t.df { 0x4000 } else { 0 } | if t.mbz { 0x8000 } else { 0 };
+        p.extend_from_slice(&flags.to_be_bytes());
+        p.extend_from_slice(&[t.ttl, 6, 0, 0, 10, 9, 0, t.src, 10, 9, 0, t.dst]);
+    }
+    p.extend_from_slice(&tcp);
+    p
+}
+
+/// TCP options for a signature's layout, or `None` when the layout cannot
+/// be built aligned (or needs `opt+`).
+fn options_for(
+    sig: &lumpy::p0f::TcpSignature,
+    mss: u16,
+    scale: u8,
+    ts1: u32,
+    ts2: u32,
+) -> Option<Vec<u8>> {
+    let mut o = Vec::new();
+    for name in &sig.options {
+        match name.as_str() {
+            "nop" => o.push(1),
+            "mss" => o.extend_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]),
+            "ws" => o.extend_from_slice(&[3, 3, scale]),
+            "sok" => o.extend_from_slice(&[4, 2]),
+            "sack" => o.extend_from_slice(&[5, 10, 0, 0, 0, 1, 0, 0, 0, 2]),
+            "ts" => {
+                o.extend_from_slice(&[8, 10]);
+                o.extend_from_slice(&ts1.to_be_bytes());
+                o.extend_from_slice(&ts2.to_be_bytes());
+            }
+            other => {
+                if let Some(n) = other.strip_prefix("eol+") {
+                    o.push(0);
+                    o.extend(std::iter::repeat_n(0, n.parse().ok()?));
+                } else if let Some(n) = other.strip_prefix('?') {
+                    o.extend_from_slice(&[n.parse().ok()?, 2]);
+                } else {
+                    return None;
+                }
+            }
+        }
+    }
+    (o.len() % 4 == 0 && o.len() <= 40).then_some(o)
+}
+
+/// A capture with one handshake per signature of Debian's p0f.fp (as far as
+/// a signature can be built: IPv4 options, `opt+` and `bad` are skipped):
+/// for [tcp:request] signatures a SYN shaped by it, for [tcp:response]
+/// signatures a plain SYN answered by a SYN+ACK shaped by it.
+fn synthetic_capture(path: &Path) -> usize {
+    use lumpy::p0f::{Quirk, Ttl, WindowSize};
+    let db =
+        lumpy::p0f::Database::parse(&std::fs::read_to_string("/etc/p0f/p0f.fp").unwrap()).unwrap();
+    let mut out = Vec::new();
+    out.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes());
+    let mut sec = 1_700_000_000u32;
+    let mut push = |out: &mut Vec<u8>, sec: u32, p: &[u8]| {
+        out.extend_from_slice(&sec.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p);
+    };
+    let mut made = 0;
+    let plain_syn_opts = [
+        2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+    for (n, (sig, response)) in db
+        .syn
+        .iter()
+        .map(|s| (s, false))
+        .chain(db.syn_ack.iter().map(|s| (s, true)))
+        .enumerate()
+    {
+        let q = |x: Quirk| sig.quirks.contains(&x);
+        if sig.olen != 0 || q(Quirk::OptPlus) || q(Quirk::Bad) {
+            continue;
+        }
+        let v6 = sig.version == Some(6);
+        let ttl = match sig.ttl {
+            Ttl::Guess(t) => t.saturating_sub(3),
+            Ttl::Distance(t, _) => t,
+            Ttl::Bad(t) => t.saturating_sub(7),
+            Ttl::Unknown(_) => continue,
+        };
+        let mss = sig.mss.unwrap_or(1460);
+        let win = match sig.window {
+            WindowSize::Exact(w) => Some(u32::from(w)),
+            WindowSize::Mss(k) => Some(u32::from(k) * u32::from(mss)),
+            WindowSize::Mtu(k) => Some(u32::from(k) * (u32::from(mss) + 40)),
+            WindowSize::Modulo(m) => Some(u32::from(m) * (65535 / u32::from(m)).max(1)),
+            WindowSize::Any => Some(8192),
+        };
+        let Some(win) = win.and_then(|w| u16::try_from(w).ok()) else {
+            continue;
+        };
+        let scale = sig.scale.unwrap_or(7);
+        let ts1 = if q(Quirk::Ts1Minus) {
+            0
+        } else {
+            100_000 + n as u32
+        };
+        let ts2 = if q(Quirk::Ts2Plus) || response {
+            777
+        } else {
+            0
+        };
+        let Some(options) = options_for(sig, mss, scale, ts1, ts2) else {
+            continue;
+        };
+        let payload: &[u8] = if sig.payload == Some(true) {
+            b"0123456789"
+        } else {
+            b""
+        };
+        let (client, server) = ((n % 200) as u8 + 1, 250u8);
+        let cport = 20_000 + n as u16;
+        let df = q(Quirk::Df) || q(Quirk::IdPlus);
+        let shaped = |flags: u8, ack: u32| Tcp {
+            v6,
+            src: if response { server } else { client },
+            dst: if response { client } else { server },
+            sport: if response { 80 } else { cport },
+            dport: if response { cport } else { 80 },
+            ttl,
+            df: df && !v6,
+            id: if q(Quirk::IdMinus) || (df && !q(Quirk::IdPlus)) {
+                0
+            } else {
+                4242
+            },
+            ecn: q(Quirk::Ecn),
+            mbz: q(Quirk::ZeroPlus) && !v6,
+            flow_label: if q(Quirk::Flow) { 12345 } else { 0 },
+            seq: if q(Quirk::SeqMinus) {
+                0
+            } else {
+                5000 + n as u32
+            },
+            ack,
+            flags: flags
+                | if q(Quirk::UrgfPlus) { 0x20 } else { 0 }
+                | if q(Quirk::PushfPlus) { 0x08 } else { 0 },
+            win,
+            urg: if q(Quirk::UptrPlus) || q(Quirk::UrgfPlus) {
+                7
+            } else {
+                0
+            },
+            options: &options,
+            payload,
+        };
+        if response {
+            let syn = Tcp {
+                v6,
+                src: client,
+                dst: server,
+                sport: cport,
+                dport: 80,
+                ttl: 61,
+                df: !v6,
+                id: 1,
+                ecn: false,
+                mbz: false,
+                flow_label: 0,
+                seq: 900 + n as u32,
+                ack: 0,
+                flags: 0x02,
+                win: 64240,
+                urg: 0,
+                options: &plain_syn_opts,
+                payload: b"",
+            };
+            push(&mut out, sec, &raw_packet(&syn));
+            let ack = if q(Quirk::AckMinus) {
+                0
+            } else {
+                901 + n as u32
+            };
+            push(&mut out, sec, &raw_packet(&shaped(0x12, ack)));
+        } else {
+            let ack = if q(Quirk::AckPlus) { 0x0100_0001 } else { 0 };
+            push(&mut out, sec, &raw_packet(&shaped(0x02, ack)));
+        }
+        made += 1;
+        sec += 1;
+    }
+    std::fs::write(path, out).unwrap();
+    made
+}
+
+#[test]
+fn every_buildable_p0f_signature_is_labelled_as_p0f_labels_it() {
+    let work = tempfile::tempdir().unwrap();
+    let capture = work.path().join("signatures.pcap");
+    let made = synthetic_capture(&capture);
+    assert!(made > 150, "only {made} handshakes built");
+    let theirs = by_key(&p0f_log(&capture, work.path()));
+    let ours_text = ok(&["fingerprint", capture.to_str().unwrap()]);
+    let ours_lines: Vec<String> = ours_text.lines().map(String::from).collect();
+    let ours = by_key(&ours_lines);
+    let (mut labelled, mut agree) = ([0usize; 2], [0usize; 2]);
+    for (k, f) in &theirs {
+        if f["os"] == "???" {
+            continue;
+        }
+        let i = usize::from(k.0 == "syn+ack");
+        labelled[i] += 1;
+        match ours.get(k) {
+            Some(m) if m["os"] == f["os"] && m["raw_sig"] == f["raw_sig"] => agree[i] += 1,
+            other => eprintln!(
+                "disagreement {k:?}: p0f {} {} / lumpy {:?}",
+                f["os"],
+                f["raw_sig"],
+                other.map(|m| (&m["os"], &m["raw_sig"]))
+            ),
+        }
+    }
+    let extra = ours
+        .iter()
+        .filter(|(k, _)| !theirs.contains_key(*k))
+        .inspect(|(k, m)| eprintln!("lumpy only {k:?}: {} {}", m["os"], m["raw_sig"]))
+        .count();
+    eprintln!(
+        "synthetic: SYN {}/{} agree, SYN+ACK {}/{} agree, {extra} fingerprinted by lumpy only",
+        agree[0], labelled[0], agree[1], labelled[1]
+    );
+    assert!(labelled[0] > 100 && labelled[1] > 20, "{labelled:?}");
+    for i in 0..2 {
+        assert!(
+            agree[i] * 100 >= labelled[i] * 95,
+            "{agree:?} of {labelled:?}"
+        );
+    }
+    assert_eq!(extra, 0);
 }

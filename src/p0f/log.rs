@@ -221,7 +221,11 @@ pub fn format_line(m: &Matcher, sec: u32, o: &Observation) -> String {
     let label = o.verdict.matched.and_then(|x| m.label(&x));
     let (key, text) = match label {
         Some(l) => (
-            if l.class == "!" { "app" } else { "os" },
+            if l.class == "!" || o.sendsyn {
+                "app"
+            } else {
+                "os"
+            },
             if l.flavor.is_empty() {
                 l.name.clone()
             } else {
@@ -237,7 +241,12 @@ pub fn format_line(m: &Matcher, sec: u32, o: &Observation) -> String {
     format!(
         "{} mod={}|cli={}/{}|srv={}/{}|subj={}|{key}={text}|dist={dist}|params={}|raw_sig={}",
         format_time(sec),
-        if o.client { "syn" } else { "syn+ack" },
+        match (o.client, o.sendsyn) {
+            (true, false) => "syn",
+            (false, false) => "syn+ack",
+            (true, true) => "sendsyn probe",
+            (false, true) => "sendsyn response",
+        },
         addr(&cli.0),
         cli.1,
         addr(&srv.0),

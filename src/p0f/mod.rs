@@ -32,6 +32,9 @@ pub fn record(
     flow_id: u32,
     o: &Observation,
 ) -> Option<OsFingerprintRecord> {
+    if o.sendsyn {
+        return None;
+    }
     let x = o.verdict.matched?;
     let label = m.label(&x)?;
     Some(OsFingerprintRecord {

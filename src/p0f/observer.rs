@@ -5,7 +5,10 @@
 //! userland tool (class `!`, e.g. an NMap scan) is forgotten at once, so its
 //! SYN+ACK is not fingerprinted, as in p0f. FIN and RST end a connection;
 //! connections older than 30 s of capture time are forgotten (p0f's
-//! default `-t`).
+//! default `-t`). A SYN with p0f-sendsyn's window 1337 and MSS 1331 is a
+//! probe: it and its answer are fingerprinted as p0f's `sendsyn probe` /
+//! `sendsyn response` (any SYN+ACK answers it, then the connection ends).
+
 //!
 //! Owns that per-sensor handshake state and nothing else: no I/O. Only TCP
 //! packets with SYN, FIN or RST reach the hash map; everything else returns
@@ -18,6 +21,10 @@ use crate::capture::NetInfo;
 
 use super::matcher::{Matcher, Verdict};
 use super::sig::{ACK, FIN, PacketSig, RST, SYN};
+
+/// p0f-sendsyn's window and MSS (p0f's SPECIAL_WIN, SPECIAL_MSS).
+pub const SENDSYN_WIN: u16 = 1337;
+pub const SENDSYN_MSS: u16 = 1331;
 
 /// p0f's default connection age limit (`-t`), seconds.
 pub const CONN_MAX_AGE: u32 = 30;
@@ -32,6 +39,7 @@ struct Conn {
     next_cli_seq: u32,
     syn_mss: u16,
     acked: bool,
+    sendsyn: bool,
     created: u32,
 }
 
@@ -46,6 +54,8 @@ pub struct Observation {
     pub verdict: Verdict,
     /// The connection's SYN MSS (for SYN+ACKs; 0 for SYNs).
     pub syn_mss: u16,
+    /// A p0f-sendsyn probe or its answer: not a fingerprint of a host.
+    pub sendsyn: bool,
 }
 
 /// Per-sensor handshake state.
@@ -82,11 +92,12 @@ impl Observer {
                 self.conns.remove(&fwd);
                 self.conns.remove(&rev);
                 let verdict = m.find(true, &sig, 0);
+                let sendsyn = sig.win == SENDSYN_WIN && sig.mss == SENDSYN_MSS;
                 let tool = verdict
                     .matched
                     .and_then(|x| m.label(&x))
                     .is_some_and(|l| l.class == "!");
-                if !tool {
+                if !tool || sendsyn {
                     if self.conns.len() >= MAX_CONNECTIONS {
                         self.conns.clear();
                     }
@@ -96,6 +107,7 @@ impl Observer {
                             next_cli_seq: sig.seq.wrapping_add(1),
                             syn_mss: sig.mss,
                             acked: false,
+                            sendsyn,
                             created: sec,
                         },
                     );
@@ -107,10 +119,33 @@ impl Observer {
                     sig,
                     verdict,
                     syn_mss: 0,
+                    sendsyn,
                 })
             }
             t if t == SYN | ACK => {
-                let c = self.conns.get_mut(&rev)?;
+                let key = if self.conns.contains_key(&rev) {
+                    rev
+                } else {
+                    fwd
+                };
+                let c = self.conns.get_mut(&key)?;
+                if c.sendsyn {
+                    let syn_mss = c.syn_mss;
+                    self.conns.remove(&key);
+                    return Some(Observation {
+                        client: false,
+                        host: (net.src, net.src_port),
+                        peer: (net.dst, net.dst_port),
+                        verdict: m.find(false, &sig, syn_mss),
+                        sig,
+                        syn_mss,
+                        sendsyn: true,
+                    });
+                }
+                // A SYN+ACK from the client's side ("trippy" to p0f).
+                if key == fwd {
+                    return None;
+                }
                 if c.acked {
                     return None;
                 }
@@ -131,6 +166,7 @@ impl Observer {
                     sig,
                     verdict,
                     syn_mss,
+                    sendsyn: false,
                 })
             }
             t if t & (FIN | RST) != 0 => {
