@@ -489,7 +489,7 @@ fn synthetic_capture(path: &Path) -> usize {
     out.extend_from_slice(&65535u32.to_le_bytes());
     out.extend_from_slice(&101u32.to_le_bytes());
     let mut sec = 1_700_000_000u32;
-    let mut push = |out: &mut Vec<u8>, sec: u32, p: &[u8]| {
+    let push = |out: &mut Vec<u8>, sec: u32, p: &[u8]| {
         out.extend_from_slice(&sec.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
