@@ -145,6 +145,13 @@ fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64) -> Resul
         ))?
         .execute(params![sensor, flow_id, os])?;
     }
+    if role == 0 {
+        conn.prepare_cached(
+            "UPDATE argus SET client_os_id = ?3 WHERE sensor_id = ?1 AND argus_id = ?2 \
+             AND client_os_id IS NOT ?3",
+        )?
+        .execute(params![sensor, flow_id, os])?;
+    }
     Ok(())
 }
 
