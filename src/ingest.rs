@@ -167,6 +167,8 @@ pub struct Ingestor<'n> {
     mirror: Option<BackgroundApplier>,
     /// The p0f signature database (`capture.p0f_fp`); `None`: no fingerprints.
     p0f: Option<Arc<Matcher>>,
+    /// Handshake state handed in for sensors not loaded yet.
+    observers: HashMap<u32, Observer>,
 }
 
 /// One sebek datagram received by the live listener.
@@ -302,6 +304,7 @@ impl<'n> Ingestor<'n> {
             stop: None,
             mirror: None,
             p0f: None,
+            observers: HashMap::new(),
         }
         .with_p0f()
     }
@@ -388,11 +391,33 @@ impl<'n> Ingestor<'n> {
                 pcap: None,
                 flow_blocks: BTreeMap::new(),
                 sensor_dirty: dirty,
-                p0f: Observer::default(),
+                p0f: self.observers.remove(&sensor_id).unwrap_or_default(),
                 fingerprints: Vec::new(),
             },
         );
         Ok(())
+    }
+
+    /// Hands in p0f handshake state from an earlier `Ingestor` (see
+    /// [`Ingestor::take_observers`]).
+    pub fn restore_observers(&mut self, observers: HashMap<u32, Observer>) {
+        for (sensor, o) in observers {
+            match self.sensors.get_mut(&sensor) {
+                Some(s) => s.p0f = o,
+                None => {
+                    self.observers.insert(sensor, o);
+                }
+            }
+        }
+    }
+
+    /// Takes the p0f handshake state of every sensor, for a later `Ingestor`.
+    pub fn take_observers(&mut self) -> HashMap<u32, Observer> {
+        let mut out = std::mem::take(&mut self.observers);
+        for (id, s) in &mut self.sensors {
+            out.insert(*id, std::mem::take(&mut s.p0f));
+        }
+        out
     }
 
     /// Stores fingerprints that did not come from this run's packets (an
@@ -976,12 +1001,27 @@ fn read_failure(e: CaptureError) -> FileOutcome {
 #[derive(Default)]
 pub struct FollowState {
     seen: HashMap<PathBuf, u64>,
+    /// p0f handshake state per sensor, kept between passes that use a new
+    /// `Ingestor` each (serve), so a SYN+ACK in the next pass finds its SYN.
+    p0f: HashMap<u32, Observer>,
 }
 
 /// One pass over `dirs`: ingests every new or grown capture file that is
 /// complete (a newer file follows it in its directory, or it has not changed
 /// for `settle`) or has gained a full segment's worth of bytes.
 pub fn follow_once(
+    ingestor: &mut Ingestor<'_>,
+    dirs: &[PathBuf],
+    settle: Duration,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
+    ingestor.restore_observers(std::mem::take(&mut state.p0f));
+    let result = follow_pass(ingestor, dirs, settle, state);
+    state.p0f = ingestor.take_observers();
+    result
+}
+
+fn follow_pass(
     ingestor: &mut Ingestor<'_>,
     dirs: &[PathBuf],
     settle: Duration,

@@ -480,6 +480,11 @@ fn options_for(
 /// for [tcp:request] signatures a SYN shaped by it, for [tcp:response]
 /// signatures a plain SYN answered by a SYN+ACK shaped by it.
 fn synthetic_capture(path: &Path) -> usize {
+    synthetic_part(path, |_, _| true)
+}
+
+/// As `synthetic_capture`, keeping only the packets `keep(index, is_syn_ack)` takes.
+fn synthetic_part(path: &Path, keep: impl Fn(usize, bool) -> bool) -> usize {
     use lumpy::p0f::{Quirk, Ttl, WindowSize};
     let db =
         lumpy::p0f::Database::parse(&std::fs::read_to_string("/etc/p0f/p0f.fp").unwrap()).unwrap();
@@ -489,7 +494,15 @@ fn synthetic_capture(path: &Path) -> usize {
     out.extend_from_slice(&65535u32.to_le_bytes());
     out.extend_from_slice(&101u32.to_le_bytes());
     let mut sec = 1_700_000_000u32;
+    let index = std::cell::Cell::new(0usize);
     let push = |out: &mut Vec<u8>, sec: u32, p: &[u8]| {
+        // The TCP flags byte of an IPv4 or IPv6 packet without options.
+        let flags = p[if p[0] >> 4 == 6 { 53 } else { 33 }];
+        let i = index.get();
+        index.set(i + 1);
+        if !keep(i, flags == 0x12) {
+            return;
+        }
         out.extend_from_slice(&sec.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -668,4 +681,78 @@ fn every_buildable_p0f_signature_is_labelled_as_p0f_labels_it() {
         );
     }
     assert_eq!(extra, 0);
+}
+
+#[test]
+fn a_syn_ack_in_the_next_capture_file_finds_its_syn_while_serving() {
+    use crate::sync::{free_port, serve};
+    let work = tempfile::tempdir().unwrap();
+    let all = work.path().join("all.pcap");
+    synthetic_capture(&all);
+    let labelled_synacks = p0f_log(&all, work.path())
+        .iter()
+        .filter(|l| l.contains("mod=syn+ack") && !l.contains("os=???"))
+        .count();
+    assert!(labelled_synacks > 20);
+    let (_d, data) = new_node(46);
+    let capture_dir = work.path().join("pcap");
+    std::fs::create_dir(&capture_dir).unwrap();
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "capture.follow",
+        capture_dir.to_str().unwrap(),
+    ]);
+    ok(&["config", "set", "--data", &data, "capture.settle_secs", "1"]);
+    let node = serve(&data, "127.0.0.42", free_port("127.0.0.42"));
+    let count = |sql: &str| -> i64 {
+        Connection::open(Path::new(&data).join("mirror.sqlite"))
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    // tcpdump -C style: a rotation between the SYN and the SYN+ACK of the
+    // first answered handshake, the two files ingested in separate passes.
+    let first_synack = std::cell::Cell::new(usize::MAX);
+    synthetic_part(&work.path().join("probe.pcap"), |i, synack| {
+        if synack && first_synack.get() == usize::MAX {
+            first_synack.set(i);
+        }
+        true
+    });
+    let cut = first_synack.get();
+    synthetic_part(&capture_dir.join("log"), |i, _| i < cut);
+    assert!(cut > 50, "{cut}");
+    wait("the first file", &|| {
+        count("SELECT count(*) FROM flow") + count("SELECT count(*) FROM x_flow6") > 50
+    });
+    assert_eq!(
+        count("SELECT count(*) FROM x_os_fingerprint WHERE role = 1"),
+        0
+    );
+    synthetic_part(&capture_dir.join("log1"), |i, _| i >= cut);
+    wait("the SYN+ACK file", &|| {
+        count("SELECT count(*) FROM x_os_fingerprint WHERE role = 1") as usize >= labelled_synacks
+    });
+    node.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM x_os_fingerprint WHERE role = 1") as usize,
+        labelled_synacks
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM flow WHERE server_os_id != 0")
+            + count("SELECT count(*) FROM x_flow6 WHERE server_os_id != 0"),
+        labelled_synacks as i64
+    );
 }
