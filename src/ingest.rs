@@ -29,16 +29,18 @@ use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
 use crate::flows::{FlowState, FlowTable, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
-use crate::mirror::background::BackgroundApplier;
 use crate::node::{Node, NodeError};
 use crate::records::{Record, SensorRecord, encode_line};
 use crate::sebek::Tracker;
 use crate::sebek::sessions::Origin;
 use crate::sebek::sessions::SebekIds;
 use crate::store::{
-    CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentMeta, SourceProgress,
-    StoreError,
+    BlockCompressor, CommitBatch, Kind, SealedSegment, SegmentBuilder, SegmentError,
+    SourceProgress, StoreError,
 };
+
+mod committer;
+use committer::{CommitJob, Committer, RecordPart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -181,8 +183,9 @@ pub struct Ingestor<'n> {
     /// Checked between packets: when set, the file in progress is committed
     /// where it is and ingest returns (a later run resumes there).
     pub stop: Option<Arc<AtomicBool>>,
-    /// Applies record segments to the mirror beside the ingest thread.
-    mirror: Option<BackgroundApplier>,
+    /// Seals, writes and commits batches (and feeds the mirror) beside the
+    /// packet thread.
+    committer: Option<Committer>,
 }
 
 /// Bytes hashed to identify a file: its header and first packet record.
@@ -263,7 +266,7 @@ impl<'n> Ingestor<'n> {
             progress: ProgressBar::hidden(),
             report: IngestReport::default(),
             stop: None,
-            mirror: None,
+            committer: None,
         }
     }
 
@@ -397,10 +400,10 @@ impl<'n> Ingestor<'n> {
         self.flush_mirror()
     }
 
-    /// Waits until every committed record segment is in the mirror.
+    /// Waits until every batch is committed and its records are in the mirror.
     pub fn flush_mirror(&mut self) -> Result<(), IngestError> {
-        if let Some(bg) = self.mirror.take() {
-            bg.finish()?;
+        if let Some(c) = self.committer.take() {
+            c.finish()?;
         }
         Ok(())
     }
@@ -481,6 +484,9 @@ impl<'n> Ingestor<'n> {
         let mut hasher = PrefixHasher::new(path)?;
         let file_len = file_len(path)?;
         let mut reader = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
+        // The same content may have been read earlier in this run (under
+        // another name): its progress must be committed before we look.
+        self.wait_committed()?;
         if let Some(progress) = self.node.store.source_progress(&key)? {
             if hasher.advance_to(progress.committed_offset)?
                 && hasher.hash() == progress.prefix_hash
@@ -654,9 +660,10 @@ impl<'n> Ingestor<'n> {
         Ok(builder.raw_len())
     }
 
-    /// Seals the sensor's open pcap segment and a record segment with every
-    /// flow version that changed, writes both, and commits them with the
-    /// file progress in one index transaction; then updates the mirror.
+    /// Closes the sensor's open pcap segment and a record segment with every
+    /// flow version that changed, and hands both with the file progress to
+    /// the committer, which seals, writes and commits them in one index
+    /// transaction and then updates the mirror.
     fn seal_and_commit(
         &mut self,
         sensor_id: u32,
@@ -667,37 +674,37 @@ impl<'n> Ingestor<'n> {
             return Ok(());
         };
         let mut batch = CommitBatch::default();
-        let mut sealed: Vec<SealedSegment> = Vec::new();
+        let mut pcap = None;
         if let Some(builder) = s.pcap.take().filter(|b| !b.is_empty()) {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
-            let seg = builder.seal(seq)?;
             for (flow, blocks) in std::mem::take(&mut s.flow_blocks) {
                 batch
                     .flow_blocks
                     .push(((sensor_id, flow, seq), blocks.into_iter().collect()));
             }
-            sealed.push(seg);
+            pcap = Some((builder, seq));
         }
         s.table.expire();
-        let mut records = Vec::new();
         let newest = s.table.newest_end_sec();
         if newest > s.state.sensor.last_upd_sec {
             s.state.sensor.last_upd_sec = newest;
             s.sensor_dirty = true;
         }
+        let mut records = None;
         if s.table.has_changes() || s.sensor_dirty || s.state.sebek.has_changes() {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
             let changes = s.table.take_changes(seq);
+            let mut part = Vec::new();
             if s.sensor_dirty {
                 s.state.sensor.version = seq;
-                records.push(Record::Sensor(s.state.sensor.clone()));
+                part.push(Record::Sensor(s.state.sensor.clone()));
                 s.sensor_dirty = false;
             }
             // Sebek rows before flows: a socket whose flow is new in this
             // segment exercises the mirror's deferred join (STORAGE.md §4).
-            records.extend(s.state.sebek.take_records(seq));
+            part.extend(s.state.sebek.take_records(seq));
             for f in &changes.open {
                 let key = crate::flows::FlowKey::new(f.proto, f.src, f.dst).encode();
                 let bytes = serde_json::to_vec(f).map_err(|e| IngestError::BadState {
@@ -709,14 +716,12 @@ impl<'n> Ingestor<'n> {
             for k in &changes.closed_keys {
                 batch.open_flows_delete.push((sensor_id, k.encode()));
             }
-            records.extend(changes.records.into_iter().map(Record::Flow));
-            sealed.push(build_record_segment(
-                sensor_id,
+            part.extend(changes.records.into_iter().map(Record::Flow));
+            records = Some(RecordPart {
                 seq,
-                &records,
-                s.table.latest_ns(),
-                level,
-            )?);
+                ts_ns: s.table.latest_ns(),
+                records: part,
+            });
         }
         s.state.counters = s.table.counters();
         let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
@@ -725,21 +730,18 @@ impl<'n> Ingestor<'n> {
         })?;
         batch.ingest_states.push((sensor_id, state_bytes));
         batch.sources.extend(source);
-        for seg in &sealed {
-            self.node.store.write_segment_file(seg)?;
-            batch.segments.push(SegmentMeta::of(seg));
-        }
-        self.node.store.commit(&batch)?;
-        self.report.segments_written += sealed.len() as u64;
-        self.report.records_written += records.len() as u64;
-        if let Some(rec_seg) = sealed.iter().find(|s| s.header.kind == Kind::Records) {
-            self.send_to_mirror(rec_seg.id, records)?;
-        }
-        Ok(())
+        self.report.segments_written += u64::from(pcap.is_some()) + u64::from(records.is_some());
+        self.report.records_written += records.as_ref().map_or(0, |r| r.records.len() as u64);
+        let job = CommitJob {
+            sensor_id,
+            level,
+            pcap,
+            records,
+            batch,
+        };
+        self.committer()?.send(job)
     }
-}
 
-impl Ingestor<'_> {
     /// The sensor as a legacy import sees it, without writing anything.
     pub fn legacy_view(&mut self, sensor_id: u32) -> Result<LegacyView, IngestError> {
         let known = self.sensors.contains_key(&sensor_id)
@@ -808,36 +810,47 @@ impl Ingestor<'_> {
         s.state.legacy = marks.clone();
         s.state.counters = s.table.counters();
         let ts_ns = u64::from(s.state.sensor.last_upd_sec) * 1_000_000_000;
-        let segment = build_record_segment(sensor_id, seq, &records, ts_ns, level)?;
         let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
             sensor: sensor_id,
             detail: e.to_string(),
         })?;
         let mut batch = CommitBatch::default();
         batch.ingest_states.push((sensor_id, state_bytes));
-        self.node.store.write_segment_file(&segment)?;
-        batch.segments.push(SegmentMeta::of(&segment));
-        self.node.store.commit(&batch)?;
         self.report.segments_written += 1;
         self.report.records_written += records.len() as u64;
-        self.send_to_mirror(segment.id, records)
+        let job = CommitJob {
+            sensor_id,
+            level,
+            pcap: None,
+            records: Some(RecordPart {
+                seq,
+                ts_ns,
+                records,
+            }),
+            batch,
+        };
+        self.committer()?.send(job)
     }
 
-    fn send_to_mirror(
-        &mut self,
-        id: crate::store::SegmentId,
-        records: Vec<Record>,
-    ) -> Result<(), IngestError> {
-        if self.mirror.is_none() {
+    fn committer(&mut self) -> Result<&mut Committer, IngestError> {
+        if self.committer.is_none() {
             let path = self.node.dir.join(crate::node::MIRROR_FILE);
-            self.mirror = Some(BackgroundApplier::start(&path)?);
+            self.committer = Some(Committer::start(Arc::clone(&self.node.store), path)?);
         }
-        let sent = self.mirror.as_ref().is_some_and(|m| m.send(id, records));
-        if !sent {
-            // The thread stopped: its error says why.
-            self.flush_mirror()?;
+        self.committer
+            .as_mut()
+            .ok_or_else(|| IngestError::BadState {
+                sensor: 0,
+                detail: "commit thread missing".into(),
+            })
+    }
+
+    /// Waits until every batch handed to the committer is in the store.
+    fn wait_committed(&mut self) -> Result<(), IngestError> {
+        match &mut self.committer {
+            Some(c) => c.wait_committed(),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -847,9 +860,9 @@ fn build_record_segment(
     seq: u64,
     records: &[Record],
     ts_ns: u64,
-    level: i32,
+    compressor: &mut BlockCompressor,
 ) -> Result<SealedSegment, IngestError> {
-    let mut b = SegmentBuilder::new(Kind::Records, sensor_id, 0, level);
+    let mut b = SegmentBuilder::new(Kind::Records, sensor_id, 0, compressor.level());
     let mut line = Vec::with_capacity(512);
     for r in records {
         line.clear();
@@ -871,7 +884,7 @@ fn build_record_segment(
         };
         b.push_record_line(t, &line)?;
     }
-    Ok(b.seal(seq)?)
+    Ok(b.seal_with(seq, compressor)?)
 }
 
 /// A UDP packet from and to the sebek port, as hflow2 selects them.

@@ -168,7 +168,9 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let name = a.name.clone().unwrap_or_else(|| format!("Honeywall: {id}"));
-    Ingestor::new(&mut node, None).ensure_sensor_at(id.0, install as u32, &name, manage_ip)?;
+    let mut ingestor = Ingestor::new(&mut node, None);
+    ingestor.ensure_sensor_at(id.0, install as u32, &name, manage_ip)?;
+    ingestor.flush_mirror()?;
     println!("initialised {} as sensor {id}", a.dir.data.display());
     if id.is_manual() {
         println!("note: bit 31 is set: this id was assigned by hand");

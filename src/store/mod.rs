@@ -17,7 +17,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use index::{CommitBatch, SegmentMeta, SourceProgress};
-pub use segment::{Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentFile, SegmentView};
+pub use segment::{
+    BlockCompressor, Kind, SealedSegment, SegmentBuilder, SegmentError, SegmentFile, SegmentView,
+};
 
 /// A segment id: the blake3 hash of the segment file's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

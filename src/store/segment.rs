@@ -115,25 +115,59 @@ fn corrupt(what: &'static str, detail: impl Into<String>) -> SegmentError {
     }
 }
 
-/// Accumulates items into blocks and produces the bytes of one segment.
+/// Accumulates items into raw blocks and produces the bytes of one segment.
+///
+/// Filling and sealing are split on purpose: filling only copies bytes (block
+/// numbers are fixed as items arrive, so a flow index can name them at once),
+/// and all compression and hashing happen in [`SegmentBuilder::seal_with`],
+/// which ingest runs on another thread than the packet decoder.
 pub struct SegmentBuilder {
     kind: Kind,
     sensor_id: u32,
     link_type: u32,
     snaplen: u32,
     level: i32,
-    body: Vec<u8>,
-    blocks: Vec<BlockEntry>,
+    /// Closed raw blocks with (first item, item count).
+    raw_blocks: Vec<(Vec<u8>, u32, u32)>,
     current: Vec<u8>,
     current_items: u32,
     item_count: u64,
     raw_total: u64,
     time_first_ns: u64,
     time_last_ns: u64,
-    /// One zstd context per segment: making one per block costs more than
-    /// compressing a small block.
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+/// A reusable zstd context at one level: making one per block costs more than
+/// compressing a small block, so a sealer keeps one across segments.
+pub struct BlockCompressor {
+    level: i32,
+    inner: zstd::bulk::Compressor<'static>,
     scratch: Vec<u8>,
+}
+
+impl BlockCompressor {
+    pub fn new(level: i32) -> Result<Self, SegmentError> {
+        Ok(BlockCompressor {
+            level,
+            inner: zstd::bulk::Compressor::new(level).map_err(SegmentError::Compress)?,
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+
+    /// Compresses one raw block; the result borrows the internal buffer.
+    fn compress(&mut self, raw: &[u8]) -> Result<&[u8], SegmentError> {
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.inner
+            .compress_to_buffer(raw, &mut self.scratch)
+            .map_err(SegmentError::Compress)?;
+        Ok(&self.scratch)
+    }
 }
 
 /// A finished segment: its id, bytes and header.
@@ -153,16 +187,13 @@ impl SegmentBuilder {
             link_type,
             snaplen: 0,
             level,
-            body: Vec::new(),
-            blocks: Vec::new(),
+            raw_blocks: Vec::new(),
             current: Vec::with_capacity(BLOCK_RAW_TARGET),
             current_items: 0,
             item_count: 0,
             raw_total: 0,
             time_first_ns: u64::MAX,
             time_last_ns: 0,
-            compressor: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -202,7 +233,7 @@ impl SegmentBuilder {
         if !self.current.is_empty() && self.current.len() + len > BLOCK_RAW_TARGET {
             self.flush_block()?;
         }
-        Ok(self.blocks.len() as u32)
+        Ok(self.raw_blocks.len() as u32)
     }
 
     /// Adds one pcap item (§3) and returns the block it lands in.
@@ -244,36 +275,43 @@ impl SegmentBuilder {
         if self.current.is_empty() {
             return Ok(());
         }
-        let compressor = match &mut self.compressor {
-            Some(c) => c,
-            None => self
-                .compressor
-                .insert(zstd::bulk::Compressor::new(self.level).map_err(SegmentError::Compress)?),
-        };
-        self.scratch.clear();
-        self.scratch
-            .reserve(zstd::zstd_safe::compress_bound(self.current.len()));
-        compressor
-            .compress_to_buffer(&self.current, &mut self.scratch)
-            .map_err(SegmentError::Compress)?;
-        let compressed = &self.scratch;
         let first_item = (self.item_count - u64::from(self.current_items)) as u32;
-        self.blocks.push(BlockEntry {
-            offset: (HEADER_LEN + self.body.len()) as u64,
-            stored_len: compressed.len() as u32,
-            raw_len: self.current.len() as u32,
-            first_item,
-            item_count: self.current_items,
-        });
-        self.body.extend_from_slice(compressed);
-        self.current.clear();
+        let raw = std::mem::replace(&mut self.current, Vec::with_capacity(BLOCK_RAW_TARGET));
+        self.raw_blocks.push((raw, first_item, self.current_items));
         self.current_items = 0;
         Ok(())
     }
 
     /// Closes the last block and lays out the file with origin sequence `seq`.
-    pub fn seal(mut self, origin_seq: u64) -> Result<SealedSegment, SegmentError> {
+    pub fn seal(self, origin_seq: u64) -> Result<SealedSegment, SegmentError> {
+        let mut compressor = BlockCompressor::new(self.level)?;
+        self.seal_with(origin_seq, &mut compressor)
+    }
+
+    /// [`SegmentBuilder::seal`] with a caller's compressor (which must be at
+    /// this builder's level: the bytes, hence the id, depend on it).
+    pub fn seal_with(
+        mut self,
+        origin_seq: u64,
+        compressor: &mut BlockCompressor,
+    ) -> Result<SealedSegment, SegmentError> {
+        if compressor.level() != self.level {
+            *compressor = BlockCompressor::new(self.level)?;
+        }
         self.flush_block()?;
+        let mut blocks = Vec::with_capacity(self.raw_blocks.len());
+        let mut body = Vec::with_capacity(self.raw_total as usize / 2);
+        for (raw, first_item, item_count) in &self.raw_blocks {
+            let compressed = compressor.compress(raw)?;
+            blocks.push(BlockEntry {
+                offset: (HEADER_LEN + body.len()) as u64,
+                stored_len: compressed.len() as u32,
+                raw_len: raw.len() as u32,
+                first_item: *first_item,
+                item_count: *item_count,
+            });
+            body.extend_from_slice(compressed);
+        }
         let header = Header {
             kind: self.kind,
             sensor_id: self.sensor_id,
@@ -288,26 +326,26 @@ impl SegmentBuilder {
             time_last_ns: self.time_last_ns,
             item_count: self.item_count,
         };
-        let table_len = self.blocks.len() * BLOCK_ENTRY_LEN;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + self.body.len() + table_len + TRAILER_LEN);
+        let table_len = blocks.len() * BLOCK_ENTRY_LEN;
+        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len() + table_len + TRAILER_LEN);
         write_header(&header, &mut bytes);
-        bytes.extend_from_slice(&self.body);
+        bytes.extend_from_slice(&body);
         let table_offset = bytes.len() as u64;
-        for b in &self.blocks {
+        for b in &blocks {
             bytes.extend_from_slice(&b.offset.to_le_bytes());
             bytes.extend_from_slice(&b.stored_len.to_le_bytes());
             bytes.extend_from_slice(&b.raw_len.to_le_bytes());
             bytes.extend_from_slice(&b.first_item.to_le_bytes());
             bytes.extend_from_slice(&b.item_count.to_le_bytes());
         }
-        bytes.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 4]);
         bytes.extend_from_slice(&table_offset.to_le_bytes());
         bytes.extend_from_slice(&self.raw_total.to_le_bytes());
         bytes.extend_from_slice(END_MAGIC);
         Ok(SealedSegment {
             id: SegmentId::of(&bytes),
-            block_count: self.blocks.len() as u32,
+            block_count: blocks.len() as u32,
             raw_bytes: self.raw_total,
             header,
             bytes,
