@@ -410,6 +410,15 @@ fn bad_url_dead_server_other_databases_and_unknown_sensors_change_nothing() {
     fails("777", &db.url(), "sensor 777 is not in its sensor table");
     assert_eq!(root(&data, 4242), before);
     assert_eq!(root(&data, 4243), "");
+    // A row whose value does not fit its record (a negative honeypot clock):
+    // the error names table, row, column and value; nothing after it is written.
+    db.sql("INSERT INTO process VALUES (4242, 50, INET_ATON('192.0.2.10'), -5, 1, 1, 1, 99)");
+    fails(
+        "4242",
+        &db.url(),
+        "table process, row [50]: column time_min holds Int(-5), expected 0..=4294967295",
+    );
+    assert_eq!(root(&data, 4242), before);
 }
 
 #[test]
