@@ -104,8 +104,14 @@ pub struct CaptureConfig {
     pub settle_secs: u64,
     /// UDP port of sebek packets (both source and destination), hflow's `-k`.
     pub sebek_port: u16,
-    /// p0f v3 signature database for passive OS fingerprinting.
+    /// p0f v3 signature database for passive OS fingerprinting; empty: off.
     pub p0f_fp: PathBuf,
+    /// UDP address (`IP:PORT`) where `lumpy serve` receives sebek v3
+    /// datagrams sent straight to this node; empty (the default): no
+    /// listener, sebek is read from the captures.
+    pub sebek_listen: String,
+    /// Seconds between commits of datagrams received by the sebek listener.
+    pub sebek_flush_secs: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +132,8 @@ impl Default for CaptureConfig {
             settle_secs: 10,
             sebek_port: crate::sebek::DEFAULT_PORT,
             p0f_fp: PathBuf::from("/etc/p0f/p0f.fp"),
+            sebek_listen: String::new(),
+            sebek_flush_secs: 5,
         }
     }
 }
@@ -156,7 +164,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, store.zstd_level, store.segment_target_bytes)"
+        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, store.zstd_level, store.segment_target_bytes)"
     )]
     UnknownKey(String),
 }
@@ -195,6 +203,13 @@ impl Config {
                     format!("'{n}' is not an address or CIDR network"),
                 ));
             }
+        }
+        let listen = self.capture.sebek_listen.trim();
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "capture.sebek_listen",
+                format!("'{listen}' is not IP:PORT (e.g. 0.0.0.0:1101)"),
+            ));
         }
         if !(-7..=19).contains(&self.store.zstd_level) {
             return Err(invalid(
@@ -309,6 +324,10 @@ impl Config {
                     })?
             }
             "capture.p0f_fp" => self.capture.p0f_fp = PathBuf::from(value.trim()),
+            "capture.sebek_listen" => self.capture.sebek_listen = value.trim().to_string(),
+            "capture.sebek_flush_secs" => {
+                self.capture.sebek_flush_secs = number(key)?.max(1) as u64
+            }
             "store.zstd_level" => self.store.zstd_level = number(key)?.clamp(-100, 100) as i32,
             "store.segment_target_bytes" => {
                 self.store.segment_target_bytes = number(key)?.max(0) as u64

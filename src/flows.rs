@@ -539,6 +539,7 @@ mod tests {
             fragment: None,
             icmp: None,
             transport: None,
+            ip_header: None,
         }
     }
 
@@ -625,6 +626,7 @@ mod tests {
                 }),
             }),
             transport: None,
+            ip_header: None,
         };
         let icmp_flow = t.observe(S + 1, 88, &err).flow_id;
         assert_ne!(icmp_flow, f);

@@ -30,7 +30,8 @@ use crate::flows::{FlowState, FlowTable, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
-use crate::records::{Record, SensorRecord, encode_line};
+use crate::p0f::{Matcher, Observer};
+use crate::records::{OsFingerprintRecord, Record, SensorRecord, encode_line};
 use crate::sebek::Tracker;
 use crate::sebek::sessions::Origin;
 use crate::sebek::sessions::SebekIds;
@@ -171,6 +172,9 @@ struct SensorIngest {
     pcap: Option<SegmentBuilder>,
     flow_blocks: BTreeMap<u32, BTreeSet<u32>>,
     sensor_dirty: bool,
+    /// p0f handshake state, and fingerprints not yet in a record segment.
+    p0f: Observer,
+    fingerprints: Vec<OsFingerprintRecord>,
 }
 
 /// Drives ingest for one node.
@@ -186,6 +190,63 @@ pub struct Ingestor<'n> {
     /// Seals, writes and commits batches (and feeds the mirror) beside the
     /// packet thread.
     committer: Option<Committer>,
+    /// The p0f signature database (`capture.p0f_fp`); `None`: no fingerprints.
+    p0f: Option<Arc<Matcher>>,
+    /// Handshake state handed in for sensors not loaded yet.
+    observers: HashMap<u32, Observer>,
+}
+
+/// One sebek datagram received by the live listener.
+#[derive(Debug, Clone)]
+pub struct SebekDatagram {
+    /// The honeypot (the datagram's source address).
+    pub src: std::net::Ipv4Addr,
+    /// Receive time, seconds: the capture clock of sebek rows.
+    pub received_sec: u32,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Databases already loaded, by path: parsed (and warned about) once per
+/// process, since `serve` makes an `Ingestor` per pass.
+static P0F_CACHE: std::sync::Mutex<Vec<(PathBuf, Option<Arc<Matcher>>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn cached_p0f(path: &Path) -> Option<Arc<Matcher>> {
+    let Ok(mut cache) = P0F_CACHE.lock() else {
+        return load_p0f(path);
+    };
+    if let Some((_, m)) = cache.iter().find(|(p, _)| p == path) {
+        return m.clone();
+    }
+    let m = load_p0f(path);
+    cache.push((path.to_path_buf(), m.clone()));
+    m
+}
+
+/// Loads the p0f database named by `capture.p0f_fp`. Fingerprinting is off
+/// (with a warning) when the file is missing or does not parse, and off
+/// silently when the setting is empty: ingest never fails for it.
+pub fn load_p0f(path: &Path) -> Option<Arc<Matcher>> {
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e,
+                "p0f database unreadable: no OS fingerprints (capture.p0f_fp)");
+            return None;
+        }
+    };
+    match Matcher::parse(&text) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e,
+                "p0f database invalid: no OS fingerprints (capture.p0f_fp)");
+            None
+        }
+    }
 }
 
 /// Bytes hashed to identify a file: its header and first packet record.
@@ -267,7 +328,15 @@ impl<'n> Ingestor<'n> {
             report: IngestReport::default(),
             stop: None,
             committer: None,
+            p0f: None,
+            observers: HashMap::new(),
         }
+        .with_p0f()
+    }
+
+    fn with_p0f(mut self) -> Self {
+        self.p0f = cached_p0f(&self.node.config.capture.p0f_fp);
+        self
     }
 
     /// Registers a sensor (writing its first sensor record) if this node has
@@ -364,9 +433,90 @@ impl<'n> Ingestor<'n> {
                 pcap: None,
                 flow_blocks: BTreeMap::new(),
                 sensor_dirty: dirty,
+                p0f: self.observers.remove(&sensor_id).unwrap_or_default(),
+                fingerprints: Vec::new(),
             },
         );
         Ok(())
+    }
+
+    /// Hands in p0f handshake state from an earlier `Ingestor` (see
+    /// [`Ingestor::take_observers`]).
+    pub fn restore_observers(&mut self, observers: HashMap<u32, Observer>) {
+        for (sensor, o) in observers {
+            match self.sensors.get_mut(&sensor) {
+                Some(s) => s.p0f = o,
+                None => {
+                    self.observers.insert(sensor, o);
+                }
+            }
+        }
+    }
+
+    /// Takes the p0f handshake state of every sensor, for a later `Ingestor`.
+    pub fn take_observers(&mut self) -> HashMap<u32, Observer> {
+        let mut out = std::mem::take(&mut self.observers);
+        for (id, s) in &mut self.sensors {
+            out.insert(*id, std::mem::take(&mut s.p0f));
+        }
+        out
+    }
+
+    /// Stores fingerprints that did not come from this run's packets (an
+    /// imported p0f log) in one record segment of `sensor_id`, committed
+    /// like any other. The sensor must be registered (`ensure_sensor`).
+    pub fn add_fingerprints(
+        &mut self,
+        sensor_id: u32,
+        records: Vec<OsFingerprintRecord>,
+    ) -> Result<(), IngestError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.load_sensor(sensor_id, 0, "")?;
+        if let Some(s) = self.sensors.get_mut(&sensor_id) {
+            s.fingerprints.extend(records);
+        }
+        self.seal_and_commit(sensor_id, None)?;
+        self.flush_mirror()
+    }
+
+    /// Stores sebek datagrams received live (`capture.sebek_listen`) as the
+    /// records of sensor `sensor_id`, through the same per-sensor sebek state
+    /// as sebek packets read from captures, in one record segment. Returns
+    /// (records decoded, datagrams rejected); a rejected datagram is counted
+    /// and logged, never stored.
+    pub fn add_sebek_datagrams(
+        &mut self,
+        sensor_id: u32,
+        datagrams: &[SebekDatagram],
+    ) -> Result<(u64, u64), IngestError> {
+        if datagrams.is_empty() {
+            return Ok((0, 0));
+        }
+        self.load_sensor(sensor_id, 0, "")?;
+        let (mut ok, mut rejected) = (0u64, 0u64);
+        if let Some(s) = self.sensors.get_mut(&sensor_id) {
+            for d in datagrams {
+                let at = Origin {
+                    sensor_id,
+                    src_ip: d.src,
+                    pcap_sec: d.received_sec,
+                };
+                match s.state.sebek.observe(at, &d.payload) {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        rejected += 1;
+                        tracing::debug!(src = %d.src, error = %e, "sebek datagram rejected");
+                    }
+                }
+            }
+        }
+        self.report.sebek_records += ok;
+        self.report.sebek_rejected += rejected;
+        self.seal_and_commit(sensor_id, None)?;
+        self.flush_mirror()?;
+        Ok((ok, rejected))
     }
 
     /// Ingests every capture file found under `paths`.
@@ -634,7 +784,16 @@ impl<'n> Ingestor<'n> {
                         };
                         observe_sebek(&mut s.state.sebek, at, p.data, &net, &mut self.report);
                     }
-                    s.table.observe(ts_ns, p.orig_len, &net).flow_id
+                    let flow_id = s.table.observe(ts_ns, p.orig_len, &net).flow_id;
+                    if let Some(m) = &self.p0f {
+                        let sec = u32::try_from(p.ts_sec).unwrap_or(u32::MAX);
+                        if let Some(o) = s.p0f.observe(m, sec, p.data, &net)
+                            && let Some(r) = crate::p0f::record(m, sensor_id, sec, flow_id, &o)
+                        {
+                            s.fingerprints.push(r);
+                        }
+                    }
+                    flow_id
                 }
                 None => {
                     self.report.non_ip_packets += 1;
@@ -692,7 +851,11 @@ impl<'n> Ingestor<'n> {
             s.sensor_dirty = true;
         }
         let mut records = None;
-        if s.table.has_changes() || s.sensor_dirty || s.state.sebek.has_changes() {
+        if s.table.has_changes()
+            || s.sensor_dirty
+            || s.state.sebek.has_changes()
+            || !s.fingerprints.is_empty()
+        {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
             let changes = s.table.take_changes(seq);
@@ -717,6 +880,8 @@ impl<'n> Ingestor<'n> {
                 batch.open_flows_delete.push((sensor_id, k.encode()));
             }
             part.extend(changes.records.into_iter().map(Record::Flow));
+            // Fingerprints after flows: their flows are in the mirror first.
+            part.extend(s.fingerprints.drain(..).map(Record::OsFingerprint));
             records = Some(RecordPart {
                 seq,
                 ts_ns: s.table.latest_ns(),
@@ -741,7 +906,9 @@ impl<'n> Ingestor<'n> {
         };
         self.committer()?.send(job)
     }
+}
 
+impl Ingestor<'_> {
     /// The sensor as a legacy import sees it, without writing anything.
     pub fn legacy_view(&mut self, sensor_id: u32) -> Result<LegacyView, IngestError> {
         let known = self.sensors.contains_key(&sensor_id)
@@ -875,6 +1042,7 @@ fn build_record_segment(
             Record::SbkLoss(x) => u64::from(x.time) * 1_000_000_000,
             Record::Ids(x) => u64::from(x.sec.max(0).unsigned_abs()) * 1_000_000_000,
             Record::Argus(x) => u64::from(x.end_sec) * 1_000_000_000,
+            Record::OsFingerprint(x) => u64::from(x.time) * 1_000_000_000,
             Record::Sensor(_)
             | Record::Os(_)
             | Record::IdsSig(_)
@@ -974,12 +1142,27 @@ fn read_failure(e: CaptureError) -> FileOutcome {
 #[derive(Default)]
 pub struct FollowState {
     seen: HashMap<PathBuf, u64>,
+    /// p0f handshake state per sensor, kept between passes that use a new
+    /// `Ingestor` each (serve), so a SYN+ACK in the next pass finds its SYN.
+    p0f: HashMap<u32, Observer>,
 }
 
 /// One pass over `dirs`: ingests every new or grown capture file that is
 /// complete (a newer file follows it in its directory, or it has not changed
 /// for `settle`) or has gained a full segment's worth of bytes.
 pub fn follow_once(
+    ingestor: &mut Ingestor<'_>,
+    dirs: &[PathBuf],
+    settle: Duration,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
+    ingestor.restore_observers(std::mem::take(&mut state.p0f));
+    let result = follow_pass(ingestor, dirs, settle, state);
+    state.p0f = ingestor.take_observers();
+    result
+}
+
+fn follow_pass(
     ingestor: &mut Ingestor<'_>,
     dirs: &[PathBuf],
     settle: Duration,

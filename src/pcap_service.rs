@@ -515,6 +515,7 @@ mod tests {
             fragment: None,
             icmp: None,
             transport: None,
+            ip_header: None,
         };
         assert!(
             q.matches(0, Some(&n)),

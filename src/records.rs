@@ -336,6 +336,58 @@ impl ArgusRecord {
     }
 }
 
+/// Which end of a TCP handshake a fingerprint describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OsRole {
+    /// The SYN's sender: `flow.client_os_id`.
+    Client,
+    /// The SYN+ACK's sender: `flow.server_os_id`.
+    Server,
+}
+
+/// Where a fingerprint came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OsSource {
+    /// lumpy's own p0f v3 matching at ingest.
+    Native,
+    /// A line of a running p0f's log (`lumpy import p0f-log`).
+    P0fLog,
+}
+
+/// A p0f v3 fingerprint of one host on one TCP handshake. Immutable: keyed
+/// by (sensor_id, role, host, peer, time, source); the mirror turns it into
+/// an `os` row and the flow's `client_os_id` / `server_os_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsFingerprintRecord {
+    pub sensor_id: u32,
+    /// Capture time (seconds) of the SYN or SYN+ACK.
+    pub time: u32,
+    pub role: OsRole,
+    /// The fingerprinted host (the packet's sender) and its port.
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub peer_ip: IpAddr,
+    pub peer_port: u16,
+    /// The origin's flow id when known (native fingerprints), else 0: the
+    /// mirror then finds the flow by 5-tuple and time.
+    pub flow_id: u32,
+    pub source: OsSource,
+    /// p0f's label class: `unix`, `win`, ... or `!` for applications.
+    pub class: String,
+    /// walleye's `os.genre`: the label's name, e.g. `Linux`.
+    pub genre: String,
+    /// walleye's `os.detail`: the label's flavor, e.g. `3.11 and newer`.
+    pub detail: String,
+    pub generic: bool,
+    pub fuzzy: bool,
+    /// TTL distance as p0f reports it.
+    pub dist: u8,
+    /// p0f's `raw_sig` of the packet.
+    pub raw_sig: String,
+}
+
 /// Every record kind that a record segment can carry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -353,6 +405,7 @@ pub enum Record {
     Ids(IdsRecord),
     IdsSig(IdsSigRecord),
     Argus(ArgusRecord),
+    OsFingerprint(OsFingerprintRecord),
 }
 
 impl Record {
@@ -371,6 +424,7 @@ impl Record {
             Record::Ids(r) => r.sensor_id,
             Record::IdsSig(r) => r.sensor_id,
             Record::Argus(r) => r.sensor_id,
+            Record::OsFingerprint(r) => r.sensor_id,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! one pull loop per child at its interval (what cron and dbget2.pl did),
 //! continuous ingest of the configured capture directories, and a clean stop
 //! on SIGTERM or SIGINT (the server stops accepting, pulls stop between
-//! segments, ingest commits the file in progress).
+//! segments, ingest commits the file in progress), and the optional live
+//! sebek listener (`capture.sebek_listen`): UDP datagrams batched into one
+//! record segment per `capture.sebek_flush_secs` and at shutdown.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::ChildConfig;
-use crate::ingest::{FollowState, Ingestor, follow_once};
+use crate::ingest::{FollowState, Ingestor, SebekDatagram, follow_once};
 use crate::node::{self, NodeError};
 use crate::sync::client::{PullContext, SyncError, pull_child};
 use crate::sync::server::{PeerApi, routes};
@@ -145,6 +147,17 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
         addr: addr.clone(),
         source,
     })?;
+    let sensor_id = node.identity.sensor_id;
+    let sebek_socket =
+        match config.capture.sebek_listen.trim() {
+            "" => None,
+            at => Some(tokio::net::UdpSocket::bind(at).await.map_err(|source| {
+                ServeError::Listen {
+                    addr: at.to_string(),
+                    source,
+                }
+            })?),
+        };
     let ctx = Arc::new(PullContext::new(node)?);
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
@@ -178,6 +191,19 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
     for child in config.children.clone() {
         tasks.push(tokio::spawn(pull_loop(ctx.clone(), child, rx.clone())));
     }
+    if let Some(socket) = sebek_socket {
+        if let Ok(at) = socket.local_addr() {
+            tracing::info!(%at, "sebek listener");
+        }
+        let flush = Duration::from_secs(config.capture.sebek_flush_secs.max(1));
+        tasks.push(tokio::spawn(sebek_listener(
+            ctx.clone(),
+            socket,
+            sensor_id,
+            flush,
+            rx.clone(),
+        )));
+    }
     let ingest = (!config.capture.follow.is_empty()).then(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = tokio::task::spawn_blocking({
@@ -199,6 +225,110 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Datagrams held before a commit even if the flush timer has not fired.
+const SEBEK_BATCH_MAX: usize = 20_000;
+
+/// Receives sebek datagrams until shutdown; commits them as records of this
+/// node's sensor every `flush` and once more at shutdown, so a datagram
+/// received before SIGTERM is durable when serve exits. Datagrams that are
+/// not sebek v3 (or not from IPv4) are counted and logged, never stored.
+async fn sebek_listener(
+    ctx: Arc<PullContext>,
+    socket: tokio::net::UdpSocket,
+    sensor_id: u32,
+    flush: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut batch: Vec<SebekDatagram> = Vec::new();
+    let mut not_ipv4 = 0u64;
+    let mut tick = tokio::time::interval(flush);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    enum Event {
+        Got(std::io::Result<(usize, SocketAddr)>),
+        Tick,
+        Stop,
+    }
+    loop {
+        let event = tokio::select! {
+            r = socket.recv_from(&mut buf) => Event::Got(r),
+            _ = tick.tick() => Event::Tick,
+            _ = shutdown.wait_for(|s| *s) => Event::Stop,
+        };
+        match event {
+            Event::Got(Ok((n, from))) => {
+                let src = match from.ip() {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+                };
+                match (src, buf.get(..n)) {
+                    (Some(src), Some(payload)) => batch.push(SebekDatagram {
+                        src,
+                        received_sec: now_sec(),
+                        payload: payload.to_vec(),
+                    }),
+                    _ => {
+                        not_ipv4 += 1;
+                        tracing::warn!(%from, count = not_ipv4, "sebek datagram not from IPv4: skipped");
+                    }
+                }
+                if batch.len() >= SEBEK_BATCH_MAX {
+                    commit_sebek(&ctx, sensor_id, std::mem::take(&mut batch)).await;
+                }
+            }
+            Event::Got(Err(e)) => tracing::warn!(error = %e, "sebek listener receive"),
+            Event::Tick => commit_sebek(&ctx, sensor_id, std::mem::take(&mut batch)).await,
+            Event::Stop => {
+                commit_sebek(&ctx, sensor_id, std::mem::take(&mut batch)).await;
+                return;
+            }
+        }
+    }
+}
+
+fn now_sec() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+/// Stores one batch (on a blocking thread: it takes the node lock and
+/// writes segments).
+async fn commit_sebek(ctx: &Arc<PullContext>, sensor_id: u32, batch: Vec<SebekDatagram>) {
+    if batch.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    let n = batch.len();
+    let done = tokio::task::spawn_blocking(move || {
+        let Ok(mut node) = ctx.node.lock() else {
+            return Err("node lock poisoned".to_string());
+        };
+        let mut ingestor = Ingestor::new(&mut node, None);
+        ingestor
+            .add_sebek_datagrams(sensor_id, &batch)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match done {
+        Ok(Ok((records, rejected))) => {
+            if rejected > 0 {
+                tracing::warn!(
+                    datagrams = n,
+                    records,
+                    rejected,
+                    "sebek: datagrams that are not sebek v3 skipped"
+                );
+            } else {
+                tracing::info!(datagrams = n, records, "sebek: stored");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, datagrams = n, "sebek: storing failed"),
+        Err(e) => tracing::error!(error = %e, datagrams = n, "sebek: storing task failed"),
+    }
 }
 
 /// Pulls from one child every `interval_secs` until shutdown.

@@ -323,3 +323,151 @@ fn a_capture_ingested_in_two_steps_gives_the_same_rows() {
         assert_eq!(sebek_tables(&twice), sebek_tables(&once), "cut at {cut}");
     }
 }
+
+/// The sebek payloads (UDP payloads on the sebek port) of the generator's
+/// scripted session, in order.
+fn generated_sebek_payloads() -> Vec<Vec<u8>> {
+    lumpy::sebek::generate::shell_session(1101)
+        .iter()
+        .filter_map(|f| {
+            let net = lumpy::capture::decode(1, &f.data).ok()?.net?;
+            (net.proto == 17 && net.src_port == 1101 && net.dst_port == 1101).then_some(())?;
+            let udp = f.data.get(net.transport?.range())?;
+            Some(udp.get(8..)?.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn serve_receives_sebek_datagrams_live_and_keeps_them() {
+    use crate::sync::{free_port, serve};
+    let (_d, data) = new_node(78);
+    let udp_port = std::net::UdpSocket::bind("127.0.0.43:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "capture.sebek_listen",
+        &format!("127.0.0.43:{udp_port}"),
+    ]);
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "capture.sebek_flush_secs",
+        "1",
+    ]);
+    let bad = run(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "capture.sebek_listen",
+        "nowhere",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let port = free_port("127.0.0.43");
+    let node = serve(&data, "127.0.0.43", port);
+    let payloads = generated_sebek_payloads();
+    assert!(payloads.len() > 10);
+    let sock = std::net::UdpSocket::bind("127.0.0.44:0").unwrap();
+    let to = format!("127.0.0.43:{udp_port}");
+    // Garbage first: counted and skipped, the listener goes on.
+    for junk in [&b""[..], b"not sebek at all", &[0u8; 100][..]] {
+        sock.send_to(junk, &to).unwrap();
+    }
+    let (first, rest) = payloads.split_at(payloads.len() / 2);
+    for p in first {
+        sock.send_to(p, &to).unwrap();
+    }
+    // The flush timer commits while serve runs; the mirror shows them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = ok(&["processes", "--data", &data, "--json"]);
+        let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        if !v.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no process rows while serving"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    node.stop();
+    // The rest just before SIGTERM, with a flush timer that never fires:
+    // stored by the shutdown flush, continuing the same process state.
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "capture.sebek_flush_secs",
+        "3600",
+    ]);
+    let node = serve(&data, "127.0.0.43", port);
+    for p in rest {
+        sock.send_to(p, &to).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    node.stop();
+    let live: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["processes", "--data", &data, "--json"])).unwrap();
+    // The same session ingested from the capture gives the same processes
+    // (pids, trees, commands, opens); only the honeypot address (here the
+    // datagrams' source) and the capture clock (receive time) differ.
+    let (_e, reference) = new_node(79);
+    ok(&[
+        "ingest",
+        "--data",
+        &reference,
+        fixture("sebek.pcap").to_str().unwrap(),
+    ]);
+    let from_pcap: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["processes", "--data", &reference, "--json"])).unwrap();
+    let shape = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|p| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    p["pid"],
+                    p["parents"],
+                    p["children"],
+                    p["commands"],
+                    p["opens"].as_array().map_or(0, Vec::len),
+                    p["sockets"].as_array().map_or(0, Vec::len)
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&live), shape(&from_pcap));
+    let counts = |data: &str| -> Vec<String> {
+        let c = mirror(data);
+        [
+            "process",
+            "process_tree",
+            "command",
+            "process_to_com",
+            "sys_read",
+            "sys_write",
+            "sys_open",
+            "sys_socket",
+            "sbk_loss",
+        ]
+        .iter()
+        .flat_map(|t| rows(&c, &format!("SELECT '{t}', count(*) FROM {t}")))
+        .collect()
+    };
+    assert_eq!(counts(&data), counts(&reference));
+    assert!(live.iter().all(|p| p["src_ip"] == "127.0.0.44"), "{live:?}");
+    assert_eq!(
+        ok(&["keystrokes", "--data", &data, "--process", "3"]),
+        "wget x\n"
+    );
+}

@@ -11,6 +11,7 @@ mod flows_vs_argus;
 mod incarnations;
 mod ingest;
 mod legacy;
+mod p0f;
 mod pcap;
 mod sebek;
 mod sync;

@@ -2,7 +2,8 @@
 //!
 //! Owns turning one captured frame (link type + bytes) into a `PacketInfo`: IP
 //! addresses, transport protocol and ports, TCP flags, IPv4 flags, fragment and
-//! ICMP details (including the flow an ICMP error quotes). It runs once per packet
+//! ICMP details (including the flow an ICMP error quotes), and where the IP
+//! header and the transport header lie in the frame (for `p0f`). It runs once per packet
 //! at hundreds of MB/s: it borrows, never allocates on success, and never panics.
 //! Must not touch: reading files (`reader`), flows, storage or anything stateful;
 //! it does not reassemble fragments or validate checksums.
@@ -77,6 +78,11 @@ pub struct NetInfo {
     /// the IP length or the capture end) lie in the decoded frame: `None`
     /// for non-first fragments and cut extension headers.
     pub transport: Option<Span>,
+    /// Where the IP header (IPv4 with options; IPv6 with its extension
+    /// headers) lies in the frame, up to the transport header: set exactly
+    /// when `transport` is. Passive OS fingerprinting (`p0f`) reads TTL, ID,
+    /// flags and options from it.
+    pub ip_header: Option<Span>,
 }
 
 /// A byte range of the decoded frame: `frame.get(span.range())` is safe.
@@ -358,6 +364,8 @@ struct IpLayer<'a> {
     /// after the headers are not the start of a transport header.
     transport_follows: bool,
     payload: &'a [u8],
+    /// The IP packet from its first header byte.
+    packet: &'a [u8],
 }
 
 /// IPv4 header with options. The payload ends at the total length when the
@@ -393,6 +401,7 @@ fn ipv4_layer(data: &[u8]) -> Result<IpLayer<'_>, DecodeError> {
         fragment,
         transport_follows: frag_offset == 0,
         payload,
+        packet: data,
     })
 }
 
@@ -419,6 +428,7 @@ fn ipv6_layer(data: &[u8]) -> Result<IpLayer<'_>, DecodeError> {
         fragment: chain.fragment,
         transport_follows: chain.transport_follows,
         payload: chain.payload,
+        packet: data,
     })
 }
 
@@ -513,6 +523,7 @@ fn ports(payload: &[u8]) -> (u16, u16) {
 fn net_info(ip: IpLayer<'_>) -> Raw<'_> {
     let mut info = NetInfo {
         transport: None,
+        ip_header: None,
         src: ip.src,
         dst: ip.dst,
         proto: ip.proto,
@@ -527,6 +538,7 @@ fn net_info(ip: IpLayer<'_>) -> Raw<'_> {
         return Raw {
             info,
             payload: None,
+            packet: ip.packet,
         };
     }
     if has_ports(ip.proto) {
@@ -540,6 +552,7 @@ fn net_info(ip: IpLayer<'_>) -> Raw<'_> {
     Raw {
         info,
         payload: Some(ip.payload),
+        packet: ip.packet,
     }
 }
 
@@ -547,12 +560,20 @@ fn net_info(ip: IpLayer<'_>) -> Raw<'_> {
 struct Raw<'a> {
     info: NetInfo,
     payload: Option<&'a [u8]>,
+    packet: &'a [u8],
 }
 
 impl Raw<'_> {
     fn locate(self, frame: &[u8]) -> NetInfo {
         let mut info = self.info;
         info.transport = self.payload.and_then(|p| Span::within(frame, p));
+        info.ip_header = info.transport.and_then(|t| {
+            let ip = Span::within(frame, self.packet)?;
+            Some(Span {
+                offset: ip.offset,
+                len: t.offset.checked_sub(ip.offset)?,
+            })
+        });
         info
     }
 }

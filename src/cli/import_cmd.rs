@@ -1,5 +1,6 @@
 //! `import legacy`: a decommissioned Honeywall's hflow/walleye_0_3 database
-//! rows and its pcap tree as a sensor of this node.
+//! rows and its pcap tree as a sensor of this node; `import p0f-log`: a
+//! running p0f's log as OS fingerprints (`p0f_cmd`).
 
 use std::path::PathBuf;
 
@@ -39,6 +40,11 @@ pub enum ImportCmd {
         #[arg(long, value_name = "IP")]
         manager_ip: Option<std::net::IpAddr>,
     },
+    /// The log of a p0f already running on a honeywall (`p0f -o FILE`), as
+    /// OS fingerprints of a sensor: `os` rows and the flows' OS ids.
+    /// Importing the same log again adds nothing; malformed lines are
+    /// reported as FILE:LINE and skipped (exit status 1).
+    P0fLog(super::p0f_cmd::ImportP0fArgs),
 }
 
 pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
@@ -58,6 +64,7 @@ pub fn run(c: ImportCmd) -> anyhow::Result<Status> {
             password_file.as_deref(),
             manager_ip,
         ),
+        ImportCmd::P0fLog(a) => super::p0f_cmd::import_p0f_log(a),
     }
 }
 

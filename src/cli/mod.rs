@@ -10,6 +10,7 @@ mod import_cmd;
 mod ingest_cmd;
 mod links_cmd;
 mod node_cmds;
+mod p0f_cmd;
 mod pcap_cmd;
 mod query;
 mod sebek_cmd;
@@ -86,6 +87,9 @@ pub enum Command {
     Keystrokes(sebek_cmd::KeystrokesArgs),
     /// A host's OS fingerprints over time and its flows.
     Hosts(sebek_cmd::HostsArgs),
+    /// Passive OS fingerprints (p0f v3 signatures) of the TCP handshakes in
+    /// capture files, printed in p0f's log format (like `p0f -r FILE`).
+    Fingerprint(p0f_cmd::FingerprintArgs),
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Child(c) => links_cmd::child(c),
         Command::Export(c) => export_cmd::run(c),
         Command::GenSebek(a) => sebek_cmd::gen_sebek(a),
+        Command::Fingerprint(a) => p0f_cmd::fingerprint(a),
         Command::Processes(a) => sebek_cmd::processes(a),
         Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
         Command::Hosts(a) => sebek_cmd::hosts(a),

@@ -17,6 +17,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Result, params};
 
 use super::ApplyStats;
 use super::apply_legacy as legacy;
+use super::apply_os as os;
 use super::apply_sebek as sebek;
 use crate::records::{FlowRecord, Record, SensorRecord};
 use crate::store::SegmentId;
@@ -129,10 +130,17 @@ fn upsert_flow_sql(table: &str) -> String {
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // The OS ids come from fingerprint records, not from the flow's origin
+    // (which sends 0): a newer flow version keeps what the mirror joined.
     let sets = FLOW_COLUMNS
         .iter()
         .filter(|c| !IDENTITY_COLUMNS.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
+        .map(|c| match *c {
+            "client_os_id" | "server_os_id" => {
+                format!("{c} = CASE excluded.{c} WHEN 0 THEN {c} ELSE excluded.{c} END")
+            }
+            _ => format!("{c} = excluded.{c}"),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let same = IDENTITY_COLUMNS[2..]
@@ -192,6 +200,7 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
         || conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM x_pending_socket)")?
             .query_row([], |row| row.get::<_, bool>(0))?;
+    let mut os_pending = os::any_pending(conn)?;
     for record in records {
         let outcome = match record {
             Record::Flow(f) => {
@@ -199,7 +208,20 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
                 if pending && matches!(outcome, Outcome::Written) {
                     sebek::resolve_pending(conn, f)?;
                 }
+                if os_pending && matches!(outcome, Outcome::Written) {
+                    os::resolve_pending(conn, f)?;
+                }
                 outcome
+            }
+            Record::OsFingerprint(r) => {
+                let written = os::os_fingerprint(conn, r)?;
+                // A fingerprint whose flow comes later in this segment.
+                os_pending = os_pending || written;
+                if written {
+                    Outcome::Written
+                } else {
+                    Outcome::NotNewer
+                }
             }
             Record::Sensor(s) => w.sensor(s)?,
             Record::Process(p) => written(sebek::process(conn, p)?),

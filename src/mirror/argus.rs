@@ -81,7 +81,10 @@ pub(super) fn put(conn: &Connection, f: &FlowRecord) -> Result<()> {
         "INSERT OR REPLACE INTO argus (sensor_id, argus_id, ip_proto, local, src_ip, dst_ip, \
          src_port, dst_port, src_pkts, dst_pkts, src_bytes, dst_bytes, start_sec, end_sec, \
          argus_dir, argus_status, argus_ind, client_os_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, ?17)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, \
+         coalesce((SELECT client_os_id FROM flow WHERE sensor_id = ?1 AND flow_id = ?2), ?17))",
+        // The flow row (written just before) holds the client OS the mirror
+        // joined from fingerprints; the record's own value is 0.
     )?
     .execute(params![
         f.sensor_id,

@@ -20,6 +20,7 @@
 
 mod apply;
 mod apply_legacy;
+mod apply_os;
 mod apply_sebek;
 pub mod argus;
 pub mod background;
@@ -28,6 +29,7 @@ pub mod incarnations;
 mod query;
 mod schema;
 mod sebek_query;
+pub use apply_os::os_id_of;
 pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 /// The mirror schema version this binary writes (row of `x_schema`). Bump it,
 /// and add a migration in `check_version`, whenever `schema.sql` changes in a
 /// way an older binary would misread.
-pub const MIRROR_SCHEMA_VERSION: i64 = 1;
+pub const MIRROR_SCHEMA_VERSION: i64 = 2;
 
 /// One mirror table, as [`super::Mirror::table_counts`] and
 /// [`super::Mirror::row_hash`] see it.
@@ -66,6 +66,11 @@ pub const TABLES: &[TableSpec] = &[
     t("x_sensor_address", true, "sensor_id"),
     t("x_process_version", true, "sensor_id, process_id"),
     t("x_pending_socket", true, "sensor_id, sys_socket_id"),
+    t(
+        "x_os_fingerprint",
+        true,
+        "sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source",
+    ),
 ];
 
 /// The catalogue entry for `name`, if it is a mirror table.
@@ -97,7 +102,8 @@ pub fn check_version(conn: &Connection, path: &str) -> Result<(), MirrorError> {
             found,
             supported: MIRROR_SCHEMA_VERSION,
         }),
-        // Version 1 is the first: nothing older to migrate from yet.
+        // Version 2 only adds a table (x_os_fingerprint), which the DDL
+        // creates on open: a version 1 file needs nothing else.
         _ => Ok(()),
     }
 }

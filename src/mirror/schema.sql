@@ -287,6 +287,7 @@ CREATE TABLE IF NOT EXISTS x_schema (
     comment  TEXT NOT NULL
 );
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (1, 'lumpy mirror 1: hflow 3 tables + x_ bookkeeping');
+INSERT OR IGNORE INTO x_schema (version, comment) VALUES (2, 'lumpy mirror 2: p0f fingerprints (x_os_fingerprint), flow OS ids kept across flow versions');
 
 -- Segments whose records are in the mirror: apply() is a no-op for them.
 CREATE TABLE IF NOT EXISTS x_applied_segment (
@@ -395,3 +396,32 @@ CREATE TABLE IF NOT EXISTS x_pending_socket (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS x_pending_socket_ports_idx
     ON x_pending_socket (sensor_id, proto, local_port, remote_port);
+
+-- p0f fingerprints (records "os_fingerprint", docs/STORAGE.md section 4): one
+-- row per fingerprinted SYN (role 0, the client) or SYN+ACK (role 1, the
+-- server), from lumpy's own matching (source 0) or a p0f log (source 1).
+-- Addresses as in `flow` (IPv4: integer) or `x_flow6` (blob). flow_id is the
+-- flow it joined, 0 while it waits for it; os_id names its `os` row.
+CREATE TABLE IF NOT EXISTS x_os_fingerprint (
+    sensor_id       INTEGER NOT NULL,
+    role            INTEGER NOT NULL,
+    host_ip         NOT NULL,
+    host_port       INTEGER NOT NULL,
+    peer_ip         NOT NULL,
+    peer_port       INTEGER NOT NULL,
+    time            INTEGER NOT NULL,
+    source          INTEGER NOT NULL,
+    origin_flow_id  INTEGER NOT NULL,
+    flow_id         INTEGER NOT NULL,
+    os_id           INTEGER NOT NULL,
+    class           TEXT NOT NULL,
+    generic         INTEGER NOT NULL,
+    fuzzy           INTEGER NOT NULL,
+    dist            INTEGER NOT NULL,
+    raw_sig         TEXT NOT NULL,
+    PRIMARY KEY (sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS x_os_fingerprint_flow_idx ON x_os_fingerprint (sensor_id, flow_id, role);
+CREATE INDEX IF NOT EXISTS x_os_fingerprint_host_idx ON x_os_fingerprint (host_ip);
+CREATE INDEX IF NOT EXISTS x_os_fingerprint_pending_idx
+    ON x_os_fingerprint (sensor_id, host_port, peer_port) WHERE flow_id = 0;

@@ -228,7 +228,41 @@ fn os_history(conn: &Connection, ip: Ipv4Addr) -> Result<Vec<OsSeen>> {
     .collect()
 }
 
+fn has_fingerprint(conn: &Connection, r: &crate::records::OsFingerprintRecord) -> Result<bool> {
+    let ip = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => rusqlite::types::Value::Integer(i64::from(u32::from(*v4))),
+        std::net::IpAddr::V6(v6) => rusqlite::types::Value::Blob(v6.octets().to_vec()),
+    };
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM x_os_fingerprint WHERE sensor_id = ?1 AND role = ?2 \
+         AND host_ip = ?3 AND host_port = ?4 AND peer_ip = ?5 AND peer_port = ?6 \
+         AND time = ?7 AND source = ?8)",
+    )?
+    .query_row(
+        params![
+            r.sensor_id,
+            i64::from(r.role == crate::records::OsRole::Server),
+            ip(&r.host_ip),
+            r.host_port,
+            ip(&r.peer_ip),
+            r.peer_port,
+            r.time,
+            i64::from(r.source == crate::records::OsSource::P0fLog)
+        ],
+        |row| row.get(0),
+    )
+}
+
 impl Mirror {
+    /// True when the mirror already holds this fingerprint (same sensor,
+    /// role, ends, time and source).
+    pub fn has_fingerprint(
+        &self,
+        r: &crate::records::OsFingerprintRecord,
+    ) -> Result<bool, MirrorError> {
+        has_fingerprint(&self.conn, r).ctx(&self.path, "query x_os_fingerprint")
+    }
+
     /// Processes matching `q` with their tree, commands, opens and sockets.
     pub fn processes(&self, q: &ProcessQuery) -> Result<Vec<ProcessView>, MirrorError> {
         processes(&self.conn, q).ctx(&self.path, "query processes")

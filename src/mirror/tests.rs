@@ -291,7 +291,7 @@ fn reopen_keeps_data_and_seed_rows_single() {
     assert_eq!(m.table_counts().unwrap(), before);
     assert!(
         before.contains(&("dbschema", 1))
-            && before.contains(&("x_schema", 1))
+            && before.contains(&("x_schema", MIRROR_SCHEMA_VERSION as u64))
             && before.contains(&("flow", 1))
     );
 }
@@ -912,4 +912,96 @@ fn time_filters_use_walleye_semantics() {
         ..FlowQuery::default()
     };
     assert_eq!(ids(&m, window), vec![(1, 1), (1, 2)]);
+}
+
+fn fingerprint(
+    role: crate::records::OsRole,
+    source: crate::records::OsSource,
+    flow_id: u32,
+    genre: &str,
+) -> crate::records::OsFingerprintRecord {
+    let client = role == crate::records::OsRole::Client;
+    crate::records::OsFingerprintRecord {
+        sensor_id: 1,
+        time: 100,
+        role,
+        host_ip: ip(if client { "10.0.0.1" } else { "10.0.0.2" }),
+        host_port: if client { 1000 } else { 80 },
+        peer_ip: ip(if client { "10.0.0.2" } else { "10.0.0.1" }),
+        peer_port: if client { 80 } else { 1000 },
+        flow_id,
+        source,
+        class: "unix".into(),
+        genre: genre.into(),
+        detail: "3.x".into(),
+        generic: false,
+        fuzzy: false,
+        dist: 0,
+        raw_sig: "4:64+0:0:1460:mss*20,7:mss,sok,ts,nop,ws:df,id+:0".into(),
+    }
+}
+
+#[test]
+fn fingerprints_join_their_flows_in_any_order_and_survive_flow_versions() {
+    use crate::records::{OsRole, OsSource};
+    let segments = [
+        (
+            seg(1),
+            vec![Record::OsFingerprint(fingerprint(
+                OsRole::Client,
+                OsSource::P0fLog,
+                0,
+                "Linux",
+            ))],
+        ),
+        (
+            seg(2),
+            vec![Record::Flow(flow(
+                1, 7, 1, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 101, 101,
+            ))],
+        ),
+        (
+            seg(3),
+            vec![
+                Record::OsFingerprint(fingerprint(OsRole::Server, OsSource::Native, 7, "FreeBSD")),
+                // Native beats the imported log for the same flow and role.
+                Record::OsFingerprint(fingerprint(OsRole::Client, OsSource::Native, 7, "Windows")),
+            ],
+        ),
+        (
+            seg(4),
+            vec![Record::Flow(flow(
+                1, 7, 2, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 150, 150,
+            ))],
+        ),
+    ];
+    let mut results = Vec::new();
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+        let (_d, mut m) = open_temp();
+        for i in order {
+            let (id, records) = &segments[i];
+            m.apply(id, records).unwrap();
+            // Twice: nothing more.
+            m.apply(id, records).unwrap();
+        }
+        let ids: (u32, u32, i64) = m
+            .conn
+            .query_row(
+                "SELECT client_os_id, server_os_id, src_end_sec FROM flow WHERE flow_id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            ids,
+            (os_id_of("Windows", "3.x"), os_id_of("FreeBSD", "3.x"), 150),
+            "order {order:?}"
+        );
+        results.push((
+            m.row_hash("os", None).unwrap(),
+            m.row_hash("flow", None).unwrap(),
+            m.row_hash("x_os_fingerprint", None).unwrap(),
+        ));
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
