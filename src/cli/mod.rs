@@ -14,6 +14,7 @@ mod pcap_cmd;
 mod query;
 mod sebek_cmd;
 mod time;
+mod user_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,9 @@ pub enum Command {
     Keystrokes(sebek_cmd::KeystrokesArgs),
     /// A host's OS fingerprints over time and its flows.
     Hosts(sebek_cmd::HostsArgs),
+    /// Accounts of the web UI (add, list, remove).
+    #[command(subcommand)]
+    User(user_cmd::UserCmd),
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
@@ -144,6 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Processes(a) => sebek_cmd::processes(a),
         Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
         Command::Hosts(a) => sebek_cmd::hosts(a),
+        Command::User(c) => user_cmd::run(c),
     }
 }
 
