@@ -13,3 +13,4 @@ mod pcap;
 mod sebek;
 mod sync;
 mod verify;
+mod web;

@@ -721,11 +721,11 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
             "since" => time("since", v).map(|t| from = Some(t)),
             "until" => time("until", v).map(|t| to = Some(t)),
             "bucket" => num::<u32>("bucket", v).and_then(|b| {
-                if (60..=86400 * 7).contains(&b) {
+                if (1..=86400 * 7).contains(&b) {
                     bucket = Some(b);
                     Ok(())
                 } else {
-                    Err(bad_param("bucket", "use 60 to 604800 seconds"))
+                    Err(bad_param("bucket", "use 1 to 604800 seconds"))
                 }
             }),
             other => Err(bad_param(other, "unknown parameter")),
@@ -737,16 +737,24 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
     let got = web
         .with_mirror(move |m| {
             let span = m.time_span()?;
+            // By default the newest day of data (or less, if there is less).
             let to = to.or(span.map(|s| s.1)).unwrap_or(0);
-            let from = from.unwrap_or_else(|| to.saturating_sub(86400));
+            let from = from.unwrap_or_else(|| {
+                to.saturating_sub(86400)
+                    .max(span.map(|s| s.0).unwrap_or(0))
+            });
             if from > to {
                 return Err(crate::mirror::MirrorError::InvalidQuery {
                     path: String::new(),
                     what: "until: is before since".into(),
                 });
             }
-            // About 96 buckets over the range, whole minutes.
-            let b = bucket.unwrap_or_else(|| ((to - from) / 96).max(60) / 60 * 60);
+            // About 96 buckets over the range; whole minutes above a minute.
+            let b = bucket.unwrap_or_else(|| match (to - from) / 96 {
+                0 => 1,
+                b if b < 60 => b,
+                b => b / 60 * 60,
+            });
             let series = m.series(sensor, from, to, b)?;
             let ports = m.top_ports(sensor, from, to, 15)?;
             Ok((from, to, b, series, ports))
