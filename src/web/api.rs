@@ -190,10 +190,37 @@ fn set_cookie(value: &str, max_age: u64) -> String {
     format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}")
 }
 
+/// Percent-decoding of one path segment; None if it is not UTF-8 after.
+fn decode_segment(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Entry point of every UI request.
 pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
-    let path = req.path.clone();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let Some(decoded) = req
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode_segment)
+        .collect::<Option<Vec<String>>>()
+    else {
+        return error(StatusCode::BAD_REQUEST, "path: not UTF-8");
+    };
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let is_get = req.method == Method::GET || req.method == Method::HEAD;
     match segs.as_slice() {
         ["assets", name] if is_get => return assets::asset(name),
@@ -807,6 +834,13 @@ mod tests {
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
             let _ = name;
         }
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(decode_segment("2001%3Adb8%3A%3A1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(decode_segment("a%zzb").as_deref(), Some("a%zzb"));
+        assert_eq!(decode_segment("%ff"), None);
     }
 
     #[test]
