@@ -118,11 +118,7 @@ pub struct UiChoice {
 }
 
 /// Builds the runtime and runs the node until SIGTERM or SIGINT.
-pub fn run(
-    dir: &std::path::Path,
-    listen: Option<String>,
-    ui: UiChoice,
-) -> Result<(), ServeError> {
+pub fn run(dir: &std::path::Path, listen: Option<String>, ui: UiChoice) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -154,7 +150,10 @@ async fn bind_ui(
     if ui.off || (ui.listen.is_none() && !config.ui.enabled) {
         return Ok(None);
     }
-    let addr = ui.listen.clone().unwrap_or_else(|| config.ui.listen.clone());
+    let addr = ui
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.ui.listen.clone());
     match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => Ok(Some(l)),
         Err(source) if ui.listen.is_some() => Err(ServeError::Listen { addr, source }),
@@ -202,9 +201,13 @@ async fn serve(
                 tracing::info!(addr = %a, "web UI");
             }
             let mut stopped = rx.clone();
-            Some(tokio::spawn(crate::web::serve(ui_listener, web, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })))
+            Some(tokio::spawn(crate::web::serve(
+                ui_listener,
+                web,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
         }
         None => None,
     };

@@ -77,7 +77,11 @@ pub fn run(cmd: UserCmd) -> anyhow::Result<Status> {
         UserCmd::List { dir } => {
             check_dir(&dir.data)?;
             for u in users::load(&dir.data)? {
-                println!("{}\tcreated {}", u.name, super::query::fmt_epoch(u.created as u32));
+                println!(
+                    "{}\tcreated {}",
+                    u.name,
+                    super::query::fmt_epoch(u.created as u32)
+                );
             }
         }
         UserCmd::Remove { dir, name } => {

@@ -302,7 +302,9 @@ fn filters(
     }
     if with_cursor && let Some(c) = q.after {
         let (t, s, f) = (p.push(c.start_sec), p.push(c.sensor_id), p.push(c.flow_id));
-        w.push(format!("(src_start_sec, sensor_id, flow_id) < ({t}, {s}, {f})"));
+        w.push(format!(
+            "(src_start_sec, sensor_id, flow_id) < ({t}, {s}, {f})"
+        ));
     }
     Ok(Some(w))
 }
@@ -383,7 +385,9 @@ fn page_of(
          ORDER BY src_start_sec DESC, sensor_id DESC, flow_id DESC LIMIT {limit}",
         where_clause(&w)
     );
-    let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare connection query")?;
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .ctx(path, "prepare connection query")?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(p.0.iter()))
         .ctx(path, "run connection query")?;
@@ -401,7 +405,9 @@ fn key(r: &ConnRow) -> (u32, u32, u32) {
 /// Counts of IDS alerts and sebek sockets of a shown row.
 fn annotate(conn: &Connection, path: &str, r: &mut ConnRow) -> Result<(), MirrorError> {
     let count = |sql: &str| -> Result<u64, MirrorError> {
-        let mut stmt = conn.prepare_cached(sql).ctx(path, "prepare flow annotation")?;
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .ctx(path, "prepare flow annotation")?;
         let n: i64 = stmt
             .query_row(params![r.sensor_id, r.flow_id], |row| row.get(0))
             .ctx(path, "run flow annotation")?;
@@ -505,7 +511,15 @@ fn aggregate(
         }
     }
     let mut out: Vec<AggRow> = groups.into_values().collect();
-    out.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.key.cmp(&b.key)));
+    // Largest first; ties by key, numerically for ports.
+    out.sort_by(|a, b| {
+        b.flows
+            .cmp(&a.flows)
+            .then_with(|| match (a.key.parse::<u32>(), b.key.parse::<u32>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => a.key.cmp(&b.key),
+            })
+    });
     out.truncate(limit as usize);
     Ok(out)
 }
@@ -638,6 +652,23 @@ fn time_span(conn: &Connection) -> rusqlite::Result<Option<(u32, u32)>> {
     Ok(lo.zip(hi))
 }
 
+/// The earliest flow start at or after `t`, over every sensor.
+fn first_start_from(conn: &Connection, t: u32) -> rusqlite::Result<Option<u32>> {
+    let mut best: Option<u32> = None;
+    for table in ["flow", "x_flow6"] {
+        let v: Option<u32> = conn
+            .prepare_cached(&format!(
+                "SELECT min(src_start_sec) FROM {table} WHERE src_start_sec >= ?1"
+            ))?
+            .query_row(params![t], |r| r.get(0))?;
+        best = match (best, v) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(best)
+}
+
 fn flow_row(
     conn: &Connection,
     path: &str,
@@ -645,7 +676,8 @@ fn flow_row(
     flow_id: u32,
 ) -> Result<Option<ConnRow>, MirrorError> {
     for table in ["flow", "x_flow6"] {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM {table} WHERE sensor_id = ?1 AND flow_id = ?2");
+        let sql =
+            format!("SELECT {ROW_COLUMNS} FROM {table} WHERE sensor_id = ?1 AND flow_id = ?2");
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare flow lookup")?;
         let mut rows = stmt
             .query(params![sensor, flow_id])
@@ -733,6 +765,11 @@ impl Mirror {
         time_span(&self.conn).ctx(&self.path, "query time span")
     }
 
+    /// The earliest flow start at or after `t`.
+    pub fn first_start_from(&self, t: u32) -> Result<Option<u32>, MirrorError> {
+        first_start_from(&self.conn, t).ctx(&self.path, "query first flow")
+    }
+
     /// One flow as a connection-table row.
     pub fn flow_row(&self, sensor: u32, flow_id: u32) -> Result<Option<ConnRow>, MirrorError> {
         flow_row(&self.conn, &self.path, sensor, flow_id)
@@ -756,7 +793,14 @@ mod tests {
             flow_id: 42,
         };
         assert_eq!(Cursor::parse(&c.to_text()), Some(c));
-        for junk in ["", "1.2", "1.2.3.4", "a.b.c", "1.2.-3", "1;DROP TABLE flow.2.3"] {
+        for junk in [
+            "",
+            "1.2",
+            "1.2.3.4",
+            "a.b.c",
+            "1.2.-3",
+            "1;DROP TABLE flow.2.3",
+        ] {
             assert_eq!(Cursor::parse(junk), None, "{junk}");
         }
     }

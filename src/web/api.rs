@@ -42,12 +42,31 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A request parameter that cannot be used: answered 400 with a message
+/// that starts with the parameter's name.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {why}")]
+pub struct BadParam {
+    name: String,
+    why: String,
+}
+
+impl BadParam {
+    fn new(name: &str, why: &str) -> BadParam {
+        BadParam {
+            name: name.chars().take(40).collect(),
+            why: why.to_string(),
+        }
+    }
+
+    fn reply(&self) -> Reply {
+        error(StatusCode::BAD_REQUEST, &self.to_string())
+    }
+}
+
 /// A 400 naming the parameter and what is wrong with it.
 fn bad_param(name: &str, why: &str) -> Reply {
-    error(
-        StatusCode::BAD_REQUEST,
-        &format!("{}: {why}", name.chars().take(40).collect::<String>()),
-    )
+    BadParam::new(name, why).reply()
 }
 
 /// Mirror failures: a query the mirror refuses is the client's (400), the
@@ -71,34 +90,34 @@ fn params(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, Reply> {
+fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadParam> {
     v.parse()
-        .map_err(|_| bad_param(name, &format!("'{}' is not a valid number", clip(v))))
+        .map_err(|_| BadParam::new(name, &format!("'{}' is not a valid number", clip(v))))
 }
 
 fn clip(v: &str) -> String {
     v.chars().take(40).collect()
 }
 
-fn flag(name: &str, v: &str) -> Result<bool, Reply> {
+fn flag(name: &str, v: &str) -> Result<bool, BadParam> {
     match v {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(bad_param(name, "use 1 or 0")),
+        _ => Err(BadParam::new(name, "use 1 or 0")),
     }
 }
 
-fn side(name: &str, v: &str) -> Result<Side, Reply> {
+fn side(name: &str, v: &str) -> Result<Side, BadParam> {
     match v {
         "either" | "any" => Ok(Side::Either),
         "src" => Ok(Side::Src),
         "dst" => Ok(Side::Dst),
-        _ => Err(bad_param(name, "use either, src or dst")),
+        _ => Err(BadParam::new(name, "use either, src or dst")),
     }
 }
 
-fn time(name: &str, v: &str) -> Result<u32, Reply> {
-    crate::cli::parse_time(v).map_err(|e| bad_param(name, &e))
+fn time(name: &str, v: &str) -> Result<u32, BadParam> {
+    crate::cli::parse_time(v).map_err(|e| BadParam::new(name, &e))
 }
 
 pub fn parse_proto(v: &str) -> Option<u8> {
@@ -112,14 +131,14 @@ pub fn parse_proto(v: &str) -> Option<u8> {
     }
 }
 
-fn host(name: &str, v: &str) -> Result<(IpAddr, u8), Reply> {
+fn host(name: &str, v: &str) -> Result<(IpAddr, u8), BadParam> {
     let (addr, mask) = match v.split_once('/') {
         Some((a, m)) => (a, Some(m)),
         None => (v, None),
     };
     let ip: IpAddr = addr
         .parse()
-        .map_err(|_| bad_param(name, &format!("'{}' is not an IP address", clip(addr))))?;
+        .map_err(|_| BadParam::new(name, &format!("'{}' is not an IP address", clip(addr))))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let mask = match mask {
         None => max,
@@ -127,7 +146,7 @@ fn host(name: &str, v: &str) -> Result<(IpAddr, u8), Reply> {
             .parse::<u8>()
             .ok()
             .filter(|m| *m <= max)
-            .ok_or_else(|| bad_param(name, &format!("prefix length must be 0 to {max}")))?,
+            .ok_or_else(|| BadParam::new(name, &format!("prefix length must be 0 to {max}")))?,
     };
     Ok((ip, mask))
 }
@@ -137,7 +156,7 @@ fn host(name: &str, v: &str) -> Result<(IpAddr, u8), Reply> {
 fn conn_query(
     query: &str,
     extra: &[&str],
-) -> Result<(ConnQuery, BTreeMap<String, String>), Reply> {
+) -> Result<(ConnQuery, BTreeMap<String, String>), BadParam> {
     let mut q = ConnQuery {
         limit: DEFAULT_PAGE,
         ..ConnQuery::default()
@@ -155,7 +174,7 @@ fn conn_query(
             "port_side" => q.port_side = side("port_side", v)?,
             "proto" => {
                 q.proto = Some(parse_proto(v).ok_or_else(|| {
-                    bad_param("proto", "use a number 0-255 or tcp, udp, icmp, icmp6, sctp")
+                    BadParam::new("proto", "use a number 0-255 or tcp, udp, icmp, icmp6, sctp")
                 })?)
             }
             "bidir" => q.bidirectional = flag("bidir", v)?,
@@ -163,25 +182,28 @@ fn conn_query(
             "alerts" => q.alerts_only = flag("alerts", v)?,
             "after" => {
                 q.after = Some(Cursor::parse(v).ok_or_else(|| {
-                    bad_param("after", "not a cursor (use the `next` of the previous page)")
+                    BadParam::new(
+                        "after",
+                        "not a cursor (use the `next` of the previous page)",
+                    )
                 })?)
             }
             "limit" => {
                 q.limit = num("limit", v)?;
                 if !(1..=1000).contains(&q.limit) {
-                    return Err(bad_param("limit", "use 1 to 1000"));
+                    return Err(BadParam::new("limit", "use 1 to 1000"));
                 }
             }
             other if extra.contains(&other) => {
                 rest.insert(other.to_string(), v.to_string());
             }
-            other => return Err(bad_param(other, "unknown parameter")),
+            other => return Err(BadParam::new(other, "unknown parameter")),
         }
     }
     if let (Some(a), Some(b)) = (q.since, q.until)
         && a > b
     {
-        return Err(bad_param("until", "is before since"));
+        return Err(BadParam::new("until", "is before since"));
     }
     Ok((q, rest))
 }
@@ -197,7 +219,9 @@ fn decode_segment(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;
@@ -314,7 +338,10 @@ async fn login(web: &Arc<Web>, req: &Request) -> Reply {
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     }
     let Some(token) = web.sessions.open(&body.user) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for a session",
+        );
     };
     tracing::info!(?remote, user = %body.user, "UI login");
     let mut r = json(&serde_json::json!({ "user": body.user }));
@@ -348,8 +375,8 @@ struct SensorView {
     incarnation: String,
     install_sec: i64,
     newest_record_sec: u64,
-    /// Seconds since the newest record.
-    lag_secs: u64,
+    /// Seconds since the newest record (none when nothing was ever recorded).
+    lag_secs: Option<u64>,
     silent: bool,
     decommissioned: bool,
     /// 0 here, else how many links away the origin is.
@@ -434,7 +461,11 @@ async fn sensors(web: &Arc<Web>) -> Reply {
                 last_err = err.clone();
             }
             if h > 1 {
-                path.push(format!("{} more hop{}", h - 1, if h > 2 { "s" } else { "" }));
+                path.push(format!(
+                    "{} more hop{}",
+                    h - 1,
+                    if h > 2 { "s" } else { "" }
+                ));
             }
         }
         out.push(SensorView {
@@ -446,7 +477,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
                 .unwrap_or_default(),
             install_sec: row.map(|r| r.install_sec).unwrap_or(0),
             newest_record_sec: newest,
-            lag_secs: lag,
+            lag_secs: (newest > 0).then_some(lag),
             silent: !decommissioned && (newest == 0 || lag > web.config.serve.silent_after_secs),
             decommissioned,
             hops,
@@ -468,7 +499,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
 async fn flows(web: &Arc<Web>, query: &str) -> Reply {
     let (q, _) = match conn_query(query, &[]) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return r.reply(),
     };
     match web.with_mirror(move |m| m.connections(&q)).await {
         Ok(page) => json(&page),
@@ -479,7 +510,7 @@ async fn flows(web: &Arc<Web>, query: &str) -> Reply {
 async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
     let (mut q, rest) = match conn_query(query, &["by"]) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return r.reply(),
     };
     let by = match rest.get("by").map(String::as_str) {
         Some("src_ip") => GroupBy::SrcIp,
@@ -496,14 +527,14 @@ async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
     }
 }
 
-fn ids(s: &str, f: &str) -> Result<(u32, u32), Reply> {
+fn ids(s: &str, f: &str) -> Result<(u32, u32), BadParam> {
     Ok((num("sensor", s)?, num("flow", f)?))
 }
 
 async fn flow_detail(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     let (sensor, flow) = match ids(s, f) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.reply(),
     };
     let got = web
         .with_mirror(move |m| {
@@ -537,7 +568,7 @@ async fn flow_detail(web: &Arc<Web>, s: &str, f: &str) -> Reply {
 async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     let (sensor, flow) = match ids(s, f) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.reply(),
     };
     // The pcap service decides: here, or proxied down to the child nearest
     // the sensor's origin (signed with this node's link secret).
@@ -580,7 +611,7 @@ async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
 async fn process_tree(web: &Arc<Web>, s: &str, p: &str) -> Reply {
     let (sensor, process) = match (num::<u32>("sensor", s), num::<u32>("process", p)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
     };
     let got = web
         .with_mirror(move |m| {
@@ -592,9 +623,9 @@ async fn process_tree(web: &Arc<Web>, s: &str, p: &str) -> Reply {
         })
         .await;
     match got {
-        Ok(procs) if procs.iter().any(|p| p.process_id == process) => {
-            json(&serde_json::json!({ "sensor_id": sensor, "process_id": process, "processes": procs }))
-        }
+        Ok(procs) if procs.iter().any(|p| p.process_id == process) => json(
+            &serde_json::json!({ "sensor_id": sensor, "process_id": process, "processes": procs }),
+        ),
         Ok(_) => error(
             StatusCode::NOT_FOUND,
             &format!("no process {process} of sensor {sensor}"),
@@ -619,19 +650,22 @@ fn printable(data: &[u8]) -> String {
 async fn reads(web: &Arc<Web>, s: &str, p: &str, query: &str) -> Reply {
     let (sensor, process) = match (num::<u32>("sensor", s), num::<u32>("process", p)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
     };
     let mut fd: Option<u32> = None;
     for (k, v) in params(query) {
         match k.as_str() {
             "fd" => match num("fd", &v) {
                 Ok(n) => fd = Some(n),
-                Err(r) => return r,
+                Err(r) => return r.reply(),
             },
             other => return bad_param(other, "unknown parameter"),
         }
     }
-    match web.with_mirror(move |m| m.reads(Some(sensor), process)).await {
+    match web
+        .with_mirror(move |m| m.reads(Some(sensor), process))
+        .await
+    {
         Ok(rows) => {
             let mut fds: Vec<u32> = rows.iter().map(|r| r.filed).collect();
             fds.sort_unstable();
@@ -752,13 +786,13 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
                     bucket = Some(b);
                     Ok(())
                 } else {
-                    Err(bad_param("bucket", "use 1 to 604800 seconds"))
+                    Err(BadParam::new("bucket", "use 1 to 604800 seconds"))
                 }
             }),
-            other => Err(bad_param(other, "unknown parameter")),
+            other => Err(BadParam::new(other, "unknown parameter")),
         };
         if let Err(r) = r {
-            return r;
+            return r.reply();
         }
     }
     let got = web
@@ -766,10 +800,13 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
             let span = m.time_span()?;
             // By default the newest day of data (or less, if there is less).
             let to = to.or(span.map(|s| s.1)).unwrap_or(0);
-            let from = from.unwrap_or_else(|| {
-                to.saturating_sub(86400)
-                    .max(span.map(|s| s.0).unwrap_or(0))
-            });
+            let from = match from {
+                Some(f) => f,
+                None => m
+                    .first_start_from(to.saturating_sub(86400))?
+                    .unwrap_or(to)
+                    .min(to),
+            };
             if from > to {
                 return Err(crate::mirror::MirrorError::InvalidQuery {
                     path: String::new(),
@@ -831,14 +868,17 @@ mod tests {
             let Err(r) = conn_query(query, &[]) else {
                 panic!("{query} was accepted");
             };
-            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
-            let _ = name;
+            assert!(r.to_string().starts_with(name), "{query}: {r}");
+            assert_eq!(r.reply().status(), StatusCode::BAD_REQUEST, "{query}");
         }
     }
 
     #[test]
     fn path_segments_are_percent_decoded() {
-        assert_eq!(decode_segment("2001%3Adb8%3A%3A1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            decode_segment("2001%3Adb8%3A%3A1").as_deref(),
+            Some("2001:db8::1")
+        );
         assert_eq!(decode_segment("a%zzb").as_deref(), Some("a%zzb"));
         assert_eq!(decode_segment("%ff"), None);
     }

@@ -89,7 +89,10 @@ impl Web {
             match users::load(&self.dir) {
                 Ok(fresh) => {
                     for old in &cache.1 {
-                        if !fresh.iter().any(|u| u.name == old.name && u.hash == old.hash) {
+                        if !fresh
+                            .iter()
+                            .any(|u| u.name == old.name && u.hash == old.hash)
+                        {
                             self.sessions.close_user(&old.name);
                         }
                     }

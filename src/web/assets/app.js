@@ -33,6 +33,11 @@ function s(tag, attrs, ...kids) {
   return el;
 }
 
+/** Replaces an element's children, skipping null/false ones. */
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 // ---------------------------------------------------------------- formatting
 const PROTO = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmp6', 132: 'sctp' };
 const proto = (p) => PROTO[p] || String(p);
@@ -131,7 +136,7 @@ async function route() {
     a.classList.toggle('active', a.dataset.view === view ||
       (view === 'flow' && a.dataset.view === 'flows'));
   }
-  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  put(main, h('p', { class: 'muted' }, 'Loading…'));
   main.dataset.view = view;
   try {
     switch (view) {
@@ -143,12 +148,12 @@ async function route() {
       case 'process': await viewProcess(main, parts[1], parts[2], q); break;
       case 'dag': await viewDag(main); break;
       case 'plots': await viewPlots(main, q); break;
-      default: main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, `No view at ${path}.`));
+      default: put(main, h('h1', {}, 'Not found'), h('p', {}, `No view at ${path}.`));
     }
     document.title = `lumpy · ${main.querySelector('h1') ? main.querySelector('h1').textContent : view}`;
   } catch (err) {
     if (err.status === 401) return;
-    main.replaceChildren(h('h1', {}, 'Error'), h('p', { class: 'error', id: 'error' }, err.message));
+    put(main, h('h1', {}, 'Error'), h('p', { class: 'error', id: 'error' }, err.message));
   }
   main.dataset.ready = '1';
 }
@@ -179,7 +184,7 @@ function viewLogin(main, q) {
       $('#password').value = '';
     }
   });
-  main.replaceChildren(form);
+  put(main, form);
   main.dataset.view = 'login';
   main.dataset.ready = '1';
   document.title = 'lumpy · sign in';
@@ -211,12 +216,12 @@ async function viewOverview(main) {
     h('td', { class: 'mono small', title: 'first segment of this incarnation' }, x.incarnation || '—'),
     h('td', {}, ts(x.install_sec)),
     h('td', {}, ts(x.newest_record_sec)),
-    h('td', { class: x.silent ? 'num bad' : 'num' }, ago(x.lag_secs)),
+    h('td', { class: x.silent ? 'num bad' : 'num' }, x.lag_secs === null ? 'no data' : ago(x.lag_secs)),
     h('td', {}, x.last_pull ? `${ts(x.last_pull)}` : (x.hops === 0 ? 'local' : '—'),
       x.last_pull_error ? h('div', { class: 'bad small' }, x.last_pull_error) : null),
     h('td', { class: 'small' }, x.path.join(' ← ')),
     ...activity(x.last_hour), ...activity(x.last_day)));
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Sensors'),
     h('p', { class: 'muted' }, `${d.sensors.length} sensor${d.sensors.length === 1 ? '' : 's'} at node ${d.node_id.slice(0, 12)} · `,
       silent ? h('span', { class: 'bad' }, `${silent} silent (no record for more than ${ago(d.silent_after_secs)})`) : 'all reporting'),
@@ -315,7 +320,7 @@ async function viewFlows(main, q) {
       },
     }, 'older →') : null);
   const aggLink = new URLSearchParams(apiQ); aggLink.delete('after');
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Connections'),
     form,
     h('div', { class: 'toolbar' }, nav, h('span', { class: 'spacer' }),
@@ -339,7 +344,7 @@ async function viewAggregate(main, q) {
     if (by.endsWith('_ip')) { n.set('ip', key); n.set('ip_side', by.slice(0, 3)); } else { n.set('port', key); n.set('port_side', by.slice(0, 3)); }
     return '/flows?' + n;
   };
-  main.replaceChildren(h('h1', {}, `Flows by ${by}`), form,
+  put(main, h('h1', {}, `Flows by ${by}`), form,
     h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'aggregate' },
       h('thead', {}, h('tr', {}, [by, 'Flows', '', 'Packets', 'Bytes', 'Sensors', 'First', 'Last'].map((t) => h('th', {}, t)))),
       h('tbody', {}, d.rows.map((r) => {
@@ -371,7 +376,7 @@ function processList(procs, sensor) {
 async function viewFlow(main, sensor, flow) {
   const d = await api(`/api/v1/flows/${encodeURIComponent(sensor)}/${encodeURIComponent(flow)}`);
   const f = d.flow;
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, `Flow ${f.flow_id} of sensor ${f.sensor_id}`),
     h('p', { class: 'lead mono' }, `${proto(f.ip_proto)} `,
       h('a', { href: `/host/${f.src_ip}`, id: 'src-host' }, endpoint(f.src_ip, f.src_port, f.ip_proto)), ' → ',
@@ -407,7 +412,7 @@ async function viewFlow(main, sensor, flow) {
 // ---------------------------------------------------------------- host detail
 async function viewHost(main, ip) {
   const d = await api(`/api/v1/hosts/${encodeURIComponent(ip)}`);
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, `Host ${d.ip}`),
     h('div', { class: 'actions' }, h('a', { class: 'button ghost', href: `/flows?ip=${encodeURIComponent(d.ip)}` }, 'all flows of this host'),
       h('a', { class: 'button ghost', href: `/aggregate?ip=${encodeURIComponent(d.ip)}&ip_side=src&by=dst_port` }, 'ports it contacted')),
@@ -471,7 +476,7 @@ async function viewProcess(main, sensor, pid, q) {
   const fdLinks = h('div', { class: 'fds' }, 'Descriptor: ',
     h('a', { href: `/process/${sensor}/${pid}`, class: fd ? '' : 'active' }, 'all'),
     reads.fds.map((n) => h('a', { href: `/process/${sensor}/${pid}?fd=${n}`, class: String(n) === fd ? 'active' : '' }, String(n))));
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, `Process ${p.process_id} (pid ${p.pid}) on sensor ${d.sensor_id}`),
     h('p', { class: 'lead mono' }, p.commands.join(' → ') || '?'),
     h('div', { class: 'cols' },
@@ -499,19 +504,19 @@ async function viewDag(main) {
   const n = d.children.length;
   const W = Math.max(560, 40 + n * 250), H = 230;
   const svg = s('svg', { id: 'dag', class: 'dag', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
-  const top = { x: W / 2 - 110, y: 12 };
+  const top = { x: W / 2 - 150, y: 12 };
   d.children.forEach((c, i) => {
     const x = 20 + i * 250 + (W - 40 - n * 250) / 2, y = 140;
-    svg.append(s('line', { x1: top.x + 110, y1: top.y + 56, x2: x + 110, y2: y, stroke: c.healthy ? '#2da44e' : '#cf222e', 'stroke-width': 2, 'stroke-dasharray': c.pcap === 'proxy' ? '6 4' : null }));
+    svg.append(s('line', { x1: top.x + 150, y1: top.y + 56, x2: x + 110, y2: y, stroke: c.healthy ? '#2da44e' : '#cf222e', 'stroke-width': 2, 'stroke-dasharray': c.pcap === 'proxy' ? '6 4' : null }));
     svg.append(s('rect', { x, y, width: 220, height: 66, rx: 8, fill: c.healthy ? '#dafbe1' : '#ffebe9', stroke: c.healthy ? '#2da44e' : '#cf222e' }));
     svg.append(s('text', { x: x + 12, y: y + 22, 'font-size': 14, 'font-weight': 600, fill: '#1f2328' }, c.name));
     svg.append(s('text', { x: x + 12, y: y + 40, 'font-size': 11, fill: '#656d76' }, `${c.sensors.length} sensor(s) · pcap ${c.pcap}`));
     svg.append(s('text', { x: x + 12, y: y + 56, 'font-size': 11, fill: '#656d76' }, c.last_success ? `pulled ${ts(c.last_success)}` : 'never pulled'));
   });
-  svg.append(s('rect', { x: top.x, y: top.y, width: 220, height: 56, rx: 8, fill: '#1f6feb' }));
+  svg.append(s('rect', { x: top.x, y: top.y, width: 300, height: 56, rx: 8, fill: '#1f6feb' }));
   svg.append(s('text', { x: top.x + 12, y: top.y + 24, 'font-size': 14, 'font-weight': 600, fill: '#fff' }, `this node ${d.node_id.slice(0, 8)}`));
   svg.append(s('text', { x: top.x + 12, y: top.y + 42, 'font-size': 11, fill: '#dbe9ff' }, `${d.below} node(s) at or below · ${d.local_sensors.length} local sensor(s)`));
-  main.replaceChildren(h('h1', {}, 'DAG'),
+  put(main, h('h1', {}, 'DAG'),
     h('p', { class: 'muted' }, 'Solid link: records and pcap copied up; dashed: records copied, pcap fetched on request. Red: unhealthy.'),
     h('div', { class: 'scroll' }, svg),
     h('h2', {}, 'Children'),
@@ -545,7 +550,8 @@ function lineChart(id, title, series, from, to, fmt) {
   }
   for (let i = 0; i <= 4; i++) {
     const t = from + (to - from) * i / 4;
-    svg.append(s('text', { x: X(t), y: H - 8, 'font-size': 10, fill: '#656d76', 'text-anchor': 'middle' }, ts(Math.round(t)).slice(5, 16)));
+    const label = (to - from) < 3600 ? ts(Math.round(t)).slice(11, 19) : ts(Math.round(t)).slice(5, 16);
+    svg.append(s('text', { x: X(t), y: H - 8, 'font-size': 10, fill: '#656d76', 'text-anchor': i === 0 ? 'start' : (i === 4 ? 'end' : 'middle') }, label));
   }
   series.forEach((x, i) => {
     if (!x.points.length) return;
@@ -593,7 +599,7 @@ async function viewPlots(main, q) {
     const sw = h('span', { class: 'swatch' }); sw.style.background = COLORS[i % COLORS.length];
     return h('span', {}, sw, `sensor ${id}`);
   }));
-  main.replaceChildren(h('h1', {}, 'Plots'), form,
+  put(main, h('h1', {}, 'Plots'), form,
     h('p', { class: 'muted' }, `${ts(d.since)} to ${ts(d.until)} UTC, ${ago(d.bucket)} buckets`), legend,
     lineChart('plot-flows', 'Flows started per bucket', per('flows'), d.since, d.until, num),
     lineChart('plot-bytes', 'Bytes per bucket', per('bytes'), d.since, d.until, bytes),
