@@ -387,10 +387,3 @@ CREATE TABLE IF NOT EXISTS x_pending_socket (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS x_pending_socket_ports_idx
     ON x_pending_socket (sensor_id, proto, local_port, remote_port);
-
--- The web UI's connection table pages newest first across every sensor on
--- (src_start_sec, sensor_id, flow_id): this index holds exactly that order
--- (the primary key is appended to every index of a WITHOUT ROWID table).
--- With a sensor filter hflow's own start_sec_idx serves the same order.
-CREATE INDEX IF NOT EXISTS x_flow_start_idx  ON flow (src_start_sec);
-CREATE INDEX IF NOT EXISTS x_flow6_start_idx ON x_flow6 (src_start_sec);
