@@ -46,7 +46,8 @@ fn make_capture(dst: &Path, copies: u32, offset: u32) {
                 + copy * 1000
                 + offset;
             out.write_all(&sec.to_le_bytes()).expect("write");
-            out.write_all(&src[at + 4..at + 16 + caplen]).expect("write");
+            out.write_all(&src[at + 4..at + 16 + caplen])
+                .expect("write");
             at += 16 + caplen;
         }
     }
@@ -92,7 +93,11 @@ fn main() {
         // Sensors overlap in time but not exactly (37 s apart).
         make_capture(&dir.join("log"), copies, i as u32 * 37);
     }
-    eprintln!("ingesting {} copies x {} sensors ...", copies, SENSORS.len());
+    eprintln!(
+        "ingesting {} copies x {} sensors ...",
+        copies,
+        SENSORS.len()
+    );
     let t = Instant::now();
     run(&["ingest", "--data", &data_s, tree.to_str().expect("utf-8")]);
     let ingest_secs = t.elapsed().as_secs_f64();
@@ -104,7 +109,14 @@ fn main() {
 
     // The UI, with a user.
     let mut add = lumpy()
-        .args(["user", "add", "--data", &data_s, "bench", "--password-stdin"])
+        .args([
+            "user",
+            "add",
+            "--data",
+            &data_s,
+            "bench",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -188,17 +200,25 @@ fn main() {
         ("source host", "ip=198.51.100.20&ip_side=src".into()),
         ("honeypot /24", "ip=192.0.2.0/24".into()),
         ("IPv6 host", "ip=2001:db8:2::20".into()),
-        ("bidirectional, >= 1000 bytes", "bidir=1&min_bytes=1000".into()),
-        ("IDS alerts only (none)", "alerts=1".into()),
         (
-            "1 h window",
-            format!("since={}&until={}", mid, mid + 3600),
+            "bidirectional, >= 1000 bytes",
+            "bidir=1&min_bytes=1000".into(),
         ),
+        ("IDS alerts only (none)", "alerts=1".into()),
+        ("1 h window", format!("since={}&until={}", mid, mid + 3600)),
         (
             "1 h window, one sensor, icmp",
-            format!("since={}&until={}&sensor={}&proto=icmp", mid, mid + 3600, SENSORS[0]),
+            format!(
+                "since={}&until={}&sensor={}&proto=icmp",
+                mid,
+                mid + 3600,
+                SENSORS[0]
+            ),
         ),
-        ("rare port (31337) and host", "port=31337&ip=192.0.2.10".into()),
+        (
+            "rare port (31337) and host",
+            "port=31337&ip=192.0.2.10".into(),
+        ),
     ];
     let mut stats: Vec<Stats> = mix
         .iter()
@@ -234,6 +254,45 @@ fn main() {
             stats[last].rows = page["rows"].as_array().map_or(0, |a| a.len() as u64);
             v = page;
         }
+    }
+    // The other views' endpoints, for the record (no goal set for them).
+    let others = [
+        ("sensor overview", "/api/v1/sensors".to_string()),
+        (
+            "aggregate by dst_port, everything",
+            "/api/v1/aggregate?by=dst_port".into(),
+        ),
+        (
+            "aggregate by src_ip, 1 h window",
+            format!(
+                "/api/v1/aggregate?by=src_ip&since={}&until={}",
+                mid,
+                mid + 3600
+            ),
+        ),
+        ("plots, newest day", "/api/v1/plots".into()),
+        ("flow detail", "/api/v1/flows/1000001/1000".into()),
+        ("host detail", "/api/v1/hosts/198.51.100.20".into()),
+    ];
+    let mut other_ms: Vec<(String, Vec<f64>)> = Vec::new();
+    for (name, path) in &others {
+        let mut v = Vec::new();
+        for _ in 0..rounds.clamp(1, 5) {
+            v.push(rt.block_on(async {
+                let t = Instant::now();
+                let r = client
+                    .get(format!("{base}{path}"))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .expect("request");
+                assert!(r.status().is_success(), "{path}: {}", r.status());
+                let _ = r.bytes().await.expect("body");
+                t.elapsed().as_secs_f64() * 1000.0
+            }));
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        other_ms.push((name.to_string(), v));
     }
     // The same mix as a library call on the mirror (no HTTP, no JSON).
     let mirror = lumpy::mirror::Mirror::open(&data.join("mirror.sqlite")).expect("mirror");
@@ -284,6 +343,15 @@ fn main() {
         percentile(&lib_ms, 0.99),
         lib_ms.last().copied().unwrap_or(0.0)
     );
+    println!("\n| other views (GET) | p50 ms | max ms |");
+    println!("|---|---|---|");
+    for (name, v) in &other_ms {
+        println!(
+            "| {name} | {:.1} | {:.1} |",
+            percentile(v, 0.5),
+            v.last().copied().unwrap_or(0.0)
+        );
+    }
 }
 
 /// The mix's query strings as `ConnQuery` values (the API's own parser is

@@ -952,9 +952,23 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         .cloned()
         .expect("a flow with a sebek process");
     let fid = with_proc["flow_id"].as_u64().unwrap();
+    // The flow's detail lists its processes; its row links to the tree.
     br.goto(&format!("{base}/flow/2222/{fid}"));
     br.view("flow");
-    br.click("#flow-processes tbody tr a");
+    assert!(br.count("#flow-processes tbody tr") >= 1);
+    br.goto(&format!(
+        "{base}/flows?sensor=2222&ip={}&ip_side=src&port={}&port_side=src",
+        with_proc["src_ip"].as_str().unwrap(),
+        with_proc["src_port"]
+    ));
+    br.view("flows");
+    let link = format!("tr[data-flow='2222/{fid}'] a.proc-link");
+    assert!(
+        br.attr(&link, "href")
+            .ends_with(&format!("/process/2222/{}", with_proc["process_id"])),
+        "the row links to its process tree"
+    );
+    br.click(&link);
     br.view("process");
     assert!(
         br.count("#tree .node") >= 2,

@@ -108,6 +108,8 @@ pub struct ConnRow {
     pub alerts: u64,
     /// Sebek processes with a socket on the flow.
     pub processes: u64,
+    /// The first of them (mirror process_id), for a link to its tree.
+    pub process_id: Option<u32>,
 }
 
 /// One page of the connection table.
@@ -367,6 +369,7 @@ fn conn_row(row: &Row<'_>, path: &str) -> Result<ConnRow, MirrorError> {
             server_os_id: row.get(16)?,
             alerts: 0,
             processes: 0,
+            process_id: None,
         })
     };
     fields().ctx(path, "decode flow row")
@@ -443,9 +446,19 @@ fn annotate(conn: &Connection, path: &str, r: &mut ConnRow) -> Result<(), Mirror
         Ok(n.max(0) as u64)
     };
     r.alerts = count("SELECT count(*) FROM ids WHERE sensor_id = ?1 AND flow_id = ?2")?;
-    r.processes = count(
-        "SELECT count(DISTINCT process_id) FROM sys_socket WHERE sensor_id = ?1 AND flow_id = ?2",
-    )?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT count(DISTINCT process_id), min(process_id) FROM sys_socket \
+             WHERE sensor_id = ?1 AND flow_id = ?2",
+        )
+        .ctx(path, "prepare flow annotation")?;
+    let (n, first): (i64, Option<u32>) = stmt
+        .query_row(params![r.sensor_id, r.flow_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .ctx(path, "run flow annotation")?;
+    r.processes = n.max(0) as u64;
+    r.process_id = first;
     Ok(())
 }
 

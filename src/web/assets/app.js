@@ -291,7 +291,8 @@ function flowRow(f) {
     h('td', {}, f.alerts ? h('span', { class: 'tag alert' }, `${f.alerts} IDS`) : ''),
     h('td', { class: 'links' },
       h('a', { class: 'pcap-link', href: `/api/v1/flows/${id}/pcap`, download: `sensor${f.sensor_id}-flow${f.flow_id}.pcap`, title: 'packets of this flow (here or from the child that holds them)' }, 'pcap'),
-      f.processes ? h('a', { class: 'proc-link', href: `/flow/${id}#processes` }, 'process') : null));
+      f.process_id !== null && f.process_id !== undefined
+        ? h('a', { class: 'proc-link', href: `/process/${f.sensor_id}/${f.process_id}`, title: `${f.processes} sebek process(es) on this flow` }, 'process tree') : null));
 }
 
 function flowTable(rows, id) {
