@@ -414,6 +414,25 @@ mod tests {
     }
 
     #[test]
+    fn the_ui_listens_on_localhost_by_default_and_apart_from_the_peer_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::default();
+        assert!(c.ui.enabled);
+        let ui: std::net::SocketAddr = c.ui.listen.parse().unwrap();
+        assert!(ui.ip().is_loopback());
+        assert_ne!(c.ui.listen, c.serve.listen);
+        let mut c = Config::default();
+        let e = c
+            .set("ui.listen", &c.serve.listen.clone(), dir.path())
+            .unwrap_err();
+        assert!(e.to_string().contains("ui.listen"), "{e}");
+        let mut c = Config::default();
+        c.set("ui.enabled", "false", dir.path()).unwrap();
+        assert!(!c.ui.enabled);
+        assert!(c.set("ui.enabled", "maybe", dir.path()).is_err());
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::default();

@@ -223,6 +223,13 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
     assert_eq!(unknown.status, 401);
     assert_eq!(wrong.body, unknown.body);
     assert!(wrong.header("set-cookie").is_empty());
+    // A peer link's secret is no password, and a link name no user.
+    assert_eq!(
+        http.login(&base, "analyst", secret.trim())
+            .unwrap_err()
+            .status,
+        401
+    );
     let cookie = http.login(&base, "alice", PASSWORD).unwrap();
 
     // Every path of the OpenAPI file: 401 without a session, 200 with one.
