@@ -6,8 +6,9 @@
 //! four sensors (`var/log/pcap/sensor_<id>/<epoch>/log`), each file holding
 //! copies of fixtures/honeynet.pcap shifted 1000 s apart (about 287 flows a
 //! copy), ingested by `lumpy ingest`. `LUMPY_BENCH_COPIES` sets the copies
-//! per sensor (default 872: about 1.0 M flows). `LUMPY_BENCH_ROUNDS` sets
-//! how often the whole query mix runs (default 20).
+//! per sensor (default 900: about 1.0 M flows). `LUMPY_BENCH_ROUNDS` sets
+//! how often the whole query mix runs (default 20). `LUMPY_BENCH_DIR=DIR`
+//! keeps the built node in DIR and reuses it on the next run.
 //!
 //! Run with `cargo bench --bench web`; the result is a Markdown table for
 //! docs/BENCHMARKS.md on stdout.
@@ -70,15 +71,35 @@ struct Stats {
 
 fn main() {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let copies = env_u32("LUMPY_BENCH_COPIES", 872);
+    let copies = env_u32("LUMPY_BENCH_COPIES", 900);
     let rounds = env_u32("LUMPY_BENCH_ROUNDS", 20);
-    let work = tempfile::tempdir().expect("tempdir");
-    let data = work.path().join("node");
+    // LUMPY_BENCH_DIR keeps the built node there and reuses it next time.
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = std::env::var_os("LUMPY_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let data = root.join("node");
     let data_s = data.to_str().expect("utf-8").to_string();
+    let reuse = data.join("index.redb").exists();
+    let mut ingest_secs = 0.0;
+    if !reuse {
+        ingest_secs = build(&root, &data_s, copies);
+    }
+    let flows = {
+        let m = lumpy::mirror::Mirror::open(&data.join("mirror.sqlite")).expect("mirror");
+        m.flow_count().expect("count")
+    };
+    eprintln!("{flows} flows");
+    let _ = std::fs::remove_file(data.join("ui-users.json"));
+    run_bench(&data, &data_s, copies, rounds, flows, ingest_secs);
+}
+
+/// Builds the node: init, the capture tree, `lumpy ingest`; returns seconds.
+fn build(root: &Path, data_s: &str, copies: u32) -> f64 {
     run(&[
         "init",
         "--data",
-        &data_s,
+        data_s,
         "--sensor-id",
         "1000000",
         "--installed",
@@ -86,7 +107,7 @@ fn main() {
         "--honeypot-net",
         "192.0.2.0/24",
     ]);
-    let tree: PathBuf = work.path().join("hw");
+    let tree: PathBuf = root.join("hw");
     for (i, s) in SENSORS.iter().enumerate() {
         let dir = tree.join(format!("var/log/pcap/sensor_{s}/1795736400"));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -99,24 +120,16 @@ fn main() {
         SENSORS.len()
     );
     let t = Instant::now();
-    run(&["ingest", "--data", &data_s, tree.to_str().expect("utf-8")]);
-    let ingest_secs = t.elapsed().as_secs_f64();
-    let flows = {
-        let m = lumpy::mirror::Mirror::open(&data.join("mirror.sqlite")).expect("mirror");
-        m.flow_count().expect("count")
-    };
-    eprintln!("{flows} flows in {ingest_secs:.1} s");
+    run(&["ingest", "--data", data_s, tree.to_str().expect("utf-8")]);
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&tree);
+    secs
+}
 
+fn run_bench(data: &Path, data_s: &str, copies: u32, rounds: u32, flows: u64, ingest_secs: f64) {
     // The UI, with a user.
     let mut add = lumpy()
-        .args([
-            "user",
-            "add",
-            "--data",
-            &data_s,
-            "bench",
-            "--password-stdin",
-        ])
+        .args(["user", "add", "--data", data_s, "bench", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -132,7 +145,7 @@ fn main() {
         .args([
             "serve",
             "--data",
-            &data_s,
+            data_s,
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--ui-listen",
@@ -310,8 +323,13 @@ fn main() {
     let mut all: Vec<f64> = stats.iter().flat_map(|s| s.ms.iter().copied()).collect();
     all.sort_by(|a, b| a.total_cmp(b));
     lib_ms.sort_by(|a, b| a.total_cmp(b));
+    let built = if ingest_secs > 0.0 {
+        format!(", built by `lumpy ingest` in {ingest_secs:.1} s")
+    } else {
+        String::new()
+    };
     println!(
-        "Mirror: {flows} flows of {} sensors, built by `lumpy ingest` in {ingest_secs:.1} s; {} rounds of the mix, 100 rows a page.\n",
+        "Mirror: {flows} flows of {} sensors{built}; {} rounds of the mix, 100 rows a page.\n",
         SENSORS.len(),
         rounds
     );

@@ -242,7 +242,11 @@ fn filters(
     table: &str,
     p: &mut Params,
     with_cursor: bool,
+    by_time: bool,
 ) -> Result<Option<Vec<String>>, String> {
+    // `+column` keeps SQLite from using that column's index, so that a
+    // time-ordered scan is not replaced by a host or port index.
+    let plus = if by_time { "+" } else { "" };
     let mut w = Vec::new();
     if let Some(s) = q.sensor {
         w.push(format!("sensor_id = {}", p.push(s)));
@@ -261,7 +265,7 @@ fn filters(
             ("flow", Bounds::V4(lo, hi)) => {
                 let (lo, hi) = (p.push(*lo), p.push(*hi));
                 for s in sides(q.ip_side) {
-                    alts.push(format!("{s}_ip BETWEEN {lo} AND {hi}"));
+                    alts.push(format!("{plus}{s}_ip BETWEEN {lo} AND {hi}"));
                 }
             }
             _ => {
@@ -273,7 +277,7 @@ fn filters(
                 let (lo, hi) = (p.push(lo), p.push(hi));
                 for s in sides(q.ip_side) {
                     alts.push(format!(
-                        "(length({s}_ip) = {len} AND {s}_ip BETWEEN {lo} AND {hi})"
+                        "(length({s}_ip) = {len} AND {plus}{s}_ip BETWEEN {lo} AND {hi})"
                     ));
                 }
             }
@@ -284,7 +288,7 @@ fn filters(
         let port = p.push(port);
         let alts: Vec<String> = sides(q.port_side)
             .iter()
-            .map(|s| format!("{s}_port = {port}"))
+            .map(|s| format!("{plus}{s}_port = {port}"))
             .collect();
         w.push(format!("({})", alts.join(" OR ")));
     }
@@ -397,6 +401,50 @@ fn sensor_ids(conn: &Connection, table: &str) -> rusqlite::Result<Vec<u32>> {
     Ok(out)
 }
 
+/// Host and port matches counted before choosing a plan; more than this
+/// and a time-ordered scan finds a page sooner than sorting the matches.
+const PLAN_CAP: i64 = 5000;
+
+/// Whether one sensor's page is best read in time order (true) or from
+/// the host/port indexes and sorted (false): a capped count of the
+/// host/port matches decides, at a cost of at most PLAN_CAP index entries.
+/// A common host then costs about limit x rows/matches rows in time order,
+/// a rare one at most PLAN_CAP rows to sort.
+fn time_order_is_cheaper(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    table: &str,
+) -> Result<bool, MirrorError> {
+    if q.ip.is_none() && q.port.is_none() {
+        return Ok(true);
+    }
+    let only = ConnQuery {
+        sensor: q.sensor,
+        ip: q.ip,
+        ip_side: q.ip_side,
+        port: q.port,
+        port_side: q.port_side,
+        limit: q.limit,
+        ..ConnQuery::default()
+    };
+    let mut p = Params::default();
+    let Some(w) = filters(&only, table, &mut p, false, false).map_err(|e| bad(path, e))? else {
+        return Ok(true);
+    };
+    let cap = p.push(PLAN_CAP);
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {table}{} LIMIT {cap})",
+        where_clause(&w)
+    );
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .ctx(path, "prepare plan count")?
+        .query_row(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0))
+        .ctx(path, "run plan count")?;
+    Ok(n >= PLAN_CAP)
+}
+
 /// The rows of one table and one sensor for a page (at most `limit + 1`),
 /// newest first: hflow's (sensor_id, src_start_sec) index gives this order,
 /// so a page reads about `limit` index entries when the filters are common,
@@ -407,14 +455,27 @@ fn page_of(
     q: &ConnQuery,
     table: &str,
 ) -> Result<Vec<ConnRow>, MirrorError> {
+    let by_time = time_order_is_cheaper(conn, path, q, table)?;
     let mut p = Params::default();
-    let Some(w) = filters(q, table, &mut p, true).map_err(|e| bad(path, e))? else {
+    let Some(w) = filters(q, table, &mut p, true, by_time).map_err(|e| bad(path, e))? else {
         return Ok(Vec::new());
+    };
+    // hflow's (sensor_id, src_start_sec) index, under its name in each table.
+    let indexed = match (by_time, table) {
+        (false, _) => "",
+        (true, "flow") => " INDEXED BY start_sec_idx",
+        (true, _) => " INDEXED BY x_flow6_start_sec_idx",
+    };
+    // And in the other plan, `+` keeps the time index from being chosen
+    // for the ORDER BY: the host/port indexes find the rows, a sort orders them.
+    let order = if by_time {
+        "src_start_sec DESC, flow_id DESC"
+    } else {
+        "+src_start_sec DESC, +flow_id DESC"
     };
     let limit = p.push(i64::from(q.limit) + 1);
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM {table}{} \
-         ORDER BY src_start_sec DESC, flow_id DESC LIMIT {limit}",
+        "SELECT {ROW_COLUMNS} FROM {table}{indexed}{} ORDER BY {order} LIMIT {limit}",
         where_clause(&w)
     );
     let mut stmt = conn
@@ -514,7 +575,7 @@ fn aggregate(
     let mut groups: BTreeMap<String, AggRow> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = filters(q, table, &mut p, false).map_err(|e| bad(path, e))? else {
+        let Some(w) = filters(q, table, &mut p, false, false).map_err(|e| bad(path, e))? else {
             continue;
         };
         let sql = format!(
@@ -597,14 +658,14 @@ fn sensors(conn: &Connection) -> rusqlite::Result<Vec<SensorRow>> {
     .collect()
 }
 
-fn activity(conn: &Connection, sensor: u32, since: u32) -> rusqlite::Result<Activity> {
+fn activity(conn: &Connection, sensor: u32, since: u32, until: u32) -> rusqlite::Result<Activity> {
     let mut a = Activity::default();
     for table in ["flow", "x_flow6"] {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT is_local, count(*), sum(src_bytes + dst_bytes) FROM {table} \
-             WHERE sensor_id = ?1 AND src_start_sec >= ?2 GROUP BY is_local"
+             WHERE sensor_id = ?1 AND src_start_sec BETWEEN ?2 AND ?3 GROUP BY is_local"
         ))?;
-        let mut rows = stmt.query(params![sensor, since])?;
+        let mut rows = stmt.query(params![sensor, since, until])?;
         while let Some(r) = rows.next()? {
             let local: i64 = r.get(0)?;
             let n = r.get::<_, i64>(1)?.max(0) as u64;
@@ -623,8 +684,10 @@ fn activity(conn: &Connection, sensor: u32, since: u32) -> rusqlite::Result<Acti
         a.newest_flow_sec = a.newest_flow_sec.max(newest.unwrap_or(0));
     }
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM process WHERE sensor_id = ?1 AND time_max >= ?2")?
-        .query_row(params![sensor, since], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT count(*) FROM process WHERE sensor_id = ?1 AND time_max BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![sensor, since, until], |r| r.get(0))?;
     a.sebek_processes = n.max(0) as u64;
     Ok(a)
 }
@@ -789,9 +852,10 @@ impl Mirror {
         sensors(&self.conn).ctx(&self.path, "query sensors")
     }
 
-    /// Flows and sebek processes of `sensor` since `since`.
-    pub fn activity(&self, sensor: u32, since: u32) -> Result<Activity, MirrorError> {
-        activity(&self.conn, sensor, since).ctx(&self.path, "query sensor activity")
+    /// Flows and sebek processes of `sensor` that started between `since`
+    /// and `until` (the newest flow's start is over all time).
+    pub fn activity(&self, sensor: u32, since: u32, until: u32) -> Result<Activity, MirrorError> {
+        activity(&self.conn, sensor, since, until).ctx(&self.path, "query sensor activity")
     }
 
     /// Flows and bytes started per `bucket` seconds between `from` and `to`.
@@ -840,6 +904,113 @@ impl Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` flows of `sensor`: every third from 10.0.0.1 (a common host, more
+    /// than PLAN_CAP), one in 1000 from 10.0.0.99 (a rare one), the rest from
+    /// 10.0.0.2; several flows share each start second.
+    fn fill(m: &Mirror, sensor: u32, n: u32) {
+        let cols = super::super::apply::FLOW_COLUMNS.join(", ");
+        let marks = (1..=32)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO flow ({cols}) VALUES ({marks})");
+        let mut stmt = m.conn.prepare(&sql).unwrap();
+        for i in 0..n {
+            let src: u32 = if i % 1000 == 7 {
+                0x0a00_0063
+            } else if i % 3 == 0 {
+                0x0a00_0001
+            } else {
+                0x0a00_0002
+            };
+            let mut v: Vec<i64> = vec![0; 32];
+            v[0] = i64::from(sensor);
+            v[1] = i64::from(i) + 1;
+            v[2] = i64::from(src);
+            v[3] = 0xc000_020a;
+            v[4] = 1024 + i64::from(i % 50_000);
+            v[5] = if i % 4 == 0 { 22 } else { 80 };
+            v[6] = 6;
+            v[9] = 1_700_000_000 + i64::from(i / 3);
+            v[14] = 1;
+            v[15] = 60;
+            stmt.execute(rusqlite::params_from_iter(v.iter())).unwrap();
+        }
+    }
+
+    /// Every page of `q`, as (start, sensor, flow) keys.
+    fn all_pages(m: &Mirror, mut q: ConnQuery) -> Vec<(u32, u32, u32)> {
+        let mut out = Vec::new();
+        loop {
+            let page = m.connections(&q).unwrap();
+            out.extend(page.rows.iter().map(key));
+            match page.next {
+                Some(n) => q.after = Cursor::parse(&n),
+                None => return out,
+            }
+        }
+    }
+
+    /// Both plans (time order for a common host, host index for a rare one)
+    /// give exactly the matching rows, newest first, over every page.
+    #[test]
+    fn both_plans_page_through_exactly_the_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3 * PLAN_CAP as u32 + 500);
+        fill(&m, 9, 4000);
+        let expect = |ip: u32, side: Side, port: Option<i64>| -> Vec<(u32, u32, u32)> {
+            let mut v = Vec::new();
+            let mut stmt = m
+                .conn
+                .prepare("SELECT src_start_sec, sensor_id, flow_id, src_ip, dst_ip, src_port, dst_port FROM flow")
+                .unwrap();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                let (s, d): (u32, u32) = (r.get(3).unwrap(), r.get(4).unwrap());
+                let (sp, dp): (i64, i64) = (r.get(5).unwrap(), r.get(6).unwrap());
+                let ip_ok = match side {
+                    Side::Src => s == ip,
+                    Side::Dst => d == ip,
+                    Side::Either => s == ip || d == ip,
+                };
+                if ip_ok && port.is_none_or(|p| sp == p || dp == p) {
+                    v.push((r.get(0).unwrap(), r.get(1).unwrap(), r.get(2).unwrap()));
+                }
+            }
+            v.sort_by(|a, b| b.cmp(a));
+            v
+        };
+        for (ip, port) in [
+            (0x0a00_0001u32, None),
+            (0x0a00_0063, None),
+            (0x0a00_0001, Some(22)),
+        ] {
+            for side in [Side::Src, Side::Either] {
+                let q = ConnQuery {
+                    ip: Some((IpAddr::V4(ip.into()), 32)),
+                    ip_side: side,
+                    port: port.map(|p| p as u16),
+                    limit: 997,
+                    ..ConnQuery::default()
+                };
+                let want = expect(ip, side, port);
+                assert!(!want.is_empty());
+                assert_eq!(all_pages(&m, q), want, "ip {ip:#x} {side:?} port {port:?}");
+            }
+        }
+        // The plan really differs between the two hosts.
+        let q = |ip: u32| ConnQuery {
+            sensor: Some(5),
+            ip: Some((IpAddr::V4(ip.into()), 32)),
+            ip_side: Side::Src,
+            limit: 100,
+            ..ConnQuery::default()
+        };
+        assert!(time_order_is_cheaper(&m.conn, "m", &q(0x0a00_0001), "flow").unwrap());
+        assert!(!time_order_is_cheaper(&m.conn, "m", &q(0x0a00_0063), "flow").unwrap());
+    }
 
     #[test]
     fn cursor_round_trips_and_refuses_junk() {

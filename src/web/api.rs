@@ -420,6 +420,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
     let now = now();
     let hour = u32::try_from(now.saturating_sub(3600)).unwrap_or(u32::MAX);
     let day = u32::try_from(now.saturating_sub(86400)).unwrap_or(u32::MAX);
+    let now32 = u32::try_from(now).unwrap_or(u32::MAX);
     let ids: Vec<u32> = summary.sensors.iter().map(|s| s.sensor_id).collect();
     let rows = web
         .with_mirror(move |m| {
@@ -430,7 +431,10 @@ async fn sensors(web: &Arc<Web>) -> Reply {
             all.sort_unstable();
             all.dedup();
             for s in &all {
-                acts.insert(*s, (m.activity(*s, hour)?, m.activity(*s, day)?));
+                acts.insert(
+                    *s,
+                    (m.activity(*s, hour, now32)?, m.activity(*s, day, now32)?),
+                );
             }
             rows.sort_by_key(|r| r.sensor_id);
             Ok((rows, acts))
