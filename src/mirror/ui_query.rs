@@ -242,11 +242,14 @@ fn filters(
     table: &str,
     p: &mut Params,
     with_cursor: bool,
-    by_time: bool,
+    driver: Option<Driver>,
 ) -> Result<Option<Vec<String>>, String> {
-    // `+column` keeps SQLite from using that column's index, so that a
-    // time-ordered scan is not replaced by a host or port index.
-    let plus = if by_time { "+" } else { "" };
+    // `+column` keeps SQLite from using that column's index, so that the
+    // chosen plan (`driver`) is the one SQLite runs.
+    let plus_for = |d: Driver| match driver {
+        Some(x) if x != d => "+",
+        _ => "",
+    };
     let mut w = Vec::new();
     if let Some(s) = q.sensor {
         w.push(format!("sensor_id = {}", p.push(s)));
@@ -259,6 +262,7 @@ fn filters(
     }
     if let Some(host) = q.ip {
         let b = bounds(host)?;
+        let plus = plus_for(Driver::Host);
         let mut alts = Vec::new();
         match (table, &b) {
             ("flow", Bounds::V6(..)) => return Ok(None),
@@ -285,6 +289,7 @@ fn filters(
         w.push(format!("({})", alts.join(" OR ")));
     }
     if let Some(port) = q.port {
+        let plus = plus_for(Driver::Port);
         let port = p.push(port);
         let alts: Vec<String> = sides(q.port_side)
             .iter()
@@ -401,48 +406,91 @@ fn sensor_ids(conn: &Connection, table: &str) -> rusqlite::Result<Vec<u32>> {
     Ok(out)
 }
 
-/// Host and port matches counted before choosing a plan; more than this
-/// and a time-ordered scan finds a page sooner than sorting the matches.
+/// Matches counted before choosing a plan; more than this and a
+/// time-ordered scan finds a page sooner than sorting the matches.
 const PLAN_CAP: i64 = 5000;
 
-/// Whether one sensor's page is best read in time order (true) or from
-/// the host/port indexes and sorted (false): a capped count of the
-/// host/port matches decides, at a cost of at most PLAN_CAP index entries.
-/// A common host then costs about limit x rows/matches rows in time order,
-/// a rare one at most PLAN_CAP rows to sort.
-fn time_order_is_cheaper(
+/// What finds one sensor's rows for a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// hflow's (sensor_id, src_start_sec) index, in order, filtering as it goes.
+    Time,
+    /// The (sensor_id, src_ip) / (sensor_id, dst_ip) indexes, then a sort.
+    Host,
+    /// The (sensor_id, src_port) / (sensor_id, dst_port) indexes, then a sort.
+    Port,
+    /// The ids table's (sensor_id, flow_id) index, then a sort.
+    Alerts,
+}
+
+/// Chooses the plan for one sensor's page: a capped count of the matches
+/// of each selective filter alone (host, port, IDS alerts) costs at most
+/// PLAN_CAP index entries each; the filter with the fewest matches drives
+/// the query if they are under the cap, else a time-ordered scan does (a
+/// common filter then costs about limit x rows / matches rows).
+fn choose_driver(
     conn: &Connection,
     path: &str,
     q: &ConnQuery,
     table: &str,
-) -> Result<bool, MirrorError> {
-    if q.ip.is_none() && q.port.is_none() {
-        return Ok(true);
-    }
-    let only = ConnQuery {
+) -> Result<Driver, MirrorError> {
+    let base = ConnQuery {
         sensor: q.sensor,
-        ip: q.ip,
-        ip_side: q.ip_side,
-        port: q.port,
-        port_side: q.port_side,
         limit: q.limit,
         ..ConnQuery::default()
     };
-    let mut p = Params::default();
-    let Some(w) = filters(&only, table, &mut p, false, false).map_err(|e| bad(path, e))? else {
-        return Ok(true);
-    };
-    let cap = p.push(PLAN_CAP);
-    let sql = format!(
-        "SELECT count(*) FROM (SELECT 1 FROM {table}{} LIMIT {cap})",
-        where_clause(&w)
-    );
-    let n: i64 = conn
-        .prepare_cached(&sql)
-        .ctx(path, "prepare plan count")?
-        .query_row(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0))
-        .ctx(path, "run plan count")?;
-    Ok(n >= PLAN_CAP)
+    let mut candidates = Vec::new();
+    if q.ip.is_some() {
+        candidates.push((
+            Driver::Host,
+            ConnQuery {
+                ip: q.ip,
+                ip_side: q.ip_side,
+                ..base.clone()
+            },
+        ));
+    }
+    if q.port.is_some() {
+        candidates.push((
+            Driver::Port,
+            ConnQuery {
+                port: q.port,
+                port_side: q.port_side,
+                ..base.clone()
+            },
+        ));
+    }
+    if q.alerts_only {
+        candidates.push((
+            Driver::Alerts,
+            ConnQuery {
+                alerts_only: true,
+                ..base.clone()
+            },
+        ));
+    }
+    let mut best = (Driver::Time, PLAN_CAP);
+    for (driver, only) in candidates {
+        let mut p = Params::default();
+        let Some(w) = filters(&only, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
+            // No row of this table can match: any plan finds nothing at once.
+            return Ok(driver);
+        };
+        let cap = p.push(PLAN_CAP);
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {table}{} LIMIT {cap})",
+            where_clause(&w)
+        );
+        let n: i64 = conn
+            .prepare_cached(&sql)
+            .ctx(path, "prepare plan count")?
+            .query_row(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0))
+            .ctx(path, "run plan count")?;
+        if n < best.1 {
+            best = (driver, n);
+        }
+    }
+    Ok(best.0)
 }
 
 /// The rows of one table and one sensor for a page (at most `limit + 1`),
@@ -455,9 +503,10 @@ fn page_of(
     q: &ConnQuery,
     table: &str,
 ) -> Result<Vec<ConnRow>, MirrorError> {
-    let by_time = time_order_is_cheaper(conn, path, q, table)?;
+    let driver = choose_driver(conn, path, q, table)?;
+    let by_time = driver == Driver::Time;
     let mut p = Params::default();
-    let Some(w) = filters(q, table, &mut p, true, by_time).map_err(|e| bad(path, e))? else {
+    let Some(w) = filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e))? else {
         return Ok(Vec::new());
     };
     // hflow's (sensor_id, src_start_sec) index, under its name in each table.
@@ -575,7 +624,7 @@ fn aggregate(
     let mut groups: BTreeMap<String, AggRow> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = filters(q, table, &mut p, false, false).map_err(|e| bad(path, e))? else {
+        let Some(w) = filters(q, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
             continue;
         };
         let sql = format!(
@@ -1008,8 +1057,49 @@ mod tests {
             limit: 100,
             ..ConnQuery::default()
         };
-        assert!(time_order_is_cheaper(&m.conn, "m", &q(0x0a00_0001), "flow").unwrap());
-        assert!(!time_order_is_cheaper(&m.conn, "m", &q(0x0a00_0063), "flow").unwrap());
+        let plan = |q: &ConnQuery| choose_driver(&m.conn, "m", q, "flow").unwrap();
+        assert_eq!(plan(&q(0x0a00_0001)), Driver::Time);
+        assert_eq!(plan(&q(0x0a00_0063)), Driver::Host);
+        // A rare port beside a common host: the port drives.
+        let rare_port = ConnQuery {
+            port: Some(1024 + 9),
+            port_side: Side::Src,
+            ..q(0x0a00_0001)
+        };
+        assert_eq!(plan(&rare_port), Driver::Port);
+        assert_eq!(
+            all_pages(
+                &m,
+                ConnQuery {
+                    sensor: None,
+                    ..rare_port.clone()
+                }
+            ),
+            {
+                let mut v: Vec<_> = expect(0x0a00_0001, Side::Src, None)
+                    .into_iter()
+                    .filter(|k| k.1 == 5 || k.1 == 9)
+                    .collect();
+                v.retain(|k| (k.2 - 1) % 50_000 == 9);
+                assert_eq!(v.len(), 2, "flow 10 of both sensors");
+                v
+            }
+        );
+        // IDS alerts on two flows: the ids table drives and finds both.
+        m.conn
+            .execute_batch(
+                "INSERT INTO ids (ids_id, sensor_id, flow_id) VALUES (1, 5, 10), (2, 5, 20)",
+            )
+            .unwrap();
+        let alerts = ConnQuery {
+            sensor: Some(5),
+            alerts_only: true,
+            limit: 100,
+            ..ConnQuery::default()
+        };
+        assert_eq!(plan(&alerts), Driver::Alerts);
+        let got: Vec<u32> = all_pages(&m, alerts).iter().map(|k| k.2).collect();
+        assert_eq!(got, vec![20, 10]);
     }
 
     #[test]
