@@ -555,11 +555,20 @@ fn page_one(
     let Some(w) = filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e))? else {
         return Ok(Vec::new());
     };
-    // hflow's (sensor_id, src_start_sec) index, under its name in each table.
-    let indexed = match (by_time, table) {
-        (false, _) => "",
-        (true, "flow") => " INDEXED BY start_sec_idx",
-        (true, _) => " INDEXED BY x_flow6_start_sec_idx",
+    // The driver's index, by its name in each table (hflow's names for
+    // `flow`, `x_flow6_` + the same for `x_flow6`). One side at a time:
+    // split_sides made Either into Src and Dst.
+    let side = |s: Side| if s == Side::Dst { "dst" } else { "src" };
+    let index = match driver {
+        Driver::Time => Some("start_sec_idx".to_string()),
+        Driver::Host => Some(format!("{}_ip_idx", side(q.ip_side))),
+        Driver::Port => Some(format!("{}_port_idx", side(q.port_side))),
+        Driver::Alerts => None,
+    };
+    let indexed = match index {
+        Some(i) if table == "flow" => format!(" INDEXED BY {i}"),
+        Some(i) => format!(" INDEXED BY {table}_{i}"),
+        None => String::new(),
     };
     // And in the other plans, `+` keeps the time index from being chosen
     // for the ORDER BY: the host/port/ids indexes find the rows, a sort
