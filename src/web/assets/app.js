@@ -558,7 +558,7 @@ function lineChart(id, title, series, from, to, fmt) {
     if (!x.points.length) return;
     const d = x.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)} ${Y(p[1]).toFixed(1)}`).join(' ');
     svg.append(s('path', { d, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 2, class: 'series', 'data-sensor': x.name }));
-    for (const p of x.points) svg.append(s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: COLORS[i % COLORS.length] }, s('title', {}, `${x.name} ${ts(p[0])}: ${fmt(p[1])}`)));
+    if (x.points.length <= 200) for (const p of x.points) svg.append(s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: COLORS[i % COLORS.length] }, s('title', {}, `${x.name} ${ts(p[0])}: ${fmt(p[1])}`)));
   });
   return svg;
 }
@@ -584,7 +584,16 @@ async function viewPlots(main, q) {
   for (const k of ['sensor', 'since', 'until', 'bucket']) if (q.get(k)) apiQ.set(k, q.get(k));
   const d = await api('/api/v1/plots?' + apiQ);
   const sensors = [...new Set(d.series.map((p) => p.sensor_id))];
-  const per = (field) => sensors.map((id) => ({ name: String(id), points: d.series.filter((p) => p.sensor_id === id).map((p) => [p.t, p[field]]) }));
+  // Every bucket of the range, empty ones as 0, so a quiet gap shows as one.
+  const first = Math.floor(d.since / d.bucket) * d.bucket;
+  const buckets = (d.until - first) / d.bucket <= 5000 ? Math.floor((d.until - first) / d.bucket) + 1 : 0;
+  const per = (field) => sensors.map((id) => {
+    const got = new Map(d.series.filter((p) => p.sensor_id === id).map((p) => [p.t, p[field]]));
+    const points = buckets
+      ? Array.from({ length: buckets }, (_, i) => first + i * d.bucket).map((t) => [t, got.get(t) || 0])
+      : [...got.entries()];
+    return { name: String(id), points };
+  });
   const form = h('form', { id: 'plot-filters', class: 'filters' },
     h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 'sensor' }, await sensorOptions(q.get('sensor') || ''))),
     h('label', {}, 'Since', h('input', { name: 'since', id: 'since', value: q.get('since') || '', placeholder: ts(d.since), size: 18 })),
