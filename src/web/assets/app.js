@@ -275,6 +275,15 @@ async function filterForm(q, action, extra) {
   return form;
 }
 
+/** An address (linked to its host view) and port; IPv6 in brackets. */
+function hostCell(ip, port, p) {
+  const v6 = ip.includes(':');
+  const withPort = p === 6 || p === 17 || port;
+  return h('td', { class: 'mono' }, withPort && v6 ? '[' : '',
+    h('a', { class: 'host-link', href: `/host/${ip}` }, ip),
+    withPort ? `${v6 ? ']' : ''}:${port}` : '');
+}
+
 function flowRow(f) {
   const id = `${f.sensor_id}/${f.flow_id}`;
   const dir = f.is_local ? h('span', { class: 'tag out', title: 'initiated by a honeypot' }, 'out') : h('span', { class: 'tag in' }, 'in');
@@ -283,8 +292,8 @@ function flowRow(f) {
     h('td', {}, String(f.sensor_id)),
     h('td', {}, proto(f.ip_proto)),
     h('td', {}, dir),
-    h('td', { class: 'mono' }, h('a', { class: 'host-link', href: `/host/${f.src_ip}` }, f.src_ip), f.src_port || f.ip_proto === 6 || f.ip_proto === 17 ? `:${f.src_port}` : ''),
-    h('td', { class: 'mono' }, h('a', { class: 'host-link', href: `/host/${f.dst_ip}` }, f.dst_ip), f.dst_port || f.ip_proto === 6 || f.ip_proto === 17 ? `:${f.dst_port}` : ''),
+    hostCell(f.src_ip, f.src_port, f.ip_proto),
+    hostCell(f.dst_ip, f.dst_port, f.ip_proto),
     h('td', { class: 'num' }, dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))),
     h('td', { class: 'num' }, `${num(f.src_packets)} / ${num(f.dst_packets)}`),
     h('td', { class: 'num' }, `${bytes(f.src_bytes)} / ${bytes(f.dst_bytes)}`),
