@@ -703,7 +703,7 @@ impl Browser {
         // The whole page: grow the window to the document's height first.
         let h = self
             .js(
-                "return Math.max(document.body.scrollHeight, 700)",
+                "return Math.ceil(Math.max(document.querySelector('main').getBoundingClientRect().bottom + window.scrollY + 24, 700))",
                 json!([]),
             )
             .as_u64()
