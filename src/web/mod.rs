@@ -56,7 +56,8 @@ pub struct Web {
     pub sessions: sessions::Sessions,
     users: Mutex<(Option<SystemTime>, Vec<users::User>)>,
     mirrors: Mutex<Vec<Mirror>>,
-    dummy_hash: String,
+    /// Made on the first login of an unknown user (argon2 is not free).
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 impl Web {
@@ -73,7 +74,7 @@ impl Web {
             sessions,
             users: Mutex::new((None, Vec::new())),
             mirrors: Mutex::new(Vec::new()),
-            dummy_hash: users::dummy_hash(),
+            dummy_hash: std::sync::OnceLock::new(),
         })
     }
 
@@ -111,7 +112,8 @@ impl Web {
         match users.iter().find(|u| u.name == name) {
             Some(u) => users::verify_password(&u.hash, password),
             None => {
-                let _ = users::verify_password(&self.dummy_hash, password);
+                let dummy = self.dummy_hash.get_or_init(users::dummy_hash);
+                let _ = users::verify_password(dummy, password);
                 false
             }
         }
