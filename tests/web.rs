@@ -862,6 +862,44 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     assert_eq!(unfiltered, 100, "a full first page");
     assert!(br.count("#next") == 1, "more pages");
     br.screenshot("connections");
+    // Older, older, newer: back on page 2, with the same rows, by its URL.
+    let first_rows = |br: &Browser| {
+        br.js(
+            "return [...document.querySelectorAll('#flows tbody tr[data-flow]')].map(r => r.dataset.flow).join(' ')",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let page1 = first_rows(&br);
+    br.click("#next");
+    br.find(".pager");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.text(".pager").contains("page 2") {
+        assert!(Instant::now() < deadline, "page 2 not shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let page2 = first_rows(&br);
+    let page2_url = br.current_url();
+    assert_ne!(page1, page2);
+    br.click("#next");
+    while !br.text(".pager").contains("page 3") {
+        assert!(Instant::now() < deadline, "page 3 not shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    br.click("#prev");
+    while !br.text(".pager").contains("page 2") {
+        assert!(Instant::now() < deadline, "back to page 2");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    assert_eq!(first_rows(&br), page2);
+    assert_eq!(br.current_url(), page2_url);
+    br.goto(&format!("{base}/flows"));
+    br.view("flows");
     br.js(
         "document.querySelector('#sensor').value = '2222'",
         json!([]),

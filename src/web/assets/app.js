@@ -317,18 +317,21 @@ async function viewFlows(main, q) {
   const t0 = performance.now();
   const page = await api('/api/v1/flows?' + apiQ);
   const ms = Math.round(performance.now() - t0);
-  const pageNo = Number(q.get('page') || '1');
+  // The cursors of the pages before this one ride in the URL (`back`), so
+  // "newer" works from a pasted link too.
+  const back = q.get('back') ? q.get('back').split(',') : [];
+  const pageNo = back.length + 1;
+  const go = (after, stack) => {
+    const n = new URLSearchParams(location.search);
+    if (after && after !== 'first') n.set('after', after); else n.delete('after');
+    if (stack.length) n.set('back', stack.join(',')); else n.delete('back');
+    n.delete('page');
+    navigate('/flows?' + n);
+  };
   const nav = h('div', { class: 'pager' },
-    pageNo > 1 ? h('button', { id: 'prev', type: 'button', onclick: () => history.back() }, '← newer') : null,
+    pageNo > 1 ? h('button', { id: 'prev', type: 'button', onclick: () => go(back[back.length - 1], back.slice(0, -1)) }, '← newer') : null,
     h('span', { class: 'muted' }, `page ${pageNo} · ${page.rows.length} flows · ${ms} ms`),
-    page.next ? h('button', {
-      id: 'next', type: 'button', onclick: () => {
-        const n = new URLSearchParams(location.search);
-        n.set('after', page.next);
-        n.set('page', String(pageNo + 1));
-        navigate('/flows?' + n);
-      },
-    }, 'older →') : null);
+    page.next ? h('button', { id: 'next', type: 'button', onclick: () => go(page.next, [...back, q.get('after') || 'first']) }, 'older →') : null);
   const aggLink = new URLSearchParams(apiQ); aggLink.delete('after');
   put(main, 
     h('h1', {}, 'Connections'),
@@ -433,9 +436,9 @@ async function viewHost(main, ip) {
         h('td', {}, o.detail), h('td', {}, ts(o.first_sec)), h('td', {}, ts(o.last_sec)), h('td', { class: 'num' }, num(o.flows))))))
       : h('p', { class: 'muted' }, 'No fingerprint recorded for this host.'),
     h('h2', {}, 'Flows as source'), flowTable(d.as_source.rows, 'as-source'),
-    d.as_source.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=src&after=${d.as_source.next}&page=2` }, 'more…')) : null,
+    d.as_source.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=src&after=${d.as_source.next}&back=first` }, 'more…')) : null,
     h('h2', {}, 'Flows as destination'), flowTable(d.as_destination.rows, 'as-destination'),
-    d.as_destination.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=dst&after=${d.as_destination.next}&page=2` }, 'more…')) : null);
+    d.as_destination.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=dst&after=${d.as_destination.next}&back=first` }, 'more…')) : null);
 }
 
 // --------------------------------------------------------------- process tree
