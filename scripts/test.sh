@@ -9,7 +9,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # Debian packages the tests drive: real capture tools and argus for the flow
-# comparison, MariaDB for the export tests.
+# comparison, MariaDB for the export tests, chromium for the web UI.
 need_pkgs=()
 command -v tcpdump   >/dev/null || need_pkgs+=(tcpdump)
 command -v argus     >/dev/null || need_pkgs+=(argus-server)
@@ -17,6 +17,9 @@ command -v racluster >/dev/null || need_pkgs+=(argus-client)
 command -v curl      >/dev/null || need_pkgs+=(curl)
 command -v p0f       >/dev/null || need_pkgs+=(p0f)
 command -v openssl   >/dev/null || need_pkgs+=(openssl)
+# The web UI's browser tests drive Debian's chromium through chromedriver.
+command -v chromium  >/dev/null || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_pkgs[*]}"

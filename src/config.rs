@@ -19,6 +19,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub store: StoreConfig,
     pub serve: ServeConfig,
+    /// The web UI of `lumpy serve` (docs/UI.md).
+    pub ui: UiConfig,
     /// Parents allowed to pull from this node (`lumpy peer add`).
     #[serde(rename = "peer")]
     pub peers: Vec<PeerConfig>,
@@ -52,6 +54,32 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             silent_after_secs: 3600,
+        }
+    }
+}
+
+/// The web UI: its own listener, apart from the peer API, so the peer port
+/// can face the network while the UI stays on localhost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve the UI at all.
+    pub enabled: bool,
+    /// Address of the UI listener (localhost only by default).
+    pub listen: String,
+    /// A session unused this long is closed.
+    pub session_idle_secs: u64,
+    /// A session is closed this long after login, used or not.
+    pub session_max_secs: u64,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            listen: "127.0.0.1:7780".into(),
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 3600,
         }
     }
 }
@@ -244,6 +272,27 @@ impl Config {
                 format!("'{}' is not ADDRESS:PORT", self.serve.listen),
             ));
         }
+        match self.ui.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => {
+                return Err(invalid(
+                    "ui.listen",
+                    format!("'{}' is not ADDRESS:PORT", self.ui.listen),
+                ));
+            }
+            Ok(ui) if self.ui.enabled && Some(ui) == self.serve.listen.parse().ok() => {
+                return Err(invalid(
+                    "ui.listen",
+                    "must differ from serve.listen: the UI has its own listener".into(),
+                ));
+            }
+            Ok(_) => {}
+        }
+        if self.ui.session_idle_secs == 0 || self.ui.session_max_secs == 0 {
+            return Err(invalid(
+                "ui.session_idle_secs",
+                "session lifetimes must be at least 1 second".into(),
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
             return Err(invalid(
                 "store.segment_target_bytes",
@@ -336,6 +385,22 @@ impl Config {
             "serve.tls_cert" => self.serve.tls_cert = optional_path(value),
             "serve.tls_key" => self.serve.tls_key = optional_path(value),
             "serve.silent_after_secs" => self.serve.silent_after_secs = number(key)?.max(1) as u64,
+            "ui.enabled" => {
+                self.ui.enabled = match value.trim() {
+                    "true" | "yes" | "1" | "on" => true,
+                    "false" | "no" | "0" | "off" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            path: path.to_path_buf(),
+                            key: key.to_string(),
+                            message: format!("'{value}' is not true or false"),
+                        });
+                    }
+                }
+            }
+            "ui.listen" => self.ui.listen = value.trim().to_string(),
+            "ui.session_idle_secs" => self.ui.session_idle_secs = number(key)?.max(0) as u64,
+            "ui.session_max_secs" => self.ui.session_max_secs = number(key)?.max(0) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }
         self.validate(path)
@@ -365,6 +430,25 @@ mod tests {
         c.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), c);
         assert_eq!(c.honeypot_nets().len(), 2);
+    }
+
+    #[test]
+    fn the_ui_listens_on_localhost_by_default_and_apart_from_the_peer_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::default();
+        assert!(c.ui.enabled);
+        let ui: std::net::SocketAddr = c.ui.listen.parse().unwrap();
+        assert!(ui.ip().is_loopback());
+        assert_ne!(c.ui.listen, c.serve.listen);
+        let mut c = Config::default();
+        let e = c
+            .set("ui.listen", &c.serve.listen.clone(), dir.path())
+            .unwrap_err();
+        assert!(e.to_string().contains("ui.listen"), "{e}");
+        let mut c = Config::default();
+        c.set("ui.enabled", "false", dir.path()).unwrap();
+        assert!(!c.ui.enabled);
+        assert!(c.set("ui.enabled", "maybe", dir.path()).is_err());
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
 //! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
-//! - [`serve`]: the node daemon (peer API, pull loops, follow ingest).
+//! - [`serve`]: the node daemon (peer API, pull loops, follow ingest, web UI).
+//! - [`web`]: the web UI: login, sessions, JSON API and the embedded page.
 //!
 //! See docs/ARCHITECTURE.md for the map and docs/STORAGE.md for the formats.
 
@@ -48,3 +49,4 @@ pub mod sensor_id;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod web;

@@ -6,7 +6,8 @@
 //! on SIGTERM or SIGINT (the server stops accepting, pulls stop between
 //! segments, ingest commits the file in progress), and the optional live
 //! sebek listener (`capture.sebek_listen`): UDP datagrams batched into one
-//! record segment per `capture.sebek_flush_secs` and at shutdown.
+//! record segment per `capture.sebek_flush_secs` and at shutdown;
+//! and the web UI (`web`) on its own listener.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
 use std::net::SocketAddr;
@@ -109,14 +110,23 @@ async fn serve_tls(
     }
 }
 
+/// What the command line says about the web UI.
+#[derive(Debug, Clone, Default)]
+pub struct UiChoice {
+    /// `--ui-listen`: this address, and failing to bind it is fatal.
+    pub listen: Option<String>,
+    /// `--no-ui`.
+    pub off: bool,
+}
+
 /// Builds the runtime and runs the node until SIGTERM or SIGINT.
-pub fn run(dir: &std::path::Path, listen: Option<String>) -> Result<(), ServeError> {
+pub fn run(dir: &std::path::Path, listen: Option<String>, ui: UiChoice) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    rt.block_on(serve(dir, listen))
+    rt.block_on(serve(dir, listen, ui))
 }
 
 async fn shutdown_signal(tx: watch::Sender<bool>) {
@@ -133,7 +143,34 @@ async fn shutdown_signal(tx: watch::Sender<bool>) {
     let _ = tx.send(true);
 }
 
-async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), ServeError> {
+/// Binds the UI listener: an address given on the command line must bind;
+/// the configured default only warns when taken (another node on this host).
+async fn bind_ui(
+    config: &crate::config::Config,
+    ui: &UiChoice,
+) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    if ui.off || (ui.listen.is_none() && !config.ui.enabled) {
+        return Ok(None);
+    }
+    let addr = ui
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.ui.listen.clone());
+    match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(source) if ui.listen.is_some() => Err(ServeError::Listen { addr, source }),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "web UI not started: its address is taken (set ui.listen or --ui-listen)");
+            Ok(None)
+        }
+    }
+}
+
+async fn serve(
+    dir: &std::path::Path,
+    listen: Option<String>,
+    ui: UiChoice,
+) -> Result<(), ServeError> {
     let node = node::open(dir)?;
     let config = node.config.clone();
     let addr = listen.unwrap_or_else(|| config.serve.listen.clone());
@@ -163,6 +200,30 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
     let api = PeerApi::new(ctx.store.clone(), shared_config);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(tx));
+    let ui_task = match bind_ui(&config, &ui).await? {
+        Some(ui_listener) => {
+            let web = crate::web::Web::new(
+                dir.to_path_buf(),
+                ctx.store.clone(),
+                api.clone(),
+                config.clone(),
+            );
+            if let Ok(a) = ui_listener.local_addr() {
+                // On stderr: stdout's first line is the peer API's, for scripts.
+                eprintln!("lumpy: web UI on http://{a}/");
+                tracing::info!(addr = %a, "web UI");
+            }
+            let mut stopped = rx.clone();
+            Some(tokio::spawn(crate::web::serve(
+                ui_listener,
+                web,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
 
     let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
@@ -216,6 +277,9 @@ async fn serve(dir: &std::path::Path, listen: Option<String>) -> Result<(), Serv
         (stop, handle)
     });
     server.await;
+    if let Some(t) = ui_task {
+        let _ = t.await;
+    }
     if let Some((stop, handle)) = ingest {
         stop.store(true, Ordering::Relaxed);
         let _ = handle.await;

@@ -8,7 +8,7 @@ use crate::sync::{free_port, link, serve};
 use crate::util::*;
 
 /// Classic pcap records: (ts_sec, ts_usec, record bytes including header).
-fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+pub(crate) fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
@@ -21,7 +21,7 @@ fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
 }
 
 /// tcpdump's output for `filter`, restricted to the flow's time span.
-fn tcpdump_flow(original: &Path, filter: &str, flow: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn tcpdump_flow(original: &Path, filter: &str, flow: &serde_json::Value) -> Vec<u8> {
     let out = std::process::Command::new("tcpdump")
         .args(["-r", original.to_str().unwrap(), "-w", "-", filter])
         .output()
@@ -67,7 +67,7 @@ fn lumpy_flow(data: &str, sensor: u32, flow: u64, out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-fn find_flow(
+pub(crate) fn find_flow(
     flows: &[serde_json::Value],
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> &serde_json::Value {
@@ -80,7 +80,7 @@ fn find_flow(
         .expect("a matching flow in the fixture")
 }
 
-fn bpf(f: &serde_json::Value, prefix: &str) -> String {
+pub(crate) fn bpf(f: &serde_json::Value, prefix: &str) -> String {
     let (a, b) = (f["src_ip"].as_str().unwrap(), f["dst_ip"].as_str().unwrap());
     let proto = match f["ip_proto"].as_u64().unwrap() {
         6 => "tcp",

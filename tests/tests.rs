@@ -16,3 +16,4 @@ mod pcap;
 mod sebek;
 mod sync;
 mod verify;
+mod web;

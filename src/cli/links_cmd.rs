@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// Address of the peer API (default: serve.listen from lumpy.toml).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// Address of the web UI (default: ui.listen from lumpy.toml).
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_ui")]
+    pub ui_listen: Option<String>,
+    /// Do not serve the web UI.
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,7 +117,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<Status> {
-    crate::serve::run(&a.dir.data, a.listen)?;
+    crate::serve::run(
+        &a.dir.data,
+        a.listen,
+        crate::serve::UiChoice {
+            listen: a.ui_listen,
+            off: a.no_ui,
+        },
+    )?;
     Ok(Status::Ok)
 }
 

@@ -15,6 +15,7 @@ mod pcap_cmd;
 mod query;
 mod sebek_cmd;
 mod time;
+mod user_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Passive OS fingerprints (p0f v3 signatures) of the TCP handshakes in
     /// capture files, printed in p0f's log format (like `p0f -r FILE`).
     Fingerprint(p0f_cmd::FingerprintArgs),
+    /// Accounts of the web UI (add, list, remove).
+    #[command(subcommand)]
+    User(user_cmd::UserCmd),
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
@@ -153,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Processes(a) => sebek_cmd::processes(a),
         Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
         Command::Hosts(a) => sebek_cmd::hosts(a),
+        Command::User(c) => user_cmd::run(c),
     }
 }
 

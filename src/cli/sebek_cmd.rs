@@ -111,6 +111,7 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
         sensor: a.sensor,
         flow: a.flow,
         pid: a.pid,
+        process: None,
     })?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -16,7 +16,8 @@
 //! `x_sensor_version`, never in the legacy tables).
 //!
 //! Submodules: `schema` (DDL, table catalogue, version check), `apply`
-//! (version-guarded upserts), `query` (flow search), `hash` (row hashes).
+//! (version-guarded upserts), `query` (flow search), `hash` (row hashes),
+//! `ui_query` (the web UI's read-only queries).
 
 mod apply;
 mod apply_legacy;
@@ -30,6 +31,7 @@ mod query;
 mod schema;
 mod sebek_query;
 pub use apply_os::os_id_of;
+pub mod ui_query;
 pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
 #[cfg(test)]
 mod tests;

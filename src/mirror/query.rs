@@ -84,7 +84,7 @@ impl HostRange {
 }
 
 /// Network mask of an IPv4 prefix; the explicit 0 case avoids a 32-bit shift.
-fn prefix_mask_u32(prefix: u8) -> Option<u32> {
+pub(super) fn prefix_mask_u32(prefix: u8) -> Option<u32> {
     match prefix {
         0 => Some(0),
         1..=32 => Some(u32::MAX << (32 - prefix)),
@@ -92,7 +92,7 @@ fn prefix_mask_u32(prefix: u8) -> Option<u32> {
     }
 }
 
-fn prefix_mask_u128(prefix: u8) -> Option<u128> {
+pub(super) fn prefix_mask_u128(prefix: u8) -> Option<u128> {
     match prefix {
         0 => Some(0),
         1..=128 => Some(u128::MAX << (128 - prefix)),
@@ -187,7 +187,7 @@ pub(super) fn flows(
 }
 
 /// A stored address: integer in `flow`, 4- or 16-byte blob in `x_flow6`.
-fn decode_addr(v: ValueRef<'_>) -> Option<IpAddr> {
+pub(super) fn decode_addr(v: ValueRef<'_>) -> Option<IpAddr> {
     match v {
         ValueRef::Integer(i) => u32::try_from(i).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a))),
         ValueRef::Blob(b) => match b.len() {

@@ -19,6 +19,9 @@ pub struct ProcessQuery {
     /// descendants (Walleye's flow -> processes view).
     pub flow: Option<u32>,
     pub pid: Option<u32>,
+    /// This process (mirror process_id; needs `sensor`) with its ancestors
+    /// and descendants.
+    pub process: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -149,7 +152,8 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
     let sql = "WITH RECURSIVE \
         seed(sensor_id, process_id) AS ( \
           SELECT DISTINCT sensor_id, process_id FROM sys_socket \
-          WHERE ?3 IS NOT NULL AND flow_id = ?3 AND (?1 IS NULL OR sensor_id = ?1)), \
+          WHERE ?3 IS NOT NULL AND flow_id = ?3 AND (?1 IS NULL OR sensor_id = ?1) \
+          UNION SELECT ?1, ?4 WHERE ?1 IS NOT NULL AND ?4 IS NOT NULL), \
         up(sensor_id, process_id) AS ( \
           SELECT * FROM seed UNION SELECT t.sensor_id, t.parent_process FROM process_tree t \
           JOIN up ON t.sensor_id = up.sensor_id AND t.child_process = up.process_id), \
@@ -158,12 +162,12 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
           JOIN down ON t.sensor_id = down.sensor_id AND t.parent_process = down.process_id) \
         SELECT sensor_id, process_id, pid, src_ip, time_min, time_max, pcap_time_min, pcap_time_max \
         FROM process p WHERE (?1 IS NULL OR sensor_id = ?1) AND (?2 IS NULL OR pid = ?2) \
-        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM up WHERE up.sensor_id = p.sensor_id AND up.process_id = p.process_id) \
+        AND ((?3 IS NULL AND ?4 IS NULL) OR EXISTS (SELECT 1 FROM up WHERE up.sensor_id = p.sensor_id AND up.process_id = p.process_id) \
              OR EXISTS (SELECT 1 FROM down WHERE down.sensor_id = p.sensor_id AND down.process_id = p.process_id)) \
         ORDER BY sensor_id, process_id";
     let mut stmt = conn.prepare(sql)?;
     let rows: Vec<ProcessView> = stmt
-        .query_map(params![q.sensor, q.pid, q.flow], |r| {
+        .query_map(params![q.sensor, q.pid, q.flow, q.process], |r| {
             Ok(ProcessView {
                 sensor_id: r.get(0)?,
                 process_id: r.get(1)?,

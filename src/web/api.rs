@@ -1,0 +1,894 @@
+//! The UI's HTTP surface: the page shell and assets, login/logout, and the
+//! JSON API under `/api/v1` (docs/openapi.yaml) behind a session cookie.
+//!
+//! Owns request parsing and validation (a bad filter is a 400 naming the
+//! parameter), authentication of UI requests, and the shape of every JSON
+//! answer. Reads through `Web` (mirror pool, store summary, link states,
+//! pcap service); writes nothing but session state.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::{Method, Response, StatusCode};
+
+use super::sessions::{COOKIE, token_from_cookie};
+use super::{FAILED_LOGIN_DELAY, Reply, Request, Web, assets, error};
+use crate::mirror::ProcessQuery;
+use crate::mirror::ui_query::{ConnQuery, Cursor, GroupBy, Side};
+use crate::sync::links::load_state;
+
+/// Rows per page when the request does not say.
+pub const DEFAULT_PAGE: u32 = 100;
+
+fn json<T: Serialize>(value: &T) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::builder()
+            .header("content-type", "application/json")
+            .body(body.into())
+            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "reply")),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode the reply",
+        ),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A request parameter that cannot be used: answered 400 with a message
+/// that starts with the parameter's name.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {why}")]
+pub struct BadParam {
+    name: String,
+    why: String,
+}
+
+impl BadParam {
+    fn new(name: &str, why: &str) -> BadParam {
+        BadParam {
+            name: name.chars().take(40).collect(),
+            why: why.to_string(),
+        }
+    }
+
+    fn reply(&self) -> Reply {
+        error(StatusCode::BAD_REQUEST, &self.to_string())
+    }
+}
+
+/// A 400 naming the parameter and what is wrong with it.
+fn bad_param(name: &str, why: &str) -> Reply {
+    BadParam::new(name, why).reply()
+}
+
+/// Mirror failures: a query the mirror refuses is the client's (400), the
+/// rest is logged and answered without detail (500).
+fn mirror_error(e: crate::mirror::MirrorError) -> Reply {
+    if let crate::mirror::MirrorError::InvalidQuery { what, .. } = &e {
+        return error(StatusCode::BAD_REQUEST, what);
+    }
+    tracing::error!(error = %e, "UI query");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the mirror could not answer",
+    )
+}
+
+/// The query string as ordered pairs; empty values count as absent.
+fn params(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadParam> {
+    v.parse()
+        .map_err(|_| BadParam::new(name, &format!("'{}' is not a valid number", clip(v))))
+}
+
+fn clip(v: &str) -> String {
+    v.chars().take(40).collect()
+}
+
+fn flag(name: &str, v: &str) -> Result<bool, BadParam> {
+    match v {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(BadParam::new(name, "use 1 or 0")),
+    }
+}
+
+fn side(name: &str, v: &str) -> Result<Side, BadParam> {
+    match v {
+        "either" | "any" => Ok(Side::Either),
+        "src" => Ok(Side::Src),
+        "dst" => Ok(Side::Dst),
+        _ => Err(BadParam::new(name, "use either, src or dst")),
+    }
+}
+
+fn time(name: &str, v: &str) -> Result<u32, BadParam> {
+    crate::cli::parse_time(v).map_err(|e| BadParam::new(name, &e))
+}
+
+pub fn parse_proto(v: &str) -> Option<u8> {
+    match v.to_ascii_lowercase().as_str() {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "icmp" => Some(1),
+        "icmp6" | "icmpv6" => Some(58),
+        "sctp" => Some(132),
+        n => n.parse().ok(),
+    }
+}
+
+fn host(name: &str, v: &str) -> Result<(IpAddr, u8), BadParam> {
+    let (addr, mask) = match v.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (v, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| BadParam::new(name, &format!("'{}' is not an IP address", clip(addr))))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let mask = match mask {
+        None => max,
+        Some(m) => m
+            .parse::<u8>()
+            .ok()
+            .filter(|m| *m <= max)
+            .ok_or_else(|| BadParam::new(name, &format!("prefix length must be 0 to {max}")))?,
+    };
+    Ok((ip, mask))
+}
+
+/// The connection-table filters of a query string; `extra` names the
+/// other parameters the endpoint accepts (returned, not validated here).
+fn conn_query(
+    query: &str,
+    extra: &[&str],
+) -> Result<(ConnQuery, BTreeMap<String, String>), BadParam> {
+    let mut q = ConnQuery {
+        limit: DEFAULT_PAGE,
+        ..ConnQuery::default()
+    };
+    let mut rest = BTreeMap::new();
+    for (k, v) in params(query) {
+        let v = v.as_str();
+        match k.as_str() {
+            "sensor" => q.sensor = Some(num("sensor", v)?),
+            "since" => q.since = Some(time("since", v)?),
+            "until" => q.until = Some(time("until", v)?),
+            "ip" => q.ip = Some(host("ip", v)?),
+            "ip_side" => q.ip_side = side("ip_side", v)?,
+            "port" => q.port = Some(num("port", v)?),
+            "port_side" => q.port_side = side("port_side", v)?,
+            "proto" => {
+                q.proto = Some(parse_proto(v).ok_or_else(|| {
+                    BadParam::new("proto", "use a number 0-255 or tcp, udp, icmp, icmp6, sctp")
+                })?)
+            }
+            "bidir" => q.bidirectional = flag("bidir", v)?,
+            "min_bytes" => q.min_bytes = Some(num("min_bytes", v)?),
+            "alerts" => q.alerts_only = flag("alerts", v)?,
+            "after" => {
+                q.after = Some(Cursor::parse(v).ok_or_else(|| {
+                    BadParam::new(
+                        "after",
+                        "not a cursor (use the `next` of the previous page)",
+                    )
+                })?)
+            }
+            "limit" => {
+                q.limit = num("limit", v)?;
+                if !(1..=1000).contains(&q.limit) {
+                    return Err(BadParam::new("limit", "use 1 to 1000"));
+                }
+            }
+            other if extra.contains(&other) => {
+                rest.insert(other.to_string(), v.to_string());
+            }
+            other => return Err(BadParam::new(other, "unknown parameter")),
+        }
+    }
+    if let (Some(a), Some(b)) = (q.since, q.until)
+        && a > b
+    {
+        return Err(BadParam::new("until", "is before since"));
+    }
+    Ok((q, rest))
+}
+
+fn set_cookie(value: &str, max_age: u64) -> String {
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+}
+
+/// Percent-decoding of one path segment; None if it is not UTF-8 after.
+fn decode_segment(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Entry point of every UI request.
+pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
+    let Some(decoded) = req
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode_segment)
+        .collect::<Option<Vec<String>>>()
+    else {
+        return error(StatusCode::BAD_REQUEST, "path: not UTF-8");
+    };
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let is_get = req.method == Method::GET || req.method == Method::HEAD;
+    match segs.as_slice() {
+        ["assets", name] if is_get => return assets::asset(name),
+        ["api", "v1", "login"] if req.method == Method::POST => return login(&web, &req).await,
+        ["api", "v1", "logout"] if req.method == Method::POST => return logout(&web, &req),
+        ["api", ..] => {}
+        _ if is_get => return assets::page(),
+        _ => return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+    // Everything else under /api needs a live session.
+    let user = req
+        .cookie
+        .as_deref()
+        .and_then(token_from_cookie)
+        .and_then(|t| web.session_user(t));
+    let Some(user) = user else {
+        return error(StatusCode::UNAUTHORIZED, "log in first");
+    };
+    if !is_get {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    let q = req.query.as_str();
+    match segs.as_slice() {
+        ["api", "v1", "me"] => json(&serde_json::json!({ "user": user })),
+        ["api", "v1", "sensors"] => sensors(&web).await,
+        ["api", "v1", "flows"] => flows(&web, q).await,
+        ["api", "v1", "aggregate"] => aggregate(&web, q).await,
+        ["api", "v1", "flows", s, f] => flow_detail(&web, s, f).await,
+        ["api", "v1", "flows", s, f, "pcap"] => pcap(&web, s, f).await,
+        ["api", "v1", "hosts", ip] => host_detail(&web, ip).await,
+        ["api", "v1", "processes", s, p] => process_tree(&web, s, p).await,
+        ["api", "v1", "processes", s, p, "reads"] => reads(&web, s, p, q).await,
+        ["api", "v1", "dag"] => dag(&web).await,
+        ["api", "v1", "plots"] => plots(&web, q).await,
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    }
+}
+
+/// Cross-site requests are refused: a browser always sends Origin on a
+/// POST, and it must be this host.
+fn same_origin(req: &Request) -> bool {
+    match (&req.origin, &req.host) {
+        (None, _) => true,
+        (Some(o), Some(h)) => o == &format!("http://{h}") || o == &format!("https://{h}"),
+        (Some(_), None) => false,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginBody {
+    user: String,
+    password: String,
+}
+
+async fn login(web: &Arc<Web>, req: &Request) -> Reply {
+    if !same_origin(req) {
+        return error(StatusCode::FORBIDDEN, "cross-origin login refused");
+    }
+    if !req
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json"))
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send {\"user\": ..., \"password\": ...} as application/json",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<LoginBody>(&req.body) else {
+        return bad_param("body", "expected {\"user\": ..., \"password\": ...}");
+    };
+    let remote = req.remote.map(|r| r.ip());
+    if web.sessions.throttled(remote) {
+        tracing::warn!(?remote, "UI login throttled");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins from this address; wait a few minutes",
+        );
+    }
+    let ok = {
+        let web = web.clone();
+        let (user, password) = (body.user.clone(), body.password);
+        tokio::task::spawn_blocking(move || web.check_login(&user, &password))
+            .await
+            .unwrap_or(false)
+    };
+    if !ok {
+        web.sessions.note_failure(remote);
+        tracing::warn!(?remote, user = %clip(&body.user), "UI login refused");
+        tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+        return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
+    }
+    let Some(token) = web.sessions.open(&body.user) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for a session",
+        );
+    };
+    tracing::info!(?remote, user = %body.user, "UI login");
+    let mut r = json(&serde_json::json!({ "user": body.user }));
+    if let Ok(v) = set_cookie(&token, web.config.ui.session_max_secs).parse() {
+        r.headers_mut().insert("set-cookie", v);
+    }
+    r
+}
+
+fn logout(web: &Arc<Web>, req: &Request) -> Reply {
+    if !same_origin(req) {
+        return error(StatusCode::FORBIDDEN, "cross-origin logout refused");
+    }
+    if let Some(t) = req.cookie.as_deref().and_then(token_from_cookie) {
+        web.sessions.close(t);
+    }
+    let mut r = json(&serde_json::json!({ "logged_out": true }));
+    if let Ok(v) = set_cookie("", 0).parse() {
+        r.headers_mut().insert("set-cookie", v);
+    }
+    r
+}
+
+/// One sensor of the overview.
+#[derive(Serialize)]
+struct SensorView {
+    sensor_id: u32,
+    name: String,
+    state: String,
+    /// Id (hex, shortened) of the incarnation's first segment.
+    incarnation: String,
+    install_sec: i64,
+    newest_record_sec: u64,
+    /// Seconds since the newest record (none when nothing was ever recorded).
+    lag_secs: Option<u64>,
+    silent: bool,
+    decommissioned: bool,
+    /// 0 here, else how many links away the origin is.
+    hops: Option<u32>,
+    /// This node, then the child the sensor comes through, then further hops.
+    path: Vec<String>,
+    /// Last successful pull of the link it comes through (unix seconds).
+    last_pull: Option<u64>,
+    last_pull_error: String,
+    last_hour: crate::mirror::ui_query::Activity,
+    last_day: crate::mirror::ui_query::Activity,
+}
+
+async fn sensors(web: &Arc<Web>) -> Reply {
+    let peer = web.peer.clone();
+    let summary = match tokio::task::spawn_blocking(move || peer.summary()).await {
+        Ok(Ok(s)) => s,
+        _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable"),
+    };
+    // Which child each sensor comes through: the fewest hops.
+    let mut via: BTreeMap<u32, (u32, String, u64, String)> = BTreeMap::new();
+    for child in &web.config.children {
+        let Ok(state) = load_state(&web.store, &child.name) else {
+            continue;
+        };
+        for s in state.summary.iter().flat_map(|s| s.sensors.iter()) {
+            let better = via.get(&s.sensor_id).is_none_or(|(h, ..)| s.hops < *h);
+            if better {
+                via.insert(
+                    s.sensor_id,
+                    (
+                        s.hops,
+                        child.name.clone(),
+                        state.last_success,
+                        state.last_error.clone(),
+                    ),
+                );
+            }
+        }
+    }
+    let now = now();
+    let hour = u32::try_from(now.saturating_sub(3600)).unwrap_or(u32::MAX);
+    let day = u32::try_from(now.saturating_sub(86400)).unwrap_or(u32::MAX);
+    let now32 = u32::try_from(now).unwrap_or(u32::MAX);
+    let ids: Vec<u32> = summary.sensors.iter().map(|s| s.sensor_id).collect();
+    let rows = web
+        .with_mirror(move |m| {
+            let mut rows = m.sensor_rows()?;
+            let mut acts = BTreeMap::new();
+            let mut all: Vec<u32> = ids;
+            all.extend(rows.iter().map(|r| r.sensor_id));
+            all.sort_unstable();
+            all.dedup();
+            for s in &all {
+                acts.insert(
+                    *s,
+                    (m.activity(*s, hour, now32)?, m.activity(*s, day, now32)?),
+                );
+            }
+            rows.sort_by_key(|r| r.sensor_id);
+            Ok((rows, acts))
+        })
+        .await;
+    let (rows, acts) = match rows {
+        Ok(r) => r,
+        Err(e) => return mirror_error(e),
+    };
+    let node_name = format!("this node ({})", &summary.node_id.get(..8).unwrap_or(""));
+    let mut out = Vec::new();
+    for (sensor_id, (hour, day)) in acts {
+        let s = summary.sensors.iter().find(|s| s.sensor_id == sensor_id);
+        let row = rows.iter().find(|r| r.sensor_id == sensor_id);
+        let newest = s
+            .map(|s| s.newest_ns / 1_000_000_000)
+            .unwrap_or(0)
+            .max(u64::from(day.newest_flow_sec));
+        let decommissioned = web.config.decommissioned.contains(&sensor_id);
+        let lag = now.saturating_sub(newest);
+        let hops = s.map(|s| s.hops);
+        let mut path = vec![node_name.clone()];
+        let (mut last_pull, mut last_err) = (None, String::new());
+        if let Some(h) = hops.filter(|h| *h > 0) {
+            if let Some((_, child, success, err)) = via.get(&sensor_id) {
+                path.push(child.clone());
+                last_pull = (*success > 0).then_some(*success);
+                last_err = err.clone();
+            }
+            if h > 1 {
+                path.push(format!(
+                    "{} more hop{}",
+                    h - 1,
+                    if h > 2 { "s" } else { "" }
+                ));
+            }
+        }
+        out.push(SensorView {
+            sensor_id,
+            name: row.map(|r| r.name.clone()).unwrap_or_default(),
+            state: row.map(|r| r.state.clone()).unwrap_or_default(),
+            incarnation: s
+                .map(|s| s.first_id.chars().take(16).collect())
+                .unwrap_or_default(),
+            install_sec: row.map(|r| r.install_sec).unwrap_or(0),
+            newest_record_sec: newest,
+            lag_secs: (newest > 0).then_some(lag),
+            silent: !decommissioned && (newest == 0 || lag > web.config.serve.silent_after_secs),
+            decommissioned,
+            hops,
+            path,
+            last_pull,
+            last_pull_error: last_err,
+            last_hour: hour,
+            last_day: day,
+        });
+    }
+    json(&serde_json::json!({
+        "node_id": summary.node_id,
+        "now": now,
+        "silent_after_secs": web.config.serve.silent_after_secs,
+        "sensors": out,
+    }))
+}
+
+async fn flows(web: &Arc<Web>, query: &str) -> Reply {
+    let (q, _) = match conn_query(query, &[]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    match web.with_mirror(move |m| m.connections(&q)).await {
+        Ok(page) => json(&page),
+        Err(e) => mirror_error(e),
+    }
+}
+
+async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
+    let (mut q, rest) = match conn_query(query, &["by"]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    let by = match rest.get("by").map(String::as_str) {
+        Some("src_ip") => GroupBy::SrcIp,
+        None | Some("dst_ip") => GroupBy::DstIp,
+        Some("src_port") => GroupBy::SrcPort,
+        Some("dst_port") => GroupBy::DstPort,
+        Some(_) => return bad_param("by", "use src_ip, dst_ip, src_port or dst_port"),
+    };
+    let limit = q.limit;
+    q.after = None;
+    match web.with_mirror(move |m| m.aggregate(&q, by, limit)).await {
+        Ok(rows) => json(&serde_json::json!({ "rows": rows })),
+        Err(e) => mirror_error(e),
+    }
+}
+
+fn ids(s: &str, f: &str) -> Result<(u32, u32), BadParam> {
+    Ok((num("sensor", s)?, num("flow", f)?))
+}
+
+async fn flow_detail(web: &Arc<Web>, s: &str, f: &str) -> Reply {
+    let (sensor, flow) = match ids(s, f) {
+        Ok(v) => v,
+        Err(r) => return r.reply(),
+    };
+    let got = web
+        .with_mirror(move |m| {
+            let Some(row) = m.flow_row(sensor, flow)? else {
+                return Ok(None);
+            };
+            let alerts = m.alerts(sensor, flow)?;
+            let procs = m.processes(&ProcessQuery {
+                sensor: Some(sensor),
+                flow: Some(flow),
+                ..ProcessQuery::default()
+            })?;
+            Ok(Some((row, alerts, procs)))
+        })
+        .await;
+    match got {
+        Ok(Some((row, alerts, procs))) => json(&serde_json::json!({
+            "flow": row,
+            "alerts": alerts,
+            "processes": procs,
+            "pcap": format!("/api/v1/flows/{sensor}/{flow}/pcap"),
+        })),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no flow {flow} of sensor {sensor}"),
+        ),
+        Err(e) => mirror_error(e),
+    }
+}
+
+async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
+    let (sensor, flow) = match ids(s, f) {
+        Ok(v) => v,
+        Err(r) => return r.reply(),
+    };
+    // The pcap service decides: here, or proxied down to the child nearest
+    // the sensor's origin (signed with this node's link secret).
+    crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}")).await
+}
+
+async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
+    let Ok(addr) = ip.parse::<IpAddr>() else {
+        return bad_param("ip", &format!("'{}' is not an IP address", clip(ip)));
+    };
+    let prefix = if addr.is_ipv4() { 32 } else { 128 };
+    let got = web
+        .with_mirror(move |m| {
+            let os = match addr {
+                IpAddr::V4(v4) => m.os_history(v4)?,
+                IpAddr::V6(_) => Vec::new(),
+            };
+            let side = |s| ConnQuery {
+                ip: Some((addr, prefix)),
+                ip_side: s,
+                limit: DEFAULT_PAGE,
+                ..ConnQuery::default()
+            };
+            let as_src = m.connections(&side(Side::Src))?;
+            let as_dst = m.connections(&side(Side::Dst))?;
+            Ok((os, as_src, as_dst))
+        })
+        .await;
+    match got {
+        Ok((os, as_src, as_dst)) => json(&serde_json::json!({
+            "ip": addr.to_string(),
+            "os_history": os,
+            "as_source": as_src,
+            "as_destination": as_dst,
+        })),
+        Err(e) => mirror_error(e),
+    }
+}
+
+async fn process_tree(web: &Arc<Web>, s: &str, p: &str) -> Reply {
+    let (sensor, process) = match (num::<u32>("sensor", s), num::<u32>("process", p)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
+    };
+    let got = web
+        .with_mirror(move |m| {
+            m.processes(&ProcessQuery {
+                sensor: Some(sensor),
+                process: Some(process),
+                ..ProcessQuery::default()
+            })
+        })
+        .await;
+    match got {
+        Ok(procs) if procs.iter().any(|p| p.process_id == process) => json(
+            &serde_json::json!({ "sensor_id": sensor, "process_id": process, "processes": procs }),
+        ),
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no process {process} of sensor {sensor}"),
+        ),
+        Err(e) => mirror_error(e),
+    }
+}
+
+/// Bytes as text: printable ASCII, newline and tab kept, the rest `\xNN`.
+fn printable(data: &[u8]) -> String {
+    let mut s = String::with_capacity(data.len());
+    for &b in data {
+        match b {
+            b'\n' | b'\t' | 0x20..=0x7e => s.push(b as char),
+            b'\r' => s.push_str("\\r"),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}
+
+async fn reads(web: &Arc<Web>, s: &str, p: &str, query: &str) -> Reply {
+    let (sensor, process) = match (num::<u32>("sensor", s), num::<u32>("process", p)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
+    };
+    let mut fd: Option<u32> = None;
+    for (k, v) in params(query) {
+        match k.as_str() {
+            "fd" => match num("fd", &v) {
+                Ok(n) => fd = Some(n),
+                Err(r) => return r.reply(),
+            },
+            other => return bad_param(other, "unknown parameter"),
+        }
+    }
+    match web
+        .with_mirror(move |m| m.reads(Some(sensor), process))
+        .await
+    {
+        Ok(rows) => {
+            let mut fds: Vec<u32> = rows.iter().map(|r| r.filed).collect();
+            fds.sort_unstable();
+            fds.dedup();
+            let shown: Vec<_> = rows
+                .iter()
+                .filter(|r| fd.is_none_or(|f| f == r.filed))
+                .map(|r| {
+                    serde_json::json!({
+                        "sys_read_id": r.sys_read_id,
+                        "time": r.time,
+                        "pcap_time": r.pcap_time,
+                        "fd": r.filed,
+                        "length": r.length,
+                        "text": printable(&r.data),
+                    })
+                })
+                .collect();
+            let keystrokes: String = rows
+                .iter()
+                .filter(|r| fd.is_none_or(|f| f == r.filed))
+                .map(|r| printable(&r.data))
+                .collect();
+            json(&serde_json::json!({
+                "sensor_id": sensor,
+                "process_id": process,
+                "fds": fds,
+                "fd": fd,
+                "reads": shown,
+                "keystrokes": keystrokes,
+            }))
+        }
+        Err(e) => mirror_error(e),
+    }
+}
+
+async fn dag(web: &Arc<Web>) -> Reply {
+    let peer = web.peer.clone();
+    let summary = match tokio::task::spawn_blocking(move || peer.summary()).await {
+        Ok(Ok(s)) => s,
+        _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable"),
+    };
+    let now = now();
+    let mut children = Vec::new();
+    for c in &web.config.children {
+        let state = load_state(&web.store, &c.name).unwrap_or_default();
+        let healthy = state.last_success > 0
+            && state.last_success >= state.last_attempt
+            && now.saturating_sub(state.last_success) <= c.interval_secs.saturating_mul(3) + 60;
+        let sensors: Vec<_> = state
+            .summary
+            .iter()
+            .flat_map(|s| s.sensors.iter())
+            .map(|s| {
+                serde_json::json!({
+                    "sensor_id": s.sensor_id,
+                    "hops": s.hops,
+                    "max_seq": s.max_seq,
+                    "pcap_held_to": s.pcap_held_to,
+                    "newest_sec": s.newest_ns / 1_000_000_000,
+                })
+            })
+            .collect();
+        children.push(serde_json::json!({
+            "name": c.name,
+            "url": c.url,
+            "pcap": match c.pcap { crate::config::PcapMode::Proxy => "proxy", crate::config::PcapMode::Mirror => "mirror" },
+            "mirrors": match c.pcap {
+                crate::config::PcapMode::Proxy => "records (pcap stays at the child, fetched on request)",
+                crate::config::PcapMode::Mirror => "records and pcap",
+            },
+            "interval_secs": c.interval_secs,
+            "healthy": healthy,
+            "last_attempt": state.last_attempt,
+            "last_success": state.last_success,
+            "last_error": state.last_error,
+            "bytes_in": state.bytes_in,
+            "segments_fetched": state.segments_fetched,
+            "conflicts": state.conflicts,
+            "node_id": state.summary.as_ref().map(|s| s.node_id.clone()),
+            "below": state.summary.as_ref().map(|s| s.below.len()).unwrap_or(0),
+            "sensors": sensors,
+        }));
+    }
+    let parents: Vec<_> = web
+        .config
+        .peers
+        .iter()
+        .map(|p| serde_json::json!({ "name": p.name, "allow": p.allow }))
+        .collect();
+    let local: Vec<u32> = summary
+        .sensors
+        .iter()
+        .filter(|s| s.hops == 0)
+        .map(|s| s.sensor_id)
+        .collect();
+    json(&serde_json::json!({
+        "node_id": summary.node_id,
+        "below": summary.below.len(),
+        "local_sensors": local,
+        "children": children,
+        "parents": parents,
+        "now": now,
+    }))
+}
+
+async fn plots(web: &Arc<Web>, query: &str) -> Reply {
+    let mut sensor = None;
+    let (mut from, mut to, mut bucket) = (None, None, None);
+    for (k, v) in params(query) {
+        let v = v.as_str();
+        let r = match k.as_str() {
+            "sensor" => num("sensor", v).map(|n| sensor = Some(n)),
+            "since" => time("since", v).map(|t| from = Some(t)),
+            "until" => time("until", v).map(|t| to = Some(t)),
+            "bucket" => num::<u32>("bucket", v).and_then(|b| {
+                if (1..=86400 * 7).contains(&b) {
+                    bucket = Some(b);
+                    Ok(())
+                } else {
+                    Err(BadParam::new("bucket", "use 1 to 604800 seconds"))
+                }
+            }),
+            other => Err(BadParam::new(other, "unknown parameter")),
+        };
+        if let Err(r) = r {
+            return r.reply();
+        }
+    }
+    let got = web
+        .with_mirror(move |m| {
+            let span = m.time_span()?;
+            // By default the newest day of data (or less, if there is less).
+            let to = to.or(span.map(|s| s.1)).unwrap_or(0);
+            let from = match from {
+                Some(f) => f,
+                None => m
+                    .first_start_from(to.saturating_sub(86400))?
+                    .unwrap_or(to)
+                    .min(to),
+            };
+            if from > to {
+                return Err(crate::mirror::MirrorError::InvalidQuery {
+                    path: String::new(),
+                    what: "until: is before since".into(),
+                });
+            }
+            // About 96 buckets over the range; whole minutes above a minute.
+            let b = bucket.unwrap_or_else(|| match (to - from) / 96 {
+                0 => 1,
+                b if b < 60 => b,
+                b => b / 60 * 60,
+            });
+            let series = m.series(sensor, from, to, b)?;
+            let ports = m.top_ports(sensor, from, to, 15)?;
+            Ok((from, to, b, series, ports))
+        })
+        .await;
+    match got {
+        Ok((from, to, b, series, ports)) => json(&serde_json::json!({
+            "since": from,
+            "until": to,
+            "bucket": b,
+            "series": series,
+            "top_ports": ports.iter().map(|(p, t, n)| serde_json::json!({"port": p, "proto": t, "flows": n})).collect::<Vec<_>>(),
+        })),
+        Err(e) => mirror_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_bad_ones_name_the_parameter() {
+        let (q, _) = conn_query(
+            "sensor=7&ip=10.0.0.0%2F8&ip_side=src&port=22&proto=tcp&bidir=1&min_bytes=100&alerts=0&limit=5",
+            &[],
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(q.sensor, Some(7));
+        assert_eq!(q.ip.map(|h| h.1), Some(8));
+        assert_eq!(q.ip_side, Side::Src);
+        assert_eq!(q.proto, Some(6));
+        assert!(q.bidirectional && !q.alerts_only);
+        assert_eq!(q.limit, 5);
+        for (query, name) in [
+            ("port=99999", "port"),
+            ("ip=1.2.3.4/33", "ip"),
+            ("ip=1.2.3.4'--", "ip"),
+            ("sensor=1 OR 1=1", "sensor"),
+            ("limit=0", "limit"),
+            ("proto=nope", "proto"),
+            ("drop=1", "drop"),
+            ("since=2026-13-01", "since"),
+            ("after=1.2", "after"),
+        ] {
+            let Err(r) = conn_query(query, &[]) else {
+                panic!("{query} was accepted");
+            };
+            assert!(r.to_string().starts_with(name), "{query}: {r}");
+            assert_eq!(r.reply().status(), StatusCode::BAD_REQUEST, "{query}");
+        }
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(
+            decode_segment("2001%3Adb8%3A%3A1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(decode_segment("a%zzb").as_deref(), Some("a%zzb"));
+        assert_eq!(decode_segment("%ff"), None);
+    }
+
+    #[test]
+    fn printable_escapes_control_bytes() {
+        assert_eq!(printable(b"ls -l\r\n\x1b[A"), "ls -l\\r\n\\x1b[A");
+    }
+}

@@ -1,0 +1,631 @@
+// lumpy web UI: one page, plain JS, no dependencies. Every view reads its
+// state from the URL (path + query string), so every view is a deep link.
+// Data is only ever inserted as text nodes or attributes (never as HTML).
+'use strict';
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+const SVG = 'http://www.w3.org/2000/svg';
+
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+function s(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+/** Replaces an element's children, skipping null/false ones. */
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
+// ---------------------------------------------------------------- formatting
+const PROTO = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmp6', 132: 'sctp' };
+const proto = (p) => PROTO[p] || String(p);
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+function ts(sec) {
+  if (!sec) return '—';
+  const d = new Date(sec * 1000);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+  return `${n.toFixed(n < 10 ? 1 : 0)} ${u[i]}`;
+}
+function ago(secs) {
+  if (secs === null || secs === undefined) return '—';
+  if (secs < 90) return `${secs}s`;
+  if (secs < 5400) return `${Math.round(secs / 60)} min`;
+  if (secs < 172800) return `${Math.round(secs / 3600)} h`;
+  return `${Math.round(secs / 86400)} d`;
+}
+const num = (n) => Number(n).toLocaleString('en-US');
+function dur(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60000)} min`;
+}
+const endpoint = (ip, port, p) => (p === 6 || p === 17) ? `${ip.includes(':') ? `[${ip}]` : ip}:${port}` : ip;
+
+// ------------------------------------------------------------------- fetching
+class HttpError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path) {
+  const r = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  if (r.status === 401) {
+    const back = location.pathname + location.search;
+    navigate('/login?next=' + encodeURIComponent(back), true);
+    throw new HttpError(401, 'log in first');
+  }
+  let body = null;
+  try { body = await r.json(); } catch (_) { body = null; }
+  if (!r.ok) throw new HttpError(r.status, (body && body.error) || r.statusText);
+  return body;
+}
+
+async function post(path, data) {
+  return fetch(path, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(data || {}),
+  });
+}
+
+// -------------------------------------------------------------------- routing
+function navigate(url, replace) {
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  route();
+}
+
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a');
+  if (!a || a.hasAttribute('download') || a.target || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
+  e.preventDefault();
+  navigate(url.pathname + url.search);
+});
+window.addEventListener('popstate', route);
+
+let me = null;
+
+async function route() {
+  const path = location.pathname;
+  const q = new URLSearchParams(location.search);
+  const main = $('#main');
+  delete main.dataset.ready;
+  if (path === '/login') {
+    $('#top').hidden = true;
+    return viewLogin(main, q);
+  }
+  if (!me) {
+    try { me = (await api('/api/v1/me')).user; } catch (_) { return; }
+  }
+  $('#top').hidden = false;
+  $('#whoami').textContent = me;
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const view = parts[0] || 'overview';
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.classList.toggle('active', a.dataset.view === view ||
+      (view === 'flow' && a.dataset.view === 'flows'));
+  }
+  put(main, h('p', { class: 'muted' }, 'Loading…'));
+  main.dataset.view = view;
+  try {
+    switch (view) {
+      case 'overview': await viewOverview(main); break;
+      case 'flows': await viewFlows(main, q); break;
+      case 'aggregate': await viewAggregate(main, q); break;
+      case 'flow': await viewFlow(main, parts[1], parts[2]); break;
+      case 'host': await viewHost(main, parts[1]); break;
+      case 'process': await viewProcess(main, parts[1], parts[2], q); break;
+      case 'dag': await viewDag(main); break;
+      case 'plots': await viewPlots(main, q); break;
+      default: put(main, h('h1', {}, 'Not found'), h('p', {}, `No view at ${path}.`));
+    }
+    document.title = `lumpy · ${main.querySelector('h1') ? main.querySelector('h1').textContent : view}`;
+  } catch (err) {
+    if (err.status === 401) return;
+    put(main, h('h1', {}, 'Error'), h('p', { class: 'error', id: 'error' }, err.message));
+  }
+  main.dataset.ready = '1';
+}
+
+// ---------------------------------------------------------------------- login
+function viewLogin(main, q) {
+  me = null;
+  const err = h('p', { class: 'error', id: 'login-error', role: 'alert' });
+  const form = h('form', { id: 'login', class: 'login', autocomplete: 'on' },
+    h('h1', {}, h('img', { src: '/assets/icon.svg', alt: '', width: 28, height: 28 }), ' lumpy'),
+    h('p', { class: 'muted' }, 'Honeynet archive — sign in'),
+    h('label', {}, 'User', h('input', { id: 'user', name: 'user', autocomplete: 'username', required: true, autofocus: true })),
+    h('label', {}, 'Password', h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
+    h('button', { id: 'login-submit', type: 'submit' }, 'Sign in'),
+    err);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    const r = await post('/api/v1/login', { user: $('#user').value, password: $('#password').value });
+    if (r.ok) {
+      me = (await r.json()).user;
+      const next = q.get('next');
+      navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
+    } else {
+      let msg = 'login failed';
+      try { msg = (await r.json()).error; } catch (_) { /* keep */ }
+      err.textContent = msg;
+      $('#password').value = '';
+    }
+  });
+  put(main, form);
+  main.dataset.view = 'login';
+  main.dataset.ready = '1';
+  document.title = 'lumpy · sign in';
+}
+
+$('#logout') && $('#logout').addEventListener('click', async () => {
+  await post('/api/v1/logout');
+  me = null;
+  navigate('/login', true);
+});
+
+// ------------------------------------------------------------------- overview
+function activity(a) {
+  return [
+    h('td', { class: 'num' }, num(a.inbound_flows)),
+    h('td', { class: 'num' }, num(a.outbound_flows)),
+    h('td', { class: 'num' }, num(a.sebek_processes)),
+  ];
+}
+
+async function viewOverview(main) {
+  const d = await api('/api/v1/sensors');
+  const silent = d.sensors.filter((x) => x.silent).length;
+  const rows = d.sensors.map((x) => h('tr', { class: x.silent ? 'sensor silent' : 'sensor', 'data-sensor': x.sensor_id },
+    h('td', {}, h('span', { class: x.silent ? 'dot bad' : 'dot ok', title: x.silent ? 'silent' : 'reporting' })),
+    h('td', {}, h('a', { href: `/flows?sensor=${x.sensor_id}` }, String(x.sensor_id)),
+      x.name ? h('div', { class: 'muted small' }, x.name) : null),
+    h('td', {}, x.decommissioned ? 'decommissioned' : (x.state || '—')),
+    h('td', { class: 'mono small', title: 'first segment of this incarnation' }, x.incarnation || '—'),
+    h('td', {}, ts(x.install_sec)),
+    h('td', {}, ts(x.newest_record_sec)),
+    h('td', { class: x.silent ? 'num bad' : 'num' }, x.lag_secs === null ? 'no data' : ago(x.lag_secs)),
+    h('td', {}, x.last_pull ? `${ts(x.last_pull)}` : (x.hops === 0 ? 'local' : '—'),
+      x.last_pull_error ? h('div', { class: 'bad small' }, x.last_pull_error) : null),
+    h('td', { class: 'small' }, x.path.join(' ← ')),
+    ...activity(x.last_hour), ...activity(x.last_day)));
+  put(main, 
+    h('h1', {}, 'Sensors'),
+    h('p', { class: 'muted' }, `${d.sensors.length} sensor${d.sensors.length === 1 ? '' : 's'} at node ${d.node_id.slice(0, 12)} · `,
+      silent ? h('span', { class: 'bad' }, `${silent} silent (no record for more than ${ago(d.silent_after_secs)})`) : 'all reporting'),
+    h('div', { class: 'scroll' }, h('table', { id: 'sensors', class: 'grid' },
+      h('thead', {},
+        h('tr', {}, h('th', { colspan: 9 }), h('th', { colspan: 3, class: 'group' }, 'last 1 h'), h('th', { colspan: 3, class: 'group' }, 'last 24 h')),
+        h('tr', {}, ['', 'Sensor', 'State', 'Incarnation', 'Installed', 'Newest record', 'Lag', 'Last pull', 'Path',
+          'in', 'out', 'sebek', 'in', 'out', 'sebek'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, rows))));
+}
+
+// ---------------------------------------------------------- connection table
+const FILTERS = ['sensor', 'since', 'until', 'ip', 'ip_side', 'port', 'port_side', 'proto', 'bidir', 'min_bytes', 'alerts'];
+
+async function sensorOptions(selected) {
+  let list = [];
+  try { list = (await api('/api/v1/sensors')).sensors; } catch (e) { if (e.status === 401) throw e; }
+  return [h('option', { value: '' }, 'all sensors'),
+    ...list.map((x) => h('option', { value: x.sensor_id, selected: String(x.sensor_id) === selected },
+      `${x.sensor_id}${x.name ? ' ' + x.name : ''}`))];
+}
+
+async function filterForm(q, action, extra) {
+  const sideSel = (name) => h('select', { name, id: name },
+    ['either', 'src', 'dst'].map((v) => h('option', { value: v, selected: (q.get(name) || 'either') === v }, v)));
+  const input = (name, attrs) => h('input', Object.assign({ name, id: name, value: q.get(name) || '' }, attrs));
+  const check = (name, label) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', name, id: name, value: '1', checked: q.get(name) === '1' }), label);
+  const form = h('form', { id: 'filters', class: 'filters' },
+    h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 'sensor' }, await sensorOptions(q.get('sensor') || ''))),
+    h('label', {}, 'Since', input('since', { placeholder: 'YYYY-MM-DD HH:MM', size: 16 })),
+    h('label', {}, 'Until', input('until', { placeholder: 'UTC or epoch', size: 16 })),
+    h('label', {}, 'IP / CIDR', h('span', { class: 'pair' }, input('ip', { placeholder: '10.0.0.0/8', size: 18 }), sideSel('ip_side'))),
+    h('label', {}, 'Port', h('span', { class: 'pair' }, input('port', { size: 6, inputmode: 'numeric' }), sideSel('port_side'))),
+    h('label', {}, 'Proto', input('proto', { placeholder: 'tcp', size: 6 })),
+    h('label', {}, 'Bytes ≥', input('min_bytes', { size: 9, inputmode: 'numeric' })),
+    check('bidir', 'bidirectional'),
+    check('alerts', 'IDS alerts'),
+    extra || null,
+    h('button', { type: 'submit', id: 'apply' }, 'Filter'),
+    h('a', { href: action, class: 'reset' }, 'reset'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const out = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) {
+      if (v === '' || (k.endsWith('_side') && v === 'either')) continue;
+      out.set(k, v);
+    }
+    navigate(action + (out.toString() ? '?' + out : ''));
+  });
+  return form;
+}
+
+/** An address (linked to its host view) and port; IPv6 in brackets. */
+function hostCell(ip, port, p) {
+  const v6 = ip.includes(':');
+  const withPort = p === 6 || p === 17 || port;
+  return h('td', { class: 'mono' }, withPort && v6 ? '[' : '',
+    h('a', { class: 'host-link', href: `/host/${ip}` }, ip),
+    withPort ? `${v6 ? ']' : ''}:${port}` : '');
+}
+
+function flowRow(f) {
+  const id = `${f.sensor_id}/${f.flow_id}`;
+  const dir = f.is_local ? h('span', { class: 'tag out', title: 'initiated by a honeypot' }, 'out') : h('span', { class: 'tag in' }, 'in');
+  return h('tr', { 'data-flow': id },
+    h('td', { class: 'mono' }, h('a', { class: 'flow-link', href: `/flow/${id}` }, ts(f.start_sec))),
+    h('td', {}, String(f.sensor_id)),
+    h('td', {}, proto(f.ip_proto)),
+    h('td', {}, dir),
+    hostCell(f.src_ip, f.src_port, f.ip_proto),
+    hostCell(f.dst_ip, f.dst_port, f.ip_proto),
+    h('td', { class: 'num' }, dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))),
+    h('td', { class: 'num' }, `${num(f.src_packets)} / ${num(f.dst_packets)}`),
+    h('td', { class: 'num' }, `${bytes(f.src_bytes)} / ${bytes(f.dst_bytes)}`),
+    h('td', {}, f.alerts ? h('span', { class: 'tag alert' }, `${f.alerts} IDS`) : ''),
+    h('td', { class: 'links' },
+      h('a', { class: 'pcap-link', href: `/api/v1/flows/${id}/pcap`, download: `sensor${f.sensor_id}-flow${f.flow_id}.pcap`, title: 'packets of this flow (here or from the child that holds them)' }, 'pcap'),
+      f.process_id !== null && f.process_id !== undefined
+        ? h('a', { class: 'proc-link', href: `/process/${f.sensor_id}/${f.process_id}`, title: `${f.processes} sebek process(es) on this flow` }, 'process tree') : null));
+}
+
+function flowTable(rows, id) {
+  return h('div', { class: 'scroll' }, h('table', { class: 'grid flows', id },
+    h('thead', {}, h('tr', {}, ['Start (UTC)', 'Sensor', 'Proto', 'Dir', 'Source', 'Destination', 'Duration', 'Packets', 'Bytes', '', ''].map((t) => h('th', {}, t)))),
+    h('tbody', {}, rows.length ? rows.map(flowRow) : h('tr', {}, h('td', { colspan: 11, class: 'muted empty' }, 'No flows match.')))));
+}
+
+async function viewFlows(main, q) {
+  const apiQ = new URLSearchParams();
+  for (const k of [...FILTERS, 'after', 'limit']) if (q.get(k)) apiQ.set(k, q.get(k));
+  const form = await filterForm(q, '/flows');
+  const t0 = performance.now();
+  const page = await api('/api/v1/flows?' + apiQ);
+  const ms = Math.round(performance.now() - t0);
+  // The cursors of the pages before this one ride in the URL (`back`), so
+  // "newer" works from a pasted link too.
+  const back = q.get('back') ? q.get('back').split(',') : [];
+  const pageNo = back.length + 1;
+  const go = (after, stack) => {
+    const n = new URLSearchParams(location.search);
+    if (after && after !== 'first') n.set('after', after); else n.delete('after');
+    if (stack.length) n.set('back', stack.join(',')); else n.delete('back');
+    n.delete('page');
+    navigate('/flows?' + n);
+  };
+  const nav = h('div', { class: 'pager' },
+    pageNo > 1 ? h('button', { id: 'prev', type: 'button', onclick: () => go(back[back.length - 1], back.slice(0, -1)) }, '← newer') : null,
+    h('span', { class: 'muted' }, `page ${pageNo} · ${page.rows.length} flows · ${ms} ms`),
+    page.next ? h('button', { id: 'next', type: 'button', onclick: () => go(page.next, [...back, q.get('after') || 'first']) }, 'older →') : null);
+  const aggLink = new URLSearchParams(apiQ); aggLink.delete('after');
+  put(main, 
+    h('h1', {}, 'Connections'),
+    form,
+    h('div', { class: 'toolbar' }, nav, h('span', { class: 'spacer' }),
+      h('a', { href: '/aggregate?' + aggLink }, 'aggregate these'), ' · ',
+      h('a', { href: '/plots' + (q.get('sensor') ? '?sensor=' + q.get('sensor') : '') }, 'plot')),
+    flowTable(page.rows, 'flows'));
+}
+
+// ----------------------------------------------------------------- aggregate
+async function viewAggregate(main, q) {
+  const by = q.get('by') || 'dst_ip';
+  const apiQ = new URLSearchParams();
+  for (const k of [...FILTERS, 'by', 'limit']) if (q.get(k)) apiQ.set(k, q.get(k));
+  const bySel = h('label', {}, 'Group by', h('select', { name: 'by', id: 'by' },
+    ['src_ip', 'dst_ip', 'src_port', 'dst_port'].map((v) => h('option', { value: v, selected: v === by }, v))));
+  const form = await filterForm(q, '/aggregate', bySel);
+  const d = await api('/api/v1/aggregate?' + apiQ);
+  const max = Math.max(1, ...d.rows.map((r) => r.flows));
+  const drill = (key) => {
+    const n = new URLSearchParams(apiQ); n.delete('by'); n.delete('limit');
+    if (by.endsWith('_ip')) { n.set('ip', key); n.set('ip_side', by.slice(0, 3)); } else { n.set('port', key); n.set('port_side', by.slice(0, 3)); }
+    return '/flows?' + n;
+  };
+  put(main, h('h1', {}, `Flows by ${by}`), form,
+    h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'aggregate' },
+      h('thead', {}, h('tr', {}, [by, 'Flows', '', 'Packets', 'Bytes', 'Sensors', 'First', 'Last'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.rows.map((r) => {
+        const bar = h('span', { class: 'bar' }); bar.style.width = `${Math.max(1, Math.round(100 * r.flows / max))}%`;
+        return h('tr', {},
+          h('td', { class: 'mono' }, h('a', { href: drill(r.key) }, r.key)),
+          h('td', { class: 'num' }, num(r.flows)), h('td', { class: 'barcell' }, bar),
+          h('td', { class: 'num' }, num(r.packets)), h('td', { class: 'num' }, bytes(r.bytes)),
+          h('td', {}, r.sensors.join(', ')), h('td', {}, ts(r.first_sec)), h('td', {}, ts(r.last_sec)));
+      })))));
+}
+
+// ---------------------------------------------------------------- flow detail
+function kv(pairs) {
+  return h('dl', { class: 'kv' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+function processList(procs, sensor) {
+  if (!procs.length) return h('p', { class: 'muted' }, 'No sebek process has a socket on this flow.');
+  return h('table', { class: 'grid', id: 'flow-processes' },
+    h('thead', {}, h('tr', {}, ['Process', 'PID', 'Commands', 'Honeypot', 'First', 'Last', 'Sockets'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, procs.map((p) => h('tr', {},
+      h('td', {}, h('a', { href: `/process/${sensor}/${p.process_id}` }, String(p.process_id))),
+      h('td', {}, String(p.pid)), h('td', { class: 'mono' }, p.commands.join(' → ')),
+      h('td', { class: 'mono' }, p.src_ip), h('td', {}, ts(p.time_min)), h('td', {}, ts(p.time_max)),
+      h('td', {}, String(p.sockets.length))))));
+}
+
+async function viewFlow(main, sensor, flow) {
+  const d = await api(`/api/v1/flows/${encodeURIComponent(sensor)}/${encodeURIComponent(flow)}`);
+  const f = d.flow;
+  put(main, 
+    h('h1', {}, `Flow ${f.flow_id} of sensor ${f.sensor_id}`),
+    h('p', { class: 'lead mono' }, `${proto(f.ip_proto)} `,
+      h('a', { href: `/host/${f.src_ip}`, id: 'src-host' }, endpoint(f.src_ip, f.src_port, f.ip_proto)), ' → ',
+      h('a', { href: `/host/${f.dst_ip}`, id: 'dst-host' }, endpoint(f.dst_ip, f.dst_port, f.ip_proto))),
+    h('div', { class: 'actions' },
+      h('a', { class: 'button', id: 'pcap', href: d.pcap, download: `sensor${f.sensor_id}-flow${f.flow_id}.pcap` }, 'Download pcap'),
+      h('a', { class: 'button ghost', href: `/flows?sensor=${f.sensor_id}&ip=${encodeURIComponent(f.src_ip)}` }, 'flows of source'),
+      h('a', { class: 'button ghost', href: `/flows?sensor=${f.sensor_id}&ip=${encodeURIComponent(f.dst_ip)}` }, 'flows of destination')),
+    h('div', { class: 'cols' },
+      h('section', {}, h('h2', {}, 'Flow'), kv([
+        ['Sensor', String(f.sensor_id)], ['Flow id', String(f.flow_id)],
+        ['Direction', f.is_local ? 'outbound (honeypot initiated)' : 'inbound'],
+        ['Start', `${ts(f.start_sec)}.${pad(f.start_msec, 3)} UTC`],
+        ['End', `${ts(Math.floor(f.end_ms / 1000))}.${pad(f.end_ms % 1000, 3)} UTC`],
+        ['Duration', dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))],
+        ['Client OS id', String(f.client_os_id)], ['Server OS id', String(f.server_os_id)],
+      ])),
+      h('section', {}, h('h2', {}, 'Traffic'), kv([
+        ['Source packets', num(f.src_packets)], ['Source bytes', `${num(f.src_bytes)} (${bytes(f.src_bytes)})`],
+        ['Destination packets', num(f.dst_packets)], ['Destination bytes', `${num(f.dst_bytes)} (${bytes(f.dst_bytes)})`],
+        ['IDS alerts', String(f.alerts)], ['Processes', String(f.processes)],
+      ]))),
+    h('h2', {}, 'IDS alerts'),
+    d.alerts.length ? h('table', { class: 'grid', id: 'alerts' },
+      h('thead', {}, h('tr', {}, ['Time', 'Priority', 'Signature', 'Name', 'Class'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.alerts.map((a) => h('tr', {}, h('td', {}, ts(a.sec)), h('td', {}, String(a.priority)),
+        h('td', { class: 'mono' }, `${a.sig_gen}:${a.sig_id}`), h('td', {}, a.sig_name), h('td', {}, String(a.classification))))))
+      : h('p', { class: 'muted' }, 'None.'),
+    h('h2', { id: 'processes' }, 'Processes'),
+    processList(d.processes, f.sensor_id));
+}
+
+// ---------------------------------------------------------------- host detail
+async function viewHost(main, ip) {
+  const d = await api(`/api/v1/hosts/${encodeURIComponent(ip)}`);
+  put(main, 
+    h('h1', {}, `Host ${d.ip}`),
+    h('div', { class: 'actions' }, h('a', { class: 'button ghost', href: `/flows?ip=${encodeURIComponent(d.ip)}` }, 'all flows of this host'),
+      h('a', { class: 'button ghost', href: `/aggregate?ip=${encodeURIComponent(d.ip)}&ip_side=src&by=dst_port` }, 'ports it contacted')),
+    h('h2', {}, 'Operating system (p0f) history'),
+    d.os_history.length ? h('table', { class: 'grid', id: 'os-history' },
+      h('thead', {}, h('tr', {}, ['Sensor', 'Role', 'Genre', 'Detail', 'First', 'Last', 'Flows'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.os_history.map((o) => h('tr', {}, h('td', {}, String(o.sensor_id)), h('td', {}, o.role), h('td', {}, o.genre),
+        h('td', {}, o.detail), h('td', {}, ts(o.first_sec)), h('td', {}, ts(o.last_sec)), h('td', { class: 'num' }, num(o.flows))))))
+      : h('p', { class: 'muted' }, 'No fingerprint recorded for this host.'),
+    h('h2', {}, 'Flows as source'), flowTable(d.as_source.rows, 'as-source'),
+    d.as_source.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=src&after=${d.as_source.next}&back=first` }, 'more…')) : null,
+    h('h2', {}, 'Flows as destination'), flowTable(d.as_destination.rows, 'as-destination'),
+    d.as_destination.next ? h('p', {}, h('a', { href: `/flows?ip=${encodeURIComponent(d.ip)}&ip_side=dst&after=${d.as_destination.next}&back=first` }, 'more…')) : null);
+}
+
+// --------------------------------------------------------------- process tree
+function treeSvg(procs, focus, sensor) {
+  const by = new Map(procs.map((p) => [p.process_id, p]));
+  const roots = procs.filter((p) => !p.parents.some((x) => by.has(x)));
+  const depth = new Map(); const order = [];
+  const walk = (p, d) => {
+    if (depth.has(p.process_id)) return;
+    depth.set(p.process_id, d); order.push(p);
+    for (const c of p.children) if (by.has(c)) walk(by.get(c), d + 1);
+  };
+  roots.forEach((r) => walk(r, 0));
+  procs.forEach((p) => walk(p, 0));
+  const W = 210, H = 44, GX = 40, GY = 14;
+  const pos = new Map();
+  order.forEach((p, i) => pos.set(p.process_id, { x: 10 + depth.get(p.process_id) * (W + GX), y: 10 + i * (H + GY) }));
+  const width = 20 + (Math.max(0, ...depth.values()) + 1) * (W + GX);
+  const height = 20 + order.length * (H + GY);
+  const svg = s('svg', { id: 'tree', class: 'tree', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' });
+  for (const p of order) {
+    for (const c of p.children) {
+      if (!pos.has(c)) continue;
+      const a = pos.get(p.process_id), b = pos.get(c);
+      svg.append(s('path', { d: `M${a.x + 16} ${a.y + H} V${b.y + H / 2} H${b.x}`, fill: 'none', stroke: '#8b949e', 'stroke-width': 1.5 }));
+    }
+  }
+  for (const p of order) {
+    const { x, y } = pos.get(p.process_id);
+    const isFocus = p.process_id === focus;
+    const a = s('a', { href: `/process/${sensor}/${p.process_id}`, class: 'node' },
+      s('rect', { x, y, width: W, height: H, rx: 6, fill: isFocus ? '#1f6feb' : '#ffffff', stroke: isFocus ? '#1f6feb' : '#d0d7de' }),
+      s('text', { x: x + 10, y: y + 18, fill: isFocus ? '#ffffff' : '#1f2328', 'font-size': 13, 'font-weight': 600 },
+        (p.commands[p.commands.length - 1] || '?').slice(0, 24)),
+      s('text', { x: x + 10, y: y + 34, fill: isFocus ? '#dbe9ff' : '#656d76', 'font-size': 11 },
+        `pid ${p.pid} · #${p.process_id} · ${p.sockets.length} sock · ${p.opens.length} open`));
+    a.addEventListener('click', (e) => { e.preventDefault(); navigate(`/process/${sensor}/${p.process_id}`); });
+    svg.append(a);
+  }
+  return svg;
+}
+
+async function viewProcess(main, sensor, pid, q) {
+  const d = await api(`/api/v1/processes/${encodeURIComponent(sensor)}/${encodeURIComponent(pid)}`);
+  const p = d.processes.find((x) => x.process_id === d.process_id);
+  const fd = q.get('fd');
+  const reads = await api(`/api/v1/processes/${encodeURIComponent(sensor)}/${encodeURIComponent(pid)}/reads` + (fd ? `?fd=${encodeURIComponent(fd)}` : ''));
+  const fdLinks = h('div', { class: 'fds' }, 'Descriptor: ',
+    h('a', { href: `/process/${sensor}/${pid}`, class: fd ? '' : 'active' }, 'all'),
+    reads.fds.map((n) => h('a', { href: `/process/${sensor}/${pid}?fd=${n}`, class: String(n) === fd ? 'active' : '' }, String(n))));
+  put(main, 
+    h('h1', {}, `Process ${p.process_id} (pid ${p.pid}) on sensor ${d.sensor_id}`),
+    h('p', { class: 'lead mono' }, p.commands.join(' → ') || '?'),
+    h('div', { class: 'cols' },
+      h('section', {}, h('h2', {}, 'Process'), kv([
+        ['Honeypot', p.src_ip], ['First seen', ts(p.time_min)], ['Last seen', ts(p.time_max)],
+        ['Parents', p.parents.join(', ') || '—'], ['Children', p.children.join(', ') || '—'],
+      ])),
+      h('section', { class: 'wide' }, h('h2', {}, 'Ancestors and descendants'), h('div', { class: 'scroll' }, treeSvg(d.processes, d.process_id, d.sensor_id)))),
+    h('h2', {}, 'Keystrokes and reads'), fdLinks,
+    h('pre', { id: 'keystrokes', class: 'keys' }, reads.keystrokes || '(no reads)'),
+    h('h2', {}, 'Opens'),
+    p.opens.length ? h('table', { class: 'grid', id: 'opens' }, h('thead', {}, h('tr', {}, ['Time', 'fd', 'File'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, p.opens.map((o) => h('tr', {}, h('td', {}, ts(o.time)), h('td', {}, h('a', { href: `/process/${sensor}/${pid}?fd=${o.filed}` }, String(o.filed))), h('td', { class: 'mono' }, o.filename)))))
+      : h('p', { class: 'muted' }, 'None.'),
+    h('h2', {}, 'Sockets'),
+    p.sockets.length ? h('table', { class: 'grid', id: 'sockets' }, h('thead', {}, h('tr', {}, ['Time', 'Call', 'Flow'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, p.sockets.map((k) => h('tr', {}, h('td', {}, ts(k.time)), h('td', {}, String(k.call)),
+        h('td', {}, k.flow_id ? h('a', { href: `/flow/${d.sensor_id}/${k.flow_id}` }, String(k.flow_id)) : '—')))))
+      : h('p', { class: 'muted' }, 'None.'));
+}
+
+// ------------------------------------------------------------------------ DAG
+async function viewDag(main) {
+  const d = await api('/api/v1/dag');
+  const n = d.children.length;
+  const W = Math.max(560, 40 + n * 250), H = 230;
+  const svg = s('svg', { id: 'dag', class: 'dag', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
+  const top = { x: W / 2 - 150, y: 12 };
+  d.children.forEach((c, i) => {
+    const x = 20 + i * 250 + (W - 40 - n * 250) / 2, y = 140;
+    svg.append(s('line', { x1: top.x + 150, y1: top.y + 56, x2: x + 110, y2: y, stroke: c.healthy ? '#2da44e' : '#cf222e', 'stroke-width': 2, 'stroke-dasharray': c.pcap === 'proxy' ? '6 4' : null }));
+    svg.append(s('rect', { x, y, width: 220, height: 66, rx: 8, fill: c.healthy ? '#dafbe1' : '#ffebe9', stroke: c.healthy ? '#2da44e' : '#cf222e' }));
+    svg.append(s('text', { x: x + 12, y: y + 22, 'font-size': 14, 'font-weight': 600, fill: '#1f2328' }, c.name));
+    svg.append(s('text', { x: x + 12, y: y + 40, 'font-size': 11, fill: '#656d76' }, `${c.sensors.length} sensor(s) · pcap ${c.pcap}`));
+    svg.append(s('text', { x: x + 12, y: y + 56, 'font-size': 11, fill: '#656d76' }, c.last_success ? `pulled ${ts(c.last_success)}` : 'never pulled'));
+  });
+  svg.append(s('rect', { x: top.x, y: top.y, width: 300, height: 56, rx: 8, fill: '#1f6feb' }));
+  svg.append(s('text', { x: top.x + 12, y: top.y + 24, 'font-size': 14, 'font-weight': 600, fill: '#fff' }, `this node ${d.node_id.slice(0, 8)}`));
+  svg.append(s('text', { x: top.x + 12, y: top.y + 42, 'font-size': 11, fill: '#dbe9ff' }, `${d.below} node(s) at or below · ${d.local_sensors.length} local sensor(s)`));
+  put(main, h('h1', {}, 'DAG'),
+    h('p', { class: 'muted' }, 'Solid link: records and pcap copied up; dashed: records copied, pcap fetched on request. Red: unhealthy.'),
+    h('div', { class: 'scroll' }, svg),
+    h('h2', {}, 'Children'),
+    n ? h('table', { class: 'grid', id: 'children' },
+      h('thead', {}, h('tr', {}, ['Child', 'Health', 'URL', 'Mirrors', 'Every', 'Last success', 'Last error', 'Fetched', 'Sensors (hops)'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.children.map((c) => h('tr', { class: c.healthy ? '' : 'silent' },
+        h('td', {}, c.name), h('td', {}, h('span', { class: c.healthy ? 'dot ok' : 'dot bad' }), c.healthy ? ' ok' : ' failing'),
+        h('td', { class: 'mono small' }, c.url), h('td', {}, c.mirrors), h('td', {}, `${c.interval_secs}s`),
+        h('td', {}, ts(c.last_success)), h('td', { class: 'bad small' }, c.last_error || ''),
+        h('td', {}, `${num(c.segments_fetched)} seg · ${bytes(c.bytes_in)}`),
+        h('td', {}, c.sensors.map((x) => `${x.sensor_id} (${x.hops})`).join(', ') + (c.conflicts.length ? ` · conflicts: ${c.conflicts.join(', ')}` : ''))))))
+      : h('p', { class: 'muted' }, 'This node pulls from no child.'),
+    h('h2', {}, 'Parents allowed to pull from this node'),
+    d.parents.length ? h('ul', {}, d.parents.map((p) => h('li', {}, p.name, p.allow.length ? ` (from ${p.allow.join(', ')})` : ''))) : h('p', { class: 'muted' }, 'None.'));
+}
+
+// ---------------------------------------------------------------------- plots
+const COLORS = ['#1f6feb', '#d1242f', '#2da44e', '#bf8700', '#8250df', '#0598bc', '#e16f24', '#57606a'];
+
+function lineChart(id, title, series, from, to, fmt) {
+  const W = 900, H = 240, L = 64, R = 12, T = 28, B = 28;
+  const maxY = Math.max(1, ...series.flatMap((x) => x.points.map((p) => p[1])));
+  const X = (t) => L + (W - L - R) * (to > from ? (t - from) / (to - from) : 0);
+  const Y = (v) => T + (H - T - B) * (1 - v / maxY);
+  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' },
+    s('text', { x: L, y: 16, 'font-size': 13, 'font-weight': 600, fill: '#1f2328' }, title));
+  for (let i = 0; i <= 4; i++) {
+    const v = maxY * i / 4;
+    svg.append(s('line', { x1: L, x2: W - R, y1: Y(v), y2: Y(v), stroke: '#eaeef2' }),
+      s('text', { x: L - 6, y: Y(v) + 4, 'font-size': 10, fill: '#656d76', 'text-anchor': 'end' }, fmt(Math.round(v))));
+  }
+  for (let i = 0; i <= 4; i++) {
+    const t = from + (to - from) * i / 4;
+    const label = (to - from) < 3600 ? ts(Math.round(t)).slice(11, 19) : ts(Math.round(t)).slice(5, 16);
+    svg.append(s('text', { x: X(t), y: H - 8, 'font-size': 10, fill: '#656d76', 'text-anchor': i === 0 ? 'start' : (i === 4 ? 'end' : 'middle') }, label));
+  }
+  series.forEach((x, i) => {
+    if (!x.points.length) return;
+    const d = x.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)} ${Y(p[1]).toFixed(1)}`).join(' ');
+    svg.append(s('path', { d, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 2, class: 'series', 'data-sensor': x.name }));
+    if (x.points.length <= 200) for (const p of x.points) svg.append(s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: COLORS[i % COLORS.length] }, s('title', {}, `${x.name} ${ts(p[0])}: ${fmt(p[1])}`)));
+  });
+  return svg;
+}
+
+function barChart(id, title, items) {
+  const W = 900, rowH = 22, L = 120, T = 28;
+  const H = T + items.length * rowH + 8;
+  const max = Math.max(1, ...items.map((x) => x.value));
+  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' },
+    s('text', { x: 8, y: 16, 'font-size': 13, 'font-weight': 600, fill: '#1f2328' }, title));
+  items.forEach((x, i) => {
+    const y = T + i * rowH;
+    const w = Math.max(2, (W - L - 90) * x.value / max);
+    svg.append(s('text', { x: L - 8, y: y + 15, 'font-size': 12, fill: '#1f2328', 'text-anchor': 'end', 'font-family': 'monospace' }, x.label),
+      s('rect', { x: L, y: y + 3, width: w, height: rowH - 6, rx: 3, fill: '#1f6feb' }),
+      s('text', { x: L + w + 6, y: y + 15, 'font-size': 11, fill: '#656d76' }, num(x.value)));
+  });
+  return svg;
+}
+
+async function viewPlots(main, q) {
+  const apiQ = new URLSearchParams();
+  for (const k of ['sensor', 'since', 'until', 'bucket']) if (q.get(k)) apiQ.set(k, q.get(k));
+  const d = await api('/api/v1/plots?' + apiQ);
+  const sensors = [...new Set(d.series.map((p) => p.sensor_id))];
+  // Every bucket of the range, empty ones as 0, so a quiet gap shows as one.
+  const first = Math.floor(d.since / d.bucket) * d.bucket;
+  const buckets = (d.until - first) / d.bucket <= 5000 ? Math.floor((d.until - first) / d.bucket) + 1 : 0;
+  const per = (field) => sensors.map((id) => {
+    const got = new Map(d.series.filter((p) => p.sensor_id === id).map((p) => [p.t, p[field]]));
+    const points = buckets
+      ? Array.from({ length: buckets }, (_, i) => first + i * d.bucket).map((t) => [t, got.get(t) || 0])
+      : [...got.entries()];
+    return { name: String(id), points };
+  });
+  const form = h('form', { id: 'plot-filters', class: 'filters' },
+    h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 'sensor' }, await sensorOptions(q.get('sensor') || ''))),
+    h('label', {}, 'Since', h('input', { name: 'since', id: 'since', value: q.get('since') || '', placeholder: ts(d.since), size: 18 })),
+    h('label', {}, 'Until', h('input', { name: 'until', id: 'until', value: q.get('until') || '', placeholder: ts(d.until), size: 18 })),
+    h('button', { type: 'submit' }, 'Plot'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const out = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) out.set(k, v);
+    navigate('/plots' + (out.toString() ? '?' + out : ''));
+  });
+  const legend = h('div', { class: 'legend' }, sensors.map((id, i) => {
+    const sw = h('span', { class: 'swatch' }); sw.style.background = COLORS[i % COLORS.length];
+    return h('span', {}, sw, `sensor ${id}`);
+  }));
+  put(main, h('h1', {}, 'Plots'), form,
+    h('p', { class: 'muted' }, `${ts(d.since)} to ${ts(d.until)} UTC, ${ago(d.bucket)} buckets`), legend,
+    lineChart('plot-flows', 'Flows started per bucket', per('flows'), d.since, d.until, num),
+    lineChart('plot-bytes', 'Bytes per bucket', per('bytes'), d.since, d.until, bytes),
+    barChart('plot-ports', 'Top destination ports (TCP/UDP flows)', d.top_ports.map((p) => ({ label: `${p.port}/${proto(p.proto)}`, value: p.flows }))));
+}
+
+route();

@@ -1,0 +1,274 @@
+//! The web UI of `lumpy serve`: one page application over a JSON API, on its
+//! own listener (`[ui] listen`, localhost by default), apart from the peer API.
+//!
+//! Submodules: `users` (accounts file, argon2id), `sessions` (cookies,
+//! expiry, login throttle), `api` (the `/api/v1` handlers), `assets` (the
+//! HTML, CSS and JS, embedded in the binary). docs/UI.md describes the views,
+//! docs/openapi.yaml the API.
+//!
+//! Reads only: the SQLite mirror (its own pool of read connections, never a
+//! second redb handle), the store through the serve process's shared handle
+//! (link states, the summary) and the pcap service. Must not write to the
+//! store or the mirror, and must not accept peer credentials: a request
+//! signature (`x-lumpy-auth`) never authenticates a UI request, and a UI
+//! session is unknown to the peer API.
+
+pub mod api;
+pub mod assets;
+pub mod sessions;
+pub mod users;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+
+use crate::config::Config;
+use crate::mirror::{Mirror, MirrorError};
+use crate::store::Store;
+use crate::sync::server::PeerApi;
+
+type Reply = warp::reply::Response;
+
+/// Largest request body the UI accepts (a login).
+const MAX_BODY: u64 = 16 * 1024;
+/// Read connections kept open to the mirror.
+const POOL: usize = 4;
+/// Time a failed login waits before answering.
+const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(400);
+
+/// The Content-Security-Policy of every answer: nothing but this origin,
+/// no inline script or style, no framing.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// State shared by every UI request.
+pub struct Web {
+    pub dir: PathBuf,
+    pub store: Arc<Store>,
+    pub peer: Arc<PeerApi>,
+    pub config: Config,
+    pub sessions: sessions::Sessions,
+    users: Mutex<(Option<SystemTime>, Vec<users::User>)>,
+    mirrors: Mutex<Vec<Mirror>>,
+    /// Made on the first login of an unknown user (argon2 is not free).
+    dummy_hash: std::sync::OnceLock<String>,
+}
+
+impl Web {
+    pub fn new(dir: PathBuf, store: Arc<Store>, peer: Arc<PeerApi>, config: Config) -> Arc<Web> {
+        let sessions = sessions::Sessions::new(
+            Duration::from_secs(config.ui.session_idle_secs),
+            Duration::from_secs(config.ui.session_max_secs),
+        );
+        Arc::new(Web {
+            dir,
+            store,
+            peer,
+            config,
+            sessions,
+            users: Mutex::new((None, Vec::new())),
+            mirrors: Mutex::new(Vec::new()),
+            dummy_hash: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The accounts, re-read when the file changed (`lumpy user add` while
+    /// serving). Sessions of removed users are closed.
+    fn users(&self) -> Vec<users::User> {
+        let path = users::users_path(&self.dir);
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let Ok(mut cache) = self.users.lock() else {
+            return Vec::new();
+        };
+        if cache.0 != modified || modified.is_none() {
+            match users::load(&self.dir) {
+                Ok(fresh) => {
+                    for old in &cache.1 {
+                        if !fresh
+                            .iter()
+                            .any(|u| u.name == old.name && u.hash == old.hash)
+                        {
+                            self.sessions.close_user(&old.name);
+                        }
+                    }
+                    *cache = (modified, fresh);
+                }
+                Err(e) => tracing::warn!(error = %e, "UI accounts file cannot be read"),
+            }
+        }
+        cache.1.clone()
+    }
+
+    /// Checks a login; the same answer (false) for an unknown user and a
+    /// wrong password, after the same argon2 work.
+    pub fn check_login(&self, name: &str, password: &str) -> bool {
+        let users = self.users();
+        match users.iter().find(|u| u.name == name) {
+            Some(u) => users::verify_password(&u.hash, password),
+            None => {
+                let dummy = self.dummy_hash.get_or_init(users::dummy_hash);
+                let _ = users::verify_password(dummy, password);
+                false
+            }
+        }
+    }
+
+    /// The user of a live session whose account still exists.
+    pub fn session_user(&self, token: &str) -> Option<String> {
+        let user = self.sessions.check(token)?;
+        if self.users().iter().any(|u| u.name == user) {
+            Some(user)
+        } else {
+            self.sessions.close(token);
+            None
+        }
+    }
+
+    /// Runs `f` on a pooled read connection to the mirror, off the runtime.
+    pub async fn with_mirror<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
+    ) -> Result<T, MirrorError> {
+        let web = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let taken = web.mirrors.lock().ok().and_then(|mut p| p.pop());
+            let mirror = match taken {
+                Some(m) => m,
+                None => Mirror::open(&web.dir.join(crate::node::MIRROR_FILE))?,
+            };
+            let out = f(&mirror);
+            if let Ok(mut p) = web.mirrors.lock()
+                && p.len() < POOL
+            {
+                p.push(mirror);
+            }
+            out
+        })
+        .await;
+        joined.unwrap_or_else(|e| {
+            Err(MirrorError::InvalidQuery {
+                path: crate::node::MIRROR_FILE.into(),
+                what: format!("query worker failed: {e}"),
+            })
+        })
+    }
+}
+
+/// Security headers every UI answer carries.
+fn harden(mut r: Reply) -> Reply {
+    let h = r.headers_mut();
+    for (k, v) in [
+        ("content-security-policy", CSP),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    }
+    if !h.contains_key("cache-control")
+        && let Ok(v) = "no-store".parse()
+    {
+        h.insert("cache-control", v);
+    }
+    r
+}
+
+/// A JSON error body `{"error": ...}` with `status`.
+pub fn error(status: StatusCode, message: &str) -> Reply {
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap_or_else(|_| Response::new(Vec::new().into()))
+}
+
+/// One parsed request, as the handlers see it.
+pub struct Request {
+    pub method: warp::http::Method,
+    pub path: String,
+    pub query: String,
+    pub cookie: Option<String>,
+    pub content_type: Option<String>,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+    pub remote: Option<SocketAddr>,
+    pub body: Bytes,
+}
+
+/// The warp filter of the whole UI.
+pub fn routes(web: Arc<Web>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    let with_web = warp::any().map(move || web.clone());
+    let head = warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("cookie"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::addr::remote());
+    let body = warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
+        .or(warp::any().map(Bytes::new))
+        .unify();
+    with_web
+        .and(head)
+        .and(body)
+        .and_then(
+            |web: Arc<Web>,
+             method,
+             path: warp::path::FullPath,
+             query,
+             cookie,
+             content_type,
+             origin,
+             host,
+             remote,
+             body| async move {
+                let req = Request {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    cookie,
+                    content_type,
+                    origin,
+                    host,
+                    remote,
+                    body,
+                };
+                Ok::<_, Infallible>(harden(api::handle(web, req).await))
+            },
+        )
+        .recover(|rejection: warp::Rejection| async move {
+            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else {
+                (StatusCode::BAD_REQUEST, "bad request")
+            };
+            Ok::<_, Infallible>(harden(error(status, msg)))
+        })
+        .unify()
+}
+
+/// Serves the UI on `listener` until `stopped` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    web: Arc<Web>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(web))
+        .incoming(listener)
+        .graceful(stopped)
+        .run()
+        .await
+}

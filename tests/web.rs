@@ -1,0 +1,1055 @@
+//! The web UI: its JSON API over real nodes (login, sessions, filters, the
+//! OpenAPI file) and a real headless Chromium driven through chromedriver's
+//! W3C WebDriver protocol: two roos pulled by a lumpy, seen in the browser.
+//!
+//! `LUMPY_SCREENSHOTS=docs/screenshots cargo test --test integration web::`
+//! also writes a PNG of every view (docs/UI.md shows them).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::pcap::{bpf, find_flow, records, tcpdump_flow};
+use crate::sync::{Served, free_port, link, serve};
+use crate::util::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// `lumpy serve` with the UI on `ui_ip:ui_port`.
+fn serve_ui(data: &str, ip: &str, port: u16, ui_ip: &str, ui_port: u16) -> Served {
+    let mut child = lumpy()
+        .args([
+            "serve",
+            "--data",
+            data,
+            "--listen",
+            &format!("{ip}:{port}"),
+            "--ui-listen",
+            &format!("{ui_ip}:{ui_port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "serve said: {line}");
+    // The UI listener is bound before the first line is printed.
+    Served { child }
+}
+
+fn add_user(data: &str, name: &str, password: &str) {
+    let mut c = lumpy()
+        .args(["user", "add", "--data", data, name, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add: {}", stderr(&out));
+}
+
+/// A minimal blocking HTTP client over reqwest for the tests.
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            panic!(
+                "not JSON ({}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Http {
+    fn new() -> Http {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        Http {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        self.rt.block_on(async {
+            let mut r = self
+                .client
+                .request(method.parse().unwrap(), url)
+                .header("accept", "application/json");
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            if let Some(b) = body {
+                r = r
+                    .header("content-type", "application/json")
+                    .body(b.to_string());
+            }
+            let resp = r
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap().to_vec();
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    fn get(&self, url: &str, cookie: Option<&str>) -> Answer {
+        match cookie {
+            Some(c) => self.send("GET", url, &[("cookie", c)], None),
+            None => self.send("GET", url, &[], None),
+        }
+    }
+
+    /// Logs in; returns the `lumpy_session=...` cookie pair.
+    fn login(&self, base: &str, user: &str, password: &str) -> Result<String, Box<Answer>> {
+        let a = self.send(
+            "POST",
+            &format!("{base}/api/v1/login"),
+            &[],
+            Some(&json!({"user": user, "password": password}).to_string()),
+        );
+        if a.status != 200 {
+            return Err(Box::new(a));
+        }
+        let set = a.header("set-cookie");
+        assert!(set.contains("HttpOnly"), "{set}");
+        assert!(set.contains("SameSite=Strict"), "{set}");
+        Ok(set.split(';').next().unwrap().to_string())
+    }
+}
+
+/// Every path of docs/openapi.yaml (the keys under `paths:`).
+fn openapi_paths() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml"))
+            .expect("docs/openapi.yaml");
+    let mut in_paths = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line == "paths:" {
+            in_paths = true;
+            continue;
+        }
+        if in_paths && !line.starts_with(' ') && !line.is_empty() {
+            break;
+        }
+        if in_paths && line.starts_with("  /") && line.ends_with(':') {
+            out.push(line.trim().trim_end_matches(':').to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
+    let (_d, data) = new_node(7);
+    for f in ["honeynet.pcap", "sebek.pcap"] {
+        ok(&["ingest", "--data", &data, fixture(f).to_str().unwrap()]);
+    }
+    add_user(&data, "alice", PASSWORD);
+    let listed = ok(&["user", "list", "--data", &data]);
+    assert!(listed.starts_with("alice\t"), "{listed}");
+    // A short password and a duplicate are refused, and nothing changes.
+    let mut c = lumpy()
+        .args(["user", "add", "--data", &data, "bob", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(c.stdin.take().unwrap(), "short").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at least 8"), "{}", stderr(&out));
+    let secret = ok(&["peer", "add", "--data", &data, "analyst"]);
+    let (ip, port, ui) = (
+        "127.0.0.30",
+        free_port("127.0.0.30"),
+        free_port("127.0.0.30"),
+    );
+    let _s = serve_ui(&data, ip, port, ip, ui);
+    let base = format!("http://{ip}:{ui}");
+    let http = Http::new();
+
+    // Wrong password and unknown user: the same 401, the same words.
+    let wrong = http.login(&base, "alice", "not the password").unwrap_err();
+    let unknown = http.login(&base, "mallory", PASSWORD).unwrap_err();
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(wrong.body, unknown.body);
+    assert!(wrong.header("set-cookie").is_empty());
+    // A peer link's secret is no password, and a link name no user.
+    assert_eq!(
+        http.login(&base, "analyst", secret.trim())
+            .unwrap_err()
+            .status,
+        401
+    );
+    let cookie = http.login(&base, "alice", PASSWORD).unwrap();
+
+    // Every path of the OpenAPI file: 401 without a session, 200 with one.
+    let flow = http.get(
+        &format!("{base}/api/v1/flows?proto=tcp&limit=1"),
+        Some(&cookie),
+    );
+    assert_eq!(flow.status, 200);
+    let f = &flow.json()["rows"][0];
+    let (sensor, flow_id, src) = (
+        f["sensor_id"].as_u64().unwrap(),
+        f["flow_id"].as_u64().unwrap(),
+        f["src_ip"].as_str().unwrap().to_string(),
+    );
+    let paths = openapi_paths();
+    assert!(paths.len() >= 12, "openapi paths: {paths:?}");
+    for p in &paths {
+        let concrete = p
+            .replace("{sensor}", &sensor.to_string())
+            .replace("{flow}", &flow_id.to_string())
+            .replace("{ip}", &src)
+            .replace("{process}", "1");
+        let url = format!("{base}{concrete}");
+        if p.ends_with("/login") || p.ends_with("/logout") {
+            continue;
+        }
+        let anon = http.get(&url, None);
+        assert_eq!(anon.status, 401, "{p} without a session");
+        let authed = http.get(&url, Some(&cookie));
+        assert_eq!(
+            authed.status,
+            200,
+            "{p}: {}",
+            String::from_utf8_lossy(&authed.body)
+        );
+        if p.ends_with("/pcap") {
+            assert_eq!(
+                authed.header("content-type"),
+                "application/vnd.tcpdump.pcap"
+            );
+            assert!(!records(&authed.body).is_empty());
+        } else {
+            authed.json();
+        }
+        assert!(
+            authed
+                .header("content-security-policy")
+                .contains("default-src 'none'"),
+            "{p}: CSP"
+        );
+    }
+
+    // Keyset pages: disjoint, newest first, and together every flow once.
+    let all = flows_json(&data, &[]);
+    let mut seen = Vec::new();
+    let mut url = format!("{base}/api/v1/flows?limit=37");
+    loop {
+        let page = http.get(&url, Some(&cookie)).json();
+        for r in page["rows"].as_array().unwrap() {
+            seen.push((
+                r["start_sec"].as_u64().unwrap(),
+                r["sensor_id"].as_u64().unwrap(),
+                r["flow_id"].as_u64().unwrap(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(n) => url = format!("{base}/api/v1/flows?limit=37&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        all.len(),
+        "every flow exactly once over the pages"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "strictly newest first"
+    );
+
+    // Filters agree with `lumpy flows` (the CLI's Walleye filters).
+    let api_ids = |q: &str| -> Vec<u64> {
+        let a = http.get(
+            &format!("{base}/api/v1/flows?limit=1000&{q}"),
+            Some(&cookie),
+        );
+        assert_eq!(a.status, 200, "{q}: {}", String::from_utf8_lossy(&a.body));
+        let mut v: Vec<u64> = a.json()["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["flow_id"].as_u64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let cli_ids = |args: &[&str]| -> Vec<u64> {
+        let mut v: Vec<u64> = flows_json(&data, args)
+            .iter()
+            .map(|f| f["flow_id"].as_u64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    for (q, args) in [
+        ("port=22", vec!["--port", "22"]),
+        ("proto=udp", vec!["--proto", "udp"]),
+        ("ip=192.0.2.0%2F24", vec!["--host", "192.0.2.0/24"]),
+        ("ip=2001:db8:1::%2F64", vec!["--host", "2001:db8:1::/64"]),
+        (
+            "sensor=7&proto=tcp",
+            vec!["--sensor", "7", "--proto", "tcp"],
+        ),
+    ] {
+        let got = api_ids(q);
+        assert!(!got.is_empty(), "{q} matches something");
+        assert_eq!(got, cli_ids(&args), "{q}");
+    }
+    // Side, bidirectional and byte filters do what they say.
+    let rows = |q: &str| -> Vec<Value> {
+        http.get(
+            &format!("{base}/api/v1/flows?limit=1000&{q}"),
+            Some(&cookie),
+        )
+        .json()["rows"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let src_side = rows("ip=192.0.2.10&ip_side=src");
+    assert!(!src_side.is_empty());
+    assert!(src_side.iter().all(|r| r["src_ip"] == "192.0.2.10"));
+    let bidir = rows("bidir=1&min_bytes=1000");
+    assert!(!bidir.is_empty());
+    assert!(bidir.iter().all(|r| r["dst_packets"].as_u64().unwrap() > 0
+        && r["src_bytes"].as_u64().unwrap() + r["dst_bytes"].as_u64().unwrap() >= 1000));
+    assert!(
+        rows("alerts=1").is_empty(),
+        "this capture has no IDS alerts"
+    );
+    let dport = rows("port=22&port_side=dst");
+    assert!(!dport.is_empty() && dport.iter().all(|r| r["dst_port"] == 22));
+
+    // SQL metacharacters: refused as bad values, or matched literally.
+    for q in [
+        "ip=1.2.3.4'%20OR%20'1'='1",
+        "sensor=7%20OR%201=1",
+        "port=22;DROP%20TABLE%20flow",
+        "proto=tcp'--",
+        "since=1%20UNION%20SELECT%201",
+        "after=1.2.3%20OR%201",
+        "min_bytes=-1",
+        "limit=100000",
+        "ip_side=src%27",
+        "by=dst_ip;--",
+        "flow_id=1",
+    ] {
+        let a = http.get(&format!("{base}/api/v1/flows?{q}"), Some(&cookie));
+        assert_eq!(a.status, 400, "{q}: {}", String::from_utf8_lossy(&a.body));
+        let msg = a.json()["error"].as_str().unwrap().to_string();
+        let name = q.split('=').next().unwrap();
+        assert!(msg.starts_with(name), "{q}: the error names {name}: {msg}");
+    }
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/hosts/1.2.3.4'--"), Some(&cookie))
+            .status,
+        400
+    );
+    assert_eq!(
+        http.get(
+            &format!("{base}/api/v1/flows/7/1%20OR%201=1"),
+            Some(&cookie)
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/aggregate?by=evil"), Some(&cookie))
+            .status,
+        400
+    );
+    // The mirror is untouched by all of that.
+    assert_eq!(flows_json(&data, &[]).len(), all.len());
+
+    // A peer's signed request never opens the UI ...
+    let secret = lumpy::sync::auth::Secret::parse(secret.trim()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let sig = lumpy::sync::auth::sign(&secret, "GET", "/api/v1/sensors", now, b"").unwrap();
+    let a = http.send(
+        "GET",
+        &format!("{base}/api/v1/sensors"),
+        &[("x-lumpy-auth", &sig)],
+        None,
+    );
+    assert_eq!(a.status, 401, "a link signature is not a UI login");
+    // ... and a UI session never opens the peer API.
+    let a = http.get(&format!("http://{ip}:{port}/v1/summary"), Some(&cookie));
+    assert_eq!(a.status, 401, "a UI session is not a peer credential");
+    let a = http.get(&format!("http://{ip}:{port}/api/v1/sensors"), Some(&cookie));
+    assert_eq!(a.status, 401, "the peer port serves no UI");
+    // The same signature does open the peer API (so the refusal above is the UI's).
+    let sig = lumpy::sync::auth::sign(&secret, "GET", "/v1/summary", now, b"").unwrap();
+    let a = http.send(
+        "GET",
+        &format!("http://{ip}:{port}/v1/summary"),
+        &[("x-lumpy-auth", &sig)],
+        None,
+    );
+    assert_eq!(a.status, 200);
+
+    // A cross-site login is refused; logout ends the session.
+    let a = http.send(
+        "POST",
+        &format!("{base}/api/v1/login"),
+        &[("origin", "http://evil.example")],
+        Some(&json!({"user": "alice", "password": PASSWORD}).to_string()),
+    );
+    assert_eq!(a.status, 403);
+    let a = http.send(
+        "POST",
+        &format!("{base}/api/v1/logout"),
+        &[("cookie", &cookie)],
+        Some("{}"),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/me"), Some(&cookie)).status,
+        401
+    );
+    // Removing a user ends its sessions.
+    let cookie = http.login(&base, "alice", PASSWORD).unwrap();
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/me"), Some(&cookie)).status,
+        200
+    );
+    ok(&["user", "remove", "--data", &data, "alice"]);
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/me"), Some(&cookie)).status,
+        401
+    );
+    // Ten failures from one address: throttled with 429.
+    let mut last = 0;
+    for _ in 0..11 {
+        last = http
+            .login(&base, "alice", "wrong password!")
+            .unwrap_err()
+            .status;
+    }
+    assert_eq!(last, 429);
+}
+
+// ---------------------------------------------------------------- WebDriver
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Headless Chromium through chromedriver (W3C WebDriver, JSON over HTTP).
+struct Browser {
+    driver: Child,
+    url: String,
+    session: String,
+    http: Http,
+    shots: Option<std::path::PathBuf>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.http.send(
+            "DELETE",
+            &format!("{}/session/{}", self.url, self.session),
+            &[],
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = free_port("127.0.0.1");
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is required (scripts/test.sh installs chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = Http::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = http.rt.block_on(async {
+                http.client
+                    .get(format!("{url}/status"))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            });
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let binary = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("Debian's chromium is required (scripts/test.sh installs it)");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1440,1000",
+                         "--force-device-scale-factor=1", "--lang=en-US"]
+            }
+        }}});
+        let a = http.send(
+            "POST",
+            &format!("{url}/session"),
+            &[],
+            Some(&caps.to_string()),
+        );
+        assert_eq!(
+            a.status,
+            200,
+            "new session: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        let session = a.json()["value"]["sessionId"].as_str().unwrap().to_string();
+        let shots = std::env::var_os("LUMPY_SCREENSHOTS").map(|d| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(d);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        });
+        Browser {
+            driver,
+            url,
+            session,
+            http,
+            shots,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Result<Value, Value> {
+        let url = format!("{}/session/{}{path}", self.url, self.session);
+        let body = body.to_string();
+        let a = self.http.send(
+            method,
+            &url,
+            &[],
+            if method == "GET" { None } else { Some(&body) },
+        );
+        let v = a.json();
+        if a.status == 200 {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"].clone())
+        }
+    }
+
+    fn must(&self, method: &str, path: &str, body: Value) -> Value {
+        self.cmd(method, path, body)
+            .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"))
+    }
+
+    fn goto(&self, url: &str) {
+        self.must("POST", "/url", json!({ "url": url }));
+    }
+
+    fn current_url(&self) -> String {
+        self.must("GET", "/url", json!({}))
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits up to 20 s for an element matching `css`.
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.cmd(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            ) {
+                Ok(v) => {
+                    return v[ELEMENT]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("find {css}: {v}"))
+                        .to_string();
+                }
+                Err(e) => {
+                    if Instant::now() > deadline {
+                        let body = self
+                            .js("return document.body.innerText", json!([]))
+                            .to_string();
+                        panic!("no element {css}: {e}\npage: {body}");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn count(&self, css: &str) -> usize {
+        self.must(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        )
+        .as_array()
+        .map_or(0, |a| a.len())
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.must("GET", &format!("/element/{id}/text"), json!({}))
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn attr(&self, css: &str, name: &str) -> String {
+        let id = self.find(css);
+        self.must("GET", &format!("/element/{id}/property/{name}"), json!({}))
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.must("POST", &format!("/element/{id}/clear"), json!({}));
+        self.must(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.must("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.must(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+    }
+
+    /// Waits until the view `name` has rendered.
+    fn view(&self, name: &str) {
+        self.find(&format!("#main[data-view='{name}'][data-ready='1']"));
+    }
+
+    fn cookie(&self, name: &str) -> String {
+        let v = self.must("GET", &format!("/cookie/{name}"), json!({}));
+        format!("{name}={}", v["value"].as_str().unwrap())
+    }
+
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = &self.shots else { return };
+        use base64::Engine;
+        // The whole page: grow the window to the document's height first.
+        let h = self
+            .js(
+                "return Math.ceil(Math.max(document.querySelector('main').getBoundingClientRect().bottom + window.scrollY + 24, 700))",
+                json!([]),
+            )
+            .as_u64()
+            .unwrap_or(1000)
+            .min(1500);
+        self.must(
+            "POST",
+            "/window/rect",
+            json!({"width": 1440, "height": h + 90}),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let png = self.must("GET", "/screenshot", json!({}));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+        self.must(
+            "POST",
+            "/window/rect",
+            json!({"width": 1440, "height": 1000}),
+        );
+    }
+}
+
+#[test]
+fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() {
+    // Roo A: a Honeywall tree with two sensors; roo B: one sensor with
+    // ordinary traffic and a sebek session.
+    let (_a, a) = new_node(1111);
+    ok(&[
+        "ingest",
+        "--data",
+        &a,
+        fixture("honeywall-multi").to_str().unwrap(),
+    ]);
+    let (_b, b) = new_node(2222);
+    for f in ["honeynet.pcap", "sebek.pcap"] {
+        ok(&["ingest", "--data", &b, fixture(f).to_str().unwrap()]);
+    }
+    let (_l, l) = new_node(3333);
+    let (pa, pb, pl, ui) = (
+        free_port("127.0.0.31"),
+        free_port("127.0.0.32"),
+        free_port("127.0.0.33"),
+        free_port("127.0.0.33"),
+    );
+    link(
+        &l,
+        "l",
+        &a,
+        "roo-a",
+        &format!("http://127.0.0.31:{pa}"),
+        &[],
+    );
+    link(
+        &l,
+        "l",
+        &b,
+        "roo-b",
+        &format!("http://127.0.0.32:{pb}"),
+        &[],
+    );
+    let _sa = serve(&a, "127.0.0.31", pa);
+    let _sb = serve(&b, "127.0.0.32", pb);
+    ok(&["pull", "--data", &l]);
+    add_user(&l, "analyst", PASSWORD);
+    let _sl = serve_ui(&l, "127.0.0.33", pl, "127.0.0.33", ui);
+    let base = format!("http://127.0.0.33:{ui}");
+    let sensors_a: Vec<u64> = {
+        let mut v: Vec<u64> = flows_json(&a, &[])
+            .iter()
+            .map(|f| f["sensor_id"].as_u64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    assert_eq!(sensors_a.len(), 2, "roo A holds two sensors");
+
+    let br = Browser::start();
+    // Not logged in: any view leads to the login page.
+    br.goto(&format!("{base}/flows?port=22"));
+    br.view("login");
+    assert!(
+        br.current_url().contains("/login?next="),
+        "{}",
+        br.current_url()
+    );
+    br.screenshot("login");
+    // A wrong password is refused, in words, and no session cookie appears.
+    br.type_into("#user", "analyst");
+    br.type_into("#password", "not-the-password");
+    br.click("#login-submit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while br.text("#login-error").is_empty() {
+        assert!(Instant::now() < deadline, "no refusal shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(br.text("#login-error"), "wrong user name or password");
+    assert!(br.cmd("GET", "/cookie/lumpy_session", json!({})).is_err());
+    // The right one lands on the page asked for.
+    br.type_into("#user", "analyst");
+    br.type_into("#password", PASSWORD);
+    br.click("#login-submit");
+    br.view("flows");
+    assert!(
+        br.current_url().ends_with("/flows?port=22"),
+        "{}",
+        br.current_url()
+    );
+
+    // The overview: the three sensors of the two roos (beside the nodes' own
+    // incarnations, which hold no traffic), each with its path.
+    br.goto(&format!("{base}/"));
+    br.view("overview");
+    let listed: Vec<u64> = br
+        .js(
+            "return [...document.querySelectorAll('#sensors tr.sensor')].map(r => +r.dataset.sensor)",
+            json!([]),
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    for s in sensors_a.iter().chain([&2222]) {
+        assert!(
+            listed.contains(s),
+            "sensor {s} is listed: {listed:?} {}",
+            br.js("return document.body.innerText", json!([]))
+        );
+    }
+    for s in &sensors_a {
+        let row = br.text(&format!("#sensors tr[data-sensor='{s}']"));
+        assert!(
+            row.contains("roo-a"),
+            "sensor {s} comes through roo-a: {row}"
+        );
+    }
+    let row = br.text("#sensors tr[data-sensor='2222']");
+    assert!(row.contains("roo-b"), "{row}");
+    // The fixtures are old: their sensors stand out as silent.
+    for s in sensors_a.iter().chain([&2222]) {
+        assert_eq!(
+            br.count(&format!("#sensors tr.sensor.silent[data-sensor='{s}']")),
+            1,
+            "sensor {s} flagged silent"
+        );
+    }
+    br.screenshot("overview");
+
+    // The connection table, filtered through the form: tcp, port 22, roo B.
+    br.goto(&format!("{base}/flows"));
+    br.view("flows");
+    let unfiltered = br.count("#flows tbody tr[data-flow]");
+    assert_eq!(unfiltered, 100, "a full first page");
+    assert!(br.count("#next") == 1, "more pages");
+    br.screenshot("connections");
+    // Older, older, newer: back on page 2, with the same rows, by its URL.
+    let first_rows = |br: &Browser| {
+        br.js(
+            "return [...document.querySelectorAll('#flows tbody tr[data-flow]')].map(r => r.dataset.flow).join(' ')",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let page1 = first_rows(&br);
+    br.click("#next");
+    br.find(".pager");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.text(".pager").contains("page 2") {
+        assert!(Instant::now() < deadline, "page 2 not shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let page2 = first_rows(&br);
+    let page2_url = br.current_url();
+    assert_ne!(page1, page2);
+    br.click("#next");
+    while !br.text(".pager").contains("page 3") {
+        assert!(Instant::now() < deadline, "page 3 not shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    br.click("#prev");
+    while !br.text(".pager").contains("page 2") {
+        assert!(Instant::now() < deadline, "back to page 2");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    assert_eq!(first_rows(&br), page2);
+    assert_eq!(br.current_url(), page2_url);
+    br.goto(&format!("{base}/flows"));
+    br.view("flows");
+    br.js(
+        "document.querySelector('#sensor').value = '2222'",
+        json!([]),
+    );
+    br.type_into("#port", "22");
+    br.type_into("#proto", "tcp");
+    br.click("#bidir");
+    br.click("#apply");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("port=22") {
+        assert!(
+            Instant::now() < deadline,
+            "the filter did not reach the URL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let url = br.current_url();
+    for p in ["sensor=2222", "port=22", "proto=tcp", "bidir=1"] {
+        assert!(url.contains(p), "deep link {url} has {p}");
+    }
+    let shown: Vec<String> = br
+        .js(
+            "return [...document.querySelectorAll('#flows tbody tr[data-flow]')].map(r => r.dataset.flow)",
+            json!([]),
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = flows_json(&b, &["--port", "22", "--proto", "tcp"])
+        .iter()
+        .filter(|f| f["dst"]["packets"].as_u64().unwrap() > 0)
+        .map(|f| format!("2222/{}", f["flow_id"]))
+        .collect();
+    assert!(!expected.is_empty());
+    let (mut s1, mut s2) = (shown.clone(), expected.clone());
+    s1.sort();
+    s2.sort();
+    assert_eq!(
+        s1, s2,
+        "the filtered table shows exactly the matching flows"
+    );
+    br.screenshot("connections-filtered");
+
+    // Open the largest flow of the page; download its pcap (proxied to roo B).
+    let flows_b = flows_json(&b, &[]);
+    let flow = find_flow(&flows_b, |f| {
+        shown.contains(&format!("2222/{}", f["flow_id"]))
+    });
+    let id = flow["flow_id"].as_u64().unwrap();
+    br.click(&format!("tr[data-flow='2222/{id}'] a.flow-link"));
+    br.view("flow");
+    assert!(br.current_url().ends_with(&format!("/flow/2222/{id}")));
+    assert!(br.text("h1").contains(&format!("Flow {id}")));
+    br.screenshot("flow");
+    let href = br.attr("#pcap", "href");
+    assert!(
+        href.ends_with(&format!("/api/v1/flows/2222/{id}/pcap")),
+        "{href}"
+    );
+    let cookie = br.cookie("lumpy_session");
+    let http = Http::new();
+    let pcap = http.get(&href, Some(&cookie));
+    assert_eq!(pcap.status, 200, "{}", String::from_utf8_lossy(&pcap.body));
+    let theirs = tcpdump_flow(&fixture("honeynet.pcap"), &bpf(flow, ""), flow);
+    assert!(records(&theirs).len() > 1);
+    assert_eq!(records(&pcap.body).len(), records(&theirs).len());
+    assert!(
+        pcap.body == theirs,
+        "the UI's pcap is tcpdump's, byte for byte"
+    );
+    // Without the session the same link is refused.
+    assert_eq!(http.get(&href, None).status, 401);
+
+    // Host detail from the flow's source.
+    br.click("#src-host");
+    br.view("host");
+    assert!(br.count("#as-source tbody tr[data-flow]") > 0);
+    br.screenshot("host");
+
+    // The process tree of the sebek session, and its keystrokes.
+    let procs = http
+        .get(
+            &format!("{base}/api/v1/flows?sensor=2222&limit=1000"),
+            Some(&cookie),
+        )
+        .json();
+    let with_proc = procs["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["processes"].as_u64().unwrap() > 0)
+        .cloned()
+        .expect("a flow with a sebek process");
+    let fid = with_proc["flow_id"].as_u64().unwrap();
+    // The flow's detail lists its processes; its row links to the tree.
+    br.goto(&format!("{base}/flow/2222/{fid}"));
+    br.view("flow");
+    assert!(br.count("#flow-processes tbody tr") >= 1);
+    br.goto(&format!(
+        "{base}/flows?sensor=2222&ip={}&ip_side=src&port={}&port_side=src",
+        with_proc["src_ip"].as_str().unwrap(),
+        with_proc["src_port"]
+    ));
+    br.view("flows");
+    let link = format!("tr[data-flow='2222/{fid}'] a.proc-link");
+    assert!(
+        br.attr(&link, "href")
+            .ends_with(&format!("/process/2222/{}", with_proc["process_id"])),
+        "the row links to its process tree"
+    );
+    br.click(&link);
+    br.view("process");
+    assert!(
+        br.count("#tree .node") >= 2,
+        "ancestors and descendants drawn"
+    );
+    let keys = br.text("#keystrokes");
+    assert!(!keys.is_empty());
+    br.screenshot("process");
+
+    // Aggregates, the DAG and the plots.
+    br.goto(&format!("{base}/aggregate?by=dst_port&proto=tcp"));
+    br.view("aggregate");
+    let first = br.text("#aggregate tbody tr td");
+    assert!(!first.is_empty());
+    br.screenshot("aggregate");
+    br.goto(&format!("{base}/dag"));
+    br.view("dag");
+    assert_eq!(br.count("#children tbody tr"), 2);
+    let dag = br.text("#children");
+    assert!(dag.contains("roo-a") && dag.contains("roo-b"), "{dag}");
+    br.screenshot("dag");
+    br.goto(&format!("{base}/plots"));
+    br.view("plots");
+    assert_eq!(
+        br.count("#plot-flows path.series"),
+        3,
+        "one line per sensor"
+    );
+    assert!(br.count("#plot-ports rect") > 0);
+    br.screenshot("plots");
+
+    // Logout: the session cookie no longer opens anything.
+    br.click("#logout");
+    br.view("login");
+    assert_eq!(
+        http.get(&format!("{base}/api/v1/me"), Some(&cookie)).status,
+        401
+    );
+}
