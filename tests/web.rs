@@ -163,6 +163,27 @@ impl Http {
     }
 }
 
+/// docs/openapi.yaml is a well-formed OpenAPI 3 document: YAML that parses,
+/// every operation with responses, every `$ref` resolving (checked by
+/// scripts/check-openapi.py with Debian's python3-yaml).
+#[test]
+fn the_openapi_file_is_well_formed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Debian's interpreter, where python3-yaml lives (a python3 earlier on
+    // PATH, such as pyenv's, may lack it).
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(root.join("scripts/check-openapi.py"))
+        .arg(root.join("docs/openapi.yaml"))
+        .output()
+        .expect("python3 runs (scripts/test.sh installs python3-yaml)");
+    assert!(
+        out.status.success(),
+        "docs/openapi.yaml: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Every path of docs/openapi.yaml (the keys under `paths:`).
 fn openapi_paths() -> Vec<String> {
     let text =

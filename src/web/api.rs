@@ -373,6 +373,14 @@ struct SensorView {
     state: String,
     /// Id (hex, shortened) of the incarnation's first segment.
     incarnation: String,
+    /// The honeywall's management address, when its origin recorded it.
+    manage_ip: Option<String>,
+    /// Incarnations at the same address installed before this one (this one
+    /// is a reinstall of them), oldest first.
+    earlier: Vec<crate::mirror::incarnations::Neighbour>,
+    /// Incarnations at the same address installed after this one (they
+    /// replaced it), oldest first.
+    later: Vec<crate::mirror::incarnations::Neighbour>,
     install_sec: i64,
     newest_record_sec: u64,
     /// Seconds since the newest record (none when nothing was ever recorded).
@@ -437,10 +445,10 @@ async fn sensors(web: &Arc<Web>) -> Reply {
                 );
             }
             rows.sort_by_key(|r| r.sensor_id);
-            Ok((rows, acts))
+            Ok((rows, acts, m.incarnations()?))
         })
         .await;
-    let (rows, acts) = match rows {
+    let (rows, acts, incarnations) = match rows {
         Ok(r) => r,
         Err(e) => return mirror_error(e),
     };
@@ -449,6 +457,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
     for (sensor_id, (hour, day)) in acts {
         let s = summary.sensors.iter().find(|s| s.sensor_id == sensor_id);
         let row = rows.iter().find(|r| r.sensor_id == sensor_id);
+        let inc = incarnations.iter().find(|i| i.sensor_id == sensor_id);
         let newest = s
             .map(|s| s.newest_ns / 1_000_000_000)
             .unwrap_or(0)
@@ -479,6 +488,9 @@ async fn sensors(web: &Arc<Web>) -> Reply {
             incarnation: s
                 .map(|s| s.first_id.chars().take(16).collect())
                 .unwrap_or_default(),
+            manage_ip: inc.and_then(|i| i.manage_ip.clone()),
+            earlier: inc.map(|i| i.earlier.clone()).unwrap_or_default(),
+            later: inc.map(|i| i.later.clone()).unwrap_or_default(),
             install_sec: row.map(|r| r.install_sec).unwrap_or(0),
             newest_record_sec: newest,
             lag_secs: (newest > 0).then_some(lag),
