@@ -5,6 +5,7 @@
 use crate::export::{Db, export};
 use crate::sync::{free_port, serve};
 use crate::util::*;
+use crate::web::{Http, PASSWORD, add_user, serve_ui};
 
 fn sensor_id_at(ip: &str, date: &str) -> u32 {
     ok(&["sensor-id", "--ip", ip, "--date", date])
@@ -155,6 +156,35 @@ fn two_incarnations_at_one_address_stay_apart_and_name_each_other() {
     assert_eq!(inc(first)["later"], serde_json::json!([second]));
     assert_eq!(inc(second)["earlier"], serde_json::json!([first]));
     assert_eq!(inc(second)["manage_ip"], ip);
+
+    // Web UI: the sensor overview names both incarnations and links them.
+    add_user(&p, "analyst", PASSWORD);
+    let (api_port, ui_port) = (free_port("127.0.0.62"), free_port("127.0.0.63"));
+    let served = serve_ui(&p, "127.0.0.62", api_port, "127.0.0.63", ui_port);
+    let http = Http::new();
+    let base = format!("http://127.0.0.63:{ui_port}");
+    let cookie = http
+        .login(&base, "analyst", PASSWORD)
+        .unwrap_or_else(|a| panic!("login: {a:?}"));
+    let overview = http
+        .get(&format!("{base}/api/v1/sensors"), Some(&cookie))
+        .json();
+    served.stop();
+    let ui = |id: u32| {
+        overview["sensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["sensor_id"] == id)
+            .unwrap_or_else(|| panic!("sensor {id} not in the overview: {overview:#}"))
+            .clone()
+    };
+    assert_eq!(ui(first)["install_sec"], 1700000000);
+    assert_eq!(ui(first)["manage_ip"], ip);
+    assert_eq!(ui(first)["later"][0]["sensor_id"], second);
+    assert_eq!(ui(second)["earlier"][0]["sensor_id"], first);
+    assert_eq!(ui(second)["later"], serde_json::json!([]));
+    assert_eq!(ui(elsewhere)["earlier"], serde_json::json!([]));
 
     // Export: two distinct sensor rows.
     let db = Db::new("incarn");

@@ -16,10 +16,10 @@ use crate::pcap::{bpf, find_flow, records, tcpdump_flow};
 use crate::sync::{Served, free_port, link, serve};
 use crate::util::*;
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// `lumpy serve` with the UI on `ui_ip:ui_port`.
-fn serve_ui(data: &str, ip: &str, port: u16, ui_ip: &str, ui_port: u16) -> Served {
+pub fn serve_ui(data: &str, ip: &str, port: u16, ui_ip: &str, ui_port: u16) -> Served {
     let mut child = lumpy()
         .args([
             "serve",
@@ -42,7 +42,7 @@ fn serve_ui(data: &str, ip: &str, port: u16, ui_ip: &str, ui_port: u16) -> Serve
     Served { child }
 }
 
-fn add_user(data: &str, name: &str, password: &str) {
+pub fn add_user(data: &str, name: &str, password: &str) {
     let mut c = lumpy()
         .args(["user", "add", "--data", data, name, "--password-stdin"])
         .stdin(Stdio::piped())
@@ -57,20 +57,20 @@ fn add_user(data: &str, name: &str, password: &str) {
 }
 
 /// A minimal blocking HTTP client over reqwest for the tests.
-struct Http {
+pub struct Http {
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
 }
 
 #[derive(Debug)]
-struct Answer {
+pub struct Answer {
     status: u16,
     headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| {
             panic!(
                 "not JSON ({}): {}",
@@ -89,7 +89,7 @@ impl Answer {
 }
 
 impl Http {
-    fn new() -> Http {
+    pub fn new() -> Http {
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         Http {
             rt: tokio::runtime::Builder::new_current_thread()
@@ -138,7 +138,7 @@ impl Http {
         })
     }
 
-    fn get(&self, url: &str, cookie: Option<&str>) -> Answer {
+    pub fn get(&self, url: &str, cookie: Option<&str>) -> Answer {
         match cookie {
             Some(c) => self.send("GET", url, &[("cookie", c)], None),
             None => self.send("GET", url, &[], None),
@@ -146,7 +146,7 @@ impl Http {
     }
 
     /// Logs in; returns the `lumpy_session=...` cookie pair.
-    fn login(&self, base: &str, user: &str, password: &str) -> Result<String, Box<Answer>> {
+    pub fn login(&self, base: &str, user: &str, password: &str) -> Result<String, Box<Answer>> {
         let a = self.send(
             "POST",
             &format!("{base}/api/v1/login"),
