@@ -37,12 +37,12 @@ fn root_sql(sql: &str) -> String {
 }
 
 /// A fresh database, dropped at the end of the test.
-struct Db {
-    name: String,
+pub(crate) struct Db {
+    pub(crate) name: String,
 }
 
 impl Db {
-    fn new(test: &str) -> Db {
+    pub(crate) fn new(test: &str) -> Db {
         static USER: OnceLock<()> = OnceLock::new();
         USER.get_or_init(|| {
             root_sql(&format!(
@@ -57,7 +57,7 @@ impl Db {
     }
 
     /// Root over the unix socket.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("mysql://root@localhost/{}?socket={SOCKET}", self.name)
     }
 
@@ -66,18 +66,18 @@ impl Db {
         format!("mysql://{TCP_USER}@127.0.0.1:3306/{}", self.name)
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         root_sql(&format!("USE `{}`; {sql}", self.name))
     }
 
-    fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         !root_sql(&format!("SHOW DATABASES LIKE '{}'", self.name))
             .trim()
             .is_empty()
     }
 
     /// Rows of a query, each value in the canonical text encoding.
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+    pub(crate) fn rows(&self, sql: &str) -> Vec<Vec<String>> {
         let url = self.url();
         let sql = sql.to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -214,7 +214,7 @@ fn mirror_table(t: &Table) -> &'static str {
 /// Per table and sensor: (table, sensor, rows, checksum) on the mirror and
 /// on MariaDB, for every table of the flavor that holds mirror rows (argus in
 /// walleye_0_3 is compared separately). Panics on the first difference.
-fn assert_same_content(data: &str, db: &Db, tables: &[Table]) -> usize {
+pub(crate) fn assert_same_content(data: &str, db: &Db, tables: &[Table]) -> usize {
     let m = mirror(data);
     let mut compared = 0;
     let walleye = !tables.iter().any(|t| t.name == "flow");

@@ -5,6 +5,7 @@
 mod util;
 
 mod archive;
+mod campaign;
 mod cli;
 mod export;
 mod flows_vs_argus;
