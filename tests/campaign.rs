@@ -507,3 +507,355 @@ fn full_crash_campaign() {
     print_tallies(&tallies);
     assert!(tallies.iter().map(|t| t.kills).sum::<usize>() >= total);
 }
+
+// ---------------------------------------------------------------------------
+// Corruption campaign
+// ---------------------------------------------------------------------------
+
+fn seg_path(data: &str, name: &str) -> std::path::PathBuf {
+    Path::new(data).join("segments").join(&name[..2]).join(name)
+}
+
+/// Flips one random bit of `bytes`; returns (offset, bit).
+fn flip(rng: &mut Rng, bytes: &mut [u8]) -> (usize, u8) {
+    let at = rng.below(bytes.len() as u64) as usize;
+    let bit = rng.below(8) as u8;
+    bytes[at] ^= 1 << bit;
+    (at, bit)
+}
+
+/// What the index holds, as far as its public readers show it (None when
+/// reading it fails or panics inside redb).
+fn index_dump(data: &str) -> Option<String> {
+    let data = data.to_string();
+    std::panic::catch_unwind(move || {
+        let store = lumpy::store::Store::open(Path::new(&data), false).ok()?;
+        let mut segs = store.all_segments().ok()?;
+        segs.sort_by_key(|m| m.id.0);
+        Some(format!(
+            "{segs:?}\n{:?}\n{:?}\n{:?}",
+            store.sensor_sequence().ok()?,
+            store.all_flow_blocks().ok()?,
+            store.node_id().ok()?
+        ))
+    })
+    .ok()
+    .flatten()
+}
+
+#[derive(Debug, Default)]
+pub struct Flips {
+    pub segment_flips: usize,
+    pub segment_reported: usize,
+    pub index_flips: usize,
+    /// verify exits 1 and names index.redb or a segment.
+    pub index_reported: usize,
+    /// verify clean and the index reads back exactly as before the flip
+    /// (the bit was in free or unused space).
+    pub index_no_effect: usize,
+    /// verify clean but the index reads differently: a silent change.
+    pub index_silent: usize,
+    pub bundle_flips: usize,
+    pub bundle_reported: usize,
+    /// Flips inside a segment of the bundle whose message names that segment.
+    pub bundle_segment_named: usize,
+    pub bundle_in_segment: usize,
+}
+
+/// The whole corruption campaign (see docs/RELIABILITY.md).
+pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flips: usize) -> Flips {
+    let mut rng = Rng::new(seed("corruption"));
+    let mut tally = Flips::default();
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 3, 1000);
+    const ROO: u32 = 4711;
+    let (_r, r) = new_node(ROO);
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &r,
+        "store.segment_target_bytes",
+        "65536",
+    ]);
+    ok(&[
+        "ingest",
+        "--data",
+        &r,
+        big.to_str().unwrap(),
+        fixture("sebek.pcap").to_str().unwrap(),
+    ]);
+    let names = segment_files(&r);
+    let originals: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(seg_path(&r, n)).unwrap())
+        .collect();
+    let ref_root = root(&r, ROO);
+
+    // Two holders of the roo's data: b pulled it intact; p pulls from both.
+    let (ip_r, ip_b) = ("127.0.0.42", "127.0.0.43");
+    let (port_r, port_b) = (free_port(ip_r), free_port(ip_b));
+    let (url_r, url_b) = (
+        format!("http://{ip_r}:{port_r}"),
+        format!("http://{ip_b}:{port_b}"),
+    );
+    let (_b, b) = new_node(4712);
+    let (_p, p) = new_node(4713);
+    link(&b, "b", &r, "roo", &url_r, &["--pcap", "mirror"]);
+    link(&p, "p", &r, "roo", &url_r, &["--pcap", "mirror"]);
+    link(&p, "p", &b, "b", &url_b, &["--pcap", "mirror"]);
+    let served_r = serve(&r, ip_r, port_r);
+    ok(&["pull", "--data", &b]);
+    served_r.stop();
+    let served_b = serve(&b, ip_b, port_b);
+
+    let mut round = 0;
+    while tally.segment_flips < segment_flips {
+        let k = names.len().min(segment_flips - tally.segment_flips);
+        // k distinct segments, one flipped bit each.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let victims = &order[..k];
+        for &v in victims {
+            let mut bytes = originals[v].clone();
+            flip(&mut rng, &mut bytes);
+            std::fs::write(seg_path(&r, &names[v]), &bytes).unwrap();
+        }
+        let out = run(&["verify", "--data", &r]);
+        assert_eq!(out.status.code(), Some(1), "round {round}: verify status");
+        let text = stdout(&out);
+        let damaged: Vec<&str> = text.lines().filter(|l| l.starts_with("DAMAGED")).collect();
+        for &v in victims {
+            let path = seg_path(&r, &names[v]).display().to_string();
+            if damaged
+                .iter()
+                .any(|l| l.contains(&names[v]) && l.contains(&path))
+            {
+                tally.segment_reported += 1;
+            }
+        }
+        assert_eq!(
+            damaged.len(),
+            k,
+            "round {round}: one report per damaged segment:\n{text}"
+        );
+        tally.segment_flips += k;
+        if round == 0 {
+            // Never served: p pulls from the damaged roo and gets none of
+            // the damaged segments, then the rest from b, the second holder.
+            let served_r = serve(&r, ip_r, port_r);
+            let _ = run(&["pull", "--data", &p, "--child", "roo"]);
+            served_r.stop();
+            let held = segment_files(&p);
+            for &v in victims {
+                assert!(
+                    !held.contains(&names[v]),
+                    "a damaged segment reached the parent"
+                );
+            }
+            ok(&["verify", "--data", &p]);
+            ok(&["pull", "--data", &p, "--child", "b"]);
+            let held = segment_files(&p);
+            assert!(
+                names.iter().all(|n| held.contains(n)),
+                "the parent re-fetched every damaged segment from the other holder"
+            );
+            ok(&["verify", "--data", &p]);
+            assert_eq!(root(&p, ROO), ref_root);
+        }
+        for &v in victims {
+            std::fs::write(seg_path(&r, &names[v]), &originals[v]).unwrap();
+        }
+        round += 1;
+    }
+    let damage = |data: &str, rng: &mut Rng, which: &[usize]| {
+        for &v in which {
+            let mut bytes = originals[v].clone();
+            flip(rng, &mut bytes);
+            std::fs::write(seg_path(data, &names[v]), &bytes).unwrap();
+        }
+    };
+    let intact = |data: &str| {
+        for (n, o) in names.iter().zip(&originals) {
+            assert_eq!(&std::fs::read(seg_path(data, n)).unwrap(), o, "{n}");
+        }
+    };
+
+    // repair from another node's data directory (b is serving: only its
+    // segment files are read), a missing file included.
+    damage(&r, &mut rng, &[0, 1, 2]);
+    std::fs::remove_file(seg_path(&r, &names[3])).unwrap();
+    let out = ok(&["repair", "--data", &r, "--from", &b]);
+    assert_eq!(out.matches("repaired ").count(), 4, "{out}");
+    assert!(out.contains("verify finds no problems"), "{out}");
+    intact(&r);
+
+    // repair over the peer protocol from the children: roo is down, b holds
+    // a good copy.
+    damage(&p, &mut rng, &[4, 5]);
+    let out = ok(&["repair", "--data", &p]);
+    assert_eq!(out.matches("from child b").count(), 2, "{out}");
+    intact(&p);
+    served_b.stop();
+
+    // repair from a bundle.
+    let bundle = work.path().join("roo.lumpyarc");
+    ok(&[
+        "archive",
+        "create",
+        "--data",
+        &r,
+        "--sensor",
+        &ROO.to_string(),
+        bundle.to_str().unwrap(),
+    ]);
+    damage(&r, &mut rng, &[6]);
+    let out = ok(&["repair", "--data", &r, "--from", bundle.to_str().unwrap()]);
+    assert!(out.contains("from bundle"), "{out}");
+    intact(&r);
+
+    // No source holds it: reported, exit 1, the damaged file left as it was.
+    let (_e, empty) = new_node(4714);
+    damage(&r, &mut rng, &[7]);
+    let damaged = std::fs::read(seg_path(&r, &names[7])).unwrap();
+    let out = run(&["repair", "--data", &r, "--from", &empty]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("NOT repaired {}", names[7])),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read(seg_path(&r, &names[7])).unwrap(), damaged);
+    std::fs::write(seg_path(&r, &names[7]), &originals[7]).unwrap();
+    ok(&["verify", "--data", &r]);
+
+    // Index: single bit flips in index.redb.
+    let index = Path::new(&r).join("index.redb");
+    let index_original = std::fs::read(&index).unwrap();
+    let dump_original = index_dump(&r).expect("the intact index reads");
+    for _ in 0..index_flips {
+        let mut bytes = index_original.clone();
+        flip(&mut rng, &mut bytes);
+        std::fs::write(&index, &bytes).unwrap();
+        let out = run(&["verify", "--data", &r]);
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "verify panicked: {}",
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        tally.index_flips += 1;
+        if out.status.code() == Some(0) {
+            // A clean verify must mean the index still says what it said.
+            std::fs::write(&index, &bytes).unwrap();
+            if index_dump(&r).as_deref() == Some(dump_original.as_str()) {
+                tally.index_no_effect += 1;
+            } else {
+                tally.index_silent += 1;
+            }
+        } else {
+            assert!(
+                text.contains("DAMAGED") || stderr(&out).contains("index"),
+                "verify failed without naming the damage: {text}{}",
+                stderr(&out)
+            );
+            tally.index_reported += 1;
+        }
+        // Segments are never changed by verify, whatever the index says.
+        intact(&r);
+    }
+    std::fs::write(&index, &index_original).unwrap();
+    ok(&["verify", "--data", &r]);
+
+    // Bundles: every flip is found by `archive verify`, and a flip inside
+    // a segment names it.
+    let original = std::fs::read(&bundle).unwrap();
+    let manifest_len = u64::from_le_bytes(original[16..24].try_into().unwrap()) as usize;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&original[24..24 + manifest_len]).unwrap();
+    let mut ranges = Vec::new();
+    let mut at = 24 + manifest_len;
+    for e in manifest["segments"].as_array().unwrap() {
+        let size = e["size"].as_u64().unwrap() as usize;
+        ranges.push((at..at + size, e["id"].as_str().unwrap().to_string()));
+        at += size;
+    }
+    let flipped = work.path().join("flipped.lumpyarc");
+    for i in 0..bundle_flips {
+        let mut bytes = original.clone();
+        let (offset, _) = flip(&mut rng, &mut bytes);
+        std::fs::write(&flipped, &bytes).unwrap();
+        let out = run(&["archive", "verify", flipped.to_str().unwrap()]);
+        tally.bundle_flips += 1;
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        if !out.status.success() && !text.contains("intact") {
+            tally.bundle_reported += 1;
+        }
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "archive verify panicked: {text}"
+        );
+        if let Some((_, id)) = ranges.iter().find(|(r, _)| r.contains(&offset)) {
+            tally.bundle_in_segment += 1;
+            if text.contains(id.as_str()) {
+                tally.bundle_segment_named += 1;
+            }
+        }
+        if i % 25 == 0 {
+            // An import of a damaged bundle changes nothing.
+            let (_n, n) = new_node(4800 + i as u32);
+            let before = segment_files(&n);
+            let out = run(&["archive", "import", "--data", &n, flipped.to_str().unwrap()]);
+            assert!(!out.status.success());
+            assert_eq!(segment_files(&n), before);
+        }
+    }
+    tally
+}
+
+fn print_flips(f: &Flips) {
+    eprintln!(
+        "corruption campaign: {} flips
+  segments {} flips, {} reported with id and path
+  index    {} flips, {} reported, {} without effect (free or unused space), {} silent
+  bundles  {} flips, {} reported; {} inside a segment, {} of them naming it",
+        f.segment_flips + f.index_flips + f.bundle_flips,
+        f.segment_flips,
+        f.segment_reported,
+        f.index_flips,
+        f.index_reported,
+        f.index_no_effect,
+        f.index_silent,
+        f.bundle_flips,
+        f.bundle_reported,
+        f.bundle_in_segment,
+        f.bundle_segment_named
+    );
+}
+
+fn assert_flips(f: &Flips) {
+    assert_eq!(f.segment_reported, f.segment_flips, "{f:?}");
+    assert_eq!(f.bundle_reported, f.bundle_flips, "{f:?}");
+    assert_eq!(f.bundle_segment_named, f.bundle_in_segment, "{f:?}");
+}
+
+#[test]
+fn corruption_quick_every_flipped_bit_is_found_never_served_and_repaired() {
+    let f = corruption_campaign(200, 30, 40);
+    print_flips(&f);
+    assert_flips(&f);
+}
+
+#[test]
+#[ignore = "the full campaign: cargo test --test integration campaign::full -- --ignored --nocapture"]
+fn full_corruption_campaign() {
+    let n = env_count("LUMPY_CAMPAIGN_FLIPS", 1000);
+    let f = corruption_campaign(n, n / 3, n / 3);
+    print_flips(&f);
+    assert_flips(&f);
+}

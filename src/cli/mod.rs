@@ -12,6 +12,7 @@ mod links_cmd;
 mod node_cmds;
 mod pcap_cmd;
 mod query;
+mod repair_cmd;
 mod sebek_cmd;
 mod time;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Status(node_cmds::DataArg),
     /// Re-hash every segment and check every index entry.
     Verify(node_cmds::DataArg),
+    /// Put back damaged or missing segments from a child, a data directory or a bundle.
+    Repair(repair_cmd::RepairArgs),
     /// Show or change DIR/lumpy.toml.
     #[command(subcommand)]
     Config(node_cmds::ConfigCmd),
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Status(a) => node_cmds::status(a),
         Command::Verify(a) => node_cmds::verify(a),
         Command::Config(c) => node_cmds::config(c),
+        Command::Repair(a) => repair_cmd::run(a),
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
         Command::Archive(c) => archive_cmd::run(c),

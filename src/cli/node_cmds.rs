@@ -312,7 +312,11 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
 
 pub fn verify(a: DataArg) -> anyhow::Result<Status> {
     let store = crate::store::Store::open(&a.dir.data, false)?;
-    let bar = progress_bar(store.totals()?.stored_bytes, "verify");
+    let total = store
+        .guarded(|| store.totals())
+        .map(|t| t.stored_bytes)
+        .unwrap_or(0);
+    let bar = progress_bar(total, "verify");
     let report = verify_store(&store, |done| bar.set_position(done))?;
     bar.finish_and_clear();
     for p in &report.problems {

@@ -99,6 +99,10 @@ pub enum StoreError {
     Missing { id: SegmentId },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
+    #[error(
+        "index {path} is damaged ({detail}); the segment files are checked without it by `lumpy verify`"
+    )]
+    IndexDamaged { path: PathBuf, detail: String },
 }
 
 /// The segment store of one node's data directory.
@@ -159,6 +163,26 @@ impl Store {
         self.dir.join("index.redb")
     }
 
+    /// Runs a read of the index, turning a panic inside redb (it indexes
+    /// slices by lengths read from a damaged page) into `IndexDamaged`.
+    pub fn guarded<T>(
+        &self,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            let detail = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unreadable page")
+                .to_string();
+            Err(StoreError::IndexDamaged {
+                path: self.index_path(),
+                detail,
+            })
+        })
+    }
+
     pub(crate) fn index_err(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Index {
             path: self.index_path(),
@@ -196,6 +220,37 @@ impl Store {
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
         fs::create_dir_all(&parent).map_err(io(&parent))?;
         let tmp = self.dir.join("tmp").join(format!("{}.part", id.to_hex()));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&parent)?;
+        Ok(path)
+    }
+
+    /// Puts back the file of an indexed segment that is damaged or missing
+    /// (`lumpy repair`): accepted only when `bytes` hash to `id`, written to
+    /// tmp/, synced, then renamed over the damaged file, so the path holds
+    /// either the old bytes or the good ones. The index is not touched.
+    pub fn restore_segment(&self, id: &SegmentId, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        let path = self.segment_path(id);
+        let actual = SegmentId::of(bytes);
+        if actual != *id {
+            return Err(StoreError::HashMismatch {
+                id: *id,
+                path,
+                actual,
+            });
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let tmp = self.dir.join("tmp").join(format!("{}.repair", id.to_hex()));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;

@@ -51,11 +51,22 @@ impl Report {
 /// Runs every check; `progress` is called with the bytes hashed so far.
 pub fn verify(store: &Store, mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
     let mut report = Report::default();
-    let indexed: HashMap<SegmentId, SegmentMeta> = store
-        .all_segments()?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
+    let index_problem = |e: StoreError| Problem {
+        segment: None,
+        path: Some(store.index_path()),
+        what: format!("the index cannot be read: {e}"),
+    };
+    let indexed: HashMap<SegmentId, SegmentMeta> = match store.guarded(|| store.all_segments()) {
+        Ok(all) => all.into_iter().map(|m| (m.id, m)).collect(),
+        Err(e) => {
+            // The segments are still checked on their own: each file's name
+            // is its hash, so damage to them is found without the index.
+            report.problems.push(index_problem(e));
+            let on_disk = list_segment_files(store, &mut report)?;
+            check_files(&on_disk, &HashMap::new(), &mut report, &mut progress);
+            return Ok(report);
+        }
+    };
     let on_disk = list_segment_files(store, &mut report)?;
     check_files(&on_disk, &indexed, &mut report, &mut progress);
     let present: HashSet<SegmentId> = on_disk.iter().map(|(id, _)| *id).collect();
@@ -68,8 +79,15 @@ pub fn verify(store: &Store, mut progress: impl FnMut(u64)) -> Result<Report, St
             });
         }
     }
-    check_sequence(store, &indexed, &mut report)?;
-    check_flow_blocks(store, &indexed, &mut report)?;
+    for e in [
+        store.guarded(|| check_sequence(store, &indexed, &mut report)),
+        store.guarded(|| check_flow_blocks(store, &indexed, &mut report)),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    {
+        report.problems.push(index_problem(e));
+    }
     Ok(report)
 }
 
