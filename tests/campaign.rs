@@ -217,10 +217,10 @@ fn assert_no_duplicates_maria(db: &Db) {
 /// The state every completed run must reach: verify clean, the reference's
 /// root hash and mirror rows for `sensor`, no duplicate row anywhere.
 fn assert_complete(data: &str, sensor: u32, reference: &str, ref_root: &str, context: &str) {
-    let v = run(&["verify", "--data", data]);
+    let v = run(&["verify", "--data", data, "--deep"]);
     assert!(
         v.status.success(),
-        "{context}: verify after the re-run: {}",
+        "{context}: verify --deep after the re-run: {}",
         stdout(&v)
     );
     assert_eq!(root(data, sensor), ref_root, "{context}: root hash");
@@ -740,7 +740,7 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
         let mut bytes = index_original.clone();
         flip(&mut rng, &mut bytes);
         std::fs::write(&index, &bytes).unwrap();
-        let out = run(&["verify", "--data", &r]);
+        let out = run(&["verify", "--data", &r, "--deep"]);
         assert_ne!(
             out.status.code(),
             Some(101),
@@ -756,6 +756,13 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
                 tally.index_no_effect += 1;
             } else {
                 tally.index_silent += 1;
+                let now = index_dump(&r).unwrap_or_default();
+                let (a, b): (Vec<&str>, Vec<&str>) = (
+                    dump_original.split(", ").collect(),
+                    now.split(", ").collect(),
+                );
+                let diff: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).take(3).collect();
+                eprintln!("silent index change: {diff:?}");
             }
         } else {
             assert!(

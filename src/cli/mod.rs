@@ -49,7 +49,7 @@ pub enum Command {
     /// Show what a node holds.
     Status(node_cmds::DataArg),
     /// Re-hash every segment and check every index entry.
-    Verify(node_cmds::DataArg),
+    Verify(node_cmds::VerifyArgs),
     /// Put back damaged or missing segments from a child, a data directory or a bundle.
     Repair(repair_cmd::RepairArgs),
     /// Show or change DIR/lumpy.toml.
