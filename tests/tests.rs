@@ -9,6 +9,7 @@ mod campaign;
 mod cli;
 mod export;
 mod flows_vs_argus;
+mod hostile;
 mod ingest;
 mod pcap;
 mod sebek;
