@@ -9,6 +9,7 @@ mod campaign;
 mod cli;
 mod export;
 mod flows_vs_argus;
+mod full_disk;
 mod hostile;
 mod ingest;
 mod pcap;
