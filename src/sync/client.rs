@@ -402,7 +402,9 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result
     let mut buf: Vec<u8> = Vec::new();
     let mut expect: Option<(SegmentId, usize)> = None;
     loop {
-        while let Some(done) = take_frame(link, &mut buf, &mut expect, &requested)? {
+        while let Some(done) =
+            take_frame(&mut buf, &mut expect, &requested).map_err(|d| link.protocol(d))?
+        {
             accept_segment(link, done.0, done.1).await?;
         }
         match stream.next().await {
@@ -420,13 +422,15 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result
     Ok(())
 }
 
-/// Takes one complete frame off the front of `buf`, if there is one.
-fn take_frame(
-    link: &Link<'_>,
+/// Takes one complete frame of a `POST /v1/segments` answer off the front
+/// of `buf`, if there is one; `expect` carries a frame whose header was
+/// read. A frame naming a segment that was not asked for, or claiming more
+/// than `MAX_SEGMENT_BYTES`, is refused before anything is allocated for it.
+pub fn take_frame(
     buf: &mut Vec<u8>,
     expect: &mut Option<(SegmentId, usize)>,
     requested: &HashSet<SegmentId>,
-) -> Result<Option<(SegmentId, Vec<u8>)>, SyncError> {
+) -> Result<Option<(SegmentId, Vec<u8>)>, String> {
     if expect.is_none() {
         if buf.len() < FRAME_HEADER_LEN {
             return Ok(None);
@@ -438,10 +442,10 @@ fn take_frame(
         let len = u64::from_le_bytes(len);
         let id = SegmentId(id);
         if !requested.contains(&id) {
-            return Err(link.protocol(format!("sent segment {id}, which was not asked for")));
+            return Err(format!("sent segment {id}, which was not asked for"));
         }
         if len > MAX_SEGMENT_BYTES {
-            return Err(link.protocol(format!("segment {id} claims {len} bytes")));
+            return Err(format!("segment {id} claims {len} bytes"));
         }
         buf.drain(..FRAME_HEADER_LEN);
         *expect = Some((id, len as usize));
