@@ -386,7 +386,7 @@ pub fn crash_campaign(kills: usize, copies: u32) -> Vec<Tally> {
     let pull_time = calibrate(|| {
         calibration += 1;
         let (_d, data) = make_parent(calibration);
-        timed(&mut lumpy().args(["pull", "--data", &data]))
+        timed(lumpy().args(["pull", "--data", &data]))
     });
     let all_segments = segment_files(&reference);
     tallies.push(campaign_op("pull", &mut rng, kills, pull_time, |trial| {
@@ -424,7 +424,7 @@ pub fn crash_campaign(kills: usize, copies: u32) -> Vec<Tally> {
     ]);
     let import_time = calibrate(|| {
         let (_d, data) = new_node(58_000);
-        timed(&mut lumpy().args(["archive", "import", "--data", &data, &bundle]))
+        timed(lumpy().args(["archive", "import", "--data", &data, &bundle]))
     });
     tallies.push(campaign_op(
         "archive import",

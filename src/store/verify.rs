@@ -355,17 +355,17 @@ fn check_flow_blocks(
             });
             continue;
         };
-        if let Some(derived) = report.derived.as_mut() {
-            if derived.remove(&(sensor, flow, seq)).as_ref() != Some(&blocks) {
-                report.problems.push(Problem {
-                    segment: Some(m.id),
-                    path: Some(store.segment_path(&m.id)),
-                    what: format!(
-                        "flow_blocks ({sensor}, {flow}, {seq}) disagrees with the segment's packets"
-                    ),
-                });
-                continue;
-            }
+        if let Some(derived) = report.derived.as_mut()
+            && derived.remove(&(sensor, flow, seq)).as_ref() != Some(&blocks)
+        {
+            report.problems.push(Problem {
+                segment: Some(m.id),
+                path: Some(store.segment_path(&m.id)),
+                what: format!(
+                    "flow_blocks ({sensor}, {flow}, {seq}) disagrees with the segment's packets"
+                ),
+            });
+            continue;
         }
         if blocks.is_empty() || blocks.iter().any(|b| *b >= m.block_count) {
             report.problems.push(Problem {
