@@ -866,3 +866,24 @@ fn full_corruption_campaign() {
     print_flips(&f);
     assert_flips(&f);
 }
+
+/// The state the crash campaign found: a kill between `CREATE TABLE
+/// dbschema` (DDL commits on its own) and its seed row left the table empty
+/// for good. The re-run must seed it.
+#[test]
+fn an_export_killed_between_create_and_seed_still_gets_its_dbschema_row() {
+    let (_d, data) = new_node(4721);
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        fixture("honeynet.pcap").to_str().unwrap(),
+    ]);
+    let db = Db::new("seedkill");
+    ok(&["export", "mysql", "--data", &data, "--url", &db.url()]);
+    db.sql("DELETE FROM dbschema");
+    ok(&["export", "mysql", "--data", &data, "--url", &db.url()]);
+    assert_eq!(db.sql("SELECT COUNT(*) FROM dbschema").trim(), "1");
+    assert_same_content(&data, &db, HFLOW);
+    assert_no_duplicates_maria(&db);
+}

@@ -279,12 +279,19 @@ impl Target {
             conn.query_drop(table.create_sql())
                 .await
                 .map_err(|e| self.server(format!("create table {}", table.name), e))?;
-            if table.source == Source::Seed {
-                conn.query_drop(DBSCHEMA_SEED)
-                    .await
-                    .map_err(|e| self.server("seed dbschema".into(), e))?;
-            }
             tracing::info!(target = %self.shown, table = table.name, "created table");
+        }
+        // The seed row on every run, not only after CREATE TABLE: the DDL
+        // commits on its own, so a kill -9 between it and the seed left
+        // dbschema empty for good (found by the crash campaign). INSERT
+        // IGNORE makes it a no-op when the row is there.
+        if schema::tables(flavor)
+            .iter()
+            .any(|t| t.source == Source::Seed)
+        {
+            conn.query_drop(DBSCHEMA_SEED)
+                .await
+                .map_err(|e| self.server("seed dbschema".into(), e))?;
         }
         Ok(())
     }
