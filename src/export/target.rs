@@ -375,31 +375,30 @@ impl Target {
             {
                 return Ok(());
             }
-            // InnoDB may pick one of two lanes as a deadlock victim (next-key
-            // locks of the unique keys when a re-run after kill -9 updates
-            // rows already there; found by the crash campaign). The victim's
-            // transaction is rolled back whole and its statements are
-            // idempotent upserts, so it is simply run again.
-            let mut attempt = 0u32;
-            loop {
-                match self.attempt(&mut conn, &job.msg, &mut job.prev).await {
-                    Ok(true) => break,
-                    // An earlier transaction failed: this one must not
-                    // commit. Dropping the connection rolls it back.
-                    Ok(false) => return Ok(()),
-                    Err((what, e)) if is_lock_conflict(&e) && attempt < LOCK_RETRIES => {
-                        attempt += 1;
-                        tracing::info!(target = %self.shown, table = what.unwrap_or("lumpy_export_state"), attempt, "lock conflict; running the transaction again");
-                        let _ = conn.query_drop("ROLLBACK").await;
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            20 * u64::from(attempt),
-                        ))
-                        .await;
-                    }
-                    Err((Some(table), e)) => return Err(self.write_error(table, e)),
-                    Err((None, e)) => return Err(self.server("commit a transaction".into(), e)),
-                }
+            conn.query_drop("START TRANSACTION")
+                .await
+                .map_err(|e| self.server("start a transaction".into(), e))?;
+            for (sql, table) in job.msg.data {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| self.write_error(table, e))?;
+                self.log_warnings(&mut conn, table).await;
             }
+            if let Some(prev) = job.prev
+                && prev.await.is_err()
+            {
+                // An earlier transaction failed: this one must not commit.
+                // Dropping the connection rolls it back.
+                return Ok(());
+            }
+            for sql in job.msg.finish {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| self.server("write lumpy_export_state".into(), e))?;
+            }
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(|e| self.server("commit".into(), e))?;
             progress(job.msg.rows);
             let _ = job.done.send(());
         }
@@ -407,40 +406,10 @@ impl Target {
         Ok(())
     }
 
-    /// One try of a transaction: Ok(false) when the previous transaction
-    /// failed (nothing may commit), Err with the table (None: the bookkeeping
-    /// or the commit) and the server's error.
-    async fn attempt(
-        &self,
-        conn: &mut Conn,
-        msg: &Msg,
-        prev: &mut Option<tokio::sync::oneshot::Receiver<()>>,
-    ) -> Result<bool, (Option<&'static str>, mysql_async::Error)> {
-        conn.query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| (None, e))?;
-        for (sql, table) in &msg.data {
-            conn.query_drop(sql.as_str())
-                .await
-                .map_err(|e| (Some(*table), e))?;
-            self.log_warnings(conn, table).await;
-        }
-        if let Some(prev) = prev.take()
-            && prev.await.is_err()
-        {
-            return Ok(false);
-        }
-        for sql in &msg.finish {
-            conn.query_drop(sql.as_str()).await.map_err(|e| (None, e))?;
-        }
-        conn.query_drop("COMMIT").await.map_err(|e| (None, e))?;
-        Ok(true)
-    }
-
     /// A failed write; a lock wait that timed out or a deadlock names the
     /// way out (the export resumes where it stopped).
     fn write_error(&self, table: &str, e: mysql_async::Error) -> ExportError {
-        let lock = is_lock_conflict(&e);
+        let lock = matches!(&e, mysql_async::Error::Server(s) if s.code == 1205 || s.code == 1213);
         let mut err = self.server(format!("write {table}"), e);
         if lock && let ExportError::Server { detail, .. } = &mut err {
             detail.push_str(
@@ -536,14 +505,4 @@ mod tests {
         assert!(r.contains("****") && !r.contains("sec"), "{r}");
         assert_eq!(redact("mysql://u:p@[bad/x"), "mysql://****@[bad/x");
     }
-}
-
-/// Times a transaction chosen as a deadlock victim (or timed out on a lock)
-/// is run again before the export gives up.
-const LOCK_RETRIES: u32 = 8;
-
-/// A deadlock (1213) or a lock wait timeout (1205): InnoDB rolled the
-/// transaction (or the statement) back, and running it again is safe.
-fn is_lock_conflict(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1205 || s.code == 1213)
 }
