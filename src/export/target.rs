@@ -410,14 +410,25 @@ impl Target {
     /// way out (the export resumes where it stopped).
     fn write_error(&self, table: &str, e: mysql_async::Error) -> ExportError {
         let lock = matches!(&e, mysql_async::Error::Server(s) if s.code == 1205 || s.code == 1213);
-        let mut err = self.server(format!("write {table}"), e);
-        if lock && let ExportError::Server { detail, .. } = &mut err {
-            detail.push_str(
-                " (another writer holds these rows; run the export again, with --connections 1 \
-                 if it recurs: it resumes after the last committed batch)",
-            );
+        let err = self.server(format!("write {table}"), e);
+        match err {
+            ExportError::Server {
+                target,
+                what,
+                mut detail,
+            } if lock => {
+                detail.push_str(
+                    " (another writer holds these rows; run the export again, with --connections 1 \
+                     if it recurs: it resumes after the last committed batch)",
+                );
+                ExportError::LockConflict {
+                    target,
+                    what,
+                    detail,
+                }
+            }
+            other => other,
         }
-        err
     }
 
     async fn log_warnings(&self, conn: &mut Conn, table: &str) {
