@@ -321,7 +321,17 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
 }
 
 pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
-    let store = crate::store::Store::open(&a.dir.data, false)?;
+    let store = match crate::store::Store::open(&a.dir.data, false) {
+        Ok(s) => s,
+        Err(e @ crate::store::StoreError::IndexDamaged { .. }) => {
+            println!("DAMAGED {e}");
+            println!(
+                "the index cannot be opened, so nothing else was checked; each segment file can still be checked by hand: its name is its b3sum"
+            );
+            return Ok(Status::Problems);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let total = store
         .guarded(|| store.totals())
         .map(|t| t.stored_bytes)

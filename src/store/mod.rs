@@ -99,9 +99,7 @@ pub enum StoreError {
     Missing { id: SegmentId },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
-    #[error(
-        "index {path} is damaged ({detail}); the segment files are checked without it by `lumpy verify`"
-    )]
+    #[error("index {path} is damaged: {detail}")]
     IndexDamaged { path: PathBuf, detail: String },
 }
 
@@ -127,7 +125,16 @@ impl Store {
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
         clean_tmp(&dir.join("tmp"))?;
-        let db = redb::Database::create(&index_path).map_err(|e| match e {
+        // redb panics on some damaged files ("Malformed allocator state");
+        // that is a damaged index, reported as such.
+        let opened =
+            std::panic::catch_unwind(|| redb::Database::create(&index_path)).map_err(|panic| {
+                StoreError::IndexDamaged {
+                    path: index_path.clone(),
+                    detail: panic_text(panic.as_ref()),
+                }
+            })?;
+        let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: dir.to_path_buf(),
             },
@@ -141,7 +148,7 @@ impl Store {
             db,
             generation: std::sync::atomic::AtomicU64::new(1),
         };
-        store.init_tables()?;
+        store.guarded(|| store.init_tables())?;
         Ok(store)
     }
 
@@ -170,15 +177,9 @@ impl Store {
         read: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-            let detail = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unreadable page")
-                .to_string();
             Err(StoreError::IndexDamaged {
                 path: self.index_path(),
-                detail,
+                detail: panic_text(panic.as_ref()),
             })
         })
     }
@@ -298,6 +299,16 @@ impl Store {
             source,
         })
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unreadable page")
+        .to_string()
 }
 
 fn clean_tmp(tmp: &Path) -> Result<(), StoreError> {
