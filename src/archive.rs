@@ -275,6 +275,22 @@ pub fn verify(path: &Path, progress: &indicatif::ProgressBar) -> Result<Manifest
     read_bundle(path, progress, |_, _, _| Ok(()))
 }
 
+/// The bytes of the segments of `wanted` that a bundle holds (`lumpy
+/// repair`); the whole bundle must verify, as for an import.
+pub fn find_segments(
+    path: &Path,
+    wanted: &std::collections::HashSet<SegmentId>,
+) -> Result<std::collections::HashMap<SegmentId, Vec<u8>>, ArchiveError> {
+    let mut found = std::collections::HashMap::new();
+    read_bundle(path, &indicatif::ProgressBar::hidden(), |_, id, bytes| {
+        if wanted.contains(&id) {
+            found.insert(id, bytes);
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {

@@ -44,6 +44,7 @@ pub mod p0f;
 pub mod pcap_service;
 pub mod prune;
 pub mod records;
+pub mod repair;
 pub mod sebek;
 pub mod sensor_id;
 pub mod serve;

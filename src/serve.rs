@@ -21,7 +21,7 @@ use crate::config::ChildConfig;
 use crate::ingest::{FollowState, Ingestor, SebekDatagram, follow_once};
 use crate::node::{self, NodeError};
 use crate::sync::client::{PullContext, SyncError, pull_child};
-use crate::sync::server::{PeerApi, routes};
+use crate::sync::server::PeerApi;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -70,16 +70,20 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts TLS connections until shutdown; each connection serves the peer
-/// API with its own peer address, since warp cannot see it behind TLS.
-async fn serve_tls(
+/// Accepts connections (TLS when `acceptor` is set) until shutdown; each
+/// connection serves the peer API with its own peer address. A client gets
+/// `REQUEST_READ_SECS` to send its request head (then the connection is
+/// closed) and as long again for a body (then 408), so slow senders cannot
+/// hold connections open.
+async fn serve_connections(
     listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     api: Arc<PeerApi>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
+    let limit = Duration::from_secs(crate::sync::protocol::REQUEST_READ_SECS);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -97,15 +101,25 @@ async fn serve_tls(
             warp::Filter::map(warp::any(), move || Some(peer)),
         );
         tokio::spawn(async move {
-            let Ok(tls) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            let Ok(tls) = tls else { return };
             let service = TowerToHyperService::new(warp::service(routes));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limit);
+            builder.http2().timer(TokioTimer::new());
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(Ok(tls)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                }
+            }
         });
     }
 }
@@ -230,20 +244,7 @@ async fn serve(
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match tls {
-        Some(acceptor) => Box::pin(serve_tls(listener, acceptor, api, rx.clone())),
-        None => {
-            let mut stopped = rx.clone();
-            Box::pin(
-                warp::serve(routes(api))
-                    .incoming(listener)
-                    .graceful(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .run(),
-            )
-        }
-    };
+    let server = serve_connections(listener, tls, api, rx.clone());
     // Tests and scripts read the bound address from this line.
     println!("lumpy: listening on {local} ({scheme})");
     tracing::info!(%local, children = config.children.len(), "serving");

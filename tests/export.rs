@@ -70,7 +70,7 @@ impl Db {
         root_sql(&format!("USE `{}`; {sql}", self.name))
     }
 
-    fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         !root_sql(&format!("SHOW DATABASES LIKE '{}'", self.name))
             .trim()
             .is_empty()
@@ -214,7 +214,7 @@ fn mirror_table(t: &Table) -> &'static str {
 /// Per table and sensor: (table, sensor, rows, checksum) on the mirror and
 /// on MariaDB, for every table of the flavor that holds mirror rows (argus in
 /// walleye_0_3 is compared separately). Panics on the first difference.
-fn assert_same_content(data: &str, db: &Db, tables: &[Table]) -> usize {
+pub(crate) fn assert_same_content(data: &str, db: &Db, tables: &[Table]) -> usize {
     let m = mirror(data);
     let mut compared = 0;
     let walleye = !tables.iter().any(|t| t.name == "flow");

@@ -5,9 +5,12 @@
 mod util;
 
 mod archive;
+mod campaign;
 mod cli;
 mod export;
 mod flows_vs_argus;
+mod full_disk;
+mod hostile;
 mod incarnations;
 mod ingest;
 mod legacy;

@@ -19,8 +19,12 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// The lumpy executable: this build's, or `LUMPY_TEST_BIN` (a copy kept
+/// aside, so a long campaign is not disturbed by a rebuild).
 pub fn lumpy() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lumpy"));
+    let bin =
+        std::env::var_os("LUMPY_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_lumpy").into());
+    let mut c = Command::new(bin);
     c.env_remove("LUMPY_LOG");
     c
 }

@@ -13,6 +13,7 @@ mod node_cmds;
 mod p0f_cmd;
 mod pcap_cmd;
 mod query;
+mod repair_cmd;
 mod sebek_cmd;
 mod time;
 mod user_cmd;
@@ -53,7 +54,9 @@ pub enum Command {
     /// earlier and later incarnations at the same address.
     Sensors(node_cmds::DataArg),
     /// Re-hash every segment and check every index entry.
-    Verify(node_cmds::DataArg),
+    Verify(node_cmds::VerifyArgs),
+    /// Put back damaged or missing segments from a child, a data directory or a bundle.
+    Repair(repair_cmd::RepairArgs),
     /// Show or change DIR/lumpy.toml.
     #[command(subcommand)]
     Config(node_cmds::ConfigCmd),
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Sensors(a) => node_cmds::sensors(a),
         Command::Verify(a) => node_cmds::verify(a),
         Command::Config(c) => node_cmds::config(c),
+        Command::Repair(a) => repair_cmd::run(a),
         Command::Serve(a) => links_cmd::serve(a),
         Command::Pull(a) => links_cmd::pull(a),
         Command::Archive(c) => archive_cmd::run(c),

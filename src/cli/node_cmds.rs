@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::ingest::Ingestor;
 use crate::node::{self, InitOutcome};
 use crate::sensor_id::{self, SensorId};
-use crate::store::verify::verify as verify_store;
+use crate::store::verify::verify_with as verify_store;
 
 #[derive(clap::Args, Debug)]
 pub struct SensorIdArgs {
@@ -62,6 +62,16 @@ pub struct DataArg {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Also decode every pcap segment and check the flow index against its
+    /// packets (decompresses everything: slower).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -377,10 +387,28 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-pub fn verify(a: DataArg) -> anyhow::Result<Status> {
-    let store = crate::store::Store::open(&a.dir.data, false)?;
-    let bar = progress_bar(store.totals()?.stored_bytes, "verify");
-    let report = verify_store(&store, |done| bar.set_position(done))?;
+pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
+    let store = match crate::store::Store::open(&a.dir.data, false) {
+        Ok(s) => s,
+        Err(e @ crate::store::StoreError::IndexDamaged { .. }) => {
+            println!("DAMAGED {e}");
+            println!(
+                "the index cannot be opened, so nothing else was checked; each segment file can still be checked by hand: its name is its b3sum"
+            );
+            return Ok(Status::Problems);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let total = store
+        .guarded(|| store.totals())
+        .map(|t| t.stored_bytes)
+        .unwrap_or(0);
+    let bar = progress_bar(total, "verify");
+    let report = verify_store(
+        &store,
+        crate::store::verify::Options { deep: a.deep },
+        |done| bar.set_position(done),
+    )?;
     bar.finish_and_clear();
     for p in &report.problems {
         println!("DAMAGED {p}");

@@ -213,6 +213,14 @@ pub enum ExportError {
         what: String,
         detail: String,
     },
+    /// A deadlock or lock wait timeout between this export's own parallel
+    /// transactions (or another writer).
+    #[error("{target}: {what}: {detail}")]
+    LockConflict {
+        target: String,
+        what: String,
+        detail: String,
+    },
     #[error(
         "{target}: the existing tables differ from the {flavor} schema; nothing was written:\n  {problems}\n\
          Export into another database, or fix or drop these tables."
@@ -251,6 +259,30 @@ pub fn export_mysql(
     on_total: &dyn Fn(u64),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ExportStats, ExportError> {
+    match export_once(dir, target, opts, opts.connections, on_total, progress) {
+        // Parallel transactions touch disjoint rows, but InnoDB's next-key
+        // locks on the unique keys can still make two of them conflict,
+        // notably when a re-run after kill -9 updates rows already there
+        // (found by the crash campaign). Nothing of the failed transaction
+        // committed and the export resumes after its last committed batch,
+        // so the rest is run again on one connection, where lanes cannot
+        // wait on each other.
+        Err(ExportError::LockConflict { detail, .. }) if opts.connections > 1 => {
+            tracing::warn!(target = %target.shown, %detail, "lock conflict between parallel transactions; finishing the export on one connection");
+            export_once(dir, target, opts, 1, on_total, progress)
+        }
+        other => other,
+    }
+}
+
+fn export_once(
+    dir: &Path,
+    target: &Target,
+    opts: &ExportOptions,
+    connections: usize,
+    on_total: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ExportStats, ExportError> {
     let source = MirrorSource::open(dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -265,7 +297,7 @@ pub fn export_mysql(
     let mut conns = vec![conn];
     // More connections only when there is enough to share.
     let lanes = if total >= 2 * opts.batch_rows as u64 {
-        opts.connections.max(1)
+        connections.max(1)
     } else {
         1
     };

@@ -292,12 +292,19 @@ impl Target {
             conn.query_drop(table.create_sql())
                 .await
                 .map_err(|e| self.server(format!("create table {}", table.name), e))?;
-            if table.source == Source::Seed {
-                conn.query_drop(DBSCHEMA_SEED)
-                    .await
-                    .map_err(|e| self.server("seed dbschema".into(), e))?;
-            }
             tracing::info!(target = %self.shown, table = table.name, "created table");
+        }
+        // The seed row on every run, not only after CREATE TABLE: the DDL
+        // commits on its own, so a kill -9 between it and the seed left
+        // dbschema empty for good (found by the crash campaign). INSERT
+        // IGNORE makes it a no-op when the row is there.
+        if schema::tables(flavor)
+            .iter()
+            .any(|t| t.source == Source::Seed)
+        {
+            conn.query_drop(DBSCHEMA_SEED)
+                .await
+                .map_err(|e| self.server("seed dbschema".into(), e))?;
         }
         Ok(())
     }
@@ -416,14 +423,25 @@ impl Target {
     /// way out (the export resumes where it stopped).
     fn write_error(&self, table: &str, e: mysql_async::Error) -> ExportError {
         let lock = matches!(&e, mysql_async::Error::Server(s) if s.code == 1205 || s.code == 1213);
-        let mut err = self.server(format!("write {table}"), e);
-        if lock && let ExportError::Server { detail, .. } = &mut err {
-            detail.push_str(
-                " (another writer holds these rows; run the export again, with --connections 1 \
-                 if it recurs: it resumes after the last committed batch)",
-            );
+        let err = self.server(format!("write {table}"), e);
+        match err {
+            ExportError::Server {
+                target,
+                what,
+                mut detail,
+            } if lock => {
+                detail.push_str(
+                    " (another writer holds these rows; run the export again, with --connections 1 \
+                     if it recurs: it resumes after the last committed batch)",
+                );
+                ExportError::LockConflict {
+                    target,
+                    what,
+                    detail,
+                }
+            }
+            other => other,
         }
-        err
     }
 
     async fn log_warnings(&self, conn: &mut Conn, table: &str) {

@@ -388,7 +388,9 @@ impl Store {
 }
 
 /// Flow id -> blocks holding its packets, read from the items themselves.
-fn flow_blocks_of(view: &SegmentView<'_>) -> Result<BTreeMap<u32, Vec<u32>>, super::SegmentError> {
+pub(crate) fn flow_blocks_of(
+    view: &SegmentView<'_>,
+) -> Result<BTreeMap<u32, Vec<u32>>, super::SegmentError> {
     let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for i in 0..view.blocks.len() as u32 {
         let block = view.block(i)?;

@@ -101,6 +101,8 @@ pub enum StoreError {
     Missing { id: SegmentId },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
+    #[error("index {path} is damaged: {detail}")]
+    IndexDamaged { path: PathBuf, detail: String },
 }
 
 /// The segment store of one node's data directory.
@@ -125,7 +127,16 @@ impl Store {
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
         clean_tmp(&dir.join("tmp"))?;
-        let db = redb::Database::create(&index_path).map_err(|e| match e {
+        // redb panics on some damaged files ("Malformed allocator state");
+        // that is a damaged index, reported as such.
+        let opened =
+            std::panic::catch_unwind(|| redb::Database::create(&index_path)).map_err(|panic| {
+                StoreError::IndexDamaged {
+                    path: index_path.clone(),
+                    detail: panic_text(panic.as_ref()),
+                }
+            })?;
+        let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: dir.to_path_buf(),
             },
@@ -139,7 +150,7 @@ impl Store {
             db,
             generation: std::sync::atomic::AtomicU64::new(1),
         };
-        store.init_tables()?;
+        store.guarded(|| store.init_tables())?;
         Ok(store)
     }
 
@@ -159,6 +170,20 @@ impl Store {
 
     pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.redb")
+    }
+
+    /// Runs a read of the index, turning a panic inside redb (it indexes
+    /// slices by lengths read from a damaged page) into `IndexDamaged`.
+    pub fn guarded<T>(
+        &self,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(StoreError::IndexDamaged {
+                path: self.index_path(),
+                detail: panic_text(panic.as_ref()),
+            })
+        })
     }
 
     pub(crate) fn index_err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -208,6 +233,37 @@ impl Store {
         Ok(path)
     }
 
+    /// Puts back the file of an indexed segment that is damaged or missing
+    /// (`lumpy repair`): accepted only when `bytes` hash to `id`, written to
+    /// tmp/, synced, then renamed over the damaged file, so the path holds
+    /// either the old bytes or the good ones. The index is not touched.
+    pub fn restore_segment(&self, id: &SegmentId, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        let path = self.segment_path(id);
+        let actual = SegmentId::of(bytes);
+        if actual != *id {
+            return Err(StoreError::HashMismatch {
+                id: *id,
+                path,
+                actual,
+            });
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let tmp = self.dir.join("tmp").join(format!("{}.repair", id.to_hex()));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&parent)?;
+        Ok(path)
+    }
+
     /// Reads a whole segment and checks its hash against its id.
     pub fn read_segment(&self, id: &SegmentId) -> Result<Vec<u8>, StoreError> {
         let path = self.segment_path(id);
@@ -245,6 +301,16 @@ impl Store {
             source,
         })
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unreadable page")
+        .to_string()
 }
 
 fn clean_tmp(tmp: &Path) -> Result<(), StoreError> {

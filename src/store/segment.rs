@@ -438,10 +438,13 @@ fn parse_trailer(t: &[u8], file_len: u64) -> Result<Trailer, SegmentError> {
     if block_count > MAX_BLOCKS {
         return Err(corrupt("trailer", format!("{block_count} blocks")));
     }
-    let table_end = table_offset
+    // Checked: a table offset near u64::MAX must not wrap around to a
+    // length that fits (found by the `segment` fuzz target).
+    let file_end = table_offset
         .checked_add(u64::from(block_count) * BLOCK_ENTRY_LEN as u64)
+        .and_then(|end| end.checked_add(TRAILER_LEN as u64))
         .ok_or_else(|| corrupt("trailer", "table offset overflows"))?;
-    if table_offset < HEADER_LEN as u64 || table_end + TRAILER_LEN as u64 != file_len {
+    if table_offset < HEADER_LEN as u64 || file_end != file_len {
         return Err(corrupt(
             "trailer",
             format!(
@@ -681,6 +684,21 @@ mod tests {
             }
         }
         assert_eq!(n, 5000);
+    }
+
+    #[test]
+    fn a_table_offset_near_the_end_of_u64_is_damage_not_a_panic() {
+        // The `segment` fuzz target's finding: offset + table + trailer wrapped.
+        let mut bytes = sample().bytes;
+        let n = bytes.len();
+        let t = &mut bytes[n - TRAILER_LEN..];
+        t[0..4].copy_from_slice(&1u32.to_le_bytes());
+        t[8..16].copy_from_slice(&(u64::MAX - 40).to_le_bytes());
+        assert!(SegmentView::parse(&bytes).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("seg");
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(SegmentFile::open(std::fs::File::open(&p).unwrap()).is_err());
     }
 
     #[test]

@@ -40,6 +40,17 @@ pub struct Report {
     /// Segment files with no index entry: left by a write interrupted between
     /// rename and commit. Harmless; the next ingest of the same data adopts them.
     pub unindexed: Vec<PathBuf>,
+    /// Deep mode: the flow index re-derived from the pcap segments,
+    /// (sensor, flow, sequence) -> blocks.
+    derived: Option<HashMap<(u32, u32, u64), Vec<u32>>>,
+}
+
+/// How much verify does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Also decode every pcap segment and compare the flow index with what
+    /// the packets say (slower: decompresses everything).
+    pub deep: bool,
 }
 
 impl Report {
@@ -49,13 +60,36 @@ impl Report {
 }
 
 /// Runs every check; `progress` is called with the bytes hashed so far.
-pub fn verify(store: &Store, mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
-    let mut report = Report::default();
-    let indexed: HashMap<SegmentId, SegmentMeta> = store
-        .all_segments()?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
+pub fn verify(store: &Store, progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+    verify_with(store, Options::default(), progress)
+}
+
+/// `verify` with options.
+pub fn verify_with(
+    store: &Store,
+    options: Options,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, StoreError> {
+    let mut report = Report {
+        derived: options.deep.then(HashMap::new),
+        ..Report::default()
+    };
+    let index_problem = |e: StoreError| Problem {
+        segment: None,
+        path: Some(store.index_path()),
+        what: format!("the index cannot be read: {e}"),
+    };
+    let indexed: HashMap<SegmentId, SegmentMeta> = match store.guarded(|| store.all_segments()) {
+        Ok(all) => all.into_iter().map(|m| (m.id, m)).collect(),
+        Err(e) => {
+            // The segments are still checked on their own: each file's name
+            // is its hash, so damage to them is found without the index.
+            report.problems.push(index_problem(e));
+            let on_disk = list_segment_files(store, &mut report)?;
+            check_files(&on_disk, &HashMap::new(), &mut report, &mut progress);
+            return Ok(report);
+        }
+    };
     let on_disk = list_segment_files(store, &mut report)?;
     check_files(&on_disk, &indexed, &mut report, &mut progress);
     let present: HashSet<SegmentId> = on_disk.iter().map(|(id, _)| *id).collect();
@@ -68,8 +102,15 @@ pub fn verify(store: &Store, mut progress: impl FnMut(u64)) -> Result<Report, St
             });
         }
     }
-    check_sequence(store, &indexed, &mut report)?;
-    check_flow_blocks(store, &indexed, &mut report)?;
+    for e in [
+        store.guarded(|| check_sequence(store, &indexed, &mut report)),
+        store.guarded(|| check_flow_blocks(store, &indexed, &mut report)),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    {
+        report.problems.push(index_problem(e));
+    }
     Ok(report)
 }
 
@@ -130,8 +171,12 @@ fn check_files(
     const CHUNK: usize = 64;
     for group in files.chunks(CHUNK * 2) {
         let (left, right) = group.split_at(group.len().min(CHUNK));
+        let deep = report.derived.is_some();
         let run = |part: &[(SegmentId, PathBuf)]| {
-            let mut r = Report::default();
+            let mut r = Report {
+                derived: deep.then(HashMap::new),
+                ..Report::default()
+            };
             let mut buf = Vec::new();
             for (id, path) in part {
                 check_file(*id, path, indexed.get(id), &mut buf, &mut r);
@@ -156,6 +201,9 @@ fn check_files(
             report.bytes_hashed += r.bytes_hashed;
             report.problems.extend(r.problems);
             report.unindexed.extend(r.unindexed);
+            if let (Some(all), Some(part)) = (report.derived.as_mut(), r.derived) {
+                all.extend(part);
+            }
         }
         progress(report.bytes_hashed);
     }
@@ -198,6 +246,23 @@ fn check_file(
         report.unindexed.push(path.clone());
         return;
     };
+    if let Some(derived) = report.derived.as_mut()
+        && view.header.kind == super::Kind::Pcap
+    {
+        match super::catalog::flow_blocks_of(&view) {
+            Ok(map) => {
+                for (flow, blocks) in map {
+                    derived.insert(
+                        (view.header.sensor_id, flow, view.header.origin_seq),
+                        blocks,
+                    );
+                }
+            }
+            Err(e) => report
+                .problems
+                .push(problem(format!("packets cannot be decoded: {e}"))),
+        }
+    }
     if let Some(diff) = meta_differs(meta, &view, buf.len() as u64) {
         report.problems.push(problem(format!(
             "index entry disagrees with the file: {diff}"
@@ -290,12 +355,38 @@ fn check_flow_blocks(
             });
             continue;
         };
+        if let Some(derived) = report.derived.as_mut()
+            && derived.remove(&(sensor, flow, seq)).as_ref() != Some(&blocks)
+        {
+            report.problems.push(Problem {
+                segment: Some(m.id),
+                path: Some(store.segment_path(&m.id)),
+                what: format!(
+                    "flow_blocks ({sensor}, {flow}, {seq}) disagrees with the segment's packets"
+                ),
+            });
+            continue;
+        }
         if blocks.is_empty() || blocks.iter().any(|b| *b >= m.block_count) {
             report.problems.push(Problem {
                 segment: Some(m.id),
                 path: Some(store.segment_path(&m.id)),
                 what: format!(
                     "flow_blocks ({sensor}, {flow}, {seq}) names blocks outside the segment"
+                ),
+            });
+        }
+    }
+    if let Some(derived) = report.derived.take() {
+        let mut left: Vec<_> = derived.into_keys().collect();
+        left.sort_unstable();
+        for (sensor, flow, seq) in left {
+            let m = by_seq.get(&(sensor, seq));
+            report.problems.push(Problem {
+                segment: m.map(|m| m.id),
+                path: m.map(|m| store.segment_path(&m.id)),
+                what: format!(
+                    "packets of flow {flow} (sensor {sensor}, sequence {seq}) have no flow_blocks entry"
                 ),
             });
         }

@@ -402,7 +402,9 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result
     let mut buf: Vec<u8> = Vec::new();
     let mut expect: Option<(SegmentId, usize)> = None;
     loop {
-        while let Some(done) = take_frame(link, &mut buf, &mut expect, &requested)? {
+        while let Some(done) =
+            take_frame(&mut buf, &mut expect, &requested).map_err(|d| link.protocol(d))?
+        {
             accept_segment(link, done.0, done.1).await?;
         }
         match stream.next().await {
@@ -420,13 +422,15 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result
     Ok(())
 }
 
-/// Takes one complete frame off the front of `buf`, if there is one.
-fn take_frame(
-    link: &Link<'_>,
+/// Takes one complete frame of a `POST /v1/segments` answer off the front
+/// of `buf`, if there is one; `expect` carries a frame whose header was
+/// read. A frame naming a segment that was not asked for, or claiming more
+/// than `MAX_SEGMENT_BYTES`, is refused before anything is allocated for it.
+pub fn take_frame(
     buf: &mut Vec<u8>,
     expect: &mut Option<(SegmentId, usize)>,
     requested: &HashSet<SegmentId>,
-) -> Result<Option<(SegmentId, Vec<u8>)>, SyncError> {
+) -> Result<Option<(SegmentId, Vec<u8>)>, String> {
     if expect.is_none() {
         if buf.len() < FRAME_HEADER_LEN {
             return Ok(None);
@@ -438,10 +442,10 @@ fn take_frame(
         let len = u64::from_le_bytes(len);
         let id = SegmentId(id);
         if !requested.contains(&id) {
-            return Err(link.protocol(format!("sent segment {id}, which was not asked for")));
+            return Err(format!("sent segment {id}, which was not asked for"));
         }
         if len > MAX_SEGMENT_BYTES {
-            return Err(link.protocol(format!("segment {id} claims {len} bytes")));
+            return Err(format!("segment {id} claims {len} bytes"));
         }
         buf.drain(..FRAME_HEADER_LEN);
         *expect = Some((id, len as usize));
@@ -529,4 +533,97 @@ pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summa
     resp.json::<Summary>()
         .await
         .map_err(|e| err(format!("bad summary: {e}")))
+}
+
+/// Fetches one segment from a child outside any pull (used by `repair`):
+/// the bytes are returned only when they hash to `id`; `Ok(None)` when the
+/// child does not hold a good copy. Nothing is written here.
+pub async fn fetch_one(
+    dir: &std::path::Path,
+    child: &ChildConfig,
+    id: &SegmentId,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    let secret = read_secret(dir, &child.name).map_err(|detail| SyncError::Secret {
+        child: child.name.clone(),
+        detail,
+    })?;
+    let http = child_client(child, pull_builder()).map_err(|detail| SyncError::Protocol {
+        child: child.name.clone(),
+        detail,
+    })?;
+    let unreachable = |e: reqwest::Error| SyncError::Unreachable {
+        child: child.name.clone(),
+        url: child.url.clone(),
+        detail: e.to_string(),
+    };
+    let protocol = |detail: String| SyncError::Protocol {
+        child: child.name.clone(),
+        detail,
+    };
+    let body = serde_json::to_vec(&FetchRequest {
+        ids: vec![id.to_hex()],
+    })
+    .unwrap_or_default();
+    let path = "/v1/segments";
+    let header = auth::sign(&secret, "POST", path, now_secs() as i64, &body).map_err(|e| {
+        SyncError::Secret {
+            child: child.name.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    let url = format!("{}{path}", child.url.trim_end_matches('/'));
+    let resp = http
+        .post(&url)
+        .header(AUTH_HEADER, header)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(SyncError::Refused {
+            child: child.name.clone(),
+            status: status.as_u16(),
+            message: status.canonical_reason().unwrap_or("error").to_string(),
+        });
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut limit = FRAME_HEADER_LEN as u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreachable)?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= FRAME_HEADER_LEN && limit == FRAME_HEADER_LEN as u64 {
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&buf[32..40]);
+            let len = u64::from_le_bytes(len);
+            if buf[..32] != id.0 || len > MAX_SEGMENT_BYTES {
+                return Err(protocol(format!(
+                    "answered a request for segment {id} with another frame"
+                )));
+            }
+            limit += len;
+        }
+        if buf.len() as u64 > limit && limit > FRAME_HEADER_LEN as u64 {
+            return Err(protocol(format!("sent more than segment {id}")));
+        }
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if (buf.len() as u64) != limit || buf.len() < FRAME_HEADER_LEN {
+        return Err(protocol(format!(
+            "segment stream for {id} ended inside a frame"
+        )));
+    }
+    let bytes = buf.split_off(FRAME_HEADER_LEN);
+    if SegmentId::of(&bytes) != *id {
+        return Err(SyncError::Damaged {
+            child: child.name.clone(),
+            id: id.to_hex(),
+            actual: SegmentId::of(&bytes).to_hex(),
+        });
+    }
+    Ok(Some(bytes))
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest request body a node accepts on the peer API.
 pub const MAX_REQUEST_BODY: u64 = 1024 * 1024;
+/// Seconds a client has to send a request's head, and as long again for
+/// its body, before the peer API gives up on it (slow senders).
+pub const REQUEST_READ_SECS: u64 = 10;
 /// Most catalogue entries in one page.
 pub const MAX_CATALOG_PAGE: usize = 10_000;
 /// Most segment ids in one fetch request.

@@ -197,13 +197,57 @@ fn authenticate(
     Ok(peer.name)
 }
 
-/// The warp filter of the whole peer API, on a plain TCP listener.
-pub fn routes(api: Arc<PeerApi>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
-    routes_with_remote(api, warp::addr::remote())
+/// A request body that did not arrive within `REQUEST_READ_SECS`.
+#[derive(Debug)]
+struct SlowBody;
+impl warp::reject::Reject for SlowBody {}
+
+/// The body, read whole within `REQUEST_READ_SECS` (its size is already
+/// bounded by `content_length_limit`), else rejected as `SlowBody`.
+fn body_in_time() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::stream().and_then(|stream| async move {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(REQUEST_READ_SECS),
+            read_body(stream),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(warp::reject::custom(SlowBody)),
+        }
+    })
 }
 
-/// The peer API with the client address taken from `remote` (a TLS
-/// connection passes its peer address in, since warp cannot see it there).
+async fn read_body<S, B>(stream: S) -> Result<Bytes, warp::Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures::StreamExt;
+    let mut stream = Box::pin(stream);
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|_| warp::reject::reject())?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+        if body.len() as u64 > MAX_REQUEST_BODY {
+            return Err(warp::reject::custom(TooLarge));
+        }
+    }
+    Ok(Bytes::from(body))
+}
+
+/// A body longer than its content-length said (hyper stops it anyway).
+#[derive(Debug)]
+struct TooLarge;
+impl warp::reject::Reject for TooLarge {}
+
+/// The peer API with the client address taken from `remote` (the accept
+/// loop of `serve` passes each connection's peer address in).
 pub fn routes_with_remote(
     api: Arc<PeerApi>,
     remote: impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible>
@@ -227,13 +271,20 @@ pub fn routes_with_remote(
         .and(with_api)
         .and(common)
         .and(warp::body::content_length_limit(MAX_REQUEST_BODY))
-        .and(warp::body::bytes());
+        .and(body_in_time());
     get.or(post)
         .unify()
         .and_then(handle)
         .recover(|rejection: warp::Rejection| async move {
-            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
+                || rejection.find::<TooLarge>().is_some()
+            {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else if rejection.find::<SlowBody>().is_some() {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                )
             } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
                 (StatusCode::LENGTH_REQUIRED, "a POST needs a content-length")
             } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -263,6 +314,10 @@ async fn handle(
         format!("{}?{query}", path.as_str())
     };
     let remote_ip = remote.map(|r| r.ip());
+    if let Err(what) = plain_request(path.as_str(), &query) {
+        tracing::warn!(?remote_ip, "peer request refused: {what}");
+        return Ok(error_reply(StatusCode::BAD_REQUEST, what));
+    }
     let peer = match authenticate(
         &api,
         method.as_str(),
@@ -276,6 +331,17 @@ async fn handle(
     };
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "summary"]) if !(query.is_empty() || query == "pcap=mirror") => error_reply(
+            StatusCode::BAD_REQUEST,
+            "query: only pcap=mirror is understood",
+        ),
+        ("GET", ["v1", "catalog", _]) if !only_keys(&query, &["after", "limit"]) => error_reply(
+            StatusCode::BAD_REQUEST,
+            "query: only after and limit are understood",
+        ),
+        ("POST", ["v1", "segments"]) if !query.is_empty() => {
+            error_reply(StatusCode::BAD_REQUEST, "query: none is understood here")
+        }
         ("GET", ["v1", "summary"]) => {
             if query_param(&query, "pcap").as_deref() == Some("mirror") {
                 // This parent copies our pcap: `prune` must wait for it.
@@ -315,6 +381,47 @@ fn summary(api: &PeerApi, if_none_match: Option<&str>) -> Reply {
         r.headers_mut().insert("etag", v);
     }
     r
+}
+
+/// Refuses a path or query that tries to leave the API: `.` or `..`
+/// segments (plain or percent-encoded), backslashes, NUL and other control
+/// bytes, doubled slashes.
+fn plain_request(path: &str, query: &str) -> Result<(), &'static str> {
+    let decoded = |s: &str| {
+        let lower = s.to_ascii_lowercase();
+        lower
+            .replace("%2e", ".")
+            .replace("%2f", "/")
+            .replace("%5c", "\\")
+    };
+    let p = decoded(path);
+    if p.contains('\\') || p.contains("%00") || p.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("path: not allowed");
+    }
+    if p.trim_start_matches('/')
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && p != "/"
+    {
+        return Err("path: not allowed");
+    }
+    let q = decoded(query);
+    if q.contains("..")
+        || q.contains('\\')
+        || q.contains("%00")
+        || q.bytes().any(|b| b < 0x20 || b == 0x7f)
+    {
+        return Err("query: not allowed");
+    }
+    Ok(())
+}
+
+/// True when every key of the query is one of `keys`.
+fn only_keys(query: &str, keys: &[&str]) -> bool {
+    query.is_empty()
+        || query
+            .split('&')
+            .all(|kv| keys.contains(&kv.split_once('=').map(|(k, _)| k).unwrap_or(kv)))
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

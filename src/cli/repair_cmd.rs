@@ -1,0 +1,90 @@
+//! `lumpy repair`: verify, then put back damaged or missing segment files
+//! from good copies elsewhere (src/repair.rs), then verify again.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use super::{DataDir, Status};
+use crate::config::Config;
+use crate::repair::{Source, damaged_segments, is_data_directory, repair};
+use crate::store::Store;
+use crate::store::verify::verify;
+
+#[derive(clap::Args, Debug)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Where good copies may be, tried in order: a child of this node (its
+    /// name or URL), another node's data directory, or an archive bundle.
+    /// Default: every child of this node.
+    #[arg(long = "from", value_name = "CHILD|URL|DIR|BUNDLE")]
+    pub from: Vec<String>,
+}
+
+fn sources(config: &Config, from: &[String]) -> anyhow::Result<Vec<Source>> {
+    if from.is_empty() {
+        return Ok(config.children.iter().cloned().map(Source::Child).collect());
+    }
+    let mut out = Vec::new();
+    for f in from {
+        let trimmed = f.trim_end_matches('/');
+        if let Some(c) = config
+            .children
+            .iter()
+            .find(|c| c.name == *f || c.url.trim_end_matches('/') == trimmed)
+        {
+            out.push(Source::Child(c.clone()));
+            continue;
+        }
+        let path = PathBuf::from(f);
+        if path.is_dir() && is_data_directory(&path) {
+            out.push(Source::Directory(path));
+        } else if path.is_file() {
+            out.push(Source::Bundle(path));
+        } else {
+            bail!(
+                "--from {f}: neither a child of this node (see `lumpy child list`), a lumpy data directory nor an archive bundle"
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
+    let config = Config::load(&a.dir.data)?;
+    let sources = sources(&config, &a.from)?;
+    let store = Store::open(&a.dir.data, false)?;
+    let before = verify(&store, |_| {})?;
+    let ids = damaged_segments(&store, &before);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcomes = repair(&store, &ids, &sources, rt.handle());
+    for o in &outcomes {
+        match &o.result {
+            Ok(from) => println!("repaired {} ({}) from {from}", o.id, o.path.display()),
+            Err(why) => println!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
+        }
+    }
+    let after = verify(&store, |_| {})?;
+    for p in &after.problems {
+        println!("DAMAGED {p}");
+    }
+    let repaired = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    println!(
+        "{} damaged or missing segments, {repaired} repaired; {}",
+        ids.len(),
+        if after.is_clean() {
+            "verify finds no problems".to_string()
+        } else {
+            format!("{} problems remain", after.problems.len())
+        }
+    );
+    Ok(if after.is_clean() {
+        Status::Ok
+    } else {
+        Status::Problems
+    })
+}

@@ -1,0 +1,390 @@
+//! Hostile peers and clients against a real `lumpy serve` (issue #9): bad,
+//! expired and replayed credentials, a wrong source address, oversized
+//! bodies, slow senders, path traversal in every parameter, SQL
+//! metacharacters in every filter. Each gets 401, 403, 413, 408 or 400,
+//! changes nothing, and answers without a path, a secret or a stack.
+//!
+//! Requests are written by hand on a TCP socket so that nothing normalises
+//! the path or completes a slow request on our behalf.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lumpy::sync::auth::{Secret, sign};
+use lumpy::sync::protocol::REQUEST_READ_SECS;
+
+use crate::sync::{free_port, serve};
+use crate::util::*;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Sends raw bytes, reads the answer to the end; (status, body).
+fn exchange(addr: &str, raw: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    parse(&answer)
+}
+
+fn parse(answer: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn request(method: &str, target: &str, auth: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: lumpy\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        head.push_str(&format!("x-lumpy-auth: {a}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn signed(secret: &Secret, method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    let auth = sign(secret, method, target, now(), body).unwrap();
+    request(method, target, Some(&auth), body)
+}
+
+/// A served node with one allowed parent `p` and one parent `far` that may
+/// only come from 10.9.9.0/24.
+struct Hostile {
+    _dir: tempfile::TempDir,
+    data: String,
+    addr: String,
+    secret: Secret,
+    far: Secret,
+    served: Option<crate::sync::Served>,
+    /// What must not change: segment files, lumpy.toml, flow rows.
+    before: (Vec<String>, Vec<u8>, usize),
+}
+
+impl Hostile {
+    fn new(ip: &str, sensor: u32) -> Hostile {
+        let (dir, data) = new_node(sensor);
+        ok(&[
+            "ingest",
+            "--data",
+            &data,
+            fixture("honeynet.pcap").to_str().unwrap(),
+        ]);
+        let secret = Secret::parse(&ok(&["peer", "add", "--data", &data, "p"])).unwrap();
+        let far = Secret::parse(&ok(&[
+            "peer",
+            "add",
+            "--data",
+            &data,
+            "far",
+            "--allow",
+            "10.9.9.0/24",
+        ]))
+        .unwrap();
+        let port = free_port(ip);
+        let served = serve(&data, ip, port);
+        let before = Self::state(&data);
+        Hostile {
+            _dir: dir,
+            addr: format!("{ip}:{port}"),
+            data,
+            secret,
+            far,
+            served: Some(served),
+            before,
+        }
+    }
+
+    fn state(data: &str) -> (Vec<String>, Vec<u8>, usize) {
+        (
+            segment_files(data),
+            std::fs::read(Path::new(data).join("lumpy.toml")).unwrap(),
+            flows_json(data, &[]).len(),
+        )
+    }
+
+    /// The answer is JSON `{"error": ...}` with nothing an attacker should
+    /// learn: no path of this machine, no secret, no stack or source file.
+    fn assert_plain(&self, status: u16, body: &str, what: &str) {
+        let v: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|_| panic!("{what}: {status} answer is not JSON: {body:?}"));
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {body}"));
+        for leak in [
+            self.data.as_str(),
+            "/tmp",
+            "/root",
+            "/work",
+            ".rs",
+            "panicked",
+            "index.redb",
+            "segments/",
+        ] {
+            assert!(!msg.contains(leak), "{what}: answer names {leak:?}: {msg}");
+        }
+        for s in [&self.secret, &self.far] {
+            let text = s.to_text();
+            let key = text.rsplit(':').next().unwrap();
+            assert!(!body.contains(key), "{what}: answer holds a secret");
+        }
+    }
+
+    fn expect(&self, raw: &[u8], status: u16, what: &str) {
+        let (got, body) = exchange(&self.addr, raw);
+        assert_eq!(got, status, "{what}: {body}");
+        self.assert_plain(got, &body, what);
+    }
+
+    fn finish(mut self) {
+        if let Some(s) = self.served.take() {
+            s.stop();
+        }
+        assert_eq!(
+            Self::state(&self.data),
+            self.before,
+            "a refused request changed the node"
+        );
+    }
+}
+
+#[test]
+fn bad_expired_replayed_and_misplaced_credentials_are_refused_and_change_nothing() {
+    let h = Hostile::new("127.0.0.51", 1951);
+    let t = "/v1/summary";
+    // The good request works, once.
+    let good = signed(&h.secret, "GET", t, b"");
+    assert_eq!(exchange(&h.addr, &good).0, 200);
+    h.expect(&good, 401, "replayed request");
+    h.expect(&request("GET", t, None, b""), 401, "no credentials");
+    h.expect(&request("GET", t, Some("p"), b""), 401, "malformed header");
+    h.expect(
+        &request("GET", t, Some("p 1 2 3 4 5 6"), b""),
+        401,
+        "too many fields",
+    );
+    let stranger = Secret::generate("p").unwrap();
+    h.expect(&signed(&stranger, "GET", t, b""), 401, "key of no peer");
+    let unknown = Secret::generate("nobody").unwrap();
+    h.expect(&signed(&unknown, "GET", t, b""), 401, "unknown link");
+    for skew in [-3600, 3600] {
+        let auth = sign(&h.secret, "GET", t, now() + skew, b"").unwrap();
+        h.expect(
+            &request("GET", t, Some(&auth), b""),
+            401,
+            "expired or future",
+        );
+    }
+    // Signed for another path or body: the signature does not match.
+    let auth = sign(&h.secret, "GET", "/v1/catalog/1951", now(), b"").unwrap();
+    h.expect(&request("GET", t, Some(&auth), b""), 401, "path swapped");
+    let body = br#"{"ids": []}"#;
+    let auth = sign(&h.secret, "POST", "/v1/segments", now(), b"{}").unwrap();
+    h.expect(
+        &request("POST", "/v1/segments", Some(&auth), body),
+        401,
+        "body swapped",
+    );
+    // A configured parent from outside its allowed network.
+    h.expect(&signed(&h.far, "GET", t, b""), 403, "wrong source address");
+    h.finish();
+}
+
+#[test]
+fn oversized_and_slow_requests_are_cut_off_in_bounded_time() {
+    let h = Hostile::new("127.0.0.52", 1952);
+    // A body over 1 MiB: 413 before a byte of it is read.
+    let head = "POST /v1/segments HTTP/1.1\r\nHost: lumpy\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n";
+    h.expect(head.as_bytes(), 413, "oversized body");
+    // The same sent whole: still 413, and the node keeps answering.
+    let big = vec![b' '; 1_100_000];
+    h.expect(
+        &signed(&h.secret, "POST", "/v1/segments", &big),
+        413,
+        "oversized body sent",
+    );
+    let bound = Duration::from_secs(REQUEST_READ_SECS + 10);
+
+    // A slow body: one byte a second never finishes in time: 408.
+    let started = Instant::now();
+    let mut body = br#"{"ids": []}"#.to_vec();
+    body.resize(400, b' ');
+    let body = body.as_slice();
+    let mut raw = signed(&h.secret, "POST", "/v1/segments", body);
+    raw.truncate(raw.len() - body.len());
+    let mut s = TcpStream::connect(&h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    s.write_all(&raw).unwrap();
+    let mut answer = Vec::new();
+    for b in body.iter().cycle() {
+        assert!(started.elapsed() < bound, "no answer to a slow body");
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let (status, text) = parse(&answer);
+    assert_eq!(status, 408, "slow body: {text}");
+    assert!(started.elapsed() < bound);
+
+    // A slow head: the connection is closed (or answered 408) in bounded time.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(&h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let head = b"GET /v1/summary HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = false;
+    for b in head.iter().cycle() {
+        assert!(
+            started.elapsed() < bound,
+            "a slow head keeps its connection"
+        );
+        if s.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => {
+                let (status, _) = parse(&buf[..n]);
+                assert_eq!(status, 408, "slow head answered");
+                closed = true;
+                break;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed);
+    // Still serving.
+    assert_eq!(
+        exchange(&h.addr, &signed(&h.secret, "GET", "/v1/summary", b"")).0,
+        200
+    );
+    h.finish();
+}
+
+#[test]
+fn path_traversal_in_every_parameter_is_a_400() {
+    let h = Hostile::new("127.0.0.53", 1953);
+    let targets = [
+        "/v1/catalog/..%2F..%2Fetc%2Fpasswd",
+        "/v1/catalog/../../etc/passwd",
+        "/v1/../../../etc/passwd",
+        "/v1/summary/..",
+        "/v1/./summary",
+        "/v1/catalog/%2e%2e",
+        "/v1/catalog/1953%00",
+        "/v1/catalog/..%5c..%5cwindows",
+        "/v1/summary?pcap=../../../etc/passwd",
+        "/v1/summary?x=1",
+        "/v1/catalog/1953?after=../../x",
+        "/v1/catalog/1953?limit=..%2F..%2Fetc",
+        "/v1/catalog/1953?file=/etc/passwd",
+        "/v1/catalog/etc%2Fpasswd",
+        "/pcap?sensor=../../etc/passwd",
+        "/pcap?sensor=1953&con_id=..%2F..%2Fetc%2Fpasswd",
+        "/pcap?sensor=1953&con_id=/etc/passwd",
+        "/pcap?sensor=1953&net=..%2F..",
+        "/pcap?sensor=1953&ip=/etc/passwd",
+        "/pcap?sensor=1953&st=..&et=..",
+    ];
+    for t in targets {
+        h.expect(&signed(&h.secret, "GET", t, b""), 400, t);
+    }
+    for body in [
+        r#"{"ids": ["../../../etc/passwd"]}"#,
+        r#"{"ids": ["..%2F..%2Fetc%2Fpasswd"]}"#,
+        r#"{"ids": ["/etc/passwd"]}"#,
+        r#"{"ids": "../../etc"}"#,
+        "not json",
+    ] {
+        h.expect(
+            &signed(&h.secret, "POST", "/v1/segments", body.as_bytes()),
+            400,
+            body,
+        );
+    }
+    h.expect(
+        &signed(&h.secret, "POST", "/v1/segments?path=..", br#"{"ids": []}"#),
+        400,
+        "query on a fetch",
+    );
+    h.finish();
+}
+
+#[test]
+fn sql_metacharacters_in_every_filter_are_refused() {
+    let h = Hostile::new("127.0.0.54", 1954);
+    let evil = [
+        "1'%20OR%20'1'='1",
+        "1;DROP%20TABLE%20flow",
+        "1%22%20OR%201=1--",
+        "1)%20UNION%20SELECT%20*%20FROM%20sqlite_master--",
+        "%27",
+    ];
+    let filters = [
+        "con_id", "st", "et", "ip", "sip", "dip", "net", "snet", "dnet", "ip_proto", "port",
+        "sport", "dport",
+    ];
+    for f in filters {
+        for e in evil {
+            let t = format!("/pcap?sensor=1954&st=1&et=2000000000&ip_proto=6&{f}={e}");
+            h.expect(&signed(&h.secret, "GET", &t, b""), 400, &t);
+        }
+    }
+    for e in evil {
+        for t in [
+            format!("/pcap?sensor={e}"),
+            format!("/v1/catalog/{e}"),
+            format!("/v1/catalog/1954?after={e}"),
+            format!("/v1/catalog/1954?limit={e}"),
+        ] {
+            h.expect(&signed(&h.secret, "GET", &t, b""), 400, &t);
+        }
+    }
+    h.finish();
+}
