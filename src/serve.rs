@@ -11,9 +11,11 @@
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
 use std::net::SocketAddr;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use warp::Filter;
 
 use tokio::sync::watch;
 
@@ -70,15 +72,33 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The routes one connection is served with, given its peer address.
+type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
+
+/// The peer API's routes for a connection from `peer`.
+fn peer_routes(api: Arc<PeerApi>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+    move |peer| {
+        crate::sync::server::routes_with_remote(api.clone(), warp::any().map(move || Some(peer)))
+            .boxed()
+    }
+}
+
+/// The web UI's routes for a connection from `peer`.
+fn ui_routes(web: Arc<crate::web::Web>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+    move |peer| {
+        crate::web::routes_with_remote(web.clone(), warp::any().map(move || Some(peer))).boxed()
+    }
+}
+
 /// Accepts connections (TLS when `acceptor` is set) until shutdown; each
-/// connection serves the peer API with its own peer address. A client gets
-/// `REQUEST_READ_SECS` to send its request head (then the connection is
-/// closed) and as long again for a body (then 408), so slow senders cannot
-/// hold connections open.
+/// connection is served by `routes` with its own peer address (the peer API
+/// and the web UI both run here). A client gets `REQUEST_READ_SECS` to send
+/// its request head (then the connection is closed) and as long again for a
+/// body (then 408), so slow senders cannot hold connections open.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    api: Arc<PeerApi>,
+    routes: impl Fn(SocketAddr) -> ConnectionRoutes,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -96,10 +116,7 @@ async fn serve_connections(
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let acceptor = acceptor.clone();
-        let routes = crate::sync::server::routes_with_remote(
-            api.clone(),
-            warp::Filter::map(warp::any(), move || Some(peer)),
-        );
+        let routes = routes(peer);
         tokio::spawn(async move {
             let service = TowerToHyperService::new(warp::service(routes));
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -227,13 +244,11 @@ async fn serve(
                 eprintln!("lumpy: web UI on http://{a}/");
                 tracing::info!(addr = %a, "web UI");
             }
-            let mut stopped = rx.clone();
-            Some(tokio::spawn(crate::web::serve(
+            Some(tokio::spawn(serve_connections(
                 ui_listener,
-                web,
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                },
+                None,
+                ui_routes(web),
+                rx.clone(),
             )))
         }
         None => None,
@@ -244,7 +259,7 @@ async fn serve(
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = serve_connections(listener, tls, api, rx.clone());
+    let server = serve_connections(listener, tls, peer_routes(api.clone()), rx.clone());
     // Tests and scripts read the bound address from this line.
     println!("lumpy: listening on {local} ({scheme})");
     tracing::info!(%local, children = config.children.len(), "serving");

@@ -226,79 +226,15 @@ fn oversized_and_slow_requests_are_cut_off_in_bounded_time() {
         413,
         "oversized body sent",
     );
-    let bound = Duration::from_secs(REQUEST_READ_SECS + 10);
 
     // A slow body: one byte a second never finishes in time: 408.
-    let started = Instant::now();
     let mut body = br#"{"ids": []}"#.to_vec();
     body.resize(400, b' ');
-    let body = body.as_slice();
-    let mut raw = signed(&h.secret, "POST", "/v1/segments", body);
+    let mut raw = signed(&h.secret, "POST", "/v1/segments", &body);
     raw.truncate(raw.len() - body.len());
-    let mut s = TcpStream::connect(&h.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(900)))
-        .unwrap();
-    s.write_all(&raw).unwrap();
-    let mut answer = Vec::new();
-    for b in body.iter().cycle() {
-        assert!(started.elapsed() < bound, "no answer to a slow body");
-        if s.write_all(&[*b]).is_err() {
-            break;
-        }
-        let mut buf = [0u8; 4096];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                answer.extend_from_slice(&buf[..n]);
-                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            Err(_) => {}
-        }
-    }
-    let (status, text) = parse(&answer);
-    assert_eq!(status, 408, "slow body: {text}");
-    assert!(started.elapsed() < bound);
-
+    assert_eq!(slow_body_status(&h.addr, &raw, &body), 408, "slow body");
     // A slow head: the connection is closed (or answered 408) in bounded time.
-    let started = Instant::now();
-    let mut s = TcpStream::connect(&h.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(900)))
-        .unwrap();
-    let head = b"GET /v1/summary HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let mut closed = false;
-    for b in head.iter().cycle() {
-        assert!(
-            started.elapsed() < bound,
-            "a slow head keeps its connection"
-        );
-        if s.write_all(&[*b]).is_err() {
-            closed = true;
-            break;
-        }
-        let mut buf = [0u8; 4096];
-        match s.read(&mut buf) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) => {
-                let (status, _) = parse(&buf[..n]);
-                assert_eq!(status, 408, "slow head answered");
-                closed = true;
-                break;
-            }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => {
-                closed = true;
-                break;
-            }
-        }
-    }
-    assert!(closed);
+    slow_head_is_cut_off(&h.addr, b"GET /v1/summary HTTP/1.1\r\nX-Slow: ");
     // Still serving.
     assert_eq!(
         exchange(&h.addr, &signed(&h.secret, "GET", "/v1/summary", b"")).0,
@@ -387,4 +323,106 @@ fn sql_metacharacters_in_every_filter_are_refused() {
         }
     }
     h.finish();
+}
+
+/// How long a slow client may hold a connection before lumpy cuts it off.
+fn slow_bound() -> Duration {
+    Duration::from_secs(REQUEST_READ_SECS + 10)
+}
+
+/// Sends `head` at once, then `body` one byte at a time about a second
+/// apart (repeating it if need be); returns the status lumpy answers with,
+/// which must come within `slow_bound`.
+fn slow_body_status(addr: &str, head: &[u8], body: &[u8]) -> u16 {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    s.write_all(head).unwrap();
+    let mut answer = Vec::new();
+    for b in body.iter().cycle() {
+        assert!(started.elapsed() < slow_bound(), "no answer to a slow body");
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(started.elapsed() < slow_bound());
+    parse(&answer).0
+}
+
+/// Sends `head` and then a header line one byte a second: the connection
+/// must be closed (or answered 408) within `slow_bound`.
+fn slow_head_is_cut_off(addr: &str, head: &[u8]) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    s.write_all(head).unwrap();
+    for b in b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        .iter()
+        .cycle()
+    {
+        assert!(
+            started.elapsed() < slow_bound(),
+            "a slow head keeps its connection"
+        );
+        if s.write_all(&[*b]).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                let (status, _) = parse(&buf[..n]);
+                assert_eq!(status, 408, "slow head answered");
+                return;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The web UI's listener is bounded like the peer API's: an oversized body
+/// is a 413, a slow body a 408, a slow head is cut off, and it keeps serving.
+#[test]
+fn the_web_ui_bounds_request_size_and_time() {
+    let (_d, data) = new_node(7);
+    let (api_port, ui_port) = (free_port("127.0.0.53"), free_port("127.0.0.54"));
+    let served = crate::web::serve_ui(&data, "127.0.0.53", api_port, "127.0.0.54", ui_port);
+    let addr = format!("127.0.0.54:{ui_port}");
+    let head = |len: usize| {
+        format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let (status, body) = exchange(&addr, head(1_000_000).as_bytes());
+    assert_eq!(status, 413, "oversized login body: {body}");
+    let login = br#"{"user": "nobody", "password": "not a password at all"}"#;
+    assert_eq!(
+        slow_body_status(&addr, head(login.len()).as_bytes(), login),
+        408,
+        "slow login body"
+    );
+    slow_head_is_cut_off(&addr, b"GET /api/v1/me HTTP/1.1\r\nX-Slow: ");
+    let (status, _) = exchange(
+        &addr,
+        format!("GET /api/v1/me HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 401, "still serving, and still asking for a session");
+    served.stop();
 }

@@ -199,16 +199,19 @@ fn authenticate(
 
 /// A request body that did not arrive within `REQUEST_READ_SECS`.
 #[derive(Debug)]
-struct SlowBody;
+pub(crate) struct SlowBody;
 impl warp::reject::Reject for SlowBody {}
 
 /// The body, read whole within `REQUEST_READ_SECS` (its size is already
-/// bounded by `content_length_limit`), else rejected as `SlowBody`.
-fn body_in_time() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::body::stream().and_then(|stream| async move {
+/// bounded by `content_length_limit`; `max` stops a body longer than it
+/// said), else rejected as `SlowBody`. The web UI reads its bodies with it too.
+pub(crate) fn body_in_time(
+    max: u64,
+) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::stream().and_then(move |stream| async move {
         match tokio::time::timeout(
             std::time::Duration::from_secs(REQUEST_READ_SECS),
-            read_body(stream),
+            read_body(stream, max),
         )
         .await
         {
@@ -218,7 +221,7 @@ fn body_in_time() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + 
     })
 }
 
-async fn read_body<S, B>(stream: S) -> Result<Bytes, warp::Rejection>
+async fn read_body<S, B>(stream: S, max: u64) -> Result<Bytes, warp::Rejection>
 where
     S: futures::Stream<Item = Result<B, warp::Error>>,
     B: warp::Buf,
@@ -234,7 +237,7 @@ where
             let n = part.len();
             chunk.advance(n);
         }
-        if body.len() as u64 > MAX_REQUEST_BODY {
+        if body.len() as u64 > max {
             return Err(warp::reject::custom(TooLarge));
         }
     }
@@ -243,7 +246,7 @@ where
 
 /// A body longer than its content-length said (hyper stops it anyway).
 #[derive(Debug)]
-struct TooLarge;
+pub(crate) struct TooLarge;
 impl warp::reject::Reject for TooLarge {}
 
 /// The peer API with the client address taken from `remote` (the accept
@@ -271,7 +274,7 @@ pub fn routes_with_remote(
         .and(with_api)
         .and(common)
         .and(warp::body::content_length_limit(MAX_REQUEST_BODY))
-        .and(body_in_time());
+        .and(body_in_time(MAX_REQUEST_BODY));
     get.or(post)
         .unify()
         .and_then(handle)

@@ -207,7 +207,23 @@ pub struct Request {
 }
 
 /// The warp filter of the whole UI.
+/// The UI's routes, taking the client address from the connection.
 pub fn routes(web: Arc<Web>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    routes_with_remote(web, warp::addr::remote())
+}
+
+/// The UI's routes with the client address taken from `remote` (the accept
+/// loop of `serve` passes each connection's peer address in). A body must be
+/// at most `MAX_BODY` and arrive within the peer API's `REQUEST_READ_SECS`
+/// (else 413 or 408).
+pub fn routes_with_remote(
+    web: Arc<Web>,
+    remote: impl Filter<Extract = (Option<std::net::SocketAddr>,), Error = Infallible>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
     let with_web = warp::any().map(move || web.clone());
     let head = warp::method()
         .and(warp::path::full())
@@ -216,10 +232,21 @@ pub fn routes(web: Arc<Web>) -> impl Filter<Extract = (Reply,), Error = Infallib
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
-        .and(warp::addr::remote());
+        .and(remote);
+    // A request without a Content-Length has an empty body; one with it is
+    // read within the limits. (An `or` that matched anything would turn an
+    // oversized body's 413 into an empty body.)
+    let no_body = warp::header::optional::<String>("content-length").and_then(
+        |length: Option<String>| async move {
+            match length {
+                None => Ok(Bytes::new()),
+                Some(_) => Err(warp::reject::reject()),
+            }
+        },
+    );
     let body = warp::body::content_length_limit(MAX_BODY)
-        .and(warp::body::bytes())
-        .or(warp::any().map(Bytes::new))
+        .and(crate::sync::server::body_in_time(MAX_BODY))
+        .or(no_body)
         .unify();
     with_web
         .and(head)
@@ -250,25 +277,16 @@ pub fn routes(web: Arc<Web>) -> impl Filter<Extract = (Reply,), Error = Infallib
             },
         )
         .recover(|rejection: warp::Rejection| async move {
-            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+            let (status, msg) = if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
+                || rejection.find::<crate::sync::server::TooLarge>().is_some()
+            {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else if rejection.find::<crate::sync::server::SlowBody>().is_some() {
+                (StatusCode::REQUEST_TIMEOUT, "request body too slow")
             } else {
                 (StatusCode::BAD_REQUEST, "bad request")
             };
             Ok::<_, Infallible>(harden(error(status, msg)))
         })
         .unify()
-}
-
-/// Serves the UI on `listener` until `stopped` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    web: Arc<Web>,
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes(web))
-        .incoming(listener)
-        .graceful(stopped)
-        .run()
-        .await
 }
