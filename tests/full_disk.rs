@@ -149,7 +149,7 @@ fn a_pull_into_a_full_disk_stops_clearly_keeps_its_work_and_resumes() {
     );
     assert!(segment_files(&parent).len() > 1, "nothing kept");
     ok(&["verify", "--data", &parent, "--deep"]);
-    fs.grow(64);
+    fs.grow(192);
     ok(&["pull", "--data", &parent]);
     served.stop();
     ok(&["verify", "--data", &parent, "--deep"]);
