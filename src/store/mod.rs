@@ -216,21 +216,37 @@ impl Store {
         if path.exists() {
             return Ok(path);
         }
+        self.replace_file_atomically(&path, id, bytes, "part")
+    }
+
+    /// Writes `bytes` to tmp/<id>.<suffix>, fsyncs it, renames it to `path`
+    /// and fsyncs the directory: `path` then holds either what it held
+    /// before or all of `bytes`, whatever happens on the way.
+    fn replace_file_atomically(
+        &self,
+        path: &Path,
+        id: &SegmentId,
+        bytes: &[u8],
+        suffix: &str,
+    ) -> Result<PathBuf, StoreError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
         };
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
         fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let tmp = self.dir.join("tmp").join(format!("{}.part", id.to_hex()));
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{}.{suffix}", id.to_hex()));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
         }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        fs::rename(&tmp, path).map_err(io(path))?;
         sync_dir(&parent)?;
-        Ok(path)
+        Ok(path.to_path_buf())
     }
 
     /// Puts back the file of an indexed segment that is damaged or missing
@@ -247,21 +263,7 @@ impl Store {
                 actual,
             });
         }
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let tmp = self.dir.join("tmp").join(format!("{}.repair", id.to_hex()));
-        {
-            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&parent)?;
-        Ok(path)
+        self.replace_file_atomically(&path, id, bytes, "repair")
     }
 
     /// Reads a whole segment and checks its hash against its id.

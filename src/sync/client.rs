@@ -226,14 +226,7 @@ async fn pull_inner(
     child: &ChildConfig,
     state: &mut LinkState,
 ) -> Result<PullStats, SyncError> {
-    let secret = read_secret(&ctx.dir, &child.name).map_err(|detail| SyncError::Secret {
-        child: child.name.clone(),
-        detail,
-    })?;
-    let http = child_client(child, pull_builder()).map_err(|detail| SyncError::Protocol {
-        child: child.name.clone(),
-        detail,
-    })?;
+    let (secret, http) = link_client(&ctx.dir, child)?;
     let mut link = Link {
         ctx,
         child,
@@ -535,14 +528,11 @@ pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summa
         .map_err(|e| err(format!("bad summary: {e}")))
 }
 
-/// Fetches one segment from a child outside any pull (used by `repair`):
-/// the bytes are returned only when they hash to `id`; `Ok(None)` when the
-/// child does not hold a good copy. Nothing is written here.
-pub async fn fetch_one(
+/// The link's secret and an HTTP client for `child` (its CA applied).
+fn link_client(
     dir: &std::path::Path,
     child: &ChildConfig,
-    id: &SegmentId,
-) -> Result<Option<Vec<u8>>, SyncError> {
+) -> Result<(crate::sync::auth::Secret, reqwest::Client), SyncError> {
     let secret = read_secret(dir, &child.name).map_err(|detail| SyncError::Secret {
         child: child.name.clone(),
         detail,
@@ -551,6 +541,18 @@ pub async fn fetch_one(
         child: child.name.clone(),
         detail,
     })?;
+    Ok((secret, http))
+}
+
+/// Fetches one segment from a child outside any pull (used by `repair`):
+/// the bytes are returned only when they hash to `id`; `Ok(None)` when the
+/// child does not hold a good copy. Nothing is written here.
+pub async fn fetch_one(
+    dir: &std::path::Path,
+    child: &ChildConfig,
+    id: &SegmentId,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    let (secret, http) = link_client(dir, child)?;
     let unreachable = |e: reqwest::Error| SyncError::Unreachable {
         child: child.name.clone(),
         url: child.url.clone(),
