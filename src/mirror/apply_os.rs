@@ -127,7 +127,11 @@ fn flow_exists(conn: &Connection, sensor: u32, flow_id: u32) -> Result<bool> {
 fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64) -> Result<()> {
     let os: Option<u32> = conn
         .prepare_cached(
-            "SELECT os_id FROM x_os_fingerprint WHERE sensor_id = ?1 AND flow_id = ?2 \
+            // INDEXED BY: with statistics taken while many fingerprints
+            // waited (flow_id 0), SQLite chose the primary key and scanned
+            // every fingerprint of the sensor per call (quadratic ingest).
+            "SELECT os_id FROM x_os_fingerprint INDEXED BY x_os_fingerprint_flow_idx \
+             WHERE sensor_id = ?1 AND flow_id = ?2 \
              AND role = ?3 ORDER BY source, time, os_id LIMIT 1",
         )?
         .query_row(params![sensor, flow_id, role], |r| r.get(0))
@@ -241,7 +245,10 @@ pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Resu
 
 /// True when some fingerprint still waits for its flow.
 pub(super) fn any_pending(conn: &Connection) -> Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM x_os_fingerprint WHERE flow_id = 0)")?
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM x_os_fingerprint INDEXED BY x_os_fingerprint_pending_idx \
+         WHERE flow_id = 0)",
+    )?
         .query_row([], |r| r.get(0))
 }
 
@@ -251,8 +258,9 @@ pub(super) fn resolve_pending(conn: &Connection, f: &FlowRecord) -> Result<()> {
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(
+        // Only the waiting rows (the partial index), never every fingerprint.
         "SELECT role, host_ip, host_port, peer_ip, peer_port, time, source FROM x_os_fingerprint \
-         WHERE sensor_id = ?1 AND flow_id = 0 AND (origin_flow_id = ?2 OR (origin_flow_id = 0 \
+         INDEXED BY x_os_fingerprint_pending_idx WHERE sensor_id = ?1 AND flow_id = 0 AND (origin_flow_id = ?2 OR (origin_flow_id = 0 \
          AND ((host_port = ?3 AND peer_port = ?4 AND host_ip = ?5 AND peer_ip = ?6) \
            OR (host_port = ?4 AND peer_port = ?3 AND host_ip = ?6 AND peer_ip = ?5)) \
          AND ?7 >= time - 20 AND ?7 <= time + 1 AND ?8 >= time - 1))",
