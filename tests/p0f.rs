@@ -224,6 +224,38 @@ fn ingest_fills_os_rows_and_client_os_ids() {
     assert_eq!(before, dump(&data));
 }
 
+/// A mirror rebuilt from many record segments (the bulk load, which drops
+/// and rebuilds indexes) holds the same OS rows and flow OS ids as the one
+/// kept up to date during ingest.
+#[test]
+fn a_bulk_rebuilt_mirror_keeps_the_fingerprints() {
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 30, 1000);
+    let (_d, data) = new_node(42);
+    ok(&[
+        "config",
+        "set",
+        "--data",
+        &data,
+        "store.segment_target_bytes",
+        "65536",
+    ]);
+    ok(&["ingest", "--data", &data, big.to_str().unwrap()]);
+    let records = ok(&["status", "--data", &data]);
+    let before = dump(&data);
+    assert!(
+        before.iter().any(|l| l.contains("Linux")),
+        "no OS rows: {before:?}"
+    );
+    for f in ["mirror.sqlite", "mirror.sqlite-wal", "mirror.sqlite-shm"] {
+        let _ = std::fs::remove_file(Path::new(&data).join(f));
+    }
+    // More than 64 record segments: `status` rebuilds it with the bulk load.
+    assert_eq!(ok(&["status", "--data", &data]), records);
+    assert_eq!(dump(&data), before);
+}
+
 /// The OS-related mirror content, in a stable order.
 fn dump(data: &str) -> Vec<String> {
     let c = mirror(data);

@@ -249,7 +249,7 @@ pub(super) fn any_pending(conn: &Connection) -> Result<bool> {
         "SELECT EXISTS (SELECT 1 FROM x_os_fingerprint INDEXED BY x_os_fingerprint_pending_idx \
          WHERE flow_id = 0)",
     )?
-        .query_row([], |r| r.get(0))
+    .query_row([], |r| r.get(0))
 }
 
 /// Joins the waiting fingerprints that the just-written flow version `f` matches.

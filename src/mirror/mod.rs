@@ -249,14 +249,17 @@ impl Mirror {
     /// Drops the secondary (non-unique) indexes before a large load into an
     /// empty mirror; `end_bulk` builds them again in one pass each, which
     /// costs far less than maintaining them row by row. If the process dies
-    /// in between, `open` recreates them (the schema is idempotent).
+    /// in between, `open` recreates them (the schema is idempotent). The
+    /// indexes of the waiting sockets and fingerprints stay: apply itself
+    /// looks rows up through them (and names them in its queries).
     pub fn begin_bulk(&mut self) -> Result<(), MirrorError> {
         let names: Vec<String> = {
             let mut stmt = self
                 .conn
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-                     AND sql NOT LIKE 'CREATE UNIQUE%'",
+                     AND sql NOT LIKE 'CREATE UNIQUE%' \
+                     AND tbl_name NOT IN ('x_os_fingerprint', 'x_pending_socket')",
                 )
                 .ctx(&self.path, "list indexes")?;
             let rows = stmt
