@@ -124,7 +124,8 @@ fn flow_exists(conn: &Connection, sensor: u32, flow_id: u32) -> Result<bool> {
 }
 
 /// Sets the flow's OS column for `role` from its fingerprints.
-fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64) -> Result<()> {
+/// `v4`: the flow is in `flow` (and `argus`), else in `x_flow6`.
+fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64, v4: bool) -> Result<()> {
     let os: Option<u32> = conn
         .prepare_cached(
             // INDEXED BY: with statistics taken while many fingerprints
@@ -142,14 +143,13 @@ fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64) -> Resul
     } else {
         "server_os_id"
     };
-    for table in ["flow", "x_flow6"] {
-        conn.prepare_cached(&format!(
-            "UPDATE {table} SET {column} = ?3 WHERE sensor_id = ?1 AND flow_id = ?2 \
-             AND {column} != ?3"
-        ))?
-        .execute(params![sensor, flow_id, os])?;
-    }
-    if role == 0 {
+    let table = if v4 { "flow" } else { "x_flow6" };
+    conn.prepare_cached(&format!(
+        "UPDATE {table} SET {column} = ?3 WHERE sensor_id = ?1 AND flow_id = ?2 \
+         AND {column} != ?3"
+    ))?
+    .execute(params![sensor, flow_id, os])?;
+    if role == 0 && v4 {
         conn.prepare_cached(
             "UPDATE argus SET client_os_id = ?3 WHERE sensor_id = ?1 AND argus_id = ?2 \
              AND client_os_id IS NOT ?3",
@@ -177,7 +177,14 @@ fn join(conn: &Connection, key: &Key, flow_id: u32) -> Result<()> {
         key.source,
         flow_id
     ])?;
-    set_flow_os(conn, key.sensor_id, flow_id, key.role)
+    set_flow_os(conn, key.sensor_id, flow_id, key.role, key.is_v4())
+}
+
+impl Key {
+    /// IPv4 fingerprints belong to flows of `flow`, others of `x_flow6`.
+    fn is_v4(&self) -> bool {
+        matches!(self.host_ip, Value::Integer(_))
+    }
 }
 
 /// The primary key of an `x_os_fingerprint` row.
@@ -205,12 +212,19 @@ pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Resu
         time: r.time,
         source: source_value(r.source),
     };
+    // The flow first, so the row is inserted joined (a later UPDATE would
+    // move it through the pending and flow indexes once more).
+    let flow = if r.flow_id != 0 {
+        flow_exists(conn, r.sensor_id, r.flow_id)?.then_some(r.flow_id)
+    } else {
+        find_flow(conn, r)?
+    };
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO x_os_fingerprint (sensor_id, role, host_ip, host_port, \
              peer_ip, peer_port, time, source, origin_flow_id, flow_id, os_id, class, generic, \
              fuzzy, dist, raw_sig) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?16, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             key.sensor_id,
@@ -227,18 +241,14 @@ pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Resu
             r.generic,
             r.fuzzy,
             r.dist,
-            r.raw_sig
+            r.raw_sig,
+            flow.unwrap_or(0)
         ])?;
     if n == 0 {
         return Ok(false);
     }
-    let flow = if r.flow_id != 0 {
-        flow_exists(conn, r.sensor_id, r.flow_id)?.then_some(r.flow_id)
-    } else {
-        find_flow(conn, r)?
-    };
     if let Some(flow_id) = flow {
-        join(conn, &key, flow_id)?;
+        set_flow_os(conn, key.sensor_id, flow_id, key.role, key.is_v4())?;
     }
     Ok(true)
 }
