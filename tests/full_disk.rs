@@ -109,7 +109,7 @@ fn ingest_into_a_full_disk_stops_clearly_keeps_its_work_and_resumes() {
     let kept = segment_files(&data).len();
     assert!(kept > 1, "nothing was kept before the disk filled");
     ok(&["verify", "--data", &data, "--deep"]);
-    fs.grow(64);
+    fs.grow(192);
     ok(&["ingest", "--data", &data, big]);
     ok(&["verify", "--data", &data, "--deep"]);
     assert_eq!(root(&data, 4901), root(&reference, 4901));
