@@ -126,7 +126,6 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
-        clean_tmp(&dir.join("tmp"))?;
         // redb panics on some damaged files ("Malformed allocator state");
         // that is a damaged index, reported as such.
         let opened =
@@ -145,6 +144,10 @@ impl Store {
                 source: e.into(),
             },
         })?;
+        // Only now, holding redb's exclusive lock: another process with the
+        // same store (a `lumpy` command beside a running serve) must not
+        // remove the temporary file of a segment that serve is writing.
+        clean_tmp(&dir.join("tmp"))?;
         let store = Store {
             dir: dir.to_path_buf(),
             db,
