@@ -195,14 +195,7 @@ fn kill_9_during_import_then_a_rerun_completes_it() {
     let work = tempfile::tempdir().unwrap();
     let big = work.path().join("big.pcap");
     replicate_pcap(&fixture("honeynet.pcap"), &big, 40, 1000);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &a,
-        "store.segment_target_bytes",
-        "262144",
-    ]);
+    config_set(&a, "store.segment_target_bytes", "262144");
     ok(&["ingest", "--data", &a, big.to_str().unwrap()]);
     let bundle = work.path().join("big.lumpyarc");
     ok(&[

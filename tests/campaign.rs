@@ -319,14 +319,7 @@ pub fn crash_campaign(kills: usize, copies: u32) -> Vec<Tally> {
     let big = big.to_str().unwrap().to_string();
     let sebek = fixture("sebek.pcap").to_str().unwrap().to_string();
     let small_segments = |data: &str| {
-        ok(&[
-            "config",
-            "set",
-            "--data",
-            data,
-            "store.segment_target_bytes",
-            "262144",
-        ]);
+        config_set(data, "store.segment_target_bytes", "262144");
     };
 
     // The reference: one uninterrupted ingest.
@@ -571,14 +564,7 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
     replicate_pcap(&fixture("honeynet.pcap"), &big, 3, 1000);
     const ROO: u32 = 4711;
     let (_r, r) = new_node(ROO);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &r,
-        "store.segment_target_bytes",
-        "65536",
-    ]);
+    config_set(&r, "store.segment_target_bytes", "65536");
     ok(&[
         "ingest",
         "--data",

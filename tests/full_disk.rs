@@ -72,14 +72,7 @@ fn init_in(dir: &Path, id: u32) -> String {
         "--honeypot-net",
         "2001:db8:1::/64",
     ]);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "store.segment_target_bytes",
-        "262144",
-    ]);
+    config_set(&data, "store.segment_target_bytes", "262144");
     data
 }
 

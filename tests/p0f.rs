@@ -233,14 +233,7 @@ fn a_bulk_rebuilt_mirror_keeps_the_fingerprints() {
     let big = work.path().join("big.pcap");
     replicate_pcap(&fixture("honeynet.pcap"), &big, 30, 1000);
     let (_d, data) = new_node(42);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "store.segment_target_bytes",
-        "65536",
-    ]);
+    config_set(&data, "store.segment_target_bytes", "65536");
     ok(&["ingest", "--data", &data, big.to_str().unwrap()]);
     let records = ok(&["status", "--data", &data]);
     let before = dump(&data);
@@ -729,14 +722,7 @@ fn a_syn_ack_in_the_next_capture_file_finds_its_syn_while_serving() {
     let (_d, data) = new_node(46);
     let capture_dir = work.path().join("pcap");
     std::fs::create_dir(&capture_dir).unwrap();
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "capture.follow",
-        capture_dir.to_str().unwrap(),
-    ]);
+    config_set(&data, "capture.follow", capture_dir.to_str().unwrap());
     ok(&["config", "set", "--data", &data, "capture.settle_secs", "1"]);
     let node = serve(&data, "127.0.0.42", free_port("127.0.0.42"));
     let count = |sql: &str| -> i64 {

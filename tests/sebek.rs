@@ -185,23 +185,9 @@ fn a_custom_sebek_port_is_honoured() {
     let (_d, data) = new_node(5);
     let out = ok(&["ingest", "--data", &data, pcap.to_str().unwrap()]);
     assert!(!out.contains("sebek:"), "{out}");
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "capture.sebek_port",
-        "31337",
-    ]);
+    config_set(&data, "capture.sebek_port", "31337");
     let (_e, data2) = new_node(5);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data2,
-        "capture.sebek_port",
-        "31337",
-    ]);
+    config_set(&data2, "capture.sebek_port", "31337");
     let out = ok(&["ingest", "--data", &data2, pcap.to_str().unwrap()]);
     assert!(out.contains("sebek: 17 records decoded"), "{out}");
 }
@@ -347,22 +333,12 @@ fn serve_receives_sebek_datagrams_live_and_keeps_them() {
         .local_addr()
         .unwrap()
         .port();
-    ok(&[
-        "config",
-        "set",
-        "--data",
+    config_set(
         &data,
         "capture.sebek_listen",
         &format!("127.0.0.43:{udp_port}"),
-    ]);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "capture.sebek_flush_secs",
-        "1",
-    ]);
+    );
+    config_set(&data, "capture.sebek_flush_secs", "1");
     let bad = run(&[
         "config",
         "set",
@@ -403,14 +379,7 @@ fn serve_receives_sebek_datagrams_live_and_keeps_them() {
     node.stop();
     // The rest just before SIGTERM, with a flush timer that never fires:
     // stored by the shutdown flush, continuing the same process state.
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &data,
-        "capture.sebek_flush_secs",
-        "3600",
-    ]);
+    config_set(&data, "capture.sebek_flush_secs", "3600");
     let node = serve(&data, "127.0.0.43", port);
     for p in rest {
         sock.send_to(p, &to).unwrap();

@@ -161,14 +161,7 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
     // Roo A also captures live: a spool directory it follows.
     let spool = Path::new(&a).parent().unwrap().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &a,
-        "capture.follow",
-        spool.to_str().unwrap(),
-    ]);
+    config_set(&a, "capture.follow", spool.to_str().unwrap());
     ok(&["config", "set", "--data", &a, "capture.settle_secs", "1"]);
     let want_a = flows_of_stopped_copy(&a, 1001);
     let want_b = flows_of_stopped_copy(&b, 1002);
@@ -315,14 +308,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
 fn a_pull_with_nothing_new_is_one_small_round_trip() {
     let (_a, a) = new_node(1101);
     // Small segments, so the child holds many of them.
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &a,
-        "store.segment_target_bytes",
-        "65536",
-    ]);
+    config_set(&a, "store.segment_target_bytes", "65536");
     let work = tempfile::tempdir().unwrap();
     let big = work.path().join("big.pcap");
     replicate_pcap(&fixture("honeynet.pcap"), &big, 20, 1000);
@@ -620,22 +606,8 @@ fn links_can_cross_untrusted_networks_over_tls() {
             "basicConstraints=critical,CA:FALSE",
         ],
     );
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &a,
-        "serve.tls_cert",
-        cert.to_str().unwrap(),
-    ]);
-    ok(&[
-        "config",
-        "set",
-        "--data",
-        &a,
-        "serve.tls_key",
-        key.to_str().unwrap(),
-    ]);
+    config_set(&a, "serve.tls_cert", cert.to_str().unwrap());
+    config_set(&a, "serve.tls_key", key.to_str().unwrap());
     let (_l, l) = new_node(2701);
     let pa = free_port("127.0.0.14");
     link(

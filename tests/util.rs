@@ -34,6 +34,11 @@ pub fn run(args: &[&str]) -> Output {
     lumpy().args(args).output().expect("lumpy runs")
 }
 
+/// `lumpy config set --data DATA KEY VALUE`, which must succeed.
+pub fn config_set(data: &str, key: &str, value: &str) {
+    ok(&["config", "set", "--data", data, key, value]);
+}
+
 /// Runs lumpy and asserts success; returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let out = run(args);
