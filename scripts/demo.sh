@@ -16,5 +16,12 @@ fi
 "$LUMPY" flows --data "$DATA" --limit 20
 "$LUMPY" processes --data "$DATA" | head -40
 "$LUMPY" verify --data "$DATA"
-# The node itself: its peer API on localhost until Ctrl-C (SIGINT/SIGTERM stop it cleanly).
-exec "$LUMPY" serve --data "$DATA" --listen "${LUMPY_LISTEN:-127.0.0.1:7700}"
+# A web UI account for the demo (only on localhost; never use this password elsewhere).
+if ! "$LUMPY" user list --data "$DATA" | grep -q '^demo'; then
+  echo "lumpy-demo" | "$LUMPY" user add --data "$DATA" demo --password-stdin
+fi
+echo "web UI: http://${LUMPY_UI_LISTEN:-127.0.0.1:7780}/  (user demo, password lumpy-demo)"
+# The node itself: its peer API and web UI on localhost until Ctrl-C
+# (SIGINT/SIGTERM stop it cleanly).
+exec "$LUMPY" serve --data "$DATA" --listen "${LUMPY_LISTEN:-127.0.0.1:7700}" \
+  --ui-listen "${LUMPY_UI_LISTEN:-127.0.0.1:7780}"
