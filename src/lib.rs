@@ -50,4 +50,5 @@ pub mod sensor_id;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod time_arg;
 pub mod web;

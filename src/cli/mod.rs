@@ -15,7 +15,7 @@ mod pcap_cmd;
 mod query;
 mod repair_cmd;
 mod sebek_cmd;
-mod time;
+
 mod user_cmd;
 
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use time::parse_time;
+pub use crate::time_arg::parse_time;
 
 const EXIT_STATUSES: &str = "Exit status:\n  0  success\n  1  finished, but found problems (damaged files, truncated or refused input): see the report\n  2  failed: nothing was changed beyond what was reported";
 
@@ -60,7 +60,7 @@ pub enum Command {
     /// Show or change DIR/lumpy.toml.
     #[command(subcommand)]
     Config(node_cmds::ConfigCmd),
-    /// Run the node: peer API, periodic pulls from children, follow ingest.
+    /// Run the node: peer API, web UI, periodic pulls from children, follow ingest, live sebek.
     Serve(links_cmd::ServeArgs),
     /// Write a flow's (or a filter's) packets as a pcap file.
     Pcap(Box<pcap_cmd::PcapArgs>),

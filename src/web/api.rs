@@ -117,7 +117,7 @@ fn side(name: &str, v: &str) -> Result<Side, BadParam> {
 }
 
 fn time(name: &str, v: &str) -> Result<u32, BadParam> {
-    crate::cli::parse_time(v).map_err(|e| BadParam::new(name, &e))
+    crate::time_arg::parse_time(v).map_err(|e| BadParam::new(name, &e))
 }
 
 pub fn parse_proto(v: &str) -> Option<u8> {

@@ -1,4 +1,4 @@
-//! Time arguments: epoch seconds, `YYYY-MM-DD`, or `YYYY-MM-DD[T ]HH:MM[:SS][Z]` (UTC).
+//! Time arguments (CLI flags and web UI filters): epoch seconds, `YYYY-MM-DD`, or `YYYY-MM-DD[T ]HH:MM[:SS][Z]` (UTC).
 
 use crate::sensor_id::days_from_date;
 
