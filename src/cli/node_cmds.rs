@@ -419,6 +419,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
             u.display()
         );
     }
+    if let Some(crate::store::seal::SealCheck::Unsealed) = report.index_seal {
+        println!(
+            "note: {} had no seal (a new store, or its last user did not close it cleanly): its entries were checked, not its unused pages",
+            store.index_path().display()
+        );
+    }
     println!(
         "{} segments, {} bytes hashed, {} index entries checked: {}",
         report.segments_checked,

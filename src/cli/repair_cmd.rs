@@ -51,6 +51,25 @@ fn sources(config: &Config, from: &[String]) -> anyhow::Result<Vec<Source>> {
     Ok(out)
 }
 
+/// An index file that changed since its seal (§6.4 of docs/STORAGE.md) is
+/// rewritten into a fresh file from its entries, which drops whatever the
+/// change touched in unused pages; a change inside an entry that verify can
+/// cross-check is still reported by the verify that follows.
+fn rewrite_changed_index(store: Store) -> anyhow::Result<Store> {
+    let Some(why) = crate::store::seal::damage(store.dir()) else {
+        return Ok(store);
+    };
+    let index = store.index_path();
+    let (store, copied) = store
+        .rewrite_index()
+        .map_err(|e| anyhow::anyhow!("{}: {why}; rewriting it failed: {e}", index.display()))?;
+    println!(
+        "rewrote {} into a fresh file ({copied} entries): {why}",
+        index.display()
+    );
+    Ok(store)
+}
+
 pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
     let config = Config::load(&a.dir.data)?;
     let sources = sources(&config, &a.from)?;
@@ -68,6 +87,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
             Err(why) => println!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
         }
     }
+    let store = rewrite_changed_index(store)?;
     let after = verify(&store, |_| {})?;
     for p in &after.problems {
         println!("DAMAGED {p}");

@@ -469,3 +469,81 @@ fn decode_blocks(b: &[u8]) -> Result<Vec<u32>, StoreError> {
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
+
+/// Copies every entry of `def` from one transaction to another.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, redb::Error> {
+    let src = from.open_table(def)?;
+    let mut dst = to.open_table(def)?;
+    let mut copied = 0;
+    for item in src.iter()? {
+        let (k, v) = item?;
+        dst.insert(k.value(), v.value())?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+impl Store {
+    /// Rewrites `index.redb` into a fresh file holding the same entries
+    /// (`lumpy repair`, when the file changed since its seal but every entry
+    /// still checks out): the new file shares no page with the old one, so
+    /// damage in unused pages is gone. Built in tmp/, synced, renamed over
+    /// the old file; the damage marker is cleared and the new file sealed
+    /// before the store lock is let go. Returns the reopened store and the
+    /// number of entries copied.
+    pub fn rewrite_index(self) -> Result<(Store, u64), StoreError> {
+        let dir = self.dir.clone();
+        let fresh = dir.join("tmp").join("index.redb.rewrite");
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        if fresh.exists() {
+            std::fs::remove_file(&fresh).map_err(io(&fresh))?;
+        }
+        let copied = self.guarded(|| self.copy_index_into(&fresh))?;
+        let index = self.index_path();
+        let Store {
+            db, _seal_on_close, ..
+        } = self;
+        drop(db);
+        std::fs::File::open(&fresh)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&fresh))?;
+        std::fs::rename(&fresh, &index).map_err(io(&index))?;
+        super::sync_dir(&dir)?;
+        super::seal::clear_damage(&dir)?;
+        // Seals the new file, then releases the lock.
+        drop(_seal_on_close);
+        Ok((Store::open(&dir, false)?, copied))
+    }
+
+    fn copy_index_into(&self, fresh: &std::path::Path) -> Result<u64, StoreError> {
+        let err = |e: redb::Error| StoreError::Index {
+            path: fresh.to_path_buf(),
+            source: e,
+        };
+        let target = redb::Database::create(fresh).map_err(|e| err(e.into()))?;
+        let from = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let to = target.begin_write().map_err(|e| err(e.into()))?;
+        let copied = (|| -> Result<u64, redb::Error> {
+            Ok(copy_table(&from, &to, META)?
+                + copy_table(&from, &to, SEGMENTS)?
+                + copy_table(&from, &to, SENSOR_SEQ)?
+                + copy_table(&from, &to, FLOW_BLOCKS)?
+                + copy_table(&from, &to, SOURCES)?
+                + copy_table(&from, &to, INGEST_STATE)?
+                + copy_table(&from, &to, OPEN_FLOWS)?
+                + copy_table(&from, &to, KNOWN)?
+                + copy_table(&from, &to, LINKS)?
+                + copy_table(&from, &to, PULLED)?)
+        })()
+        .map_err(|e| self.index_err(e))?;
+        to.commit().map_err(|e| err(e.into()))?;
+        Ok(copied)
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod index;
+pub mod seal;
 pub mod segment;
 pub mod verify;
 
@@ -111,6 +112,11 @@ pub struct Store {
     db: redb::Database,
     /// Bumped on every index commit, so readers can cache what they derive.
     generation: std::sync::atomic::AtomicU64,
+    /// What opening found about the index file's seal.
+    seal_check: seal::SealCheck,
+    /// Declared after `db`: fields drop in order, so the index is sealed
+    /// after redb has closed it, and the store lock is released last.
+    _seal_on_close: seal::SealOnClose,
 }
 
 impl Store {
@@ -126,6 +132,12 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
+        let lock = seal::StoreLock::acquire(dir)?;
+        let seal_check = if index_path.exists() {
+            seal::check_and_unseal(dir)?
+        } else {
+            seal::SealCheck::Unsealed
+        };
         // redb panics on some damaged files ("Malformed allocator state");
         // that is a damaged index, reported as such.
         let opened =
@@ -152,6 +164,11 @@ impl Store {
             dir: dir.to_path_buf(),
             db,
             generation: std::sync::atomic::AtomicU64::new(1),
+            seal_check,
+            _seal_on_close: seal::SealOnClose {
+                dir: dir.to_path_buf(),
+                _lock: lock,
+            },
         };
         store.guarded(|| store.init_tables())?;
         Ok(store)
@@ -169,6 +186,11 @@ impl Store {
     pub(crate) fn bump_generation(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// What opening found about the index file's seal (§6.4).
+    pub fn seal_check(&self) -> &seal::SealCheck {
+        &self.seal_check
     }
 
     pub fn index_path(&self) -> PathBuf {

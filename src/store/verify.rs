@@ -40,6 +40,9 @@ pub struct Report {
     /// Segment files with no index entry: left by a write interrupted between
     /// rename and commit. Harmless; the next ingest of the same data adopts them.
     pub unindexed: Vec<PathBuf>,
+    /// Whether the index file's bytes could be checked against the seal its
+    /// last clean close wrote (§6.4); entries are checked in every case.
+    pub index_seal: Option<super::seal::SealCheck>,
     /// Deep mode: the flow index re-derived from the pcap segments,
     /// (sensor, flow, sequence) -> blocks.
     derived: Option<HashMap<(u32, u32, u64), Vec<u32>>>,
@@ -72,8 +75,18 @@ pub fn verify_with(
 ) -> Result<Report, StoreError> {
     let mut report = Report {
         derived: options.deep.then(HashMap::new),
+        index_seal: Some(store.seal_check().clone()),
         ..Report::default()
     };
+    // The marker outlives the open that found the change, so every verify
+    // reports it until `repair` rewrites the index.
+    if let Some(why) = super::seal::damage(store.dir()) {
+        report.problems.push(Problem {
+            segment: None,
+            path: Some(store.index_path()),
+            what: why,
+        });
+    }
     let index_problem = |e: StoreError| Problem {
         segment: None,
         path: Some(store.index_path()),

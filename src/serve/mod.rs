@@ -10,6 +10,8 @@
 //! and the web UI (`web`) on its own listener.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
+mod head_gate;
+
 use std::net::SocketAddr;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +95,8 @@ fn ui_routes(web: Arc<crate::web::Web>) -> impl Fn(SocketAddr) -> ConnectionRout
 /// Accepts connections (TLS when `acceptor` is set) until shutdown; each
 /// connection is served by `routes` with its own peer address (the peer API
 /// and the web UI both run here). A client gets `REQUEST_READ_SECS` to send
-/// its request head (then the connection is closed) and as long again for a
+/// its first request head (then 408, `head_gate`; a later head on a
+/// kept-alive connection: the connection is closed) and as long again for a
 /// body (then 408), so slow senders cannot hold connections open.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
@@ -131,10 +134,17 @@ async fn serve_connections(
                     else {
                         return;
                     };
-                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    // HTTP/2 frames its own requests: only HTTP/1 is gated.
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    } else if let Some(tls) = head_gate::first_head_within(tls, limit).await {
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    if let Some(tcp) = head_gate::first_head_within(tcp, limit).await {
+                        let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    }
                 }
             }
         });
