@@ -1,7 +1,7 @@
 //! Ingest, mirror and verify benchmarks, side by side with zstd in one run.
 //!
 //! Run with `cargo bench --bench ingest` (LUMPY_BENCH_GIB=N changes the
-//! capture size, default 1). It builds a capture of real fixture traffic
+//! capture size, default 1; LUMPY_BENCH_CAPTURE=PATH keeps the capture). It builds a capture of real fixture traffic
 //! (fixtures/honeynet.pcap repeated with shifted timestamps), then times:
 //! `lumpy ingest` (with its peak resident memory), `zstd -3` and
 //! `zstd -3 -T2` on the same file, rebuilding the SQLite mirror from the
@@ -104,8 +104,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
     let work = tempfile::tempdir().expect("tempdir");
-    let capture = work.path().join("capture.pcap");
-    let raw = make_capture(&capture, (gib * 1024.0 * 1024.0 * 1024.0) as u64);
+    // LUMPY_BENCH_CAPTURE=PATH keeps the generated capture there (and reuses
+    // it when present), for profiling one step on its own.
+    let capture = std::env::var_os("LUMPY_BENCH_CAPTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| work.path().join("capture.pcap"));
+    let raw = match std::fs::metadata(&capture) {
+        Ok(m) if std::env::var_os("LUMPY_BENCH_CAPTURE").is_some() => m.len(),
+        _ => make_capture(&capture, (gib * 1024.0 * 1024.0 * 1024.0) as u64),
+    };
     let mb = raw as f64 / 1e6;
     let data = work.path().join("node");
     let d = data.to_str().expect("utf-8 path");

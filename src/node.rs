@@ -162,57 +162,70 @@ impl Node {
         let pending = self.pending_record_segments()?;
         // A mirror rebuilt from scratch loads faster without its secondary
         // indexes, built once at the end.
-        let bulk = pending > 64 && self.mirror.flow_count()? == 0;
+        let bulk = pending.len() > 64 && self.mirror.flow_count()? == 0;
         if bulk {
             self.mirror.begin_bulk()?;
         }
-        let applied = self.apply_pending()?;
+        let applied = self.apply_segments(&pending)?;
         if bulk {
             self.mirror.end_bulk()?;
         }
         Ok(applied)
     }
 
-    /// Record segments the mirror has not applied yet.
-    fn pending_record_segments(&self) -> Result<u64, NodeError> {
-        let mut n = 0;
+    /// Record segments the mirror has not applied yet, in origin order.
+    fn pending_record_segments(&self) -> Result<Vec<crate::store::SegmentId>, NodeError> {
+        let mut pending = Vec::new();
         for ((_, _), id) in self.store.sensor_sequence()? {
             if let Some(meta) = self.store.segment_meta(&id)?
                 && meta.kind == Kind::Records
                 && !self.mirror.is_applied(&id)?
             {
-                n += 1;
+                pending.push(id);
             }
         }
-        Ok(n)
+        Ok(pending)
     }
 
-    fn apply_pending(&mut self) -> Result<u64, NodeError> {
-        let mut applied = 0;
-        let mut batch: Vec<(crate::store::SegmentId, Vec<crate::records::Record>)> = Vec::new();
-        for ((_, _), id) in self.store.sensor_sequence()? {
-            let Some(meta) = self.store.segment_meta(&id)? else {
-                continue;
-            };
-            if meta.kind != Kind::Records || self.mirror.is_applied(&id)? {
-                continue;
+    /// Applies `ids` in order. A second thread reads, checks and decodes
+    /// the segments while this one applies (decoding is about a sixth of a
+    /// rebuild); a few segments are in flight at most, so memory stays flat.
+    fn apply_segments(&mut self, ids: &[crate::store::SegmentId]) -> Result<u64, NodeError> {
+        type Decoded = Result<(crate::store::SegmentId, Vec<crate::records::Record>), NodeError>;
+        let store = self.store.clone();
+        let mirror = &mut self.mirror;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(4);
+            scope.spawn(move || {
+                for id in ids {
+                    let decoded = store
+                        .read_segment(id)
+                        .map_err(NodeError::from)
+                        .and_then(|bytes| decode_record_segment(id, &bytes));
+                    let failed = decoded.is_err();
+                    // A closed channel: the applier stopped on an error.
+                    if tx.send(decoded.map(|r| (*id, r))).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let mut applied = 0;
+            let mut batch = Vec::new();
+            for decoded in rx {
+                batch.push(decoded?);
+                applied += 1;
+                // Several segments per SQLite transaction: one commit each
+                // would cost more than the rows.
+                if batch.len() >= 16 {
+                    mirror.apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
+                    batch.clear();
+                }
             }
-            let bytes = self.store.read_segment(&id)?;
-            batch.push((id, decode_record_segment(&id, &bytes)?));
-            applied += 1;
-            // Several segments per SQLite transaction: one commit each would
-            // cost more than the rows.
-            if batch.len() >= 16 {
-                self.mirror
-                    .apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
-                batch.clear();
+            if !batch.is_empty() {
+                mirror.apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
             }
-        }
-        if !batch.is_empty() {
-            self.mirror
-                .apply_many(batch.iter().map(|(i, r)| (i, r.as_slice())))?;
-        }
-        Ok(applied)
+            Ok(applied)
+        })
     }
 
     /// Reads a record segment from the store and applies it to the mirror.

@@ -390,8 +390,14 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
 pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
     let store = match crate::store::Store::open(&a.dir.data, false) {
         Ok(s) => s,
-        Err(e @ crate::store::StoreError::IndexDamaged { .. }) => {
+        Err(
+            e @ (crate::store::StoreError::IndexDamaged { .. }
+            | crate::store::StoreError::Index { .. }),
+        ) => {
             println!("DAMAGED {e}");
+            if let Some(why) = crate::store::seal::damage(&a.dir.data) {
+                println!("DAMAGED {}: {why}", a.dir.data.join("index.redb").display());
+            }
             println!(
                 "the index cannot be opened, so nothing else was checked; each segment file can still be checked by hand: its name is its b3sum"
             );

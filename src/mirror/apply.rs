@@ -126,8 +126,16 @@ const IDENTITY_COLUMNS: [&str; 8] = [
 /// `Writer::put_flow` resolves that too.
 fn upsert_flow_sql(table: &str) -> String {
     let cols = FLOW_COLUMNS.join(", ");
-    let marks = (1..=FLOW_COLUMNS.len())
-        .map(|i| format!("?{i}"))
+    // A flow's OS ids are its fingerprints' winners (apply_os), looked up
+    // here so a fingerprint applied before its flow needs no later UPDATE.
+    let marks = FLOW_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match *c {
+            "client_os_id" => os::winner_sql(0, i + 1),
+            "server_os_id" => os::winner_sql(1, i + 1),
+            _ => format!("?{}", i + 1),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     // The OS ids come from fingerprint records, not from the flow's origin
@@ -201,7 +209,14 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM x_pending_socket)")?
             .query_row([], |row| row.get::<_, bool>(0))?;
     let mut os_pending = os::any_pending(conn)?;
-    for record in records {
+    let mut known_os = os::KnownOs::default();
+    // Fingerprints first (apply order does not change the result): a flow
+    // inserted after its fingerprints takes its OS ids in the same INSERT,
+    // where a fingerprint after its flow costs two more UPDATEs.
+    let (fingerprints, others): (Vec<&Record>, Vec<&Record>) = records
+        .iter()
+        .partition(|r| matches!(r, Record::OsFingerprint(_)));
+    for record in fingerprints.into_iter().chain(others) {
         let outcome = match record {
             Record::Flow(f) => {
                 let outcome = w.flow(f)?;
@@ -214,7 +229,7 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
                 outcome
             }
             Record::OsFingerprint(r) => {
-                let written = os::os_fingerprint(conn, r)?;
+                let written = os::os_fingerprint(conn, &mut known_os, r)?;
                 // A fingerprint whose flow comes later in this segment.
                 os_pending = os_pending || written;
                 if written {

@@ -8,11 +8,13 @@
 //! keyed by (sensor_id, genre, detail) with an `os_id` derived from the
 //! genre and detail (blake3), so every node, whatever order it applies
 //! segments in, gives the same OS the same id. Its flow is the record's
-//! `flow_id` (native fingerprints) or, for imported p0f logs, the latest
+//! `flow_id` (native fingerprints, joined at once: a flow row inserted
+//! later looks its OS ids up itself) or, for imported p0f logs, the latest
 //! flow of the sensor with the 5-tuple in either orientation that started
 //! within 20 s before the packet (hflow2's p0f window) and had not ended a
-//! second before it. Without one yet, the row waits with `flow_id = 0` and
-//! [`resolve_pending`] joins it when a matching flow version is applied.
+//! second before it. Without one yet, an imported row waits with
+//! `flow_id = 0` and [`resolve_pending`] joins it when a matching flow
+//! version is applied.
 //! When several fingerprints name one flow and role, the flow gets the
 //! first by (source, time, os_id): native before p0f log, earliest first,
 //! so the result does not depend on arrival order.
@@ -123,6 +125,17 @@ fn flow_exists(conn: &Connection, sensor: u32, flow_id: u32) -> Result<bool> {
     .query_row(params![sensor, flow_id], |r| r.get(0))
 }
 
+/// The SQL of a flow's OS id for `role`: the first of its fingerprints by
+/// (source, time, os_id), else parameter `?{fallback}` (what the origin sent).
+/// Expects the flow's sensor and id in `?1` and `?2`.
+pub(super) fn winner_sql(role: u8, fallback: usize) -> String {
+    format!(
+        "coalesce((SELECT os_id FROM x_os_fingerprint INDEXED BY x_os_fingerprint_flow_os_idx \
+         WHERE sensor_id = ?1 AND flow_id = ?2 AND role = {role} \
+         ORDER BY source, time, os_id LIMIT 1), ?{fallback})"
+    )
+}
+
 /// Sets the flow's OS column for `role` from its fingerprints.
 /// `v4`: the flow is in `flow` (and `argus`), else in `x_flow6`.
 fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64, v4: bool) -> Result<()> {
@@ -131,7 +144,7 @@ fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64, v4: bool
             // INDEXED BY: with statistics taken while many fingerprints
             // waited (flow_id 0), SQLite chose the primary key and scanned
             // every fingerprint of the sensor per call (quadratic ingest).
-            "SELECT os_id FROM x_os_fingerprint INDEXED BY x_os_fingerprint_flow_idx \
+            "SELECT os_id FROM x_os_fingerprint INDEXED BY x_os_fingerprint_flow_os_idx \
              WHERE sensor_id = ?1 AND flow_id = ?2 \
              AND role = ?3 ORDER BY source, time, os_id LIMIT 1",
         )?
@@ -199,9 +212,30 @@ struct Key {
     source: i64,
 }
 
+/// The `os` rows one apply call has made sure of: a segment's fingerprints
+/// name a handful of labels, so each is looked up once, not per fingerprint.
+#[derive(Default)]
+pub(super) struct KnownOs(std::collections::HashMap<(u32, String, String), u32>);
+
+impl KnownOs {
+    fn ensure(&mut self, conn: &Connection, sensor: u32, genre: &str, detail: &str) -> Result<u32> {
+        let key = (sensor, genre.to_string(), detail.to_string());
+        if let Some(id) = self.0.get(&key) {
+            return Ok(*id);
+        }
+        let id = ensure_os(conn, sensor, genre, detail)?;
+        self.0.insert(key, id);
+        Ok(id)
+    }
+}
+
 /// True when the fingerprint was new.
-pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Result<bool> {
-    let os_id = ensure_os(conn, r.sensor_id, &r.genre, &r.detail)?;
+pub(super) fn os_fingerprint(
+    conn: &Connection,
+    known: &mut KnownOs,
+    r: &OsFingerprintRecord,
+) -> Result<bool> {
+    let os_id = known.ensure(conn, r.sensor_id, &r.genre, &r.detail)?;
     let key = Key {
         sensor_id: r.sensor_id,
         role: role_value(r.role),
@@ -212,12 +246,15 @@ pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Resu
         time: r.time,
         source: source_value(r.source),
     };
-    // The flow first, so the row is inserted joined (a later UPDATE would
-    // move it through the pending and flow indexes once more).
-    let flow = if r.flow_id != 0 {
-        flow_exists(conn, r.sensor_id, r.flow_id)?.then_some(r.flow_id)
+    // A native fingerprint names its flow: it is joined at once, and a flow
+    // row that is not in the mirror yet takes its OS id when it is inserted
+    // (apply::upsert_flow_sql). An imported one is joined by its 5-tuple and
+    // time when the flow is there, else it waits (flow_id 0).
+    let (flow, flow_in_mirror) = if r.flow_id != 0 {
+        (Some(r.flow_id), flow_exists(conn, r.sensor_id, r.flow_id)?)
     } else {
-        find_flow(conn, r)?
+        let found = find_flow(conn, r)?;
+        (found, found.is_some())
     };
     let n = conn
         .prepare_cached(
@@ -247,7 +284,9 @@ pub(super) fn os_fingerprint(conn: &Connection, r: &OsFingerprintRecord) -> Resu
     if n == 0 {
         return Ok(false);
     }
-    if let Some(flow_id) = flow {
+    if let Some(flow_id) = flow
+        && flow_in_mirror
+    {
         set_flow_os(conn, key.sensor_id, flow_id, key.role, key.is_v4())?;
     }
     Ok(true)

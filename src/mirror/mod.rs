@@ -170,6 +170,17 @@ impl Mirror {
             .ctx(&self.path, "set wal_autocheckpoint")?;
         c.pragma_update(None, "journal_size_limit", 128 * 1024 * 1024)
             .ctx(&self.path, "set journal_size_limit")?;
+        // The query planner stability guarantee: without it SQLite marks a
+        // statement for re-preparing when a bound value could change its
+        // plan (an `= ?` term bound to 0 or 1, a partial index's `= 0`),
+        // and rusqlite's statement cache clears the bindings of every
+        // statement it hands back, so such a statement was compiled again
+        // on each use: 18 % of a mirror rebuild, measured.
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .ctx(&self.path, "enable the query planner stability guarantee")?;
         // A `lumpy flows` reader may briefly hold the WAL; wait instead of failing.
         c.busy_timeout(std::time::Duration::from_secs(5))
             .ctx(&self.path, "set busy_timeout")?;

@@ -421,7 +421,14 @@ CREATE TABLE IF NOT EXISTS x_os_fingerprint (
     raw_sig         TEXT NOT NULL,
     PRIMARY KEY (sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS x_os_fingerprint_flow_idx ON x_os_fingerprint (sensor_id, flow_id, role);
-CREATE INDEX IF NOT EXISTS x_os_fingerprint_host_idx ON x_os_fingerprint (host_ip);
+-- Covers the per-flow winner query (apply_os::set_flow_os): its ORDER BY
+-- and os_id come from the index alone, with no lookup in the wide table.
+-- (It replaced x_os_fingerprint_flow_idx on (sensor_id, flow_id, role).)
+DROP INDEX IF EXISTS x_os_fingerprint_flow_idx;
+CREATE INDEX IF NOT EXISTS x_os_fingerprint_flow_os_idx
+    ON x_os_fingerprint (sensor_id, flow_id, role, source, time, os_id);
+-- No index by host: nothing queries fingerprints by host alone, and each
+-- index costs every fingerprint insert (the first schema had one).
+DROP INDEX IF EXISTS x_os_fingerprint_host_idx;
 CREATE INDEX IF NOT EXISTS x_os_fingerprint_pending_idx
     ON x_os_fingerprint (sensor_id, host_port, peer_port) WHERE flow_id = 0;

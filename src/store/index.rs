@@ -18,7 +18,7 @@
 //!
 //! Does not read or write segment files.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use super::{Kind, STORE_FORMAT_VERSION, SegmentId, Store, StoreError};
 
@@ -487,39 +487,112 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     Ok(copied)
 }
 
+/// Reads every key and value of `def` as redb decodes them.
+fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, redb::Error> {
+    let table = txn.open_table(def)?;
+    let mut read = 0;
+    for item in table.iter()? {
+        let (k, v) = item?;
+        std::hint::black_box((k.value(), v.value()));
+        read += 1;
+    }
+    Ok(read)
+}
+
+/// Runs `$f(.., table)` for every table of the index, in a fixed order.
+macro_rules! each_table {
+    ($f:ident($($arg:expr),*)) => {
+        [
+            (META.name(), $f($($arg,)* META)),
+            (SEGMENTS.name(), $f($($arg,)* SEGMENTS)),
+            (SENSOR_SEQ.name(), $f($($arg,)* SENSOR_SEQ)),
+            (FLOW_BLOCKS.name(), $f($($arg,)* FLOW_BLOCKS)),
+            (SOURCES.name(), $f($($arg,)* SOURCES)),
+            (INGEST_STATE.name(), $f($($arg,)* INGEST_STATE)),
+            (OPEN_FLOWS.name(), $f($($arg,)* OPEN_FLOWS)),
+            (KNOWN.name(), $f($($arg,)* KNOWN)),
+            (LINKS.name(), $f($($arg,)* LINKS)),
+            (PULLED.name(), $f($($arg,)* PULLED)),
+        ]
+    };
+}
+
 impl Store {
-    /// Rewrites `index.redb` into a fresh file holding the same entries
-    /// (`lumpy repair`, when the file changed since its seal but every entry
-    /// still checks out): the new file shares no page with the old one, so
-    /// damage in unused pages is gone. Built in tmp/, synced, renamed over
-    /// the old file; the damage marker is cleared and the new file sealed
-    /// before the store lock is let go. Returns the reopened store and the
-    /// number of entries copied.
-    pub fn rewrite_index(self) -> Result<(Store, u64), StoreError> {
+    /// Every table whose entries cannot all be read, with why: damage in
+    /// a table no other check walks (ingest progress, open flows, link
+    /// state) is found here (docs/STORAGE.md §8).
+    pub fn unreadable_tables(&self) -> Vec<(String, String)> {
+        let txn = match self.db.begin_read() {
+            Ok(t) => t,
+            Err(e) => return vec![("*".into(), self.index_err(e).to_string())],
+        };
+        let mut bad = Vec::new();
+        // One guarded read per table, so one damaged table hides no other.
+        macro_rules! check {
+            ($($def:expr),*) => {$(
+                if let Err(e) = self.guarded(|| read_table(&txn, $def).map_err(|e| self.index_err(e))) {
+                    bad.push(($def.name().to_string(), e.to_string()));
+                }
+            )*};
+        }
+        check!(
+            META,
+            SEGMENTS,
+            SENSOR_SEQ,
+            FLOW_BLOCKS,
+            SOURCES,
+            INGEST_STATE,
+            OPEN_FLOWS,
+            KNOWN,
+            LINKS,
+            PULLED
+        );
+        bad
+    }
+
+    /// Copies every entry of the index into a fresh redb file in tmp/
+    /// (the first half of `lumpy repair`'s index rewrite, docs/STORAGE.md
+    /// §6.4). Returns the file and the number of entries copied; nothing
+    /// outside tmp/ changes, so a failure leaves the store as it was.
+    pub fn copy_index_to_fresh_file(&self) -> Result<(std::path::PathBuf, u64), StoreError> {
+        let fresh = self.dir.join("tmp").join("index.redb.rewrite");
+        if fresh.exists() {
+            std::fs::remove_file(&fresh).map_err(|source| StoreError::Io {
+                path: fresh.clone(),
+                source,
+            })?;
+        }
+        let copied = self.guarded(|| self.copy_index_into(&fresh))?;
+        Ok((fresh, copied))
+    }
+
+    /// Puts a file made by `copy_index_to_fresh_file` in place of
+    /// `index.redb`: synced, renamed over it; the damage marker is cleared
+    /// and the new file sealed before the store lock is let go. Returns the
+    /// store reopened on the new file.
+    pub fn replace_index_with(self, fresh: &std::path::Path) -> Result<Store, StoreError> {
         let dir = self.dir.clone();
-        let fresh = dir.join("tmp").join("index.redb.rewrite");
+        let index = self.index_path();
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
         };
-        if fresh.exists() {
-            std::fs::remove_file(&fresh).map_err(io(&fresh))?;
-        }
-        let copied = self.guarded(|| self.copy_index_into(&fresh))?;
-        let index = self.index_path();
         let Store {
             db, _seal_on_close, ..
         } = self;
         drop(db);
-        std::fs::File::open(&fresh)
+        std::fs::File::open(fresh)
             .and_then(|f| f.sync_all())
-            .map_err(io(&fresh))?;
-        std::fs::rename(&fresh, &index).map_err(io(&index))?;
+            .map_err(io(fresh))?;
+        std::fs::rename(fresh, &index).map_err(io(&index))?;
         super::sync_dir(&dir)?;
         super::seal::clear_damage(&dir)?;
         // Seals the new file, then releases the lock.
         drop(_seal_on_close);
-        Ok((Store::open(&dir, false)?, copied))
+        Store::open(&dir, false)
     }
 
     fn copy_index_into(&self, fresh: &std::path::Path) -> Result<u64, StoreError> {
@@ -530,19 +603,12 @@ impl Store {
         let target = redb::Database::create(fresh).map_err(|e| err(e.into()))?;
         let from = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let to = target.begin_write().map_err(|e| err(e.into()))?;
-        let copied = (|| -> Result<u64, redb::Error> {
-            Ok(copy_table(&from, &to, META)?
-                + copy_table(&from, &to, SEGMENTS)?
-                + copy_table(&from, &to, SENSOR_SEQ)?
-                + copy_table(&from, &to, FLOW_BLOCKS)?
-                + copy_table(&from, &to, SOURCES)?
-                + copy_table(&from, &to, INGEST_STATE)?
-                + copy_table(&from, &to, OPEN_FLOWS)?
-                + copy_table(&from, &to, KNOWN)?
-                + copy_table(&from, &to, LINKS)?
-                + copy_table(&from, &to, PULLED)?)
-        })()
-        .map_err(|e| self.index_err(e))?;
+        let mut copied = 0;
+        for (name, result) in each_table!(copy_table(&from, &to)) {
+            copied += result.map_err(|e| {
+                StoreError::CorruptEntry(format!("table {name} cannot be copied: {e}"))
+            })?;
+        }
         to.commit().map_err(|e| err(e.into()))?;
         Ok(copied)
     }

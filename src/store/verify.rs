@@ -124,6 +124,13 @@ pub fn verify_with(
     {
         report.problems.push(index_problem(e));
     }
+    for (table, why) in store.unreadable_tables() {
+        report.problems.push(Problem {
+            segment: None,
+            path: Some(store.index_path()),
+            what: format!("table {table} cannot be read whole: {why}"),
+        });
+    }
     Ok(report)
 }
 
