@@ -7,18 +7,6 @@ use std::time::Duration;
 
 use crate::util::*;
 
-fn root(data: &str, sensor: u32) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
-    v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == sensor)
-        .map(|s| s["root"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 fn stored_bytes(data: &str) -> u64 {
     segment_files(data)
         .iter()
@@ -30,26 +18,26 @@ fn stored_bytes(data: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_bundle_round_trips_to_a_second_node_with_no_network() {
-    let (_a, a) = new_node(3001);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
-    let work = tempfile::tempdir().unwrap();
-    let bundle = work.path().join("roo.lumpyarc");
+/// `lumpy archive create` of `sensor`'s data at `data` into `bundle`.
+fn create_bundle(data: &str, sensor: u32, bundle: &Path) {
     ok(&[
         "archive",
         "create",
         "--data",
-        &a,
+        data,
         "--sensor",
-        "3001",
+        &sensor.to_string(),
         bundle.to_str().unwrap(),
     ]);
+}
+
+#[test]
+fn a_bundle_round_trips_to_a_second_node_with_no_network() {
+    let (_a, a) = new_node(3001);
+    ingest_fixture(&a, "honeynet.pcap");
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("roo.lumpyarc");
+    create_bundle(&a, 3001, &bundle);
     let size = std::fs::metadata(&bundle).unwrap().len();
     assert!(
         size as f64 <= stored_bytes(&a) as f64 * 1.01,
@@ -59,7 +47,7 @@ fn a_bundle_round_trips_to_a_second_node_with_no_network() {
     assert!(ok(&["archive", "verify", bundle.to_str().unwrap()]).contains("intact"));
     let (_b, b) = new_node(4001);
     ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
-    assert_eq!(root(&b, 3001), root(&a, 3001));
+    assert_eq!(sensor_root(&b, 3001), sensor_root(&a, 3001));
     assert_eq!(flows_json(&b, &["--sensor", "3001"]), flows_json(&a, &[]));
     // The pcap came along: the archive node serves it with the roo gone.
     let f = flows_json(&b, &["--sensor", "3001", "--proto", "tcp", "--limit", "1"]);
@@ -93,30 +81,17 @@ fn a_bundle_round_trips_to_a_second_node_with_no_network() {
     let again = ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
     assert!(again.contains("0 segments added"), "{again}");
     assert_eq!(segment_files(&b), segs);
-    assert_eq!(root(&b, 3001), root(&a, 3001));
+    assert_eq!(sensor_root(&b, 3001), sensor_root(&a, 3001));
     ok(&["verify", "--data", &b]);
 }
 
 #[test]
 fn a_damaged_bundle_is_refused_naming_the_segment_and_nothing_changes() {
     let (_a, a) = new_node(3002);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("roo.lumpyarc");
-    ok(&[
-        "archive",
-        "create",
-        "--data",
-        &a,
-        "--sensor",
-        "3002",
-        bundle.to_str().unwrap(),
-    ]);
+    create_bundle(&a, 3002, &bundle);
     let mut bytes = std::fs::read(&bundle).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x04;
@@ -144,23 +119,10 @@ fn a_damaged_bundle_is_refused_naming_the_segment_and_nothing_changes() {
 #[test]
 fn a_bundle_of_another_incarnation_is_refused() {
     let (_a, a) = new_node(3003);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("a.lumpyarc");
-    ok(&[
-        "archive",
-        "create",
-        "--data",
-        &a,
-        "--sensor",
-        "3003",
-        bundle.to_str().unwrap(),
-    ]);
+    create_bundle(&a, 3003, &bundle);
     // Another install that got the same id, with its own data.
     let other = work.path().join("other").display().to_string();
     ok(&[
@@ -172,12 +134,7 @@ fn a_bundle_of_another_incarnation_is_refused() {
         "--installed",
         "1600000000",
     ]);
-    ok(&[
-        "ingest",
-        "--data",
-        &other,
-        fixture("vlan.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&other, "vlan.pcap");
     let r = run(&[
         "archive",
         "import",
@@ -198,15 +155,7 @@ fn kill_9_during_import_then_a_rerun_completes_it() {
     config_set(&a, "store.segment_target_bytes", "262144");
     ok(&["ingest", "--data", &a, big.to_str().unwrap()]);
     let bundle = work.path().join("big.lumpyarc");
-    ok(&[
-        "archive",
-        "create",
-        "--data",
-        &a,
-        "--sensor",
-        "3004",
-        bundle.to_str().unwrap(),
-    ]);
+    create_bundle(&a, 3004, &bundle);
     let (_b, b) = new_node(4004);
     for delay in [20u64, 60, 150] {
         let mut child = lumpy()
@@ -221,7 +170,7 @@ fn kill_9_during_import_then_a_rerun_completes_it() {
         ok(&["verify", "--data", &b]);
     }
     ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
-    assert_eq!(root(&b, 3004), root(&a, 3004));
+    assert_eq!(sensor_root(&b, 3004), sensor_root(&a, 3004));
     assert_eq!(flows_json(&b, &["--sensor", "3004"]), flows_json(&a, &[]));
 }
 
@@ -229,12 +178,7 @@ fn kill_9_during_import_then_a_rerun_completes_it() {
 fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
     use crate::sync::{free_port, link, serve};
     let (a_dir, a) = new_node(3005);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let (_l, l) = new_node(4005);
     let pa = free_port("127.0.0.21");
     link(&l, "l", &a, "roo", &format!("http://127.0.0.21:{pa}"), &[]);
@@ -287,15 +231,7 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
             "flow {id} differs after decommission"
         );
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
-    let s = v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == 3005)
-        .unwrap()
-        .clone();
+    let s = sensor_status(&l, 3005).unwrap();
     assert_eq!(s["decommissioned"], true);
     assert_eq!(s["silent"], false);
     ok(&["verify", "--data", &l]);
@@ -305,12 +241,7 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
 fn decommission_refuses_while_anything_is_missing() {
     use crate::sync::{free_port, link, serve};
     let (_a, a) = new_node(3006);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let (_l, l) = new_node(4006);
     let pa = free_port("127.0.0.22");
     link(&l, "l", &a, "roo", &format!("http://127.0.0.22:{pa}"), &[]);
@@ -321,15 +252,7 @@ fn decommission_refuses_while_anything_is_missing() {
     let out = run(&["decommission", "--data", &l, "--sensor", "3006"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
-    let s = v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == 3006)
-        .unwrap()
-        .clone();
+    let s = sensor_status(&l, 3006).unwrap();
     assert_eq!(s["decommissioned"], false);
     // Resumable: with the roo back, a re-run completes it.
     let sa = serve(&a, "127.0.0.22", pa);
@@ -381,15 +304,7 @@ fn a_legacy_honeywall_pcap_tree_becomes_a_sensor_of_its_own() {
         tree.to_str().unwrap(),
     ]);
     assert_eq!(segment_files(&l), segs);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", &l, "--json"])).unwrap();
-    let s = v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == 1234567)
-        .unwrap()
-        .clone();
+    let s = sensor_status(&l, 1234567).unwrap();
     assert_eq!(s["hops"], 0);
     let own = run(&[
         "import",

@@ -116,18 +116,6 @@ fn calibrate(mut once: impl FnMut() -> Duration) -> Duration {
     t[1]
 }
 
-pub fn root(data: &str, sensor: u32) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
-    v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == sensor)
-        .map(|s| s["root"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 /// The legacy tables whose rows must be identical to the reference's.
 const COMPARED: &[&str] = &[
     "flow",
@@ -223,7 +211,7 @@ fn assert_complete(data: &str, sensor: u32, reference: &str, ref_root: &str, con
         "{context}: verify --deep after the re-run: {}",
         stdout(&v)
     );
-    assert_eq!(root(data, sensor), ref_root, "{context}: root hash");
+    assert_eq!(sensor_root(data, sensor), ref_root, "{context}: root hash");
     assert_eq!(
         mirror_hashes(data, sensor),
         mirror_hashes(reference, sensor),
@@ -335,7 +323,7 @@ pub fn crash_campaign(kills: usize, copies: u32) -> Vec<Tally> {
             "ingest", "--data", &data, &big, &sebek,
         ])))
     });
-    let ref_root = root(&reference, SENSOR);
+    let ref_root = sensor_root(&reference, SENSOR);
     assert_no_duplicates_sqlite(&reference);
     let complete = |dir: tempfile::TempDir, data: String, op: &'static str| -> Box<dyn FnOnce()> {
         let reference = reference.clone();
@@ -580,7 +568,7 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
         .iter()
         .map(|n| std::fs::read(seg_path(&r, n)).unwrap())
         .collect();
-    let ref_root = root(&r, ROO);
+    let ref_root = sensor_root(&r, ROO);
 
     // Two holders of the roo's data: b pulled it intact; p pulls from both.
     let (ip_r, ip_b) = ("127.0.0.42", "127.0.0.43");
@@ -653,7 +641,7 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
                 "the parent re-fetched every damaged segment from the other holder"
             );
             ok(&["verify", "--data", &p]);
-            assert_eq!(root(&p, ROO), ref_root);
+            assert_eq!(sensor_root(&p, ROO), ref_root);
         }
         for &v in victims {
             std::fs::write(seg_path(&r, &names[v]), &originals[v]).unwrap();
@@ -884,12 +872,7 @@ fn full_corruption_campaign() {
 #[test]
 fn an_export_killed_between_create_and_seed_still_gets_its_dbschema_row() {
     let (_d, data) = new_node(4721);
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeynet.pcap");
     let db = Db::new("seedkill");
     ok(&["export", "mysql", "--data", &data, "--url", &db.url()]);
     db.sql("DELETE FROM dbschema");

@@ -310,12 +310,7 @@ fn assert_encoder_matches_row_hash(data: &str) {
 /// so it is written into the mirror directly: it references real flows.
 fn node_with_host_data() -> (tempfile::TempDir, String) {
     let (d, data) = new_node(42);
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeynet.pcap");
     add_host_data(&data);
     (d, data)
 }
@@ -451,12 +446,7 @@ fn an_export_after_new_data_adds_exactly_that_data() {
     drop(m);
     install_write_counter(&db, DATA_TABLES);
 
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("vlan.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "vlan.pcap");
     let m = mirror(&data);
     let changed: i64 = m
         .query_row(
@@ -778,12 +768,7 @@ fn errors_are_clear_and_write_nothing() {
     assert_same_content(&data, &db, HFLOW);
 
     // A changed column type: refused before anything is written.
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("vlan.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "vlan.pcap");
     db.sql("ALTER TABLE flow MODIFY src_bytes BIGINT UNSIGNED NOT NULL");
     install_write_counter(&db, DATA_TABLES);
     let before = db.rows("SELECT * FROM lumpy_export_state ORDER BY table_name, sensor_id");
@@ -853,12 +838,7 @@ fn access_columns_are_filled_only_when_asked_and_never_with_a_secret() {
         "167838211\t10.1.2.3\troo\thoney"
     );
     // Later exports without the option leave the operator's values alone.
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("vlan.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "vlan.pcap");
     export(&data, &db.url(), &[]);
     assert_eq!(db.sql("SELECT login FROM sensor").trim(), "roo");
     // Addresses above 127.255.255.255 in the signed legacy column.
@@ -946,12 +926,7 @@ fn the_password_is_not_in_logs_or_the_process_title() {
 #[test]
 fn several_sensors_are_compared_one_by_one_and_sensor_limits_the_export() {
     let (_d, data) = node_with_host_data();
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeywall-multi").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeywall-multi");
     let db = Db::new("sensors");
     let out = export(&data, &db.url(), &["--sensor", "1234567"]);
     assert!(out.contains("flow sensor 1234567: "), "{out}");

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::campaign::root;
 use crate::sync::{free_port, link, serve};
 use crate::util::*;
 
@@ -105,7 +104,7 @@ fn ingest_into_a_full_disk_stops_clearly_keeps_its_work_and_resumes() {
     fs.grow(192);
     ok(&["ingest", "--data", &data, big]);
     ok(&["verify", "--data", &data, "--deep"]);
-    assert_eq!(root(&data, 4901), root(&reference, 4901));
+    assert_eq!(sensor_root(&data, 4901), sensor_root(&reference, 4901));
     assert_eq!(flows_json(&data, &[]), flows_json(&reference, &[]));
 }
 
@@ -146,7 +145,7 @@ fn a_pull_into_a_full_disk_stops_clearly_keeps_its_work_and_resumes() {
     ok(&["pull", "--data", &parent]);
     served.stop();
     ok(&["verify", "--data", &parent, "--deep"]);
-    assert_eq!(root(&parent, 4902), root(&child, 4902));
+    assert_eq!(sensor_root(&parent, 4902), sensor_root(&child, 4902));
     let held = segment_files(&parent);
     assert!(segment_files(&child).iter().all(|s| held.contains(s)));
     assert_eq!(

@@ -87,12 +87,7 @@ struct Hostile {
 impl Hostile {
     fn new(ip: &str, sensor: u32) -> Hostile {
         let (dir, data) = new_node(sensor);
-        ok(&[
-            "ingest",
-            "--data",
-            &data,
-            fixture("honeynet.pcap").to_str().unwrap(),
-        ]);
+        ingest_fixture(&data, "honeynet.pcap");
         let secret = Secret::parse(&ok(&["peer", "add", "--data", &data, "p"])).unwrap();
         let far = Secret::parse(&ok(&[
             "peer",

@@ -166,12 +166,7 @@ fn a_truncated_capture_keeps_whole_packets_and_names_the_cut() {
 #[test]
 fn a_file_that_is_not_a_capture_is_refused_and_nothing_changes() {
     let (_d, data) = new_node(42);
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeynet.pcap");
     let segs = segment_files(&data);
     let flows = flows_json(&data, &[]);
     let f = fixture("bad/garbage.pcap");

@@ -41,27 +41,15 @@ fn import(data: &str, sensor: &str, url: &str) -> String {
     ])
 }
 
-fn root(data: &str, sensor: u32) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
-    v["sensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sensor_id"] == sensor)
-        .map(|s| s["root"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
+/// The sensor columns a legacy database and the mirror share (not the
+/// per-node ones: access, credentials).
+const SENSOR_COLUMNS: &str = "sensor_id, install_sec, last_upd_sec, state, name, timezone, country_code, latitude, longitude, notes, network_type";
 
 /// (table, columns, order) compared between the legacy database and the
 /// mirror: every legacy column the mirror has (not the per-node sensor
 /// columns, not to_be_deleted, which the mirror always keeps at 0).
 const HFLOW_TABLES: &[(&str, &str, &str)] = &[
-    (
-        "sensor",
-        "sensor_id, install_sec, last_upd_sec, state, name, timezone, country_code, latitude, longitude, notes, network_type",
-        "sensor_id",
-    ),
+    ("sensor", SENSOR_COLUMNS, "sensor_id"),
     ("flow", "*", "flow_id"),
     ("os", "*", "os_id"),
     (
@@ -226,12 +214,12 @@ fn hflow_rows_arrive_with_their_ids_survive_a_rebuild_and_a_repeat_changes_nothi
 
     // Again: no new segment, same root, no duplicate row.
     let segs = segment_files(&data);
-    let before = root(&data, 4242);
+    let before = sensor_root(&data, 4242);
     assert!(!before.is_empty());
     let again = import(&data, "4242", &db.url());
     assert!(again.contains("0 rows"), "{again}");
     assert_eq!(segment_files(&data), segs);
-    assert_eq!(root(&data, 4242), before);
+    assert_eq!(sensor_root(&data, 4242), before);
     assert_eq!(assert_rows_arrived(&data, &db, 4242, HFLOW_TABLES), 30);
 
     // The rows live in record segments: a mirror rebuilt from them has them all.
@@ -283,11 +271,7 @@ fn walleye_0_3_argus_rows_arrive_as_they_were_and_as_flows() {
     let out = import(&data, "777", &db.url());
     assert!(out.contains("(walleye_0_3)"), "{out}");
     let tables: &[(&str, &str, &str)] = &[
-        (
-            "sensor",
-            "sensor_id, install_sec, last_upd_sec, state, name, timezone, country_code, latitude, longitude, notes, network_type",
-            "sensor_id",
-        ),
+        ("sensor", SENSOR_COLUMNS, "sensor_id"),
         ("argus", "*", "argus_id"),
         ("os", "*", "os_id"),
         (
@@ -369,7 +353,7 @@ fn bad_url_dead_server_other_databases_and_unknown_sensors_change_nothing() {
     let (_d, data) = new_node(1);
     import(&data, "4242", &db.url());
     let segs = segment_files(&data);
-    let before = root(&data, 4242);
+    let before = sensor_root(&data, 4242);
     let fails = |sensor: &str, url: &str, expect: &str| {
         let out = run(&[
             "import",
@@ -408,8 +392,8 @@ fn bad_url_dead_server_other_databases_and_unknown_sensors_change_nothing() {
         "sensor 4243 is not in its sensor table (it has sensor ids 4242, 5151)",
     );
     fails("777", &db.url(), "sensor 777 is not in its sensor table");
-    assert_eq!(root(&data, 4242), before);
-    assert_eq!(root(&data, 4243), "");
+    assert_eq!(sensor_root(&data, 4242), before);
+    assert_eq!(sensor_root(&data, 4243), "");
     // A row whose value does not fit its record (a negative honeypot clock):
     // the error names table, row, column and value; nothing after it is written.
     db.sql("INSERT INTO process VALUES (4242, 50, INET_ATON('192.0.2.10'), -5, 1, 1, 1, 99)");
@@ -418,7 +402,7 @@ fn bad_url_dead_server_other_databases_and_unknown_sensors_change_nothing() {
         &db.url(),
         "table process, row [50]: column time_min holds Int(-5), expected 0..=4294967295",
     );
-    assert_eq!(root(&data, 4242), before);
+    assert_eq!(sensor_root(&data, 4242), before);
 }
 
 #[test]
@@ -455,7 +439,7 @@ fn database_first_then_pcap_continues_above_its_ids_and_pcap_first_is_refused() 
     assert_eq!(sqlite_rows(&mirror(&a), q), db.rows(q));
     // Repeating both adds nothing.
     let segs = segment_files(&a);
-    let before = root(&a, 4242);
+    let before = sensor_root(&a, 4242);
     ok(&[
         "import",
         "legacy",
@@ -469,7 +453,7 @@ fn database_first_then_pcap_continues_above_its_ids_and_pcap_first_is_refused() 
         tree.to_str().unwrap(),
     ]);
     assert_eq!(segment_files(&a), segs);
-    assert_eq!(root(&a, 4242), before);
+    assert_eq!(sensor_root(&a, 4242), before);
 
     // Pcap first: its flows took ids 1.. already, so the database's ids
     // would collide: refused, nothing written.
@@ -511,18 +495,8 @@ fn database_first_then_pcap_continues_above_its_ids_and_pcap_first_is_refused() 
 #[test]
 fn an_export_of_ours_imports_back_as_the_same_flows() {
     let (_a, a) = new_node(42);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("sebek.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
+    ingest_fixture(&a, "sebek.pcap");
     let db = Db::new("lg_round");
     export(&a, &db.url(), &[]);
     let (_b, b) = new_node(1);
@@ -656,8 +630,8 @@ fn kill_9_mid_import_then_a_rerun_gives_the_uninterrupted_store() {
     eprintln!("killed after {partial} of 13 segments");
     import(&b, "4242", &db.url());
     assert_eq!(
-        root(&b, 4242),
-        root(&a, 4242),
+        sensor_root(&b, 4242),
+        sensor_root(&a, 4242),
         "killed after {partial} segments"
     );
     assert_eq!(segment_files(&b), segment_files(&a));
@@ -678,7 +652,7 @@ fn imported_rows_reach_a_parent_by_sync_and_another_node_by_archive() {
     let served = crate::sync::serve(&a, "127.0.0.62", port);
     ok(&["pull", "--data", &p]);
     served.stop();
-    assert_eq!(root(&p, 4242), root(&a, 4242));
+    assert_eq!(sensor_root(&p, 4242), sensor_root(&a, 4242));
     assert_eq!(assert_rows_arrived(&p, &db, 4242, HFLOW_TABLES), 30);
     // An archive bundle carries them to a node with no network.
     let work = tempfile::tempdir().unwrap();

@@ -362,12 +362,7 @@ fn a_p0f_log_imports_once_and_bad_lines_are_named() {
 #[test]
 fn a_parent_sees_the_os_rows_of_its_child() {
     let (_c, child) = new_node(43);
-    ok(&[
-        "ingest",
-        "--data",
-        &child,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&child, "honeynet.pcap");
     let (_p, parent) = new_node(44);
     let port = free_port("127.0.0.41");
     link(

@@ -144,12 +144,7 @@ fn a_flows_pcap_is_byte_identical_to_tcpdump_with_the_flows_filter() {
 #[test]
 fn errors_name_what_is_wrong() {
     let (_d, data) = new_node(42);
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeynet.pcap");
     let out = run(&[
         "pcap",
         "--data",
@@ -200,12 +195,7 @@ fn errors_name_what_is_wrong() {
 #[test]
 fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
     let (_a, a) = new_node(1901);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let flows = flows_json(&a, &[]);
     let flow = find_flow(&flows, |f| f["ip_proto"] == 6);
     let id = flow["flow_id"].as_u64().unwrap();
@@ -305,12 +295,7 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
 #[test]
 fn prune_keeps_what_a_mirroring_parent_lacks_and_reports_aged_out_pcap() {
     let (_a, a) = new_node(1951);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeynet.pcap");
     let flows = flows_json(&a, &[]);
     let flow = find_flow(&flows, |f| f["ip_proto"] == 6)["flow_id"]
         .as_u64()
@@ -330,12 +315,7 @@ fn prune_keeps_what_a_mirroring_parent_lacks_and_reports_aged_out_pcap() {
     ok(&["pull", "--data", &l]);
     sa.stop();
     // New capture at the roo that the mirroring parent has not pulled yet.
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("vlan.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "vlan.pcap");
     let out = ok(&["prune", "--data", &a, "--pcap-days", "0"]);
     assert!(out.contains("kept") && out.contains("parent 'l'"), "{out}");
     ok(&["verify", "--data", &a]);

@@ -290,12 +290,7 @@ fn sebek_tables(data: &str) -> Vec<String> {
 fn a_capture_ingested_in_two_steps_gives_the_same_rows() {
     let whole = std::fs::read(fixture("sebek.pcap")).unwrap();
     let (_a, once) = new_node(77);
-    ok(&[
-        "ingest",
-        "--data",
-        &once,
-        fixture("sebek.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&once, "sebek.pcap");
     // Every cut point inside the packet records: the first run keeps the
     // whole packets before the cut (and the sebek state), the second resumes.
     let dir = tempfile::tempdir().unwrap();
@@ -392,12 +387,7 @@ fn serve_receives_sebek_datagrams_live_and_keeps_them() {
     // (pids, trees, commands, opens); only the honeypot address (here the
     // datagrams' source) and the capture clock (receive time) differ.
     let (_e, reference) = new_node(79);
-    ok(&[
-        "ingest",
-        "--data",
-        &reference,
-        fixture("sebek.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&reference, "sebek.pcap");
     let from_pcap: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["processes", "--data", &reference, "--json"])).unwrap();
     let shape = |v: &[serde_json::Value]| -> Vec<String> {

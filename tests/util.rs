@@ -82,6 +82,31 @@ pub fn new_node(id: u32) -> (tempfile::TempDir, String) {
 }
 
 /// Every segment file under a node, as (relative path) sorted.
+/// A sensor's root hash as `lumpy status --json` gives it ("" when the
+/// node holds nothing of the sensor).
+pub fn sensor_root(data: &str, sensor: u32) -> String {
+    sensor_status(data, sensor)
+        .map(|s| s["root"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// A sensor's entry in `lumpy status --json`, if the node knows it.
+pub fn sensor_status(data: &str, sensor: u32) -> Option<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap();
+    v["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sensor_id"] == sensor)
+        .cloned()
+}
+
+/// `lumpy ingest` of one file of fixtures/ into the node at `data`.
+pub fn ingest_fixture(data: &str, name: &str) -> String {
+    ok(&["ingest", "--data", data, fixture(name).to_str().unwrap()])
+}
+
 pub fn segment_files(data: &str) -> Vec<String> {
     let root = Path::new(data).join("segments");
     let mut out = Vec::new();

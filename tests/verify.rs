@@ -6,12 +6,7 @@ use crate::util::*;
 
 fn ingested_node() -> (tempfile::TempDir, String) {
     let (d, data) = new_node(42);
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        fixture("honeynet.pcap").to_str().unwrap(),
-    ]);
+    ingest_fixture(&data, "honeynet.pcap");
     (d, data)
 }
 

@@ -754,12 +754,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     // Roo A: a Honeywall tree with two sensors; roo B: one sensor with
     // ordinary traffic and a sebek session.
     let (_a, a) = new_node(1111);
-    ok(&[
-        "ingest",
-        "--data",
-        &a,
-        fixture("honeywall-multi").to_str().unwrap(),
-    ]);
+    ingest_fixture(&a, "honeywall-multi");
     let (_b, b) = new_node(2222);
     for f in ["honeynet.pcap", "sebek.pcap"] {
         ok(&["ingest", "--data", &b, fixture(f).to_str().unwrap()]);

@@ -30,6 +30,9 @@ pub struct PeerApi {
     /// Modification time of lumpy.toml when the peers were last read, so
     /// `lumpy peer add/remove` take effect on a running node.
     config_seen: Mutex<Option<std::time::SystemTime>>,
+    /// The mirror connection summaries read incarnations through, opened
+    /// once (an open runs the schema and statistics) and dropped on error.
+    incarnations_reader: Mutex<Option<crate::mirror::Mirror>>,
 }
 
 type Reply = warp::reply::Response;
@@ -42,6 +45,7 @@ impl PeerApi {
             guard: ReplayGuard::default(),
             cache: Mutex::new(None),
             config_seen: Mutex::new(None),
+            incarnations_reader: Mutex::new(None),
         })
     }
 
@@ -70,6 +74,23 @@ impl PeerApi {
         }
     }
 
+    /// Every sensor's incarnations, from the mirror.
+    fn incarnations(
+        &self,
+    ) -> Result<Vec<crate::mirror::incarnations::Incarnation>, crate::mirror::MirrorError> {
+        let mut reader = self
+            .incarnations_reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mirror = match reader.take() {
+            Some(m) => m,
+            None => crate::mirror::Mirror::open(&self.store.dir().join(crate::node::MIRROR_FILE))?,
+        };
+        let all = mirror.incarnations()?;
+        *reader = Some(mirror);
+        Ok(all)
+    }
+
     /// The summary, recomputed only when the index changed.
     pub fn summary(&self) -> Result<Arc<Summary>, String> {
         let generation = self.store.generation();
@@ -81,8 +102,7 @@ impl PeerApi {
         }
         let (hops, below) = children_view(&self.store).map_err(|e| e.to_string())?;
         let mut s = build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?;
-        let mirror = self.store.dir().join(crate::node::MIRROR_FILE);
-        match crate::mirror::Mirror::open(&mirror).and_then(|m| m.incarnations()) {
+        match self.incarnations() {
             Ok(all) => super::summary::attach_incarnations(&mut s, &all),
             Err(e) => tracing::warn!(error = %e, "summary without incarnations"),
         }
