@@ -140,13 +140,12 @@ impl Store {
         };
         // redb panics on some damaged files ("Malformed allocator state");
         // that is a damaged index, reported as such.
-        let opened =
-            std::panic::catch_unwind(|| redb::Database::create(&index_path)).map_err(|panic| {
-                StoreError::IndexDamaged {
-                    path: index_path.clone(),
-                    detail: panic_text(panic.as_ref()),
-                }
-            })?;
+        let opened = catch_redb_panic(|| redb::Database::create(&index_path)).map_err(|panic| {
+            StoreError::IndexDamaged {
+                path: index_path.clone(),
+                detail: panic_text(panic.as_ref()),
+            }
+        })?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: dir.to_path_buf(),
@@ -203,7 +202,7 @@ impl Store {
         &self,
         read: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        catch_redb_panic(read).unwrap_or_else(|panic| {
             Err(StoreError::IndexDamaged {
                 path: self.index_path(),
                 detail: panic_text(panic.as_ref()),
@@ -328,6 +327,31 @@ impl Store {
             source,
         })
     }
+}
+
+thread_local! {
+    /// Set while this thread runs a redb call whose panic is caught.
+    static CATCHING_REDB_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into an error value. The panic hook
+/// stays quiet for it (the caller reports the damage in its own words;
+/// "thread panicked at redb/..." on stderr would read as a crash); panics
+/// anywhere else still reach the hook that was installed before.
+fn catch_redb_panic<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING_REDB_PANIC.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = CATCHING_REDB_PANIC.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_REDB_PANIC.with(|c| c.set(outer));
+    result
 }
 
 /// The message of a caught panic.
