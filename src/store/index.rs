@@ -502,6 +502,15 @@ fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     Ok(read)
 }
 
+/// `read_table` with redb's panics on a damaged page caught.
+fn read_table_guarded<K: redb::Key + 'static, V: redb::Value + 'static>(
+    store: &Store,
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    store.guarded(|| read_table(txn, def).map_err(|e| store.index_err(e)))
+}
+
 /// Runs `$f(.., table)` for every table of the index, in a fixed order.
 macro_rules! each_table {
     ($f:ident($($arg:expr),*)) => {
@@ -529,28 +538,11 @@ impl Store {
             Ok(t) => t,
             Err(e) => return vec![("*".into(), self.index_err(e).to_string())],
         };
-        let mut bad = Vec::new();
         // One guarded read per table, so one damaged table hides no other.
-        macro_rules! check {
-            ($($def:expr),*) => {$(
-                if let Err(e) = self.guarded(|| read_table(&txn, $def).map_err(|e| self.index_err(e))) {
-                    bad.push(($def.name().to_string(), e.to_string()));
-                }
-            )*};
-        }
-        check!(
-            META,
-            SEGMENTS,
-            SENSOR_SEQ,
-            FLOW_BLOCKS,
-            SOURCES,
-            INGEST_STATE,
-            OPEN_FLOWS,
-            KNOWN,
-            LINKS,
-            PULLED
-        );
-        bad
+        each_table!(read_table_guarded(self, &txn))
+            .into_iter()
+            .filter_map(|(name, read)| read.err().map(|e| (name.to_string(), e.to_string())))
+            .collect()
     }
 
     /// Copies every entry of the index into a fresh redb file in tmp/
