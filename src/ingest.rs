@@ -192,6 +192,11 @@ pub struct Ingestor<'n> {
     committer: Option<Committer>,
     /// The p0f signature database (`capture.p0f_fp`); `None`: no fingerprints.
     p0f: Option<Arc<Matcher>>,
+    /// Load the mirror without its secondary indexes and build them once at
+    /// the end: for a one-shot ingest into a mirror with no flows yet (the
+    /// first load of a node, a decommissioned honeywall's whole pcap tree),
+    /// where nobody queries the mirror meanwhile. Off for follow and serve.
+    pub bulk_mirror: bool,
     /// Handshake state handed in for sensors not loaded yet.
     observers: HashMap<u32, Observer>,
 }
@@ -329,6 +334,7 @@ impl<'n> Ingestor<'n> {
             stop: None,
             committer: None,
             p0f: None,
+            bulk_mirror: false,
             observers: HashMap::new(),
         }
         .with_p0f()
@@ -1002,7 +1008,11 @@ impl Ingestor<'_> {
     fn committer(&mut self) -> Result<&mut Committer, IngestError> {
         if self.committer.is_none() {
             let path = self.node.dir.join(crate::node::MIRROR_FILE);
-            self.committer = Some(Committer::start(Arc::clone(&self.node.store), path)?);
+            self.committer = Some(Committer::start(
+                Arc::clone(&self.node.store),
+                path,
+                self.bulk_mirror,
+            )?);
         }
         self.committer
             .as_mut()

@@ -58,11 +58,16 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub fn start(store: Arc<Store>, mirror_path: PathBuf) -> Result<Self, IngestError> {
+    /// `bulk_mirror`: see `BackgroundApplier::start`.
+    pub fn start(
+        store: Arc<Store>,
+        mirror_path: PathBuf,
+        bulk_mirror: bool,
+    ) -> Result<Self, IngestError> {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let handle = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || run(&store, &mirror_path, rx))
+            .spawn(move || run(&store, &mirror_path, bulk_mirror, rx))
             .map_err(|source| IngestError::Io {
                 path: PathBuf::from("<commit thread>"),
                 source,
@@ -123,7 +128,12 @@ impl Drop for Committer {
     }
 }
 
-fn run(store: &Store, mirror_path: &Path, rx: Receiver<Job>) -> Result<(), IngestError> {
+fn run(
+    store: &Store,
+    mirror_path: &Path,
+    bulk_mirror: bool,
+    rx: Receiver<Job>,
+) -> Result<(), IngestError> {
     let mut compressor: Option<BlockCompressor> = None;
     let mut mirror: Option<BackgroundApplier> = None;
     while let Ok(job) = rx.recv() {
@@ -139,7 +149,7 @@ fn run(store: &Store, mirror_path: &Path, rx: Receiver<Job>) -> Result<(), Inges
                 if let Some((id, records)) = commit(store, c, *job)? {
                     let m = match &mut mirror {
                         Some(m) => m,
-                        None => mirror.insert(BackgroundApplier::start(mirror_path)?),
+                        None => mirror.insert(BackgroundApplier::start(mirror_path, bulk_mirror)?),
                     };
                     if !m.send(id, records) {
                         // The mirror thread stopped: its error says why.

@@ -26,12 +26,19 @@ pub struct BackgroundApplier {
 }
 
 impl BackgroundApplier {
-    pub fn start(path: &Path) -> Result<Self, MirrorError> {
-        let mirror = Mirror::open(path)?;
+    /// Starts the thread. `bulk`: the mirror is being loaded from scratch
+    /// (no flows yet), so its secondary indexes are dropped now and built
+    /// once when the applier finishes (`Mirror::begin_bulk`); if the
+    /// process dies first, the next open builds them.
+    pub fn start(path: &Path, bulk: bool) -> Result<Self, MirrorError> {
+        let mut mirror = Mirror::open(path)?;
+        if bulk {
+            mirror.begin_bulk()?;
+        }
         let (tx, rx) = sync_channel::<Job>(8);
         let handle = std::thread::Builder::new()
             .name("mirror".into())
-            .spawn(move || run(mirror, rx))
+            .spawn(move || run(mirror, rx, bulk))
             .map_err(|e| MirrorError::Corrupt {
                 path: path.display().to_string(),
                 table: "-",
@@ -78,7 +85,7 @@ impl Drop for BackgroundApplier {
     }
 }
 
-fn run(mut mirror: Mirror, rx: Receiver<Job>) -> Result<u64, MirrorError> {
+fn run(mut mirror: Mirror, rx: Receiver<Job>, bulk: bool) -> Result<u64, MirrorError> {
     let mut rows = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -90,6 +97,9 @@ fn run(mut mirror: Mirror, rx: Receiver<Job>) -> Result<u64, MirrorError> {
         }
         let stats = mirror.apply_many(batch.iter().map(|(id, r)| (id, r.as_slice())))?;
         rows += stats.iter().map(|s| s.rows_written).sum::<u64>();
+    }
+    if bulk {
+        mirror.end_bulk()?;
     }
     Ok(rows)
 }
