@@ -116,3 +116,22 @@ fn config_set_validates() {
     assert!(stderr(&out).contains("capture.honeypot_nets"));
     assert!(ok(&["config", "show", "--data", &data]).contains("zstd_level = 3"));
 }
+
+/// Read commands beside a running `serve` (which holds the store) read the
+/// mirror on their own, without touching its schema.
+#[test]
+fn read_commands_work_beside_a_running_serve() {
+    use crate::sync::{free_port, serve};
+    let (_d, data) = new_node(4071);
+    ingest_fixture(&data, "honeynet.pcap");
+    let flows = flows_json(&data, &[]);
+    assert!(!flows.is_empty());
+    let port = free_port("127.0.0.71");
+    let served = serve(&data, "127.0.0.71", port);
+    assert_eq!(flows_json(&data, &[]), flows);
+    let busy = run(&["verify", "--data", &data]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(stderr(&busy).contains("in use"), "{}", stderr(&busy));
+    served.stop();
+    ok(&["verify", "--data", &data]);
+}

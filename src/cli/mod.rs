@@ -181,7 +181,7 @@ pub(crate) fn reading_mirror(dir: &std::path::Path) -> anyhow::Result<crate::mir
     match crate::node::open(dir) {
         Ok(node) => Ok(node.mirror),
         Err(crate::node::NodeError::Store(crate::store::StoreError::InUse { .. })) => Ok(
-            crate::mirror::Mirror::open(&dir.join(crate::node::MIRROR_FILE))?,
+            crate::mirror::Mirror::open_reader(&dir.join(crate::node::MIRROR_FILE))?,
         ),
         Err(e) => Err(e.into()),
     }

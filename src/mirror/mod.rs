@@ -145,6 +145,29 @@ impl Mirror {
         Ok(mirror)
     }
 
+    /// Opens an existing mirror to read beside the process that writes it
+    /// (a running `serve`, an ingest): no schema statements, which would
+    /// wait for that writer, or build the indexes a bulk load has dropped.
+    pub fn open_reader(path: &Path) -> Result<Self, MirrorError> {
+        let shown = path.display().to_string();
+        // READ_WRITE without CREATE: a missing file is an error, and a WAL
+        // reader needs to write the shared-memory index.
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(&shown, "open")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .ctx(&shown, "set busy_timeout")?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .ctx(&shown, "enable the query planner stability guarantee")?;
+        schema::check_version(&conn, &shown)?;
+        Ok(Mirror { conn, path: shown })
+    }
+
     /// Connection settings; none of them is stored in the file except WAL.
     fn configure(&self) -> Result<(), MirrorError> {
         let c = &self.conn;
