@@ -76,7 +76,7 @@ impl FlowRecord {
 
 /// Sensor metadata, as in hflow's `sensor` table (without the per-link columns
 /// `access_via`, `login`, `passwd`, which belong to each lumpy alone).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SensorRecord {
     pub sensor_id: u32,
     pub version: u64,
@@ -526,13 +526,7 @@ mod tests {
             last_upd_sec: 3,
             state: "online".into(),
             name: "n".into(),
-            timezone: 0,
-            country_code: String::new(),
-            latitude: 0,
-            longitude: 0,
-            notes: String::new(),
-            network_type: String::new(),
-            manage_ip: String::new(),
+            ..SensorRecord::default()
         });
         let mut block = Vec::new();
         encode_line(&flow, &mut block);

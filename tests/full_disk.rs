@@ -57,20 +57,7 @@ impl Drop for Tmpfs {
 }
 
 fn init_in(dir: &Path, id: u32) -> String {
-    let data = dir.join("node").display().to_string();
-    ok(&[
-        "init",
-        "--data",
-        &data,
-        "--sensor-id",
-        &id.to_string(),
-        "--installed",
-        "1700000000",
-        "--honeypot-net",
-        "192.0.2.0/24",
-        "--honeypot-net",
-        "2001:db8:1::/64",
-    ]);
+    let data = init_node_in(dir, id);
     config_set(&data, "store.segment_target_bytes", "262144");
     data
 }

@@ -64,7 +64,14 @@ pub fn stdout(out: &Output) -> String {
 /// time so two nodes made alike hold byte-identical segments.
 pub fn new_node(id: u32) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("node").display().to_string();
+    let data = init_node_in(dir.path(), id);
+    (dir, data)
+}
+
+/// `new_node`'s initialisation in `dir/node` (for a directory the caller
+/// made, e.g. on a small filesystem).
+pub fn init_node_in(dir: &Path, id: u32) -> String {
+    let data = dir.join("node").display().to_string();
     ok(&[
         "init",
         "--data",
@@ -78,10 +85,9 @@ pub fn new_node(id: u32) -> (tempfile::TempDir, String) {
         "--honeypot-net",
         "2001:db8:1::/64",
     ]);
-    (dir, data)
+    data
 }
 
-/// Every segment file under a node, as (relative path) sorted.
 /// A sensor's root hash as `lumpy status --json` gives it ("" when the
 /// node holds nothing of the sensor).
 pub fn sensor_root(data: &str, sensor: u32) -> String {
@@ -107,6 +113,7 @@ pub fn ingest_fixture(data: &str, name: &str) -> String {
     ok(&["ingest", "--data", data, fixture(name).to_str().unwrap()])
 }
 
+/// Every segment file under a node, as (relative path) sorted.
 pub fn segment_files(data: &str) -> Vec<String> {
     let root = Path::new(data).join("segments");
     let mut out = Vec::new();

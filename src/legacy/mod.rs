@@ -464,13 +464,7 @@ mod tests {
             last_upd_sec: last,
             state: "online".into(),
             name: name.into(),
-            timezone: 0,
-            country_code: String::new(),
-            latitude: 0,
-            longitude: 0,
-            notes: String::new(),
-            network_type: String::new(),
-            manage_ip: String::new(),
+            ..SensorRecord::default()
         }
     }
 

@@ -585,7 +585,7 @@ pub async fn sensor_row(
         longitude: r.opt_i32("longitude")?.unwrap_or(0),
         notes: r.text("notes")?.unwrap_or_default(),
         network_type: r.text("network_type")?.unwrap_or_default(),
-        manage_ip: String::new(),
+        ..SensorRecord::default()
     }))
 }
 

@@ -23,7 +23,7 @@
 use std::net::IpAddr;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Result, params};
+use rusqlite::{Connection, OptionalExtension, Result, ToSql, params};
 
 use crate::records::{FlowRecord, OsFingerprintRecord, OsRole, OsSource};
 
@@ -179,21 +179,27 @@ fn join(conn: &Connection, key: &Key, flow_id: u32) -> Result<()> {
          AND host_ip = ?3 AND host_port = ?4 AND peer_ip = ?5 AND peer_port = ?6 \
          AND time = ?7 AND source = ?8",
     )?
-    .execute(params![
-        key.sensor_id,
-        key.role,
-        key.host_ip,
-        key.host_port,
-        key.peer_ip,
-        key.peer_port,
-        key.time,
-        key.source,
-        flow_id
-    ])?;
+    .execute(rusqlite::params_from_iter(
+        key.columns().into_iter().chain([&flow_id as &dyn ToSql]),
+    ))?;
     set_flow_os(conn, key.sensor_id, flow_id, key.role, key.is_v4())
 }
 
 impl Key {
+    /// The key's columns in table order, as parameters ?1 to ?8.
+    fn columns(&self) -> [&dyn ToSql; 8] {
+        [
+            &self.sensor_id,
+            &self.role,
+            &self.host_ip,
+            &self.host_port,
+            &self.peer_ip,
+            &self.peer_port,
+            &self.time,
+            &self.source,
+        ]
+    }
+
     /// IPv4 fingerprints belong to flows of `flow`, others of `x_flow6`.
     fn is_v4(&self) -> bool {
         matches!(self.host_ip, Value::Integer(_))
@@ -263,24 +269,22 @@ pub(super) fn os_fingerprint(
              fuzzy, dist, raw_sig) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?16, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
-        .execute(params![
-            key.sensor_id,
-            key.role,
-            key.host_ip,
-            key.host_port,
-            key.peer_ip,
-            key.peer_port,
-            key.time,
-            key.source,
-            r.flow_id,
-            os_id,
-            r.class,
-            r.generic,
-            r.fuzzy,
-            r.dist,
-            r.raw_sig,
-            flow.unwrap_or(0)
-        ])?;
+        .execute(rusqlite::params_from_iter(
+            key.columns().into_iter().chain(
+                params![
+                    r.flow_id,
+                    os_id,
+                    r.class,
+                    r.generic,
+                    r.fuzzy,
+                    r.dist,
+                    r.raw_sig,
+                    flow.unwrap_or(0)
+                ]
+                .iter()
+                .copied(),
+            ),
+        ))?;
     if n == 0 {
         return Ok(false);
     }

@@ -82,7 +82,7 @@ fn sensor(sensor_id: u32, version: u64, name: &str) -> SensorRecord {
         longitude: -86,
         notes: "tab\there".into(),
         network_type: "edu".into(),
-        manage_ip: String::new(),
+        ..SensorRecord::default()
     }
 }
 

@@ -253,23 +253,16 @@ impl Store {
         bytes: &[u8],
         suffix: &str,
     ) -> Result<PathBuf, StoreError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        fs::create_dir_all(&parent).map_err(io(&parent))?;
+        fs::create_dir_all(&parent).map_err(|source| StoreError::Io {
+            path: parent.clone(),
+            source,
+        })?;
         let tmp = self
             .dir
             .join("tmp")
             .join(format!("{}.{suffix}", id.to_hex()));
-        {
-            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, path).map_err(io(path))?;
-        sync_dir(&parent)?;
+        write_file_atomically(&tmp, path, bytes)?;
         Ok(path.to_path_buf())
     }
 
@@ -374,6 +367,23 @@ fn clean_tmp(tmp: &Path) -> Result<(), StoreError> {
         let _ = fs::remove_file(entry.path());
     }
     Ok(())
+}
+
+/// Writes `bytes` to `tmp`, fsyncs it, renames it to `path` and fsyncs
+/// `path`'s directory: `path` then holds either what it held before or all
+/// of `bytes`, whatever happens on the way.
+fn write_file_atomically(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    {
+        let mut f = fs::File::create(tmp).map_err(io(tmp))?;
+        f.write_all(bytes).map_err(io(tmp))?;
+        f.sync_all().map_err(io(tmp))?;
+    }
+    fs::rename(tmp, path).map_err(io(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

@@ -10,10 +10,10 @@
 //! the index with redb and never touches segments or the mirror.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{StoreError, sync_dir};
+use super::{StoreError, sync_dir, write_file_atomically};
 
 /// The seal's name inside a data directory.
 pub const SEAL_FILE: &str = "index.redb.seal";
@@ -102,19 +102,14 @@ fn parse_seal(text: &str) -> Option<(u64, blake3::Hash)> {
     lines.next().is_none().then_some((len, hash))
 }
 
-/// Writes `text` to `dir/name` atomically (temp file, fsync, rename, fsync).
+/// Writes `text` to `dir/name` atomically (temp file beside it, fsync,
+/// rename, fsync).
 fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StoreError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let io = |path: &PathBuf| {
-        let path = path.clone();
-        move |source| StoreError::Io { path, source }
-    };
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    sync_dir(dir)
+    write_file_atomically(
+        &dir.join(format!("{name}.tmp")),
+        &dir.join(name),
+        text.as_bytes(),
+    )
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {

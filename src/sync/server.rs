@@ -31,7 +31,7 @@ pub struct PeerApi {
     /// `lumpy peer add/remove` take effect on a running node.
     config_seen: Mutex<Option<std::time::SystemTime>>,
     /// The mirror connection summaries read incarnations through, opened
-    /// once (an open runs the schema and statistics) and dropped on error.
+    /// once as a reader and dropped on error.
     incarnations_reader: Mutex<Option<crate::mirror::Mirror>>,
 }
 
@@ -84,7 +84,9 @@ impl PeerApi {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mirror = match reader.take() {
             Some(m) => m,
-            None => crate::mirror::Mirror::open(&self.store.dir().join(crate::node::MIRROR_FILE))?,
+            None => crate::mirror::Mirror::open_reader(
+                &self.store.dir().join(crate::node::MIRROR_FILE),
+            )?,
         };
         let all = mirror.incarnations()?;
         *reader = Some(mirror);
