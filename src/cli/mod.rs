@@ -53,9 +53,9 @@ pub enum Command {
     /// Every sensor incarnation: install time, management address, and the
     /// earlier and later incarnations at the same address.
     Sensors(node_cmds::DataArg),
-    /// Re-hash every segment and check every index entry.
+    /// Re-hash every segment, check every index entry and the index file against its seal.
     Verify(node_cmds::VerifyArgs),
-    /// Put back damaged or missing segments from a child, a data directory or a bundle.
+    /// Put back damaged or missing segments from a child, a data directory or a bundle; rewrite an index file changed since its seal.
     Repair(repair_cmd::RepairArgs),
     /// Show or change DIR/lumpy.toml.
     #[command(subcommand)]
