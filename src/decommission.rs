@@ -95,11 +95,12 @@ pub fn decommission(node: Node, sensor: u32) -> Result<Report, DecommissionError
         .node
         .lock()
         .map_err(|_| DecommissionError::Store(StoreError::CorruptEntry("node lock".into())))?;
-    node.mirror.set_sensor_state(sensor, "offline")?;
+    // The config is the record of it (a rebuilt mirror takes it from there).
     if !config.decommissioned.contains(&sensor) {
         config.decommissioned.push(sensor);
         config.save(&dir)?;
     }
+    node.mirror.sync_retired(&config.decommissioned)?;
     Ok(report)
 }
 

@@ -150,6 +150,8 @@ pub fn open(dir: &Path) -> Result<Node, NodeError> {
         store: std::sync::Arc::new(store),
         mirror,
     };
+    // Before the catch-up, so sensor rows it (re)creates come out 'offline'.
+    node.mirror.sync_retired(&node.config.decommissioned)?;
     node.catch_up_mirror()?;
     Ok(node)
 }

@@ -235,6 +235,26 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
     assert_eq!(s["decommissioned"], true);
     assert_eq!(s["silent"], false);
     ok(&["verify", "--data", &l]);
+    // Walleye's sensor.state says so, and still does in a mirror rebuilt
+    // from the segments (whose sensor records say 'online').
+    assert_eq!(walleye_state(&l, 3005), "offline");
+    for f in ["mirror.sqlite", "mirror.sqlite-wal", "mirror.sqlite-shm"] {
+        let _ = std::fs::remove_file(Path::new(&l).join(f));
+    }
+    ok(&["status", "--data", &l]);
+    assert_eq!(walleye_state(&l, 3005), "offline");
+    assert_eq!(walleye_state(&l, 4005), "online");
+}
+
+/// `sensor.state` of `sensor` in the node's mirror.
+fn walleye_state(data: &str, sensor: u32) -> String {
+    crate::export::mirror(data)
+        .query_row(
+            "SELECT state FROM sensor WHERE sensor_id = ?1",
+            [sensor],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 #[test]

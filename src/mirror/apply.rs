@@ -176,10 +176,13 @@ const GET_SENSOR_VERSION: &str = "SELECT version FROM x_sensor_version WHERE sen
 const PUT_SENSOR_VERSION: &str = "INSERT INTO x_sensor_version (sensor_id, version) VALUES (?1, ?2) \
      ON CONFLICT (sensor_id) DO UPDATE SET version = excluded.version";
 /// New sensors get the per-node columns' neutral values (local access, no
-/// credentials); an existing row keeps whatever this node set there.
+/// credentials); an existing row keeps whatever this node set there. A
+/// sensor this node decommissioned stays 'offline' (x_retired_sensor).
 const UPSERT_SENSOR: &str = "INSERT INTO sensor (sensor_id, install_sec, last_upd_sec, state, name, timezone, \
      country_code, latitude, longitude, notes, network_type, access_via, login, passwd) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, '', '') \
+     VALUES (?1, ?2, ?3, \
+     CASE WHEN EXISTS (SELECT 1 FROM x_retired_sensor WHERE sensor_id = ?1) THEN 'offline' ELSE ?4 END, \
+     ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, '', '') \
      ON CONFLICT (sensor_id) DO UPDATE SET install_sec = excluded.install_sec, \
      last_upd_sec = excluded.last_upd_sec, state = excluded.state, name = excluded.name, \
      timezone = excluded.timezone, country_code = excluded.country_code, latitude = excluded.latitude, \

@@ -317,15 +317,64 @@ impl Mirror {
             .ctx(&self.path, "rebuild indexes after a bulk load")
     }
 
-    /// Sets a sensor's `state` here only (e.g. 'offline' when decommissioned).
-    pub fn set_sensor_state(&mut self, sensor: u32, state: &str) -> Result<(), MirrorError> {
-        self.conn
-            .execute(
-                "UPDATE sensor SET state = ?1 WHERE sensor_id = ?2",
-                rusqlite::params![state, sensor],
+    /// Makes `retired` (lumpy.toml `decommissioned`) the mirror's set of
+    /// sensors this node decommissioned: their `sensor.state` is 'offline'
+    /// now and stays so when their sensor records are applied again (a
+    /// rebuilt mirror, a later pull). Writes only when the set changed.
+    /// A sensor taken off the list keeps 'offline' until its origin sends a
+    /// newer sensor record.
+    pub fn sync_retired(&mut self, retired: &[u32]) -> Result<(), MirrorError> {
+        let path = &self.path;
+        let held: std::collections::BTreeSet<u32> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT sensor_id FROM x_retired_sensor")
+                .ctx(path, "read retired sensors")?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, u32>(0))
+                .ctx(path, "read retired sensors")?;
+            rows.collect::<Result<_, _>>()
+                .ctx(path, "read retired sensors")?
+        };
+        let wanted: std::collections::BTreeSet<u32> = retired.iter().copied().collect();
+        if held == wanted && !self.any_retired_online()? {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin retired sensors")?;
+        for gone in held.difference(&wanted) {
+            tx.execute("DELETE FROM x_retired_sensor WHERE sensor_id = ?1", [gone])
+                .ctx(path, "forget retired sensor")?;
+        }
+        for new in wanted.difference(&held) {
+            tx.execute(
+                "INSERT INTO x_retired_sensor (sensor_id) VALUES (?1)",
+                [new],
             )
-            .ctx(&self.path, "set sensor state")?;
-        Ok(())
+            .ctx(path, "record retired sensor")?;
+        }
+        tx.execute(
+            "UPDATE sensor SET state = 'offline' WHERE state IS NOT 'offline' \
+             AND sensor_id IN (SELECT sensor_id FROM x_retired_sensor)",
+            [],
+        )
+        .ctx(path, "mark retired sensors offline")?;
+        tx.commit().ctx(path, "commit retired sensors")
+    }
+
+    /// True when a retired sensor's row says anything but 'offline' (a
+    /// mirror written before x_retired_sensor existed).
+    fn any_retired_online(&self) -> Result<bool, MirrorError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sensor JOIN x_retired_sensor USING (sensor_id) \
+                 WHERE state IS NOT 'offline')",
+                [],
+                |r| r.get(0),
+            )
+            .ctx(&self.path, "check retired sensors")
     }
 
     pub fn purge_flows_before(&mut self, cutoff: u32) -> Result<u64, MirrorError> {

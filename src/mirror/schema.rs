@@ -64,6 +64,7 @@ pub const TABLES: &[TableSpec] = &[
     t("x_flow6", true, "sensor_id, flow_id"),
     t("x_sensor_version", true, "sensor_id"),
     t("x_sensor_address", true, "sensor_id"),
+    t("x_retired_sensor", true, "sensor_id"),
     t("x_process_version", true, "sensor_id, process_id"),
     t("x_pending_socket", true, "sensor_id, sys_socket_id"),
     t(

@@ -371,6 +371,14 @@ CREATE TABLE IF NOT EXISTS x_sensor_address (
     manage_ip  TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- Sensors this node has decommissioned (lumpy.toml `decommissioned`, the
+-- source of truth; `Mirror::sync_retired` copies it here at every open, so a
+-- rebuilt mirror has it too). Their `sensor.state` stays 'offline' whatever
+-- state their origin's sensor records carry.
+CREATE TABLE IF NOT EXISTS x_retired_sensor (
+    sensor_id  INTEGER NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
+
 -- The origin version of each process row (its time ranges grow).
 CREATE TABLE IF NOT EXISTS x_process_version (
     sensor_id   INTEGER NOT NULL,
