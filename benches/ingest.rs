@@ -1,48 +1,62 @@
 //! Ingest, mirror and verify benchmarks, side by side with zstd in one run.
 //!
 //! Run with `cargo bench --bench ingest` (LUMPY_BENCH_GIB=N changes the
-//! capture size, default 1; LUMPY_BENCH_CAPTURE=PATH keeps the capture). It builds a capture of real fixture traffic
-//! (fixtures/honeynet.pcap repeated with shifted timestamps), then times:
+//! capture size, default 1; LUMPY_BENCH_CAPTURE=PATH keeps the capture;
+//! LUMPY_BENCH_TRAFFIC=bulk repeats only the fixture's HTTP download, few
+//! flows per byte, instead of all of its traffic). It builds a capture of
+//! real fixture traffic (fixtures/honeynet.pcap repeated with shifted
+//! timestamps), then times:
 //! `lumpy ingest` (with its peak resident memory), `zstd -3` and
-//! `zstd -3 -T2` on the same file, rebuilding the SQLite mirror from the
+//! `zstd -3 -T2` on the same file (best of LUMPY_BENCH_RUNS, default 2, in
+//! turns; zstd writes its output to a file beside the node, in
+//! LUMPY_BENCH_DIR, default the system temp dir), rebuilding the SQLite mirror from the
 //! record segments, and `lumpy verify`. Results go to stdout as a Markdown
 //! table for docs/BENCHMARKS.md.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn lumpy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lumpy"))
-}
+use common::{biggest_flow, lumpy};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap")
 }
 
-/// Repeats every packet of a little-endian microsecond pcap until `target`
+/// The file header and every packet of the fixture as (seconds, the rest of
+/// the record: microseconds, lengths, data).
+fn all_packets(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let src = std::fs::read(fixture).expect("fixtures/honeynet.pcap");
+    let mut packets = Vec::new();
+    let mut at = 24;
+    while at + 16 <= src.len() {
+        let caplen = u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes"));
+        packets.push((sec, src[at + 4..at + 16 + caplen].to_vec()));
+        at += 16 + caplen;
+    }
+    (src[..24].to_vec(), packets)
+}
+
+/// Repeats `packets` (of a little-endian microsecond pcap) until `target`
 /// bytes, shifting each copy's timestamps so flows do not merge. In every
 /// other packet the bytes past the first 64 (beyond the headers flows are
 /// made from) are replaced with noise that differs per copy: plain repeats
 /// would let zstd match whole copies, which no real capture allows.
-fn make_capture(dst: &Path, target: u64) -> u64 {
+fn make_capture(dst: &Path, target: u64, header: &[u8], packets: &[(u32, Vec<u8>)]) -> u64 {
     use std::io::Write;
-    let src = std::fs::read(fixture()).expect("fixtures/honeynet.pcap");
     let mut out = std::io::BufWriter::new(std::fs::File::create(dst).expect("create capture"));
-    out.write_all(&src[..24]).expect("write");
-    let mut written = 24u64;
+    out.write_all(header).expect("write");
+    let mut written = header.len() as u64;
     let mut copy = 0u32;
     let mut noise = 0x9e37_79b9_7f4a_7c15u64;
     let mut packet = Vec::new();
     while written < target {
-        let mut at = 24;
-        let mut index = 0u64;
-        while at + 16 <= src.len() {
-            let caplen =
-                u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-            let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes")) + copy * 200;
+        for (index, (sec, rest)) in packets.iter().enumerate() {
             packet.clear();
-            packet.extend_from_slice(&src[at + 4..at + 16 + caplen]);
+            packet.extend_from_slice(rest);
             if index.is_multiple_of(2) {
                 for b in packet.iter_mut().skip(12 + 64) {
                     noise ^= noise << 13;
@@ -51,11 +65,10 @@ fn make_capture(dst: &Path, target: u64) -> u64 {
                     *b = noise as u8;
                 }
             }
-            out.write_all(&sec.to_le_bytes()).expect("write");
+            out.write_all(&(sec + copy * 200).to_le_bytes())
+                .expect("write");
             out.write_all(&packet).expect("write");
-            written += 16 + caplen as u64;
-            at += 16 + caplen;
-            index += 1;
+            written += 4 + packet.len() as u64;
         }
         copy += 1;
     }
@@ -103,30 +116,38 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
-    let work = tempfile::tempdir().expect("tempdir");
+    // LUMPY_BENCH_DIR=/dev/shm takes this VM's disk out of the comparison.
+    let work = match std::env::var_os("LUMPY_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+    .expect("tempdir");
     // LUMPY_BENCH_CAPTURE=PATH keeps the generated capture there (and reuses
     // it when present), for profiling one step on its own.
     let capture = std::env::var_os("LUMPY_BENCH_CAPTURE")
         .map(PathBuf::from)
         .unwrap_or_else(|| work.path().join("capture.pcap"));
+    let bulk = std::env::var("LUMPY_BENCH_TRAFFIC").is_ok_and(|t| t == "bulk");
     let raw = match std::fs::metadata(&capture) {
         Ok(m) if std::env::var_os("LUMPY_BENCH_CAPTURE").is_some() => m.len(),
-        _ => make_capture(&capture, (gib * 1024.0 * 1024.0 * 1024.0) as u64),
+        _ => {
+            let (header, packets) = if bulk {
+                biggest_flow(&fixture())
+            } else {
+                all_packets(&fixture())
+            };
+            let target = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
+            make_capture(&capture, target, &header, &packets)
+        }
+    };
+    let traffic = if bulk {
+        "the fixture's HTTP download"
+    } else {
+        "fixture traffic"
     };
     let mb = raw as f64 / 1e6;
     let data = work.path().join("node");
     let d = data.to_str().expect("utf-8 path");
-    let mut init = lumpy();
-    init.args([
-        "init",
-        "--data",
-        d,
-        "--sensor-id",
-        "7",
-        "--honeypot-net",
-        "192.0.2.0/24",
-    ]);
-    timed(init);
     // Warm the page cache so every tool reads the same way.
     timed({
         let mut c = Command::new("cat");
@@ -134,22 +155,46 @@ fn main() {
         c
     });
 
-    let mut ingest = lumpy();
-    ingest.args(["ingest", "--data", d, capture.to_str().expect("utf-8")]);
-    let t_ingest = timed(ingest);
-    let rss_mib = children_max_rss_kib() as f64 / 1024.0;
-
+    // Each tool writes its output next to the other's (zstd to a file, as an
+    // operator would keep it), in turns, best of LUMPY_BENCH_RUNS: the
+    // first writes on a fresh VM also pay for the host backing its memory.
+    let runs: usize = std::env::var("LUMPY_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let zstd_out = work.path().join("capture.pcap.zst");
     let zstd = |threads: Option<&str>| {
         let mut c = Command::new("zstd");
-        c.args(["-3", "-q", "-f", "-c"]);
+        c.args(["-3", "-q", "-f"]);
         if let Some(t) = threads {
             c.arg(t);
         }
-        c.arg(&capture);
-        timed(c)
+        c.arg(&capture).arg("-o").arg(&zstd_out);
+        let t = timed(c);
+        let _ = std::fs::remove_file(&zstd_out);
+        t
     };
-    let t_zstd1 = zstd(None);
-    let t_zstd2 = zstd(Some("-T2"));
+    let (mut t_ingest, mut t_zstd1, mut t_zstd2) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..runs.max(1) {
+        let _ = std::fs::remove_dir_all(&data);
+        let mut init = lumpy();
+        init.args([
+            "init",
+            "--data",
+            d,
+            "--sensor-id",
+            "7",
+            "--honeypot-net",
+            "192.0.2.0/24",
+        ]);
+        timed(init);
+        let mut ingest = lumpy();
+        ingest.args(["ingest", "--data", d, capture.to_str().expect("utf-8")]);
+        t_ingest = t_ingest.min(timed(ingest));
+        t_zstd1 = t_zstd1.min(zstd(None));
+        t_zstd2 = t_zstd2.min(zstd(Some("-T2")));
+    }
+    let rss_mib = children_max_rss_kib() as f64 / 1024.0;
 
     let stored = dir_size(&data.join("segments"))
         + std::fs::metadata(data.join("index.redb"))
@@ -178,8 +223,9 @@ fn main() {
     let hashed = dir_size(&data.join("segments"));
 
     println!(
-        "capture: {raw} bytes of fixture traffic ({:.2} GiB)",
-        raw as f64 / 1073741824.0
+        "capture: {raw} bytes of {traffic} ({:.2} GiB); node and zstd output in {}; best of {runs}",
+        raw as f64 / 1073741824.0,
+        work.path().display()
     );
     println!();
     println!("| measurement | result |");

@@ -145,3 +145,43 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
         }
     });
 }
+
+/// Packets of the fixture's biggest TCP flow (by packet count).
+pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let src = std::fs::read(fixture).expect("fixture");
+    let mut packets = Vec::new();
+    let mut at = 24;
+    while at + 16 <= src.len() {
+        let cap = u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4")) as usize;
+        let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4"));
+        packets.push((sec, src[at + 4..at + 16 + cap].to_vec()));
+        at += 16 + cap;
+    }
+    // Ethernet + IPv4 + TCP: key on the ports at offsets 34..38 (after 12 bytes of record header).
+    let key = |p: &Vec<u8>| -> Option<(u16, u16)> {
+        let d = &p[12..];
+        (d.len() > 38 && d[12] == 0x08 && d[13] == 0 && d[23] == 6).then(|| {
+            let (a, b) = (
+                u16::from_be_bytes([d[34], d[35]]),
+                u16::from_be_bytes([d[36], d[37]]),
+            );
+            (a.min(b), a.max(b))
+        })
+    };
+    let mut counts = std::collections::HashMap::new();
+    for (_, p) in &packets {
+        if let Some(k) = key(p) {
+            *counts.entry(k).or_insert(0usize) += p.len();
+        }
+    }
+    let best = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(k, _)| k)
+        .expect("a TCP flow");
+    let flow: Vec<(u32, Vec<u8>)> = packets
+        .into_iter()
+        .filter(|(_, p)| key(p) == Some(best))
+        .collect();
+    (src[..24].to_vec(), flow)
+}

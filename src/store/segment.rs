@@ -128,7 +128,7 @@ pub struct SegmentBuilder {
     snaplen: u32,
     level: i32,
     /// Closed raw blocks with (first item, item count).
-    raw_blocks: Vec<(Vec<u8>, u32, u32)>,
+    raw_blocks: Vec<RawBlock>,
     current: Vec<u8>,
     current_items: u32,
     item_count: u64,
@@ -137,11 +137,14 @@ pub struct SegmentBuilder {
     time_last_ns: u64,
 }
 
+/// A raw block of a builder: its bytes, first item and item count.
+type RawBlock = (Vec<u8>, u32, u32);
+
 /// A reusable zstd context at one level: making one per block costs more than
 /// compressing a small block, so a sealer keeps one across segments.
 pub struct BlockCompressor {
     level: i32,
-    inner: zstd::bulk::Compressor<'static>,
+    zstd: zstd::bulk::Compressor<'static>,
     scratch: Vec<u8>,
 }
 
@@ -149,7 +152,7 @@ impl BlockCompressor {
     pub fn new(level: i32) -> Result<Self, SegmentError> {
         Ok(BlockCompressor {
             level,
-            inner: zstd::bulk::Compressor::new(level).map_err(SegmentError::Compress)?,
+            zstd: zstd::bulk::Compressor::new(level).map_err(SegmentError::Compress)?,
             scratch: Vec::new(),
         })
     }
@@ -158,15 +161,31 @@ impl BlockCompressor {
         self.level
     }
 
-    /// Compresses one raw block; the result borrows the internal buffer.
-    fn compress(&mut self, raw: &[u8]) -> Result<&[u8], SegmentError> {
-        self.scratch.clear();
-        self.scratch
-            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
-        self.inner
-            .compress_to_buffer(raw, &mut self.scratch)
-            .map_err(SegmentError::Compress)?;
-        Ok(&self.scratch)
+    /// Appends every block, compressed and in order, to `out` and returns
+    /// their table entries (offsets are positions in `out`).
+    fn compress_blocks(
+        &mut self,
+        raw: &[RawBlock],
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<BlockEntry>, SegmentError> {
+        let mut entries = Vec::with_capacity(raw.len());
+        for (bytes, first_item, item_count) in raw {
+            self.scratch.clear();
+            self.scratch
+                .reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+            self.zstd
+                .compress_to_buffer(bytes, &mut self.scratch)
+                .map_err(SegmentError::Compress)?;
+            entries.push(BlockEntry {
+                offset: out.len() as u64,
+                stored_len: self.scratch.len() as u32,
+                raw_len: bytes.len() as u32,
+                first_item: *first_item,
+                item_count: *item_count,
+            });
+            out.extend_from_slice(&self.scratch);
+        }
+        Ok(entries)
     }
 }
 
@@ -299,19 +318,6 @@ impl SegmentBuilder {
             *compressor = BlockCompressor::new(self.level)?;
         }
         self.flush_block()?;
-        let mut blocks = Vec::with_capacity(self.raw_blocks.len());
-        let mut body = Vec::with_capacity(self.raw_total as usize / 2);
-        for (raw, first_item, item_count) in &self.raw_blocks {
-            let compressed = compressor.compress(raw)?;
-            blocks.push(BlockEntry {
-                offset: (HEADER_LEN + body.len()) as u64,
-                stored_len: compressed.len() as u32,
-                raw_len: raw.len() as u32,
-                first_item: *first_item,
-                item_count: *item_count,
-            });
-            body.extend_from_slice(compressed);
-        }
         let header = Header {
             kind: self.kind,
             sensor_id: self.sensor_id,
@@ -326,10 +332,13 @@ impl SegmentBuilder {
             time_last_ns: self.time_last_ns,
             item_count: self.item_count,
         };
-        let table_len = blocks.len() * BLOCK_ENTRY_LEN;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len() + table_len + TRAILER_LEN);
+        // Header, blocks, table and trailer go straight into one buffer
+        // (the header does not depend on the compressed sizes).
+        let table_len = self.raw_blocks.len() * BLOCK_ENTRY_LEN;
+        let mut bytes =
+            Vec::with_capacity(HEADER_LEN + self.raw_total as usize / 2 + table_len + TRAILER_LEN);
         write_header(&header, &mut bytes);
-        bytes.extend_from_slice(&body);
+        let blocks = compressor.compress_blocks(&self.raw_blocks, &mut bytes)?;
         let table_offset = bytes.len() as u64;
         for b in &blocks {
             bytes.extend_from_slice(&b.offset.to_le_bytes());
