@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const SOCKET: &str = "/run/mysqld/mysqld.sock";
+mod common;
 
-fn lumpy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lumpy"))
-}
+use common::{init_node, lumpy};
+
+const SOCKET: &str = "/run/mysqld/mysqld.sock";
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap")
@@ -88,17 +88,7 @@ fn main() {
     make_capture(&capture, copies);
     let data = work.path().join("node");
     let d = data.to_str().expect("utf-8 path");
-    let mut init = lumpy();
-    init.args([
-        "init",
-        "--data",
-        d,
-        "--sensor-id",
-        "7",
-        "--honeypot-net",
-        "192.0.2.0/24",
-    ]);
-    timed(init);
+    init_node(d);
     let mut ingest = lumpy();
     ingest.args(["ingest", "--data", d, capture.to_str().expect("utf-8")]);
     timed(ingest);

@@ -19,25 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{biggest_flow, lumpy};
+use common::{all_packets, biggest_flow, init_node, lumpy};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap")
-}
-
-/// The file header and every packet of the fixture as (seconds, the rest of
-/// the record: microseconds, lengths, data).
-fn all_packets(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
-    let src = std::fs::read(fixture).expect("fixtures/honeynet.pcap");
-    let mut packets = Vec::new();
-    let mut at = 24;
-    while at + 16 <= src.len() {
-        let caplen = u32::from_le_bytes(src[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        let sec = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes"));
-        packets.push((sec, src[at + 4..at + 16 + caplen].to_vec()));
-        at += 16 + caplen;
-    }
-    (src[..24].to_vec(), packets)
 }
 
 /// Repeats `packets` (of a little-endian microsecond pcap) until `target`
@@ -177,17 +162,7 @@ fn main() {
     let (mut t_ingest, mut t_zstd1, mut t_zstd2) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..runs.max(1) {
         let _ = std::fs::remove_dir_all(&data);
-        let mut init = lumpy();
-        init.args([
-            "init",
-            "--data",
-            d,
-            "--sensor-id",
-            "7",
-            "--honeypot-net",
-            "192.0.2.0/24",
-        ]);
-        timed(init);
+        init_node(d);
         let mut ingest = lumpy();
         ingest.args(["ingest", "--data", d, capture.to_str().expect("utf-8")]);
         t_ingest = t_ingest.min(timed(ingest));

@@ -146,9 +146,23 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
     });
 }
 
-/// Packets of the fixture's biggest TCP flow (by packet count).
-pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
-    let src = std::fs::read(fixture).expect("fixture");
+/// `lumpy init` of the benches' node: sensor 7, honeypots in 192.0.2.0/24.
+pub fn init_node(data: &str) {
+    run(&[
+        "init",
+        "--data",
+        data,
+        "--sensor-id",
+        "7",
+        "--honeypot-net",
+        "192.0.2.0/24",
+    ]);
+}
+
+/// The file header and every packet of a little-endian microsecond pcap as
+/// (seconds, the rest of the record: microseconds, lengths, data).
+pub fn all_packets(capture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let src = std::fs::read(capture).expect("fixture");
     let mut packets = Vec::new();
     let mut at = 24;
     while at + 16 <= src.len() {
@@ -157,6 +171,12 @@ pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
         packets.push((sec, src[at + 4..at + 16 + cap].to_vec()));
         at += 16 + cap;
     }
+    (src[..24].to_vec(), packets)
+}
+
+/// Packets of the fixture's biggest TCP flow (by packet count).
+pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let (header, packets) = all_packets(fixture);
     // Ethernet + IPv4 + TCP: key on the ports at offsets 34..38 (after 12 bytes of record header).
     let key = |p: &Vec<u8>| -> Option<(u16, u16)> {
         let d = &p[12..];
@@ -183,5 +203,5 @@ pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
         .into_iter()
         .filter(|(_, p)| key(p) == Some(best))
         .collect();
-    (src[..24].to_vec(), flow)
+    (header, flow)
 }
