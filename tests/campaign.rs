@@ -528,10 +528,16 @@ fn index_dump(data: &str) -> Option<String> {
         let store = lumpy::store::Store::open(Path::new(&data), false).ok()?;
         let mut segs = store.all_segments().ok()?;
         segs.sort_by_key(|m| m.id.0);
+        let mut flow_blocks = Vec::new();
+        store
+            .for_each_flow_blocks(|entry| {
+                flow_blocks.push(entry);
+                Ok(())
+            })
+            .ok()?;
         Some(format!(
-            "{segs:?}\n{:?}\n{:?}\n{:?}",
+            "{segs:?}\n{:?}\n{flow_blocks:?}\n{:?}",
             store.sensor_sequence().ok()?,
-            store.all_flow_blocks().ok()?,
             store.node_id().ok()?
         ))
     })

@@ -380,15 +380,20 @@ impl Store {
     }
 
     /// Every flow_blocks entry (for verify).
-    pub fn all_flow_blocks(&self) -> Result<Vec<FlowBlocksEntry>, StoreError> {
+    /// Calls `each` with every flow_blocks entry in key order, one at a
+    /// time: the table has an entry per flow and segment, far too many to
+    /// hold at once on a large store.
+    pub fn for_each_flow_blocks(
+        &self,
+        mut each: impl FnMut(FlowBlocksEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let t = txn.open_table(FLOW_BLOCKS).map_err(|e| self.index_err(e))?;
-        let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.index_err(e))? {
             let (k, v) = row.map_err(|e| self.index_err(e))?;
-            out.push((k.value(), decode_blocks(v.value())?));
+            each((k.value(), decode_blocks(v.value())?))?;
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn source_progress(&self, key: &[u8; 32]) -> Result<Option<SourceProgress>, StoreError> {
@@ -592,7 +597,7 @@ impl Store {
             path: fresh.to_path_buf(),
             source: e,
         };
-        let target = redb::Database::create(fresh).map_err(|e| err(e.into()))?;
+        let target = super::open_index(fresh).map_err(|e| err(e.into()))?;
         let from = self.db.begin_read().map_err(|e| self.index_err(e))?;
         let to = target.begin_write().map_err(|e| err(e.into()))?;
         let mut copied = 0;

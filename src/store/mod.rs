@@ -140,7 +140,7 @@ impl Store {
         };
         // redb panics on some damaged files ("Malformed allocator state");
         // that is a damaged index, reported as such.
-        let opened = catch_redb_panic(|| redb::Database::create(&index_path)).map_err(|panic| {
+        let opened = catch_redb_panic(|| open_index(&index_path)).map_err(|panic| {
             StoreError::IndexDamaged {
                 path: index_path.clone(),
                 detail: panic_text(panic.as_ref()),
@@ -384,6 +384,20 @@ fn write_file_atomically(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), St
     }
     fs::rename(tmp, path).map_err(io(path))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Page cache of the index file. redb's default (1 GiB) keeps every page a
+/// process touches: an ingest's or verify's resident memory then grew with
+/// the index (about 100 MiB per GiB of flow-dense capture). Every lookup
+/// re-reads the interior pages, a few MiB even for a large index; the
+/// leaves ingest and verify touch are mostly visited once.
+pub(crate) const INDEX_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Opens (or creates) an index file with lumpy's cache size.
+pub(crate) fn open_index(path: &Path) -> Result<redb::Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(INDEX_CACHE_BYTES)
+        .create(path)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

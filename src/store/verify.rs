@@ -358,13 +358,13 @@ fn check_flow_blocks(
         .values()
         .map(|m| ((m.sensor_id, m.origin_seq), m))
         .collect();
-    for ((sensor, flow, seq), blocks) in store.all_flow_blocks()? {
+    store.for_each_flow_blocks(|((sensor, flow, seq), blocks)| {
         report.index_entries_checked += 1;
         let Some(m) = by_seq.get(&(sensor, seq)) else {
             if store.is_known_only(sensor, seq)? {
                 // Pruned (or never held): the index keeps naming it so a
                 // request is answered "aged out".
-                continue;
+                return Ok(());
             }
             report.problems.push(Problem {
                 segment: None,
@@ -373,7 +373,7 @@ fn check_flow_blocks(
                     "flow_blocks ({sensor}, {flow}, {seq}) names a segment that is not indexed"
                 ),
             });
-            continue;
+            return Ok(());
         };
         if let Some(derived) = report.derived.as_mut()
             && derived.remove(&(sensor, flow, seq)).as_ref() != Some(&blocks)
@@ -385,7 +385,7 @@ fn check_flow_blocks(
                     "flow_blocks ({sensor}, {flow}, {seq}) disagrees with the segment's packets"
                 ),
             });
-            continue;
+            return Ok(());
         }
         if blocks.is_empty() || blocks.iter().any(|b| *b >= m.block_count) {
             report.problems.push(Problem {
@@ -396,7 +396,8 @@ fn check_flow_blocks(
                 ),
             });
         }
-    }
+        Ok(())
+    })?;
     if let Some(derived) = report.derived.take() {
         let mut left: Vec<_> = derived.into_keys().collect();
         left.sort_unstable();
