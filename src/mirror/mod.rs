@@ -145,10 +145,12 @@ impl Mirror {
         let mirror = Mirror { conn, path: shown };
         mirror.configure()?;
         schema::check_version(&mirror.conn, &mirror.path)?;
+        schema::migrate_before_ddl(&mirror.conn, &mirror.path)?;
         mirror
             .conn
             .execute_batch(SCHEMA_SQL)
             .ctx(&mirror.path, "create schema")?;
+        schema::migrate_after_ddl(&mirror.conn, &mirror.path)?;
         mirror.refresh_stats();
         Ok(mirror)
     }

@@ -12,7 +12,7 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 /// The mirror schema version this binary writes (row of `x_schema`). Bump it,
 /// and add a migration in `check_version`, whenever `schema.sql` changes in a
 /// way an older binary would misread.
-pub const MIRROR_SCHEMA_VERSION: i64 = 2;
+pub const MIRROR_SCHEMA_VERSION: i64 = 3;
 
 /// One mirror table, as [`super::Mirror::table_counts`] and
 /// [`super::Mirror::row_hash`] see it.
@@ -70,7 +70,7 @@ pub const TABLES: &[TableSpec] = &[
     t(
         "x_os_fingerprint",
         true,
-        "sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source",
+        "sensor_id, time, role, host_ip, host_port, peer_ip, peer_port, source",
     ),
 ];
 
@@ -104,7 +104,78 @@ pub fn check_version(conn: &Connection, path: &str) -> Result<(), MirrorError> {
             supported: MIRROR_SCHEMA_VERSION,
         }),
         // Version 2 only adds a table (x_os_fingerprint), which the DDL
-        // creates on open: a version 1 file needs nothing else.
+        // creates on open: a version 1 file needs nothing else. Version 3
+        // re-keys that table: `migrate_before_ddl` and `migrate_after_ddl`.
         _ => Ok(()),
     }
+}
+
+/// Where a version 2 mirror's fingerprints wait while the table is re-keyed.
+const OLD_FINGERPRINTS: &str = "x_os_fingerprint_v2";
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |row| row.get(0),
+    )
+}
+
+/// Mirror 2 -> 3, first half (before the DDL runs): a version 2 file's
+/// `x_os_fingerprint` (keyed by host before time) is renamed aside and its
+/// indexes dropped, so the DDL creates the table with the new key and its
+/// indexes afresh. One transaction.
+pub fn migrate_before_ddl(conn: &Connection, path: &str) -> Result<(), MirrorError> {
+    let version: Option<i64> = if table_exists(conn, "x_schema").ctx(path, "look for x_schema")? {
+        conn.query_row("SELECT max(version) FROM x_schema", [], |row| row.get(0))
+            .ctx(path, "read x_schema")?
+    } else {
+        None
+    };
+    let old_key = version.is_some_and(|v| v < 3)
+        && table_exists(conn, "x_os_fingerprint").ctx(path, "look for x_os_fingerprint")?
+        && !table_exists(conn, OLD_FINGERPRINTS).ctx(path, "look for x_os_fingerprint_v2")?;
+    if !old_key {
+        return Ok(());
+    }
+    tracing::info!(path, "mirror 2 -> 3: re-keying x_os_fingerprint by time");
+    in_transaction(
+        conn,
+        &format!(
+            "ALTER TABLE x_os_fingerprint RENAME TO {OLD_FINGERPRINTS};
+             DROP INDEX IF EXISTS x_os_fingerprint_flow_os_idx;
+             DROP INDEX IF EXISTS x_os_fingerprint_pending_idx;
+             DROP INDEX IF EXISTS x_os_fingerprint_host_idx;
+             DROP INDEX IF EXISTS x_os_fingerprint_flow_idx;"
+        ),
+    )
+    .ctx(path, "set the version 2 fingerprints aside")
+}
+
+/// Mirror 2 -> 3, second half (after the DDL): copies the fingerprints set
+/// aside into the re-keyed table and drops the old one, in one transaction.
+/// Keyed on the old table's presence, not on the version, so a process that
+/// died between the halves finishes the move at its next open.
+pub fn migrate_after_ddl(conn: &Connection, path: &str) -> Result<(), MirrorError> {
+    if !table_exists(conn, OLD_FINGERPRINTS).ctx(path, "look for x_os_fingerprint_v2")? {
+        return Ok(());
+    }
+    in_transaction(
+        conn,
+        &format!(
+            "INSERT OR IGNORE INTO x_os_fingerprint SELECT * FROM {OLD_FINGERPRINTS};
+             DROP TABLE {OLD_FINGERPRINTS};"
+        ),
+    )
+    .ctx(
+        path,
+        "move the version 2 fingerprints into the re-keyed table",
+    )
+}
+
+/// Runs `sql` in one transaction: all of it, or (on an error) none.
+fn in_transaction(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(sql)?;
+    tx.commit()
 }

@@ -288,6 +288,7 @@ CREATE TABLE IF NOT EXISTS x_schema (
 );
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (1, 'lumpy mirror 1: hflow 3 tables + x_ bookkeeping');
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (2, 'lumpy mirror 2: p0f fingerprints (x_os_fingerprint), flow OS ids kept across flow versions');
+INSERT OR IGNORE INTO x_schema (version, comment) VALUES (3, 'lumpy mirror 3: x_os_fingerprint keyed by time after the sensor');
 
 -- Segments whose records are in the mirror: apply() is a no-op for them.
 CREATE TABLE IF NOT EXISTS x_applied_segment (
@@ -427,7 +428,11 @@ CREATE TABLE IF NOT EXISTS x_os_fingerprint (
     fuzzy           INTEGER NOT NULL,
     dist            INTEGER NOT NULL,
     raw_sig         TEXT NOT NULL,
-    PRIMARY KEY (sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source)
+    -- Time second: fingerprints arrive in time order, so new rows land at
+    -- the end of the B-tree instead of anywhere in it (mirror 3; mirror 2
+    -- had host_ip there, and a large mirror's inserts missed the cache).
+    -- Every lookup names the whole key, so the order serves them all.
+    PRIMARY KEY (sensor_id, time, role, host_ip, host_port, peer_ip, peer_port, source)
 ) WITHOUT ROWID;
 -- Covers the per-flow winner query (apply_os::set_flow_os): its ORDER BY
 -- and os_id come from the index alone, with no lookup in the wide table.

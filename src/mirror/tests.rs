@@ -1005,3 +1005,119 @@ fn fingerprints_join_their_flows_in_any_order_and_survive_flow_versions() {
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Turns a current mirror's x_os_fingerprint back into what mirror 2 wrote:
+/// keyed by host before time, with its indexes, and no version 3 row.
+fn downgrade_fingerprints_to_version_2(m: &Mirror) {
+    let columns = column_names(m, "x_os_fingerprint").join(", ");
+    m.conn
+        .execute_batch(&format!(
+            "CREATE TABLE v2_fp ({columns},
+               PRIMARY KEY (sensor_id, role, host_ip, host_port, peer_ip, peer_port, time, source)
+             ) WITHOUT ROWID;
+             INSERT INTO v2_fp SELECT * FROM x_os_fingerprint;
+             DROP TABLE x_os_fingerprint;
+             ALTER TABLE v2_fp RENAME TO x_os_fingerprint;
+             CREATE INDEX x_os_fingerprint_flow_os_idx
+               ON x_os_fingerprint (sensor_id, flow_id, role, source, time, os_id);
+             CREATE INDEX x_os_fingerprint_pending_idx
+               ON x_os_fingerprint (sensor_id, host_port, peer_port) WHERE flow_id = 0;
+             DELETE FROM x_schema WHERE version = 3;"
+        ))
+        .unwrap();
+}
+
+fn fingerprint_key_sql(m: &Mirror) -> String {
+    m.conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'x_os_fingerprint'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn table_names(m: &Mirror) -> Vec<String> {
+    let mut stmt = m
+        .conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_version_2_mirror_is_rekeyed_by_time_and_keeps_every_fingerprint() {
+    use crate::records::{OsRole, OsSource};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.sqlite");
+    let (hash, names) = {
+        let mut m = Mirror::open(&path).unwrap();
+        m.apply(
+            &seg(1),
+            &[
+                Record::OsFingerprint(fingerprint(OsRole::Client, OsSource::P0fLog, 0, "Linux")),
+                Record::OsFingerprint(fingerprint(OsRole::Server, OsSource::Native, 7, "FreeBSD")),
+                Record::Flow(flow(
+                    1, 7, 1, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 101, 101,
+                )),
+            ],
+        )
+        .unwrap();
+        assert!(fingerprint_key_sql(&m).contains("PRIMARY KEY (sensor_id, time, role"));
+        let hash = m.row_hash("x_os_fingerprint", None).unwrap();
+        let names = table_names(&m);
+        downgrade_fingerprints_to_version_2(&m);
+        assert!(fingerprint_key_sql(&m).contains("PRIMARY KEY (sensor_id, role, host_ip"));
+        assert_eq!(m.schema_version().unwrap(), 2);
+        (hash, names)
+    };
+    let m = Mirror::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), 3);
+    assert!(fingerprint_key_sql(&m).contains("PRIMARY KEY (sensor_id, time, role"));
+    assert_eq!(m.row_hash("x_os_fingerprint", None).unwrap(), hash);
+    assert_eq!(
+        table_names(&m),
+        names,
+        "same tables and indexes, none left over"
+    );
+}
+
+#[test]
+fn a_rekeying_cut_between_its_halves_is_finished_at_the_next_open() {
+    use crate::records::{OsRole, OsSource};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.sqlite");
+    let hash = {
+        let mut m = Mirror::open(&path).unwrap();
+        m.apply(
+            &seg(1),
+            &[Record::OsFingerprint(fingerprint(
+                OsRole::Client,
+                OsSource::P0fLog,
+                0,
+                "Linux",
+            ))],
+        )
+        .unwrap();
+        let hash = m.row_hash("x_os_fingerprint", None).unwrap();
+        downgrade_fingerprints_to_version_2(&m);
+        // The first half ran (fingerprints set aside) and the process died
+        // before the second: the DDL of the next open will have made an
+        // empty re-keyed table and seeded version 3.
+        schema::migrate_before_ddl(&m.conn, "test").unwrap();
+        m.conn.execute_batch(SCHEMA_SQL).unwrap();
+        assert_eq!(m.schema_version().unwrap(), 3);
+        let rows: i64 = m
+            .conn
+            .query_row("SELECT count(*) FROM x_os_fingerprint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+        hash
+    };
+    let m = Mirror::open(&path).unwrap();
+    assert_eq!(m.row_hash("x_os_fingerprint", None).unwrap(), hash);
+    assert!(!table_names(&m).iter().any(|n| n == "x_os_fingerprint_v2"));
+}
