@@ -10,8 +10,9 @@ use super::{Ctx, MirrorError};
 pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// The mirror schema version this binary writes (row of `x_schema`). Bump it,
-/// and add a migration in `check_version`, whenever `schema.sql` changes in a
-/// way an older binary would misread.
+/// and bring older files forward in `migrate_before_ddl` /
+/// `migrate_after_ddl`, whenever `schema.sql` changes in a way an older
+/// binary would misread or `CREATE ... IF NOT EXISTS` cannot apply.
 pub const MIRROR_SCHEMA_VERSION: i64 = 3;
 
 /// One mirror table, as [`super::Mirror::table_counts`] and
