@@ -31,71 +31,68 @@ fn create_bundle(data: &str, sensor: u32, bundle: &Path) {
     ]);
 }
 
-#[test]
-fn a_bundle_round_trips_to_a_second_node_with_no_network() {
-    let (_a, a) = new_node(3001);
-    ingest_fixture(&a, "honeynet.pcap");
+/// A roo `sensor` holding fixtures/honeynet.pcap, and its bundle in a
+/// scratch directory (dropping it removes both).
+struct BundledRoo {
+    _node: tempfile::TempDir,
+    data: String,
+    work: tempfile::TempDir,
+    bundle: std::path::PathBuf,
+}
+
+fn bundled_roo(sensor: u32) -> BundledRoo {
+    let (node, data) = new_node(sensor);
+    ingest_fixture(&data, "honeynet.pcap");
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("roo.lumpyarc");
-    create_bundle(&a, 3001, &bundle);
-    let size = std::fs::metadata(&bundle).unwrap().len();
+    create_bundle(&data, sensor, &bundle);
+    BundledRoo {
+        _node: node,
+        data,
+        work,
+        bundle,
+    }
+}
+
+#[test]
+fn a_bundle_round_trips_to_a_second_node_with_no_network() {
+    let roo = bundled_roo(3001);
+    let (a, work, bundle) = (roo.data.as_str(), &roo.work, &roo.bundle);
+    let size = std::fs::metadata(bundle).unwrap().len();
     assert!(
-        size as f64 <= stored_bytes(&a) as f64 * 1.01,
+        size as f64 <= stored_bytes(a) as f64 * 1.01,
         "{size} bytes for {} stored",
-        stored_bytes(&a)
+        stored_bytes(a)
     );
     assert!(ok(&["archive", "verify", bundle.to_str().unwrap()]).contains("intact"));
     let (_b, b) = new_node(4001);
     ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
-    assert_eq!(sensor_root(&b, 3001), sensor_root(&a, 3001));
-    assert_eq!(flows_json(&b, &["--sensor", "3001"]), flows_json(&a, &[]));
+    assert_eq!(sensor_root(&b, 3001), sensor_root(a, 3001));
+    assert_eq!(flows_json(&b, &["--sensor", "3001"]), flows_json(a, &[]));
     // The pcap came along: the archive node serves it with the roo gone.
     let f = flows_json(&b, &["--sensor", "3001", "--proto", "tcp", "--limit", "1"]);
-    let flow = f[0]["flow_id"].to_string();
-    let (x, y) = (work.path().join("x.pcap"), work.path().join("y.pcap"));
-    ok(&[
-        "pcap",
-        "--data",
-        &a,
-        "--sensor",
-        "3001",
-        "--flow",
-        &flow,
-        "-o",
-        x.to_str().unwrap(),
-    ]);
-    ok(&[
-        "pcap",
-        "--data",
-        &b,
-        "--sensor",
-        "3001",
-        "--flow",
-        &flow,
-        "-o",
-        y.to_str().unwrap(),
-    ]);
-    assert!(std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap());
+    let flow = &f[0]["flow_id"];
+    assert!(
+        flow_pcap(a, 3001, flow, &work.path().join("x.pcap"))
+            == flow_pcap(&b, 3001, flow, &work.path().join("y.pcap"))
+    );
     // Twice changes nothing.
     let segs = segment_files(&b);
     let again = ok(&["archive", "import", "--data", &b, bundle.to_str().unwrap()]);
     assert!(again.contains("0 segments added"), "{again}");
     assert_eq!(segment_files(&b), segs);
-    assert_eq!(sensor_root(&b, 3001), sensor_root(&a, 3001));
+    assert_eq!(sensor_root(&b, 3001), sensor_root(a, 3001));
     ok(&["verify", "--data", &b]);
 }
 
 #[test]
 fn a_damaged_bundle_is_refused_naming_the_segment_and_nothing_changes() {
-    let (_a, a) = new_node(3002);
-    ingest_fixture(&a, "honeynet.pcap");
-    let work = tempfile::tempdir().unwrap();
-    let bundle = work.path().join("roo.lumpyarc");
-    create_bundle(&a, 3002, &bundle);
-    let mut bytes = std::fs::read(&bundle).unwrap();
+    let roo = bundled_roo(3002);
+    let (work, bundle) = (&roo.work, &roo.bundle);
+    let mut bytes = std::fs::read(bundle).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x04;
-    std::fs::write(&bundle, &bytes).unwrap();
+    std::fs::write(bundle, &bytes).unwrap();
     let v = run(&["archive", "verify", bundle.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(2));
     assert!(
@@ -118,11 +115,8 @@ fn a_damaged_bundle_is_refused_naming_the_segment_and_nothing_changes() {
 
 #[test]
 fn a_bundle_of_another_incarnation_is_refused() {
-    let (_a, a) = new_node(3003);
-    ingest_fixture(&a, "honeynet.pcap");
-    let work = tempfile::tempdir().unwrap();
-    let bundle = work.path().join("a.lumpyarc");
-    create_bundle(&a, 3003, &bundle);
+    let roo = bundled_roo(3003);
+    let (work, bundle) = (&roo.work, &roo.bundle);
     // Another install that got the same id, with its own data.
     let other = work.path().join("other").display().to_string();
     ok(&[
@@ -189,19 +183,8 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
     for f in &flows {
         let id = f["flow_id"].to_string();
         let p = work.path().join(format!("before-{id}.pcap"));
-        let out = run(&[
-            "pcap",
-            "--data",
-            &a,
-            "--sensor",
-            "3005",
-            "--flow",
-            &id,
-            "-o",
-            p.to_str().unwrap(),
-        ]);
-        if out.status.success() {
-            before.push((id, std::fs::read(&p).unwrap()));
+        if let Some(bytes) = try_flow_pcap(&a, 3005, &id, &p) {
+            before.push((id, bytes));
         }
     }
     assert!(before.len() > 100, "{} flows with pcap", before.len());
@@ -215,19 +198,8 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
     assert!(!Path::new(&a).exists());
     for (id, bytes) in &before {
         let p = work.path().join(format!("after-{id}.pcap"));
-        ok(&[
-            "pcap",
-            "--data",
-            &l,
-            "--sensor",
-            "3005",
-            "--flow",
-            id,
-            "-o",
-            p.to_str().unwrap(),
-        ]);
         assert!(
-            &std::fs::read(&p).unwrap() == bytes,
+            &flow_pcap(&l, 3005, id, &p) == bytes,
             "flow {id} differs after decommission"
         );
     }
@@ -300,18 +272,7 @@ fn a_legacy_honeywall_pcap_tree_becomes_a_sensor_of_its_own() {
     assert!(!flows.is_empty());
     assert!(flows_json(&l, &["--sensor", "4007"]).is_empty());
     // Its pcap is served here, and the import is idempotent.
-    let id = flows[0]["flow_id"].to_string();
-    ok(&[
-        "pcap",
-        "--data",
-        &l,
-        "--sensor",
-        "1234567",
-        "--flow",
-        &id,
-        "-o",
-        "/dev/null",
-    ]);
+    flow_pcap(&l, 1234567, &flows[0]["flow_id"], Path::new("/dev/null"));
     let segs = segment_files(&l);
     ok(&[
         "import",

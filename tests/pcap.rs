@@ -52,21 +52,6 @@ pub(crate) fn tcpdump_flow(original: &Path, filter: &str, flow: &serde_json::Val
     kept
 }
 
-fn lumpy_flow(data: &str, sensor: u32, flow: u64, out: &Path) -> Vec<u8> {
-    ok(&[
-        "pcap",
-        "--data",
-        data,
-        "--sensor",
-        &sensor.to_string(),
-        "--flow",
-        &flow.to_string(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    std::fs::read(out).unwrap()
-}
-
 pub(crate) fn find_flow(
     flows: &[serde_json::Value],
     pred: impl Fn(&serde_json::Value) -> bool,
@@ -122,7 +107,7 @@ fn a_flows_pcap_is_byte_identical_to_tcpdump_with_the_flows_filter() {
         }
         for (what, flow) in cases {
             let id = flow["flow_id"].as_u64().unwrap();
-            let ours = lumpy_flow(&data, 42, id, &work.path().join(format!("{id}.pcap")));
+            let ours = flow_pcap(&data, 42, id, &work.path().join(format!("{id}.pcap")));
             let theirs = tcpdump_flow(&original, &bpf(flow, prefix), flow);
             assert!(
                 records(&theirs).len() > 1,
@@ -200,7 +185,7 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
     let flow = find_flow(&flows, |f| f["ip_proto"] == 6);
     let id = flow["flow_id"].as_u64().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let direct = lumpy_flow(&a, 1901, id, &work.path().join("direct.pcap"));
+    let direct = flow_pcap(&a, 1901, id, &work.path().join("direct.pcap"));
     let (_l, l) = new_node(2901);
     let (pa, pl) = (free_port("127.0.0.17"), free_port("127.0.0.18"));
     link(&l, "l", &a, "a", &format!("http://127.0.0.17:{pa}"), &[]);
@@ -333,7 +318,7 @@ fn prune_keeps_what_a_mirroring_parent_lacks_and_reports_aged_out_pcap() {
     ]);
     assert!(stderr(&r).contains("aged out"), "{}", stderr(&r));
     let work = tempfile::tempdir().unwrap();
-    assert!(lumpy_flow(&l, 1951, flow.parse().unwrap(), &work.path().join("f.pcap")).len() > 24);
+    assert!(flow_pcap(&l, 1951, flow, &work.path().join("f.pcap")).len() > 24);
     // Once the parent has pulled the rest, prune drops it too.
     let sa = serve(&a, "127.0.0.19", pa);
     ok(&["pull", "--data", &l]);

@@ -113,6 +113,39 @@ pub fn ingest_fixture(data: &str, name: &str) -> String {
     ok(&["ingest", "--data", data, fixture(name).to_str().unwrap()])
 }
 
+/// `lumpy pcap` of one flow of `sensor` at `data` into `out`: its bytes,
+/// or None when the command fails (a flow whose pcap is not held there).
+pub fn try_flow_pcap(
+    data: &str,
+    sensor: u32,
+    flow: impl std::fmt::Display,
+    out: &Path,
+) -> Option<Vec<u8>> {
+    let flow = flow.to_string();
+    let sensor = sensor.to_string();
+    let args = [
+        "pcap",
+        "--data",
+        data,
+        "--sensor",
+        &sensor,
+        "--flow",
+        &flow,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    run(&args)
+        .status
+        .success()
+        .then(|| std::fs::read(out).unwrap())
+}
+
+/// [`try_flow_pcap`] that must succeed.
+pub fn flow_pcap(data: &str, sensor: u32, flow: impl std::fmt::Display, out: &Path) -> Vec<u8> {
+    let shown = format!("pcap of flow {flow} of sensor {sensor} at {data}");
+    try_flow_pcap(data, sensor, flow, out).unwrap_or_else(|| panic!("{shown} failed"))
+}
+
 /// Every segment file under a node, as (relative path) sorted.
 pub fn segment_files(data: &str) -> Vec<String> {
     let root = Path::new(data).join("segments");

@@ -144,8 +144,8 @@ impl Mirror {
         let conn = Connection::open(path).ctx(&shown, "open")?;
         let mirror = Mirror { conn, path: shown };
         mirror.configure()?;
-        schema::check_version(&mirror.conn, &mirror.path)?;
-        schema::migrate_before_ddl(&mirror.conn, &mirror.path)?;
+        let version = schema::check_version(&mirror.conn, &mirror.path)?;
+        schema::migrate_before_ddl(&mirror.conn, &mirror.path, version)?;
         mirror
             .conn
             .execute_batch(SCHEMA_SQL)

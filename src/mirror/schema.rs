@@ -80,18 +80,12 @@ pub fn table(name: &str) -> Option<&'static TableSpec> {
     TABLES.iter().find(|t| t.name == name)
 }
 
-/// Refuses a file written by a newer mirror schema, before the DDL runs on it.
-/// A file without `x_schema` is new (or a bare hflow copy) and gets version 1.
-pub fn check_version(conn: &Connection, path: &str) -> Result<(), MirrorError> {
-    let has_table: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'x_schema'",
-            [],
-            |row| row.get(0),
-        )
-        .ctx(path, "look for x_schema")?;
-    if !has_table {
-        return Ok(());
+/// Refuses a file written by a newer mirror schema, before the DDL runs on it;
+/// returns the file's version. A file without `x_schema` is new (or a bare
+/// hflow copy): None, and the DDL makes it current.
+pub fn check_version(conn: &Connection, path: &str) -> Result<Option<i64>, MirrorError> {
+    if !table_exists(conn, "x_schema").ctx(path, "look for x_schema")? {
+        return Ok(None);
     }
     let found: Option<i64> = conn
         .query_row("SELECT max(version) FROM x_schema", [], |row| row.get(0))
@@ -107,7 +101,7 @@ pub fn check_version(conn: &Connection, path: &str) -> Result<(), MirrorError> {
         // Version 2 only adds a table (x_os_fingerprint), which the DDL
         // creates on open: a version 1 file needs nothing else. Version 3
         // re-keys that table: `migrate_before_ddl` and `migrate_after_ddl`.
-        _ => Ok(()),
+        _ => Ok(found),
     }
 }
 
@@ -125,14 +119,12 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 /// Mirror 2 -> 3, first half (before the DDL runs): a version 2 file's
 /// `x_os_fingerprint` (keyed by host before time) is renamed aside and its
 /// indexes dropped, so the DDL creates the table with the new key and its
-/// indexes afresh. One transaction.
-pub fn migrate_before_ddl(conn: &Connection, path: &str) -> Result<(), MirrorError> {
-    let version: Option<i64> = if table_exists(conn, "x_schema").ctx(path, "look for x_schema")? {
-        conn.query_row("SELECT max(version) FROM x_schema", [], |row| row.get(0))
-            .ctx(path, "read x_schema")?
-    } else {
-        None
-    };
+/// indexes afresh. One transaction. `version`: what `check_version` found.
+pub fn migrate_before_ddl(
+    conn: &Connection,
+    path: &str,
+    version: Option<i64>,
+) -> Result<(), MirrorError> {
     let old_key = version.is_some_and(|v| v < 3)
         && table_exists(conn, "x_os_fingerprint").ctx(path, "look for x_os_fingerprint")?
         && !table_exists(conn, OLD_FINGERPRINTS).ctx(path, "look for x_os_fingerprint_v2")?;

@@ -1107,7 +1107,8 @@ fn a_rekeying_cut_between_its_halves_is_finished_at_the_next_open() {
         // The first half ran (fingerprints set aside) and the process died
         // before the second: the DDL of the next open will have made an
         // empty re-keyed table and seeded version 3.
-        schema::migrate_before_ddl(&m.conn, "test").unwrap();
+        let version = schema::check_version(&m.conn, "test").unwrap();
+        schema::migrate_before_ddl(&m.conn, "test", version).unwrap();
         m.conn.execute_batch(SCHEMA_SQL).unwrap();
         assert_eq!(m.schema_version().unwrap(), 3);
         let rows: i64 = m
