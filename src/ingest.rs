@@ -212,6 +212,31 @@ pub struct SebekDatagram {
     pub payload: Vec<u8>,
 }
 
+/// What the origin's open-flow table has done for a sensor, for `status`.
+#[derive(Clone, Debug)]
+pub struct FlowTableReport {
+    /// Flows closed early because the table was full.
+    pub evicted: u64,
+}
+
+/// The open-flow table's counters of a sensor this node originates (`None`
+/// for a sensor it only holds copies of).
+pub fn flow_table_report(
+    store: &crate::store::Store,
+    sensor_id: u32,
+) -> Result<Option<FlowTableReport>, IngestError> {
+    let Some(bytes) = store.ingest_state(sensor_id)? else {
+        return Ok(None);
+    };
+    let state: SensorState = serde_json::from_slice(&bytes).map_err(|e| IngestError::BadState {
+        sensor: sensor_id,
+        detail: e.to_string(),
+    })?;
+    Ok(Some(FlowTableReport {
+        evicted: state.counters.evicted,
+    }))
+}
+
 /// Capture bytes read between two updates of the progress bar.
 const PROGRESS_STEP: u64 = 1 << 20;
 
@@ -390,6 +415,7 @@ impl<'n> Ingestor<'n> {
             return Ok(());
         }
         let nets = self.node.config.honeypot_nets();
+        let budget = self.node.config.capture.flow_table_bytes();
         let (state, table, dirty) = match self.node.store.ingest_state(sensor_id)? {
             Some(bytes) => {
                 let state: SensorState =
@@ -406,7 +432,8 @@ impl<'n> Ingestor<'n> {
                         })?;
                     flows.push(f);
                 }
-                let table = FlowTable::restore(sensor_id, nets, state.counters.clone(), flows);
+                let table =
+                    FlowTable::restore(sensor_id, nets, budget, state.counters.clone(), flows);
                 (state, table, false)
             }
             None => {
@@ -425,7 +452,7 @@ impl<'n> Ingestor<'n> {
                     sebek: Tracker::default(),
                     legacy: LegacyMarks::default(),
                 };
-                (state, FlowTable::new(sensor_id, nets), true)
+                (state, FlowTable::new(sensor_id, nets, budget), true)
             }
         };
         self.sensors.insert(
@@ -906,6 +933,7 @@ impl<'n> Ingestor<'n> {
         batch.sources.extend(source);
         self.report.segments_written += u64::from(pcap.is_some()) + u64::from(records.is_some());
         self.report.records_written += records.as_ref().map_or(0, |r| r.records.len() as u64);
+        let more_to_close = s.table.more_to_expire();
         let job = CommitJob {
             sensor_id,
             level,
@@ -913,7 +941,13 @@ impl<'n> Ingestor<'n> {
             records,
             batch,
         };
-        self.committer()?.send(job)
+        self.committer()?.send(job)?;
+        if more_to_close {
+            // More flows timed out than one record segment takes: the rest
+            // follow in record segments of their own.
+            return self.seal_and_commit(sensor_id, None);
+        }
+        Ok(())
     }
 }
 
