@@ -122,7 +122,7 @@ pub struct Changes {
 }
 
 /// Key of a fragmented datagram: (src, dst, protocol, id).
-type FragKey = (IpAddr, IpAddr, u8, u32);
+pub type FragKey = (IpAddr, IpAddr, u8, u32);
 
 /// What `observe` did with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -751,6 +751,46 @@ impl FlowTable {
     /// should follow at once.
     pub fn more_to_expire(&self) -> bool {
         self.latest_ns > self.next_expiry_ns
+    }
+
+    /// Adds an open flow read back from a checkpoint.
+    pub fn insert_restored(&mut self, f: &FlowState) {
+        if self.find(&FlowKey::new(f.proto, f.src, f.dst)).is_none() {
+            self.insert_state(f);
+        }
+    }
+
+    /// Sets the remembered fragment ids (from a checkpoint).
+    pub fn restore_fragments(&mut self, fragments: Vec<(FragKey, FlowKey, u64)>) {
+        self.fragments = fragments
+            .into_iter()
+            .take(MAX_FRAGMENTS)
+            .map(|(k, f, ts)| (k, (f, ts)))
+            .collect();
+    }
+
+    /// Calls `f` with every open flow, by flow id.
+    pub fn for_each_open(&self, mut f: impl FnMut(&FlowState)) {
+        let mut order: Vec<(u32, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.flow_id != 0)
+            .map(|(i, s)| (s.flow_id, i as u32))
+            .collect();
+        order.sort_unstable();
+        for (_, slot) in order {
+            f(&self.state(slot));
+        }
+    }
+
+    /// Forgets what changed without building rows: for replaying packets
+    /// whose rows were published before.
+    pub fn discard_changes(&mut self) {
+        for slot in std::mem::take(&mut self.dirty) {
+            self.slots[slot as usize].bits &= !DIRTY;
+        }
+        self.closed.clear();
     }
 
     /// Takes what changed since the last call: the row versions to publish,
