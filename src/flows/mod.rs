@@ -211,7 +211,7 @@ pub(crate) fn icmp_bit(icmp_type: u8) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Fragment, IcmpInfo, QuotedFlow};
+    use crate::capture::{Fragment, IcmpInfo, NetInfo, QuotedFlow};
 
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> NetInfo {
         NetInfo {
