@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
 use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
-use crate::flows::{FlowTable, TableCounters};
+use crate::flows::{FlowTable, MAX_ROWS_PER_SEGMENT, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
@@ -505,8 +505,16 @@ impl<'n> Ingestor<'n> {
         let table = match s.state.flows.clone() {
             Some(tref) => match carried {
                 Some((table, at)) if at == tref.pcap_seq => table,
-                _ => restore_table(&self.node.store, &dir, sensor_id, &tref, &counters, nets, budget)
-                    .map_err(flow_err)?,
+                _ => restore_table(
+                    &self.node.store,
+                    &dir,
+                    sensor_id,
+                    &tref,
+                    &counters,
+                    nets,
+                    budget,
+                )
+                .map_err(flow_err)?,
             },
             None => {
                 // Written by a version that kept open flows in the index:
@@ -836,7 +844,7 @@ impl<'n> Ingestor<'n> {
             report.packets += 1;
             report.bytes += packet.data.len() as u64;
             let full = self.add_packet(sensor_id, &packet, snaplen)?;
-            if full >= target {
+            if full >= target || self.rows_pending(sensor_id) >= MAX_ROWS_PER_SEGMENT {
                 let progress =
                     self.progress_at(hasher, key, sensor_id, last_offset, false, path)?;
                 self.seal_and_commit(sensor_id, Some(progress))?;
@@ -881,6 +889,14 @@ impl<'n> Ingestor<'n> {
             Ok(Some(p)) => p.ts_sec as u32,
             _ => 0,
         })
+    }
+
+    /// Flow rows the sensor's next record segment would hold.
+    fn rows_pending(&self, sensor_id: u32) -> usize {
+        self.sensors
+            .get(&sensor_id)
+            .and_then(|s| s.table.as_ref())
+            .map_or(0, FlowTable::pending_rows)
     }
 
     /// Decodes, accounts and stores one packet; returns the raw size of the
@@ -1056,8 +1072,7 @@ impl<'n> Ingestor<'n> {
         }
         let checkpoint_now = !more_to_close
             && (s.checkpoint_due
-                || s
-                    .state
+                || s.state
                     .flows
                     .as_ref()
                     .is_some_and(|t| t.replay_bytes >= CHECKPOINT_REPLAY_BYTES));
@@ -1257,7 +1272,10 @@ fn restore_table(
                         fragments: Vec::new(),
                         ..counters.clone()
                     };
-                    (FlowTable::restore(sensor_id, nets, budget, fresh, []), cp.pcap_seq)
+                    (
+                        FlowTable::restore(sensor_id, nets, budget, fresh, []),
+                        cp.pcap_seq,
+                    )
                 }
             }
         }
@@ -1433,7 +1451,10 @@ pub fn follow_once(
 
 /// Ends following: checkpoints the open-flow tables `state` carries, so
 /// that the next start replays nothing.
-pub fn follow_finish(ingestor: &mut Ingestor<'_>, state: &mut FollowState) -> Result<(), IngestError> {
+pub fn follow_finish(
+    ingestor: &mut Ingestor<'_>,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
     ingestor.restore_tables(std::mem::take(&mut state.tables));
     ingestor.checkpoint_tables()?;
     ingestor.flush_mirror()

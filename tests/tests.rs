@@ -8,6 +8,7 @@ mod archive;
 mod campaign;
 mod cli;
 mod export;
+mod flood;
 mod flows_vs_argus;
 mod full_disk;
 mod hostile;

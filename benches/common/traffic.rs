@@ -89,7 +89,9 @@ fn class_frame(class: Class, i: u64, rng: &mut Rng, frame: &mut Vec<u8>) {
             let src = random_public(r);
             let sport = (r >> 32) as u16 | 1024;
             let seq = (r >> 16) as u32;
-            tcp_frame(frame, src, HONEYPOT, sport, 80, 0x02, seq, 0, 512, 64, false);
+            tcp_frame(
+                frame, src, HONEYPOT, sport, 80, 0x02, seq, 0, 512, 64, false,
+            );
         }
         Class::Backscatter => {
             let src = random_public(r);

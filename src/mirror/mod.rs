@@ -132,7 +132,7 @@ pub struct ApplyStats {
 
 /// The mirror connection's page cache, in KiB (SQLite's negative
 /// `cache_size`).
-const CACHE_KIB: i64 = -65536;
+const CACHE_KIB: i64 = -32768;
 
 /// The page cache (and so the sorter's memory) while `end_bulk` builds the
 /// indexes, in KiB.
