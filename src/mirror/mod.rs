@@ -131,7 +131,8 @@ pub struct ApplyStats {
 }
 
 /// The mirror connection's page cache, in KiB (SQLite's negative
-/// `cache_size`).
+/// `cache_size`). 32 MiB: beside the open-flow table's budget and the
+/// index's cache it keeps a flood's ingest under 256 MiB (64 MiB did not).
 const CACHE_KIB: i64 = -32768;
 
 /// The page cache (and so the sorter's memory) while `end_bulk` builds the
