@@ -320,9 +320,10 @@ pub fn import(
             report.already += 1;
             return Ok(());
         }
+        let (_, records) = crate::node::check_segment(&id, &bytes)?;
         let meta = node.store.add_verified_segment(&id, &bytes)?;
         if meta.kind == Kind::Records {
-            node.apply_record_bytes(&id, &bytes)?;
+            node.apply_records(&id, &records)?;
         }
         report.added += 1;
         Ok(())

@@ -94,6 +94,9 @@ pub struct PeerConfig {
     /// Source networks the parent may connect from (CIDR); empty = any.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Sensors this parent is shown and may fetch; empty = every sensor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<u32>,
 }
 
 /// How a link treats pcap: proxy requests down, or copy the segments up.
@@ -116,6 +119,10 @@ pub struct ChildConfig {
     /// PEM CA certificate to trust for an https:// child.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Sensors this child may speak for; empty: those it originated
+    /// (hops 0) when nothing is below it, else any (docs/SECURITY.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,6 +49,14 @@ pub enum NodeError {
     NotInitialised { dir: PathBuf },
     #[error("record segment {id}: {detail}")]
     BadRecordSegment { id: String, detail: String },
+    #[error(
+        "record segment {id} of sensor {sensor} holds a record of sensor {record_sensor}; a segment speaks only for its own sensor"
+    )]
+    ForeignRecord {
+        id: String,
+        sensor: u32,
+        record_sensor: u32,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -246,6 +254,45 @@ impl Node {
         self.mirror.apply(id, &records)?;
         Ok(())
     }
+
+    /// Applies records already decoded and checked by [`check_segment`].
+    pub fn apply_records(
+        &mut self,
+        id: &crate::store::SegmentId,
+        records: &[crate::records::Record],
+    ) -> Result<(), NodeError> {
+        self.mirror.apply(id, records)?;
+        Ok(())
+    }
+}
+
+/// Checks segment bytes from outside this node (a child, a bundle) before
+/// anything of them is stored: the structure parses, and a record
+/// segment's records all decode and all name the segment's own sensor (a
+/// segment is indexed under its header's sensor, so a record of another
+/// sensor inside it would let one sensor's source rewrite another's rows).
+/// Gives the header and, for a record segment, its records.
+pub fn check_segment(
+    id: &crate::store::SegmentId,
+    bytes: &[u8],
+) -> Result<(crate::store::segment::Header, Vec<crate::records::Record>), NodeError> {
+    let view = SegmentView::parse(bytes).map_err(|e| NodeError::BadRecordSegment {
+        id: id.to_hex(),
+        detail: e.to_string(),
+    })?;
+    let header = view.header;
+    if header.kind != Kind::Records {
+        return Ok((header, Vec::new()));
+    }
+    let records = decode_record_segment(id, bytes)?;
+    if let Some(r) = records.iter().find(|r| r.sensor_id() != header.sensor_id) {
+        return Err(NodeError::ForeignRecord {
+            id: id.to_hex(),
+            sensor: header.sensor_id,
+            record_sensor: r.sensor_id(),
+        });
+    }
+    Ok((header, records))
 }
 
 /// The records of a record segment's bytes.
@@ -258,7 +305,9 @@ pub fn decode_record_segment(
         detail,
     };
     let view = SegmentView::parse(bytes).map_err(|e| bad(e.to_string()))?;
-    let mut records = Vec::with_capacity(view.header.item_count as usize);
+    // Not `with_capacity(item_count)`: the count is the header's claim, and
+    // a crafted header would make the allocation abort the process.
+    let mut records = Vec::new();
     for i in 0..view.blocks.len() as u32 {
         let block = view.block(i).map_err(|e| bad(e.to_string()))?;
         records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);

@@ -242,6 +242,7 @@ fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "segments_fetched": st.segments_fetched,
             "last_error": st.last_error,
             "conflicts": st.conflicts,
+            "sensors": c.sensors,
         }));
     }
     Ok(out)
@@ -383,6 +384,9 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
                 _ => String::new(),
             }
         );
+        for c in l["conflicts"].as_array().into_iter().flatten() {
+            println!("  conflict: {}", c.as_str().unwrap_or(""));
+        }
     }
     Ok(Status::Ok)
 }

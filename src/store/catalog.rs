@@ -2,8 +2,8 @@
 //! segment sequence (held here or only seen at a child), adding segments
 //! fetched from a peer, the node id and the health of pull links.
 //!
-//! Owns the `known_segments` and `link_state` tables and the `node_id` meta
-//! entry. Like the rest of `store`, it never decides what to fetch: `sync`
+//! Owns the `known_segments`, `link_state` and `conflicts` tables and the
+//! `node_id` meta entry. Like the rest of `store`, it never decides what to fetch: `sync`
 //! does, and hands verified bytes here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +13,21 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::index::{FLOW_BLOCKS, KNOWN, LINKS, PULLED, SEGMENTS, SENSOR_SEQ};
 use super::segment::packet_items;
 use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
+
+/// What a child offered that contradicts what this node knows, by (child
+/// name, sensor): a text naming the sequence place and both ids. While an
+/// entry is there, that sensor's data from that child is not merged
+/// (docs/STORAGE.md §6, docs/SECURITY.md). Created on first write.
+const CONFLICTS: redb::TableDefinition<(&str, u32), &str> = redb::TableDefinition::new("conflicts");
+
+/// One recorded conflict: a child offered something for a sensor that
+/// contradicts what this node knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub child: String,
+    pub sensor_id: u32,
+    pub detail: String,
+}
 
 /// One place in a sensor's sequence: which segment is there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,17 +217,32 @@ impl Store {
         } else {
             BTreeMap::new()
         };
+        // Checked before the file is written and again inside the commit
+        // (another pull loop may have taken the place in between).
+        self.refuse_other_entry(&meta, self.entry_at(meta.sensor_id, meta.origin_seq)?)?;
         self.write_segment_bytes(id, bytes)?;
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
+            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            let held = seq
+                .get((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?
+                .map(|v| SegmentId(*v.value()));
+            let known_id = match known
+                .get((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?
+            {
+                Some(v) => Some(decode_known(meta.sensor_id, meta.origin_seq, v.value())?.id),
+                None => None,
+            };
+            self.refuse_other_entry(&meta, held.or(known_id))?;
             let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
             segments
                 .insert(&id.0, meta.encode().as_slice())
                 .map_err(|e| self.index_err(e))?;
-            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
             seq.insert((meta.sensor_id, meta.origin_seq), &id.0)
                 .map_err(|e| self.index_err(e))?;
-            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
             known
                 .remove((meta.sensor_id, meta.origin_seq))
                 .map_err(|e| self.index_err(e))?;
@@ -226,6 +256,108 @@ impl Store {
         txn.commit().map_err(|e| self.index_err(e))?;
         self.bump_generation();
         Ok(meta)
+    }
+
+    /// The id this node holds or knows at a place of a sensor's sequence.
+    pub fn entry_at(&self, sensor: u32, seq: u64) -> Result<Option<SegmentId>, StoreError> {
+        if let Some(id) = self.segment_at(sensor, seq)? {
+            return Ok(Some(id));
+        }
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        match t.get((sensor, seq)).map_err(|e| self.index_err(e))? {
+            Some(v) => Ok(Some(decode_known(sensor, seq, v.value())?.id)),
+            None => Ok(None),
+        }
+    }
+
+    /// A place of a sequence, once known, is never given another id.
+    fn refuse_other_entry(
+        &self,
+        meta: &SegmentMeta,
+        present: Option<SegmentId>,
+    ) -> Result<(), StoreError> {
+        match present {
+            Some(there) if there != meta.id => Err(StoreError::SequenceConflict {
+                sensor: meta.sensor_id,
+                seq: meta.origin_seq,
+                held: there,
+                offered: meta.id,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that `child` offered something for `sensor` that contradicts
+    /// this node; the first record stays (it names what was seen first).
+    pub fn record_conflict(&self, child: &str, sensor: u32, detail: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(CONFLICTS).map_err(|e| self.index_err(e))?;
+            let present = t
+                .get((child, sensor))
+                .map_err(|e| self.index_err(e))?
+                .is_some();
+            if !present {
+                t.insert((child, sensor), detail)
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Every recorded conflict, by child and sensor.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = match txn.open_table(CONFLICTS) {
+            Ok(t) => t,
+            // Never written: no conflict was ever recorded.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.index_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            let (child, sensor_id) = k.value();
+            out.push(Conflict {
+                child: child.to_string(),
+                sensor_id,
+                detail: v.value().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The conflicts recorded for one child.
+    pub fn conflicts_of(&self, child: &str) -> Result<Vec<Conflict>, StoreError> {
+        Ok(self
+            .conflicts()?
+            .into_iter()
+            .filter(|c| c.child == child)
+            .collect())
+    }
+
+    /// Forgets a child's conflicts (`lumpy child remove`, `lumpy child
+    /// clear-conflicts`): its sensors are merged again from the next pull,
+    /// under the same checks.
+    pub fn clear_conflicts(&self, child: &str) -> Result<usize, StoreError> {
+        let mine = self.conflicts_of(child)?;
+        if mine.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(CONFLICTS).map_err(|e| self.index_err(e))?;
+            for c in &mine {
+                t.remove((child, c.sensor_id))
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(mine.len())
     }
 
     pub fn link_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

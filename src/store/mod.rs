@@ -100,6 +100,15 @@ pub enum StoreError {
     },
     #[error("segment {id} is not in this store")]
     Missing { id: SegmentId },
+    #[error(
+        "sensor {sensor} sequence {seq} is segment {held} here; refusing another segment ({offered}) for that place"
+    )]
+    SequenceConflict {
+        sensor: u32,
+        seq: u64,
+        held: SegmentId,
+        offered: SegmentId,
+    },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
     #[error("index {path} is damaged: {detail}")]

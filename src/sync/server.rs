@@ -93,6 +93,14 @@ impl PeerApi {
         Ok(all)
     }
 
+    /// The sensors a parent may see, when its link is limited to some
+    /// (`lumpy peer add --sensors`); `None`: every sensor.
+    fn sensors_shown_to(&self, peer: &str) -> Option<Vec<u32>> {
+        let config = self.config.read().ok()?;
+        let p = config.peers.iter().find(|p| p.name == peer)?;
+        (!p.sensors.is_empty()).then(|| p.sensors.clone())
+    }
+
     /// The summary, recomputed only when the index changed.
     pub fn summary(&self) -> Result<Arc<Summary>, String> {
         let generation = self.store.generation();
@@ -354,6 +362,7 @@ async fn handle(
         Ok(peer) => peer,
         Err(reply) => return Ok(*reply),
     };
+    let shown = api.sensors_shown_to(&peer);
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
         ("GET", ["v1", "summary"]) if !(query.is_empty() || query == "pcap=mirror") => error_reply(
@@ -374,22 +383,44 @@ async fn handle(
                     tracing::warn!(error = %e, "recording a mirroring parent");
                 }
             }
-            summary(&api, if_none_match.as_deref())
+            summary(&api, if_none_match.as_deref(), shown.as_deref())
         }
+        ("GET", ["v1", "catalog", sensor]) if !shows(shown.as_deref(), sensor) => error_reply(
+            StatusCode::NOT_FOUND,
+            &format!("unknown sensor {sensor}"),
+        ),
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
-        ("POST", ["v1", "segments"]) => fetch(&api, &body, peer),
+        ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
         ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)
 }
 
-fn summary(api: &PeerApi, if_none_match: Option<&str>) -> Reply {
+/// True when a parent limited to `shown` may see `sensor` (a path part).
+fn shows(shown: Option<&[u32]>, sensor: &str) -> bool {
+    match shown {
+        None => true,
+        Some(list) => sensor.parse::<u32>().is_ok_and(|s| list.contains(&s)),
+    }
+}
+
+fn summary(api: &PeerApi, if_none_match: Option<&str>, shown: Option<&[u32]>) -> Reply {
     let s = match api.summary() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "summary");
             return error_reply(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable");
+        }
+    };
+    // A parent limited to some sensors sees only those, under its own digest.
+    let s = match shown {
+        None => s,
+        Some(list) => {
+            let mut mine = (*s).clone();
+            mine.sensors.retain(|x| list.contains(&x.sensor_id));
+            mine.digest = super::summary::digest_of(&mine);
+            Arc::new(mine)
         }
     };
     let etag = format!("\"{}\"", s.digest);
@@ -504,7 +535,7 @@ async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
     }
 }
 
-fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String) -> Reply {
+fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>) -> Reply {
     let Ok(req) = serde_json::from_slice::<FetchRequest>(body) else {
         return error_reply(
             StatusCode::BAD_REQUEST,
@@ -528,6 +559,13 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String) -> Reply {
     let store = api.store.clone();
     tokio::task::spawn_blocking(move || {
         for id in ids {
+            if let Some(list) = &shown {
+                let sensor = store.segment_meta(&id).ok().flatten().map(|m| m.sensor_id);
+                if !sensor.is_some_and(|s| list.contains(&s)) {
+                    tracing::warn!(segment = %id, %peer, "not sending a segment of a sensor this parent is not shown");
+                    continue;
+                }
+            }
             // read_segment checks the hash: damage is never sent upward.
             match store.read_segment(&id) {
                 Ok(bytes) => {
