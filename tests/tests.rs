@@ -18,5 +18,6 @@ mod p0f;
 mod pcap;
 mod sebek;
 mod sync;
+mod trust;
 mod verify;
 mod web;

@@ -300,10 +300,7 @@ fn check_reachable_child(
 }
 
 fn join_ids(ids: &[u32]) -> String {
-    ids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn fmt_age(now: u64, t: u64) -> String {
@@ -396,7 +393,9 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 bail!("no child named '{name}'");
             }
             let n = node.store.clear_conflicts(&name)?;
-            println!("cleared {n} conflicts of child '{name}'; its next pull checks everything again");
+            println!(
+                "cleared {n} conflicts of child '{name}'; its next pull checks everything again"
+            );
         }
     }
     Ok(Status::Ok)

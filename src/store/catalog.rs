@@ -290,7 +290,12 @@ impl Store {
 
     /// Records that `child` offered something for `sensor` that contradicts
     /// this node; the first record stays (it names what was seen first).
-    pub fn record_conflict(&self, child: &str, sensor: u32, detail: &str) -> Result<(), StoreError> {
+    pub fn record_conflict(
+        &self,
+        child: &str,
+        sensor: u32,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
             let mut t = txn.open_table(CONFLICTS).map_err(|e| self.index_err(e))?;

@@ -50,7 +50,9 @@ pub enum SyncError {
     },
     #[error("child {child}: link secret: {detail}")]
     Secret { child: String, detail: String },
-    #[error("child {child}: refused for sensor {sensor}: {detail}; its data from this child is not merged")]
+    #[error(
+        "child {child}: refused for sensor {sensor}: {detail}; its data from this child is not merged"
+    )]
     Forged {
         child: String,
         sensor: u32,
@@ -247,15 +249,16 @@ pub async fn pull_child(ctx: &PullContext, child: &ChildConfig) -> Result<PullSt
 }
 
 /// Whether a child may speak for a sensor (docs/SECURITY.md): never for a
-/// sensor this node originates; with a `--sensors` list, only for those;
-/// without one, a child with nothing below it only for the sensors it
-/// originated (hops 0).
+/// sensor this node originates; with a `--sensors` list, only for those
+/// (`Ok(false)`: not taken, not a fault); without one, a child with nothing
+/// below it only for the sensors it originated (hops 0). `Err` says why a
+/// claim is refused.
 fn speaks_for(
     child: &ChildConfig,
     summary: &Summary,
     theirs: &SensorSummary,
     origin_here: bool,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let sensor = theirs.sensor_id;
     if origin_here {
         return Err(format!(
@@ -263,12 +266,8 @@ fn speaks_for(
         ));
     }
     if !child.sensors.is_empty() {
-        if child.sensors.contains(&sensor) {
-            return Ok(());
-        }
-        return Err(format!(
-            "sensor {sensor}: not in this link's sensor list; not merged"
-        ));
+        // The operator chose: the rest is passed over without a word.
+        return Ok(child.sensors.contains(&sensor));
     }
     let is_roo = summary.below.iter().all(|n| *n == summary.node_id);
     if is_roo && theirs.hops != 0 {
@@ -276,7 +275,7 @@ fn speaks_for(
             "sensor {sensor}: the child has nothing below it and did not originate this sensor; not merged (list it with `lumpy child add --sensors` to take it)"
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn pull_inner(
@@ -340,16 +339,22 @@ async fn pull_inner(
     let mut refusals = Vec::new();
     let mut accepted = summary.clone();
     accepted.sensors.clear();
-    let in_conflict: HashSet<u32> = tokio::task::block_in_place(|| ctx.store.conflicts_of(&child.name))?
-        .into_iter()
-        .map(|c| c.sensor_id)
-        .collect();
+    let recorded = tokio::task::block_in_place(|| ctx.store.conflicts_of(&child.name))?;
+    // A sensor caught forging stays refused (and the pull an error, so
+    // status and the UI keep saying so) until an operator clears it.
+    let mut forged = Vec::new();
     for s in &summary.sensors {
         let origin_here = tokio::task::block_in_place(|| ctx.store.is_origin_of(s.sensor_id))?;
         match speaks_for(child, &summary, s, origin_here) {
             Err(why) => refusals.push(why),
-            Ok(()) if in_conflict.contains(&s.sensor_id) => {}
-            Ok(()) => accepted.sensors.push(s.clone()),
+            Ok(false) => {}
+            Ok(true) => match recorded.iter().find(|c| c.sensor_id == s.sensor_id) {
+                Some(c) => forged.push(format!(
+                    "sensor {}: {} (recorded; `lumpy child clear-conflicts` to try again)",
+                    c.sensor_id, c.detail
+                )),
+                None => accepted.sensors.push(s.clone()),
+            },
         }
     }
     // Keep the child's view (hops, nodes below) as soon as it is known, so
@@ -357,7 +362,6 @@ async fn pull_inner(
     state.summary = Some(accepted.clone());
     save_state(&ctx.store, &child.name, state)?;
     state.conflicts = refusals.clone();
-    let mut forged = Vec::new();
     let mut forged_sensors = HashSet::new();
     for s in &accepted.sensors {
         match pull_sensor(&mut link, s).await {
@@ -537,7 +541,9 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncEr
             take_frame(&mut buf, &mut expect, &requested).map_err(|d| link.protocol(d))?
         {
             let Some(wanted) = batch.iter().find(|w| w.id == done.0) else {
-                return Err(link.protocol(format!("sent segment {}, which was not asked for", done.0)));
+                return Err(
+                    link.protocol(format!("sent segment {}, which was not asked for", done.0))
+                );
             };
             accept_segment(link, *wanted, done.1).await?;
         }
@@ -614,7 +620,10 @@ async fn accept_segment(
     }
     let (header, records) = tokio::task::block_in_place(|| crate::node::check_segment(&id, &bytes))
         .map_err(|e| link.forged(wanted.sensor, e.to_string()))?;
-    if header.sensor_id != wanted.sensor || header.origin_seq != wanted.seq || header.kind != wanted.kind {
+    if header.sensor_id != wanted.sensor
+        || header.origin_seq != wanted.seq
+        || header.kind != wanted.kind
+    {
         return Err(link.forged(
             wanted.sensor,
             format!(

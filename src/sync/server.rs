@@ -385,10 +385,9 @@ async fn handle(
             }
             summary(&api, if_none_match.as_deref(), shown.as_deref())
         }
-        ("GET", ["v1", "catalog", sensor]) if !shows(shown.as_deref(), sensor) => error_reply(
-            StatusCode::NOT_FOUND,
-            &format!("unknown sensor {sensor}"),
-        ),
+        ("GET", ["v1", "catalog", sensor]) if !shows(shown.as_deref(), sensor) => {
+            error_reply(StatusCode::NOT_FOUND, &format!("unknown sensor {sensor}"))
+        }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
         ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
         ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
