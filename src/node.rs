@@ -200,29 +200,48 @@ impl Node {
     /// Applies `ids` in order. A second thread reads, checks and decodes
     /// the segments while this one applies (decoding is about a sixth of a
     /// rebuild); a few segments are in flight at most, so memory stays flat.
+    /// A segment that cannot be read or decoded is quarantined (reported by
+    /// `status` and `verify`, retried at the next open) and the rest goes
+    /// on: one bad segment never stops a node.
     fn apply_segments(&mut self, ids: &[crate::store::SegmentId]) -> Result<u64, NodeError> {
-        type Decoded = Result<(crate::store::SegmentId, Vec<crate::records::Record>), NodeError>;
+        type Decoded = (
+            crate::store::SegmentId,
+            Result<Vec<crate::records::Record>, NodeError>,
+        );
         let store = self.store.clone();
+        let was_quarantined: std::collections::HashSet<crate::store::SegmentId> =
+            store.quarantined()?.into_iter().map(|(id, _)| id).collect();
         let mirror = &mut self.mirror;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(4);
+            let reader = store.clone();
             scope.spawn(move || {
                 for id in ids {
-                    let decoded = store
+                    let decoded = reader
                         .read_segment(id)
                         .map_err(NodeError::from)
                         .and_then(|bytes| decode_record_segment(id, &bytes));
-                    let failed = decoded.is_err();
                     // A closed channel: the applier stopped on an error.
-                    if tx.send(decoded.map(|r| (*id, r))).is_err() || failed {
+                    if tx.send((*id, decoded)).is_err() {
                         return;
                     }
                 }
             });
             let mut applied = 0;
             let mut batch = Vec::new();
-            for decoded in rx {
-                batch.push(decoded?);
+            for (id, decoded) in rx {
+                let records = match decoded {
+                    Ok(records) => records,
+                    Err(e) => {
+                        tracing::error!(segment = %id, path = %store.segment_path(&id).display(), "quarantined: {e}");
+                        store.quarantine(&id, &e.to_string())?;
+                        continue;
+                    }
+                };
+                if was_quarantined.contains(&id) {
+                    store.release(&id)?;
+                }
+                batch.push((id, records));
                 applied += 1;
                 // Several segments per SQLite transaction: one commit each
                 // would cost more than the rows.
@@ -313,4 +332,57 @@ pub fn decode_record_segment(
         records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SegmentBuilder, SegmentId};
+
+    fn segment(sensor: u32, lines: &[&[u8]]) -> Vec<u8> {
+        let mut b = SegmentBuilder::new(Kind::Records, sensor, 0, 3);
+        for line in lines {
+            b.push_record_line(1, line).unwrap();
+        }
+        b.seal(1).unwrap().bytes
+    }
+
+    fn sensor_line(sensor: u32) -> Vec<u8> {
+        let mut line = Vec::new();
+        crate::records::encode_line(
+            &crate::records::Record::Sensor(crate::records::SensorRecord {
+                sensor_id: sensor,
+                ..Default::default()
+            }),
+            &mut line,
+        );
+        line
+    }
+
+    #[test]
+    fn a_segment_speaks_only_for_its_own_sensor() {
+        let good = segment(7, &[&sensor_line(7)]);
+        let id = SegmentId::of(&good);
+        let (header, records) = check_segment(&id, &good).unwrap();
+        assert_eq!((header.sensor_id, records.len()), (7, 1));
+        let foreign = segment(7, &[&sensor_line(7), &sensor_line(8)]);
+        assert!(matches!(
+            check_segment(&SegmentId::of(&foreign), &foreign),
+            Err(NodeError::ForeignRecord {
+                sensor: 7,
+                record_sensor: 8,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn undecodable_records_and_absurd_counts_are_errors_not_aborts() {
+        let bad = segment(7, &[b"{\"type\":\n"]);
+        assert!(check_segment(&SegmentId::of(&bad), &bad).is_err());
+        let mut huge = segment(7, &[&sensor_line(7)]);
+        huge[48..56].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        assert!(check_segment(&SegmentId::of(&huge), &huge).is_err());
+        assert!(decode_record_segment(&SegmentId::of(&huge), &huge).is_err());
+    }
 }

@@ -47,20 +47,24 @@ fn record_segments(data: &str, sensor: u32) -> (Vec<Vec<u8>>, u64) {
 /// compromised node rewriting its own store would: file, segment entry and
 /// sequence entry, whatever the bytes' header says.
 fn plant(data: &str, sensor: u32, seq: u64, bytes: &[u8]) -> SegmentId {
-    let view = SegmentView::parse(bytes).unwrap();
+    // The header as it claims to be, even when the rest does not agree.
+    let header = lumpy::store::segment::parse_header(bytes).unwrap();
+    let (raw_bytes, block_count) = SegmentView::parse(bytes)
+        .map(|v| (v.raw_total, v.blocks.len() as u32))
+        .unwrap_or((0, 1));
     let id = SegmentId::of(bytes);
     let meta = SegmentMeta {
         id,
-        sensor_id: view.header.sensor_id,
-        kind: view.header.kind,
-        origin_seq: view.header.origin_seq,
-        time_first_ns: view.header.time_first_ns,
-        time_last_ns: view.header.time_last_ns,
-        item_count: view.header.item_count,
-        raw_bytes: view.raw_total,
+        sensor_id: header.sensor_id,
+        kind: header.kind,
+        origin_seq: header.origin_seq,
+        time_first_ns: header.time_first_ns,
+        time_last_ns: header.time_last_ns,
+        item_count: header.item_count,
+        raw_bytes,
         stored_bytes: bytes.len() as u64,
-        block_count: view.blocks.len() as u32,
-        link_type: view.header.link_type,
+        block_count,
+        link_type: header.link_type,
     };
     let hex = id.to_hex();
     let dir = Path::new(data).join("segments").join(&hex[..2]);
@@ -78,6 +82,15 @@ fn plant(data: &str, sensor: u32, seq: u64, bytes: &[u8]) -> SegmentId {
     }
     txn.commit().unwrap();
     id
+}
+
+/// A record segment of `sensor` at `seq` holding `lines` as they are.
+fn raw_record_segment(sensor: u32, seq: u64, lines: &[&[u8]]) -> Vec<u8> {
+    let mut b = SegmentBuilder::new(Kind::Records, sensor, 0, 3);
+    for line in lines {
+        b.push_record_line(1_000_000_000, line).unwrap();
+    }
+    b.seal(seq).unwrap().bytes
 }
 
 /// A record segment of `sensor` at `seq` holding `records` as they are.
@@ -282,4 +295,73 @@ fn links_limited_to_sensors_carry_only_those() {
         flows_json(&q, &["--sensor", "1102"]),
         flows_json(&b, &["--sensor", "1102"])
     );
+}
+
+#[test]
+fn a_record_segment_that_cannot_be_read_is_quarantined_and_the_node_goes_on() {
+    let (_n, n) = new_node(1201);
+    let (_p, p) = new_node(3201);
+    ingest_fixture(&n, "honeynet.pcap");
+    let honest = flows_json(&n, &["--sensor", "1201"]);
+    let (records, max) = record_segments(&n, 1201);
+    // (c) well hashed, well formed, but its one record is not JSON.
+    let undecodable = plant(
+        &n,
+        1201,
+        max + 1,
+        &raw_record_segment(1201, max + 1, &[b"{\"type\": \"flow\", \"sensor_id\": \n"]),
+    );
+    // (d) a real record segment whose header claims 2^50 items.
+    let mut huge = records[0].clone();
+    huge[48..56].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    huge[24..32].copy_from_slice(&(max + 2).to_le_bytes());
+    let huge = plant(&n, 1201, max + 2, &huge);
+
+    // The node opens: its status names both, with their paths.
+    let text = ok(&["status", "--data", &n]);
+    for id in [undecodable, huge] {
+        assert!(
+            text.contains(&format!("QUARANTINED segment {id}")),
+            "{id} in: {text}"
+        );
+    }
+    let v = status_json(&n);
+    assert_eq!(v["quarantined"].as_array().unwrap().len(), 2, "{v}");
+    let path = v["quarantined"][0]["path"].as_str().unwrap();
+    assert!(Path::new(path).exists(), "{path}");
+    assert_eq!(flows_json(&n, &["--sensor", "1201"]), honest);
+    // verify names them (and fails), the mirror skipped them.
+    let out = run(&["verify", "--data", &n]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    for id in [undecodable, huge] {
+        assert!(
+            stdout(&out).contains(&format!("segment {id}")) && stdout(&out).contains("quarantined"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    // It serves and a parent pulls everything else; the quarantined
+    // segments never leave the node.
+    let port = free_port("127.0.0.2");
+    link(&p, "p", &n, "n", &format!("http://127.0.0.2:{port}"), &[]);
+    let sn = serve(&n, "127.0.0.2", port);
+    let out = run(&["pull", "--data", &p]);
+    sn.stop();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(flows_json(&p, &["--sensor", "1201"]), honest);
+    assert_eq!(segments_known(&status_json(&p), 1201), max);
+    ok(&["verify", "--data", &p]);
+    // Without the flag repair leaves them; with it they go, and the node is clean.
+    let out = run(&["repair", "--data", &n, "--from", &p]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = ok(&["repair", "--data", &n, "--from", &p, "--drop-quarantined"]);
+    assert!(
+        out.contains(&format!("dropped quarantined segment {undecodable}")),
+        "{out}"
+    );
+    ok(&["verify", "--data", &n]);
+    let v = status_json(&n);
+    assert!(v["quarantined"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(segments_known(&v, 1201), max + 2);
+    assert_eq!(flows_json(&n, &["--sensor", "1201"]), honest);
 }

@@ -2,8 +2,8 @@
 //! segment sequence (held here or only seen at a child), adding segments
 //! fetched from a peer, the node id and the health of pull links.
 //!
-//! Owns the `known_segments`, `link_state` and `conflicts` tables and the
-//! `node_id` meta entry. Like the rest of `store`, it never decides what to fetch: `sync`
+//! Owns the `known_segments`, `link_state`, `conflicts` and `quarantine`
+//! tables and the `node_id` meta entry. Like the rest of `store`, it never decides what to fetch: `sync`
 //! does, and hands verified bytes here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +19,12 @@ use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
 /// entry is there, that sensor's data from that child is not merged
 /// (docs/STORAGE.md §6, docs/SECURITY.md). Created on first write.
 const CONFLICTS: redb::TableDefinition<(&str, u32), &str> = redb::TableDefinition::new("conflicts");
+
+/// Record segments held here whose records could not be read at the last
+/// attempt (damaged, or never decodable): segment id -> why. The mirror
+/// skips them; `verify` and `status` name them; `repair` puts a damaged file
+/// back or, asked to, drops the segment (docs/STORAGE.md §6).
+const QUARANTINE: redb::TableDefinition<&[u8; 32], &str> = redb::TableDefinition::new("quarantine");
 
 /// One recorded conflict: a child offered something for a sensor that
 /// contradicts what this node knows.
@@ -256,6 +262,57 @@ impl Store {
         txn.commit().map_err(|e| self.index_err(e))?;
         self.bump_generation();
         Ok(meta)
+    }
+
+    /// Sets aside a record segment whose records cannot be read.
+    pub fn quarantine(&self, id: &SegmentId, why: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(QUARANTINE).map_err(|e| self.index_err(e))?;
+            t.insert(&id.0, why).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Takes a segment out of quarantine (its records were read after all).
+    pub fn release(&self, id: &SegmentId) -> Result<(), StoreError> {
+        if !self.quarantined()?.iter().any(|(q, _)| q == id) {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(QUARANTINE).map_err(|e| self.index_err(e))?;
+            t.remove(&id.0).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Every quarantined segment with the reason.
+    pub fn quarantined(&self) -> Result<Vec<(SegmentId, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = match txn.open_table(QUARANTINE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.index_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            out.push((SegmentId(*k.value()), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Drops a quarantined segment (`lumpy repair --drop-quarantined`): its
+    /// file goes, its place stays known (so the sequence has no gap and a
+    /// parent still sees the chain), and it leaves the quarantine.
+    pub fn drop_quarantined(&self, id: &SegmentId) -> Result<(), StoreError> {
+        self.forget_segment(id)?;
+        self.release(id)
     }
 
     /// The id this node holds or knows at a place of a sensor's sequence.

@@ -557,7 +557,17 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let store = api.store.clone();
     tokio::task::spawn_blocking(move || {
+        // A quarantined segment is never sent upward: its records cannot be
+        // read here, and a parent would (rightly) refuse it.
+        let quarantined: std::collections::HashSet<SegmentId> = store
+            .quarantined()
+            .map(|q| q.into_iter().map(|(id, _)| id).collect())
+            .unwrap_or_default();
         for id in ids {
+            if quarantined.contains(&id) {
+                tracing::warn!(segment = %id, "not sending a quarantined segment");
+                continue;
+            }
             if let Some(list) = &shown {
                 let sensor = store.segment_meta(&id).ok().flatten().map(|m| m.sensor_id);
                 if !sensor.is_some_and(|s| list.contains(&s)) {
