@@ -323,16 +323,8 @@ impl Config {
             "# lumpy node configuration; every key is described in docs/CONFIG.md.\n\
              # Change it with `lumpy config set --data DIR KEY VALUE` or by hand.\n\n{body}"
         );
-        let tmp = dir.join(".lumpy.toml.tmp");
-        let io = |p: &Path| {
-            let path = p.to_path_buf();
-            move |source| ConfigError::Io { path, source }
-        };
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        crate::durable::write(&path, text.as_bytes(), None, None)
+            .map_err(|source| ConfigError::Io { path, source })
     }
 
     /// The honeypot networks, parsed.

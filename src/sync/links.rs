@@ -5,7 +5,6 @@
 //! in the store's `link_state` table. Does no networking.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -82,19 +81,8 @@ pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
 
 /// Stores a child's link secret readable by the owner only.
 pub fn write_secret(dir: &Path, child: &str, secret: &Secret) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = secret_path(dir, child);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)?;
-    f.write_all(secret.to_text().as_bytes())?;
-    f.sync_all()?;
+    crate::durable::write(&path, secret.to_text().as_bytes(), None, Some(0o600))?;
     Ok(path)
 }
 
