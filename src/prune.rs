@@ -54,9 +54,10 @@ pub fn prune(
                 v.insert(node.store.mirroring_peers(meta.sensor_id)?)
             }
         };
+        // Only what the parent said it committed counts as taken.
         let waiting: Vec<&String> = peers
             .iter()
-            .filter(|(_, taken)| !taken.contains(&meta.origin_seq))
+            .filter(|(_, mark)| meta.origin_seq > **mark)
             .map(|(p, _)| p)
             .collect();
         if !waiting.is_empty() {

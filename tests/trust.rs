@@ -365,3 +365,122 @@ fn a_record_segment_that_cannot_be_read_is_quarantined_and_the_node_goes_on() {
     assert_eq!(segments_known(&v, 1201), max + 2);
     assert_eq!(flows_json(&n, &["--sensor", "1201"]), honest);
 }
+
+/// A TCP relay in front of `target` that, once, cuts every connection when
+/// `limit` bytes have gone back to the client (a link dropped in the middle
+/// of a segment stream); after that it passes everything.
+fn cutting_relay(target: String, limit: u64) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let down = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (conn.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(Shutdown::Write);
+            });
+            let (down, cut) = (down.clone(), cut.clone());
+            let (mut s_in, mut c_out) = (server, conn);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = down.fetch_add(n as u64, Ordering::SeqCst);
+                    if !cut.load(Ordering::SeqCst) && before + n as u64 > limit {
+                        let keep = limit.saturating_sub(before) as usize;
+                        let _ = c_out.write_all(&buf[..keep]);
+                        cut.store(true, Ordering::SeqCst);
+                        let _ = c_out.shutdown(Shutdown::Both);
+                        let _ = s_in.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn prune_after_a_mirror_pull_cut_mid_stream_keeps_every_flows_pcap() {
+    let (_a, a) = new_node(1301);
+    config_set(&a, "store.segment_target_bytes", "65536");
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 2, 1000);
+    ok(&["ingest", "--data", &a, big.to_str().unwrap()]);
+    let held = status_json(&a)["pcap_segments"].as_u64().unwrap();
+    assert!(held > 4, "{held} pcap segments");
+    let flows: Vec<u64> = flows_json(&a, &["--sensor", "1301"])
+        .iter()
+        .map(|f| f["flow_id"].as_u64().unwrap())
+        .collect();
+    let pcap_of =
+        |data: &str, flow: u64| try_flow_pcap(data, 1301, flow, &work.path().join("f.pcap"));
+    let before: Vec<Vec<u8>> = flows.iter().map(|f| pcap_of(&a, *f).unwrap()).collect();
+
+    let (_p, p) = new_node(3301);
+    let pa = free_port("127.0.0.2");
+    let relay = cutting_relay(format!("127.0.0.2:{pa}"), 150_000);
+    link(
+        &p,
+        "p",
+        &a,
+        "a",
+        &format!("http://127.0.0.1:{relay}"),
+        &["--pcap", "mirror"],
+    );
+    let sa = serve(&a, "127.0.0.2", pa);
+    let out = run(&["pull", "--data", &p]);
+    sa.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("child a"), "{}", stderr(&out));
+    let got = status_json(&p)["pcap_segments"].as_u64().unwrap();
+    assert!(
+        got < held,
+        "the cut pull took {got} of {held} pcap segments"
+    );
+
+    // The child sent some segments the parent never committed: it keeps
+    // them all, and every flow's pcap is still served, byte for byte.
+    let out = ok(&["prune", "--data", &a, "--pcap-days", "0"]);
+    assert!(out.contains("kept") && out.contains("parent 'p'"), "{out}");
+    for (flow, want) in flows.iter().zip(&before) {
+        let served = pcap_of(&a, *flow).or_else(|| pcap_of(&p, *flow));
+        assert_eq!(served.as_ref(), Some(want), "flow {flow}");
+    }
+
+    // The pull completes; the parent says what it committed; now prune
+    // drops everything and the parent serves every flow's pcap.
+    let sa = serve(&a, "127.0.0.2", pa);
+    ok(&["pull", "--data", &p]);
+    sa.stop();
+    let out = ok(&["prune", "--data", &a, "--pcap-days", "0"]);
+    assert!(!out.contains("kept"), "{out}");
+    assert_eq!(status_json(&a)["pcap_segments"], 0);
+    for (flow, want) in flows.iter().zip(&before) {
+        assert_eq!(
+            pcap_of(&p, *flow).as_ref(),
+            Some(want),
+            "flow {flow} at the parent"
+        );
+    }
+    ok(&["verify", "--data", &a]);
+    ok(&["verify", "--data", &p]);
+}

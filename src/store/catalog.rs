@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::index::{FLOW_BLOCKS, KNOWN, LINKS, PULLED, SEGMENTS, SENSOR_SEQ};
+use super::index::{FLOW_BLOCKS, KNOWN, LINKS, SEGMENTS, SENSOR_SEQ};
 use super::segment::packet_items;
 use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
 
@@ -460,19 +460,31 @@ impl Store {
             .is_some())
     }
 
-    /// Records that parent `peer` has taken a pcap segment.
-    pub fn note_pulled(&self, peer: &str, id: &SegmentId) -> Result<(), StoreError> {
-        let Some(meta) = self.segment_meta(id)? else {
-            return Ok(());
-        };
-        if meta.kind != Kind::Pcap {
+    /// Records what parent `peer` says it has committed of each sensor's
+    /// pcap: every pcap segment up to that sequence (its summary's
+    /// `pcap_held_to`). Marks only rise: a parent that pruned its own copy
+    /// does not make this node keep pcap again.
+    pub fn note_mirror_marks(&self, peer: &str, marks: &[(u32, u64)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
-            let mut t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
-            t.insert((peer, meta.sensor_id, meta.origin_seq), ())
+            let mut t = txn
+                .open_table(super::index::META)
                 .map_err(|e| self.index_err(e))?;
+            for (sensor, seq) in marks {
+                let key = format!("mirror_mark:{peer}:{sensor}");
+                let before = t
+                    .get(key.as_str())
+                    .map_err(|e| self.index_err(e))?
+                    .map(|v| decode_mark(v.value()))
+                    .unwrap_or(0);
+                if *seq > before {
+                    t.insert(key.as_str(), seq.to_le_bytes().as_slice())
+                        .map_err(|e| self.index_err(e))?;
+                }
+            }
         }
         txn.commit().map_err(|e| self.index_err(e))
     }
@@ -486,32 +498,28 @@ impl Store {
         Ok(())
     }
 
-    /// Parents that mirror this node's pcap (they said so, or have taken
-    /// pcap of `sensor`), each with the sequence numbers of `sensor` it took.
-    pub fn mirroring_peers(
-        &self,
-        sensor: u32,
-    ) -> Result<BTreeMap<String, BTreeSet<u64>>, StoreError> {
+    /// Parents that mirror this node's pcap (they said so), each with the
+    /// sequence of `sensor` up to which it has committed every pcap segment
+    /// (0: nothing yet). Only that mark lets `prune` drop a segment.
+    pub fn mirroring_peers(&self, sensor: u32) -> Result<BTreeMap<String, u64>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
-        let t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
-        let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
         let meta = txn
             .open_table(super::index::META)
             .map_err(|e| self.index_err(e))?;
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for row in meta
             .range("mirror_peer:".."mirror_peer;")
             .map_err(|e| self.index_err(e))?
         {
             let (k, _) = row.map_err(|e| self.index_err(e))?;
             if let Some(peer) = k.value().strip_prefix("mirror_peer:") {
-                out.entry(peer.to_string()).or_default();
+                out.insert(peer.to_string(), 0);
             }
         }
-        for row in t.iter().map_err(|e| self.index_err(e))? {
-            let (k, _) = row.map_err(|e| self.index_err(e))?;
-            let (peer, s, seq) = k.value();
-            if s == sensor {
-                out.entry(peer.to_string()).or_default().insert(seq);
+        for (peer, mark) in out.iter_mut() {
+            let key = format!("mirror_mark:{peer}:{sensor}");
+            if let Some(v) = meta.get(key.as_str()).map_err(|e| self.index_err(e))? {
+                *mark = decode_mark(v.value());
             }
         }
         Ok(out)
@@ -579,6 +587,10 @@ impl Store {
         self.bump_generation();
         Ok(())
     }
+}
+
+fn decode_mark(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_le_bytes).unwrap_or(0)
 }
 
 /// Flow id -> blocks holding its packets, read from the items themselves.

@@ -248,6 +248,68 @@ pub async fn pull_child(ctx: &PullContext, child: &ChildConfig) -> Result<PullSt
     result
 }
 
+/// The summary request: on a mirror link `pcap=mirror`, with what this node
+/// has committed of each sensor's pcap (`held=SENSOR:SEQ,...`).
+fn summary_path(mirrors: bool, marks: &std::collections::BTreeMap<u32, u64>) -> String {
+    if !mirrors {
+        return "/v1/summary".into();
+    }
+    let held: Vec<String> = marks.iter().map(|(s, q)| format!("{s}:{q}")).collect();
+    if held.is_empty() {
+        "/v1/summary?pcap=mirror".into()
+    } else {
+        format!("/v1/summary?pcap=mirror&held={}", held.join(","))
+    }
+}
+
+/// After a pull that committed segments on a mirror link: tells the child
+/// at once what this node now holds of each sensor's pcap, so its `prune`
+/// may drop it (one more small round trip, usually a 304). A failure here
+/// only delays that: the next pull's summary request says it again.
+async fn tell_committed(
+    link: &mut Link<'_>,
+    accepted: &Summary,
+    state: &mut LinkState,
+    etag: &str,
+) {
+    let store = link.ctx.store.clone();
+    let mut marks = state.pcap_marks.clone();
+    for s in &accepted.sensors {
+        let mirrored =
+            link.child.pcap == PcapMode::Mirror || link.repository.contains(&s.sensor_id);
+        if !mirrored {
+            continue;
+        }
+        match tokio::task::block_in_place(|| sensor_summary(&store, s.sensor_id, 0)) {
+            Ok(mine) => {
+                marks.insert(s.sensor_id, mine.pcap_held_to);
+            }
+            Err(e) => tracing::warn!(sensor = s.sensor_id, error = %e, "pcap mark"),
+        }
+    }
+    if marks == state.pcap_marks {
+        return;
+    }
+    let path = summary_path(true, &marks);
+    // Kept whatever the answer: every summary request of this link says it.
+    state.pcap_marks = marks;
+    let etag = (!etag.is_empty()).then_some(etag);
+    match link
+        .send(reqwest::Method::GET, &path, Vec::new(), etag)
+        .await
+    {
+        Ok(resp)
+            if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_MODIFIED => {
+        }
+        Ok(resp) => {
+            tracing::warn!(child = %link.child.name, status = %resp.status(), "telling the child what was committed")
+        }
+        Err(e) => {
+            tracing::warn!(child = %link.child.name, error = %e, "telling the child what was committed")
+        }
+    }
+}
+
 /// Whether a child may speak for a sensor (docs/SECURITY.md): never for a
 /// sensor this node originates; with a `--sensors` list, only for those
 /// (`Ok(false)`: not taken, not a fault); without one, a child with nothing
@@ -297,16 +359,14 @@ async fn pull_inner(
             .unwrap_or_default(),
     };
     let etag = (!state.etag.is_empty()).then(|| state.etag.clone());
-    // A mirror link says so, so the child's `prune` keeps what we still lack.
-    let summary_path = if child.pcap == PcapMode::Mirror || !link.repository.is_empty() {
-        "/v1/summary?pcap=mirror"
-    } else {
-        "/v1/summary"
-    };
+    // A mirror link says so, and what it has committed, so the child's
+    // `prune` keeps what we still lack.
+    let mirrors = child.pcap == PcapMode::Mirror || !link.repository.is_empty();
+    let summary_path = summary_path(mirrors, &state.pcap_marks);
     let resp = link
         .send(
             reqwest::Method::GET,
-            summary_path,
+            &summary_path,
             Vec::new(),
             etag.as_deref(),
         )
@@ -384,6 +444,9 @@ async fn pull_inner(
     accepted
         .sensors
         .retain(|s| !forged_sensors.contains(&s.sensor_id));
+    if mirrors && link.stats.segments > 0 {
+        tell_committed(&mut link, &accepted, state, &new_etag).await;
+    }
     state.summary = Some(accepted);
     if !forged.is_empty() {
         return Err(SyncError::Refusals {

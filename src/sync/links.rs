@@ -27,6 +27,11 @@ pub struct LinkState {
     pub summary: Option<Summary>,
     /// Sensors this child offers that conflict with what we hold.
     pub conflicts: Vec<String>,
+    /// On a mirror link: per sensor, the sequence up to which this node has
+    /// committed every pcap segment, as last told to the child (its `prune`
+    /// waits for it).
+    #[serde(default)]
+    pub pcap_marks: BTreeMap<u32, u64>,
 }
 
 pub fn load_state(store: &Store, name: &str) -> Result<LinkState, StoreError> {

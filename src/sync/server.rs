@@ -365,9 +365,9 @@ async fn handle(
     let shown = api.sensors_shown_to(&peer);
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
-        ("GET", ["v1", "summary"]) if !(query.is_empty() || query == "pcap=mirror") => error_reply(
+        ("GET", ["v1", "summary"]) if !summary_query_ok(&query) => error_reply(
             StatusCode::BAD_REQUEST,
-            "query: only pcap=mirror is understood",
+            "query: only pcap=mirror and held=SENSOR:SEQ,... are understood",
         ),
         ("GET", ["v1", "catalog", _]) if !only_keys(&query, &["after", "limit"]) => error_reply(
             StatusCode::BAD_REQUEST,
@@ -378,8 +378,16 @@ async fn handle(
         }
         ("GET", ["v1", "summary"]) => {
             if query_param(&query, "pcap").as_deref() == Some("mirror") {
-                // This parent copies our pcap: `prune` must wait for it.
-                if let Err(e) = api.store.note_mirroring_peer(&peer) {
+                // This parent copies our pcap: `prune` must wait for it,
+                // until it says what it has committed.
+                let marks = query_param(&query, "held")
+                    .and_then(|h| parse_marks(&h))
+                    .unwrap_or_default();
+                if let Err(e) = api
+                    .store
+                    .note_mirroring_peer(&peer)
+                    .and_then(|()| api.store.note_mirror_marks(&peer, &marks))
+                {
                     tracing::warn!(error = %e, "recording a mirroring parent");
                 }
             }
@@ -394,6 +402,36 @@ async fn handle(
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)
+}
+
+/// Most sensors one `held=` list may name.
+const MAX_MARKS: usize = 10_000;
+
+/// `held=SENSOR:SEQ,...`: what a mirroring parent has committed of each
+/// sensor's pcap. `None` when malformed or too long.
+fn parse_marks(held: &str) -> Option<Vec<(u32, u64)>> {
+    if held.is_empty() {
+        return Some(Vec::new());
+    }
+    let marks: Option<Vec<(u32, u64)>> = held
+        .split(',')
+        .take(MAX_MARKS + 1)
+        .map(|m| {
+            let (s, q) = m.split_once(':')?;
+            Some((s.parse().ok()?, q.parse().ok()?))
+        })
+        .collect();
+    marks.filter(|m| m.len() <= MAX_MARKS)
+}
+
+/// The summary's query: empty, or `pcap=mirror` with an optional `held=`.
+fn summary_query_ok(query: &str) -> bool {
+    if query.is_empty() {
+        return true;
+    }
+    only_keys(query, &["pcap", "held"])
+        && query_param(query, "pcap").as_deref() == Some("mirror")
+        && query_param(query, "held").is_none_or(|h| parse_marks(&h).is_some())
 }
 
 /// True when a parent limited to `shown` may see `sensor` (a path part).
@@ -581,15 +619,12 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
                     let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
                     head.extend_from_slice(&id.0);
                     head.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    // Sent is not taken: `prune` waits for the parent to say
+                    // what it committed (`held=` on its next summary request).
                     if tx.blocking_send(Ok(Bytes::from(head))).is_err()
                         || tx.blocking_send(Ok(Bytes::from(bytes))).is_err()
                     {
                         return;
-                    }
-                    // Remember which pcap a parent has taken, so `prune` never
-                    // deletes what a mirroring parent still lacks.
-                    if let Err(e) = store.note_pulled(&peer, &id) {
-                        tracing::warn!(error = %e, "recording a pulled segment");
                     }
                 }
                 Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
