@@ -484,3 +484,43 @@ fn prune_after_a_mirror_pull_cut_mid_stream_keeps_every_flows_pcap() {
     ok(&["verify", "--data", &a]);
     ok(&["verify", "--data", &p]);
 }
+
+#[test]
+fn a_roo_speaks_only_for_the_sensors_it_originated_unless_the_link_lists_more() {
+    // Roo a also holds sensor 1402, imported from b's bundle: it has nothing
+    // below it and did not originate 1402.
+    let (_a, a) = new_node(1401);
+    let (_b, b) = new_node(1402);
+    ingest_fixture(&a, "honeynet.pcap");
+    ingest_fixture(&b, "vlan.pcap");
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("b.lumpy");
+    let bundle = bundle.to_str().unwrap();
+    ok(&["archive", "create", "--data", &b, "--sensor", "1402", bundle]);
+    ok(&["archive", "import", "--data", &a, bundle]);
+    let (_p, p) = new_node(3401);
+    let (_q, q) = new_node(3402);
+    let pa = free_port("127.0.0.2");
+    let url = format!("http://127.0.0.2:{pa}");
+    link(&p, "p", &a, "a", &url, &[]);
+    link(&q, "q", &a, "a", &url, &["--sensors", "1401,1402"]);
+    let sa = serve(&a, "127.0.0.2", pa);
+    let out = run(&["pull", "--data", &p]);
+    ok(&["pull", "--data", &q]);
+    sa.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sensor 1402: the child has nothing below it and did not originate"),
+        "{}",
+        stderr(&out)
+    );
+    let (vp, vq) = (status_json(&p), status_json(&q));
+    assert!(segments_known(&vp, 1401) > 0);
+    assert_eq!(segments_known(&vp, 1402), 0);
+    assert!(child_health(&vp, "a")["conflicts"].to_string().contains("sensor 1402"));
+    assert!(segments_known(&vq, 1402) > 0);
+    assert_eq!(
+        flows_json(&q, &["--sensor", "1402"]),
+        flows_json(&b, &["--sensor", "1402"])
+    );
+}
