@@ -496,7 +496,9 @@ fn a_roo_speaks_only_for_the_sensors_it_originated_unless_the_link_lists_more() 
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("b.lumpy");
     let bundle = bundle.to_str().unwrap();
-    ok(&["archive", "create", "--data", &b, "--sensor", "1402", bundle]);
+    ok(&[
+        "archive", "create", "--data", &b, "--sensor", "1402", bundle,
+    ]);
     ok(&["archive", "import", "--data", &a, bundle]);
     let (_p, p) = new_node(3401);
     let (_q, q) = new_node(3402);
@@ -517,7 +519,11 @@ fn a_roo_speaks_only_for_the_sensors_it_originated_unless_the_link_lists_more() 
     let (vp, vq) = (status_json(&p), status_json(&q));
     assert!(segments_known(&vp, 1401) > 0);
     assert_eq!(segments_known(&vp, 1402), 0);
-    assert!(child_health(&vp, "a")["conflicts"].to_string().contains("sensor 1402"));
+    assert!(
+        child_health(&vp, "a")["conflicts"]
+            .to_string()
+            .contains("sensor 1402")
+    );
     assert!(segments_known(&vq, 1402) > 0);
     assert_eq!(
         flows_json(&q, &["--sensor", "1402"]),
