@@ -572,6 +572,72 @@ async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
     }
 }
 
+/// Bytes of a segment file read and sent at a time.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// Sends one frame, reading the segment file in chunks: a first pass
+/// hashes it (damage is never sent upward), a second sends it, so memory
+/// stays at one chunk whatever the segment's size. `Ok(false)`: the parent
+/// went away.
+fn send_segment(
+    store: &Store,
+    id: &SegmentId,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<bool, crate::store::StoreError> {
+    use std::io::{Read, Seek};
+    let path = store.segment_path(id);
+    let io = |source| crate::store::StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(&path).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut chunk = vec![0u8; SEND_CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+        len += n as u64;
+    }
+    let actual = SegmentId(*hasher.finalize().as_bytes());
+    if actual != *id {
+        return Err(crate::store::StoreError::HashMismatch {
+            id: *id,
+            path,
+            actual,
+        });
+    }
+    file.rewind().map_err(io)?;
+    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
+    head.extend_from_slice(&id.0);
+    head.extend_from_slice(&len.to_le_bytes());
+    if tx.blocking_send(Ok(Bytes::from(head))).is_err() {
+        return Ok(false);
+    }
+    // Exactly `len` bytes go out: the frame header promised them.
+    let mut left = len;
+    while left > 0 {
+        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut chunk[..want]).map_err(io)?;
+        if n == 0 {
+            // The file shrank under us (it cannot: segments are immutable);
+            // the parent sees a frame cut short and refuses it.
+            return Ok(false);
+        }
+        left -= n as u64;
+        if tx
+            .blocking_send(Ok(Bytes::copy_from_slice(&chunk[..n])))
+            .is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>) -> Reply {
     let Ok(req) = serde_json::from_slice::<FetchRequest>(body) else {
         return error_reply(
@@ -613,20 +679,11 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
                     continue;
                 }
             }
-            // read_segment checks the hash: damage is never sent upward.
-            match store.read_segment(&id) {
-                Ok(bytes) => {
-                    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
-                    head.extend_from_slice(&id.0);
-                    head.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                    // Sent is not taken: `prune` waits for the parent to say
-                    // what it committed (`held=` on its next summary request).
-                    if tx.blocking_send(Ok(Bytes::from(head))).is_err()
-                        || tx.blocking_send(Ok(Bytes::from(bytes))).is_err()
-                    {
-                        return;
-                    }
-                }
+            // Sent is not taken: `prune` waits for the parent to say what
+            // it committed (`held=` on its next summary request).
+            match send_segment(&store, &id, &tx) {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
             }
         }
