@@ -33,7 +33,10 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
             mult /= 60;
         }
     }
-    u32::try_from(days * 86400 + secs).map_err(|_| bad())
+    days.checked_mul(86400)
+        .and_then(|d| d.checked_add(secs))
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -48,5 +51,7 @@ mod tests {
         assert_eq!(parse_time("1970-01-01 01:02").unwrap(), 3720);
         assert!(parse_time("1970-01-01T25:00").is_err());
         assert!(parse_time("tomorrow").is_err());
+        assert!(parse_time("9999-12-31T23:59:59Z").is_err());
+        assert!(parse_time("99999999999999999999-01-01").is_err());
     }
 }

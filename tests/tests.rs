@@ -19,5 +19,6 @@ mod p0f;
 mod pcap;
 mod sebek;
 mod sync;
+mod trust;
 mod verify;
 mod web;

@@ -48,6 +48,9 @@ pub enum PeerCmd {
         /// Source network the parent connects from (CIDR), repeatable; default any.
         #[arg(long = "allow", value_name = "CIDR")]
         allow: Vec<String>,
+        /// Only these sensors are shown to the parent (comma-separated ids); default all.
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        sensors: Vec<u32>,
     },
     /// List the parents allowed to pull.
     List(DataDir),
@@ -81,6 +84,17 @@ pub enum ChildCmd {
         /// PEM CA certificate to trust for an https:// child.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Only these sensors are taken from the child (comma-separated ids);
+        /// default: a child with nothing below it only for the sensors it originated.
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        sensors: Vec<u32>,
+    },
+    /// Forget the conflicts recorded for a child, so its sensors are merged
+    /// again (under the same checks) from the next pull.
+    ClearConflicts {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
     },
     /// List children with their health.
     List(DataDir),
@@ -188,7 +202,12 @@ fn require_node(dir: &std::path::Path) -> anyhow::Result<()> {
 
 pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
     match c {
-        PeerCmd::Add { dir, name, allow } => {
+        PeerCmd::Add {
+            dir,
+            name,
+            allow,
+            sensors,
+        } => {
             require_node(&dir.data)?;
             if !valid_name(&name) {
                 bail!("'{name}' is not a link name: use letters, digits, '-', '_' and '.'");
@@ -209,6 +228,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 name: name.clone(),
                 public_key: secret.public_key()?,
                 allow,
+                sensors,
             });
             cfg.save(&dir.data)?;
             eprintln!(
@@ -224,7 +244,12 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 } else {
                     p.allow.join(",")
                 };
-                println!("{}\tallow {allow}", p.name);
+                let sensors = if p.sensors.is_empty() {
+                    "all".to_string()
+                } else {
+                    join_ids(&p.sensors)
+                };
+                println!("{}\tallow {allow}\tsensors {sensors}", p.name);
             }
         }
         PeerCmd::Remove { dir, name } => {
@@ -274,6 +299,10 @@ fn check_reachable_child(
     }
 }
 
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn fmt_age(now: u64, t: u64) -> String {
     if t == 0 {
         "never".into()
@@ -292,6 +321,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             pcap,
             interval,
             ca_file,
+            sensors,
         } => {
             require_node(&dir.data)?;
             if !valid_name(&name) {
@@ -311,6 +341,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 pcap,
                 interval_secs: interval,
                 ca_file,
+                sensors,
             });
             cfg.validate(&Config::path(&dir.data))?;
             check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
@@ -352,8 +383,19 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             }
             cfg.save(&dir.data)?;
             node.store.remove_link_state(&name)?;
+            node.store.clear_conflicts(&name)?;
             let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
             println!("removed child '{name}'");
+        }
+        ChildCmd::ClearConflicts { dir, name } => {
+            let node = node::open(&dir.data)?;
+            if !node.config.children.iter().any(|c| c.name == name) {
+                bail!("no child named '{name}'");
+            }
+            let n = node.store.clear_conflicts(&name)?;
+            println!(
+                "cleared {n} conflicts of child '{name}'; its next pull checks everything again"
+            );
         }
     }
     Ok(Status::Ok)

@@ -244,6 +244,7 @@ fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "segments_fetched": st.segments_fetched,
             "last_error": st.last_error,
             "conflicts": st.conflicts,
+            "sensors": c.sensors,
         }));
     }
     Ok(out)
@@ -289,6 +290,18 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
     let flows = node.mirror.flow_count()?;
     let sensors = sensor_health(&node)?;
     let links = link_health(&node)?;
+    let quarantined: Vec<serde_json::Value> = node
+        .store
+        .quarantined()?
+        .into_iter()
+        .map(|(id, why)| {
+            serde_json::json!({
+                "id": id.to_hex(),
+                "path": node.store.segment_path(&id),
+                "reason": why,
+            })
+        })
+        .collect();
     if a.json {
         let v = serde_json::json!({
             "sensor_id": node.identity.sensor_id,
@@ -305,6 +318,7 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
             "sensors": sensors,
             "children": links,
+            "quarantined": quarantined,
         });
         println!("{v:#}");
         return Ok(Status::Ok);
@@ -389,6 +403,17 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
                 Some(e) if !e.is_empty() => format!(", last error: {e}"),
                 _ => String::new(),
             }
+        );
+        for c in l["conflicts"].as_array().into_iter().flatten() {
+            println!("  conflict: {}", c.as_str().unwrap_or(""));
+        }
+    }
+    for q in &quarantined {
+        println!(
+            "QUARANTINED segment {} ({}): {}",
+            q["id"].as_str().unwrap_or(""),
+            q["path"].as_str().unwrap_or(""),
+            q["reason"].as_str().unwrap_or("")
         );
     }
     Ok(Status::Ok)

@@ -20,6 +20,32 @@ pub struct RepairArgs {
     /// Default: every child of this node.
     #[arg(long = "from", value_name = "CHILD|URL|DIR|BUNDLE")]
     pub from: Vec<String>,
+    /// Drop the quarantined record segments whose records still cannot be
+    /// read after the repair: their files go, their places stay known.
+    #[arg(long)]
+    pub drop_quarantined: bool,
+}
+
+/// Quarantined segments whose records now read (a repaired file) leave the
+/// quarantine; with `drop`, the others are dropped. Prints what it did.
+fn settle_quarantine(store: &Store, drop: bool) -> anyhow::Result<()> {
+    for (id, why) in store.quarantined()? {
+        let readable = store
+            .read_segment(&id)
+            .map_err(crate::node::NodeError::from)
+            .and_then(|bytes| crate::node::decode_record_segment(&id, &bytes));
+        if readable.is_ok() {
+            store.release(&id)?;
+            println!("released {id} from quarantine: its records read again");
+        } else if drop {
+            store.drop_quarantined(&id)?;
+            println!(
+                "dropped quarantined segment {id} ({}): {why}",
+                store.segment_path(&id).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn sources(config: &Config, from: &[String]) -> anyhow::Result<Vec<Source>> {
@@ -98,6 +124,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
         }
     }
     let store = rewrite_changed_index(store)?;
+    settle_quarantine(&store, a.drop_quarantined)?;
     let after = verify(&store, |_| {})?;
     for p in &after.problems {
         println!("DAMAGED {p}");

@@ -124,6 +124,20 @@ pub fn verify_with(
     {
         report.problems.push(index_problem(e));
     }
+    match store.guarded(|| store.quarantined()) {
+        Ok(list) => {
+            for (id, why) in list {
+                report.problems.push(Problem {
+                    segment: Some(id),
+                    path: Some(store.segment_path(&id)),
+                    what: format!(
+                        "quarantined: its records cannot be read ({why}); `lumpy repair` puts a damaged file back, `lumpy repair --drop-quarantined` drops it"
+                    ),
+                });
+            }
+        }
+        Err(e) => report.problems.push(index_problem(e)),
+    }
     for (table, why) in store.unreadable_tables() {
         report.problems.push(Problem {
             segment: None,

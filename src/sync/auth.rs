@@ -173,7 +173,7 @@ impl ReplayGuard {
             return false;
         };
         if seen.len() > 4096 {
-            seen.retain(|_, t| now - *t <= 2 * REPLAY_WINDOW_SECS);
+            seen.retain(|_, t| now.abs_diff(*t) <= 2 * REPLAY_WINDOW_SECS.unsigned_abs());
         }
         seen.insert((link.to_string(), nonce.to_string()), now)
             .is_none()
@@ -190,7 +190,9 @@ pub fn verify(
     now: i64,
     guard: &ReplayGuard,
 ) -> Result<(), AuthError> {
-    if (now - presented.ts).abs() > REPLAY_WINDOW_SECS {
+    // `ts` is unauthenticated here: i64::MIN or MAX must be refused, not
+    // overflow.
+    if now.abs_diff(presented.ts) > REPLAY_WINDOW_SECS.unsigned_abs() {
         return Err(AuthError::Expired);
     }
     let key = B64
@@ -245,6 +247,21 @@ mod tests {
             verify(&p2, &other, "GET", "/v1/summary", b"", 1000, &g),
             Err(AuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_overflowed() {
+        let s = Secret::generate("top").unwrap();
+        let pk = s.public_key().unwrap();
+        let g = ReplayGuard::default();
+        for (ts, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, 0)] {
+            let h = sign(&s, "GET", "/v1/summary", ts, b"").unwrap();
+            let p = parse_header(&h).unwrap();
+            assert_eq!(
+                verify(&p, &pk, "GET", "/v1/summary", b"", now, &g),
+                Err(AuthError::Expired)
+            );
+        }
     }
 
     #[test]
