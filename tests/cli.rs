@@ -1,6 +1,7 @@
 //! The command line as an operator meets it: sensor ids, init, help, config.
 
 use crate::util::*;
+use std::path::Path;
 
 #[test]
 fn sensor_id_follows_the_makesensor_id_rule() {
@@ -134,4 +135,111 @@ fn read_commands_work_beside_a_running_serve() {
     assert!(stderr(&busy).contains("in use"), "{}", stderr(&busy));
     served.stop();
     ok(&["verify", "--data", &data]);
+}
+
+/// Runs lumpy with its standard output on a pipe whose reader has already
+/// gone, so the first write fails with EPIPE whatever the output's size.
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    lumpy()
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let (_d, data) = new_node(4321);
+    ingest_fixture(&data, "honeynet.pcap");
+    for args in [
+        vec!["flows", "--data", &data],
+        vec!["flows", "--data", &data, "--format", "csv"],
+        vec!["flows", "--data", &data, "--format", "json"],
+        vec!["status", "--data", &data],
+        vec!["sensors", "--data", &data],
+        vec!["hosts", "--data", &data, "--ip", "10.0.0.2"],
+        vec!["verify", "--data", &data],
+        vec!["config", "show", "--data", &data],
+    ] {
+        let out = run_into_closed_pipe(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "lumpy {args:?} on a closed pipe: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).is_empty(), "lumpy {args:?}: {}", stderr(&out));
+    }
+    // As an operator types it: the pipeline's first command ends with 0.
+    let bin =
+        std::env::var("LUMPY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lumpy").to_string());
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            r#""$1" flows --data "$2" | head -1; echo "status ${PIPESTATUS[0]}" >&2"#,
+            "sh",
+            &bin,
+            &data,
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.trim_end().ends_with("status 0"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(stdout(&out).lines().count(), 1);
+}
+
+/// `lumpy serve` with stderr written to `log`, stopped with SIGTERM.
+fn serve_and_stop(data: &str, log: &Path, extra: &[&str]) {
+    use std::io::BufRead;
+    let ip = "127.0.0.65";
+    let port = crate::sync::free_port(ip);
+    let listen = format!("{ip}:{port}");
+    let mut args = vec!["serve", "--data", data, "--listen", &listen, "--no-ui"];
+    args.extend_from_slice(extra);
+    let mut child = lumpy()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "serve said: {line}");
+    let served = crate::sync::Served { child };
+    served.stop();
+}
+
+#[test]
+fn serve_logs_its_stop_without_colour_in_a_file_and_as_json() {
+    let (d, data) = new_node(4322);
+    let log = d.path().join("serve.log");
+    serve_and_stop(&data, &log, &[]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stopping"), "{text}");
+    assert!(text.contains("stopped cleanly"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text:?}"
+    );
+
+    let json_log = d.path().join("serve.json");
+    serve_and_stop(&data, &json_log, &["--log-format", "json"]);
+    let text = std::fs::read_to_string(&json_log).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["message"] == "stopped cleanly" && e["level"] == "INFO"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
 }

@@ -58,14 +58,14 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
             || false,
         )?;
     }
-    Ok(print_report(&ingestor.report))
+    print_report(&ingestor.report)
 }
 
-fn print_report(r: &crate::ingest::IngestReport) -> Status {
+fn print_report(r: &crate::ingest::IngestReport) -> anyhow::Result<Status> {
     for f in &r.files {
         match &f.outcome {
             FileOutcome::Ingested => {
-                println!(
+                outln!(
                     "{}: {} packets (sensor {})",
                     f.path.display(),
                     f.packets,
@@ -73,11 +73,11 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
                 )
             }
             FileOutcome::AlreadyIngested => {
-                println!("{}: already ingested, nothing new", f.path.display())
+                outln!("{}: already ingested, nothing new", f.path.display())
             }
-            FileOutcome::Empty => println!("{}: no packets", f.path.display()),
+            FileOutcome::Empty => outln!("{}: no packets", f.path.display()),
             FileOutcome::Stopped => {
-                println!("{}: stopped; the next run resumes here", f.path.display())
+                outln!("{}: stopped; the next run resumes here", f.path.display())
             }
             FileOutcome::Truncated { offset } => eprintln!(
                 "{}: truncated at byte offset {offset}: kept the {} whole packets before the cut",
@@ -109,21 +109,24 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
             r.sebek_rejected
         );
     }
-    println!(
+    outln!(
         "ingested {} packets, {} segments, {} record versions",
-        r.packets, r.segments_written, r.records_written
+        r.packets,
+        r.segments_written,
+        r.records_written
     );
     if r.sebek_records > 0 || r.sebek_rejected > 0 {
-        println!(
+        outln!(
             "sebek: {} records decoded, {} packets rejected",
-            r.sebek_records, r.sebek_rejected
+            r.sebek_records,
+            r.sebek_rejected
         );
     }
-    if r.has_problems() {
+    Ok(if r.has_problems() {
         Status::Problems
     } else {
         Status::Ok
-    }
+    })
 }
 
 fn join_paths(p: &[PathBuf]) -> String {

@@ -64,14 +64,14 @@ fn rewrite_changed_index(store: Store) -> anyhow::Result<Store> {
     match store.copy_index_to_fresh_file() {
         Ok((fresh, copied)) => {
             let store = store.replace_index_with(&fresh)?;
-            println!(
+            outln!(
                 "rewrote {} into a fresh file ({copied} entries): {why}",
                 index.display()
             );
             Ok(store)
         }
         Err(e) => {
-            println!(
+            outln!(
                 "NOT rewritten {}: {e}; the index must be rebuilt by hand (re-ingest or pull into a new node)",
                 index.display()
             );
@@ -93,17 +93,17 @@ pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
     let outcomes = repair(&store, &ids, &sources, rt.handle());
     for o in &outcomes {
         match &o.result {
-            Ok(from) => println!("repaired {} ({}) from {from}", o.id, o.path.display()),
-            Err(why) => println!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
+            Ok(from) => outln!("repaired {} ({}) from {from}", o.id, o.path.display()),
+            Err(why) => outln!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
         }
     }
     let store = rewrite_changed_index(store)?;
     let after = verify(&store, |_| {})?;
     for p in &after.problems {
-        println!("DAMAGED {p}");
+        outln!("DAMAGED {p}");
     }
     let repaired = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    println!(
+    outln!(
         "{} damaged or missing segments, {repaired} repaired; {}",
         ids.len(),
         if after.is_clean() {

@@ -77,8 +77,8 @@ fn clock(secs: i64) -> String {
     fmt_epoch(u32::try_from(secs).unwrap_or(0))
 }
 
-fn print_process(p: &ProcessView) {
-    println!(
+fn print_process(p: &ProcessView) -> std::io::Result<()> {
+    outln!(
         "process {} (sensor {}) pid {} on {}: {} .. {} (honeypot clock {} .. {})",
         p.process_id,
         p.sensor_id,
@@ -89,13 +89,13 @@ fn print_process(p: &ProcessView) {
         clock(p.time_min),
         clock(p.time_max)
     );
-    println!("  commands: {}", p.commands.join(", "));
-    println!("  parents: {:?}  children: {:?}", p.parents, p.children);
+    outln!("  commands: {}", p.commands.join(", "));
+    outln!("  parents: {:?}  children: {:?}", p.parents, p.children);
     for o in &p.opens {
-        println!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
+        outln!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
     }
     for s in &p.sockets {
-        println!(
+        outln!(
             "  socket {} call {} flow {} at {}",
             s.sys_socket_id,
             s.call,
@@ -103,6 +103,7 @@ fn print_process(p: &ProcessView) {
             clock(s.time)
         );
     }
+    Ok(())
 }
 
 pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
@@ -114,10 +115,10 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
         process: None,
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        rows.iter().for_each(print_process);
-        println!("{} processes", rows.len());
+        rows.iter().try_for_each(print_process)?;
+        outln!("{} processes", rows.len());
     }
     Ok(Status::Ok)
 }
@@ -138,16 +139,16 @@ pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
     let reads = mirror.reads(a.sensor, a.process)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reads)?);
+        outln!("{}", serde_json::to_string_pretty(&reads)?);
         return Ok(Status::Ok);
     }
     let mut text = String::new();
     for r in reads.iter().filter(|r| r.filed == 0) {
         typed(&r.data, &mut text);
     }
-    print!("{text}");
+    out!("{text}");
     if !text.ends_with('\n') && !text.is_empty() {
-        println!();
+        outln!();
     }
     Ok(Status::Ok)
 }
@@ -167,15 +168,15 @@ pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
     })?;
     if a.json {
         let v = serde_json::json!({ "ip": a.ip, "os": os, "flows": flows });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Status::Ok);
     }
-    println!("host {v4}");
+    outln!("host {v4}");
     if os.is_empty() {
-        println!("  no OS fingerprint");
+        outln!("  no OS fingerprint");
     }
     for o in &os {
-        println!(
+        outln!(
             "  {} {} {} ({} flows as {}, {} .. {})",
             o.sensor_id,
             o.genre,
@@ -186,6 +187,6 @@ pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
             clock(o.last_sec)
         );
     }
-    print_table(&flows);
+    print_table(&flows)?;
     Ok(Status::Ok)
 }
