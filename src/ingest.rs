@@ -14,8 +14,7 @@
 //! written before a crash but not committed is simply found again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +24,9 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
-use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
+use crate::capture::{
+    CaptureError, CaptureInput, CaptureReader, Compression, DecodeError, Packet, decode,
+};
 use crate::flows::{FlowState, FlowTable, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
@@ -257,9 +258,10 @@ pub fn load_p0f(path: &Path) -> Option<Arc<Matcher>> {
     }
 }
 
-/// Bytes hashed to identify a file: its header and first packet record.
+/// Bytes hashed to identify a file: its header and first packet record, in
+/// its decompressed bytes, so a capture and its `.gz`/`.zst` share the key.
 fn source_key(path: &Path, first_record_end: u64) -> Result<[u8; 32], IngestError> {
-    let mut f = File::open(path).map_err(|source| IngestError::Io {
+    let mut f = CaptureInput::open(path).map_err(|source| IngestError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -272,10 +274,11 @@ fn source_key(path: &Path, first_record_end: u64) -> Result<[u8; 32], IngestErro
     Ok(*hasher.finalize().as_bytes())
 }
 
-/// Hashes a file's prefix incrementally as ingest commits further into it.
+/// Hashes a file's prefix incrementally as ingest commits further into it
+/// (offsets and bytes of the decompressed stream for a compressed file).
 struct PrefixHasher {
     path: PathBuf,
-    file: File,
+    file: CaptureInput,
     hasher: blake3::Hasher,
     pos: u64,
     buf: Vec<u8>,
@@ -283,7 +286,7 @@ struct PrefixHasher {
 
 impl PrefixHasher {
     fn new(path: &Path) -> Result<Self, IngestError> {
-        let file = File::open(path).map_err(|source| IngestError::Io {
+        let file = CaptureInput::open(path).map_err(|source| IngestError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -302,7 +305,7 @@ impl PrefixHasher {
             path: self.path.clone(),
             source,
         };
-        self.file.seek(SeekFrom::Start(self.pos)).map_err(io)?;
+        self.file.seek_to(self.pos).map_err(io)?;
         while self.pos < offset {
             let want = ((offset - self.pos) as usize).min(self.buf.len());
             let n = self
@@ -635,7 +638,16 @@ impl<'n> Ingestor<'n> {
         let install = self.first_packet_sec(path)?;
         self.load_sensor(sensor_id, install, &format!("Honeywall: {sensor_id}"))?;
         let mut hasher = PrefixHasher::new(path)?;
-        let file_len = file_len(path)?;
+        // A compressed file's length in decompressed bytes is not known
+        // without reading it all: its progress says whether it was read to
+        // the end, else resuming finds out (no new packet: already ingested).
+        let file_len = match hasher.file.known_len().map_err(|source| IngestError::Io {
+            path: path.clone(),
+            source,
+        })? {
+            Some(len) => len,
+            None => u64::MAX,
+        };
         let mut reader = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
         // The same content may have been read earlier in this run (under
         // another name): its progress must be committed before we look.
@@ -644,8 +656,10 @@ impl<'n> Ingestor<'n> {
             if hasher.advance_to(progress.committed_offset)?
                 && hasher.hash() == progress.prefix_hash
             {
-                if progress.committed_offset >= file_len {
-                    self.progress.inc(file_len);
+                if progress.committed_offset >= file_len
+                    || (file_len == u64::MAX && progress.complete)
+                {
+                    self.progress.inc(progress.committed_offset);
                     return Ok(FileOutcome::AlreadyIngested);
                 }
                 reader
@@ -1104,15 +1118,6 @@ fn observe_sebek(
     }
 }
 
-fn file_len(path: &Path) -> Result<u64, IngestError> {
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|source| IngestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
 fn capture_io(path: &Path, e: CaptureError) -> IngestError {
     match e {
         CaptureError::Io { source, .. } => IngestError::Io {
@@ -1212,7 +1217,11 @@ fn follow_pass(
             } else {
                 FileMode::Growing
             };
-            if mode == FileMode::Growing && len.saturating_sub(done) < target {
+            if mode == FileMode::Growing
+                && (len.saturating_sub(done) < target || is_compressed(&source.path))
+            {
+                // A compressed file is read once it is whole (logrotate
+                // writes it in one go): its stream cannot be resumed mid-way.
                 continue;
             }
             let report = ingestor.ingest_file(source, mode)?;
@@ -1223,6 +1232,10 @@ fn follow_pass(
         }
     }
     ingestor.flush_mirror()
+}
+
+fn is_compressed(path: &Path) -> bool {
+    CaptureInput::open(path).is_ok_and(|i| i.compression() != Compression::None)
 }
 
 /// Watches `dirs` until `stop` returns true, polling every `poll`.
