@@ -641,13 +641,14 @@ impl<'n> Ingestor<'n> {
         // A compressed file's length in decompressed bytes is not known
         // without reading it all: its progress says whether it was read to
         // the end, else resuming finds out (no new packet: already ingested).
-        let file_len = match hasher.file.known_len().map_err(|source| IngestError::Io {
-            path: path.clone(),
-            source,
-        })? {
-            Some(len) => len,
-            None => u64::MAX,
-        };
+        let file_len = hasher
+            .file
+            .known_len()
+            .map_err(|source| IngestError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .unwrap_or(u64::MAX);
         let mut reader = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
         // The same content may have been read earlier in this run (under
         // another name): its progress must be committed before we look.
