@@ -487,3 +487,32 @@ fn follow_reads_compressed_rotations() {
     assert_eq!(store_packets_readonly(&data), expected);
     ok(&["verify", "--data", &data]);
 }
+
+#[test]
+fn a_damaged_compressed_capture_is_reported_and_the_run_goes_on() {
+    let d = tempfile::tempdir().unwrap();
+    let gz = d.path().join("bad.pcap.gz");
+    compress("gzip", &fixture("honeynet.pcap"), &gz);
+    let mut bytes = std::fs::read(&gz).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 256] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&gz, &bytes).unwrap();
+    let good = fixture("vlan.pcap");
+    let (_n, data) = new_node(42);
+    let out = run(&[
+        "ingest",
+        "--data",
+        &data,
+        gz.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("bad.pcap.gz") && err.contains("damaged"), "{err}");
+    let kept = packets(&data);
+    assert!(kept >= tcpdump_count(&good), "{kept}");
+    assert!(kept < tcpdump_count(&good) + tcpdump_count(&fixture("honeynet.pcap")));
+    ok(&["verify", "--data", &data]);
+}
