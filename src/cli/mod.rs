@@ -27,6 +27,7 @@ macro_rules! outln {
 }
 
 mod archive_cmd;
+mod docs_cmd;
 mod export_cmd;
 mod import_cmd;
 mod ingest_cmd;
@@ -125,6 +126,11 @@ pub enum Command {
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) on standard output.
+    Completions(docs_cmd::CompletionsArgs),
+    /// Write the man pages (one per command) into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan(docs_cmd::GenerateManArgs),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -226,6 +232,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
         Command::Hosts(a) => sebek_cmd::hosts(a),
         Command::User(c) => user_cmd::run(c),
+        Command::Completions(a) => docs_cmd::completions(a),
+        Command::GenerateMan(a) => docs_cmd::generate_man(a),
     }
 }
 
