@@ -121,6 +121,9 @@ pub struct IngestReport {
     pub sebek_records: u64,
     /// Packets on the sebek port that are not valid sebek v3 records.
     pub sebek_rejected: u64,
+    /// Sebek records cut by the capture's snaplen: kept with their header
+    /// fields and the bytes captured, marked truncated (in `sebek_records`).
+    pub sebek_truncated: u64,
 }
 
 impl IngestReport {
@@ -1097,19 +1100,25 @@ fn observe_sebek(
     net: &crate::capture::NetInfo,
     report: &mut IngestReport,
 ) {
-    let payload = net
-        .transport
-        .and_then(|span| frame.get(span.range()))
-        .and_then(|udp| udp.get(8..));
+    let udp = net.transport.and_then(|span| frame.get(span.range()));
+    let payload = udp.and_then(|udp| udp.get(8..));
+    // The UDP length says how long the payload was on the wire: longer than
+    // the bytes captured means the snaplen cut it (the record is kept, marked
+    // truncated); not longer, a short record is malformed.
+    let wire_len = udp
+        .and_then(|u| u.get(4..6))
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])).saturating_sub(8));
+    let truncated_before = tracker.counters.truncated;
     let result = match payload {
-        Some(payload) if net.src.is_ipv4() => {
-            tracker.observe(at, payload).map_err(|e| e.to_string())
-        }
+        Some(payload) if net.src.is_ipv4() => tracker
+            .observe_captured(at, payload, wire_len)
+            .map_err(|e| e.to_string()),
         _ => {
             tracker.counters.rejected += 1;
             Err("not an IPv4 UDP datagram".into())
         }
     };
+    report.sebek_truncated += tracker.counters.truncated - truncated_before;
     match result {
         Ok(()) => report.sebek_records += 1,
         Err(reason) => {

@@ -510,7 +510,10 @@ fn a_damaged_compressed_capture_is_reported_and_the_run_goes_on() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("bad.pcap.gz") && err.contains("damaged"), "{err}");
+    assert!(
+        err.contains("bad.pcap.gz") && err.contains("damaged"),
+        "{err}"
+    );
     let kept = packets(&data);
     assert!(kept >= tcpdump_count(&good), "{kept}");
     assert!(kept < tcpdump_count(&good) + tcpdump_count(&fixture("honeynet.pcap")));

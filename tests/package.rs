@@ -26,8 +26,8 @@ fn checked(cmd: &mut Command) -> String {
 fn the_debian_package_installs_a_working_binary_and_a_hardened_unit() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("deb");
-    let bin = std::env::var("LUMPY_TEST_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lumpy").to_string());
+    let bin =
+        std::env::var("LUMPY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lumpy").to_string());
     checked(
         Command::new("bash")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/build-deb.sh"))
@@ -65,10 +65,23 @@ fn the_debian_package_installs_a_working_binary_and_a_hardened_unit() {
     );
     let info = checked(Command::new("dpkg-deb").arg("-I").arg(&deb));
     assert!(info.contains("Package: lumpy"), "{info}");
-    assert!(info.contains("postinst") && info.contains("prerm"), "{info}");
-    let conffiles = checked(Command::new("dpkg-deb").args(["-I"]).arg(&deb).arg("conffiles"));
+    assert!(
+        info.contains("postinst") && info.contains("prerm"),
+        "{info}"
+    );
+    let conffiles = checked(
+        Command::new("dpkg-deb")
+            .args(["-I"])
+            .arg(&deb)
+            .arg("conffiles"),
+    );
     assert_eq!(conffiles.trim(), "/etc/lumpy/lumpy.env");
-    let postinst = checked(Command::new("dpkg-deb").args(["-I"]).arg(&deb).arg("postinst"));
+    let postinst = checked(
+        Command::new("dpkg-deb")
+            .args(["-I"])
+            .arg(&deb)
+            .arg("postinst"),
+    );
     assert!(
         postinst.contains("/var/lib/lumpy") && postinst.contains("useradd --system"),
         "{postinst}"
@@ -97,14 +110,19 @@ fn the_debian_package_installs_a_working_binary_and_a_hardened_unit() {
             .arg(&data),
     );
     assert!(status.contains("\"sensor_id\": 77"), "{status}");
-    let bash = std::fs::read_to_string(root.join("usr/share/bash-completion/completions/lumpy"))
-        .unwrap();
+    let bash =
+        std::fs::read_to_string(root.join("usr/share/bash-completion/completions/lumpy")).unwrap();
     assert!(bash.contains("complete -F _lumpy"), "bash completion");
 
     // The unit, as systemd reads it in that root (the host's own units give
     // it the targets it names): no warning at all, and hardened.
     let units = root.join("lib/systemd/system");
-    checked(Command::new("cp").arg("-an").arg("/lib/systemd/system/.").arg(&units));
+    checked(
+        Command::new("cp")
+            .arg("-an")
+            .arg("/lib/systemd/system/.")
+            .arg(&units),
+    );
     let mut verify = Command::new("systemd-analyze");
     verify
         .args(["verify", "--man=no"])

@@ -115,6 +115,12 @@ fn print_report(r: &crate::ingest::IngestReport) -> anyhow::Result<Status> {
         r.segments_written,
         r.records_written
     );
+    if r.sebek_truncated > 0 {
+        outln!(
+            "sebek: {} records cut by the capture's snaplen: kept with their header fields, marked truncated",
+            r.sebek_truncated
+        );
+    }
     if r.sebek_records > 0 || r.sebek_rejected > 0 {
         outln!(
             "sebek: {} records decoded, {} packets rejected",
