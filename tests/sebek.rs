@@ -262,7 +262,14 @@ fn processes_keystrokes_and_hosts_commands() {
         "wget x\n"
     );
     let host = ok(&["hosts", "--data", &data, "--ip", "10.0.0.5"]);
-    assert!(host.contains("3 flows"), "{host}");
+    assert!(
+        host.contains("as client:\n") && host.contains("2 flows\n"),
+        "{host}"
+    );
+    assert!(
+        host.contains("as server:\n") && host.contains("1 flows\n"),
+        "{host}"
+    );
     assert!(host.contains("no OS fingerprint"), "{host}");
 }
 

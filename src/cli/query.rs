@@ -136,6 +136,7 @@ pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
     let q = FlowQuery {
         sensor: a.sensor,
         host: a.host.as_deref().map(parse_host).transpose()?,
+        host_side: crate::mirror::HostSide::Either,
         port: a.port,
         proto: a.proto.as_deref().map(parse_proto).transpose()?,
         since: a.since,

@@ -6,11 +6,11 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
-use crate::mirror::{FlowQuery, ProcessQuery, ProcessView};
+use crate::mirror::{FlowQuery, HostSide, ProcessQuery, ProcessView};
 use crate::sebek::generate::{shell_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
@@ -65,9 +65,12 @@ pub struct KeystrokesArgs {
 pub struct HostsArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// The host's IPv4 address.
+    /// The host's address (IPv4 or IPv6).
     #[arg(long)]
     pub ip: IpAddr,
+    /// At most this many flows each way (as client, as server), the earliest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u64,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -154,30 +157,43 @@ pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
 }
 
 pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
-    let IpAddr::V4(v4) = a.ip else {
-        bail!(
-            "--ip {}: the OS and process tables hold IPv4 hosts only",
-            a.ip
-        )
-    };
     let mirror = super::reading_mirror(&a.dir.data)?;
-    let os = mirror.os_history(v4)?;
-    let flows = mirror.flows(&FlowQuery {
-        host: Some((a.ip, 32)),
-        ..FlowQuery::default()
-    })?;
+    let os = mirror.os_history_of(a.ip)?;
+    let prefix = if a.ip.is_ipv4() { 32 } else { 128 };
+    let side = |host_side| {
+        mirror.flows(&FlowQuery {
+            host: Some((a.ip, prefix)),
+            host_side,
+            limit: Some(a.limit),
+            ..FlowQuery::default()
+        })
+    };
+    let as_client = side(HostSide::Client)?;
+    let as_server = side(HostSide::Server)?;
     if a.json {
-        let v = serde_json::json!({ "ip": a.ip, "os": os, "flows": flows });
+        let v = serde_json::json!({
+            "ip": a.ip,
+            "os": os,
+            "limit": a.limit,
+            "flows_as_client": as_client,
+            "flows_as_server": as_server,
+        });
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Status::Ok);
     }
-    outln!("host {v4}");
+    outln!("host {}", a.ip);
     if os.is_empty() {
         outln!("  no OS fingerprint");
     }
     for o in &os {
+        // p0f's `!` class is a tool (nmap, ...), not an operating system.
+        let what = if o.application {
+            "application (p0f class !)"
+        } else {
+            "OS"
+        };
         outln!(
-            "  {} {} {} ({} flows as {}, {} .. {})",
+            "  sensor {} {what}: {} {} ({} flows as {}, {} .. {})",
             o.sensor_id,
             o.genre,
             o.detail,
@@ -187,6 +203,15 @@ pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
             clock(o.last_sec)
         );
     }
-    print_table(&flows)?;
+    for (role, flows) in [("client", &as_client), ("server", &as_server)] {
+        let more = if flows.len() as u64 >= a.limit {
+            format!(" (the first {}; --limit for more)", a.limit)
+        } else {
+            String::new()
+        };
+        outln!();
+        outln!("as {role}{more}:");
+        print_table(flows)?;
+    }
     Ok(Status::Ok)
 }
