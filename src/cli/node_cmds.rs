@@ -436,6 +436,13 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
             store.index_path().display()
         );
     }
+    if a.deep {
+        outln!(
+            "deep: decoded the packets of {} pcap segments and compared {} flow index entries with the flows they hold",
+            report.deep_pcap_segments,
+            report.deep_flow_entries
+        );
+    }
     outln!(
         "{} segments, {} bytes hashed, {} index entries checked: {}",
         report.segments_checked,
