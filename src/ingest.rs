@@ -511,8 +511,16 @@ impl<'n> Ingestor<'n> {
         let table = match s.state.flows.clone() {
             Some(tref) => match carried {
                 Some((table, at)) if at == tref.pcap_seq => table,
-                _ => restore_table(&self.node.store, &dir, sensor_id, &tref, &counters, nets, budget)
-                    .map_err(flow_err)?,
+                _ => restore_table(
+                    &self.node.store,
+                    &dir,
+                    sensor_id,
+                    &tref,
+                    &counters,
+                    nets,
+                    budget,
+                )
+                .map_err(flow_err)?,
             },
             None => {
                 // Written by a version that kept open flows in the index:
@@ -1074,8 +1082,7 @@ impl<'n> Ingestor<'n> {
         }
         let checkpoint_now = !more_to_close
             && (s.checkpoint_due
-                || s
-                    .state
+                || s.state
                     .flows
                     .as_ref()
                     .is_some_and(|t| t.replay_bytes >= CHECKPOINT_REPLAY_BYTES));
@@ -1275,7 +1282,10 @@ fn restore_table(
                         fragments: Vec::new(),
                         ..counters.clone()
                     };
-                    (FlowTable::restore(sensor_id, nets, budget, fresh, []), cp.pcap_seq)
+                    (
+                        FlowTable::restore(sensor_id, nets, budget, fresh, []),
+                        cp.pcap_seq,
+                    )
                 }
             }
         }
@@ -1448,7 +1458,10 @@ pub fn follow_once(
 
 /// Ends following: checkpoints the open-flow tables `state` carries, so
 /// that the next start replays nothing.
-pub fn follow_finish(ingestor: &mut Ingestor<'_>, state: &mut FollowState) -> Result<(), IngestError> {
+pub fn follow_finish(
+    ingestor: &mut Ingestor<'_>,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
     ingestor.restore_tables(std::mem::take(&mut state.tables));
     ingestor.checkpoint_tables()?;
     ingestor.flush_mirror()

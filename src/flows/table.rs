@@ -246,7 +246,8 @@ impl FlowTable {
 
     /// Budget bytes in use: live slots and extensions, and the hash index.
     pub fn bytes_used(&self) -> usize {
-        self.live * SLOT_BYTES + (self.exts.len() - self.free_exts.len()) * EXT_BYTES
+        self.live * SLOT_BYTES
+            + (self.exts.len() - self.free_exts.len()) * EXT_BYTES
             + self.index_bytes()
     }
 
@@ -288,7 +289,15 @@ impl FlowTable {
             src == sender
         };
         let icmp = net.icmp.map(|i| icmp_bit(i.icmp_type));
-        self.count(slot, from_src, ts_ns, wire_len, net.ip_flags, net.tcp_flags, icmp);
+        self.count(
+            slot,
+            from_src,
+            ts_ns,
+            wire_len,
+            net.ip_flags,
+            net.tcp_flags,
+            icmp,
+        );
         self.mark_dirty(slot);
         let expiry = self.expiry_ns(slot);
         self.next_expiry_ns = self.next_expiry_ns.min(expiry);
@@ -567,7 +576,9 @@ impl FlowTable {
     fn find(&self, key: &FlowKey) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.index
-            .find(hash, |&i| key_of(&self.slots[i as usize], &self.exts) == *key)
+            .find(hash, |&i| {
+                key_of(&self.slots[i as usize], &self.exts) == *key
+            })
             .copied()
     }
 
@@ -594,7 +605,10 @@ impl FlowTable {
         let (src, dst) = self.endpoints(slot);
         let (from_src, from_dst) = match s.ext {
             NONE => (inline_dir(s), DirState::default()),
-            e => (self.exts[e as usize].from_src, self.exts[e as usize].from_dst),
+            e => (
+                self.exts[e as usize].from_src,
+                self.exts[e as usize].from_dst,
+            ),
         };
         FlowState {
             flow_id: s.flow_id,

@@ -122,7 +122,11 @@ pub fn write_checkpoint(
     // A new folder must itself be durable in the data directory.
     sync_dir(&folder)?;
     sync_dir(dir)?;
-    remove_stale(&folder, sensor_id, &[Some(file.as_str()), keep.map(|k| k.file.as_str())]);
+    remove_stale(
+        &folder,
+        sensor_id,
+        &[Some(file.as_str()), keep.map(|k| k.file.as_str())],
+    );
     Ok(Checkpoint {
         pcap_seq,
         file,
@@ -513,10 +517,11 @@ pub fn from_index_rows(
 ) -> Result<FlowTable, FlowStateError> {
     let mut flows = Vec::with_capacity(rows.len().min(1 << 20));
     for (_, v) in rows {
-        let flow = serde_json::from_slice::<FlowState>(&v).map_err(|e| FlowStateError::IndexRow {
-            sensor: sensor_id,
-            detail: e.to_string(),
-        })?;
+        let flow =
+            serde_json::from_slice::<FlowState>(&v).map_err(|e| FlowStateError::IndexRow {
+                sensor: sensor_id,
+                detail: e.to_string(),
+            })?;
         flows.push(flow);
     }
     Ok(FlowTable::restore(

@@ -296,8 +296,10 @@ impl Store {
             // Deletes first: a flow that timed out and a new flow on the same
             // 5-tuple can share a key within one batch.
             for sensor in &batch.open_flows_clear {
-                open.retain_in((*sensor, &[][..])..=(*sensor, &[0xffu8; 64][..]), |_, _| false)
-                    .map_err(|e| self.index_err(e))?;
+                open.retain_in((*sensor, &[][..])..=(*sensor, &[0xffu8; 64][..]), |_, _| {
+                    false
+                })
+                .map_err(|e| self.index_err(e))?;
             }
             for (sensor, key) in &batch.open_flows_delete {
                 open.remove((*sensor, key.as_slice()))
