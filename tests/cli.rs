@@ -243,3 +243,19 @@ fn serve_logs_its_stop_without_colour_in_a_file_and_as_json() {
     );
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+#[test]
+fn status_and_sensors_use_the_same_words_for_a_silent_sensor() {
+    let (_d, data) = new_node(4323);
+    // The fixture's packets are days old: nothing new for more than an hour.
+    ingest_fixture(&data, "honeynet.pcap");
+    let words = "silent (no new data for more than 3600 s)";
+    let status = ok(&["status", "--data", &data]);
+    let sensors = ok(&["sensors", "--data", &data]);
+    assert!(status.contains(words), "{status}");
+    assert!(sensors.contains(&format!("online, {words}")), "{sensors}");
+    // A longer threshold: neither says it.
+    config_set(&data, "serve.silent_after_secs", "4000000000");
+    assert!(!ok(&["status", "--data", &data]).contains("silent"));
+    assert!(!ok(&["sensors", "--data", &data]).contains("silent"));
+}

@@ -197,6 +197,13 @@ fn fmt_time(ns: Option<u64>) -> String {
     }
 }
 
+/// The word `status` and `sensors` both use for a sensor that sent nothing
+/// for `serve.silent_after_secs` (its state may still say online: silence
+/// is what the node observes, the state what the sensor row says).
+fn silence(after_secs: u64) -> String {
+    format!("silent (no new data for more than {after_secs} s)")
+}
+
 /// Per-sensor health line data: (sensor, max seq, hops, newest secs, silent).
 fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
     let (hops, _) = crate::sync::links::children_view(&node.store)?;
@@ -260,13 +267,25 @@ pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let when = |s: u32| super::query::fmt_epoch(s);
+    // The same rule as `status`: no data for serve.silent_after_secs.
+    let silent_after = crate::config::Config::load(&a.dir.data)
+        .map(|c| c.serve.silent_after_secs)
+        .unwrap_or(crate::config::Config::default().serve.silent_after_secs);
+    let now = now_secs();
     for i in &all {
+        let silent =
+            i.state == "online" && now.saturating_sub(u64::from(i.last_upd_sec)) > silent_after;
         outln!(
-            "sensor {}  installed {}  last update {}  {}  address {}  {:?}",
+            "sensor {}  installed {}  last update {}  {}{}  address {}  {:?}",
             i.sensor_id,
             when(i.install_sec),
             when(i.last_upd_sec),
             if i.state.is_empty() { "-" } else { &i.state },
+            if silent {
+                format!(", {}", silence(silent_after))
+            } else {
+                String::new()
+            },
             i.manage_ip.as_deref().unwrap_or("unknown"),
             i.name
         );
@@ -374,9 +393,9 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
                 .as_u64()
                 .map_or_else(|| "-".to_string(), |t| super::query::fmt_epoch(t as u32)),
             if s["silent"].as_bool() == Some(true) {
-                "  SILENT"
+                format!("  {}", silence(node.config.serve.silent_after_secs))
             } else {
-                ""
+                String::new()
             },
             same,
             evicted
