@@ -259,3 +259,79 @@ fn status_and_sensors_use_the_same_words_for_a_silent_sensor() {
     assert!(!ok(&["status", "--data", &data]).contains("silent"));
     assert!(!ok(&["sensors", "--data", &data]).contains("silent"));
 }
+
+/// The README's query lines (flows, status, verify, processes, keystrokes,
+/// hosts, pcap --data, sensors), with /srv/lumpy replaced by a node made as
+/// scripts/demo.sh makes it: each runs as written and finds something.
+#[test]
+fn the_readme_query_examples_run_on_the_demo_data() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("demo-data").display().to_string();
+    // As scripts/demo.sh does.
+    ok(&[
+        "init",
+        "--data",
+        &data,
+        "--sensor-id",
+        "2147483649",
+        "--name",
+        "demo roo",
+        "--honeypot-net",
+        "192.0.2.0/24",
+        "--honeypot-net",
+        "2001:db8:1::/64",
+    ]);
+    let fx = fixtures();
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        fx.join("honeynet.pcap").to_str().unwrap(),
+        fx.join("sebek.pcap").to_str().unwrap(),
+        fx.join("honeywall-multi").to_str().unwrap(),
+    ]);
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let queries = [
+        "flows",
+        "status",
+        "verify",
+        "processes",
+        "keystrokes",
+        "hosts",
+        "sensors",
+        "pcap",
+    ];
+    let mut ran = 0;
+    for line in readme.lines() {
+        let Some(cmd) = line.strip_prefix("lumpy ") else {
+            continue;
+        };
+        let cmd = cmd.split(" # ").next().unwrap_or(cmd).trim();
+        let words: Vec<String> = cmd
+            .split_whitespace()
+            .map(|w| {
+                w.replace("/srv/lumpy", &data)
+                    .replace("flow.pcap", d.path().join("flow.pcap").to_str().unwrap())
+            })
+            .collect();
+        if !queries.contains(&words[0].as_str()) || !words.iter().any(|w| w == &data) {
+            continue;
+        }
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let out = ok(&args);
+        if args[0] == "pcap" {
+            let written = std::fs::metadata(d.path().join("flow.pcap")).unwrap().len();
+            assert!(written > 24, "lumpy {cmd}: no packets");
+            ran += 1;
+            continue;
+        }
+        assert!(!out.trim().is_empty(), "lumpy {cmd}: no output");
+        assert!(
+            !out.contains("0 processes") && !out.starts_with("0 flows"),
+            "lumpy {cmd} found nothing:\n{out}"
+        );
+        ran += 1;
+    }
+    assert!(ran >= 8, "only {ran} README query lines found");
+}
