@@ -248,7 +248,14 @@ fn serve_logs_its_stop_without_colour_in_a_file_and_as_json() {
 fn status_and_sensors_use_the_same_words_for_a_silent_sensor() {
     let (_d, data) = new_node(4323);
     // The fixture's packets are days old: nothing new for more than an hour.
-    ingest_fixture(&data, "honeynet.pcap");
+    let ingested = ingest_fixture(&data, "honeynet.pcap");
+    // Ingest's segment count agrees with status's.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+    assert!(
+        ingested.contains(&format!("({} in the store", v["segments"])),
+        "{ingested}"
+    );
     let words = "silent (no new data for more than 3600 s)";
     let status = ok(&["status", "--data", &data]);
     let sensors = ok(&["sensors", "--data", &data]);

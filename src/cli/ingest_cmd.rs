@@ -58,10 +58,15 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
             || false,
         )?;
     }
-    print_report(&ingestor.report)
+    let report = std::mem::take(&mut ingestor.report);
+    drop(ingestor);
+    // The store's own count, as `status` shows it (it includes segments
+    // written before this run, e.g. init's sensor record).
+    let in_store = node.store.totals()?.segments;
+    print_report(&report, in_store)
 }
 
-fn print_report(r: &crate::ingest::IngestReport) -> anyhow::Result<Status> {
+fn print_report(r: &crate::ingest::IngestReport, in_store: u64) -> anyhow::Result<Status> {
     for f in &r.files {
         match &f.outcome {
             FileOutcome::Ingested => {
@@ -110,7 +115,7 @@ fn print_report(r: &crate::ingest::IngestReport) -> anyhow::Result<Status> {
         );
     }
     outln!(
-        "ingested {} packets, {} segments, {} record versions",
+        "ingested {} packets, {} new segments ({in_store} in the store, as status counts them), {} record versions",
         r.packets,
         r.segments_written,
         r.records_written
