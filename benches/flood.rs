@@ -17,7 +17,7 @@ mod common;
 #[path = "common/traffic.rs"]
 mod traffic;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -236,7 +236,7 @@ fn main() {
     report(&w, flows, &results);
 }
 
-fn report(work: &PathBuf, flows: u64, results: &[ClassResult]) {
+fn report(work: &Path, flows: u64, results: &[ClassResult]) {
     println!(
         "flood classes: {flows} packets each (33,000 packets/s of capture time); work dir {}",
         work.display()

@@ -16,6 +16,7 @@ mod incarnations;
 mod ingest;
 mod legacy;
 mod p0f;
+mod package;
 mod pcap;
 mod sebek;
 mod sync;

@@ -58,6 +58,7 @@ pub enum PeerCmd {
     Remove {
         #[command(flatten)]
         dir: DataDir,
+        /// The name given when the link was added.
         name: String,
     },
 }
@@ -102,6 +103,7 @@ pub enum ChildCmd {
     Remove {
         #[command(flatten)]
         dir: DataDir,
+        /// The name given when the link was added.
         name: String,
     },
 }
@@ -169,11 +171,15 @@ pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
         ctx.progress.finish_and_clear();
         match result {
             Ok(s) if s.unchanged => {
-                println!("{}: nothing new ({} round trip)", child.name, s.round_trips)
+                outln!("{}: nothing new ({} round trip)", child.name, s.round_trips)
             }
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{}: {} segments, {} bytes in, {} bytes out, {} round trips",
-                child.name, s.segments, s.bytes_in, s.bytes_out, s.round_trips
+                child.name,
+                s.segments,
+                s.bytes_in,
+                s.bytes_out,
+                s.round_trips
             ),
             Err(e) => {
                 eprintln!("{e}");
@@ -234,7 +240,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
             eprintln!(
                 "link secret for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`):"
             );
-            println!("{}", secret.to_text());
+            outln!("{}", secret.to_text());
         }
         PeerCmd::List(dir) => {
             let cfg = Config::load(&dir.data)?;
@@ -249,7 +255,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 } else {
                     join_ids(&p.sensors)
                 };
-                println!("{}\tallow {allow}\tsensors {sensors}", p.name);
+                outln!("{}\tallow {allow}\tsensors {sensors}", p.name);
             }
         }
         PeerCmd::Remove { dir, name } => {
@@ -260,7 +266,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("no parent named '{name}'");
             }
             cfg.save(&dir.data)?;
-            println!(
+            outln!(
                 "removed parent '{name}'; a running `lumpy serve` refuses it from its next request"
             );
         }
@@ -347,7 +353,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
             write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
-            println!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
+            outln!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
         }
         ChildCmd::List(dir) => {
             let node = node::open(&dir.data)?;
@@ -357,7 +363,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 .unwrap_or(0);
             for c in &node.config.children {
                 let s = load_state(&node.store, &c.name)?;
-                println!(
+                outln!(
                     "{}\t{}\tpcap {:?}\tevery {}s\tlast success {}\t{} bytes in{}",
                     c.name,
                     c.url,
@@ -385,7 +391,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             node.store.remove_link_state(&name)?;
             node.store.clear_conflicts(&name)?;
             let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
-            println!("removed child '{name}'");
+            outln!("removed child '{name}'");
         }
         ChildCmd::ClearConflicts { dir, name } => {
             let node = node::open(&dir.data)?;
@@ -393,7 +399,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 bail!("no child named '{name}'");
             }
             let n = node.store.clear_conflicts(&name)?;
-            println!(
+            outln!(
                 "cleared {n} conflicts of child '{name}'; its next pull checks everything again"
             );
         }
@@ -431,9 +437,11 @@ pub fn decommission(a: DecommissionArgs) -> anyhow::Result<Status> {
     for e in &report.errors {
         eprintln!("warning: {e}");
     }
-    println!(
+    outln!(
         "sensor {} decommissioned: {} segments ({} bytes) held and verified here; its pcap is served by this node from now on",
-        a.sensor, report.segments, report.bytes
+        a.sensor,
+        report.segments,
+        report.bytes
     );
     Ok(Status::Ok)
 }
@@ -454,15 +462,16 @@ pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
     let mut node = node::open(&a.dir.data)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let r = crate::prune::prune(&mut node, now, a.pcap_days, a.records_days)?;
-    println!(
+    outln!(
         "dropped {} pcap segments ({} bytes)",
-        r.segments_dropped, r.bytes_dropped
+        r.segments_dropped,
+        r.bytes_dropped
     );
     for (peer, n) in &r.kept_for {
-        println!("kept {n} pcap segments that parent '{peer}' has not pulled yet");
+        outln!("kept {n} pcap segments that parent '{peer}' has not pulled yet");
     }
     if a.records_days.is_some() {
-        println!("deleted {} flow rows", r.flow_rows_deleted);
+        outln!("deleted {} flow rows", r.flow_rows_deleted);
     }
     Ok(Status::Ok)
 }

@@ -36,10 +36,10 @@ fn settle_quarantine(store: &Store, drop: bool) -> anyhow::Result<()> {
             .and_then(|bytes| crate::node::decode_record_segment(&id, &bytes));
         if readable.is_ok() {
             store.release(&id)?;
-            println!("released {id} from quarantine: its records read again");
+            outln!("released {id} from quarantine: its records read again");
         } else if drop {
             store.drop_quarantined(&id)?;
-            println!(
+            outln!(
                 "dropped quarantined segment {id} ({}): {why}",
                 store.segment_path(&id).display()
             );
@@ -90,14 +90,14 @@ fn rewrite_changed_index(store: Store) -> anyhow::Result<Store> {
     match store.copy_index_to_fresh_file() {
         Ok((fresh, copied)) => {
             let store = store.replace_index_with(&fresh)?;
-            println!(
+            outln!(
                 "rewrote {} into a fresh file ({copied} entries): {why}",
                 index.display()
             );
             Ok(store)
         }
         Err(e) => {
-            println!(
+            outln!(
                 "NOT rewritten {}: {e}; the index must be rebuilt by hand (re-ingest or pull into a new node)",
                 index.display()
             );
@@ -119,18 +119,18 @@ pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
     let outcomes = repair(&store, &ids, &sources, rt.handle());
     for o in &outcomes {
         match &o.result {
-            Ok(from) => println!("repaired {} ({}) from {from}", o.id, o.path.display()),
-            Err(why) => println!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
+            Ok(from) => outln!("repaired {} ({}) from {from}", o.id, o.path.display()),
+            Err(why) => outln!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
         }
     }
     let store = rewrite_changed_index(store)?;
     settle_quarantine(&store, a.drop_quarantined)?;
     let after = verify(&store, |_| {})?;
     for p in &after.problems {
-        println!("DAMAGED {p}");
+        outln!("DAMAGED {p}");
     }
     let repaired = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    println!(
+    outln!(
         "{} damaged or missing segments, {repaired} repaired; {}",
         ids.len(),
         if after.is_clean() {

@@ -104,6 +104,8 @@ pub struct FlowQuery {
     /// Address and prefix length: matches src or dst. An IPv4 host only matches
     /// IPv4 addresses, an IPv6 host only IPv6 addresses (no v4-mapped magic).
     pub host: Option<(IpAddr, u8)>,
+    /// Which end of the flow `host` must be (default: either).
+    pub host_side: HostSide,
     /// Matches src or dst port.
     pub port: Option<u16>,
     pub proto: Option<u8>,
@@ -112,6 +114,17 @@ pub struct FlowQuery {
     /// src_start_sec <= until.
     pub until: Option<u32>,
     pub limit: Option<u64>,
+}
+
+/// Which end of a flow a [`FlowQuery::host`] must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostSide {
+    #[default]
+    Either,
+    /// The flow's source (hflow's client: it sent the first packet).
+    Client,
+    /// The flow's destination.
+    Server,
 }
 
 /// What one [`Mirror::apply`] did.
