@@ -72,6 +72,11 @@ fn more_flows_than_the_budget_are_evicted_counted_and_every_packet_counted_once(
             .all(|f| f["closed"] == true),
         "an evicted flow is closed"
     );
+    // Raw bytes are the packets as the capture held them.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+    let file = std::fs::metadata(&capture).unwrap().len();
+    assert_eq!(status["bytes_raw"].as_u64(), Some(file - 24));
     // The human status line says it too.
     let text = ok(&["status", "--data", &data]);
     assert!(text.contains(&format!("{evicted} flows evicted")), "{text}");

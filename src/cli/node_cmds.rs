@@ -333,6 +333,7 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "record_versions": totals.records,
             "packets": totals.packets,
             "bytes_raw": totals.raw_bytes,
+            "bytes_records": totals.record_bytes,
             "bytes_stored": totals.stored_bytes,
             "flows": flows,
             "time_first": totals.time_first_ns.map(|n| n / 1_000_000_000),
@@ -344,8 +345,9 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         outln!("{v:#}");
         return Ok(Status::Ok);
     }
-    let ratio = if totals.raw_bytes > 0 {
-        totals.stored_bytes as f64 / totals.raw_bytes as f64
+    let raw_all = totals.raw_bytes + totals.record_bytes;
+    let ratio = if raw_all > 0 {
+        totals.stored_bytes as f64 / raw_all as f64
     } else {
         0.0
     };
@@ -362,7 +364,11 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         totals.record_segments
     );
     outln!("packets         {}", totals.packets);
-    outln!("bytes raw       {}", totals.raw_bytes);
+    outln!(
+        "bytes raw       {} of packets (as pcap records), {} of records",
+        totals.raw_bytes,
+        totals.record_bytes
+    );
     outln!(
         "bytes stored    {} ({:.3} of raw)",
         totals.stored_bytes,

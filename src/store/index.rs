@@ -193,6 +193,9 @@ pub struct CommitBatch {
     pub open_flows_clear: Vec<u32>,
 }
 
+/// How much longer a pcap item's header is than a classic pcap record's.
+const PCAP_ITEM_OVER_RECORD: u64 = 24 - 16;
+
 /// Summary counts for `lumpy status`.
 #[derive(Clone, Debug, Default)]
 pub struct StoreTotals {
@@ -201,7 +204,12 @@ pub struct StoreTotals {
     pub record_segments: u64,
     /// Record versions in record segments.
     pub records: u64,
+    /// The stored packets as classic pcap records (16-byte record header
+    /// and the captured bytes): what the capture files held, less their
+    /// 24-byte file headers.
     pub raw_bytes: u64,
+    /// Decompressed bytes of the record segments (JSON lines).
+    pub record_bytes: u64,
     pub stored_bytes: u64,
     pub packets: u64,
     pub time_first_ns: Option<u64>,
@@ -446,10 +454,14 @@ impl Store {
         let mut t = StoreTotals::default();
         for m in self.all_segments()? {
             t.segments += 1;
-            t.raw_bytes += m.raw_bytes;
             t.stored_bytes += m.stored_bytes;
             match m.kind {
                 Kind::Pcap => {
+                    // An item's header is 24 bytes (STORAGE.md §3), a pcap
+                    // record's 16.
+                    t.raw_bytes += m
+                        .raw_bytes
+                        .saturating_sub(m.item_count.saturating_mul(PCAP_ITEM_OVER_RECORD));
                     t.pcap_segments += 1;
                     t.packets += m.item_count;
                     if m.item_count > 0 {
@@ -464,6 +476,7 @@ impl Store {
                     }
                 }
                 Kind::Records => {
+                    t.record_bytes += m.raw_bytes;
                     t.record_segments += 1;
                     t.records += m.item_count;
                 }
