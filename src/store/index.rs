@@ -194,7 +194,7 @@ pub struct CommitBatch {
 }
 
 /// How much longer a pcap item's header is than a classic pcap record's.
-const PCAP_ITEM_OVER_RECORD: u64 = 24 - 16;
+const PCAP_ITEM_OVER_RECORD: u64 = 20 - 16;
 
 /// Summary counts for `lumpy status`.
 #[derive(Clone, Debug, Default)]
@@ -457,7 +457,7 @@ impl Store {
             t.stored_bytes += m.stored_bytes;
             match m.kind {
                 Kind::Pcap => {
-                    // An item's header is 24 bytes (STORAGE.md §3), a pcap
+                    // An item's header is 20 bytes (STORAGE.md §3), a pcap
                     // record's 16.
                     t.raw_bytes += m
                         .raw_bytes
