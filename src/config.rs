@@ -45,6 +45,9 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// A sensor whose newest data is older than this is flagged silent.
     pub silent_after_secs: u64,
+    /// Connections the peer API serves at once; past it a new one is
+    /// answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +57,7 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             silent_after_secs: 3600,
+            max_connections: 256,
         }
     }
 }
@@ -71,6 +75,20 @@ pub struct UiConfig {
     pub session_idle_secs: u64,
     /// A session is closed this long after login, used or not.
     pub session_max_secs: u64,
+    /// Connections the UI serves at once; past it a new one is answered 503
+    /// and closed.
+    pub max_connections: usize,
+    /// Host header values the UI answers (with or without a port); any other
+    /// is refused 421, so a DNS-rebound name cannot reach it. Empty: the
+    /// localhost forms only.
+    pub allowed_hosts: Vec<String>,
+    /// Mirror queries run at once (each on its own read connection).
+    pub query_workers: usize,
+    /// Page cache of each query connection, in MiB (workers x this is the
+    /// queries' share of memory).
+    pub query_cache_mib: u32,
+    /// A query still running after this long is interrupted (503).
+    pub query_timeout_secs: u64,
 }
 
 impl Default for UiConfig {
@@ -80,6 +98,11 @@ impl Default for UiConfig {
             listen: "127.0.0.1:7780".into(),
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 3600,
+            max_connections: 1024,
+            allowed_hosts: Vec::new(),
+            query_workers: 4,
+            query_cache_mib: 16,
+            query_timeout_secs: 10,
         }
     }
 }

@@ -14,6 +14,7 @@ mod hostile;
 mod incarnations;
 mod ingest;
 mod legacy;
+mod load;
 mod p0f;
 mod pcap;
 mod sebek;

@@ -283,6 +283,14 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
     }
 }
 
+/// `r` with a Retry-After of `secs`.
+pub fn with_retry_after(mut r: Reply, secs: u64) -> Reply {
+    if let Ok(v) = secs.to_string().parse() {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
 /// Cross-site requests are refused: a browser always sends Origin on a
 /// POST, and it must be this host.
 fn same_origin(req: &Request) -> bool {
@@ -317,33 +325,47 @@ async fn login(web: &Arc<Web>, req: &Request) -> Reply {
         return bad_param("body", "expected {\"user\": ..., \"password\": ...}");
     };
     let remote = req.remote.map(|r| r.ip());
-    if web.sessions.throttled(remote) {
-        tracing::warn!(?remote, "UI login throttled");
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins from this address; wait a few minutes",
+    let ip = remote.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let attempt = match web.sessions.begin_login(ip, &body.user) {
+        Ok(a) => a,
+        Err(t) => {
+            tracing::warn!(?remote, user = ?clip(&body.user), limit = t.what, "UI login throttled");
+            let message = format!("too many failed logins for {}; wait a few minutes", t.what);
+            return with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &message),
+                t.retry_after.as_secs().max(1),
+            );
+        }
+    };
+    let checked = web
+        .check_login_bounded(body.user.clone(), body.password)
+        .await;
+    let Ok(ok) = checked else {
+        // Not checked: not a failure either.
+        attempt.succeeded();
+        tracing::warn!(?remote, "UI login: password checks busy");
+        return with_retry_after(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many logins at once; try again shortly",
+            ),
+            1,
         );
-    }
-    let ok = {
-        let web = web.clone();
-        let (user, password) = (body.user.clone(), body.password);
-        tokio::task::spawn_blocking(move || web.check_login(&user, &password))
-            .await
-            .unwrap_or(false)
     };
     if !ok {
-        web.sessions.note_failure(remote);
-        tracing::warn!(?remote, user = %clip(&body.user), "UI login refused");
+        drop(attempt);
+        tracing::warn!(?remote, user = ?clip(&body.user), "UI login refused");
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     }
+    attempt.succeeded();
     let Some(token) = web.sessions.open(&body.user) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no randomness for a session",
         );
     };
-    tracing::info!(?remote, user = %body.user, "UI login");
+    tracing::info!(?remote, user = ?body.user, "UI login");
     let mut r = json(&serde_json::json!({ "user": body.user }));
     if let Ok(v) = set_cookie(&token, web.config.ui.session_max_secs).parse() {
         r.headers_mut().insert("set-cookie", v);

@@ -41,6 +41,13 @@ const MAX_BODY: u64 = 16 * 1024;
 const POOL: usize = 4;
 /// Time a failed login waits before answering.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(400);
+/// Password checks run at once (argon2id takes 19 MiB and a core's worth
+/// of tens of milliseconds each).
+const HASHING_AT_ONCE: usize = 2;
+/// Logins waiting for a password check; past it a login is answered 503.
+const HASHING_QUEUE: usize = 8;
+/// Longest wait for a password check before answering 503.
+const HASHING_WAIT: Duration = Duration::from_secs(10);
 
 /// The Content-Security-Policy of every answer: nothing but this origin,
 /// no inline script or style, no framing.
@@ -58,6 +65,17 @@ pub struct Web {
     mirrors: Mutex<Vec<Mirror>>,
     /// Made on the first login of an unknown user (argon2 is not free).
     dummy_hash: std::sync::OnceLock<String>,
+    /// Permits to run a password check (`HASHING_AT_ONCE`).
+    hashing: Arc<tokio::sync::Semaphore>,
+    /// Logins waiting for a permit (at most `HASHING_QUEUE`).
+    hashing_waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Why a password was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginBusy {
+    /// Too many logins wait already, or the wait was too long.
+    Busy,
 }
 
 impl Web {
@@ -75,6 +93,8 @@ impl Web {
             users: Mutex::new((None, Vec::new())),
             mirrors: Mutex::new(Vec::new()),
             dummy_hash: std::sync::OnceLock::new(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
+            hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -117,6 +137,37 @@ impl Web {
                 false
             }
         }
+    }
+
+    /// Checks a login off the runtime, at most `HASHING_AT_ONCE` at a time
+    /// with at most `HASHING_QUEUE` waiting (memory and CPU stay bounded
+    /// whatever the number of clients); Busy past that.
+    pub async fn check_login_bounded(
+        self: &Arc<Self>,
+        name: String,
+        password: String,
+    ) -> Result<bool, LoginBusy> {
+        use std::sync::atomic::Ordering;
+        let waiting = self.hashing_waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if waiting >= HASHING_QUEUE {
+            None
+        } else {
+            tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.hashing_waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit.ok_or(LoginBusy::Busy)?;
+        let web = self.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = web.check_login(&name, &password);
+            drop(permit);
+            ok
+        })
+        .await
+        .unwrap_or(false);
+        Ok(ok)
     }
 
     /// The user of a live session whose account still exists.
