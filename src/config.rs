@@ -316,6 +316,30 @@ impl Config {
                 "session lifetimes must be at least 1 second".into(),
             ));
         }
+        if self.serve.max_connections == 0 || self.ui.max_connections == 0 {
+            return Err(invalid(
+                "serve.max_connections",
+                "a listener must serve at least 1 connection (serve.max_connections, ui.max_connections)".into(),
+            ));
+        }
+        if !(1..=64).contains(&self.ui.query_workers) {
+            return Err(invalid(
+                "ui.query_workers",
+                format!("{} is outside 1..=64", self.ui.query_workers),
+            ));
+        }
+        if !(1..=1024).contains(&self.ui.query_cache_mib) {
+            return Err(invalid(
+                "ui.query_cache_mib",
+                format!("{} is outside 1..=1024", self.ui.query_cache_mib),
+            ));
+        }
+        if self.ui.query_timeout_secs == 0 {
+            return Err(invalid(
+                "ui.query_timeout_secs",
+                "queries need at least 1 second".into(),
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
             return Err(invalid(
                 "store.segment_target_bytes",
@@ -424,6 +448,14 @@ impl Config {
             "ui.listen" => self.ui.listen = value.trim().to_string(),
             "ui.session_idle_secs" => self.ui.session_idle_secs = number(key)?.max(0) as u64,
             "ui.session_max_secs" => self.ui.session_max_secs = number(key)?.max(0) as u64,
+            "serve.max_connections" => self.serve.max_connections = number(key)?.max(0) as usize,
+            "ui.max_connections" => self.ui.max_connections = number(key)?.max(0) as usize,
+            "ui.allowed_hosts" => self.ui.allowed_hosts = list(),
+            "ui.query_workers" => self.ui.query_workers = number(key)?.max(0) as usize,
+            "ui.query_cache_mib" => {
+                self.ui.query_cache_mib = u32::try_from(number(key)?.max(0)).unwrap_or(u32::MAX)
+            }
+            "ui.query_timeout_secs" => self.ui.query_timeout_secs = number(key)?.max(0) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }
         self.validate(path)

@@ -105,3 +105,185 @@ fn parallel_wrong_password_logins_are_counted_before_hashing() {
         "serve peaked at {peak} KiB (budget {MEMORY_BUDGET_KIB})"
     );
 }
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Longest a listener may take to close an idle connection: its 10 s limit,
+/// a graceful shutdown of as long again, and slack for a loaded machine.
+const CLOSE_BOUND: Duration = Duration::from_secs(45);
+
+/// Reads and drops what `stream` sends until the server closes it; false if
+/// it is still open after `CLOSE_BOUND` from `start`.
+async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(
+    mut stream: S,
+    start: tokio::time::Instant,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(start + CLOSE_BOUND, stream.read(&mut sink)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// 200 cleartext connections that open HTTP/2 (preface and SETTINGS) and
+/// then idle, half on the UI and half on the peer API: all are closed by
+/// the server.
+#[test]
+fn idle_cleartext_http2_connections_are_closed() {
+    let ip = "127.0.21.2";
+    let (_dir, data) = new_node(1);
+    let (peer_port, ui_port) = (free_port(ip), free_port(ip));
+    let _served = serve_ui(&data, ip, peer_port, ip, ui_port);
+    let open = runtime().block_on(async {
+        let start = tokio::time::Instant::now();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let port = if i % 2 == 0 { peer_port } else { ui_port };
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut tcp = tokio::net::TcpStream::connect((ip, port)).await.unwrap();
+                    // The server may close before the whole preface is in.
+                    let _ = tcp.write_all(H2_PREFACE).await;
+                    closed_by_server(tcp, start).await
+                })
+            })
+            .collect();
+        let mut open = 0;
+        for t in tasks {
+            if !t.await.unwrap() {
+                open += 1;
+            }
+        }
+        open
+    });
+    assert_eq!(open, 0, "{open} idle HTTP/2 connections were left open");
+}
+
+/// A TLS client config that trusts `cert` and offers only h2.
+fn h2_tls_client(cert: &std::path::Path) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).unwrap();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// A self-signed certificate for `ip`: (dir holding them, cert, key).
+fn self_signed(ip: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=roo",
+            "-addext",
+            &format!("subjectAltName=IP:{ip}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
+    (dir, cert, key)
+}
+
+/// HTTP/2 over TLS (what a pulling parent speaks): connections that send
+/// the preface and SETTINGS and then idle are shut down by the server.
+#[test]
+fn idle_http2_connections_over_tls_are_closed() {
+    let ip = "127.0.21.3";
+    let (_dir, data) = new_node(1);
+    let (_certs, cert, key) = self_signed(ip);
+    config_set(&data, "serve.tls_cert", cert.to_str().unwrap());
+    config_set(&data, "serve.tls_key", key.to_str().unwrap());
+    let port = free_port(ip);
+    let _served = crate::sync::serve(&data, ip, port);
+    let connector = h2_tls_client(&cert);
+    let open = runtime().block_on(async {
+        let start = tokio::time::Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let connector = connector.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let tcp = tokio::net::TcpStream::connect((ip, port)).await.unwrap();
+                    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(ip)
+                        .unwrap()
+                        .to_owned();
+                    let mut tls = connector.connect(name, tcp).await.unwrap();
+                    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                    tls.write_all(H2_PREFACE).await.unwrap();
+                    tls.flush().await.unwrap();
+                    closed_by_server(tls, start).await
+                })
+            })
+            .collect();
+        let mut open = 0;
+        for t in tasks {
+            if !t.await.unwrap() {
+                open += 1;
+            }
+        }
+        open
+    });
+    assert_eq!(open, 0, "{open} idle HTTP/2 connections were left open");
+}
+
+/// Past `ui.max_connections` a new connection is answered 503 with a
+/// Retry-After; once the held ones close, connections are served again.
+#[test]
+fn connections_past_the_limit_are_refused_with_503() {
+    use std::io::{Read, Write};
+    let ip = "127.0.21.4";
+    let (_dir, data) = new_node(1);
+    config_set(&data, "ui.max_connections", "4");
+    let ui_port = free_port(ip);
+    let _served = serve_ui(&data, ip, free_port(ip), ip, ui_port);
+    let held: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect((ip, ui_port)).unwrap())
+        .collect();
+    // The server counts a connection once it accepted it: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = |req: &[u8]| {
+        let mut tcp = std::net::TcpStream::connect((ip, ui_port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let _ = tcp.write_all(req);
+        let mut out = Vec::new();
+        let _ = tcp.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let get = format!("GET / HTTP/1.1\r\nhost: {ip}:{ui_port}\r\nconnection: close\r\n\r\n");
+    let refused = answer(get.as_bytes());
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let served = answer(get.as_bytes());
+    assert!(served.starts_with("HTTP/1.1 200 "), "{served}");
+}
