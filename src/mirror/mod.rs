@@ -178,6 +178,20 @@ impl Mirror {
         Ok(Mirror { conn, path: shown })
     }
 
+    /// A handle that stops the statement this connection is running, from
+    /// any thread (a query past its time, or whose client went away).
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+
+    /// Sets this connection's page cache (which also bounds the memory a
+    /// sort or GROUP BY uses before it spills to a temporary file).
+    pub fn set_cache_kib(&self, kib: u32) -> Result<(), MirrorError> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .ctx(&self.path, "set cache_size")
+    }
+
     /// Connection settings; none of them is stored in the file except WAL.
     fn configure(&self) -> Result<(), MirrorError> {
         let c = &self.conn;

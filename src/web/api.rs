@@ -69,17 +69,26 @@ fn bad_param(name: &str, why: &str) -> Reply {
     BadParam::new(name, why).reply()
 }
 
-/// Mirror failures: a query the mirror refuses is the client's (400), the
-/// rest is logged and answered without detail (500).
-fn mirror_error(e: crate::mirror::MirrorError) -> Reply {
-    if let crate::mirror::MirrorError::InvalidQuery { what, .. } = &e {
-        return error(StatusCode::BAD_REQUEST, what);
+/// Query failures: a query the mirror refuses is the client's (400), one
+/// over the query budget is 503 with a Retry-After, the rest is logged and
+/// answered without detail (500).
+fn mirror_error(e: super::QueryError) -> Reply {
+    use super::QueryError;
+    match e {
+        QueryError::Mirror(crate::mirror::MirrorError::InvalidQuery { what, .. }) => {
+            error(StatusCode::BAD_REQUEST, &what)
+        }
+        QueryError::Busy | QueryError::TimedOut => {
+            with_retry_after(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()), 2)
+        }
+        QueryError::Mirror(e) => {
+            tracing::error!(error = %e, "UI query");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the mirror could not answer",
+            )
+        }
     }
-    tracing::error!(error = %e, "UI query");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the mirror could not answer",
-    )
 }
 
 /// The query string as ordered pairs; empty values count as absent.

@@ -37,8 +37,10 @@ type Reply = warp::reply::Response;
 
 /// Largest request body the UI accepts (a login).
 const MAX_BODY: u64 = 16 * 1024;
-/// Read connections kept open to the mirror.
-const POOL: usize = 4;
+/// Mirror queries that may wait for a worker, per worker; past it 503.
+const QUERY_QUEUE_PER_WORKER: usize = 4;
+/// Longest wait for a query worker before answering 503.
+const QUERY_WAIT: Duration = Duration::from_secs(5);
 /// Time a failed login waits before answering.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(400);
 /// Password checks run at once (argon2id takes 19 MiB and a core's worth
@@ -62,7 +64,13 @@ pub struct Web {
     pub config: Config,
     pub sessions: sessions::Sessions,
     users: Mutex<(Option<SystemTime>, Vec<users::User>)>,
+    /// Idle read connections (at most `ui.query_workers`).
     mirrors: Mutex<Vec<Mirror>>,
+    /// Permits to run a mirror query: at most `ui.query_workers` at once,
+    /// each on its own connection (a cap on connections, not only a cache).
+    query_workers: Arc<tokio::sync::Semaphore>,
+    /// Queries waiting for a permit.
+    queries_waiting: std::sync::atomic::AtomicUsize,
     /// Made on the first login of an unknown user (argon2 is not free).
     dummy_hash: std::sync::OnceLock<String>,
     /// Permits to run a password check (`HASHING_AT_ONCE`).
@@ -84,6 +92,7 @@ impl Web {
             Duration::from_secs(config.ui.session_idle_secs),
             Duration::from_secs(config.ui.session_max_secs),
         );
+        let workers = config.ui.query_workers.max(1);
         Arc::new(Web {
             dir,
             store,
@@ -92,6 +101,8 @@ impl Web {
             sessions,
             users: Mutex::new((None, Vec::new())),
             mirrors: Mutex::new(Vec::new()),
+            query_workers: Arc::new(tokio::sync::Semaphore::new(workers)),
+            queries_waiting: std::sync::atomic::AtomicUsize::new(0),
             dummy_hash: std::sync::OnceLock::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
             hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
@@ -181,33 +192,117 @@ impl Web {
         }
     }
 
-    /// Runs `f` on a pooled read connection to the mirror, off the runtime.
+    /// Runs `f` on a pooled read connection to the mirror, off the runtime,
+    /// within the query budget: at most `ui.query_workers` at once (Busy
+    /// when too many wait or the wait is long), interrupted after
+    /// `ui.query_timeout_secs` (TimedOut) or as soon as the caller goes away
+    /// (the client closed its connection: this future is dropped).
     pub async fn with_mirror<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
-    ) -> Result<T, MirrorError> {
-        let web = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let taken = web.mirrors.lock().ok().and_then(|mut p| p.pop());
-            let mirror = match taken {
+    ) -> Result<T, QueryError> {
+        let permit = self.query_permit().await?;
+        let mirror = {
+            let taken = self.mirrors.lock().ok().and_then(|mut p| p.pop());
+            match taken {
                 Some(m) => m,
-                None => Mirror::open(&web.dir.join(crate::node::MIRROR_FILE))?,
-            };
+                None => self.open_query_connection().await?,
+            }
+        };
+        let interrupt = InterruptOnDrop(Some(mirror.interrupt_handle()));
+        let web = self.clone();
+        let work = tokio::task::spawn_blocking(move || {
             let out = f(&mirror);
             if let Ok(mut p) = web.mirrors.lock()
-                && p.len() < POOL
+                && p.len() < web.config.ui.query_workers
             {
                 p.push(mirror);
             }
+            // The worker is free only when its query has stopped.
+            drop(permit);
             out
-        })
-        .await;
-        joined.unwrap_or_else(|e| {
-            Err(MirrorError::InvalidQuery {
+        });
+        let limit = Duration::from_secs(self.config.ui.query_timeout_secs);
+        let out = match tokio::time::timeout(limit, work).await {
+            Err(_late) => {
+                tracing::warn!(secs = limit.as_secs(), "UI query interrupted: over its time");
+                return Err(QueryError::TimedOut);
+            }
+            Ok(Err(e)) => Err(QueryError::Mirror(MirrorError::InvalidQuery {
                 path: crate::node::MIRROR_FILE.into(),
                 what: format!("query worker failed: {e}"),
-            })
+            })),
+            Ok(Ok(out)) => out.map_err(QueryError::Mirror),
+        };
+        interrupt.disarm();
+        out
+    }
+
+    /// A permit to run one query, or Busy.
+    async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
+        use std::sync::atomic::Ordering;
+        let queue = self.config.ui.query_workers.max(1) * QUERY_QUEUE_PER_WORKER;
+        let waiting = self.queries_waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if waiting >= queue {
+            None
+        } else {
+            tokio::time::timeout(QUERY_WAIT, self.query_workers.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.ok_or(QueryError::Busy)
+    }
+
+    /// A new read connection with the configured page cache.
+    async fn open_query_connection(&self) -> Result<Mirror, QueryError> {
+        let path = self.dir.join(crate::node::MIRROR_FILE);
+        let cache_kib = self.config.ui.query_cache_mib.saturating_mul(1024);
+        let opened = tokio::task::spawn_blocking(move || {
+            let m = Mirror::open(&path)?;
+            m.set_cache_kib(cache_kib)?;
+            Ok(m)
         })
+        .await;
+        match opened {
+            Ok(r) => r.map_err(QueryError::Mirror),
+            Err(e) => Err(QueryError::Mirror(MirrorError::InvalidQuery {
+                path: crate::node::MIRROR_FILE.into(),
+                what: format!("query worker failed: {e}"),
+            })),
+        }
+    }
+}
+
+/// Why a UI query was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// Every query worker is busy and enough queries wait already.
+    #[error("the node is answering as many queries as it may; try again shortly")]
+    Busy,
+    /// The query ran past `ui.query_timeout_secs` and was stopped.
+    #[error("the query took too long and was stopped; narrow it (a time range, a sensor)")]
+    TimedOut,
+}
+
+/// Interrupts the connection's running statement when dropped armed: the
+/// request future was dropped (client gone) or the query ran out of time.
+struct InterruptOnDrop(Option<rusqlite::InterruptHandle>);
+
+impl InterruptOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.interrupt();
+        }
     }
 }
 
