@@ -225,7 +225,10 @@ impl Web {
         let limit = Duration::from_secs(self.config.ui.query_timeout_secs);
         let out = match tokio::time::timeout(limit, work).await {
             Err(_late) => {
-                tracing::warn!(secs = limit.as_secs(), "UI query interrupted: over its time");
+                tracing::warn!(
+                    secs = limit.as_secs(),
+                    "UI query interrupted: over its time"
+                );
                 return Err(QueryError::TimedOut);
             }
             Ok(Err(e)) => Err(QueryError::Mirror(MirrorError::InvalidQuery {
