@@ -82,6 +82,7 @@ type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 fn peer_routes(api: Arc<PeerApi>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
         crate::sync::server::routes_with_remote(api.clone(), warp::any().map(move || Some(peer)))
+            .map(crate::web::harden)
             .boxed()
     }
 }

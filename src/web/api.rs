@@ -242,8 +242,39 @@ fn decode_segment(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The host part of a Host header value (without the port; an IPv6
+/// literal without its brackets).
+fn host_name(header: &str) -> &str {
+    let h = header.trim();
+    if let Some(v6) = h.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => h,
+    }
+}
+
+/// True when the UI may answer a request naming `host`: an address literal
+/// (no DNS to rebind), `localhost`, or a name in `ui.allowed_hosts`. A
+/// request without a Host header comes from no browser, and is answered.
+pub fn host_allowed(allowed: &[String], host: Option<&str>) -> bool {
+    let Some(header) = host else { return true };
+    let name = host_name(header);
+    name.parse::<IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| host_name(a).eq_ignore_ascii_case(name))
+}
+
 /// Entry point of every UI request.
 pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
+    if !host_allowed(&web.config.ui.allowed_hosts, req.host.as_deref()) {
+        tracing::warn!(remote = ?req.remote, host = ?req.host, "UI request for a host name not allowed (ui.allowed_hosts)");
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this host name is not served here (ui.allowed_hosts)",
+        );
+    }
     let Some(decoded) = req
         .path
         .trim_start_matches('/')
@@ -928,6 +959,33 @@ mod tests {
         );
         assert_eq!(decode_segment("a%zzb").as_deref(), Some("a%zzb"));
         assert_eq!(decode_segment("%ff"), None);
+    }
+
+    #[test]
+    fn only_address_literals_localhost_and_allowed_names_are_served() {
+        let allowed = vec!["roo.example.org".to_string()];
+        for ok in [
+            None,
+            Some("127.0.0.1:7780"),
+            Some("127.0.21.5"),
+            Some("[::1]:7780"),
+            Some("localhost:7780"),
+            Some("LOCALHOST"),
+            Some("roo.example.org:8080"),
+            Some("192.0.2.7:80"),
+        ] {
+            assert!(host_allowed(&allowed, ok), "{ok:?}");
+        }
+        for refused in [
+            Some("evil.example.com"),
+            Some("evil.example.com:7780"),
+            Some("localhost.evil.example.com"),
+            Some("roo.example.org.evil.example.com"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(&allowed, refused), "{refused:?}");
+        }
+        assert!(!host_allowed(&[], Some("roo.example.org")));
     }
 
     #[test]

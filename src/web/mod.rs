@@ -309,17 +309,22 @@ impl Drop for InterruptOnDrop {
     }
 }
 
-/// Security headers every UI answer carries.
-fn harden(mut r: Reply) -> Reply {
+/// Security headers every answer of both listeners carries (the answers
+/// `serve::head_gate` writes itself too).
+pub const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
+/// Adds the security headers (and `cache-control: no-store` unless the
+/// answer set its own).
+pub fn harden(mut r: Reply) -> Reply {
     let h = r.headers_mut();
-    for (k, v) in [
-        ("content-security-policy", CSP),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-    ] {
+    for (k, v) in SECURITY_HEADERS {
         if let Ok(v) = v.parse() {
             h.insert(k, v);
         }
