@@ -415,3 +415,146 @@ fn concurrent_heavy_queries_stay_in_budget() {
         "serve peaked at {peak} KiB (budget {MEMORY_BUDGET_KIB})"
     );
 }
+
+/// Sends raw bytes to `addr`, reads the answer to the end.
+fn raw_exchange(addr: &str, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn body_of(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+/// Strangers learn nothing and forge nothing: an unknown link and a known
+/// link with a bad signature get the same 401; a signed request from a
+/// source outside the link's networks is 403 only once the signature holds;
+/// the UI refuses a Host name it does not serve (DNS rebinding) and answers
+/// its own; a request line hyper would refuse is answered 400 with the
+/// security headers on both listeners; a user name holding a newline is
+/// logged escaped, on one line.
+#[test]
+fn answers_tell_strangers_nothing_and_logs_cannot_be_forged() {
+    use lumpy::sync::auth::{Secret, sign};
+    let ip = "127.0.21.6";
+    let (dir, data) = new_node(1);
+    add_user(&data, "alice", PASSWORD);
+    let known = Secret::parse(&ok(&["peer", "add", "--data", &data, "p"])).unwrap();
+    let far = Secret::parse(&ok(&[
+        "peer",
+        "add",
+        "--data",
+        &data,
+        "far",
+        "--allow",
+        "10.9.9.0/24",
+    ]))
+    .unwrap();
+    let (peer_port, ui_port) = (free_port(ip), free_port(ip));
+    let log = dir.path().join("serve.log");
+    let mut child = crate::util::lumpy()
+        .args([
+            "serve",
+            "--data",
+            &data,
+            "--listen",
+            &format!("{ip}:{peer_port}"),
+            "--ui-listen",
+            &format!("{ip}:{ui_port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let served = Served { child };
+    let (peer, ui) = (format!("{ip}:{peer_port}"), format!("{ip}:{ui_port}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signed = |secret: &Secret, sign_as: &str| {
+        let auth = sign(secret, "GET", sign_as, now, b"").unwrap();
+        format!(
+            "GET /v1/summary HTTP/1.1\r\nHost: {peer}\r\nx-lumpy-auth: {auth}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let stranger = Secret::parse(&known.to_text().replace(":p:", ":nobody:")).unwrap();
+    let unknown_link = raw_exchange(&peer, signed(&stranger, "/v1/summary").as_bytes());
+    let bad_signature = raw_exchange(&peer, signed(&known, "/v1/other").as_bytes());
+    assert_eq!(status_of(&unknown_link), 401, "{unknown_link}");
+    assert_eq!(status_of(&bad_signature), 401, "{bad_signature}");
+    assert_eq!(body_of(&unknown_link), body_of(&bad_signature));
+    let wrong_key = Secret::generate("far").unwrap();
+    let far_bad = raw_exchange(&peer, signed(&wrong_key, "/v1/summary").as_bytes());
+    assert_eq!(
+        status_of(&far_bad),
+        401,
+        "no 403 before the signature: {far_bad}"
+    );
+    let far_good = raw_exchange(&peer, signed(&far, "/v1/summary").as_bytes());
+    assert_eq!(status_of(&far_good), 403, "{far_good}");
+
+    let get = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let rebound = raw_exchange(&ui, get("evil.example.com").as_bytes());
+    assert_eq!(status_of(&rebound), 421, "{rebound}");
+    assert!(rebound.contains("x-frame-options: DENY"), "{rebound}");
+    for host in [ui.as_str(), "localhost", "[::1]:80"] {
+        let page = raw_exchange(&ui, get(host).as_bytes());
+        assert_eq!(status_of(&page), 200, "{host}: {page}");
+    }
+    for at in [&peer, &ui] {
+        let quoted = raw_exchange(at, b"GET /a\"b HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status_of(&quoted), 400, "{quoted}");
+        assert!(
+            quoted.contains("x-content-type-options: nosniff"),
+            "{quoted}"
+        );
+    }
+    let peer_answer = raw_exchange(&peer, get("x").as_bytes());
+    assert!(
+        peer_answer.contains("x-content-type-options: nosniff"),
+        "{peer_answer}"
+    );
+
+    let forged = "mallory\n2026-12-02T00:00:00Z  INFO lumpy::web::api: UI login user=\"admin\"";
+    let login = serde_json::json!({"user": forged, "password": "whatever"}).to_string();
+    let attempt = raw_exchange(
+        &ui,
+        format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: {ui}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
+            login.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&attempt), 401, "{attempt}");
+    served.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("UI login refused"), "{text}");
+    assert!(
+        text.contains("mallory\\n2026"),
+        "escaped in the log: {text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("2026-12-02T00:00:00Z")),
+        "a forged line in the log: {text}"
+    );
+}

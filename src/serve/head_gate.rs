@@ -75,7 +75,9 @@ where
 /// (hyper closes it without an answer).
 fn request_line_acceptable(head: &[u8]) -> bool {
     let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
-    let line = head[..line_end].strip_suffix(b"\r").unwrap_or(&head[..line_end]);
+    let line = head[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&head[..line_end]);
     let Ok(line) = std::str::from_utf8(line) else {
         return false;
     };

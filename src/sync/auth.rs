@@ -276,7 +276,15 @@ mod tests {
         let p = parse_header(&h).unwrap();
         let g = ReplayGuard::default();
         assert_eq!(
-            verify(&p, &s.public_key().unwrap(), "GET", "/v1/summary", b"", 1_700_000_000, &g),
+            verify(
+                &p,
+                &s.public_key().unwrap(),
+                "GET",
+                "/v1/summary",
+                b"",
+                1_700_000_000,
+                &g
+            ),
             Err(AuthError::Expired)
         );
     }

@@ -263,7 +263,9 @@ pub fn host_allowed(allowed: &[String], host: Option<&str>) -> bool {
     let name = host_name(header);
     name.parse::<IpAddr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
-        || allowed.iter().any(|a| host_name(a).eq_ignore_ascii_case(name))
+        || allowed
+            .iter()
+            .any(|a| host_name(a).eq_ignore_ascii_case(name))
 }
 
 /// Entry point of every UI request.
