@@ -558,3 +558,52 @@ fn answers_tell_strangers_nothing_and_logs_cannot_be_forged() {
         "a forged line in the log: {text}"
     );
 }
+
+/// Sockets a process holds (listeners and connections).
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// A pulling parent's kind of connection (reqwest, h2 over TLS, answering
+/// the server's pings) left idle after a request is shut down by the
+/// server: the ping timeout alone would keep it open.
+#[test]
+fn an_idle_http2_connection_over_tls_that_answers_pings_is_closed() {
+    let ip = "127.0.21.7";
+    let (_dir, data) = new_node(1);
+    let (_certs, cert, key) = self_signed(ip);
+    config_set(&data, "serve.tls_cert", cert.to_str().unwrap());
+    config_set(&data, "serve.tls_key", key.to_str().unwrap());
+    let port = free_port(ip);
+    let served = crate::sync::serve(&data, ip, port);
+    let pid = served.child.id();
+    let before = sockets_of(pid);
+    let pem = std::fs::read(&cert).unwrap();
+    let (during, after) = runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .pool_idle_timeout(None)
+            .build()
+            .unwrap();
+        let answer = client
+            .get(format!("https://{ip}:{port}/v1/summary"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status().as_u16(), 401);
+        let during = sockets_of(pid);
+        // The client's connection task keeps running (and answering pings)
+        // while this sleeps; the server's idle limit is 10 s.
+        tokio::time::sleep(CLOSE_BOUND).await;
+        let after = sockets_of(pid);
+        drop(client);
+        (during, after)
+    });
+    assert_eq!(during, before + 1, "the request's connection was open");
+    assert_eq!(after, before, "the idle h2 connection is still open");
+}
