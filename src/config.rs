@@ -163,6 +163,18 @@ pub struct CaptureConfig {
     pub sebek_listen: String,
     /// Seconds between commits of datagrams received by the sebek listener.
     pub sebek_flush_secs: u64,
+    /// Memory budget (MiB) of each sensor's open-flow table. When it is
+    /// full, the flows idle the longest are closed early ("evicted"), so a
+    /// flood of spoofed sources cannot exhaust memory. A one-packet flow
+    /// costs at most 64 bytes: the default holds over a million.
+    pub flow_table_mib: u64,
+}
+
+impl CaptureConfig {
+    /// The open-flow table's budget in bytes.
+    pub fn flow_table_bytes(&self) -> usize {
+        usize::try_from(self.flow_table_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +197,7 @@ impl Default for CaptureConfig {
             p0f_fp: PathBuf::from("/etc/p0f/p0f.fp"),
             sebek_listen: String::new(),
             sebek_flush_secs: 5,
+            flow_table_mib: 64,
         }
     }
 }
@@ -215,7 +228,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, store.zstd_level, store.segment_target_bytes)"
+        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, capture.flow_table_mib, store.zstd_level, store.segment_target_bytes)"
     )]
     UnknownKey(String),
 }
@@ -340,6 +353,12 @@ impl Config {
                 "queries need at least 1 second".into(),
             ));
         }
+        if !(1..=65_536).contains(&self.capture.flow_table_mib) {
+            return Err(invalid(
+                "capture.flow_table_mib",
+                format!("{} is outside 1..=65536 MiB", self.capture.flow_table_mib),
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
             return Err(invalid(
                 "store.segment_target_bytes",
@@ -424,6 +443,7 @@ impl Config {
             "capture.sebek_flush_secs" => {
                 self.capture.sebek_flush_secs = number(key)?.max(1) as u64
             }
+            "capture.flow_table_mib" => self.capture.flow_table_mib = number(key)?.max(0) as u64,
             "store.zstd_level" => self.store.zstd_level = number(key)?.clamp(-100, 100) as i32,
             "store.segment_target_bytes" => {
                 self.store.segment_target_bytes = number(key)?.max(0) as u64

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
 use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
-use crate::flows::{FlowState, FlowTable, TableCounters};
+use crate::flows::{FlowTable, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
@@ -41,7 +41,9 @@ use crate::store::{
 };
 
 mod committer;
+pub mod flow_state;
 use committer::{CommitJob, Committer, RecordPart};
+use flow_state::{CHECKPOINT_REPLAY_BYTES, FlowStateError, TableRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -63,6 +65,12 @@ pub enum IngestError {
     Segment(#[from] SegmentError),
     #[error("ingest state of sensor {sensor} is unreadable: {detail}")]
     BadState { sensor: u32, detail: String },
+    #[error("open-flow table of sensor {sensor}: {source}")]
+    FlowState {
+        sensor: u32,
+        #[source]
+        source: FlowStateError,
+    },
 }
 
 /// What happened to one capture file.
@@ -147,6 +155,10 @@ struct SensorState {
     /// What legacy database imports have brought (absent when none did).
     #[serde(default, skip_serializing_if = "LegacyMarks::is_empty")]
     legacy: LegacyMarks,
+    /// Where the open-flow table is kept (absent in states written before
+    /// checkpoints: their open flows are rows of the index's `open_flows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    flows: Option<TableRef>,
 }
 
 /// What a legacy import needs to know about a sensor before it writes.
@@ -168,7 +180,14 @@ pub struct LegacyView {
 
 struct SensorIngest {
     state: SensorState,
-    table: FlowTable,
+    /// Loaded when the sensor's packets are first read (sebek datagrams and
+    /// legacy imports never need it).
+    table: Option<FlowTable>,
+    /// Write a checkpoint of the table at the next seal: the run ends, or
+    /// the table came from index rows that the same commit removes.
+    checkpoint_due: bool,
+    /// The table was restored from `open_flows` rows of an older version.
+    clear_index_rows: bool,
     pcap: Option<SegmentBuilder>,
     flow_blocks: BTreeMap<u32, BTreeSet<u32>>,
     sensor_dirty: bool,
@@ -199,6 +218,9 @@ pub struct Ingestor<'n> {
     pub bulk_mirror: bool,
     /// Handshake state handed in for sensors not loaded yet.
     observers: HashMap<u32, Observer>,
+    /// Open-flow tables handed in from an earlier `Ingestor` (serve's
+    /// follow passes), with the pcap sequence they are current at.
+    carried_tables: HashMap<u32, (FlowTable, u64)>,
 }
 
 /// One sebek datagram received by the live listener.
@@ -210,6 +232,31 @@ pub struct SebekDatagram {
     pub received_sec: u32,
     /// The UDP payload.
     pub payload: Vec<u8>,
+}
+
+/// What the origin's open-flow table has done for a sensor, for `status`.
+#[derive(Clone, Debug)]
+pub struct FlowTableReport {
+    /// Flows closed early because the table was full.
+    pub evicted: u64,
+}
+
+/// The open-flow table's counters of a sensor this node originates (`None`
+/// for a sensor it only holds copies of).
+pub fn flow_table_report(
+    store: &crate::store::Store,
+    sensor_id: u32,
+) -> Result<Option<FlowTableReport>, IngestError> {
+    let Some(bytes) = store.ingest_state(sensor_id)? else {
+        return Ok(None);
+    };
+    let state: SensorState = serde_json::from_slice(&bytes).map_err(|e| IngestError::BadState {
+        sensor: sensor_id,
+        detail: e.to_string(),
+    })?;
+    Ok(Some(FlowTableReport {
+        evicted: state.counters.evicted,
+    }))
 }
 
 /// Capture bytes read between two updates of the progress bar.
@@ -339,6 +386,7 @@ impl<'n> Ingestor<'n> {
             p0f: None,
             bulk_mirror: false,
             observers: HashMap::new(),
+            carried_tables: HashMap::new(),
         }
         .with_p0f()
     }
@@ -389,25 +437,14 @@ impl<'n> Ingestor<'n> {
         if self.sensors.contains_key(&sensor_id) {
             return Ok(());
         }
-        let nets = self.node.config.honeypot_nets();
-        let (state, table, dirty) = match self.node.store.ingest_state(sensor_id)? {
+        let (state, dirty) = match self.node.store.ingest_state(sensor_id)? {
             Some(bytes) => {
                 let state: SensorState =
                     serde_json::from_slice(&bytes).map_err(|e| IngestError::BadState {
                         sensor: sensor_id,
                         detail: e.to_string(),
                     })?;
-                let mut flows = Vec::new();
-                for (_, v) in self.node.store.open_flows(sensor_id)? {
-                    let f: FlowState =
-                        serde_json::from_slice(&v).map_err(|e| IngestError::BadState {
-                            sensor: sensor_id,
-                            detail: format!("open flow: {e}"),
-                        })?;
-                    flows.push(f);
-                }
-                let table = FlowTable::restore(sensor_id, nets, state.counters.clone(), flows);
-                (state, table, false)
+                (state, false)
             }
             None => {
                 let state = SensorState {
@@ -424,15 +461,18 @@ impl<'n> Ingestor<'n> {
                     },
                     sebek: Tracker::default(),
                     legacy: LegacyMarks::default(),
+                    flows: Some(TableRef::default()),
                 };
-                (state, FlowTable::new(sensor_id, nets), true)
+                (state, true)
             }
         };
         self.sensors.insert(
             sensor_id,
             SensorIngest {
                 state,
-                table,
+                table: None,
+                checkpoint_due: false,
+                clear_index_rows: false,
                 pcap: None,
                 flow_blocks: BTreeMap::new(),
                 sensor_dirty: dirty,
@@ -440,6 +480,102 @@ impl<'n> Ingestor<'n> {
                 fingerprints: Vec::new(),
             },
         );
+        Ok(())
+    }
+
+    /// Loads the sensor's open-flow table (the sensor must be loaded): the
+    /// table an earlier pass handed in if it is current, else the newest
+    /// checkpoint and the pcap segments committed after it.
+    fn ensure_table(&mut self, sensor_id: u32) -> Result<(), IngestError> {
+        let nets = self.node.config.honeypot_nets();
+        let budget = self.node.config.capture.flow_table_bytes();
+        let dir = self.node.dir.clone();
+        let carried = self.carried_tables.remove(&sensor_id);
+        let Some(s) = self.sensors.get_mut(&sensor_id) else {
+            return Ok(());
+        };
+        if s.table.is_some() {
+            return Ok(());
+        }
+        let flow_err = |source| IngestError::FlowState {
+            sensor: sensor_id,
+            source,
+        };
+        let counters = s.state.counters.clone();
+        let table = match s.state.flows.clone() {
+            Some(tref) => match carried {
+                Some((table, at)) if at == tref.pcap_seq => table,
+                _ => restore_table(
+                    &self.node.store,
+                    &dir,
+                    sensor_id,
+                    &tref,
+                    &counters,
+                    nets,
+                    budget,
+                )
+                .map_err(flow_err)?,
+            },
+            None => {
+                // Written by a version that kept open flows in the index:
+                // read them once; the next commit moves them to a checkpoint.
+                let rows = self.node.store.open_flows(sensor_id)?;
+                s.state.flows = Some(TableRef::default());
+                s.checkpoint_due = true;
+                s.clear_index_rows = true;
+                flow_state::from_index_rows(sensor_id, nets, budget, counters, rows)
+                    .map_err(flow_err)?
+            }
+        };
+        s.table = Some(table);
+        Ok(())
+    }
+
+    /// Hands the loaded open-flow tables to a later `Ingestor` (see
+    /// [`Ingestor::restore_tables`]), each with the pcap sequence it is
+    /// current at: a later `Ingestor` uses it only if no other writer has
+    /// committed pcap of that sensor since, and otherwise restores it from
+    /// the store as a new process would.
+    pub fn take_tables(&mut self) -> HashMap<u32, (FlowTable, u64)> {
+        let mut out = std::mem::take(&mut self.carried_tables);
+        for (sensor, s) in &mut self.sensors {
+            if let (Some(table), Some(tref)) = (s.table.take(), s.state.flows.as_ref()) {
+                out.insert(*sensor, (table, tref.pcap_seq));
+            }
+        }
+        out
+    }
+
+    /// Hands in open-flow tables from an earlier `Ingestor`.
+    pub fn restore_tables(&mut self, tables: HashMap<u32, (FlowTable, u64)>) {
+        self.carried_tables.extend(tables);
+    }
+
+    /// Writes a checkpoint of every open-flow table that has seen packets
+    /// since its last one, so that the next run replays nothing: at the
+    /// end of `lumpy ingest`, and when `serve` stops.
+    pub fn checkpoint_tables(&mut self) -> Result<(), IngestError> {
+        let carried: Vec<u32> = self.carried_tables.keys().copied().collect();
+        for sensor in carried {
+            self.load_sensor(sensor, 0, &format!("Honeywall: {sensor}"))?;
+            self.ensure_table(sensor)?;
+        }
+        let due: Vec<u32> = self
+            .sensors
+            .iter()
+            .filter(|(_, s)| {
+                s.table.is_some()
+                    && (s.clear_index_rows
+                        || s.state.flows.as_ref().is_some_and(|t| t.replay_bytes > 0))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for sensor in due {
+            if let Some(s) = self.sensors.get_mut(&sensor) {
+                s.checkpoint_due = true;
+            }
+            self.seal_and_commit(sensor, None)?;
+        }
         Ok(())
     }
 
@@ -549,6 +685,7 @@ impl<'n> Ingestor<'n> {
         for s in &sources {
             self.ingest_file(s, FileMode::Final)?;
         }
+        self.checkpoint_tables()?;
         self.progress.finish_and_clear();
         self.flush_mirror()
     }
@@ -676,6 +813,7 @@ impl<'n> Ingestor<'n> {
             crate::capture::CaptureFormat::Pcap { snaplen, .. } => snaplen,
             crate::capture::CaptureFormat::PcapNg => 0,
         };
+        self.ensure_table(sensor_id)?;
         let mut last_offset = hasher.pos;
         // The bar moves in steps: an update per packet cost 3 % of a bulk ingest.
         let mut shown_offset = last_offset;
@@ -793,7 +931,10 @@ impl<'n> Ingestor<'n> {
                         };
                         observe_sebek(&mut s.state.sebek, at, p.data, &net, &mut self.report);
                     }
-                    let flow_id = s.table.observe(ts_ns, p.orig_len, &net).flow_id;
+                    let flow_id = match s.table.as_mut() {
+                        Some(table) => table.observe(ts_ns, p.orig_len, &net).flow_id,
+                        None => 0,
+                    };
                     if let Some(m) = &self.p0f {
                         let sec = u32::try_from(p.ts_sec).unwrap_or(u32::MAX);
                         if let Some(o) = s.p0f.observe(m, sec, p.data, &net)
@@ -831,15 +972,33 @@ impl<'n> Ingestor<'n> {
     /// Closes the sensor's open pcap segment and a record segment with every
     /// flow version that changed, and hands both with the file progress to
     /// the committer, which seals, writes and commits them in one index
-    /// transaction and then updates the mirror.
+    /// transaction and then updates the mirror. When more flows timed out
+    /// than one record segment takes, record segments of their own follow.
     fn seal_and_commit(
         &mut self,
         sensor_id: u32,
         source: Option<([u8; 32], SourceProgress)>,
     ) -> Result<(), IngestError> {
+        let mut source = source;
+        loop {
+            let more_to_close = self.seal_once(sensor_id, source.take())?;
+            if !more_to_close {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One commit of [`Ingestor::seal_and_commit`]; true when flows that
+    /// timed out are still waiting for a record segment.
+    fn seal_once(
+        &mut self,
+        sensor_id: u32,
+        source: Option<([u8; 32], SourceProgress)>,
+    ) -> Result<bool, IngestError> {
         let level = self.node.config.store.zstd_level;
+        let dir = self.node.dir.clone();
         let Some(s) = self.sensors.get_mut(&sensor_id) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut batch = CommitBatch::default();
         let mut pcap = None;
@@ -851,23 +1010,40 @@ impl<'n> Ingestor<'n> {
                     .flow_blocks
                     .push(((sensor_id, flow, seq), blocks.into_iter().collect()));
             }
+            if let Some(tref) = s.state.flows.as_mut() {
+                tref.pcap_seq = seq;
+                tref.replay_bytes = tref.replay_bytes.saturating_add(builder.raw_len());
+            }
             pcap = Some((builder, seq));
         }
-        s.table.expire();
-        let newest = s.table.newest_end_sec();
-        if newest > s.state.sensor.last_upd_sec {
-            s.state.sensor.last_upd_sec = newest;
-            s.sensor_dirty = true;
+        let mut more_to_close = false;
+        let mut flow_records = Vec::new();
+        let mut latest_ns = 0;
+        let seq_if_records = s.state.next_seq;
+        if let Some(table) = s.table.as_mut() {
+            table.expire();
+            more_to_close = table.more_to_expire();
+            let newest = table.newest_end_sec();
+            if newest > s.state.sensor.last_upd_sec {
+                s.state.sensor.last_upd_sec = newest;
+                s.sensor_dirty = true;
+            }
+            if table.has_changes() {
+                flow_records = table.take_changes(seq_if_records).records;
+            }
+            latest_ns = table.latest_ns();
+            s.state.counters = table.counters();
+            // Fragment ids travel in checkpoints, not in every commit.
+            s.state.counters.fragments.clear();
         }
         let mut records = None;
-        if s.table.has_changes()
+        if !flow_records.is_empty()
             || s.sensor_dirty
             || s.state.sebek.has_changes()
             || !s.fingerprints.is_empty()
         {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
-            let changes = s.table.take_changes(seq);
             let mut part = Vec::new();
             if s.sensor_dirty {
                 s.state.sensor.version = seq;
@@ -877,27 +1053,43 @@ impl<'n> Ingestor<'n> {
             // Sebek rows before flows: a socket whose flow is new in this
             // segment exercises the mirror's deferred join (STORAGE.md §4).
             part.extend(s.state.sebek.take_records(seq));
-            for f in &changes.open {
-                let key = crate::flows::FlowKey::new(f.proto, f.src, f.dst).encode();
-                let bytes = serde_json::to_vec(f).map_err(|e| IngestError::BadState {
-                    sensor: sensor_id,
-                    detail: e.to_string(),
-                })?;
-                batch.open_flows_put.push((sensor_id, (key, bytes)));
-            }
-            for k in &changes.closed_keys {
-                batch.open_flows_delete.push((sensor_id, k.encode()));
-            }
-            part.extend(changes.records.into_iter().map(Record::Flow));
+            part.extend(flow_records.into_iter().map(Record::Flow));
             // Fingerprints after flows: their flows are in the mirror first.
             part.extend(s.fingerprints.drain(..).map(Record::OsFingerprint));
             records = Some(RecordPart {
                 seq,
-                ts_ns: s.table.latest_ns(),
+                ts_ns: latest_ns,
                 records: part,
             });
         }
-        s.state.counters = s.table.counters();
+        let checkpoint_now = !more_to_close
+            && (s.checkpoint_due
+                || s.state
+                    .flows
+                    .as_ref()
+                    .is_some_and(|t| t.replay_bytes >= CHECKPOINT_REPLAY_BYTES));
+        if checkpoint_now
+            && let (Some(table), Some(tref)) = (s.table.as_ref(), s.state.flows.as_mut())
+        {
+            // Written and synced before the commit that names it.
+            let cp = flow_state::write_checkpoint(
+                &dir,
+                sensor_id,
+                tref.pcap_seq,
+                table,
+                tref.checkpoint.as_ref(),
+            )
+            .map_err(|source| IngestError::FlowState {
+                sensor: sensor_id,
+                source,
+            })?;
+            tref.checkpoint = Some(cp);
+            tref.replay_bytes = 0;
+            s.checkpoint_due = false;
+            if std::mem::take(&mut s.clear_index_rows) {
+                batch.open_flows_clear.push(sensor_id);
+            }
+        }
         let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
             sensor: sensor_id,
             detail: e.to_string(),
@@ -913,7 +1105,8 @@ impl<'n> Ingestor<'n> {
             records,
             batch,
         };
-        self.committer()?.send(job)
+        self.committer()?.send(job)?;
+        Ok(more_to_close)
     }
 }
 
@@ -940,7 +1133,10 @@ impl Ingestor<'_> {
             known,
             held_from_elsewhere,
             marks: s.state.legacy.clone(),
-            last_flow_id: s.table.last_flow_id(),
+            last_flow_id: s.table.as_ref().map_or(
+                s.state.counters.next_flow_id.saturating_sub(1),
+                FlowTable::last_flow_id,
+            ),
             sebek: s.state.sebek.last_ids(),
             sensor: s.state.sensor.clone(),
         })
@@ -965,7 +1161,13 @@ impl Ingestor<'_> {
         let Some(s) = self.sensors.get_mut(&sensor_id) else {
             return Ok(());
         };
-        s.table.reserve_ids(marks.reserved_flow);
+        match s.table.as_mut() {
+            Some(table) => table.reserve_ids(marks.reserved_flow),
+            None if s.state.counters.next_flow_id <= marks.reserved_flow => {
+                s.state.counters.next_flow_id = marks.reserved_flow.saturating_add(1);
+            }
+            None => {}
+        }
         s.state.sebek.reserve_ids(&marks.reserved);
         let seq = s.state.next_seq;
         s.state.next_seq += 1;
@@ -984,7 +1186,10 @@ impl Ingestor<'_> {
             records.insert(0, Record::Sensor(row));
         }
         s.state.legacy = marks.clone();
-        s.state.counters = s.table.counters();
+        if let Some(table) = s.table.as_ref() {
+            s.state.counters = table.counters();
+            s.state.counters.fragments.clear();
+        }
         let ts_ns = u64::from(s.state.sensor.last_upd_sec) * 1_000_000_000;
         let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
             sensor: sensor_id,
@@ -1032,6 +1237,62 @@ impl Ingestor<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// The open-flow table of a sensor as its committed state leaves it: the
+/// newest checkpoint (or an empty table) and the pcap segments after it
+/// replayed.
+fn restore_table(
+    store: &crate::store::Store,
+    dir: &Path,
+    sensor_id: u32,
+    tref: &TableRef,
+    counters: &TableCounters,
+    nets: Vec<crate::flows::Net>,
+    budget: usize,
+) -> Result<FlowTable, FlowStateError> {
+    let (mut table, from_seq) = match &tref.checkpoint {
+        Some(cp) => {
+            match flow_state::load_checkpoint(dir, sensor_id, cp, nets.clone(), budget) {
+                Ok(t) => (t, cp.pcap_seq),
+                Err(e) => {
+                    // The flows open at the checkpoint are lost to the table
+                    // (their packets are not: they are in pcap segments and
+                    // published rows); flows seen again start anew.
+                    tracing::warn!(sensor = sensor_id, error = %e, "open-flow checkpoint unusable: continuing with the flows opened after it");
+                    let fresh = TableCounters {
+                        fragments: Vec::new(),
+                        ..counters.clone()
+                    };
+                    (
+                        FlowTable::restore(sensor_id, nets, budget, fresh, []),
+                        cp.pcap_seq,
+                    )
+                }
+            }
+        }
+        None => (FlowTable::new(sensor_id, nets, budget), 0),
+    };
+    if tref.pcap_seq > from_seq {
+        let done = flow_state::replay(store, sensor_id, from_seq, tref.pcap_seq, &mut table)?;
+        tracing::info!(
+            sensor = sensor_id,
+            segments = done.segments,
+            packets = done.packets,
+            "open-flow table rebuilt from the pcap segments after its checkpoint"
+        );
+        if done.diverged > 0 || done.missing > 0 {
+            tracing::warn!(
+                sensor = sensor_id,
+                diverged = done.diverged,
+                missing_segments = done.missing,
+                "open-flow replay differs from the original ingest (budget changed, or segments missing)"
+            );
+        }
+    }
+    // Ids reserved by legacy imports, and any the replay could not see.
+    table.reserve_ids(counters.next_flow_id.saturating_sub(1));
+    Ok(table)
 }
 
 /// Builds the record segment of one commit.
@@ -1158,6 +1419,9 @@ pub struct FollowState {
     /// p0f handshake state per sensor, kept between passes that use a new
     /// `Ingestor` each (serve), so a SYN+ACK in the next pass finds its SYN.
     p0f: HashMap<u32, Observer>,
+    /// Open-flow tables per sensor, kept between passes for the same
+    /// reason (and so that a pass does not re-read a checkpoint).
+    tables: HashMap<u32, (FlowTable, u64)>,
 }
 
 /// One pass over `dirs`: ingests every new or grown capture file that is
@@ -1170,9 +1434,22 @@ pub fn follow_once(
     state: &mut FollowState,
 ) -> Result<(), IngestError> {
     ingestor.restore_observers(std::mem::take(&mut state.p0f));
+    ingestor.restore_tables(std::mem::take(&mut state.tables));
     let result = follow_pass(ingestor, dirs, settle, state);
     state.p0f = ingestor.take_observers();
+    state.tables = ingestor.take_tables();
     result
+}
+
+/// Ends following: checkpoints the open-flow tables `state` carries, so
+/// that the next start replays nothing.
+pub fn follow_finish(
+    ingestor: &mut Ingestor<'_>,
+    state: &mut FollowState,
+) -> Result<(), IngestError> {
+    ingestor.restore_tables(std::mem::take(&mut state.tables));
+    ingestor.checkpoint_tables()?;
+    ingestor.flush_mirror()
 }
 
 fn follow_pass(
@@ -1238,5 +1515,5 @@ pub fn follow(
         follow_once(ingestor, dirs, settle, &mut state)?;
         std::thread::sleep(poll);
     }
-    Ok(())
+    follow_finish(ingestor, &mut state)
 }

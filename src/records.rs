@@ -60,6 +60,16 @@ pub struct FlowRecord {
     pub server_os_id: u32,
     /// True once the flow timed out: no later version will follow.
     pub closed: bool,
+    /// True when the flow was closed early because the origin's open-flow
+    /// table was full (`capture.flow_table_mib`), not by its timeout: a
+    /// later packet of the same endpoints starts a new flow. Written only
+    /// when true (record version 3).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub evicted: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl FlowRecord {
@@ -332,6 +342,7 @@ impl ArgusRecord {
             client_os_id: self.client_os_id.unwrap_or(0),
             server_os_id: 0,
             closed: true,
+            evicted: false,
         }
     }
 }
@@ -518,6 +529,7 @@ mod tests {
             client_os_id: 0,
             server_os_id: 0,
             closed: false,
+            evicted: false,
         });
         let sensor = Record::Sensor(SensorRecord {
             sensor_id: 1,

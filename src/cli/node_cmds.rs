@@ -211,6 +211,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
         let newest = s.newest_ns / 1_000_000_000;
         let retired = node.config.decommissioned.contains(&sensor);
         let silent = !retired && now.saturating_sub(newest) > node.config.serve.silent_after_secs;
+        let flow_table = crate::ingest::flow_table_report(&node.store, sensor)?;
         out.push(serde_json::json!({
             "sensor_id": sensor,
             "segments_known": s.max_seq,
@@ -220,6 +221,7 @@ fn sensor_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "silent": silent,
             "decommissioned": retired,
             "incarnation": incarnations.iter().find(|i| i.sensor_id == sensor),
+            "flows_evicted": flow_table.as_ref().map(|t| t.evicted),
         }));
     }
     Ok(out)
@@ -353,8 +355,12 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         if !ids(&inc["later"]).is_empty() {
             same.push_str(&format!("  reinstalled as {}", ids(&inc["later"])));
         }
+        let evicted = match s["flows_evicted"].as_u64() {
+            Some(n) if n > 0 => format!("  {n} flows evicted (open-flow table full)"),
+            _ => String::new(),
+        };
         println!(
-            "sensor {:<10} segments {:<8} hops {:<4} newest record {}  installed {}{}{}",
+            "sensor {:<10} segments {:<8} hops {:<4} newest record {}  installed {}{}{}{}",
             s["sensor_id"],
             s["segments_known"],
             s["hops"],
@@ -367,7 +373,8 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             } else {
                 ""
             },
-            same
+            same,
+            evicted
         );
     }
     for l in &links {

@@ -815,6 +815,7 @@ fn to_record(
                 is_local: r.u8("is_local")? != 0,
                 marker_flags,
                 closed: true,
+                evicted: false,
             })
         }
         "argus" => Record::Argus(ArgusRecord {

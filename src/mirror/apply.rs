@@ -354,7 +354,7 @@ impl<'c> Writer<'c> {
             f.sensor_id,
             f.flow_id,
             version,
-            f.closed,
+            super::closed_code(f),
             table.in_flow6()
         ])?;
         if table == FlowTable::Flow {

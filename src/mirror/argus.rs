@@ -145,6 +145,7 @@ mod tests {
             client_os_id: 0,
             server_os_id: 0,
             closed: false,
+            evicted: false,
         }
     }
 

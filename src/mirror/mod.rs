@@ -46,6 +46,19 @@ use crate::store::SegmentId;
 
 pub use schema::{MIRROR_SCHEMA_VERSION, SCHEMA_SQL, TABLES};
 
+/// `x_flow_version.closed` of a flow the origin closed early because its
+/// open-flow table was full (1: closed by its timeout, 0: open).
+pub const CLOSED_EVICTED: i64 = 2;
+
+/// The `x_flow_version.closed` value of a flow row.
+pub(crate) fn closed_code(f: &FlowRecord) -> i64 {
+    match (f.closed, f.evicted) {
+        (_, true) => CLOSED_EVICTED,
+        (true, false) => 1,
+        (false, false) => 0,
+    }
+}
+
 /// Errors of the mirror. Every variant names the mirror file.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -422,7 +435,7 @@ impl Mirror {
             let sql = format!(
                 "DELETE FROM {table} WHERE max(src_end_sec, dst_end_sec) < ?1 AND EXISTS \
                  (SELECT 1 FROM x_flow_version v WHERE v.sensor_id = {table}.sensor_id \
-                  AND v.flow_id = {table}.flow_id AND v.closed = 1)"
+                  AND v.flow_id = {table}.flow_id AND v.closed <> 0)"
             );
             deleted += self
                 .conn

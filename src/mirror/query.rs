@@ -230,7 +230,8 @@ fn decode(row: &Row<'_>, path: &str) -> Result<FlowRecord, MirrorError> {
             client_os_id: row.get(29)?,
             server_os_id: row.get(30)?,
             is_local: row.get(31)?,
-            closed: row.get(33)?,
+            closed: row.get::<_, i64>(33)? != 0,
+            evicted: row.get::<_, i64>(33)? == super::CLOSED_EVICTED,
         })
     };
     fields().ctx(path, "decode flow row")

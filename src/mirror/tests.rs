@@ -65,6 +65,7 @@ fn flow(
         client_os_id: 0,
         server_os_id: 0,
         closed: false,
+        evicted: false,
     }
 }
 
@@ -564,6 +565,7 @@ fn every_field_round_trips_and_counters_clamp() {
         client_os_id: 11,
         server_os_id: 12,
         closed: true,
+        evicted: false,
     };
     let mut huge = flow(1, 1, u64::MAX, "10.0.0.1", "10.0.0.2", 1, 2, 5, 5, 5);
     huge.src.packets = u64::MAX;

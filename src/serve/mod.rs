@@ -522,7 +522,7 @@ fn ingest_loop(
     stop: &Arc<AtomicBool>,
 ) {
     let mut state = FollowState::default();
-    while !stop.load(Ordering::Relaxed) {
+    'passes: while !stop.load(Ordering::Relaxed) {
         if let Ok(mut node) = ctx.node.lock() {
             let mut ingestor = Ingestor::new(&mut node, None);
             ingestor.stop = Some(stop.clone());
@@ -532,9 +532,16 @@ fn ingest_loop(
         }
         for _ in 0..10 {
             if stop.load(Ordering::Relaxed) {
-                return;
+                break 'passes;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Checkpoint the open-flow tables, so the next start replays nothing.
+    if let Ok(mut node) = ctx.node.lock() {
+        let mut ingestor = Ingestor::new(&mut node, None);
+        if let Err(e) = crate::ingest::follow_finish(&mut ingestor, &mut state) {
+            tracing::error!(error = %e, "ingest: open-flow checkpoint at stop");
         }
     }
 }

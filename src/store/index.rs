@@ -188,6 +188,9 @@ pub struct CommitBatch {
     /// (sensor, (flow key, state)).
     pub open_flows_put: Vec<(u32, OpenFlowEntry)>,
     pub open_flows_delete: Vec<(u32, Vec<u8>)>,
+    /// Sensors whose `open_flows` rows (kept by versions before open-flow
+    /// checkpoints) are all removed.
+    pub open_flows_clear: Vec<u32>,
 }
 
 /// Summary counts for `lumpy status`.
@@ -292,6 +295,12 @@ impl Store {
             let mut open = txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
             // Deletes first: a flow that timed out and a new flow on the same
             // 5-tuple can share a key within one batch.
+            for sensor in &batch.open_flows_clear {
+                open.retain_in((*sensor, &[][..])..=(*sensor, &[0xffu8; 64][..]), |_, _| {
+                    false
+                })
+                .map_err(|e| self.index_err(e))?;
+            }
             for (sensor, key) in &batch.open_flows_delete {
                 open.remove((*sensor, key.as_slice()))
                     .map_err(|e| self.index_err(e))?;

@@ -8,13 +8,15 @@
 //! the row versions published while a flow grows.
 //! Does no I/O: `ingest` persists the state this module hands it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::NetInfo;
 use crate::records::{FlowDirection, FlowRecord};
+
+mod table;
+
+pub use table::{Changes, FlowTable, MAX_CLOSED_PER_SEGMENT, MAX_FRAGMENTS, Observed};
 
 /// Idle timeout of an established TCP flow that saw no FIN or RST.
 pub const ESTABLISHED_TIMEOUT_NS: u64 = 7220 * 1_000_000_000;
@@ -22,11 +24,6 @@ pub const ESTABLISHED_TIMEOUT_NS: u64 = 7220 * 1_000_000_000;
 pub const DEFAULT_TIMEOUT_NS: u64 = 90 * 1_000_000_000;
 /// How long a fragment id is remembered after its first fragment.
 pub const FRAGMENT_TIMEOUT_NS: u64 = 60 * 1_000_000_000;
-
-const TCP: u8 = 6;
-const TCP_FIN: u8 = 0x01;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 
 /// One end of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,30 +122,6 @@ pub struct FlowState {
 }
 
 impl FlowState {
-    fn last_ns(&self) -> u64 {
-        self.from_src.last_ns.max(self.from_dst.last_ns)
-    }
-
-    /// hflow's class 1: TCP, no FIN or RST seen, and an ACK seen from dst.
-    fn is_established(&self) -> bool {
-        let flags = self.from_src.tcp_flags | self.from_dst.tcp_flags;
-        self.proto == TCP
-            && flags & (TCP_FIN | TCP_RST) == 0
-            && self.from_dst.tcp_flags & TCP_ACK != 0
-    }
-
-    fn timeout_ns(&self) -> u64 {
-        if self.is_established() {
-            ESTABLISHED_TIMEOUT_NS
-        } else {
-            DEFAULT_TIMEOUT_NS
-        }
-    }
-
-    fn expired_at(&self, now_ns: u64) -> bool {
-        now_ns > self.last_ns() && now_ns - self.last_ns() > self.timeout_ns()
-    }
-
     /// The flow as a record row of version `version`.
     pub fn to_record(&self, sensor_id: u32, version: u64, closed: bool) -> FlowRecord {
         FlowRecord {
@@ -167,6 +140,7 @@ impl FlowState {
             client_os_id: 0,
             server_os_id: 0,
             closed,
+            evicted: false,
         }
     }
 }
@@ -225,307 +199,19 @@ pub struct TableCounters {
     pub latest_ns: u64,
     /// Fragment id -> (flow key, time of the first fragment).
     pub fragments: Vec<(FragKey, FlowKey, u64)>,
+    /// Flows closed early because the table's budget was full.
+    #[serde(default)]
+    pub evicted: u64,
 }
 
-/// What `observe` did with a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Observed {
-    pub flow_id: u32,
-}
-
-/// The flows of one sensor.
-pub struct FlowTable {
-    sensor_id: u32,
-    local_nets: Vec<Net>,
-    next_flow_id: u32,
-    latest_ns: u64,
-    // Hash maps: lookups are per packet; order is restored where it matters
-    // (published rows are sorted by flow id).
-    open: HashMap<FlowKey, FlowState>,
-    fragments: BTreeMap<FragKey, (FlowKey, u64)>,
-    dirty: HashSet<FlowKey>,
-    closed: Vec<(FlowKey, FlowState)>,
-}
-
-impl FlowTable {
-    /// The highest flow id this table has assigned (0: none yet).
-    pub fn last_flow_id(&self) -> u32 {
-        self.next_flow_id.saturating_sub(1)
-    }
-
-    /// Makes flows created from now on take ids above `max` (ids that a
-    /// legacy import keeps for its own rows).
-    pub fn reserve_ids(&mut self, max: u32) {
-        if self.next_flow_id <= max {
-            self.next_flow_id = max.saturating_add(1);
-        }
-    }
-
-    pub fn new(sensor_id: u32, local_nets: Vec<Net>) -> Self {
-        FlowTable {
-            sensor_id,
-            local_nets,
-            next_flow_id: 1,
-            latest_ns: 0,
-            open: HashMap::new(),
-            fragments: BTreeMap::new(),
-            dirty: HashSet::new(),
-            closed: Vec::new(),
-        }
-    }
-
-    /// Restores a table from its persisted counters and open flows.
-    pub fn restore(
-        sensor_id: u32,
-        local_nets: Vec<Net>,
-        counters: TableCounters,
-        flows: impl IntoIterator<Item = FlowState>,
-    ) -> Self {
-        let mut t = FlowTable::new(sensor_id, local_nets);
-        t.next_flow_id = counters.next_flow_id.max(1);
-        t.latest_ns = counters.latest_ns;
-        t.fragments = counters
-            .fragments
-            .into_iter()
-            .map(|(k, f, ts)| (k, (f, ts)))
-            .collect();
-        for f in flows {
-            t.open.insert(FlowKey::new(f.proto, f.src, f.dst), f);
-        }
-        t
-    }
-
-    pub fn counters(&self) -> TableCounters {
-        TableCounters {
-            next_flow_id: self.next_flow_id,
-            latest_ns: self.latest_ns,
-            fragments: self
-                .fragments
-                .iter()
-                .map(|(k, (f, ts))| (*k, *f, *ts))
-                .collect(),
-        }
-    }
-
-    pub fn open_count(&self) -> usize {
-        self.open.len()
-    }
-
-    pub fn latest_ns(&self) -> u64 {
-        self.latest_ns
-    }
-
-    /// Accounts one IP packet and returns the flow it belongs to.
-    pub fn observe(&mut self, ts_ns: u64, wire_len: u32, net: &NetInfo) -> Observed {
-        self.latest_ns = self.latest_ns.max(ts_ns);
-        self.note_icmp_error(ts_ns, net);
-        let key = self.key_for(ts_ns, net);
-        let sender = Endpoint {
-            ip: net.src,
-            port: net.src_port,
-        };
-        let receiver = Endpoint {
-            ip: net.dst,
-            port: net.dst_port,
-        };
-        let later_fragment = net.fragment.is_some_and(|f| f.offset > 0);
-        let flow = self.flow_for(key, sender, receiver, ts_ns);
-        // Later fragments carry no ports: their address says the direction.
-        let from_src = if later_fragment && flow.src.ip != flow.dst.ip {
-            flow.src.ip == sender.ip
-        } else {
-            flow.src == sender
-        };
-        let dir = if from_src {
-            &mut flow.from_src
-        } else {
-            &mut flow.from_dst
-        };
-        dir.add(ts_ns, u64::from(wire_len));
-        dir.ip_flags |= net.ip_flags;
-        dir.tcp_flags |= net.tcp_flags;
-        if let Some(icmp) = net.icmp {
-            dir.icmp_packets += 1;
-            dir.icmp_seen |= icmp_bit(icmp.icmp_type);
-        }
-        let id = flow.flow_id;
-        self.dirty.insert(key);
-        Observed { flow_id: id }
-    }
-
-    /// Marks an ICMP error sent by one end of the flow it quotes in that
-    /// flow's ICMP counters (hflow's `*_icmp_packets`, `*_icmp_seen`). The
-    /// packet itself is counted in its own ICMP flow, as argus counts it, so
-    /// every packet is counted in exactly one flow's packets and bytes.
-    fn note_icmp_error(&mut self, ts_ns: u64, net: &NetInfo) {
-        let Some(icmp) = net.icmp else { return };
-        let Some(q) = icmp.quoted.filter(|_| icmp.is_error) else {
-            return;
-        };
-        let quoted_src = Endpoint {
-            ip: q.src,
-            port: q.src_port,
-        };
-        let quoted_dst = Endpoint {
-            ip: q.dst,
-            port: q.dst_port,
-        };
-        let key = FlowKey::new(q.proto, quoted_src, quoted_dst);
-        let Some(flow) = self.open.get_mut(&key) else {
-            return;
-        };
-        // Errors from routers in between are not the flow's (hflow README).
-        if (net.src != flow.src.ip && net.src != flow.dst.ip) || flow.expired_at(ts_ns) {
-            return;
-        }
-        // When both ends share an address, the end the quoted packet was
-        // sent to is the one that answered.
-        let from_dst = if flow.src.ip == flow.dst.ip {
-            quoted_dst == flow.dst
-        } else {
-            net.src == flow.dst.ip
-        };
-        let dir = if from_dst {
-            &mut flow.from_dst
-        } else {
-            &mut flow.from_src
-        };
-        dir.icmp_packets += 1;
-        dir.icmp_seen |= icmp_bit(icmp.icmp_type);
-        self.dirty.insert(key);
-    }
-
-    /// The flow key of a packet, following fragments to their first fragment.
-    fn key_for(&mut self, ts_ns: u64, net: &NetInfo) -> FlowKey {
-        let own = FlowKey::new(
-            net.proto,
-            Endpoint {
-                ip: net.src,
-                port: net.src_port,
-            },
-            Endpoint {
-                ip: net.dst,
-                port: net.dst_port,
-            },
-        );
-        let Some(frag) = net.fragment else {
-            return own;
-        };
-        let fk: FragKey = (net.src, net.dst, net.proto, frag.id);
-        if frag.offset == 0 {
-            self.fragments.insert(fk, (own, ts_ns));
-            return own;
-        }
-        match self.fragments.get(&fk) {
-            Some((key, first)) if ts_ns.saturating_sub(*first) <= FRAGMENT_TIMEOUT_NS => *key,
-            _ => own,
-        }
-    }
-
-    /// The open flow for `key`, starting a new one when none is open or the
-    /// open one has been idle past its timeout.
-    fn flow_for(
-        &mut self,
-        key: FlowKey,
-        sender: Endpoint,
-        receiver: Endpoint,
-        ts_ns: u64,
-    ) -> &mut FlowState {
-        if let Some(old) = self.open.get(&key)
-            && old.expired_at(ts_ns)
-            && let Some(old) = self.open.remove(&key)
-        {
-            self.dirty.remove(&key);
-            self.closed.push((key, old));
-        }
-        let next_id = &mut self.next_flow_id;
-        let local_nets = &self.local_nets;
-        self.open.entry(key).or_insert_with(|| {
-            let flow_id = *next_id;
-            *next_id = next_id.wrapping_add(1).max(1);
-            FlowState {
-                flow_id,
-                proto: key.proto,
-                src: sender,
-                dst: receiver,
-                from_src: DirState::default(),
-                from_dst: DirState::default(),
-                is_local: local_nets.iter().any(|n| n.contains(sender.ip)),
-            }
-        })
-    }
-
-    /// Closes every flow idle past its timeout at the newest packet time, and
-    /// forgets fragment ids that can no longer matter.
-    pub fn expire(&mut self) {
-        let now = self.latest_ns;
-        let mut expired: Vec<FlowKey> = self
-            .open
-            .iter()
-            .filter(|(_, f)| f.expired_at(now))
-            .map(|(k, _)| *k)
-            .collect();
-        expired.sort_unstable();
-        for key in expired {
-            if let Some(f) = self.open.remove(&key) {
-                self.dirty.remove(&key);
-                self.closed.push((key, f));
-            }
-        }
-        self.fragments
-            .retain(|_, (_, first)| now.saturating_sub(*first) <= FRAGMENT_TIMEOUT_NS);
-    }
-
-    /// Takes what changed since the last call: the row versions to publish,
-    /// the open flows to persist and the keys of flows that closed.
-    pub fn take_changes(&mut self, version: u64) -> Changes {
-        let mut changes = Changes::default();
-        for (key, f) in self.closed.drain(..) {
-            changes
-                .records
-                .push(f.to_record(self.sensor_id, version, true));
-            changes.closed_keys.push(key);
-        }
-        let mut dirty: Vec<FlowKey> = self.dirty.drain().collect();
-        dirty.sort_unstable();
-        for key in dirty {
-            if let Some(f) = self.open.get(&key) {
-                changes
-                    .records
-                    .push(f.to_record(self.sensor_id, version, false));
-                changes.open.push(f.clone());
-            }
-        }
-        changes.records.sort_by_key(|r| (r.flow_id, r.closed));
-        changes
-    }
-
-    pub fn has_changes(&self) -> bool {
-        !self.dirty.is_empty() || !self.closed.is_empty()
-    }
-
-    /// Newest flow end time (seconds) among open flows, for `last_upd_sec`.
-    pub fn newest_end_sec(&self) -> u32 {
-        (self.latest_ns / 1_000_000_000) as u32
-    }
-}
-
-/// The output of [`FlowTable::take_changes`].
-#[derive(Default, Debug)]
-pub struct Changes {
-    pub records: Vec<FlowRecord>,
-    pub open: Vec<FlowState>,
-    pub closed_keys: Vec<FlowKey>,
-}
-
-fn icmp_bit(icmp_type: u8) -> u16 {
+pub(crate) fn icmp_bit(icmp_type: u8) -> u16 {
     if icmp_type < 16 { 1 << icmp_type } else { 0 }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Fragment, IcmpInfo, QuotedFlow};
+    use crate::capture::{Fragment, IcmpInfo, NetInfo, QuotedFlow};
 
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> NetInfo {
         NetInfo {
@@ -547,7 +233,7 @@ mod tests {
 
     #[test]
     fn first_sender_is_src_and_directions_count() {
-        let mut t = FlowTable::new(7, vec![Net::parse("192.0.2.0/24").unwrap()]);
+        let mut t = FlowTable::new(7, vec![Net::parse("192.0.2.0/24").unwrap()], 1 << 20);
         let a = t.observe(
             10 * S,
             74,
@@ -575,7 +261,7 @@ mod tests {
 
     #[test]
     fn timeouts_follow_hflow() {
-        let mut t = FlowTable::new(1, vec![]);
+        let mut t = FlowTable::new(1, vec![], 1 << 20);
         let syn = tcp("10.0.0.1", 1, "10.0.0.2", 80, 0x02);
         let synack = tcp("10.0.0.2", 80, "10.0.0.1", 1, 0x12);
         let f1 = t.observe(0, 60, &syn).flow_id;
@@ -597,7 +283,7 @@ mod tests {
 
     #[test]
     fn icmp_error_is_noted_in_the_quoted_flow_and_counted_in_its_own() {
-        let mut t = FlowTable::new(1, vec![]);
+        let mut t = FlowTable::new(1, vec![], 1 << 20);
         let udp = NetInfo {
             proto: 17,
             tcp_flags: 0,
@@ -643,7 +329,7 @@ mod tests {
 
     #[test]
     fn fragments_follow_the_first() {
-        let mut t = FlowTable::new(1, vec![]);
+        let mut t = FlowTable::new(1, vec![], 1 << 20);
         let mut first = NetInfo {
             proto: 17,
             ..tcp("198.51.100.5", 5000, "192.0.2.10", 53, 0)
@@ -670,11 +356,11 @@ mod tests {
 
     #[test]
     fn restore_continues_ids() {
-        let mut t = FlowTable::new(1, vec![]);
+        let mut t = FlowTable::new(1, vec![], 1 << 20);
         t.observe(S, 60, &tcp("10.0.0.1", 1, "10.0.0.2", 2, 2));
         let counters = t.counters();
         let open = t.take_changes(1).open;
-        let mut r = FlowTable::restore(1, vec![], counters, open);
+        let mut r = FlowTable::restore(1, vec![], 1 << 20, counters, open);
         assert_eq!(
             r.observe(2 * S, 60, &tcp("10.0.0.2", 2, "10.0.0.1", 1, 0x12))
                 .flow_id,
