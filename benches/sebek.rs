@@ -102,6 +102,7 @@ fn flow_for(i: u32, flow_id: u32) -> FlowRecord {
         client_os_id: 0,
         server_os_id: 0,
         closed: true,
+        evicted: false,
     }
 }
 

@@ -154,10 +154,12 @@ fn remove_stale(folder: &Path, sensor_id: u32, keep: &[Option<&str>]) {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with(&prefix) && name.ends_with(".ft") && !keep.contains(&Some(name)) {
-            if let Err(err) = std::fs::remove_file(e.path()) {
-                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an old open-flow checkpoint");
-            }
+        if name.starts_with(&prefix)
+            && name.ends_with(".ft")
+            && !keep.contains(&Some(name))
+            && let Err(err) = std::fs::remove_file(e.path())
+        {
+            tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an old open-flow checkpoint");
         }
     }
 }
