@@ -209,11 +209,24 @@ impl Web {
                 None => self.open_query_connection().await?,
             }
         };
-        let interrupt = InterruptOnDrop(Some(mirror.interrupt_handle()));
+        let state = Arc::new(Mutex::new(QueryState::Running));
+        let interrupt = InterruptOnDrop {
+            handle: Some(mirror.interrupt_handle()),
+            state: state.clone(),
+        };
         let web = self.clone();
         let work = tokio::task::spawn_blocking(move || {
             let out = f(&mirror);
-            if let Ok(mut p) = web.mirrors.lock()
+            // An abandoned query's connection may have been interrupted
+            // after its statement ended: it is closed, not pooled, so the
+            // interrupt can never reach another query.
+            let pool = state.lock().is_ok_and(|mut s| {
+                let abandoned = *s == QueryState::Abandoned;
+                *s = QueryState::Finished;
+                !abandoned
+            });
+            if pool
+                && let Ok(mut p) = web.mirrors.lock()
                 && p.len() < web.config.ui.query_workers
             {
                 p.push(mirror);
@@ -291,19 +304,37 @@ pub enum QueryError {
     TimedOut,
 }
 
+/// Where one query is, as its worker and its request see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryState {
+    Running,
+    /// The request gave up (timeout or client gone) while it ran.
+    Abandoned,
+    Finished,
+}
+
 /// Interrupts the connection's running statement when dropped armed: the
 /// request future was dropped (client gone) or the query ran out of time.
-struct InterruptOnDrop(Option<rusqlite::InterruptHandle>);
+/// The interrupt is sent under the state lock, so it reaches the query it
+/// was meant for or none.
+struct InterruptOnDrop {
+    handle: Option<rusqlite::InterruptHandle>,
+    state: Arc<Mutex<QueryState>>,
+}
 
 impl InterruptOnDrop {
     fn disarm(mut self) {
-        self.0 = None;
+        self.handle = None;
     }
 }
 
 impl Drop for InterruptOnDrop {
     fn drop(&mut self) {
-        if let Some(h) = self.0.take() {
+        let Some(h) = self.handle.take() else { return };
+        if let Ok(mut s) = self.state.lock()
+            && *s == QueryState::Running
+        {
+            *s = QueryState::Abandoned;
             h.interrupt();
         }
     }
