@@ -8,7 +8,8 @@
 //! and an aggregate by source address (10 %); `LUMPY_BENCH_PARENTS`
 //! (default 50) parents pull every second; all for `LUMPY_BENCH_SECS`
 //! (default 60). `LUMPY_BENCH_DIR=DIR` keeps the built node in DIR and
-//! reuses it. Prints a Markdown table for docs/BENCHMARKS.md: requests/s,
+//! reuses it; `LUMPY_BENCH_BIN` names the lumpy binary to run (default:
+//! this build's). Prints a Markdown table for docs/BENCHMARKS.md: requests/s,
 //! p50/p99 latency and answers by status per endpoint, pulls and their
 //! p50/p99, the peak resident memory of `serve`.
 //!
@@ -21,10 +22,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, lumpy, run};
+use common::free_port;
 
 const PASSWORD: &str = "benchmark password";
 const IP: &str = "127.0.0.90";
+
+/// The lumpy under test: `LUMPY_BENCH_BIN` when set (a release binary
+/// driven by a quickly built harness), else this build's.
+fn lumpy() -> Command {
+    match std::env::var_os("LUMPY_BENCH_BIN") {
+        Some(bin) => Command::new(bin),
+        None => common::lumpy(),
+    }
+}
+
+/// Runs lumpy, panicking with its stderr on failure; returns stdout.
+fn run(args: &[&str]) -> String {
+    let out = lumpy().args(args).output().expect("lumpy runs");
+    assert!(
+        out.status.success(),
+        "lumpy {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
