@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LUMPY:-target/debug/lumpy}
 C=fuzz/corpus
-rm -rf "$C" && mkdir -p "$C"/{capture_reader,sebek_decode,segment,index_entries,peer_messages,archive_reader}
+rm -rf "$C" && mkdir -p "$C"/{capture_reader,sebek_decode,segment,index_entries,peer_messages,archive_reader,auth_verify,record_segment}
 cp fixtures/*.pcap fixtures/*.pcapng "$C/capture_reader/"
 # Small captures keep the executions fast: the first 4 KiB of the big ones too.
 for f in fixtures/honeynet.pcap fixtures/honeynet.pcapng fixtures/bigendian.pcap; do
@@ -49,4 +49,7 @@ import sys, struct
 body = b"LUMPYSEG" + bytes(100)
 open(sys.argv[1], "wb").write(bytes(32) + struct.pack("<Q", len(body)) + body)
 PY
+# Record segments as a child sends them; an auth header after an 8-byte clock.
+cp "$C"/segment/* "$C/record_segment/"
+{ printf '\x78\x56\x34\x12\x00\x00\x00\x00'; echo 'p 305419896 AAAAAAAAAAAAAAAA c2lnbmF0dXJl'; printf 'body'; } > "$C/auth_verify/header"
 echo "seeded: $(find "$C" -type f | wc -l) files"

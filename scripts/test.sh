@@ -22,6 +22,13 @@ command -v openssl   >/dev/null || need_pkgs+=(openssl)
 command -v chromium  >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
+# Compressed captures (tests/ingest.rs) are made with the real tools.
+command -v zstd      >/dev/null || need_pkgs+=(zstd)
+command -v gzip      >/dev/null || need_pkgs+=(gzip)
+# The Debian package test (tests/package.rs): strip/readelf for cargo-deb,
+# systemd-analyze to verify the unit.
+command -v readelf   >/dev/null || need_pkgs+=(binutils)
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_pkgs[*]}"
   $SUDO apt-get update -qq
@@ -38,6 +45,10 @@ if ! mariadb-admin ping >/dev/null 2>&1; then
   for _ in $(seq 1 120); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.25; done
   mariadb-admin ping >/dev/null
 fi
+
+# cargo-deb builds the package in tests/package.rs (about 9 minutes to
+# install on the 2-core build machine, once: 2.5 CPU-minutes).
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -131,8 +131,8 @@ pub fn create(
         segments,
     };
     progress.set_length(manifest.segments.iter().map(|e| e.size).sum());
-    let tmp = out.with_extension("partial");
-    let file = File::create(&tmp).map_err(io(&tmp))?;
+    let file = crate::durable::AtomicFile::create(out, None, None).map_err(io(out))?;
+    let tmp = file.tmp_path().to_path_buf();
     let mut w = HashingWriter {
         inner: BufWriter::new(file),
         hasher: blake3::Hasher::new(),
@@ -161,8 +161,7 @@ pub fn create(
         path: tmp.display().to_string(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(io(out))?;
+    file.commit().map_err(io(out))?;
     progress.finish_and_clear();
     Ok(manifest)
 }
@@ -320,9 +319,10 @@ pub fn import(
             report.already += 1;
             return Ok(());
         }
+        let (_, records) = crate::node::check_segment(&id, &bytes)?;
         let meta = node.store.add_verified_segment(&id, &bytes)?;
         if meta.kind == Kind::Records {
-            node.apply_record_bytes(&id, &bytes)?;
+            node.apply_records(&id, &records)?;
         }
         report.added += 1;
         Ok(())

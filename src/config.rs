@@ -117,6 +117,9 @@ pub struct PeerConfig {
     /// Source networks the parent may connect from (CIDR); empty = any.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Sensors this parent is shown and may fetch; empty = every sensor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<u32>,
 }
 
 /// How a link treats pcap: proxy requests down, or copy the segments up.
@@ -139,6 +142,10 @@ pub struct ChildConfig {
     /// PEM CA certificate to trust for an https:// child.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Sensors this child may speak for; empty: those it originated
+    /// (hops 0) when nothing is below it, else any (docs/SECURITY.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,16 +389,8 @@ impl Config {
             "# lumpy node configuration; every key is described in docs/CONFIG.md.\n\
              # Change it with `lumpy config set --data DIR KEY VALUE` or by hand.\n\n{body}"
         );
-        let tmp = dir.join(".lumpy.toml.tmp");
-        let io = |p: &Path| {
-            let path = p.to_path_buf();
-            move |source| ConfigError::Io { path, source }
-        };
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        crate::durable::write(&path, text.as_bytes(), None, None)
+            .map_err(|source| ConfigError::Io { path, source })
     }
 
     /// The honeypot networks, parsed.

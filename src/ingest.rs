@@ -14,8 +14,7 @@
 //! written before a crash but not committed is simply found again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +24,10 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::layout::{CaptureSource, LayoutError, discover};
-use crate::capture::{CaptureError, CaptureReader, DecodeError, Packet, decode};
-use crate::flows::{FlowTable, TableCounters};
+use crate::capture::{
+    CaptureError, CaptureInput, CaptureReader, Compression, DecodeError, Packet, decode,
+};
+use crate::flows::{FlowTable, MAX_ROWS_PER_SEGMENT, TableCounters};
 use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
@@ -128,6 +129,9 @@ pub struct IngestReport {
     pub sebek_records: u64,
     /// Packets on the sebek port that are not valid sebek v3 records.
     pub sebek_rejected: u64,
+    /// Sebek records cut by the capture's snaplen: kept with their header
+    /// fields and the bytes captured, marked truncated (in `sebek_records`).
+    pub sebek_truncated: u64,
 }
 
 impl IngestReport {
@@ -304,9 +308,10 @@ pub fn load_p0f(path: &Path) -> Option<Arc<Matcher>> {
     }
 }
 
-/// Bytes hashed to identify a file: its header and first packet record.
+/// Bytes hashed to identify a file: its header and first packet record, in
+/// its decompressed bytes, so a capture and its `.gz`/`.zst` share the key.
 fn source_key(path: &Path, first_record_end: u64) -> Result<[u8; 32], IngestError> {
-    let mut f = File::open(path).map_err(|source| IngestError::Io {
+    let mut f = CaptureInput::open(path).map_err(|source| IngestError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -319,10 +324,11 @@ fn source_key(path: &Path, first_record_end: u64) -> Result<[u8; 32], IngestErro
     Ok(*hasher.finalize().as_bytes())
 }
 
-/// Hashes a file's prefix incrementally as ingest commits further into it.
+/// Hashes a file's prefix incrementally as ingest commits further into it
+/// (offsets and bytes of the decompressed stream for a compressed file).
 struct PrefixHasher {
     path: PathBuf,
-    file: File,
+    file: CaptureInput,
     hasher: blake3::Hasher,
     pos: u64,
     buf: Vec<u8>,
@@ -330,7 +336,7 @@ struct PrefixHasher {
 
 impl PrefixHasher {
     fn new(path: &Path) -> Result<Self, IngestError> {
-        let file = File::open(path).map_err(|source| IngestError::Io {
+        let file = CaptureInput::open(path).map_err(|source| IngestError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -349,7 +355,7 @@ impl PrefixHasher {
             path: self.path.clone(),
             source,
         };
-        self.file.seek(SeekFrom::Start(self.pos)).map_err(io)?;
+        self.file.seek_to(self.pos).map_err(io)?;
         while self.pos < offset {
             let want = ((offset - self.pos) as usize).min(self.buf.len());
             let n = self
@@ -772,7 +778,17 @@ impl<'n> Ingestor<'n> {
         let install = self.first_packet_sec(path)?;
         self.load_sensor(sensor_id, install, &format!("Honeywall: {sensor_id}"))?;
         let mut hasher = PrefixHasher::new(path)?;
-        let file_len = file_len(path)?;
+        // A compressed file's length in decompressed bytes is not known
+        // without reading it all: its progress says whether it was read to
+        // the end, else resuming finds out (no new packet: already ingested).
+        let file_len = hasher
+            .file
+            .known_len()
+            .map_err(|source| IngestError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .unwrap_or(u64::MAX);
         let mut reader = CaptureReader::open(path).map_err(|e| capture_io(path, e))?;
         // The same content may have been read earlier in this run (under
         // another name): its progress must be committed before we look.
@@ -781,8 +797,10 @@ impl<'n> Ingestor<'n> {
             if hasher.advance_to(progress.committed_offset)?
                 && hasher.hash() == progress.prefix_hash
             {
-                if progress.committed_offset >= file_len {
-                    self.progress.inc(file_len);
+                if progress.committed_offset >= file_len
+                    || (file_len == u64::MAX && progress.complete)
+                {
+                    self.progress.inc(progress.committed_offset);
                     return Ok(FileOutcome::AlreadyIngested);
                 }
                 reader
@@ -844,7 +862,7 @@ impl<'n> Ingestor<'n> {
             report.packets += 1;
             report.bytes += packet.data.len() as u64;
             let full = self.add_packet(sensor_id, &packet, snaplen)?;
-            if full >= target {
+            if full >= target || self.rows_pending(sensor_id) >= MAX_ROWS_PER_SEGMENT {
                 let progress =
                     self.progress_at(hasher, key, sensor_id, last_offset, false, path)?;
                 self.seal_and_commit(sensor_id, Some(progress))?;
@@ -889,6 +907,14 @@ impl<'n> Ingestor<'n> {
             Ok(Some(p)) => p.ts_sec as u32,
             _ => 0,
         })
+    }
+
+    /// Flow rows the sensor's next record segment would hold.
+    fn rows_pending(&self, sensor_id: u32) -> usize {
+        self.sensors
+            .get(&sensor_id)
+            .and_then(|s| s.table.as_ref())
+            .map_or(0, FlowTable::pending_rows)
     }
 
     /// Decodes, accounts and stores one packet; returns the raw size of the
@@ -1343,19 +1369,25 @@ fn observe_sebek(
     net: &crate::capture::NetInfo,
     report: &mut IngestReport,
 ) {
-    let payload = net
-        .transport
-        .and_then(|span| frame.get(span.range()))
-        .and_then(|udp| udp.get(8..));
+    let udp = net.transport.and_then(|span| frame.get(span.range()));
+    let payload = udp.and_then(|udp| udp.get(8..));
+    // The UDP length says how long the payload was on the wire: longer than
+    // the bytes captured means the snaplen cut it (the record is kept, marked
+    // truncated); not longer, a short record is malformed.
+    let wire_len = udp
+        .and_then(|u| u.get(4..6))
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])).saturating_sub(8));
+    let truncated_before = tracker.counters.truncated;
     let result = match payload {
-        Some(payload) if net.src.is_ipv4() => {
-            tracker.observe(at, payload).map_err(|e| e.to_string())
-        }
+        Some(payload) if net.src.is_ipv4() => tracker
+            .observe_captured(at, payload, wire_len)
+            .map_err(|e| e.to_string()),
         _ => {
             tracker.counters.rejected += 1;
             Err("not an IPv4 UDP datagram".into())
         }
     };
+    report.sebek_truncated += tracker.counters.truncated - truncated_before;
     match result {
         Ok(()) => report.sebek_records += 1,
         Err(reason) => {
@@ -1363,15 +1395,6 @@ fn observe_sebek(
             tracing::debug!(reason = %reason, "packet on the sebek port skipped");
         }
     }
-}
-
-fn file_len(path: &Path) -> Result<u64, IngestError> {
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|source| IngestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 fn capture_io(path: &Path, e: CaptureError) -> IngestError {
@@ -1489,7 +1512,11 @@ fn follow_pass(
             } else {
                 FileMode::Growing
             };
-            if mode == FileMode::Growing && len.saturating_sub(done) < target {
+            if mode == FileMode::Growing
+                && (len.saturating_sub(done) < target || is_compressed(&source.path))
+            {
+                // A compressed file is read once it is whole (logrotate
+                // writes it in one go): its stream cannot be resumed mid-way.
                 continue;
             }
             let report = ingestor.ingest_file(source, mode)?;
@@ -1500,6 +1527,10 @@ fn follow_pass(
         }
     }
     ingestor.flush_mirror()
+}
+
+fn is_compressed(path: &Path) -> bool {
+    CaptureInput::open(path).is_ok_and(|i| i.compression() != Compression::None)
 }
 
 /// Watches `dirs` until `stop` returns true, polling every `poll`.

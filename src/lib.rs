@@ -12,6 +12,7 @@
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
 //! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables.
 //! - [`p0f`]: the p0f v3 signature database (matching not yet implemented).
+//! - [`durable`]: the one atomic, fsynced write path of every file lumpy writes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
@@ -34,6 +35,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decommission;
+pub mod durable;
 pub mod export;
 pub mod flows;
 pub mod ingest;

@@ -49,6 +49,14 @@ pub enum NodeError {
     NotInitialised { dir: PathBuf },
     #[error("record segment {id}: {detail}")]
     BadRecordSegment { id: String, detail: String },
+    #[error(
+        "record segment {id} of sensor {sensor} holds a record of sensor {record_sensor}; a segment speaks only for its own sensor"
+    )]
+    ForeignRecord {
+        id: String,
+        sensor: u32,
+        record_sensor: u32,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -192,29 +200,48 @@ impl Node {
     /// Applies `ids` in order. A second thread reads, checks and decodes
     /// the segments while this one applies (decoding is about a sixth of a
     /// rebuild); a few segments are in flight at most, so memory stays flat.
+    /// A segment that cannot be read or decoded is quarantined (reported by
+    /// `status` and `verify`, retried at the next open) and the rest goes
+    /// on: one bad segment never stops a node.
     fn apply_segments(&mut self, ids: &[crate::store::SegmentId]) -> Result<u64, NodeError> {
-        type Decoded = Result<(crate::store::SegmentId, Vec<crate::records::Record>), NodeError>;
+        type Decoded = (
+            crate::store::SegmentId,
+            Result<Vec<crate::records::Record>, NodeError>,
+        );
         let store = self.store.clone();
+        let was_quarantined: std::collections::HashSet<crate::store::SegmentId> =
+            store.quarantined()?.into_iter().map(|(id, _)| id).collect();
         let mirror = &mut self.mirror;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(4);
+            let reader = store.clone();
             scope.spawn(move || {
                 for id in ids {
-                    let decoded = store
+                    let decoded = reader
                         .read_segment(id)
                         .map_err(NodeError::from)
                         .and_then(|bytes| decode_record_segment(id, &bytes));
-                    let failed = decoded.is_err();
                     // A closed channel: the applier stopped on an error.
-                    if tx.send(decoded.map(|r| (*id, r))).is_err() || failed {
+                    if tx.send((*id, decoded)).is_err() {
                         return;
                     }
                 }
             });
             let mut applied = 0;
             let mut batch = Vec::new();
-            for decoded in rx {
-                batch.push(decoded?);
+            for (id, decoded) in rx {
+                let records = match decoded {
+                    Ok(records) => records,
+                    Err(e) => {
+                        tracing::error!(segment = %id, path = %store.segment_path(&id).display(), "quarantined: {e}");
+                        store.quarantine(&id, &e.to_string())?;
+                        continue;
+                    }
+                };
+                if was_quarantined.contains(&id) {
+                    store.release(&id)?;
+                }
+                batch.push((id, records));
                 applied += 1;
                 // Several segments per SQLite transaction: one commit each
                 // would cost more than the rows.
@@ -246,6 +273,45 @@ impl Node {
         self.mirror.apply(id, &records)?;
         Ok(())
     }
+
+    /// Applies records already decoded and checked by [`check_segment`].
+    pub fn apply_records(
+        &mut self,
+        id: &crate::store::SegmentId,
+        records: &[crate::records::Record],
+    ) -> Result<(), NodeError> {
+        self.mirror.apply(id, records)?;
+        Ok(())
+    }
+}
+
+/// Checks segment bytes from outside this node (a child, a bundle) before
+/// anything of them is stored: the structure parses, and a record
+/// segment's records all decode and all name the segment's own sensor (a
+/// segment is indexed under its header's sensor, so a record of another
+/// sensor inside it would let one sensor's source rewrite another's rows).
+/// Gives the header and, for a record segment, its records.
+pub fn check_segment(
+    id: &crate::store::SegmentId,
+    bytes: &[u8],
+) -> Result<(crate::store::segment::Header, Vec<crate::records::Record>), NodeError> {
+    let view = SegmentView::parse(bytes).map_err(|e| NodeError::BadRecordSegment {
+        id: id.to_hex(),
+        detail: e.to_string(),
+    })?;
+    let header = view.header;
+    if header.kind != Kind::Records {
+        return Ok((header, Vec::new()));
+    }
+    let records = decode_record_segment(id, bytes)?;
+    if let Some(r) = records.iter().find(|r| r.sensor_id() != header.sensor_id) {
+        return Err(NodeError::ForeignRecord {
+            id: id.to_hex(),
+            sensor: header.sensor_id,
+            record_sensor: r.sensor_id(),
+        });
+    }
+    Ok((header, records))
 }
 
 /// The records of a record segment's bytes.
@@ -258,10 +324,65 @@ pub fn decode_record_segment(
         detail,
     };
     let view = SegmentView::parse(bytes).map_err(|e| bad(e.to_string()))?;
-    let mut records = Vec::with_capacity(view.header.item_count as usize);
+    // Not `with_capacity(item_count)`: the count is the header's claim, and
+    // a crafted header would make the allocation abort the process.
+    let mut records = Vec::new();
     for i in 0..view.blocks.len() as u32 {
         let block = view.block(i).map_err(|e| bad(e.to_string()))?;
         records.extend(decode_lines(&block).map_err(|e| bad(e.to_string()))?);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SegmentBuilder, SegmentId};
+
+    fn segment(sensor: u32, lines: &[&[u8]]) -> Vec<u8> {
+        let mut b = SegmentBuilder::new(Kind::Records, sensor, 0, 3);
+        for line in lines {
+            b.push_record_line(1, line).unwrap();
+        }
+        b.seal(1).unwrap().bytes
+    }
+
+    fn sensor_line(sensor: u32) -> Vec<u8> {
+        let mut line = Vec::new();
+        crate::records::encode_line(
+            &crate::records::Record::Sensor(crate::records::SensorRecord {
+                sensor_id: sensor,
+                ..Default::default()
+            }),
+            &mut line,
+        );
+        line
+    }
+
+    #[test]
+    fn a_segment_speaks_only_for_its_own_sensor() {
+        let good = segment(7, &[&sensor_line(7)]);
+        let id = SegmentId::of(&good);
+        let (header, records) = check_segment(&id, &good).unwrap();
+        assert_eq!((header.sensor_id, records.len()), (7, 1));
+        let foreign = segment(7, &[&sensor_line(7), &sensor_line(8)]);
+        assert!(matches!(
+            check_segment(&SegmentId::of(&foreign), &foreign),
+            Err(NodeError::ForeignRecord {
+                sensor: 7,
+                record_sensor: 8,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn undecodable_records_and_absurd_counts_are_errors_not_aborts() {
+        let bad = segment(7, &[b"{\"type\":\n"]);
+        assert!(check_segment(&SegmentId::of(&bad), &bad).is_err());
+        let mut huge = segment(7, &[&sensor_line(7)]);
+        huge[48..56].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        assert!(check_segment(&SegmentId::of(&huge), &huge).is_err());
+        assert!(decode_record_segment(&SegmentId::of(&huge), &huge).is_err());
+    }
 }

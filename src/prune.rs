@@ -2,7 +2,8 @@
 //! a number of days on this node only, as purgePcap.pl and purgeDB.pl did.
 //!
 //! Owns the retention rules: a pcap segment is dropped only when every
-//! parent that mirrors this sensor's pcap has taken it; a dropped segment
+//! parent that mirrors this sensor's pcap has said it committed it (its
+//! `held=` mark, docs/PROTOCOL.md §6; sent is not taken); a dropped segment
 //! stays in the sensor's sequence as "known, not held", so the flow index
 //! still names it and a request for it is answered "aged out" (410), not
 //! "missing". Record segments are never dropped (they are small, and parents
@@ -54,9 +55,10 @@ pub fn prune(
                 v.insert(node.store.mirroring_peers(meta.sensor_id)?)
             }
         };
+        // Only what the parent said it committed counts as taken.
         let waiting: Vec<&String> = peers
             .iter()
-            .filter(|(_, taken)| !taken.contains(&meta.origin_seq))
+            .filter(|(_, mark)| meta.origin_seq > **mark)
             .map(|(p, _)| p)
             .collect();
         if !waiting.is_empty() {

@@ -182,6 +182,11 @@ pub struct SysIoRecord {
     pub length: u32,
     #[serde(with = "b64")]
     pub data: Vec<u8>,
+    /// The capture's snaplen cut the record: `data` holds the bytes captured,
+    /// fewer than `length`. Absent (and not written) for whole records, so
+    /// their JSON, and the segments made of it, are as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
     /// Columns that were NULL in the legacy database this row was imported
     /// from (`uid`, `pcap_time`, `time`: nullable there); the mirror writes
     /// NULL for them. Empty (and not written) for rows lumpy decoded.
@@ -216,6 +221,10 @@ pub struct SysSocketRecord {
     pub local_port: u16,
     pub remote_ip: std::net::Ipv4Addr,
     pub remote_port: u16,
+    /// The capture cut the 15-byte socket record: fields it did not reach are
+    /// 0. Absent (and not written) for whole records.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
     /// The flow this socket joined at a legacy origin (hflow's `flow_id`,
     /// walleye_0_3's `argus_id`), when imported from a legacy database
     /// whose rows carry no 5-tuple: the mirror takes it as is instead of
@@ -633,12 +642,25 @@ mod tests {
             local_port: 1,
             remote_ip: "192.0.2.2".parse().unwrap(),
             remote_port: 2,
+            truncated: false,
             legacy_flow_id: None,
             legacy_type: None,
             legacy_null: Vec::new(),
         });
         let mut line = Vec::new();
         encode_line(&socket, &mut line);
-        assert!(!String::from_utf8_lossy(&line).contains("legacy"));
+        let text = String::from_utf8_lossy(&line).into_owned();
+        assert!(!text.contains("legacy"));
+        // Nor a truncation mark unless the capture cut the record.
+        assert!(!text.contains("truncated"));
+        let Record::SysSocket(mut cut) = socket else {
+            unreachable!()
+        };
+        cut.truncated = true;
+        let cut = Record::SysSocket(cut);
+        line.clear();
+        encode_line(&cut, &mut line);
+        assert!(String::from_utf8_lossy(&line).contains("\"truncated\":true"));
+        assert_eq!(decode_lines(&line).unwrap(), vec![cut]);
     }
 }

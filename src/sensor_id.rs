@@ -125,7 +125,10 @@ pub fn days_from_date(date: &str) -> Result<u64, SensorIdError> {
     let y: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let m: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let d: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    if !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&d) {
+    // Years outside 0..=9999 are no install date, and would overflow the
+    // day arithmetic below (the input comes from files and forms).
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&d)
+    {
         return Err(SensorIdError::Invalid(date.to_string()));
     }
     let days = days_from_civil(y, m, d);
@@ -218,6 +221,18 @@ mod tests {
         let id = compose(32768 + 5, v4("10.0.0.1"), 0);
         assert_eq!(id.day_field(), 5);
         assert!(!id.is_manual());
+    }
+
+    #[test]
+    fn absurd_years_are_refused_not_overflowed() {
+        for date in [
+            "9223372036854775807-12-31",
+            "-9223372036854775808-01-01",
+            "10000-01-01",
+        ] {
+            assert!(days_from_date(date).is_err(), "{date}");
+        }
+        assert!(days_from_date("9999-12-31").is_ok());
     }
 
     #[test]

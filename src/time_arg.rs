@@ -33,7 +33,31 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
             mult /= 60;
         }
     }
-    u32::try_from(days * 86400 + secs).map_err(|_| bad())
+    days.checked_mul(86400)
+        .and_then(|d| d.checked_add(secs))
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or_else(bad)
+}
+
+/// Like `parse_time`, but a fraction of a second is allowed (`1700000000.25`,
+/// `2026-12-01T10:00:05.5Z`) and dropped: the second that contains the
+/// instant. Used where the consumer's resolution is whole seconds (pcap_api's
+/// `st`/`et`), so a window given with fractions becomes the whole seconds
+/// that cover it.
+pub fn parse_time_floor(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    match t.rsplit_once('.') {
+        Some((whole, frac))
+            if !frac.is_empty()
+                && frac.len() <= 9
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && !whole.is_empty() =>
+        {
+            parse_time(whole)
+        }
+        _ => parse_time(s),
+    }
 }
 
 #[cfg(test)]
@@ -48,5 +72,18 @@ mod tests {
         assert_eq!(parse_time("1970-01-01 01:02").unwrap(), 3720);
         assert!(parse_time("1970-01-01T25:00").is_err());
         assert!(parse_time("tomorrow").is_err());
+        assert!(parse_time("9999-12-31T23:59:59Z").is_err());
+        assert!(parse_time("99999999999999999999-01-01").is_err());
+    }
+
+    #[test]
+    fn fractions_floor_to_the_second() {
+        assert_eq!(parse_time_floor("1700000000.75").unwrap(), 1_700_000_000);
+        assert_eq!(parse_time_floor("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(parse_time_floor("1970-01-01T01:02:03.5Z").unwrap(), 3723);
+        assert_eq!(parse_time_floor("1970-01-02").unwrap(), 86400);
+        assert!(parse_time_floor("1700000000.").is_err());
+        assert!(parse_time_floor("1700000000.x").is_err());
+        assert!(parse_time_floor(".5").is_err());
     }
 }

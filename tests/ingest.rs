@@ -343,3 +343,179 @@ fn a_first_ingest_loads_the_mirror_in_bulk_and_leaves_every_index() {
     ok(&["status", "--data", &data]);
     assert_eq!(mirror_indexes(&data), all);
 }
+
+/// `tool` (gzip or zstd) compresses `src` into `dst` as an operator's
+/// logrotate would.
+fn compress(tool: &str, src: &Path, dst: &Path) {
+    let out = std::process::Command::new(tool)
+        .args(["-c", "-q"])
+        .arg(src)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is required: {e}"));
+    assert!(out.status.success(), "{tool} failed");
+    std::fs::write(dst, out.stdout).unwrap();
+}
+
+#[test]
+fn compressed_captures_ingest_as_the_plain_file_and_share_its_idempotence() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = fixture("honeynet.pcap");
+    let gz = d.path().join("honeynet.pcap.gz");
+    let zst = d.path().join("honeynet.pcap.zst");
+    compress("gzip", &plain, &gz);
+    compress("zstd", &plain, &zst);
+    let ng_gz = d.path().join("rotated.gz");
+    compress("gzip", &fixture("honeynet.pcapng"), &ng_gz);
+
+    let (_p, reference) = new_node(42);
+    ok(&["ingest", "--data", &reference, plain.to_str().unwrap()]);
+    let want = flows_json(&reference, &[]);
+    let want_segs = segment_files(&reference);
+
+    for first in [&gz, &zst] {
+        let (_n, data) = new_node(42);
+        let out = ok(&["ingest", "--data", &data, first.to_str().unwrap()]);
+        assert!(!out.contains("already"), "{out}");
+        assert_eq!(flows_json(&data, &[]), want, "{}", first.display());
+        assert_eq!(segment_files(&data), want_segs, "same segments");
+        // The same capture in any other form adds nothing.
+        for again in [&plain, &gz, &zst] {
+            let out = ok(&["ingest", "--data", &data, again.to_str().unwrap()]);
+            assert!(out.contains("already ingested"), "{out}");
+        }
+        assert_eq!(segment_files(&data), want_segs);
+    }
+    // Plain first, compressed after: nothing new either.
+    for again in [&gz, &zst] {
+        let out = ok(&["ingest", "--data", &reference, again.to_str().unwrap()]);
+        assert!(out.contains("already ingested"), "{out}");
+    }
+    assert_eq!(segment_files(&reference), want_segs);
+
+    // pcapng inside gzip, recognised by content whatever the name.
+    let (_g, data) = new_node(42);
+    ok(&["ingest", "--data", &data, ng_gz.to_str().unwrap()]);
+    assert_eq!(packets(&data), tcpdump_count(&fixture("honeynet.pcapng")));
+}
+
+#[test]
+fn a_cut_compressed_capture_resumes_from_its_plain_prefix() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = fixture("honeynet.pcap");
+    let bytes = std::fs::read(&plain).unwrap();
+    // The first half of the capture, cut inside a record.
+    let half = d.path().join("half.pcap");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let gz = d.path().join("whole.pcap.gz");
+    compress("gzip", &plain, &gz);
+    let cut_gz = d.path().join("cut.pcap.gz");
+    let gz_bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(&cut_gz, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
+
+    let (_r, reference) = new_node(42);
+    ok(&["ingest", "--data", &reference, plain.to_str().unwrap()]);
+
+    // A cut .gz, or the plain half, is a truncated capture: its whole
+    // packets are kept (exit 1); the whole .gz then goes on where it stopped
+    // (offsets are offsets in the decompressed bytes).
+    for cut in [&cut_gz, &half] {
+        let (_n, data) = new_node(42);
+        let out = run(&["ingest", "--data", &data, cut.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+        let after_cut = packets(&data);
+        assert!(after_cut > 0 && after_cut < tcpdump_count(&plain));
+        let out = ok(&["ingest", "--data", &data, gz.to_str().unwrap()]);
+        assert!(!out.contains("already"), "{out}");
+        assert_eq!(packets(&data), tcpdump_count(&plain), "{}", cut.display());
+        // The same flows; a flow committed open at the cut has later row
+        // versions (as with a plain file that grew), nothing else differs.
+        let unversioned = |data: &str| {
+            let mut v = flows_json(data, &[]);
+            for f in &mut v {
+                f.as_object_mut().unwrap().remove("version");
+            }
+            v
+        };
+        assert_eq!(unversioned(&data), unversioned(&reference));
+        ok(&["verify", "--data", &data]);
+    }
+}
+
+#[test]
+fn follow_reads_compressed_rotations() {
+    let (d, data) = new_node(42);
+    let spool = d.path().join("pcap");
+    let hour = spool.join("1700000000");
+    std::fs::create_dir_all(&hour).unwrap();
+    let mut child = lumpy()
+        .args([
+            "ingest",
+            "--data",
+            &data,
+            "--follow",
+            spool.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // log.gz and log1.zst as logrotate leaves them, log2 still plain.
+    let mut expected = 0;
+    for (name, tool, src) in [
+        ("log.gz", Some("gzip"), "honeynet.pcap"),
+        ("log1.zst", Some("zstd"), "vlan.pcap"),
+        ("log2", None, "cooked.pcap"),
+    ] {
+        let src = fixture(src);
+        let tmp = hour.join(format!(".{name}.tmp"));
+        match tool {
+            Some(t) => compress(t, &src, &tmp),
+            None => {
+                std::fs::copy(&src, &tmp).unwrap();
+            }
+        }
+        std::fs::rename(&tmp, hour.join(name)).unwrap();
+        expected += tcpdump_count(&src);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store_packets_readonly(&data) != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(store_packets_readonly(&data), expected);
+    ok(&["verify", "--data", &data]);
+}
+
+#[test]
+fn a_damaged_compressed_capture_is_reported_and_the_run_goes_on() {
+    let d = tempfile::tempdir().unwrap();
+    let gz = d.path().join("bad.pcap.gz");
+    compress("gzip", &fixture("honeynet.pcap"), &gz);
+    let mut bytes = std::fs::read(&gz).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 256] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&gz, &bytes).unwrap();
+    let good = fixture("vlan.pcap");
+    let (_n, data) = new_node(42);
+    let out = run(&[
+        "ingest",
+        "--data",
+        &data,
+        gz.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.pcap.gz") && err.contains("damaged"),
+        "{err}"
+    );
+    let kept = packets(&data);
+    assert!(kept >= tcpdump_count(&good), "{kept}");
+    assert!(kept < tcpdump_count(&good) + tcpdump_count(&fixture("honeynet.pcap")));
+    ok(&["verify", "--data", &data]);
+}

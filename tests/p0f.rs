@@ -216,8 +216,69 @@ fn ingest_fills_os_rows_and_client_os_ids() {
     );
     // hosts shows the history.
     let out = ok(&["hosts", "--data", &data, "--ip", "198.51.100.20"]);
-    assert!(out.contains("Linux 2.2.x-3.x"), "{out}");
-    assert!(out.contains("NMap SYN scan"), "{out}");
+    assert!(out.contains("OS: Linux 2.2.x-3.x"), "{out}");
+    // p0f's `!` class is a tool, labelled apart from operating systems.
+    assert!(
+        out.contains("application (p0f class !): NMap SYN scan"),
+        "{out}"
+    );
+    assert!(!out.contains("OS: NMap"), "{out}");
+    // At most --limit flows each way (20 by default), the earliest first.
+    assert!(
+        out.contains("as client (the first 20; --limit for more):"),
+        "{out}"
+    );
+    let limited: serde_json::Value = serde_json::from_str(&ok(&[
+        "hosts",
+        "--data",
+        &data,
+        "--ip",
+        "198.51.100.20",
+        "--limit",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(limited["flows_as_client"].as_array().unwrap().len(), 3);
+    assert_eq!(limited["flows_as_server"].as_array().unwrap().len(), 3);
+    assert!(
+        limited["flows_as_client"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["src_ip"] == "198.51.100.20")
+    );
+    assert!(
+        limited["flows_as_server"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["dst_ip"] == "198.51.100.20")
+    );
+    assert_eq!(
+        limited["flows_as_client"][0]["flow_id"], 1,
+        "earliest first"
+    );
+    // An IPv6 host: its flows and its fingerprints.
+    let v6: serde_json::Value = serde_json::from_str(&ok(&[
+        "hosts",
+        "--data",
+        &data,
+        "--ip",
+        "2001:db8:2::20",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(
+        !v6["flows_as_client"].as_array().unwrap().is_empty(),
+        "{v6}"
+    );
+    assert!(
+        !v6["flows_as_server"].as_array().unwrap().is_empty(),
+        "{v6}"
+    );
+    assert_eq!(v6["os"][0]["genre"], "Linux", "{v6}");
+    assert_eq!(v6["os"][0]["application"], false, "{v6}");
     // Re-ingesting changes nothing.
     let before = dump(&data);
     ok(&["ingest", "--data", &data, capture.to_str().unwrap()]);
@@ -397,7 +458,7 @@ fn a_parent_sees_the_os_rows_of_its_child() {
     assert!(!flows_with_os(&parent).is_empty());
     assert_eq!(flows_with_os(&parent), flows_with_os(&child));
     let out = ok(&["hosts", "--data", &parent, "--ip", "198.51.100.20"]);
-    assert!(out.contains("43 Linux 2.2.x-3.x"), "{out}");
+    assert!(out.contains("sensor 43 OS: Linux 2.2.x-3.x"), "{out}");
 }
 
 /// One TCP packet of the synthetic capture.

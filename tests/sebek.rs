@@ -262,7 +262,14 @@ fn processes_keystrokes_and_hosts_commands() {
         "wget x\n"
     );
     let host = ok(&["hosts", "--data", &data, "--ip", "10.0.0.5"]);
-    assert!(host.contains("3 flows"), "{host}");
+    assert!(
+        host.contains("as client:\n") && host.contains("2 flows\n"),
+        "{host}"
+    );
+    assert!(
+        host.contains("as server:\n") && host.contains("1 flows\n"),
+        "{host}"
+    );
     assert!(host.contains("no OS fingerprint"), "{host}");
 }
 
@@ -428,5 +435,98 @@ fn serve_receives_sebek_datagrams_live_and_keeps_them() {
     assert_eq!(
         ok(&["keystrokes", "--data", &data, "--process", "3"]),
         "wget x\n"
+    );
+}
+
+/// `src` (a little-endian classic pcap) as a capture with `snaplen` would
+/// have recorded it: every record cut to at most `snaplen` bytes.
+fn with_snaplen(src: &Path, dst: &Path, snaplen: u32) {
+    let bytes = std::fs::read(src).unwrap();
+    assert_eq!(&bytes[0..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
+    let mut out = bytes[..16].to_vec();
+    out.extend_from_slice(&snaplen.to_le_bytes());
+    out.extend_from_slice(&bytes[20..24]);
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+        let kept = caplen.min(snaplen);
+        out.extend_from_slice(&bytes[at..at + 8]);
+        out.extend_from_slice(&kept.to_le_bytes());
+        out.extend_from_slice(&bytes[at + 12..at + 16]);
+        out.extend_from_slice(&bytes[at + 16..at + 16 + kept as usize]);
+        at += 16 + caplen as usize;
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+/// The processes as `processes --json` shows them, without what a cut
+/// record cannot carry (opened file names, read bytes).
+fn process_skeleton(data: &str) -> Vec<serde_json::Value> {
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["processes", "--data", data, "--json"])).unwrap();
+    all.iter()
+        .map(|p| {
+            serde_json::json!({
+                "process_id": p["process_id"],
+                "pid": p["pid"],
+                "commands": p["commands"],
+                "parents": p["parents"],
+                "children": p["children"],
+                "opens": p["opens"].as_array().map(Vec::len),
+                "sockets": p["sockets"].as_array().map(Vec::len),
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_w, whole) = new_node(77);
+    ingest_fixture(&whole, "sebek.pcap");
+    // 96 bytes of an Ethernet frame leave 54 of the 56-byte sebek header:
+    // everything up to the command name, not the length (the UDP length
+    // gives it).
+    let cut = dir.path().join("snap96.pcap");
+    with_snaplen(&fixture("sebek.pcap"), &cut, 96);
+    let (_c, data) = new_node(77);
+    let out = ok(&["ingest", "--data", &data, cut.to_str().unwrap()]);
+    // The 17 records of the session, and one hostile packet whose lie (a
+    // length past its end) was in the bytes the snaplen removed: cut, it
+    // is an honest-looking record of pid 9 ("evil"). The other three
+    // hostile packets are still rejected.
+    assert!(
+        out.contains("sebek: 18 records decoded, 3 packets rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sebek: 18 records cut by the capture's snaplen"),
+        "{out}"
+    );
+    let mut cut_processes = process_skeleton(&data);
+    let evil = cut_processes.pop().unwrap();
+    assert_eq!(evil["pid"], 9);
+    assert_eq!(cut_processes, process_skeleton(&whole));
+    // The read rows keep their header fields, with the bytes present (none
+    // here) and the length sebek sent.
+    let cut_reads = rows(
+        &mirror(&data),
+        "SELECT process_id, uid, counter, filed, inode, length, length(data) FROM sys_read \
+         WHERE process_id NOT IN (SELECT process_id FROM process WHERE pid = 9) ORDER BY 1, 2, 3",
+    );
+    let whole_reads = rows(
+        &mirror(&whole),
+        "SELECT process_id, uid, counter, filed, inode, length, 0 FROM sys_read ORDER BY 1, 2, 3",
+    );
+    assert!(!cut_reads.is_empty());
+    assert_eq!(cut_reads, whole_reads);
+    // Cut inside the command name: the header is gone, so is the record.
+    let cut = dir.path().join("snap80.pcap");
+    with_snaplen(&fixture("sebek.pcap"), &cut, 80);
+    let (_r, rejected) = new_node(77);
+    let out = ok(&["ingest", "--data", &rejected, cut.to_str().unwrap()]);
+    assert!(
+        out.contains("sebek: 0 records decoded, 21 packets rejected"),
+        "{out}"
     );
 }

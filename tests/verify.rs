@@ -72,3 +72,28 @@ fn a_truncated_segment_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains(&name));
 }
+
+#[test]
+fn verify_deep_says_what_it_checked_beyond_verify() {
+    let (_d, data) = new_node(42);
+    ingest_fixture(&data, "honeynet.pcap");
+    let plain = ok(&["verify", "--data", &data]);
+    assert!(!plain.contains("deep:"), "{plain}");
+    let deep = ok(&["verify", "--data", &data, "--deep"]);
+    let line = deep
+        .lines()
+        .find(|l| l.starts_with("deep: decoded the packets of "))
+        .unwrap_or_else(|| panic!("{deep}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+    assert_eq!(
+        numbers[0],
+        status["pcap_segments"].as_u64().unwrap(),
+        "{line}"
+    );
+    assert!(numbers[1] > 0, "{line}");
+}

@@ -89,7 +89,9 @@ fn class_frame(class: Class, i: u64, rng: &mut Rng, frame: &mut Vec<u8>) {
             let src = random_public(r);
             let sport = (r >> 32) as u16 | 1024;
             let seq = (r >> 16) as u32;
-            tcp_frame(frame, src, HONEYPOT, sport, 80, 0x02, seq, 0, 512, 64, false);
+            tcp_frame(
+                frame, src, HONEYPOT, sport, 80, 0x02, seq, 0, 512, 64, false,
+            );
         }
         Class::Backscatter => {
             let src = random_public(r);
@@ -114,7 +116,7 @@ fn class_frame(class: Class, i: u64, rng: &mut Rng, frame: &mut Vec<u8>) {
         Class::HorizontalScan => {
             let host = (i / 2) as u32;
             let dst = [10, 77, (host >> 8) as u8, host as u8];
-            let dport = if i % 2 == 0 { 23 } else { 445 };
+            let dport = if i.is_multiple_of(2) { 23 } else { 445 };
             let sport = 40000 + ((i / 131072) as u16 % 20000);
             tcp_frame(
                 frame,

@@ -83,9 +83,15 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// Sort key of a file in its directory: Honeywall `log`/`logN` first, by N.
+/// Sort key of a file in its directory: Honeywall `log`/`logN` first, by N,
+/// compressed or not (`log3.gz` and `log3.zst` rank as `log3`).
 fn file_rank(name: &OsStr) -> (u8, u64) {
-    match name.as_bytes().strip_prefix(b"log") {
+    let name = name.as_bytes();
+    let name = name
+        .strip_suffix(b".gz")
+        .or_else(|| name.strip_suffix(b".zst"))
+        .unwrap_or(name);
+    match name.strip_prefix(b"log") {
         Some([]) => (0, 0),
         Some(digits) => match parse_decimal(digits) {
             Some(n) => (0, n.saturating_add(1)),

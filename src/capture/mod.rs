@@ -7,9 +7,11 @@
 //! the bytes it is given and never panics on them.
 
 pub mod decode;
+pub mod input;
 pub mod layout;
 pub mod reader;
 
 pub use decode::{DecodeError, Fragment, IcmpInfo, NetInfo, PacketInfo, QuotedFlow, Span, decode};
+pub use input::{CaptureInput, Compression};
 pub use layout::{CaptureSource, LayoutError, discover};
 pub use reader::{CaptureError, CaptureFormat, CaptureReader, MAX_CAPLEN, Packet};

@@ -1,4 +1,6 @@
 //! Capture file reader: libpcap (both byte orders, micro- and nanosecond) and pcapng.
+//! A gzip or zstd file is read through `input`; offsets are then offsets in
+//! its decompressed bytes.
 //!
 //! Owns turning the bytes of one capture file into packet records in file order,
 //! with their byte offsets, so ingest can resume at a record boundary and follow a
@@ -7,9 +9,10 @@
 //! Must not touch: decoding of packet contents (`decode`), finding files (`layout`),
 //! and anything that writes. It never writes to the capture file.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
+
+use super::input::{CaptureInput, read_up_to};
 
 use pcap_parser::pcapng::{
     OptionCode, PcapNGOption, parse_interfacedescriptionblock_be,
@@ -193,7 +196,7 @@ enum BlockOutcome {
 /// file cursor sits at `base + end`. `base + start` is always a record boundary.
 pub struct CaptureReader {
     path: PathBuf,
-    file: File,
+    file: CaptureInput,
     format: CaptureFormat,
     /// Set for classic pcap; None for pcapng, whose state is in `ng`.
     pcap: Option<PcapParams>,
@@ -221,7 +224,7 @@ impl CaptureReader {
     /// A file too short to identify (e.g. one tcpdump has just created and not
     /// yet flushed) is `NotACapture`; callers following a live file retry later.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let mut file = File::open(path).map_err(|source| io_err(path, source))?;
+        let mut file = CaptureInput::open(path).map_err(|source| io_err(path, source))?;
         let mut head = [0u8; PCAP_HEADER_LEN];
         let have = read_up_to(&mut file, &mut head).map_err(|source| io_err(path, source))?;
         let (format, pcap, first_record) =
@@ -300,15 +303,17 @@ impl CaptureReader {
 
     // ----- buffer management -------------------------------------------------
 
-    /// Drops buffered bytes and moves the file cursor to `offset`.
-    fn reposition(&mut self, offset: u64) -> Result<(), CaptureError> {
-        self.file
-            .seek(SeekFrom::Start(offset))
-            .map_err(|source| io_err(&self.path, source))?;
-        self.base = offset;
+    /// Drops buffered bytes and moves the file cursor to `offset`; `false` when
+    /// a compressed stream ends before it (the cursor is then at its end).
+    fn reposition(&mut self, offset: u64) -> Result<bool, CaptureError> {
+        let reached = self
+            .file
+            .seek_to(offset)
+            .map_err(|source| self.read_err(source))?;
+        self.base = reached;
         self.start = 0;
         self.end = 0;
-        Ok(())
+        Ok(reached == offset)
     }
 
     /// Makes sure `need` bytes are buffered from `start`. Returns false when the
@@ -328,7 +333,7 @@ impl CaptureReader {
                 Ok(0) => return Ok(false),
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(source) => return Err(io_err(&self.path, source)),
+                Err(source) => return Err(self.read_err(source)),
             }
         }
         Ok(true)
@@ -372,11 +377,32 @@ impl CaptureReader {
         }
     }
 
-    fn file_len(&self) -> Result<u64, CaptureError> {
+    /// A failed read: damaged compressed data is a damaged file at the
+    /// offset reached; anything else is an I/O error.
+    fn read_err(&self, source: std::io::Error) -> CaptureError {
+        if source.kind() == ErrorKind::InvalidData {
+            return self.malformed(self.base + self.end as u64, source.to_string());
+        }
+        io_err(&self.path, source)
+    }
+
+    /// The file's length when known without reading it (None for a
+    /// compressed file: its end is found by reading).
+    fn file_len(&self) -> Result<Option<u64>, CaptureError> {
         self.file
-            .metadata()
-            .map(|m| m.len())
+            .known_len()
             .map_err(|source| io_err(&self.path, source))
+    }
+
+    fn past_the_end(&self, offset: u64) -> CaptureError {
+        let len = match self.file_len() {
+            Ok(Some(len)) => format!("{len} bytes"),
+            _ => format!("{} bytes decompressed", self.file.position()),
+        };
+        self.malformed(
+            offset,
+            format!("seek target is past the end of the file ({len})"),
+        )
     }
 
     // ----- classic pcap ------------------------------------------------------
@@ -388,14 +414,10 @@ impl CaptureReader {
                 format!("seek target lies inside the {PCAP_HEADER_LEN}-byte pcap header"),
             ));
         }
-        let len = self.file_len()?;
-        if offset > len {
-            return Err(self.malformed(
-                offset,
-                format!("seek target is past the end of the file ({len} bytes)"),
-            ));
+        if self.file_len()?.is_some_and(|len| offset > len) || !self.reposition(offset)? {
+            return Err(self.past_the_end(offset));
         }
-        self.reposition(offset)
+        Ok(())
     }
 
     /// Parses one 16-byte record header and its data by hand: it is trivial and
@@ -464,11 +486,7 @@ impl CaptureReader {
         }
         while self.position() < offset {
             if self.next_block(false)?.is_none() {
-                let len = self.file_len()?;
-                return Err(self.malformed(
-                    offset,
-                    format!("seek target is past the end of the file ({len} bytes)"),
-                ));
+                return Err(self.past_the_end(offset));
             }
         }
         if self.position() != offset {
@@ -566,18 +584,28 @@ impl CaptureReader {
     /// already holds all of it.
     fn skip_unbuffered(&mut self, len: u64) -> Result<(), CaptureError> {
         let offset = self.position();
-        let file_len = self.file_len()?;
-        if offset + len > file_len {
-            return Err(CaptureError::Truncated {
-                path: self.path.clone(),
-                offset,
-                reason: format!(
-                    "file ends {} bytes into a {len}-byte pcapng block",
-                    file_len - offset
-                ),
-            });
+        let path = self.path.clone();
+        let short = |file_len: u64| CaptureError::Truncated {
+            path: path.clone(),
+            offset,
+            reason: format!(
+                "file ends {} bytes into a {len}-byte pcapng block",
+                file_len.saturating_sub(offset)
+            ),
+        };
+        if let Some(file_len) = self.file_len()?
+            && offset + len > file_len
+        {
+            return Err(short(file_len));
         }
-        self.reposition(offset + len)
+        if !self.reposition(offset + len)? {
+            let reached = self.file.position();
+            // Back to the block's start, so a later call sees it whole or cut
+            // the same way (the reader never skips past an incomplete record).
+            self.reposition(offset)?;
+            return Err(short(reached));
+        }
+        Ok(())
     }
 
     fn handle_block(
@@ -783,20 +811,6 @@ fn io_err(path: &Path, source: std::io::Error) -> CaptureError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Reads until `buf` is full or the file ends; returns the byte count.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut have = 0;
-    while have < buf.len() {
-        match file.read(&mut buf[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(have)
 }
 
 fn first4(bytes: &[u8]) -> [u8; 4] {

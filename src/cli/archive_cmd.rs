@@ -12,17 +12,22 @@ pub enum ArchiveCmd {
     Create {
         #[command(flatten)]
         dir: DataDir,
+        /// The sensor (roo incarnation) to bundle.
         #[arg(long)]
         sensor: u32,
         /// The bundle to write.
         file: PathBuf,
     },
     /// Check a bundle (every segment against its id, the manifest against its hash) without a store.
-    Verify { file: PathBuf },
+    Verify {
+        /// The bundle to check.
+        file: PathBuf,
+    },
     /// Add a bundle's segments to a node (no network; repeating it adds nothing).
     Import {
         #[command(flatten)]
         dir: DataDir,
+        /// The bundle to import (verified whole before anything is stored).
         file: PathBuf,
     },
 }
@@ -33,7 +38,7 @@ pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
             let store = crate::store::Store::open(&dir.data, false)?;
             let m = archive::create(&store, sensor, &file, &progress_bar(0, "archive"))?;
             let bytes: u64 = m.segments.iter().map(|e| e.size).sum();
-            println!(
+            outln!(
                 "{}: sensor {sensor}, {} segments, {bytes} bytes",
                 file.display(),
                 m.segments.len()
@@ -47,7 +52,7 @@ pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
         }
         ArchiveCmd::Verify { file } => {
             let m = archive::verify(&file, &progress_bar(0, "verify"))?;
-            println!(
+            outln!(
                 "{}: sensor {}, {} segments, sequence 1..={}, chain {}: intact",
                 file.display(),
                 m.sensor_id,
@@ -59,9 +64,11 @@ pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
         ArchiveCmd::Import { dir, file } => {
             let mut node = node::open(&dir.data)?;
             let (m, r) = archive::import(&mut node, &file, &progress_bar(0, "import"))?;
-            println!(
+            outln!(
                 "sensor {}: {} segments added, {} already here",
-                m.sensor_id, r.added, r.already
+                m.sensor_id,
+                r.added,
+                r.already
             );
         }
     }

@@ -44,6 +44,7 @@ pub struct MysqlArgs {
     /// Write a SQL script (`mariadb DB < FILE` loads it) instead of connecting.
     #[arg(long, value_name = "FILE")]
     pub sql: Option<PathBuf>,
+    /// The target schema: hflow (the Honeywall's) or walleye_0_3.
     #[arg(long, value_enum, default_value_t = FlavorArg::Hflow)]
     pub flavor: FlavorArg,
     /// Only this sensor (repeatable); default every sensor in the mirror.
@@ -158,19 +159,19 @@ fn mysql(a: MysqlArgs) -> anyhow::Result<Status> {
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if stats.rows == 0 && a.sql.is_none() {
-        println!(
+        outln!(
             "{shown} ({}) is up to date: nothing to export",
             flavor.name()
         );
     } else {
-        println!(
+        outln!(
             "exported {} rows to {shown} ({}) in {secs:.2} s ({:.0} rows/s)",
             stats.rows,
             flavor.name(),
             stats.rows as f64 / secs.max(1e-9)
         );
         for s in &stats.sent {
-            println!("  {} sensor {}: {} rows", s.table, s.sensor, s.rows);
+            outln!("  {} sensor {}: {} rows", s.table, s.sensor, s.rows);
         }
     }
     if stats.adjusted > 0 {

@@ -116,7 +116,7 @@ fn legacy(
         }
         let r = crate::legacy::import_mysql(&mut ingestor, id.0, target, manager_ip, &bar)?;
         let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
-        println!(
+        outln!(
             "sensor {id}: {} rows from {} ({}){}, {} segments{}",
             r.total_rows(),
             r.db,
@@ -143,7 +143,7 @@ fn legacy(
     ingestor.progress = progress_bar(0, "import");
     ingestor.ingest_paths(&[pcap_dir.to_path_buf()])?;
     let r = &ingestor.report;
-    println!(
+    outln!(
         "sensor {id}: {} packets from {} files, {} segments",
         r.packets,
         r.files.len(),

@@ -58,14 +58,19 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
             || false,
         )?;
     }
-    Ok(print_report(&ingestor.report))
+    let report = std::mem::take(&mut ingestor.report);
+    drop(ingestor);
+    // The store's own count, as `status` shows it (it includes segments
+    // written before this run, e.g. init's sensor record).
+    let in_store = node.store.totals()?.segments;
+    print_report(&report, in_store)
 }
 
-fn print_report(r: &crate::ingest::IngestReport) -> Status {
+fn print_report(r: &crate::ingest::IngestReport, in_store: u64) -> anyhow::Result<Status> {
     for f in &r.files {
         match &f.outcome {
             FileOutcome::Ingested => {
-                println!(
+                outln!(
                     "{}: {} packets (sensor {})",
                     f.path.display(),
                     f.packets,
@@ -73,11 +78,11 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
                 )
             }
             FileOutcome::AlreadyIngested => {
-                println!("{}: already ingested, nothing new", f.path.display())
+                outln!("{}: already ingested, nothing new", f.path.display())
             }
-            FileOutcome::Empty => println!("{}: no packets", f.path.display()),
+            FileOutcome::Empty => outln!("{}: no packets", f.path.display()),
             FileOutcome::Stopped => {
-                println!("{}: stopped; the next run resumes here", f.path.display())
+                outln!("{}: stopped; the next run resumes here", f.path.display())
             }
             FileOutcome::Truncated { offset } => eprintln!(
                 "{}: truncated at byte offset {offset}: kept the {} whole packets before the cut",
@@ -109,21 +114,30 @@ fn print_report(r: &crate::ingest::IngestReport) -> Status {
             r.sebek_rejected
         );
     }
-    println!(
-        "ingested {} packets, {} segments, {} record versions",
-        r.packets, r.segments_written, r.records_written
+    outln!(
+        "ingested {} packets, {} new segments ({in_store} in the store, as status counts them), {} record versions",
+        r.packets,
+        r.segments_written,
+        r.records_written
     );
-    if r.sebek_records > 0 || r.sebek_rejected > 0 {
-        println!(
-            "sebek: {} records decoded, {} packets rejected",
-            r.sebek_records, r.sebek_rejected
+    if r.sebek_truncated > 0 {
+        outln!(
+            "sebek: {} records cut by the capture's snaplen: kept with their header fields, marked truncated",
+            r.sebek_truncated
         );
     }
-    if r.has_problems() {
+    if r.sebek_records > 0 || r.sebek_rejected > 0 {
+        outln!(
+            "sebek: {} records decoded, {} packets rejected",
+            r.sebek_records,
+            r.sebek_rejected
+        );
+    }
+    Ok(if r.has_problems() {
         Status::Problems
     } else {
         Status::Ok
-    }
+    })
 }
 
 fn join_paths(p: &[PathBuf]) -> String {

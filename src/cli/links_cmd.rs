@@ -48,6 +48,9 @@ pub enum PeerCmd {
         /// Source network the parent connects from (CIDR), repeatable; default any.
         #[arg(long = "allow", value_name = "CIDR")]
         allow: Vec<String>,
+        /// Only these sensors are shown to the parent (comma-separated ids); default all.
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        sensors: Vec<u32>,
     },
     /// List the parents allowed to pull.
     List(DataDir),
@@ -55,6 +58,7 @@ pub enum PeerCmd {
     Remove {
         #[command(flatten)]
         dir: DataDir,
+        /// The name given when the link was added.
         name: String,
     },
 }
@@ -81,6 +85,17 @@ pub enum ChildCmd {
         /// PEM CA certificate to trust for an https:// child.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Only these sensors are taken from the child (comma-separated ids);
+        /// default: a child with nothing below it only for the sensors it originated.
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        sensors: Vec<u32>,
+    },
+    /// Forget the conflicts recorded for a child, so its sensors are merged
+    /// again (under the same checks) from the next pull.
+    ClearConflicts {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
     },
     /// List children with their health.
     List(DataDir),
@@ -88,6 +103,7 @@ pub enum ChildCmd {
     Remove {
         #[command(flatten)]
         dir: DataDir,
+        /// The name given when the link was added.
         name: String,
     },
 }
@@ -155,11 +171,15 @@ pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
         ctx.progress.finish_and_clear();
         match result {
             Ok(s) if s.unchanged => {
-                println!("{}: nothing new ({} round trip)", child.name, s.round_trips)
+                outln!("{}: nothing new ({} round trip)", child.name, s.round_trips)
             }
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{}: {} segments, {} bytes in, {} bytes out, {} round trips",
-                child.name, s.segments, s.bytes_in, s.bytes_out, s.round_trips
+                child.name,
+                s.segments,
+                s.bytes_in,
+                s.bytes_out,
+                s.round_trips
             ),
             Err(e) => {
                 eprintln!("{e}");
@@ -188,7 +208,12 @@ fn require_node(dir: &std::path::Path) -> anyhow::Result<()> {
 
 pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
     match c {
-        PeerCmd::Add { dir, name, allow } => {
+        PeerCmd::Add {
+            dir,
+            name,
+            allow,
+            sensors,
+        } => {
             require_node(&dir.data)?;
             if !valid_name(&name) {
                 bail!("'{name}' is not a link name: use letters, digits, '-', '_' and '.'");
@@ -209,12 +234,13 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 name: name.clone(),
                 public_key: secret.public_key()?,
                 allow,
+                sensors,
             });
             cfg.save(&dir.data)?;
             eprintln!(
                 "link secret for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`):"
             );
-            println!("{}", secret.to_text());
+            outln!("{}", secret.to_text());
         }
         PeerCmd::List(dir) => {
             let cfg = Config::load(&dir.data)?;
@@ -224,7 +250,12 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 } else {
                     p.allow.join(",")
                 };
-                println!("{}\tallow {allow}", p.name);
+                let sensors = if p.sensors.is_empty() {
+                    "all".to_string()
+                } else {
+                    join_ids(&p.sensors)
+                };
+                outln!("{}\tallow {allow}\tsensors {sensors}", p.name);
             }
         }
         PeerCmd::Remove { dir, name } => {
@@ -235,7 +266,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("no parent named '{name}'");
             }
             cfg.save(&dir.data)?;
-            println!(
+            outln!(
                 "removed parent '{name}'; a running `lumpy serve` refuses it from its next request"
             );
         }
@@ -274,6 +305,10 @@ fn check_reachable_child(
     }
 }
 
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn fmt_age(now: u64, t: u64) -> String {
     if t == 0 {
         "never".into()
@@ -292,6 +327,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             pcap,
             interval,
             ca_file,
+            sensors,
         } => {
             require_node(&dir.data)?;
             if !valid_name(&name) {
@@ -311,12 +347,13 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 pcap,
                 interval_secs: interval,
                 ca_file,
+                sensors,
             });
             cfg.validate(&Config::path(&dir.data))?;
             check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
             write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
-            println!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
+            outln!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
         }
         ChildCmd::List(dir) => {
             let node = node::open(&dir.data)?;
@@ -326,7 +363,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 .unwrap_or(0);
             for c in &node.config.children {
                 let s = load_state(&node.store, &c.name)?;
-                println!(
+                outln!(
                     "{}\t{}\tpcap {:?}\tevery {}s\tlast success {}\t{} bytes in{}",
                     c.name,
                     c.url,
@@ -352,8 +389,19 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             }
             cfg.save(&dir.data)?;
             node.store.remove_link_state(&name)?;
+            node.store.clear_conflicts(&name)?;
             let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
-            println!("removed child '{name}'");
+            outln!("removed child '{name}'");
+        }
+        ChildCmd::ClearConflicts { dir, name } => {
+            let node = node::open(&dir.data)?;
+            if !node.config.children.iter().any(|c| c.name == name) {
+                bail!("no child named '{name}'");
+            }
+            let n = node.store.clear_conflicts(&name)?;
+            outln!(
+                "cleared {n} conflicts of child '{name}'; its next pull checks everything again"
+            );
         }
     }
     Ok(Status::Ok)
@@ -389,9 +437,11 @@ pub fn decommission(a: DecommissionArgs) -> anyhow::Result<Status> {
     for e in &report.errors {
         eprintln!("warning: {e}");
     }
-    println!(
+    outln!(
         "sensor {} decommissioned: {} segments ({} bytes) held and verified here; its pcap is served by this node from now on",
-        a.sensor, report.segments, report.bytes
+        a.sensor,
+        report.segments,
+        report.bytes
     );
     Ok(Status::Ok)
 }
@@ -412,15 +462,16 @@ pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
     let mut node = node::open(&a.dir.data)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let r = crate::prune::prune(&mut node, now, a.pcap_days, a.records_days)?;
-    println!(
+    outln!(
         "dropped {} pcap segments ({} bytes)",
-        r.segments_dropped, r.bytes_dropped
+        r.segments_dropped,
+        r.bytes_dropped
     );
     for (peer, n) in &r.kept_for {
-        println!("kept {n} pcap segments that parent '{peer}' has not pulled yet");
+        outln!("kept {n} pcap segments that parent '{peer}' has not pulled yet");
     }
     if a.records_days.is_some() {
-        println!("deleted {} flow rows", r.flow_rows_deleted);
+        outln!("deleted {} flow rows", r.flow_rows_deleted);
     }
     Ok(Status::Ok)
 }

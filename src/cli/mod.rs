@@ -3,8 +3,31 @@
 //! Owns turning arguments into calls on the library and results into text and
 //! exit statuses. The only place (with `main.rs`) where `anyhow` is used.
 //! Does no storage, capture or flow work of its own.
+//!
+//! Standard output is written through `out!`/`outln!`, which return the write
+//! error instead of panicking as `println!` does: a reader that goes away
+//! (`lumpy flows | head -1`) ends the command through the normal error path,
+//! and `main` turns a broken pipe into a quiet exit 0 (see `is_broken_pipe`).
+
+/// `print!` that hands a failed write (a closed pipe) back with `?`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` that hands a failed write (a closed pipe) back with `?`.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
 
 mod archive_cmd;
+mod docs_cmd;
 mod export_cmd;
 mod import_cmd;
 mod ingest_cmd;
@@ -34,6 +57,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); LUMPY_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log line format on stderr: text (colour only on a terminal) or json (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,6 +126,11 @@ pub enum Command {
     /// Write the sebek generator's scripted session as a pcap (fixtures).
     #[command(hide = true)]
     GenSebek(sebek_cmd::GenSebekArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) on standard output.
+    Completions(docs_cmd::CompletionsArgs),
+    /// Write the man pages (one per command) into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan(docs_cmd::GenerateManArgs),
 }
 
 /// How a command ended, mapped to the exit status.
@@ -120,19 +151,58 @@ impl From<Status> for ExitCode {
     }
 }
 
+/// Writes to standard output, returning the error (a closed pipe) rather
+/// than panicking; used by `out!` and `outln!`.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().lock().write_fmt(args)
+}
+
+/// True when the command failed only because whoever read its standard
+/// output went away (`| head`): the Unix convention is to end quietly.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// How log lines on stderr are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for journald, ELK, Loki).
+    Json,
+}
+
 /// Logs go to stderr; LUMPY_LOG (an env-filter directive) wins over -v.
-pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+/// The daemon (`serve`) also logs its own lifecycle (listening, stopping,
+/// stopped cleanly) at the default level, so a SIGTERM leaves a line.
+/// Colour only when stderr is a terminal and NO_COLOR is unset, so a log
+/// written to a file or the journal carries no escape codes.
+pub fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let daemon = matches!(cli.command, Command::Serve(_));
+    let default = match (cli.verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) => "warn,lumpy::serve=info",
+        (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LUMPY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).try_init()
+        }
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
@@ -162,6 +232,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Keystrokes(a) => sebek_cmd::keystrokes(a),
         Command::Hosts(a) => sebek_cmd::hosts(a),
         Command::User(c) => user_cmd::run(c),
+        Command::Completions(a) => docs_cmd::completions(a),
+        Command::GenerateMan(a) => docs_cmd::generate_man(a),
     }
 }
 
@@ -212,6 +284,36 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command (hidden ones included) has a help
+    /// line, and every command says what it does: `--help` leaves nothing
+    /// for the operator to guess.
+    #[test]
+    fn every_option_of_every_command_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+                missing.push(format!("{here}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here}: argument '{id}' has no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &here, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
     }
 
     #[test]

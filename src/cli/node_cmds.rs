@@ -82,7 +82,9 @@ pub enum ConfigCmd {
     Set {
         #[command(flatten)]
         dir: DataDir,
+        /// The setting, as `section.name` (see `lumpy config show` and docs/CONFIG.md).
         key: String,
+        /// Its new value (checked before lumpy.toml is written).
         value: String,
     },
 }
@@ -97,7 +99,7 @@ fn now_secs() -> u64 {
 pub fn sensor_id(a: SensorIdArgs) -> anyhow::Result<Status> {
     if let Some(file) = a.hw_file {
         let id = sensor_id::read_hw_sensor_id(&file)?;
-        println!("{id}");
+        outln!("{id}");
         return Ok(Status::Ok);
     }
     let Some(ip) = a.ip else {
@@ -107,7 +109,7 @@ pub fn sensor_id(a: SensorIdArgs) -> anyhow::Result<Status> {
         Some(d) => sensor_id::days_from_date(d)?,
         None => now_secs() / 86400,
     };
-    println!("{}", sensor_id::generate(days, ip)?);
+    outln!("{}", sensor_id::generate(days, ip)?);
     Ok(Status::Ok)
 }
 
@@ -171,7 +173,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
     let install = a.installed.map_or_else(now_secs, u64::from);
     let (mut node, outcome) = node::init(&a.dir.data, id.0, install, &config)?;
     if outcome == InitOutcome::AlreadyInitialised {
-        println!(
+        outln!(
             "{} is already sensor {id}; nothing changed",
             a.dir.data.display()
         );
@@ -181,9 +183,9 @@ pub fn init(a: InitArgs) -> anyhow::Result<Status> {
     let mut ingestor = Ingestor::new(&mut node, None);
     ingestor.ensure_sensor_at(id.0, install as u32, &name, manage_ip)?;
     ingestor.flush_mirror()?;
-    println!("initialised {} as sensor {id}", a.dir.data.display());
+    outln!("initialised {} as sensor {id}", a.dir.data.display());
     if id.is_manual() {
-        println!("note: bit 31 is set: this id was assigned by hand");
+        outln!("note: bit 31 is set: this id was assigned by hand");
     }
     Ok(Status::Ok)
 }
@@ -193,6 +195,13 @@ fn fmt_time(ns: Option<u64>) -> String {
         Some(ns) => super::query::fmt_epoch((ns / 1_000_000_000) as u32),
         None => "-".into(),
     }
+}
+
+/// The word `status` and `sensors` both use for a sensor that sent nothing
+/// for `serve.silent_after_secs` (its state may still say online: silence
+/// is what the node observes, the state what the sensor row says).
+fn silence(after_secs: u64) -> String {
+    format!("silent (no new data for more than {after_secs} s)")
 }
 
 /// Per-sensor health line data: (sensor, max seq, hops, newest secs, silent).
@@ -244,6 +253,7 @@ fn link_health(node: &node::Node) -> anyhow::Result<Vec<serde_json::Value>> {
             "segments_fetched": st.segments_fetched,
             "last_error": st.last_error,
             "conflicts": st.conflicts,
+            "sensors": c.sensors,
         }));
     }
     Ok(out)
@@ -254,23 +264,35 @@ pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
     let all = mirror.incarnations()?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(Status::Ok);
     }
     let when = |s: u32| super::query::fmt_epoch(s);
+    // The same rule as `status`: no data for serve.silent_after_secs.
+    let silent_after = crate::config::Config::load(&a.dir.data)
+        .map(|c| c.serve.silent_after_secs)
+        .unwrap_or(crate::config::Config::default().serve.silent_after_secs);
+    let now = now_secs();
     for i in &all {
-        println!(
-            "sensor {}  installed {}  last update {}  {}  address {}  {:?}",
+        let silent =
+            i.state == "online" && now.saturating_sub(u64::from(i.last_upd_sec)) > silent_after;
+        outln!(
+            "sensor {}  installed {}  last update {}  {}{}  address {}  {:?}",
             i.sensor_id,
             when(i.install_sec),
             when(i.last_upd_sec),
             if i.state.is_empty() { "-" } else { &i.state },
+            if silent {
+                format!(", {}", silence(silent_after))
+            } else {
+                String::new()
+            },
             i.manage_ip.as_deref().unwrap_or("unknown"),
             i.name
         );
         for (what, list) in [("earlier", &i.earlier), ("later", &i.later)] {
             for n in list {
-                println!(
+                outln!(
                     "  {what} incarnation at this address: sensor {} installed {} (by {})",
                     n.sensor_id,
                     when(n.install_sec),
@@ -279,7 +301,7 @@ pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
             }
         }
     }
-    println!("{} sensors", all.len());
+    outln!("{} sensors", all.len());
     Ok(Status::Ok)
 }
 
@@ -289,6 +311,18 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
     let flows = node.mirror.flow_count()?;
     let sensors = sensor_health(&node)?;
     let links = link_health(&node)?;
+    let quarantined: Vec<serde_json::Value> = node
+        .store
+        .quarantined()?
+        .into_iter()
+        .map(|(id, why)| {
+            serde_json::json!({
+                "id": id.to_hex(),
+                "path": node.store.segment_path(&id),
+                "reason": why,
+            })
+        })
+        .collect();
     if a.json {
         let v = serde_json::json!({
             "sensor_id": node.identity.sensor_id,
@@ -305,8 +339,9 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
             "sensors": sensors,
             "children": links,
+            "quarantined": quarantined,
         });
-        println!("{v:#}");
+        outln!("{v:#}");
         return Ok(Status::Ok);
     }
     let ratio = if totals.raw_bytes > 0 {
@@ -314,24 +349,27 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
     } else {
         0.0
     };
-    println!("data directory  {}", a.dir.data.display());
-    println!("sensor id       {}", node.identity.sensor_id);
-    println!(
+    outln!("data directory  {}", a.dir.data.display());
+    outln!("sensor id       {}", node.identity.sensor_id);
+    outln!(
         "installed       {}",
         super::query::fmt_epoch(node.identity.install_sec as u32)
     );
-    println!(
+    outln!(
         "segments        {} ({} pcap, {} records)",
-        totals.segments, totals.pcap_segments, totals.record_segments
+        totals.segments,
+        totals.pcap_segments,
+        totals.record_segments
     );
-    println!("packets         {}", totals.packets);
-    println!("bytes raw       {}", totals.raw_bytes);
-    println!(
+    outln!("packets         {}", totals.packets);
+    outln!("bytes raw       {}", totals.raw_bytes);
+    outln!(
         "bytes stored    {} ({:.3} of raw)",
-        totals.stored_bytes, ratio
+        totals.stored_bytes,
+        ratio
     );
-    println!("flows           {flows}");
-    println!(
+    outln!("flows           {flows}");
+    outln!(
         "time span       {} .. {}",
         fmt_time(totals.time_first_ns),
         fmt_time(totals.time_last_ns)
@@ -359,7 +397,7 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             Some(n) if n > 0 => format!("  {n} flows evicted (open-flow table full)"),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "sensor {:<10} segments {:<8} hops {:<4} newest record {}  installed {}{}{}{}",
             s["sensor_id"],
             s["segments_known"],
@@ -369,16 +407,16 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
                 .as_u64()
                 .map_or_else(|| "-".to_string(), |t| super::query::fmt_epoch(t as u32)),
             if s["silent"].as_bool() == Some(true) {
-                "  SILENT"
+                format!("  {}", silence(node.config.serve.silent_after_secs))
             } else {
-                ""
+                String::new()
             },
             same,
             evicted
         );
     }
     for l in &links {
-        println!(
+        outln!(
             "child {:<12} {} last success {} lag {}s, {} bytes in{}",
             l["name"].as_str().unwrap_or(""),
             l["url"].as_str().unwrap_or(""),
@@ -389,6 +427,17 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
                 Some(e) if !e.is_empty() => format!(", last error: {e}"),
                 _ => String::new(),
             }
+        );
+        for c in l["conflicts"].as_array().into_iter().flatten() {
+            outln!("  conflict: {}", c.as_str().unwrap_or(""));
+        }
+    }
+    for q in &quarantined {
+        outln!(
+            "QUARANTINED segment {} ({}): {}",
+            q["id"].as_str().unwrap_or(""),
+            q["path"].as_str().unwrap_or(""),
+            q["reason"].as_str().unwrap_or("")
         );
     }
     Ok(Status::Ok)
@@ -401,11 +450,11 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
             e @ (crate::store::StoreError::IndexDamaged { .. }
             | crate::store::StoreError::Index { .. }),
         ) => {
-            println!("DAMAGED {e}");
+            outln!("DAMAGED {e}");
             if let Some(why) = crate::store::seal::damage(&a.dir.data) {
-                println!("DAMAGED {}: {why}", a.dir.data.join("index.redb").display());
+                outln!("DAMAGED {}: {why}", a.dir.data.join("index.redb").display());
             }
-            println!(
+            outln!(
                 "the index cannot be opened, so nothing else was checked; each segment file can still be checked by hand: its name is its b3sum"
             );
             return Ok(Status::Problems);
@@ -424,21 +473,28 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
     )?;
     bar.finish_and_clear();
     for p in &report.problems {
-        println!("DAMAGED {p}");
+        outln!("DAMAGED {p}");
     }
     for u in &report.unindexed {
-        println!(
+        outln!(
             "note: {} is not indexed (left by an interrupted write; harmless)",
             u.display()
         );
     }
     if let Some(crate::store::seal::SealCheck::Unsealed) = report.index_seal {
-        println!(
+        outln!(
             "note: {} had no seal (a new store, or its last user did not close it cleanly): its entries were checked, not its unused pages",
             store.index_path().display()
         );
     }
-    println!(
+    if a.deep {
+        outln!(
+            "deep: decoded the packets of {} pcap segments and compared {} flow index entries with the flows they hold",
+            report.deep_pcap_segments,
+            report.deep_flow_entries
+        );
+    }
+    outln!(
         "{} segments, {} bytes hashed, {} index entries checked: {}",
         report.segments_checked,
         report.bytes_hashed,
@@ -460,7 +516,7 @@ pub fn config(c: ConfigCmd) -> anyhow::Result<Status> {
     match c {
         ConfigCmd::Show(d) => {
             let cfg = Config::load(&d.data)?;
-            print!("{}", toml::to_string_pretty(&cfg)?);
+            out!("{}", toml::to_string_pretty(&cfg)?);
         }
         ConfigCmd::Set { dir, key, value } => {
             if !dir.data.join("index.redb").exists() {
@@ -469,7 +525,7 @@ pub fn config(c: ConfigCmd) -> anyhow::Result<Status> {
             let mut cfg = Config::load(&dir.data)?;
             cfg.set(&key, &value, &Config::path(&dir.data))?;
             cfg.save(&dir.data)?;
-            println!("{key} = {value}");
+            outln!("{key} = {value}");
         }
     }
     Ok(Status::Ok)

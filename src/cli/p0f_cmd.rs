@@ -185,7 +185,7 @@ pub fn import_p0f_log(a: ImportP0fArgs) -> anyhow::Result<Status> {
         ingestor.ensure_sensor(sensor, 0, "")?;
     }
     ingestor.add_fingerprints(sensor, records)?;
-    println!(
+    outln!(
         "{}: {new} fingerprints imported, {known} already present, {unknown} unknown (???), {other} other p0f lines, {bad} malformed",
         a.file.display()
     );

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::{Status, parse_time};
+use super::Status;
 use crate::pcap_service::{PcapQuery, Plan, plan, write_local};
 use crate::sync::auth::{self, Secret};
 use crate::sync::protocol::{AUTH_HEADER, ErrorBody};
+use crate::time_arg::parse_time_floor;
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["data", "node"])))]
@@ -23,33 +24,46 @@ pub struct PcapArgs {
     /// Link secret for --node (as `lumpy peer add` printed it).
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+    /// The sensor (roo incarnation) whose packets are wanted.
     #[arg(long)]
     pub sensor: u32,
     /// The flow (con_id).
     #[arg(long)]
     pub flow: Option<u32>,
-    #[arg(long, value_parser = parse_time)]
+    /// Packets at or after this time: epoch seconds (fractions allowed), YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.frac]]Z (UTC); a fraction widens the window to the whole second, pcap_api's resolution.
+    #[arg(long, value_parser = parse_time_floor)]
     pub st: Option<u32>,
-    #[arg(long, value_parser = parse_time)]
+    /// Packets at or before this time (same forms as --st).
+    #[arg(long, value_parser = parse_time_floor)]
     pub et: Option<u32>,
+    /// Packets to or from this address (IPv4 or IPv6). Repeat a filter to allow any of its values; different filters must all match.
     #[arg(long)]
     pub ip: Vec<String>,
+    /// Packets to or from this network (CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32; a bare address is a /32 or /128).
     #[arg(long)]
     pub net: Vec<String>,
+    /// Packets from this source address.
     #[arg(long)]
     pub sip: Vec<String>,
+    /// Packets to this destination address.
     #[arg(long)]
     pub dip: Vec<String>,
+    /// Packets from this source network (CIDR).
     #[arg(long)]
     pub snet: Vec<String>,
+    /// Packets to this destination network (CIDR).
     #[arg(long)]
     pub dnet: Vec<String>,
+    /// Packets of this IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmp6).
     #[arg(long)]
     pub ip_proto: Vec<u8>,
+    /// Packets with this source or destination port (TCP, UDP, SCTP).
     #[arg(long)]
     pub port: Vec<u16>,
+    /// Packets with this source port.
     #[arg(long)]
     pub sport: Vec<u16>,
+    /// Packets with this destination port.
     #[arg(long)]
     pub dport: Vec<u16>,
     /// Output file ("-" for standard output).

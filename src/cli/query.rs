@@ -40,6 +40,7 @@ pub struct FlowsArgs {
     /// At most this many flows.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Output: an aligned table, CSV with a header line, or a JSON array.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -135,6 +136,7 @@ pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
     let q = FlowQuery {
         sensor: a.sensor,
         host: a.host.as_deref().map(parse_host).transpose()?,
+        host_side: crate::mirror::HostSide::Either,
         port: a.port,
         proto: a.proto.as_deref().map(parse_proto).transpose()?,
         since: a.since,
@@ -144,19 +146,19 @@ pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
     let rows = mirror.flows(&q)?;
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Csv => print_csv(&rows),
-        Format::Table => print_table(&rows),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Csv => print_csv(&rows)?,
+        Format::Table => print_table(&rows)?,
     }
     Ok(Status::Ok)
 }
 
 const CSV_HEADER: &str = "sensor_id,flow_id,start,duration_ms,ip_proto,src_ip,src_port,dst_ip,dst_port,src_packets,src_bytes,dst_packets,dst_bytes,src_tcp_flags,dst_tcp_flags,is_local,closed";
 
-fn print_csv(rows: &[FlowRecord]) {
-    println!("{CSV_HEADER}");
+fn print_csv(rows: &[FlowRecord]) -> std::io::Result<()> {
+    outln!("{CSV_HEADER}");
     for f in rows {
-        println!(
+        outln!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             f.sensor_id,
             f.flow_id,
@@ -177,10 +179,11 @@ fn print_csv(rows: &[FlowRecord]) {
             u8::from(f.closed)
         );
     }
+    Ok(())
 }
 
-pub(super) fn print_table(rows: &[FlowRecord]) {
-    println!(
+pub(super) fn print_table(rows: &[FlowRecord]) -> std::io::Result<()> {
+    outln!(
         "{:<19} {:>9} {:>10} {:>7} {:<5} {:>41}    {:<41} {:>14} {:>14}",
         "start (UTC)",
         "duration",
@@ -193,7 +196,7 @@ pub(super) fn print_table(rows: &[FlowRecord]) {
         "server pkts/B"
     );
     for f in rows {
-        println!(
+        outln!(
             "{:<19} {:>8.3}s {:>10} {:>7} {:<5} {:>41} -> {:<41} {:>14} {:>14}",
             fmt_epoch(f.src.start_sec),
             duration_ms(f) as f64 / 1000.0,
@@ -206,7 +209,8 @@ pub(super) fn print_table(rows: &[FlowRecord]) {
             format!("{}/{}", f.dst.packets, f.dst.bytes),
         );
     }
-    println!("{} flows", rows.len());
+    outln!("{} flows", rows.len());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,32 @@ pub struct RepairArgs {
     /// Default: every child of this node.
     #[arg(long = "from", value_name = "CHILD|URL|DIR|BUNDLE")]
     pub from: Vec<String>,
+    /// Drop the quarantined record segments whose records still cannot be
+    /// read after the repair: their files go, their places stay known.
+    #[arg(long)]
+    pub drop_quarantined: bool,
+}
+
+/// Quarantined segments whose records now read (a repaired file) leave the
+/// quarantine; with `drop`, the others are dropped. Prints what it did.
+fn settle_quarantine(store: &Store, drop: bool) -> anyhow::Result<()> {
+    for (id, why) in store.quarantined()? {
+        let readable = store
+            .read_segment(&id)
+            .map_err(crate::node::NodeError::from)
+            .and_then(|bytes| crate::node::decode_record_segment(&id, &bytes));
+        if readable.is_ok() {
+            store.release(&id)?;
+            outln!("released {id} from quarantine: its records read again");
+        } else if drop {
+            store.drop_quarantined(&id)?;
+            outln!(
+                "dropped quarantined segment {id} ({}): {why}",
+                store.segment_path(&id).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn sources(config: &Config, from: &[String]) -> anyhow::Result<Vec<Source>> {
@@ -64,14 +90,14 @@ fn rewrite_changed_index(store: Store) -> anyhow::Result<Store> {
     match store.copy_index_to_fresh_file() {
         Ok((fresh, copied)) => {
             let store = store.replace_index_with(&fresh)?;
-            println!(
+            outln!(
                 "rewrote {} into a fresh file ({copied} entries): {why}",
                 index.display()
             );
             Ok(store)
         }
         Err(e) => {
-            println!(
+            outln!(
                 "NOT rewritten {}: {e}; the index must be rebuilt by hand (re-ingest or pull into a new node)",
                 index.display()
             );
@@ -93,17 +119,18 @@ pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
     let outcomes = repair(&store, &ids, &sources, rt.handle());
     for o in &outcomes {
         match &o.result {
-            Ok(from) => println!("repaired {} ({}) from {from}", o.id, o.path.display()),
-            Err(why) => println!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
+            Ok(from) => outln!("repaired {} ({}) from {from}", o.id, o.path.display()),
+            Err(why) => outln!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
         }
     }
     let store = rewrite_changed_index(store)?;
+    settle_quarantine(&store, a.drop_quarantined)?;
     let after = verify(&store, |_| {})?;
     for p in &after.problems {
-        println!("DAMAGED {p}");
+        outln!("DAMAGED {p}");
     }
     let repaired = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    println!(
+    outln!(
         "{} damaged or missing segments, {repaired} repaired; {}",
         ids.len(),
         if after.is_clean() {

@@ -6,11 +6,11 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
-use crate::mirror::{FlowQuery, ProcessQuery, ProcessView};
+use crate::mirror::{FlowQuery, HostSide, ProcessQuery, ProcessView};
 use crate::sebek::generate::{shell_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
@@ -65,9 +65,12 @@ pub struct KeystrokesArgs {
 pub struct HostsArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// The host's IPv4 address.
+    /// The host's address (IPv4 or IPv6).
     #[arg(long)]
     pub ip: IpAddr,
+    /// At most this many flows each way (as client, as server), the earliest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u64,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -77,8 +80,8 @@ fn clock(secs: i64) -> String {
     fmt_epoch(u32::try_from(secs).unwrap_or(0))
 }
 
-fn print_process(p: &ProcessView) {
-    println!(
+fn print_process(p: &ProcessView) -> std::io::Result<()> {
+    outln!(
         "process {} (sensor {}) pid {} on {}: {} .. {} (honeypot clock {} .. {})",
         p.process_id,
         p.sensor_id,
@@ -89,13 +92,13 @@ fn print_process(p: &ProcessView) {
         clock(p.time_min),
         clock(p.time_max)
     );
-    println!("  commands: {}", p.commands.join(", "));
-    println!("  parents: {:?}  children: {:?}", p.parents, p.children);
+    outln!("  commands: {}", p.commands.join(", "));
+    outln!("  parents: {:?}  children: {:?}", p.parents, p.children);
     for o in &p.opens {
-        println!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
+        outln!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
     }
     for s in &p.sockets {
-        println!(
+        outln!(
             "  socket {} call {} flow {} at {}",
             s.sys_socket_id,
             s.call,
@@ -103,6 +106,7 @@ fn print_process(p: &ProcessView) {
             clock(s.time)
         );
     }
+    Ok(())
 }
 
 pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
@@ -114,10 +118,10 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
         process: None,
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        rows.iter().for_each(print_process);
-        println!("{} processes", rows.len());
+        rows.iter().try_for_each(print_process)?;
+        outln!("{} processes", rows.len());
     }
     Ok(Status::Ok)
 }
@@ -138,45 +142,58 @@ pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
     let reads = mirror.reads(a.sensor, a.process)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reads)?);
+        outln!("{}", serde_json::to_string_pretty(&reads)?);
         return Ok(Status::Ok);
     }
     let mut text = String::new();
     for r in reads.iter().filter(|r| r.filed == 0) {
         typed(&r.data, &mut text);
     }
-    print!("{text}");
+    out!("{text}");
     if !text.ends_with('\n') && !text.is_empty() {
-        println!();
+        outln!();
     }
     Ok(Status::Ok)
 }
 
 pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
-    let IpAddr::V4(v4) = a.ip else {
-        bail!(
-            "--ip {}: the OS and process tables hold IPv4 hosts only",
-            a.ip
-        )
-    };
     let mirror = super::reading_mirror(&a.dir.data)?;
-    let os = mirror.os_history(v4)?;
-    let flows = mirror.flows(&FlowQuery {
-        host: Some((a.ip, 32)),
-        ..FlowQuery::default()
-    })?;
+    let os = mirror.os_history_of(a.ip)?;
+    let prefix = if a.ip.is_ipv4() { 32 } else { 128 };
+    let side = |host_side| {
+        mirror.flows(&FlowQuery {
+            host: Some((a.ip, prefix)),
+            host_side,
+            limit: Some(a.limit),
+            ..FlowQuery::default()
+        })
+    };
+    let as_client = side(HostSide::Client)?;
+    let as_server = side(HostSide::Server)?;
     if a.json {
-        let v = serde_json::json!({ "ip": a.ip, "os": os, "flows": flows });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let v = serde_json::json!({
+            "ip": a.ip,
+            "os": os,
+            "limit": a.limit,
+            "flows_as_client": as_client,
+            "flows_as_server": as_server,
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Status::Ok);
     }
-    println!("host {v4}");
+    outln!("host {}", a.ip);
     if os.is_empty() {
-        println!("  no OS fingerprint");
+        outln!("  no OS fingerprint");
     }
     for o in &os {
-        println!(
-            "  {} {} {} ({} flows as {}, {} .. {})",
+        // p0f's `!` class is a tool (nmap, ...), not an operating system.
+        let what = if o.application {
+            "application (p0f class !)"
+        } else {
+            "OS"
+        };
+        outln!(
+            "  sensor {} {what}: {} {} ({} flows as {}, {} .. {})",
             o.sensor_id,
             o.genre,
             o.detail,
@@ -186,6 +203,15 @@ pub fn hosts(a: HostsArgs) -> anyhow::Result<Status> {
             clock(o.last_sec)
         );
     }
-    print_table(&flows);
+    for (role, flows) in [("client", &as_client), ("server", &as_server)] {
+        let more = if flows.len() as u64 >= a.limit {
+            format!(" (the first {}; --limit for more)", a.limit)
+        } else {
+            String::new()
+        };
+        outln!();
+        outln!("as {role}{more}:");
+        print_table(flows)?;
+    }
     Ok(Status::Ok)
 }

@@ -14,6 +14,7 @@ pub enum UserCmd {
     Add {
         #[command(flatten)]
         dir: DataDir,
+        /// The account name (the UI's login).
         name: String,
         /// Read the password from the first line of stdin instead of a prompt.
         #[arg(long)]
@@ -28,6 +29,7 @@ pub enum UserCmd {
     Remove {
         #[command(flatten)]
         dir: DataDir,
+        /// The account name (the UI's login).
         name: String,
     },
 }
@@ -72,12 +74,12 @@ pub fn run(cmd: UserCmd) -> anyhow::Result<Status> {
             }
             let password = read_password(password_stdin)?;
             users::add(&dir.data, &name, &password)?;
-            println!("added UI user '{name}'");
+            outln!("added UI user '{name}'");
         }
         UserCmd::List { dir } => {
             check_dir(&dir.data)?;
             for u in users::load(&dir.data)? {
-                println!(
+                outln!(
                     "{}\tcreated {}",
                     u.name,
                     super::query::fmt_epoch(u.created as u32)
@@ -87,7 +89,7 @@ pub fn run(cmd: UserCmd) -> anyhow::Result<Status> {
         UserCmd::Remove { dir, name } => {
             check_dir(&dir.data)?;
             users::remove(&dir.data, &name)?;
-            println!("removed UI user '{name}'");
+            outln!("removed UI user '{name}'");
         }
     }
     Ok(Status::Ok)

@@ -29,7 +29,7 @@ mod target;
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use schema::{HFLOW, Table, WALLEYE_0_3, tables};
 pub use source::Sent;
@@ -350,12 +350,12 @@ pub fn export_sql(
     let tables = tables(opts.flavor);
     let work = source.plan(tables, &Marks::new(), opts)?;
     on_total(work.iter().map(|w| w.rows).sum());
-    let part = PathBuf::from(format!("{}.part", file.display()));
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ExportError::Io { path, source }
     };
-    let f = std::fs::File::create(&part).map_err(io(&part))?;
+    let f = crate::durable::AtomicFile::create(file, None, None).map_err(io(file))?;
+    let part = f.tmp_path().to_path_buf();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
     let mut header = format!(
         "-- lumpy export, flavor {}, of {}: load with `mariadb DATABASE < FILE`.\n",
@@ -398,8 +398,7 @@ pub fn export_sql(
         return Err(io(&part)(e));
     }
     let f = out.into_inner().map_err(|e| io(&part)(e.into_error()))?;
-    f.sync_all().map_err(io(&part))?;
-    std::fs::rename(&part, file).map_err(io(file))?;
+    f.commit().map_err(io(file))?;
     Ok(stats(sent, adjusted))
 }
 

@@ -16,7 +16,9 @@ use crate::records::{FlowDirection, FlowRecord};
 
 mod table;
 
-pub use table::{Changes, FlowTable, MAX_CLOSED_PER_SEGMENT, MAX_FRAGMENTS, Observed};
+pub use table::{
+    Changes, FlowTable, MAX_CLOSED_PER_SEGMENT, MAX_FRAGMENTS, MAX_ROWS_PER_SEGMENT, Observed,
+};
 
 /// Idle timeout of an established TCP flow that saw no FIN or RST.
 pub const ESTABLISHED_TIMEOUT_NS: u64 = 7220 * 1_000_000_000;

@@ -63,9 +63,14 @@ pub const MAX_FRAGMENTS: usize = 16_384;
 /// At most this many flows are closed (timed out or evicted) between two
 /// record segments, so that one segment, and the memory that builds it,
 /// stays bounded however many flows time out at once.
-pub const MAX_CLOSED_PER_SEGMENT: usize = 65_536;
+pub const MAX_CLOSED_PER_SEGMENT: usize = 16_384;
+/// Rows waiting for a record segment (changed and closed flows) after which
+/// ingest seals one, whatever the size of its pcap segment: in a flood every
+/// packet is a new flow, and each row is held in memory until the mirror has
+/// it, in every segment between the packet thread and the mirror.
+pub const MAX_ROWS_PER_SEGMENT: usize = 16_384;
 /// An eviction pass closes about this fraction (1/N) of the open flows.
-const EVICT_FRACTION: usize = 16;
+const EVICT_FRACTION: usize = 64;
 /// Flows sampled to find an eviction pass's idle-time threshold.
 const EVICT_SAMPLES: usize = 1024;
 
@@ -260,6 +265,11 @@ impl FlowTable {
     /// Newest packet time (seconds), for the sensor's `last_upd_sec`.
     pub fn newest_end_sec(&self) -> u32 {
         (self.latest_ns / 1_000_000_000) as u32
+    }
+
+    /// Rows the next record segment would hold (an upper bound).
+    pub fn pending_rows(&self) -> usize {
+        self.dirty.len() + self.closed.len()
     }
 
     pub fn has_changes(&self) -> bool {
@@ -691,7 +701,7 @@ impl FlowTable {
         self.closed.push(Closed { flow, evicted });
     }
 
-    /// Closes the open flows idle the longest (about 1/16 of the table),
+    /// Closes the open flows idle the longest (about 1/64 of the table),
     /// never `protect`.
     fn evict_idlest(&mut self, protect: u32) {
         let Some(threshold) = self.idle_threshold(protect) else {
@@ -707,7 +717,7 @@ impl FlowTable {
         }
     }
 
-    /// The last-packet time at or below which about 1/16 of the open flows
+    /// The last-packet time at or below which about 1/64 of the open flows
     /// lie, estimated from flows sampled by flow id (so the choice depends
     /// on the flows, not on where they sit in memory).
     fn idle_threshold(&self, protect: u32) -> Option<u64> {

@@ -881,6 +881,7 @@ fn to_record(
             inode: r.u32("inode")?,
             length: r.u32("length")?,
             data: r.bytes("data")?.unwrap_or_default(),
+            truncated: false,
             legacy_null: r.nulls_of(&["pcap_time"]),
         }),
         "sys_open" => {
@@ -905,6 +906,7 @@ fn to_record(
                 inode,
                 length,
                 data: r.bytes("filename")?.unwrap_or_default(),
+                truncated: false,
                 legacy_null: r.nulls_of(&["uid", "pcap_time", "time"]),
             })
         }
@@ -918,6 +920,7 @@ fn to_record(
             counter: r.u32("counter")?,
             filed: r.u32("filed")?,
             inode: r.u32("inode")?,
+            truncated: false,
             legacy_flow_id: Some(r.u32("flow_id")?),
             call: r.u16("call")?,
             legacy_type: r.text("type")?,

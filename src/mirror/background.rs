@@ -17,6 +17,12 @@ use crate::store::SegmentId;
 
 /// Most segments applied in one transaction.
 const BATCH: usize = 16;
+/// A transaction takes no further segment once it holds this many records:
+/// a flood's record segments hold 100,000 flows each, and every segment
+/// queued or batched here is held decoded in memory.
+const BATCH_RECORDS: usize = 16_384;
+/// Segments waiting for the thread. Small, for the same reason.
+const QUEUE: usize = 2;
 
 type Job = (SegmentId, Vec<Record>);
 
@@ -35,7 +41,7 @@ impl BackgroundApplier {
         if bulk {
             mirror.begin_bulk()?;
         }
-        let (tx, rx) = sync_channel::<Job>(8);
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
         let handle = std::thread::Builder::new()
             .name("mirror".into())
             .spawn(move || run(mirror, rx, bulk))
@@ -88,10 +94,14 @@ impl Drop for BackgroundApplier {
 fn run(mut mirror: Mirror, rx: Receiver<Job>, bulk: bool) -> Result<u64, MirrorError> {
     let mut rows = 0;
     while let Ok(first) = rx.recv() {
+        let mut held = first.1.len();
         let mut batch = vec![first];
-        while batch.len() < BATCH {
+        while batch.len() < BATCH && held < BATCH_RECORDS {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    held += job.1.len();
+                    batch.push(job);
+                }
                 Err(_) => break,
             }
         }

@@ -104,6 +104,8 @@ pub struct FlowQuery {
     /// Address and prefix length: matches src or dst. An IPv4 host only matches
     /// IPv4 addresses, an IPv6 host only IPv6 addresses (no v4-mapped magic).
     pub host: Option<(IpAddr, u8)>,
+    /// Which end of the flow `host` must be (default: either).
+    pub host_side: HostSide,
     /// Matches src or dst port.
     pub port: Option<u16>,
     pub proto: Option<u8>,
@@ -112,6 +114,17 @@ pub struct FlowQuery {
     /// src_start_sec <= until.
     pub until: Option<u32>,
     pub limit: Option<u64>,
+}
+
+/// Which end of a flow a [`FlowQuery::host`] must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostSide {
+    #[default]
+    Either,
+    /// The flow's source (hflow's client: it sent the first packet).
+    Client,
+    /// The flow's destination.
+    Server,
 }
 
 /// What one [`Mirror::apply`] did.
@@ -131,8 +144,9 @@ pub struct ApplyStats {
 }
 
 /// The mirror connection's page cache, in KiB (SQLite's negative
-/// `cache_size`).
-const CACHE_KIB: i64 = -65536;
+/// `cache_size`). 32 MiB: beside the open-flow table's budget and the
+/// index's cache it keeps a flood's ingest under 256 MiB (64 MiB did not).
+const CACHE_KIB: i64 = -32768;
 
 /// The page cache (and so the sorter's memory) while `end_bulk` builds the
 /// indexes, in KiB.

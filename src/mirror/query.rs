@@ -15,7 +15,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Row};
 
 use super::apply::FLOW_COLUMNS;
-use super::{Ctx, FlowQuery, MirrorError};
+use super::{Ctx, FlowQuery, HostSide, MirrorError};
 use crate::records::{FlowDirection, FlowRecord};
 
 /// Positional parameters of a query being built.
@@ -58,28 +58,35 @@ impl HostRange {
     }
 
     /// The condition on `flow` (integer addresses); None if no IPv4 flow can match.
-    fn flow_clause(&self, p: &mut Params) -> Option<String> {
+    fn flow_clause(&self, side: HostSide, p: &mut Params) -> Option<String> {
         let HostRange::V4 { lo, hi } = self else {
             return None;
         };
         let (lo, hi) = (p.push(*lo), p.push(*hi));
-        Some(format!(
-            "(src_ip BETWEEN {lo} AND {hi} OR dst_ip BETWEEN {lo} AND {hi})"
-        ))
+        Some(match side {
+            HostSide::Either => {
+                format!("(src_ip BETWEEN {lo} AND {hi} OR dst_ip BETWEEN {lo} AND {hi})")
+            }
+            HostSide::Client => format!("src_ip BETWEEN {lo} AND {hi}"),
+            HostSide::Server => format!("dst_ip BETWEEN {lo} AND {hi}"),
+        })
     }
 
     /// The condition on `x_flow6` (octet blobs of 4 or 16 bytes).
-    fn flow6_clause(&self, p: &mut Params) -> String {
+    fn flow6_clause(&self, side: HostSide, p: &mut Params) -> String {
         let (lo, hi): (Vec<u8>, Vec<u8>) = match self {
             HostRange::V4 { lo, hi } => (lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()),
             HostRange::V6 { lo, hi } => (lo.to_vec(), hi.to_vec()),
         };
         let len = lo.len();
         let (lo, hi) = (p.push(lo), p.push(hi));
-        format!(
-            "((length(src_ip) = {len} AND src_ip BETWEEN {lo} AND {hi}) \
-             OR (length(dst_ip) = {len} AND dst_ip BETWEEN {lo} AND {hi}))"
-        )
+        let src = format!("(length(src_ip) = {len} AND src_ip BETWEEN {lo} AND {hi})");
+        let dst = format!("(length(dst_ip) = {len} AND dst_ip BETWEEN {lo} AND {hi})");
+        match side {
+            HostSide::Either => format!("({src} OR {dst})"),
+            HostSide::Client => src,
+            HostSide::Server => dst,
+        }
     }
 }
 
@@ -147,14 +154,14 @@ fn build(q: &FlowQuery) -> Result<(String, Params), String> {
     let common = common_filters(q, &mut p);
     let mut parts = Vec::new();
     // An IPv6 host cannot match hflow's IPv4 table: leave it out.
-    let flow_host = host.as_ref().map(|h| h.flow_clause(&mut p));
+    let flow_host = host.as_ref().map(|h| h.flow_clause(q.host_side, &mut p));
     if !matches!(flow_host, Some(None)) {
         let mut f = common.clone();
         f.extend(flow_host.flatten());
         parts.push(select_from("flow", &f));
     }
     let mut f6 = common;
-    f6.extend(host.as_ref().map(|h| h.flow6_clause(&mut p)));
+    f6.extend(host.as_ref().map(|h| h.flow6_clause(q.host_side, &mut p)));
     parts.push(select_from("x_flow6", &f6));
     // LIMIT -1 is SQLite's "no limit".
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));

@@ -75,6 +75,9 @@ pub struct OsSeen {
     pub os_id: u32,
     pub genre: String,
     pub detail: String,
+    /// p0f matched an application class (`!` in p0f.fp: nmap, ...), not an
+    /// operating system.
+    pub application: bool,
     /// `client` (the host initiated the flow) or `server`.
     pub role: String,
     pub first_sec: i64,
@@ -206,23 +209,46 @@ fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<
     .collect()
 }
 
-fn os_history(conn: &Connection, ip: Ipv4Addr) -> Result<Vec<OsSeen>> {
-    let mut stmt = conn.prepare(
-        "SELECT f.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), r.role, \
-         min(f.src_start_sec), max(max(f.src_end_sec, f.dst_end_sec)), count(*) \
-         FROM (SELECT 'client' AS role UNION ALL SELECT 'server') r \
-         JOIN flow f ON (r.role = 'client' AND f.src_ip = ?1 AND f.client_os_id != 0) \
-                     OR (r.role = 'server' AND f.dst_ip = ?1 AND f.server_os_id != 0) \
-         JOIN os o ON o.sensor_id = f.sensor_id \
-              AND o.os_id = CASE r.role WHEN 'client' THEN f.client_os_id ELSE f.server_os_id END \
-         GROUP BY f.sensor_id, o.os_id, r.role ORDER BY 6, 1, 2",
-    )?;
-    stmt.query_map(params![i64::from(u32::from(ip))], |r| {
+/// Whether a p0f fingerprint of this `os` row was an application class.
+const APPLICATION: &str = "EXISTS (SELECT 1 FROM x_os_fingerprint x \
+     WHERE x.sensor_id = o.sensor_id AND x.os_id = o.os_id AND x.class = '!')";
+
+fn os_history(conn: &Connection, ip: std::net::IpAddr) -> Result<Vec<OsSeen>> {
+    let sql = match ip {
+        // walleye's flow table names each flow's client and server OS.
+        std::net::IpAddr::V4(_) => format!(
+            "SELECT f.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), r.role, \
+             min(f.src_start_sec), max(max(f.src_end_sec, f.dst_end_sec)), count(*), {APPLICATION} \
+             FROM (SELECT 'client' AS role UNION ALL SELECT 'server') r \
+             JOIN flow f ON (r.role = 'client' AND f.src_ip = ?1 AND f.client_os_id != 0) \
+                         OR (r.role = 'server' AND f.dst_ip = ?1 AND f.server_os_id != 0) \
+             JOIN os o ON o.sensor_id = f.sensor_id \
+                  AND o.os_id = CASE r.role WHEN 'client' THEN f.client_os_id ELSE f.server_os_id END \
+             GROUP BY f.sensor_id, o.os_id, r.role ORDER BY 6, 1, 2"
+        ),
+        // IPv6 flows are not in walleye's tables: the fingerprints are.
+        std::net::IpAddr::V6(_) => format!(
+            "SELECT x.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), \
+             CASE x.role WHEN 1 THEN 'server' ELSE 'client' END AS role, \
+             min(x.time), max(x.time), count(DISTINCT x.flow_id), {APPLICATION} \
+             FROM x_os_fingerprint x \
+             JOIN os o ON o.sensor_id = x.sensor_id AND o.os_id = x.os_id \
+             WHERE x.host_ip = ?1 AND x.os_id != 0 \
+             GROUP BY x.sensor_id, o.os_id, x.role ORDER BY 6, 1, 2"
+        ),
+    };
+    let key = match ip {
+        std::net::IpAddr::V4(v4) => rusqlite::types::Value::Integer(i64::from(u32::from(v4))),
+        std::net::IpAddr::V6(v6) => rusqlite::types::Value::Blob(v6.octets().to_vec()),
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    stmt.query_map(params![key], |r| {
         Ok(OsSeen {
             sensor_id: r.get(0)?,
             os_id: r.get(1)?,
             genre: r.get(2)?,
             detail: r.get(3)?,
+            application: r.get(8)?,
             role: r.get(4)?,
             first_sec: r.get(5)?,
             last_sec: r.get(6)?,
@@ -283,6 +309,12 @@ impl Mirror {
 
     /// The OS fingerprints seen for `ip` as client or server, oldest first.
     pub fn os_history(&self, ip: Ipv4Addr) -> Result<Vec<OsSeen>, MirrorError> {
+        self.os_history_of(std::net::IpAddr::V4(ip))
+    }
+
+    /// As `os_history`, for an IPv4 or IPv6 host (IPv6: from the p0f
+    /// fingerprints, its flows not being in walleye's tables).
+    pub fn os_history_of(&self, ip: std::net::IpAddr) -> Result<Vec<OsSeen>, MirrorError> {
         os_history(&self.conn, ip).ctx(&self.path, "query os")
     }
 }

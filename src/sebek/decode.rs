@@ -5,6 +5,10 @@
 
 /// Length of the packed `sbk_h` header.
 pub const HEADER_LEN: usize = 56;
+/// The header up to and including `com`: what a record cut by a capture
+/// must still hold to be kept (its `length` is then known from the UDP
+/// length, see [`parse_captured`]).
+pub const CUT_HEADER_LEN: usize = 52;
 /// Length of the packed `sbk_sock_rec` socket record.
 pub const SOCKET_RECORD_LEN: usize = 15;
 /// The only version this decoder (and hflow2) accepts.
@@ -81,11 +85,15 @@ impl Header {
     }
 }
 
-/// One decoded record: its header and `length` data bytes.
+/// One decoded record: its header and `length` data bytes (fewer when the
+/// capture cut the datagram: then `truncated`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SebekRecord<'a> {
     pub header: Header,
     pub data: &'a [u8],
+    /// The capture's snaplen cut the record: `data` holds the bytes that
+    /// were captured, fewer than `header.length`.
+    pub truncated: bool,
 }
 
 /// The 15-byte socket record: `dip u32, dport u16, sip u32, sport u16,
@@ -116,6 +124,19 @@ impl SocketRecord {
         })
     }
 
+    /// The fields of a socket record cut by the capture: those wholly
+    /// present are read, the rest are 0.
+    pub fn parse_cut(data: &[u8]) -> Self {
+        SocketRecord {
+            remote_ip: be32(data, 0).unwrap_or(0),
+            remote_port: be16(data, 4).unwrap_or(0),
+            local_ip: be32(data, 6).unwrap_or(0),
+            local_port: be16(data, 10).unwrap_or(0),
+            call: be16(data, 12).unwrap_or(0),
+            proto: data.get(14).copied().unwrap_or(0),
+        }
+    }
+
     pub fn encode(&self) -> [u8; SOCKET_RECORD_LEN] {
         let mut out = [0u8; SOCKET_RECORD_LEN];
         out[0..4].copy_from_slice(&self.remote_ip.to_be_bytes());
@@ -141,11 +162,33 @@ fn be32(d: &[u8], at: usize) -> Option<u32> {
 /// Parses the UDP payload of one sebek packet. Bytes after the record's data
 /// (padding) are ignored.
 pub fn parse(payload: &[u8]) -> Result<SebekRecord<'_>, SebekError> {
+    parse_captured(payload, None)
+}
+
+/// Parses a sebek payload that a capture may have cut. `wire_len` is the
+/// payload's length on the wire (the UDP length less its 8-byte header);
+/// when it exceeds the bytes captured, the snaplen cut the record: it keeps
+/// its header fields and the data bytes captured and is marked `truncated`,
+/// as Wireshark still decodes such records. A cut record needs its header up
+/// to `com` (`CUT_HEADER_LEN`); its `length`, when cut too, is the wire
+/// length less the header. Uncut, a record whose length runs past the
+/// payload is malformed (`LengthPastEnd`).
+pub fn parse_captured(
+    payload: &[u8],
+    wire_len: Option<usize>,
+) -> Result<SebekRecord<'_>, SebekError> {
+    let cut = wire_len.is_some_and(|w| w > payload.len());
     let short = SebekError::Short {
         have: payload.len(),
     };
     let field = |at| be32(payload, at).ok_or_else(|| short.clone());
-    let length = be32(payload, 52).ok_or_else(|| short.clone())?;
+    let length = match (be32(payload, 52), wire_len) {
+        (Some(l), _) => l,
+        (None, Some(w)) if cut && payload.len() >= CUT_HEADER_LEN => {
+            u32::try_from(w.saturating_sub(HEADER_LEN)).unwrap_or(u32::MAX)
+        }
+        _ => return Err(short),
+    };
     let version = be16(payload, 4).ok_or_else(|| short.clone())?;
     if version != VERSION {
         return Err(SebekError::BadVersion(version));
@@ -169,11 +212,22 @@ pub fn parse(payload: &[u8]) -> Result<SebekRecord<'_>, SebekError> {
         length,
     };
     let available = payload.len().saturating_sub(HEADER_LEN);
-    let data = usize::try_from(length)
+    let whole = usize::try_from(length)
         .ok()
-        .and_then(|n| payload.get(HEADER_LEN..HEADER_LEN.checked_add(n)?))
-        .ok_or(SebekError::LengthPastEnd { length, available })?;
-    Ok(SebekRecord { header, data })
+        .and_then(|n| payload.get(HEADER_LEN..HEADER_LEN.checked_add(n)?));
+    match whole {
+        Some(data) => Ok(SebekRecord {
+            header,
+            data,
+            truncated: false,
+        }),
+        None if cut => Ok(SebekRecord {
+            header,
+            data: payload.get(HEADER_LEN..).unwrap_or_default(),
+            truncated: true,
+        }),
+        None => Err(SebekError::LengthPastEnd { length, available }),
+    }
 }
 
 /// Encodes a header and its data as a sebek UDP payload (`length` is taken
@@ -279,6 +333,40 @@ mod tests {
         for n in 0..HEADER_LEN {
             assert!(matches!(parse(&buf[..n]), Err(SebekError::Short { .. })));
         }
+    }
+
+    #[test]
+    fn a_record_cut_by_the_capture_keeps_its_header() {
+        let mut whole = Vec::new();
+        encode(&header(RecordKind::Read), b"uname -a\n", &mut whole);
+        let wire = Some(whole.len());
+        // Cut after 3 data bytes: header kept, the bytes present, truncated.
+        let r = parse_captured(&whole[..HEADER_LEN + 3], wire).unwrap();
+        assert!(r.truncated);
+        assert_eq!(r.data, b"una");
+        assert_eq!(r.header.length, 9);
+        assert_eq!(r.header.command(), b"bash");
+        // Cut inside `length`: it is the wire length less the header.
+        let r = parse_captured(&whole[..CUT_HEADER_LEN + 2], wire).unwrap();
+        assert!(r.truncated && r.data.is_empty());
+        assert_eq!(r.header.length, 9);
+        assert_eq!(r.header.pid, header(RecordKind::Read).pid);
+        // Cut inside `com`: rejected.
+        assert!(matches!(
+            parse_captured(&whole[..CUT_HEADER_LEN - 1], wire),
+            Err(SebekError::Short { .. })
+        ));
+        // Not cut (the wire length is what was captured): a short record
+        // is malformed, as before.
+        assert!(matches!(
+            parse_captured(&whole[..HEADER_LEN + 3], Some(HEADER_LEN + 3)),
+            Err(SebekError::LengthPastEnd { .. })
+        ));
+        assert_eq!(
+            parse_captured(&whole, wire).unwrap(),
+            parse(&whole).unwrap()
+        );
+        assert!(!parse(&whole).unwrap().truncated);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::decode::{RecordKind, SebekError, SebekRecord, SocketRecord, parse};
+use super::decode::{RecordKind, SebekError, SebekRecord, SocketRecord, parse_captured};
 use crate::records::{
     CommandRecord, ProcessRecord, ProcessToComRecord, ProcessTreeRecord, Record, SbkLossRecord,
     SysIoKind, SysIoRecord, SysSocketRecord,
@@ -41,6 +41,10 @@ pub struct SebekCounters {
     pub rejected: u64,
     /// Records lost, from gaps in the honeypots' counters.
     pub lost: u64,
+    /// Records cut by the capture's snaplen, kept (header fields, the bytes
+    /// captured) and marked truncated; counted in `records` too.
+    #[serde(default)]
+    pub truncated: u64,
 }
 
 /// One process row as the tracker keeps it.
@@ -141,7 +145,20 @@ impl Tracker {
     /// Decodes one sebek UDP payload and updates the state; a rejected
     /// payload changes nothing but the `rejected` counter.
     pub fn observe(&mut self, at: Origin, payload: &[u8]) -> Result<(), SebekError> {
-        let rec = match parse(payload) {
+        self.observe_captured(at, payload, None)
+    }
+
+    /// As `observe`, for a payload the capture may have cut (`wire_len`: its
+    /// length on the wire, from the UDP length): a cut record keeps its
+    /// header fields and the bytes captured, marked truncated
+    /// (decode::parse_captured).
+    pub fn observe_captured(
+        &mut self,
+        at: Origin,
+        payload: &[u8],
+        wire_len: Option<usize>,
+    ) -> Result<(), SebekError> {
+        let rec = match parse_captured(payload, wire_len) {
             Ok(r) => r,
             Err(e) => {
                 self.counters.rejected += 1;
@@ -149,6 +166,7 @@ impl Tracker {
             }
         };
         let socket = match rec.header.kind {
+            RecordKind::Socket if rec.truncated => Some(SocketRecord::parse_cut(rec.data)),
             RecordKind::Socket => match SocketRecord::parse(rec.data) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -159,6 +177,9 @@ impl Tracker {
             _ => None,
         };
         self.counters.records += 1;
+        if rec.truncated {
+            self.counters.truncated += 1;
+        }
         self.note_counter(at, rec.header.counter);
         let process_id = self.process_for(at, &rec);
         self.add_row(at, &rec, process_id, socket);
@@ -290,12 +311,14 @@ impl Tracker {
                 inode: h.inode,
                 length: h.length,
                 data: rec.data.to_vec(),
+                truncated: rec.truncated,
                 legacy_null: Vec::new(),
             })
         };
         let row = match (h.kind, socket) {
-            // A null read is a fork: the process row is all it makes.
-            (RecordKind::Read, _) if rec.data.is_empty() => return,
+            // A null read is a fork: the process row is all it makes (a read
+            // whose bytes the capture cut away entirely is not one).
+            (RecordKind::Read, _) if h.length == 0 => return,
             (RecordKind::Read, _) => io(SysIoKind::Read, next(&mut self.next_read_id)),
             (RecordKind::Write, _) => io(SysIoKind::Write, next(&mut self.next_write_id)),
             (RecordKind::Open, _) => io(SysIoKind::Open, next(&mut self.next_open_id)),
@@ -315,6 +338,7 @@ impl Tracker {
                 local_port: s.local_port,
                 remote_ip: Ipv4Addr::from(s.remote_ip),
                 remote_port: s.remote_port,
+                truncated: rec.truncated,
                 legacy_flow_id: None,
                 legacy_type: None,
                 legacy_null: Vec::new(),

@@ -235,11 +235,9 @@ pub fn run(dir: &std::path::Path, listen: Option<String>, ui: UiChoice) -> Resul
     rt.block_on(serve(dir, listen, ui))
 }
 
-async fn shutdown_signal(tx: watch::Sender<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>, tx: watch::Sender<bool>) {
+    let Some(mut term) = term else {
+        return;
     };
     tokio::select! {
         _ = term.recv() => {},
@@ -305,7 +303,10 @@ async fn serve(
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(shutdown_signal(tx));
+    // The SIGTERM handler is in place before "listening on" is printed, so
+    // a stop sent as soon as that line is read is a clean stop, not a kill.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::spawn(shutdown_signal(term, tx));
     let ui_task = match bind_ui(&config, &ui).await? {
         Some(ui_listener) => {
             let web = crate::web::Web::new(

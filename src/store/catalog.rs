@@ -2,17 +2,38 @@
 //! segment sequence (held here or only seen at a child), adding segments
 //! fetched from a peer, the node id and the health of pull links.
 //!
-//! Owns the `known_segments` and `link_state` tables and the `node_id` meta
-//! entry. Like the rest of `store`, it never decides what to fetch: `sync`
+//! Owns the `known_segments`, `link_state`, `conflicts` and `quarantine`
+//! tables and the `node_id` meta entry. Like the rest of `store`, it never decides what to fetch: `sync`
 //! does, and hands verified bytes here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::index::{FLOW_BLOCKS, KNOWN, LINKS, PULLED, SEGMENTS, SENSOR_SEQ};
+use super::index::{FLOW_BLOCKS, KNOWN, LINKS, SEGMENTS, SENSOR_SEQ};
 use super::segment::packet_items;
 use super::{Kind, SegmentId, SegmentMeta, SegmentView, Store, StoreError};
+
+/// What a child offered that contradicts what this node knows, by (child
+/// name, sensor): a text naming the sequence place and both ids. While an
+/// entry is there, that sensor's data from that child is not merged
+/// (docs/STORAGE.md §6, docs/SECURITY.md). Created on first write.
+const CONFLICTS: redb::TableDefinition<(&str, u32), &str> = redb::TableDefinition::new("conflicts");
+
+/// Record segments held here whose records could not be read at the last
+/// attempt (damaged, or never decodable): segment id -> why. The mirror
+/// skips them; `verify` and `status` name them; `repair` puts a damaged file
+/// back or, asked to, drops the segment (docs/STORAGE.md §6).
+const QUARANTINE: redb::TableDefinition<&[u8; 32], &str> = redb::TableDefinition::new("quarantine");
+
+/// One recorded conflict: a child offered something for a sensor that
+/// contradicts what this node knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub child: String,
+    pub sensor_id: u32,
+    pub detail: String,
+}
 
 /// One place in a sensor's sequence: which segment is there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,17 +223,32 @@ impl Store {
         } else {
             BTreeMap::new()
         };
+        // Checked before the file is written and again inside the commit
+        // (another pull loop may have taken the place in between).
+        self.refuse_other_entry(&meta, self.entry_at(meta.sensor_id, meta.origin_seq)?)?;
         self.write_segment_bytes(id, bytes)?;
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
+            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            let held = seq
+                .get((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?
+                .map(|v| SegmentId(*v.value()));
+            let known_id = match known
+                .get((meta.sensor_id, meta.origin_seq))
+                .map_err(|e| self.index_err(e))?
+            {
+                Some(v) => Some(decode_known(meta.sensor_id, meta.origin_seq, v.value())?.id),
+                None => None,
+            };
+            self.refuse_other_entry(&meta, held.or(known_id))?;
             let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
             segments
                 .insert(&id.0, meta.encode().as_slice())
                 .map_err(|e| self.index_err(e))?;
-            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
             seq.insert((meta.sensor_id, meta.origin_seq), &id.0)
                 .map_err(|e| self.index_err(e))?;
-            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
             known
                 .remove((meta.sensor_id, meta.origin_seq))
                 .map_err(|e| self.index_err(e))?;
@@ -226,6 +262,164 @@ impl Store {
         txn.commit().map_err(|e| self.index_err(e))?;
         self.bump_generation();
         Ok(meta)
+    }
+
+    /// Sets aside a record segment whose records cannot be read.
+    pub fn quarantine(&self, id: &SegmentId, why: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(QUARANTINE).map_err(|e| self.index_err(e))?;
+            t.insert(&id.0, why).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Takes a segment out of quarantine (its records were read after all).
+    pub fn release(&self, id: &SegmentId) -> Result<(), StoreError> {
+        if !self.quarantined()?.iter().any(|(q, _)| q == id) {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(QUARANTINE).map_err(|e| self.index_err(e))?;
+            t.remove(&id.0).map_err(|e| self.index_err(e))?;
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Every quarantined segment with the reason.
+    pub fn quarantined(&self) -> Result<Vec<(SegmentId, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = match txn.open_table(QUARANTINE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.index_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            out.push((SegmentId(*k.value()), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Drops a quarantined segment (`lumpy repair --drop-quarantined`): its
+    /// file goes, its place stays known (so the sequence has no gap and a
+    /// parent still sees the chain), and it leaves the quarantine.
+    pub fn drop_quarantined(&self, id: &SegmentId) -> Result<(), StoreError> {
+        self.forget_segment(id)?;
+        self.release(id)
+    }
+
+    /// The id this node holds or knows at a place of a sensor's sequence.
+    pub fn entry_at(&self, sensor: u32, seq: u64) -> Result<Option<SegmentId>, StoreError> {
+        if let Some(id) = self.segment_at(sensor, seq)? {
+            return Ok(Some(id));
+        }
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        match t.get((sensor, seq)).map_err(|e| self.index_err(e))? {
+            Some(v) => Ok(Some(decode_known(sensor, seq, v.value())?.id)),
+            None => Ok(None),
+        }
+    }
+
+    /// A place of a sequence, once known, is never given another id.
+    fn refuse_other_entry(
+        &self,
+        meta: &SegmentMeta,
+        present: Option<SegmentId>,
+    ) -> Result<(), StoreError> {
+        match present {
+            Some(there) if there != meta.id => Err(StoreError::SequenceConflict {
+                sensor: meta.sensor_id,
+                seq: meta.origin_seq,
+                held: there,
+                offered: meta.id,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that `child` offered something for `sensor` that contradicts
+    /// this node; the first record stays (it names what was seen first).
+    pub fn record_conflict(
+        &self,
+        child: &str,
+        sensor: u32,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(CONFLICTS).map_err(|e| self.index_err(e))?;
+            let present = t
+                .get((child, sensor))
+                .map_err(|e| self.index_err(e))?
+                .is_some();
+            if !present {
+                t.insert((child, sensor), detail)
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Every recorded conflict, by child and sensor.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let t = match txn.open_table(CONFLICTS) {
+            Ok(t) => t,
+            // Never written: no conflict was ever recorded.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.index_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.index_err(e))? {
+            let (k, v) = row.map_err(|e| self.index_err(e))?;
+            let (child, sensor_id) = k.value();
+            out.push(Conflict {
+                child: child.to_string(),
+                sensor_id,
+                detail: v.value().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The conflicts recorded for one child.
+    pub fn conflicts_of(&self, child: &str) -> Result<Vec<Conflict>, StoreError> {
+        Ok(self
+            .conflicts()?
+            .into_iter()
+            .filter(|c| c.child == child)
+            .collect())
+    }
+
+    /// Forgets a child's conflicts (`lumpy child remove`, `lumpy child
+    /// clear-conflicts`): its sensors are merged again from the next pull,
+    /// under the same checks.
+    pub fn clear_conflicts(&self, child: &str) -> Result<usize, StoreError> {
+        let mine = self.conflicts_of(child)?;
+        if mine.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut t = txn.open_table(CONFLICTS).map_err(|e| self.index_err(e))?;
+            for c in &mine {
+                t.remove((child, c.sensor_id))
+                    .map_err(|e| self.index_err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        Ok(mine.len())
     }
 
     pub fn link_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -266,19 +460,31 @@ impl Store {
             .is_some())
     }
 
-    /// Records that parent `peer` has taken a pcap segment.
-    pub fn note_pulled(&self, peer: &str, id: &SegmentId) -> Result<(), StoreError> {
-        let Some(meta) = self.segment_meta(id)? else {
-            return Ok(());
-        };
-        if meta.kind != Kind::Pcap {
+    /// Records what parent `peer` says it has committed of each sensor's
+    /// pcap: every pcap segment up to that sequence (its summary's
+    /// `pcap_held_to`). Marks only rise: a parent that pruned its own copy
+    /// does not make this node keep pcap again.
+    pub fn note_mirror_marks(&self, peer: &str, marks: &[(u32, u64)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
-            let mut t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
-            t.insert((peer, meta.sensor_id, meta.origin_seq), ())
+            let mut t = txn
+                .open_table(super::index::META)
                 .map_err(|e| self.index_err(e))?;
+            for (sensor, seq) in marks {
+                let key = format!("mirror_mark:{peer}:{sensor}");
+                let before = t
+                    .get(key.as_str())
+                    .map_err(|e| self.index_err(e))?
+                    .map(|v| decode_mark(v.value()))
+                    .unwrap_or(0);
+                if *seq > before {
+                    t.insert(key.as_str(), seq.to_le_bytes().as_slice())
+                        .map_err(|e| self.index_err(e))?;
+                }
+            }
         }
         txn.commit().map_err(|e| self.index_err(e))
     }
@@ -292,32 +498,28 @@ impl Store {
         Ok(())
     }
 
-    /// Parents that mirror this node's pcap (they said so, or have taken
-    /// pcap of `sensor`), each with the sequence numbers of `sensor` it took.
-    pub fn mirroring_peers(
-        &self,
-        sensor: u32,
-    ) -> Result<BTreeMap<String, BTreeSet<u64>>, StoreError> {
+    /// Parents that mirror this node's pcap (they said so), each with the
+    /// sequence of `sensor` up to which it has committed every pcap segment
+    /// (0: nothing yet). Only that mark lets `prune` drop a segment.
+    pub fn mirroring_peers(&self, sensor: u32) -> Result<BTreeMap<String, u64>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
-        let t = txn.open_table(PULLED).map_err(|e| self.index_err(e))?;
-        let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
         let meta = txn
             .open_table(super::index::META)
             .map_err(|e| self.index_err(e))?;
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for row in meta
             .range("mirror_peer:".."mirror_peer;")
             .map_err(|e| self.index_err(e))?
         {
             let (k, _) = row.map_err(|e| self.index_err(e))?;
             if let Some(peer) = k.value().strip_prefix("mirror_peer:") {
-                out.entry(peer.to_string()).or_default();
+                out.insert(peer.to_string(), 0);
             }
         }
-        for row in t.iter().map_err(|e| self.index_err(e))? {
-            let (k, _) = row.map_err(|e| self.index_err(e))?;
-            let (peer, s, seq) = k.value();
-            if s == sensor {
-                out.entry(peer.to_string()).or_default().insert(seq);
+        for (peer, mark) in out.iter_mut() {
+            let key = format!("mirror_mark:{peer}:{sensor}");
+            if let Some(v) = meta.get(key.as_str()).map_err(|e| self.index_err(e))? {
+                *mark = decode_mark(v.value());
             }
         }
         Ok(out)
@@ -385,6 +587,10 @@ impl Store {
         self.bump_generation();
         Ok(())
     }
+}
+
+fn decode_mark(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_le_bytes).unwrap_or(0)
 }
 
 /// Flow id -> blocks holding its packets, read from the items themselves.

@@ -14,7 +14,6 @@ pub mod verify;
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use index::{CommitBatch, SegmentMeta, SourceProgress};
@@ -100,6 +99,15 @@ pub enum StoreError {
     },
     #[error("segment {id} is not in this store")]
     Missing { id: SegmentId },
+    #[error(
+        "sensor {sensor} sequence {seq} is segment {held} here; refusing another segment ({offered}) for that place"
+    )]
+    SequenceConflict {
+        sensor: u32,
+        seq: u64,
+        held: SegmentId,
+        offered: SegmentId,
+    },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
     #[error("index {path} is damaged: {detail}")]
@@ -240,29 +248,22 @@ impl Store {
         if path.exists() {
             return Ok(path);
         }
-        self.replace_file_atomically(&path, id, bytes, "part")
+        self.replace_file_atomically(&path, bytes)
     }
 
     /// Writes `bytes` to tmp/<id>.<suffix>, fsyncs it, renames it to `path`
     /// and fsyncs the directory: `path` then holds either what it held
     /// before or all of `bytes`, whatever happens on the way.
-    fn replace_file_atomically(
-        &self,
-        path: &Path,
-        id: &SegmentId,
-        bytes: &[u8],
-        suffix: &str,
-    ) -> Result<PathBuf, StoreError> {
-        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        fs::create_dir_all(&parent).map_err(|source| StoreError::Io {
-            path: parent.clone(),
-            source,
+    fn replace_file_atomically(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        // The temporary name is unique per writer: two pull loops fetching
+        // the same segment at once never write into one file.
+        let tmp_dir = self.dir.join("tmp");
+        crate::durable::write(path, bytes, Some(&tmp_dir), None).map_err(|source| {
+            StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
-        let tmp = self
-            .dir
-            .join("tmp")
-            .join(format!("{}.{suffix}", id.to_hex()));
-        write_file_atomically(&tmp, path, bytes)?;
         Ok(path.to_path_buf())
     }
 
@@ -280,7 +281,7 @@ impl Store {
                 actual,
             });
         }
-        self.replace_file_atomically(&path, id, bytes, "repair")
+        self.replace_file_atomically(&path, bytes)
     }
 
     /// Reads a whole segment and checks its hash against its id.
@@ -369,21 +370,13 @@ fn clean_tmp(tmp: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes `bytes` to `tmp`, fsyncs it, renames it to `path` and fsyncs
-/// `path`'s directory: `path` then holds either what it held before or all
-/// of `bytes`, whatever happens on the way.
-fn write_file_atomically(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
-    {
-        let mut f = fs::File::create(tmp).map_err(io(tmp))?;
-        f.write_all(bytes).map_err(io(tmp))?;
-        f.sync_all().map_err(io(tmp))?;
-    }
-    fs::rename(tmp, path).map_err(io(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+/// Writes `bytes` to `path` through [`crate::durable`]: `path` then holds
+/// either what it held before or all of `bytes`, whatever happens on the way.
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    crate::durable::write(path, bytes, None, None).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Page cache of the index file. redb's default (1 GiB) keeps every page a
@@ -407,4 +400,41 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records_segment(seq: u64, filler: usize) -> SealedSegment {
+        let mut b = SegmentBuilder::new(Kind::Records, 9, 0, 1);
+        for i in 0..filler {
+            b.push_record_line(i as u64, format!("{{\"n\":{i}}}\n").as_bytes())
+                .unwrap();
+        }
+        b.seal(seq).unwrap()
+    }
+
+    /// Two pull loops fetching one segment at once (two children offer it):
+    /// each writes its own temporary file, so neither truncates the other's
+    /// or the file already renamed into place.
+    #[test]
+    fn writers_of_one_segment_at_once_never_share_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        for seq in 1..=20 {
+            let seg = records_segment(seq, 20_000);
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        store.add_verified_segment(&seg.id, &seg.bytes).unwrap();
+                    });
+                }
+            });
+            assert_eq!(store.read_segment(&seg.id).unwrap(), seg.bytes);
+        }
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
 }

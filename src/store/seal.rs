@@ -105,11 +105,7 @@ fn parse_seal(text: &str) -> Option<(u64, blake3::Hash)> {
 /// Writes `text` to `dir/name` atomically (temp file beside it, fsync,
 /// rename, fsync).
 fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StoreError> {
-    write_file_atomically(
-        &dir.join(format!("{name}.tmp")),
-        &dir.join(name),
-        text.as_bytes(),
-    )
+    write_file_atomically(&dir.join(name), text.as_bytes())
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {

@@ -43,6 +43,10 @@ pub struct Report {
     /// Whether the index file's bytes could be checked against the seal its
     /// last clean close wrote (§6.4); entries are checked in every case.
     pub index_seal: Option<super::seal::SealCheck>,
+    /// Deep mode: pcap segments whose packets were decoded to re-derive the
+    /// flow index, and flow index entries compared with what they derived.
+    pub deep_pcap_segments: u64,
+    pub deep_flow_entries: u64,
     /// Deep mode: the flow index re-derived from the pcap segments,
     /// (sensor, flow, sequence) -> blocks.
     derived: Option<HashMap<(u32, u32, u64), Vec<u32>>>,
@@ -123,6 +127,20 @@ pub fn verify_with(
     .filter_map(Result::err)
     {
         report.problems.push(index_problem(e));
+    }
+    match store.guarded(|| store.quarantined()) {
+        Ok(list) => {
+            for (id, why) in list {
+                report.problems.push(Problem {
+                    segment: Some(id),
+                    path: Some(store.segment_path(&id)),
+                    what: format!(
+                        "quarantined: its records cannot be read ({why}); `lumpy repair` puts a damaged file back, `lumpy repair --drop-quarantined` drops it"
+                    ),
+                });
+            }
+        }
+        Err(e) => report.problems.push(index_problem(e)),
     }
     for (table, why) in store.unreadable_tables() {
         report.problems.push(Problem {
@@ -221,6 +239,7 @@ fn check_files(
             report.bytes_hashed += r.bytes_hashed;
             report.problems.extend(r.problems);
             report.unindexed.extend(r.unindexed);
+            report.deep_pcap_segments += r.deep_pcap_segments;
             if let (Some(all), Some(part)) = (report.derived.as_mut(), r.derived) {
                 all.extend(part);
             }
@@ -271,6 +290,7 @@ fn check_file(
     {
         match super::catalog::flow_blocks_of(&view) {
             Ok(map) => {
+                report.deep_pcap_segments += 1;
                 for (flow, blocks) in map {
                     derived.insert(
                         (view.header.sensor_id, flow, view.header.origin_seq),
@@ -375,6 +395,9 @@ fn check_flow_blocks(
             });
             return Ok(());
         };
+        if report.derived.is_some() {
+            report.deep_flow_entries += 1;
+        }
         if let Some(derived) = report.derived.as_mut()
             && derived.remove(&(sensor, flow, seq)).as_ref() != Some(&blocks)
         {

@@ -175,7 +175,7 @@ impl ReplayGuard {
             return false;
         };
         if seen.len() > 4096 {
-            seen.retain(|_, t| now - *t <= 2 * REPLAY_WINDOW_SECS);
+            seen.retain(|_, t| now.abs_diff(*t) <= 2 * REPLAY_WINDOW_SECS.unsigned_abs());
         }
         seen.insert((link.to_string(), nonce.to_string()), now)
             .is_none()
@@ -186,8 +186,7 @@ impl ReplayGuard {
 /// `REPLAY_WINDOW_SECS` either way; a timestamp so far off that the
 /// difference overflows is outside).
 pub fn within_window(ts: i64, now: i64) -> bool {
-    now.checked_sub(ts)
-        .is_some_and(|d| d.unsigned_abs() <= REPLAY_WINDOW_SECS.unsigned_abs())
+    now.abs_diff(ts) <= REPLAY_WINDOW_SECS.unsigned_abs()
 }
 
 /// A public key no secret matches: an unknown link's request is checked
@@ -204,6 +203,8 @@ pub fn verify(
     now: i64,
     guard: &ReplayGuard,
 ) -> Result<(), AuthError> {
+    // `ts` is unauthenticated here: i64::MIN or MAX must be refused, not
+    // overflow.
     if !within_window(presented.ts, now) {
         return Err(AuthError::Expired);
     }
@@ -300,6 +301,21 @@ mod tests {
             Err(AuthError::BadSignature)
         );
         assert_eq!(B64.decode(NO_LINK_PUBLIC_KEY).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_overflowed() {
+        let s = Secret::generate("top").unwrap();
+        let pk = s.public_key().unwrap();
+        let g = ReplayGuard::default();
+        for (ts, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, 0)] {
+            let h = sign(&s, "GET", "/v1/summary", ts, b"").unwrap();
+            let p = parse_header(&h).unwrap();
+            assert_eq!(
+                verify(&p, &pk, "GET", "/v1/summary", b"", now, &g),
+                Err(AuthError::Expired)
+            );
+        }
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub enum SyncError {
     },
     #[error("child {child}: link secret: {detail}")]
     Secret { child: String, detail: String },
+    #[error(
+        "child {child}: refused for sensor {sensor}: {detail}; its data from this child is not merged"
+    )]
+    Forged {
+        child: String,
+        sensor: u32,
+        detail: String,
+    },
+    #[error("child {child}: refused: {}", .details.join("; "))]
+    Refusals { child: String, details: Vec<String> },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -138,6 +148,15 @@ impl Link<'_> {
         }
     }
 
+    /// The child offered something for `sensor` it is not entitled to say.
+    fn forged(&self, sensor: u32, detail: impl Into<String>) -> SyncError {
+        SyncError::Forged {
+            child: self.child.name.clone(),
+            sensor,
+            detail: detail.into(),
+        }
+    }
+
     fn protocol(&self, detail: impl Into<String>) -> SyncError {
         SyncError::Protocol {
             child: self.child.name.clone(),
@@ -217,8 +236,108 @@ pub async fn pull_child(ctx: &PullContext, child: &ChildConfig) -> Result<PullSt
             state.etag.clear();
         }
     }
+    // What the store recorded (forged entries, sequence conflicts) is shown
+    // with this pull's own conflicts until an operator clears it.
+    for c in ctx.store.conflicts_of(&child.name)? {
+        let line = format!("sensor {}: {}", c.sensor_id, c.detail);
+        if !state.conflicts.contains(&line) {
+            state.conflicts.push(line);
+        }
+    }
     save_state(&ctx.store, &child.name, &state)?;
     result
+}
+
+/// The summary request: on a mirror link `pcap=mirror`, with what this node
+/// has committed of each sensor's pcap (`held=SENSOR:SEQ,...`).
+fn summary_path(mirrors: bool, marks: &std::collections::BTreeMap<u32, u64>) -> String {
+    if !mirrors {
+        return "/v1/summary".into();
+    }
+    let held: Vec<String> = marks.iter().map(|(s, q)| format!("{s}:{q}")).collect();
+    if held.is_empty() {
+        "/v1/summary?pcap=mirror".into()
+    } else {
+        format!("/v1/summary?pcap=mirror&held={}", held.join(","))
+    }
+}
+
+/// After a pull that committed segments on a mirror link: tells the child
+/// at once what this node now holds of each sensor's pcap, so its `prune`
+/// may drop it (one more small round trip, usually a 304). A failure here
+/// only delays that: the next pull's summary request says it again.
+async fn tell_committed(
+    link: &mut Link<'_>,
+    accepted: &Summary,
+    state: &mut LinkState,
+    etag: &str,
+) {
+    let store = link.ctx.store.clone();
+    let mut marks = state.pcap_marks.clone();
+    for s in &accepted.sensors {
+        let mirrored =
+            link.child.pcap == PcapMode::Mirror || link.repository.contains(&s.sensor_id);
+        if !mirrored {
+            continue;
+        }
+        match tokio::task::block_in_place(|| sensor_summary(&store, s.sensor_id, 0)) {
+            Ok(mine) => {
+                marks.insert(s.sensor_id, mine.pcap_held_to);
+            }
+            Err(e) => tracing::warn!(sensor = s.sensor_id, error = %e, "pcap mark"),
+        }
+    }
+    if marks == state.pcap_marks {
+        return;
+    }
+    let path = summary_path(true, &marks);
+    // Kept whatever the answer: every summary request of this link says it.
+    state.pcap_marks = marks;
+    let etag = (!etag.is_empty()).then_some(etag);
+    match link
+        .send(reqwest::Method::GET, &path, Vec::new(), etag)
+        .await
+    {
+        Ok(resp)
+            if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_MODIFIED => {
+        }
+        Ok(resp) => {
+            tracing::warn!(child = %link.child.name, status = %resp.status(), "telling the child what was committed")
+        }
+        Err(e) => {
+            tracing::warn!(child = %link.child.name, error = %e, "telling the child what was committed")
+        }
+    }
+}
+
+/// Whether a child may speak for a sensor (docs/SECURITY.md): never for a
+/// sensor this node originates; with a `--sensors` list, only for those
+/// (`Ok(false)`: not taken, not a fault); without one, a child with nothing
+/// below it only for the sensors it originated (hops 0). `Err` says why a
+/// claim is refused.
+fn speaks_for(
+    child: &ChildConfig,
+    summary: &Summary,
+    theirs: &SensorSummary,
+    origin_here: bool,
+) -> Result<bool, String> {
+    let sensor = theirs.sensor_id;
+    if origin_here {
+        return Err(format!(
+            "sensor {sensor}: originates at this node; no child speaks for it"
+        ));
+    }
+    if !child.sensors.is_empty() {
+        // The operator chose: the rest is passed over without a word.
+        return Ok(child.sensors.contains(&sensor));
+    }
+    let is_roo = summary.below.iter().all(|n| *n == summary.node_id);
+    if is_roo && theirs.hops != 0 {
+        return Err(format!(
+            "sensor {sensor}: the child has nothing below it and did not originate this sensor; not merged (list it with `lumpy child add --sensors` to take it)"
+        ));
+    }
+    Ok(true)
 }
 
 async fn pull_inner(
@@ -240,16 +359,14 @@ async fn pull_inner(
             .unwrap_or_default(),
     };
     let etag = (!state.etag.is_empty()).then(|| state.etag.clone());
-    // A mirror link says so, so the child's `prune` keeps what we still lack.
-    let summary_path = if child.pcap == PcapMode::Mirror || !link.repository.is_empty() {
-        "/v1/summary?pcap=mirror"
-    } else {
-        "/v1/summary"
-    };
+    // A mirror link says so, and what it has committed, so the child's
+    // `prune` keeps what we still lack.
+    let mirrors = child.pcap == PcapMode::Mirror || !link.repository.is_empty();
+    let summary_path = summary_path(mirrors, &state.pcap_marks);
     let resp = link
         .send(
             reqwest::Method::GET,
-            summary_path,
+            &summary_path,
             Vec::new(),
             etag.as_deref(),
         )
@@ -277,18 +394,66 @@ async fn pull_inner(
             child: child.name.clone(),
         });
     }
-    // Keep the child's view (hops, nodes below) as soon as it is known, so
-    // this node's own summary is right even while segments still arrive.
-    state.summary = Some(summary.clone());
-    save_state(&ctx.store, &child.name, state)?;
-    state.conflicts.clear();
+    // Only the sensors the child may speak for, and has not been caught
+    // forging, count: the rest never reach this node's own summary either.
+    let mut refusals = Vec::new();
+    let mut accepted = summary.clone();
+    accepted.sensors.clear();
+    let recorded = tokio::task::block_in_place(|| ctx.store.conflicts_of(&child.name))?;
+    // A sensor caught forging stays refused (and the pull an error, so
+    // status and the UI keep saying so) until an operator clears it.
+    let mut forged = Vec::new();
     for s in &summary.sensors {
-        if let Some(conflict) = pull_sensor(&mut link, s).await? {
-            tracing::warn!(child = %child.name, sensor = s.sensor_id, "{conflict}");
-            state.conflicts.push(conflict);
+        let origin_here = tokio::task::block_in_place(|| ctx.store.is_origin_of(s.sensor_id))?;
+        match speaks_for(child, &summary, s, origin_here) {
+            Err(why) => refusals.push(why),
+            Ok(false) => {}
+            Ok(true) => match recorded.iter().find(|c| c.sensor_id == s.sensor_id) {
+                Some(c) => forged.push(format!(
+                    "sensor {}: {} (recorded; `lumpy child clear-conflicts` to try again)",
+                    c.sensor_id, c.detail
+                )),
+                None => accepted.sensors.push(s.clone()),
+            },
         }
     }
-    state.summary = Some(summary);
+    // Keep the child's view (hops, nodes below) as soon as it is known, so
+    // this node's own summary is right even while segments still arrive.
+    state.summary = Some(accepted.clone());
+    save_state(&ctx.store, &child.name, state)?;
+    state.conflicts = refusals.clone();
+    let mut forged_sensors = HashSet::new();
+    for s in &accepted.sensors {
+        match pull_sensor(&mut link, s).await {
+            Ok(Some(conflict)) => {
+                tracing::warn!(child = %child.name, sensor = s.sensor_id, "{conflict}");
+                state.conflicts.push(conflict);
+            }
+            Ok(None) => {}
+            Err(SyncError::Forged { sensor, detail, .. }) => {
+                tracing::warn!(child = %child.name, sensor, "refused: {detail}");
+                tokio::task::block_in_place(|| {
+                    ctx.store.record_conflict(&child.name, sensor, &detail)
+                })?;
+                forged.push(format!("sensor {sensor}: {detail}"));
+                forged_sensors.insert(sensor);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    accepted
+        .sensors
+        .retain(|s| !forged_sensors.contains(&s.sensor_id));
+    if mirrors && link.stats.segments > 0 {
+        tell_committed(&mut link, &accepted, state, &new_etag).await;
+    }
+    state.summary = Some(accepted);
+    if !forged.is_empty() {
+        return Err(SyncError::Refusals {
+            child: child.name.clone(),
+            details: forged,
+        });
+    }
     state.etag = new_etag;
     Ok(link.stats)
 }
@@ -316,7 +481,7 @@ async fn pull_sensor(
         )));
     }
     let mirror = link.child.pcap == PcapMode::Mirror || link.repository.contains(&sensor);
-    let mut want: Vec<(SegmentId, Kind)> = Vec::new();
+    let mut want: Vec<Wanted> = Vec::new();
     if mirror {
         // Pcap known here but not held (the link was in proxy mode before).
         let mut after = 0;
@@ -327,7 +492,12 @@ async fn pull_sensor(
             want.extend(
                 page.iter()
                     .filter(|e| !e.held && e.seq <= theirs.pcap_held_to)
-                    .map(|e| (e.id, e.kind)),
+                    .map(|e| Wanted {
+                        id: e.id,
+                        sensor,
+                        seq: e.seq,
+                        kind: e.kind,
+                    }),
             );
         }
     }
@@ -354,12 +524,37 @@ async fn pull_sensor(
             let id = SegmentId::from_hex(&e.id)
                 .ok_or_else(|| link.protocol("catalogue: bad segment id"))?;
             let kind = Kind::from_u8(e.kind).ok_or_else(|| link.protocol("catalogue: bad kind"))?;
-            if tokio::task::block_in_place(|| store.has_segment(&id))? {
+            if let Some(here) = tokio::task::block_in_place(|| store.entry_at(sensor, e.seq))?
+                && here != id
+            {
+                return Err(link.forged(
+                    sensor,
+                    format!(
+                        "its catalogue names segment {id} at sequence {}, where this node has {here}",
+                        e.seq
+                    ),
+                ));
+            }
+            if let Some(meta) = tokio::task::block_in_place(|| store.segment_meta(&id))? {
+                if meta.sensor_id != sensor || meta.origin_seq != e.seq {
+                    return Err(link.forged(
+                        sensor,
+                        format!(
+                            "its catalogue names segment {id} at sequence {}, which is sensor {} sequence {} here",
+                            e.seq, meta.sensor_id, meta.origin_seq
+                        ),
+                    ));
+                }
                 continue;
             }
             let wanted = e.held && (kind == Kind::Records || mirror);
             if wanted {
-                want.push((id, kind));
+                want.push(Wanted {
+                    id,
+                    sensor,
+                    seq: e.seq,
+                    kind,
+                });
             } else if kind == Kind::Pcap {
                 known_only.push(crate::store::catalog::KnownEntry {
                     sensor_id: sensor,
@@ -382,15 +577,25 @@ async fn pull_sensor(
     Ok(None)
 }
 
+/// A segment asked for, with the catalogue place it was listed at: what it
+/// must say of itself to be accepted.
+#[derive(Clone, Copy, Debug)]
+struct Wanted {
+    id: SegmentId,
+    sensor: u32,
+    seq: u64,
+    kind: Kind,
+}
+
 /// Fetches a batch of segments as one stream of frames, committing each as
 /// soon as it is verified (so an interrupted pull loses one segment at most).
-async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result<(), SyncError> {
-    let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_hex()).collect();
+async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncError> {
+    let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
     let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
     let resp = link
         .send(reqwest::Method::POST, "/v1/segments", body, None)
         .await?;
-    let requested: HashSet<SegmentId> = batch.iter().map(|(id, _)| *id).collect();
+    let requested: HashSet<SegmentId> = batch.iter().map(|w| w.id).collect();
     let mut stream = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut expect: Option<(SegmentId, usize)> = None;
@@ -398,7 +603,12 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[(SegmentId, Kind)]) -> Result
         while let Some(done) =
             take_frame(&mut buf, &mut expect, &requested).map_err(|d| link.protocol(d))?
         {
-            accept_segment(link, done.0, done.1).await?;
+            let Some(wanted) = batch.iter().find(|w| w.id == done.0) else {
+                return Err(
+                    link.protocol(format!("sent segment {}, which was not asked for", done.0))
+                );
+            };
+            accept_segment(link, *wanted, done.1).await?;
         }
         match stream.next().await {
             Some(Ok(chunk)) => {
@@ -454,13 +664,15 @@ pub fn take_frame(
     }
 }
 
-/// Verifies a received segment against its id, stores it, and applies its
-/// records to the mirror. Nothing unverified ever becomes visible.
+/// Verifies a received segment against its id and the catalogue place it
+/// was asked for, checks its records, stores it, and applies its records to
+/// the mirror. Nothing unverified ever becomes visible.
 async fn accept_segment(
     link: &mut Link<'_>,
-    id: SegmentId,
+    wanted: Wanted,
     bytes: Vec<u8>,
 ) -> Result<(), SyncError> {
+    let id = wanted.id;
     let actual = SegmentId::of(&bytes);
     if actual != id {
         return Err(SyncError::Damaged {
@@ -469,15 +681,38 @@ async fn accept_segment(
             actual: actual.to_hex(),
         });
     }
+    let (header, records) = tokio::task::block_in_place(|| crate::node::check_segment(&id, &bytes))
+        .map_err(|e| link.forged(wanted.sensor, e.to_string()))?;
+    if header.sensor_id != wanted.sensor
+        || header.origin_seq != wanted.seq
+        || header.kind != wanted.kind
+    {
+        return Err(link.forged(
+            wanted.sensor,
+            format!(
+                "segment {id}, listed at sequence {} as {}, is sensor {} sequence {} {}",
+                wanted.seq,
+                wanted.kind.name(),
+                header.sensor_id,
+                header.origin_seq,
+                header.kind.name()
+            ),
+        ));
+    }
     let node = link.ctx.node.clone();
     tokio::task::block_in_place(|| -> Result<(), SyncError> {
-        let meta = link.ctx.store.add_verified_segment(&id, &bytes)?;
+        let meta = match link.ctx.store.add_verified_segment(&id, &bytes) {
+            Err(e @ StoreError::SequenceConflict { .. }) => {
+                return Err(link.forged(wanted.sensor, e.to_string()));
+            }
+            other => other?,
+        };
         if meta.kind == Kind::Records {
             let mut node = node.lock().map_err(|_| SyncError::Protocol {
                 child: String::new(),
                 detail: "node lock poisoned".into(),
             })?;
-            node.apply_record_bytes(&id, &bytes)?;
+            node.apply_records(&id, &records)?;
         }
         Ok(())
     })?;

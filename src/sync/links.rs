@@ -5,7 +5,6 @@
 //! in the store's `link_state` table. Does no networking.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +27,11 @@ pub struct LinkState {
     pub summary: Option<Summary>,
     /// Sensors this child offers that conflict with what we hold.
     pub conflicts: Vec<String>,
+    /// On a mirror link: per sensor, the sequence up to which this node has
+    /// committed every pcap segment, as last told to the child (its `prune`
+    /// waits for it).
+    #[serde(default)]
+    pub pcap_marks: BTreeMap<u32, u64>,
 }
 
 pub fn load_state(store: &Store, name: &str) -> Result<LinkState, StoreError> {
@@ -82,19 +86,8 @@ pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
 
 /// Stores a child's link secret readable by the owner only.
 pub fn write_secret(dir: &Path, child: &str, secret: &Secret) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = secret_path(dir, child);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)?;
-    f.write_all(secret.to_text().as_bytes())?;
-    f.sync_all()?;
+    crate::durable::write(&path, secret.to_text().as_bytes(), None, Some(0o600))?;
     Ok(path)
 }
 

@@ -93,6 +93,14 @@ impl PeerApi {
         Ok(all)
     }
 
+    /// The sensors a parent may see, when its link is limited to some
+    /// (`lumpy peer add --sensors`); `None`: every sensor.
+    fn sensors_shown_to(&self, peer: &str) -> Option<Vec<u32>> {
+        let config = self.config.read().ok()?;
+        let p = config.peers.iter().find(|p| p.name == peer)?;
+        (!p.sensors.is_empty()).then(|| p.sensors.clone())
+    }
+
     /// The summary, recomputed only when the index changed.
     pub fn summary(&self) -> Result<Arc<Summary>, String> {
         let generation = self.store.generation();
@@ -373,11 +381,12 @@ async fn handle(
         Ok(peer) => peer,
         Err(reply) => return Ok(*reply),
     };
+    let shown = api.sensors_shown_to(&peer);
     let segments: Vec<&str> = path.as_str().trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), segments.as_slice()) {
-        ("GET", ["v1", "summary"]) if !(query.is_empty() || query == "pcap=mirror") => error_reply(
+        ("GET", ["v1", "summary"]) if !summary_query_ok(&query) => error_reply(
             StatusCode::BAD_REQUEST,
-            "query: only pcap=mirror is understood",
+            "query: only pcap=mirror and held=SENSOR:SEQ,... are understood",
         ),
         ("GET", ["v1", "catalog", _]) if !only_keys(&query, &["after", "limit"]) => error_reply(
             StatusCode::BAD_REQUEST,
@@ -388,27 +397,86 @@ async fn handle(
         }
         ("GET", ["v1", "summary"]) => {
             if query_param(&query, "pcap").as_deref() == Some("mirror") {
-                // This parent copies our pcap: `prune` must wait for it.
-                if let Err(e) = api.store.note_mirroring_peer(&peer) {
+                // This parent copies our pcap: `prune` must wait for it,
+                // until it says what it has committed.
+                let marks = query_param(&query, "held")
+                    .and_then(|h| parse_marks(&h))
+                    .unwrap_or_default();
+                if let Err(e) = api
+                    .store
+                    .note_mirroring_peer(&peer)
+                    .and_then(|()| api.store.note_mirror_marks(&peer, &marks))
+                {
                     tracing::warn!(error = %e, "recording a mirroring parent");
                 }
             }
-            summary(&api, if_none_match.as_deref())
+            summary(&api, if_none_match.as_deref(), shown.as_deref())
+        }
+        ("GET", ["v1", "catalog", sensor]) if !shows(shown.as_deref(), sensor) => {
+            error_reply(StatusCode::NOT_FOUND, &format!("unknown sensor {sensor}"))
         }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
-        ("POST", ["v1", "segments"]) => fetch(&api, &body, peer),
+        ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
         ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)
 }
 
-fn summary(api: &PeerApi, if_none_match: Option<&str>) -> Reply {
+/// Most sensors one `held=` list may name.
+const MAX_MARKS: usize = 10_000;
+
+/// `held=SENSOR:SEQ,...`: what a mirroring parent has committed of each
+/// sensor's pcap. `None` when malformed or too long.
+fn parse_marks(held: &str) -> Option<Vec<(u32, u64)>> {
+    if held.is_empty() {
+        return Some(Vec::new());
+    }
+    let marks: Option<Vec<(u32, u64)>> = held
+        .split(',')
+        .take(MAX_MARKS + 1)
+        .map(|m| {
+            let (s, q) = m.split_once(':')?;
+            Some((s.parse().ok()?, q.parse().ok()?))
+        })
+        .collect();
+    marks.filter(|m| m.len() <= MAX_MARKS)
+}
+
+/// The summary's query: empty, or `pcap=mirror` with an optional `held=`.
+fn summary_query_ok(query: &str) -> bool {
+    if query.is_empty() {
+        return true;
+    }
+    only_keys(query, &["pcap", "held"])
+        && query_param(query, "pcap").as_deref() == Some("mirror")
+        && query_param(query, "held").is_none_or(|h| parse_marks(&h).is_some())
+}
+
+/// True when a parent limited to `shown` may see `sensor` (a path part).
+fn shows(shown: Option<&[u32]>, sensor: &str) -> bool {
+    match shown {
+        None => true,
+        Some(list) => sensor.parse::<u32>().is_ok_and(|s| list.contains(&s)),
+    }
+}
+
+fn summary(api: &PeerApi, if_none_match: Option<&str>, shown: Option<&[u32]>) -> Reply {
     let s = match api.summary() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "summary");
             return error_reply(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable");
+        }
+    };
+    // A parent limited to some sensors sees only those, under its own digest.
+    let s = match shown {
+        None => s,
+        Some(list) => {
+            let mut mine = (*s).clone();
+            mine.sensors.retain(|x| list.contains(&x.sensor_id));
+            mine.digest = super::summary::digest_of(&mine);
+            Arc::new(mine)
         }
     };
     let etag = format!("\"{}\"", s.digest);
@@ -523,7 +591,73 @@ async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
     }
 }
 
-fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String) -> Reply {
+/// Bytes of a segment file read and sent at a time.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// Sends one frame, reading the segment file in chunks: a first pass
+/// hashes it (damage is never sent upward), a second sends it, so memory
+/// stays at one chunk whatever the segment's size. `Ok(false)`: the parent
+/// went away.
+fn send_segment(
+    store: &Store,
+    id: &SegmentId,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<bool, crate::store::StoreError> {
+    use std::io::{Read, Seek};
+    let path = store.segment_path(id);
+    let io = |source| crate::store::StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(&path).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut chunk = vec![0u8; SEND_CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+        len += n as u64;
+    }
+    let actual = SegmentId(*hasher.finalize().as_bytes());
+    if actual != *id {
+        return Err(crate::store::StoreError::HashMismatch {
+            id: *id,
+            path,
+            actual,
+        });
+    }
+    file.rewind().map_err(io)?;
+    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
+    head.extend_from_slice(&id.0);
+    head.extend_from_slice(&len.to_le_bytes());
+    if tx.blocking_send(Ok(Bytes::from(head))).is_err() {
+        return Ok(false);
+    }
+    // Exactly `len` bytes go out: the frame header promised them.
+    let mut left = len;
+    while left > 0 {
+        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut chunk[..want]).map_err(io)?;
+        if n == 0 {
+            // The file shrank under us (it cannot: segments are immutable);
+            // the parent sees a frame cut short and refuses it.
+            return Ok(false);
+        }
+        left -= n as u64;
+        if tx
+            .blocking_send(Ok(Bytes::copy_from_slice(&chunk[..n])))
+            .is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>) -> Reply {
     let Ok(req) = serde_json::from_slice::<FetchRequest>(body) else {
         return error_reply(
             StatusCode::BAD_REQUEST,
@@ -546,24 +680,29 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let store = api.store.clone();
     tokio::task::spawn_blocking(move || {
+        // A quarantined segment is never sent upward: its records cannot be
+        // read here, and a parent would (rightly) refuse it.
+        let quarantined: std::collections::HashSet<SegmentId> = store
+            .quarantined()
+            .map(|q| q.into_iter().map(|(id, _)| id).collect())
+            .unwrap_or_default();
         for id in ids {
-            // read_segment checks the hash: damage is never sent upward.
-            match store.read_segment(&id) {
-                Ok(bytes) => {
-                    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
-                    head.extend_from_slice(&id.0);
-                    head.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                    if tx.blocking_send(Ok(Bytes::from(head))).is_err()
-                        || tx.blocking_send(Ok(Bytes::from(bytes))).is_err()
-                    {
-                        return;
-                    }
-                    // Remember which pcap a parent has taken, so `prune` never
-                    // deletes what a mirroring parent still lacks.
-                    if let Err(e) = store.note_pulled(&peer, &id) {
-                        tracing::warn!(error = %e, "recording a pulled segment");
-                    }
+            if quarantined.contains(&id) {
+                tracing::warn!(segment = %id, "not sending a quarantined segment");
+                continue;
+            }
+            if let Some(list) = &shown {
+                let sensor = store.segment_meta(&id).ok().flatten().map(|m| m.sensor_id);
+                if !sensor.is_some_and(|s| list.contains(&s)) {
+                    tracing::warn!(segment = %id, %peer, "not sending a segment of a sensor this parent is not shown");
+                    continue;
                 }
+            }
+            // Sent is not taken: `prune` waits for the parent to say what
+            // it committed (`held=` on its next summary request).
+            match send_segment(&store, &id, &tx) {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
             }
         }

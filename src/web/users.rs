@@ -6,7 +6,6 @@
 //! Owns that file only; never touches the store, the mirror or link secrets
 //! (a peer link's secret is not an account and cannot log in).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -87,27 +86,13 @@ pub fn load(dir: &Path) -> Result<Vec<User>, UserError> {
 }
 
 fn save(dir: &Path, users: &[User]) -> Result<(), UserError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = users_path(dir);
-    let tmp = dir.join(format!(".{USERS_FILE}.tmp"));
-    let io = |p: &Path| {
-        let path = p.to_path_buf();
-        move |source| UserError::Io { path, source }
-    };
     let body = serde_json::to_vec_pretty(&UsersFile {
         users: users.to_vec(),
     })
     .map_err(|e| UserError::Hash(e.to_string()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(&body).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))
+    crate::durable::write(&path, &body, None, Some(0o600))
+        .map_err(|source| UserError::Io { path, source })
 }
 
 /// argon2id with the RFC 9106 second recommended option scaled to a sensor:
