@@ -45,6 +45,9 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// A sensor whose newest data is older than this is flagged silent.
     pub silent_after_secs: u64,
+    /// Connections the peer API serves at once; past it a new one is
+    /// answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +57,7 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             silent_after_secs: 3600,
+            max_connections: 256,
         }
     }
 }
@@ -71,6 +75,20 @@ pub struct UiConfig {
     pub session_idle_secs: u64,
     /// A session is closed this long after login, used or not.
     pub session_max_secs: u64,
+    /// Connections the UI serves at once; past it a new one is answered 503
+    /// and closed.
+    pub max_connections: usize,
+    /// Host header values the UI answers (with or without a port); any other
+    /// is refused 421, so a DNS-rebound name cannot reach it. Empty: the
+    /// localhost forms only.
+    pub allowed_hosts: Vec<String>,
+    /// Mirror queries run at once (each on its own read connection).
+    pub query_workers: usize,
+    /// Page cache of each query connection, in MiB (workers x this is the
+    /// queries' share of memory).
+    pub query_cache_mib: u32,
+    /// A query still running after this long is interrupted (503).
+    pub query_timeout_secs: u64,
 }
 
 impl Default for UiConfig {
@@ -80,6 +98,11 @@ impl Default for UiConfig {
             listen: "127.0.0.1:7780".into(),
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 3600,
+            max_connections: 1024,
+            allowed_hosts: Vec::new(),
+            query_workers: 4,
+            query_cache_mib: 16,
+            query_timeout_secs: 10,
         }
     }
 }
@@ -313,6 +336,30 @@ impl Config {
                 "session lifetimes must be at least 1 second".into(),
             ));
         }
+        if self.serve.max_connections == 0 || self.ui.max_connections == 0 {
+            return Err(invalid(
+                "serve.max_connections",
+                "a listener must serve at least 1 connection (serve.max_connections, ui.max_connections)".into(),
+            ));
+        }
+        if !(1..=64).contains(&self.ui.query_workers) {
+            return Err(invalid(
+                "ui.query_workers",
+                format!("{} is outside 1..=64", self.ui.query_workers),
+            ));
+        }
+        if !(1..=1024).contains(&self.ui.query_cache_mib) {
+            return Err(invalid(
+                "ui.query_cache_mib",
+                format!("{} is outside 1..=1024", self.ui.query_cache_mib),
+            ));
+        }
+        if self.ui.query_timeout_secs == 0 {
+            return Err(invalid(
+                "ui.query_timeout_secs",
+                "queries need at least 1 second".into(),
+            ));
+        }
         if !(1..=65_536).contains(&self.capture.flow_table_mib) {
             return Err(invalid(
                 "capture.flow_table_mib",
@@ -420,6 +467,14 @@ impl Config {
             "ui.listen" => self.ui.listen = value.trim().to_string(),
             "ui.session_idle_secs" => self.ui.session_idle_secs = number(key)?.max(0) as u64,
             "ui.session_max_secs" => self.ui.session_max_secs = number(key)?.max(0) as u64,
+            "serve.max_connections" => self.serve.max_connections = number(key)?.max(0) as usize,
+            "ui.max_connections" => self.ui.max_connections = number(key)?.max(0) as usize,
+            "ui.allowed_hosts" => self.ui.allowed_hosts = list(),
+            "ui.query_workers" => self.ui.query_workers = number(key)?.max(0) as usize,
+            "ui.query_cache_mib" => {
+                self.ui.query_cache_mib = u32::try_from(number(key)?.max(0)).unwrap_or(u32::MAX)
+            }
+            "ui.query_timeout_secs" => self.ui.query_timeout_secs = number(key)?.max(0) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }
         self.validate(path)

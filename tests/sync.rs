@@ -369,7 +369,7 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
     let (_a, a) = new_node(1201);
     ingest(&a, "honeynet.pcap");
     let secret = ok(&["peer", "add", "--data", &a, "good"]);
-    ok(&["peer", "add", "--data", &a, "far", "--allow", "10.9.9.0/24"]);
+    let far_secret = ok(&["peer", "add", "--data", &a, "far", "--allow", "10.9.9.0/24"]);
     let port = free_port("127.0.0.8");
     let sa = serve(&a, "127.0.0.8", port);
     let url = format!("http://127.0.0.8:{port}/v1/summary");
@@ -407,8 +407,17 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
     let expired = lumpy::sync::auth::sign(&good, "GET", "/v1/summary", now - 3600, b"").unwrap();
     assert_eq!(curl(Some(&expired)), "401");
     assert_eq!(curl(Some("garbage")), "401");
-    // A parent whose address is outside its link's allowed network: 403.
-    let far = lumpy::sync::auth::Secret::generate("far").unwrap();
+    // A parent whose address is outside its link's allowed network: 403,
+    // but only once its signature holds (else a stranger would learn which
+    // links exist).
+    let wrong_far = lumpy::sync::auth::Secret::generate("far").unwrap();
+    assert_eq!(
+        curl(Some(
+            &lumpy::sync::auth::sign(&wrong_far, "GET", "/v1/summary", now, b"").unwrap()
+        )),
+        "401"
+    );
+    let far = lumpy::sync::auth::Secret::parse(&far_secret).unwrap();
     assert_eq!(
         curl(Some(
             &lumpy::sync::auth::sign(&far, "GET", "/v1/summary", now, b"").unwrap()

@@ -15,6 +15,7 @@ mod hostile;
 mod incarnations;
 mod ingest;
 mod legacy;
+mod load;
 mod p0f;
 mod package;
 mod pcap;

@@ -205,6 +205,26 @@ impl Mirror {
         Ok(Mirror { conn, path: shown })
     }
 
+    /// A handle that stops the statement this connection is running, from
+    /// any thread (a query past its time, or whose client went away).
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+
+    /// Bounds this connection's memory for queries: a page cache of `kib`,
+    /// and temporary B-trees (GROUP BY, DISTINCT, sorts) in files rather
+    /// than in memory (the bundled SQLite keeps them in memory by default:
+    /// an aggregate over 1 M flows grew by hundreds of MiB), held within
+    /// that cache before they spill.
+    pub fn set_cache_kib(&self, kib: u32) -> Result<(), MirrorError> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .ctx(&self.path, "set cache_size")?;
+        self.conn
+            .pragma_update(None, "temp_store", "FILE")
+            .ctx(&self.path, "set temp_store")
+    }
+
     /// Connection settings; none of them is stored in the file except WAL.
     fn configure(&self) -> Result<(), MirrorError> {
         let c = &self.conn;

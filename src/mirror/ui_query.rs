@@ -683,10 +683,21 @@ fn aggregate(
         let Some(w) = filters(q, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
             continue;
         };
+        // Addresses: the two tables hold disjoint keys (IPv4, IPv6), so each
+        // table's largest `limit` groups are the answer's candidates, and
+        // SQLite ranks them: the groups never all come into memory (1 M
+        // source addresses held here took hundreds of MiB per query). Ports
+        // are at most 65,536 groups a table, summed across both here.
+        let top = match by {
+            GroupBy::SrcIp | GroupBy::DstIp => {
+                format!(" ORDER BY count(*) DESC, {col} LIMIT {limit}")
+            }
+            GroupBy::SrcPort | GroupBy::DstPort => String::new(),
+        };
         let sql = format!(
             "SELECT {col}, count(*), sum(src_packets + dst_packets), sum(src_bytes + dst_bytes), \
              group_concat(DISTINCT sensor_id), min(src_start_sec), max(src_start_sec) \
-             FROM {table}{} GROUP BY {col}",
+             FROM {table}{} GROUP BY {col}{top}",
             where_clause(&w)
         );
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare aggregate")?;

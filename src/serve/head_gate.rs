@@ -6,7 +6,11 @@
 //! `408 Request Timeout` and the connection closed, a timely one is handed to
 //! hyper with the bytes already read put back in front ([`Replay`]). Later
 //! heads on a kept-alive connection are bounded by hyper's own
-//! `header_read_timeout`. Owns no routing and reads nothing but the head.
+//! `header_read_timeout`. A head still incomplete at `MAX_GATED_HEAD` bytes
+//! is answered 431, and one whose request line hyper would refuse (a raw `"`
+//! in the target, say) 400, here, so those answers carry the security
+//! headers too (hyper writes its own without them). Owns no routing and
+//! reads nothing but the head.
 
 use std::io;
 use std::pin::Pin;
@@ -15,8 +19,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// Past this many bytes the gate stops looking for the head's end and lets
-/// hyper answer (431 for an oversized head).
+/// A first head longer than this is answered 431.
 const MAX_GATED_HEAD: usize = 64 * 1024;
 
 /// How long a refused client's remaining bytes are read and dropped after the
@@ -30,7 +33,8 @@ fn head_complete(bytes: &[u8]) -> bool {
 
 /// Reads until the first request head is complete or `limit` passes. Returns
 /// the stream with what was read, or None when the client went away or was
-/// late (then it got a 408).
+/// answered here (408 late, 431 too long, 400 a request line hyper would
+/// refuse).
 pub async fn first_head_within<S>(mut stream: S, limit: Duration) -> Option<Replay<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -38,15 +42,25 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
-    while !head_complete(&head) && head.len() < MAX_GATED_HEAD {
+    while !head_complete(&head) {
+        if head.len() > MAX_GATED_HEAD {
+            let why = format!("request head over {} KiB\n", MAX_GATED_HEAD / 1024);
+            answer(&mut stream, "431 Request Header Fields Too Large", &why).await;
+            return None;
+        }
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return None,
             Ok(Ok(n)) => head.extend_from_slice(&buf[..n]),
             Err(_late) => {
-                answer_timeout(&mut stream, limit).await;
+                let why = format!("request head not received within {} s\n", limit.as_secs());
+                answer(&mut stream, "408 Request Timeout", &why).await;
                 return None;
             }
         }
+    }
+    if !request_line_acceptable(&head) {
+        answer(&mut stream, "400 Bad Request", "malformed request line\n").await;
+        return None;
     }
     Some(Replay {
         prefix: head,
@@ -55,13 +69,47 @@ where
     })
 }
 
-/// Writes the 408, half-closes, and drains what the client still sends.
-async fn answer_timeout<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, limit: Duration) {
-    let body = format!("request head not received within {} s\n", limit.as_secs());
-    let answer = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+/// Whether the first line of `head` is `METHOD TARGET HTTP/1.x` with a
+/// method token and a target that parses as a URI (what hyper accepts);
+/// anything else hyper would answer 400 itself. An HTTP/2 preface passes
+/// (hyper closes it without an answer).
+fn request_line_acceptable(head: &[u8]) -> bool {
+    let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
+    let line = head[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&head[..line_end]);
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    token(method)
+        && version.starts_with("HTTP/")
+        // httparse's URI bytes: visible ASCII but the double quote.
+        && target.bytes().all(|b| b == b'!' || (b'#'..=b'~').contains(&b))
+        && target.parse::<warp::http::Uri>().is_ok()
+}
+
+/// Writes an answer with the security headers, half-closes, and drains what
+/// the client still sends (so the answer is not lost to a reset).
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: &str, body: &str) {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\ncache-control: no-store\r\n",
         body.len()
     );
+    for (k, v) in crate::web::SECURITY_HEADERS {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let answer = format!("{head}\r\n{body}");
     if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
@@ -157,6 +205,34 @@ mod tests {
         let mut all = Vec::new();
         replay.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"GET / HTTP/1.1\r\n\r\nbody");
+    }
+
+    #[test]
+    fn request_lines_hyper_refuses_are_recognised() {
+        assert!(request_line_acceptable(b"GET /a?b=1 HTTP/1.1\r\n\r\n"));
+        assert!(request_line_acceptable(b"POST /api/v1/login HTTP/1.0\n\n"));
+        assert!(request_line_acceptable(b"PRI * HTTP/2.0\r\n\r\n"));
+        assert!(!request_line_acceptable(b"GET /a\"b HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_acceptable(b"GET /a b HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_acceptable(b"GET /\x7f HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_acceptable(b"G(T / HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_acceptable(b"\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_trickling_head_is_answered_431_with_the_headers() {
+        let (mut client, server) = tokio::io::duplex(256 * 1024);
+        let gate = tokio::spawn(first_head_within(server, Duration::from_secs(30)));
+        client.write_all(b"GET / HTTP/1.1\r\nx: ").await.unwrap();
+        for _ in 0..70 {
+            client.write_all(&[b'a'; 1024]).await.unwrap();
+        }
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+        assert!(text.contains("x-content-type-options: nosniff"), "{text}");
+        assert!(gate.await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 //! and the web UI (`web`) on its own listener.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
+mod h2_idle;
 mod head_gate;
 
 use std::net::SocketAddr;
@@ -81,6 +82,7 @@ type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 fn peer_routes(api: Arc<PeerApi>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
         crate::sync::server::routes_with_remote(api.clone(), warp::any().map(move || Some(peer)))
+            .map(crate::web::harden)
             .boxed()
     }
 }
@@ -92,42 +94,67 @@ fn ui_routes(web: Arc<crate::web::Web>) -> impl Fn(SocketAddr) -> ConnectionRout
     }
 }
 
+/// How long a refused connection's 503 may take to write.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
 /// Accepts connections (TLS when `acceptor` is set) until shutdown; each
 /// connection is served by `routes` with its own peer address (the peer API
-/// and the web UI both run here). A client gets `REQUEST_READ_SECS` to send
-/// its first request head (then 408, `head_gate`; a later head on a
-/// kept-alive connection: the connection is closed) and as long again for a
-/// body (then 408), so slow senders cannot hold connections open.
+/// and the web UI both run here). At most `max_connections` are served at
+/// once: past it a new connection is answered 503 (cleartext) or closed
+/// (TLS) at once. A client gets `REQUEST_READ_SECS` to send its first
+/// request head (then 408, `head_gate`; a later head on a kept-alive
+/// connection: the connection is closed) and as long again for a body (then
+/// 408), so slow senders cannot hold connections open. Cleartext speaks
+/// HTTP/1 only (no client of ours uses cleartext HTTP/2); TLS offers h2 by
+/// ALPN for the pulling parents, and an h2 connection without a request in
+/// progress for `REQUEST_READ_SECS` is shut down (`h2_idle`).
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     routes: impl Fn(SocketAddr) -> ConnectionRoutes,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let limit = Duration::from_secs(crate::sync::protocol::REQUEST_READ_SECS);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept");
+                // Out of file descriptors, say: let some close first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections, "connection refused: the listener is at its connection limit");
+            if acceptor.is_none() {
+                tokio::spawn(refuse(tcp));
+            }
+            continue;
         };
         let acceptor = acceptor.clone();
         let routes = routes(peer);
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(warp::service(routes));
+            let _slot = slot;
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limit);
-            builder.http2().timer(TokioTimer::new());
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_STREAMS)
+                .keep_alive_interval(limit)
+                .keep_alive_timeout(limit);
             match acceptor {
                 Some(acceptor) => {
                     let Ok(Ok(tls)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
@@ -136,19 +163,57 @@ async fn serve_connections(
                     };
                     // HTTP/2 frames its own requests: only HTTP/1 is gated.
                     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        let activity = Arc::new(h2_idle::Activity::new());
+                        let service = TowerToHyperService::new(warp::service(h2_idle::counted(
+                            routes,
+                            activity.clone(),
+                        )));
+                        let conn = builder.serve_connection(TokioIo::new(tls), service);
+                        h2_idle::serve_until_idle(
+                            conn,
+                            |c| c.graceful_shutdown(),
+                            &activity,
+                            limit,
+                        )
+                        .await;
                     } else if let Some(tls) = head_gate::first_head_within(tls, limit).await {
-                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        let service = TowerToHyperService::new(warp::service(routes));
+                        let _ = builder
+                            .http1_only()
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await;
                     }
                 }
                 None => {
                     if let Some(tcp) = head_gate::first_head_within(tcp, limit).await {
-                        let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                        let service = TowerToHyperService::new(warp::service(routes));
+                        let _ = builder
+                            .http1_only()
+                            .serve_connection(TokioIo::new(tcp), service)
+                            .await;
                     }
                 }
             }
         });
     }
+}
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_STREAMS: u32 = 16;
+
+/// Answers a connection over the limit 503 and closes it.
+async fn refuse(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "this listener serves as many connections as it may; try again shortly\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
 }
 
 /// What the command line says about the web UI.
@@ -259,6 +324,7 @@ async fn serve(
                 ui_listener,
                 None,
                 ui_routes(web),
+                config.ui.max_connections,
                 rx.clone(),
             )))
         }
@@ -270,7 +336,13 @@ async fn serve(
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = serve_connections(listener, tls, peer_routes(api.clone()), rx.clone());
+    let server = serve_connections(
+        listener,
+        tls,
+        peer_routes(api.clone()),
+        config.serve.max_connections,
+        rx.clone(),
+    );
     // Tests and scripts read the bound address from this line.
     println!("lumpy: listening on {local} ({scheme})");
     tracing::info!(%local, children = config.children.len(), "serving");

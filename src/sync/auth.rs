@@ -29,11 +29,13 @@ pub enum AuthError {
     Missing,
     #[error("malformed authentication header")]
     Malformed,
-    #[error("unknown link")]
+    /// Same text as `BadSignature`: an answer must not tell a stranger
+    /// which link names exist.
+    #[error("unknown link or bad signature")]
     UnknownLink,
     #[error("request time is outside the accepted window")]
     Expired,
-    #[error("bad signature")]
+    #[error("unknown link or bad signature")]
     BadSignature,
     #[error("replayed request")]
     Replayed,
@@ -180,6 +182,17 @@ impl ReplayGuard {
     }
 }
 
+/// True when a request made at `ts` may be accepted at `now` (within
+/// `REPLAY_WINDOW_SECS` either way; a timestamp so far off that the
+/// difference overflows is outside).
+pub fn within_window(ts: i64, now: i64) -> bool {
+    now.abs_diff(ts) <= REPLAY_WINDOW_SECS.unsigned_abs()
+}
+
+/// A public key no secret matches: an unknown link's request is checked
+/// against it, so it costs what a known link's bad signature costs.
+pub const NO_LINK_PUBLIC_KEY: &str = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik";
+
 /// Checks a presented header against the link's public key.
 pub fn verify(
     presented: &Presented<'_>,
@@ -192,7 +205,7 @@ pub fn verify(
 ) -> Result<(), AuthError> {
     // `ts` is unauthenticated here: i64::MIN or MAX must be refused, not
     // overflow.
-    if now.abs_diff(presented.ts) > REPLAY_WINDOW_SECS.unsigned_abs() {
+    if !within_window(presented.ts, now) {
         return Err(AuthError::Expired);
     }
     let key = B64
@@ -247,6 +260,47 @@ mod tests {
             verify(&p2, &other, "GET", "/v1/summary", b"", 1000, &g),
             Err(AuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn timestamps_far_off_never_pass_the_window() {
+        assert!(within_window(1000, 1000));
+        assert!(within_window(1300, 1000) && within_window(700, 1000));
+        assert!(!within_window(1301, 1000) && !within_window(699, 1000));
+        // now - ts overflows: wrapped, it once looked like a small difference.
+        assert!(!within_window(i64::MIN, 1_700_000_000));
+        assert!(!within_window(i64::MIN + 1, 0));
+        assert!(!within_window(i64::MAX, -2));
+        assert!(!within_window(i64::MAX, 1_700_000_000));
+        let s = Secret::generate("top").unwrap();
+        let h = sign(&s, "GET", "/v1/summary", i64::MIN, b"").unwrap();
+        let p = parse_header(&h).unwrap();
+        let g = ReplayGuard::default();
+        assert_eq!(
+            verify(
+                &p,
+                &s.public_key().unwrap(),
+                "GET",
+                "/v1/summary",
+                b"",
+                1_700_000_000,
+                &g
+            ),
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn the_no_link_key_is_a_key_and_matches_nothing() {
+        let s = Secret::generate("top").unwrap();
+        let h = sign(&s, "GET", "/v1/summary", 1000, b"").unwrap();
+        let p = parse_header(&h).unwrap();
+        let g = ReplayGuard::default();
+        assert_eq!(
+            verify(&p, NO_LINK_PUBLIC_KEY, "GET", "/v1/summary", b"", 1000, &g),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(B64.decode(NO_LINK_PUBLIC_KEY).unwrap().len(), 32);
     }
 
     #[test]

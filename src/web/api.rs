@@ -69,17 +69,26 @@ fn bad_param(name: &str, why: &str) -> Reply {
     BadParam::new(name, why).reply()
 }
 
-/// Mirror failures: a query the mirror refuses is the client's (400), the
-/// rest is logged and answered without detail (500).
-fn mirror_error(e: crate::mirror::MirrorError) -> Reply {
-    if let crate::mirror::MirrorError::InvalidQuery { what, .. } = &e {
-        return error(StatusCode::BAD_REQUEST, what);
+/// Query failures: a query the mirror refuses is the client's (400), one
+/// over the query budget is 503 with a Retry-After, the rest is logged and
+/// answered without detail (500).
+fn mirror_error(e: super::QueryError) -> Reply {
+    use super::QueryError;
+    match e {
+        QueryError::Mirror(crate::mirror::MirrorError::InvalidQuery { what, .. }) => {
+            error(StatusCode::BAD_REQUEST, &what)
+        }
+        QueryError::Busy | QueryError::TimedOut => {
+            with_retry_after(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()), 2)
+        }
+        QueryError::Mirror(e) => {
+            tracing::error!(error = %e, "UI query");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the mirror could not answer",
+            )
+        }
     }
-    tracing::error!(error = %e, "UI query");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the mirror could not answer",
-    )
 }
 
 /// The query string as ordered pairs; empty values count as absent.
@@ -233,8 +242,41 @@ fn decode_segment(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The host part of a Host header value (without the port; an IPv6
+/// literal without its brackets).
+fn host_name(header: &str) -> &str {
+    let h = header.trim();
+    if let Some(v6) = h.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => h,
+    }
+}
+
+/// True when the UI may answer a request naming `host`: an address literal
+/// (no DNS to rebind), `localhost`, or a name in `ui.allowed_hosts`. A
+/// request without a Host header comes from no browser, and is answered.
+pub fn host_allowed(allowed: &[String], host: Option<&str>) -> bool {
+    let Some(header) = host else { return true };
+    let name = host_name(header);
+    name.parse::<IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed
+            .iter()
+            .any(|a| host_name(a).eq_ignore_ascii_case(name))
+}
+
 /// Entry point of every UI request.
 pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
+    if !host_allowed(&web.config.ui.allowed_hosts, req.host.as_deref()) {
+        tracing::warn!(remote = ?req.remote, host = ?req.host, "UI request for a host name not allowed (ui.allowed_hosts)");
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this host name is not served here (ui.allowed_hosts)",
+        );
+    }
     let Some(decoded) = req
         .path
         .trim_start_matches('/')
@@ -283,6 +325,14 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
     }
 }
 
+/// `r` with a Retry-After of `secs`.
+pub fn with_retry_after(mut r: Reply, secs: u64) -> Reply {
+    if let Ok(v) = secs.to_string().parse() {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
 /// Cross-site requests are refused: a browser always sends Origin on a
 /// POST, and it must be this host.
 fn same_origin(req: &Request) -> bool {
@@ -317,33 +367,47 @@ async fn login(web: &Arc<Web>, req: &Request) -> Reply {
         return bad_param("body", "expected {\"user\": ..., \"password\": ...}");
     };
     let remote = req.remote.map(|r| r.ip());
-    if web.sessions.throttled(remote) {
-        tracing::warn!(?remote, "UI login throttled");
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins from this address; wait a few minutes",
+    let ip = remote.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let attempt = match web.sessions.begin_login(ip, &body.user) {
+        Ok(a) => a,
+        Err(t) => {
+            tracing::warn!(?remote, user = ?clip(&body.user), limit = t.what, "UI login throttled");
+            let message = format!("too many failed logins for {}; wait a few minutes", t.what);
+            return with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &message),
+                t.retry_after.as_secs().max(1),
+            );
+        }
+    };
+    let checked = web
+        .check_login_bounded(body.user.clone(), body.password)
+        .await;
+    let Ok(ok) = checked else {
+        // Not checked: not a failure either.
+        attempt.succeeded();
+        tracing::warn!(?remote, "UI login: password checks busy");
+        return with_retry_after(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many logins at once; try again shortly",
+            ),
+            1,
         );
-    }
-    let ok = {
-        let web = web.clone();
-        let (user, password) = (body.user.clone(), body.password);
-        tokio::task::spawn_blocking(move || web.check_login(&user, &password))
-            .await
-            .unwrap_or(false)
     };
     if !ok {
-        web.sessions.note_failure(remote);
-        tracing::warn!(?remote, user = %clip(&body.user), "UI login refused");
+        drop(attempt);
+        tracing::warn!(?remote, user = ?clip(&body.user), "UI login refused");
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     }
+    attempt.succeeded();
     let Some(token) = web.sessions.open(&body.user) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no randomness for a session",
         );
     };
-    tracing::info!(?remote, user = %body.user, "UI login");
+    tracing::info!(?remote, user = ?body.user, "UI login");
     let mut r = json(&serde_json::json!({ "user": body.user }));
     if let Ok(v) = set_cookie(&token, web.config.ui.session_max_secs).parse() {
         r.headers_mut().insert("set-cookie", v);
@@ -897,6 +961,33 @@ mod tests {
         );
         assert_eq!(decode_segment("a%zzb").as_deref(), Some("a%zzb"));
         assert_eq!(decode_segment("%ff"), None);
+    }
+
+    #[test]
+    fn only_address_literals_localhost_and_allowed_names_are_served() {
+        let allowed = vec!["roo.example.org".to_string()];
+        for ok in [
+            None,
+            Some("127.0.0.1:7780"),
+            Some("127.0.21.5"),
+            Some("[::1]:7780"),
+            Some("localhost:7780"),
+            Some("LOCALHOST"),
+            Some("roo.example.org:8080"),
+            Some("192.0.2.7:80"),
+        ] {
+            assert!(host_allowed(&allowed, ok), "{ok:?}");
+        }
+        for refused in [
+            Some("evil.example.com"),
+            Some("evil.example.com:7780"),
+            Some("localhost.evil.example.com"),
+            Some("roo.example.org.evil.example.com"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(&allowed, refused), "{refused:?}");
+        }
+        assert!(!host_allowed(&[], Some("roo.example.org")));
     }
 
     #[test]

@@ -37,10 +37,19 @@ type Reply = warp::reply::Response;
 
 /// Largest request body the UI accepts (a login).
 const MAX_BODY: u64 = 16 * 1024;
-/// Read connections kept open to the mirror.
-const POOL: usize = 4;
+/// Mirror queries that may wait for a worker, per worker; past it 503.
+const QUERY_QUEUE_PER_WORKER: usize = 4;
+/// Longest wait for a query worker before answering 503.
+const QUERY_WAIT: Duration = Duration::from_secs(5);
 /// Time a failed login waits before answering.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(400);
+/// Password checks run at once (argon2id takes 19 MiB and a core's worth
+/// of tens of milliseconds each).
+const HASHING_AT_ONCE: usize = 2;
+/// Logins waiting for a password check; past it a login is answered 503.
+const HASHING_QUEUE: usize = 8;
+/// Longest wait for a password check before answering 503.
+const HASHING_WAIT: Duration = Duration::from_secs(10);
 
 /// The Content-Security-Policy of every answer: nothing but this origin,
 /// no inline script or style, no framing.
@@ -55,9 +64,26 @@ pub struct Web {
     pub config: Config,
     pub sessions: sessions::Sessions,
     users: Mutex<(Option<SystemTime>, Vec<users::User>)>,
+    /// Idle read connections (at most `ui.query_workers`).
     mirrors: Mutex<Vec<Mirror>>,
+    /// Permits to run a mirror query: at most `ui.query_workers` at once,
+    /// each on its own connection (a cap on connections, not only a cache).
+    query_workers: Arc<tokio::sync::Semaphore>,
+    /// Queries waiting for a permit.
+    queries_waiting: std::sync::atomic::AtomicUsize,
     /// Made on the first login of an unknown user (argon2 is not free).
     dummy_hash: std::sync::OnceLock<String>,
+    /// Permits to run a password check (`HASHING_AT_ONCE`).
+    hashing: Arc<tokio::sync::Semaphore>,
+    /// Logins waiting for a permit (at most `HASHING_QUEUE`).
+    hashing_waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Why a password was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginBusy {
+    /// Too many logins wait already, or the wait was too long.
+    Busy,
 }
 
 impl Web {
@@ -66,6 +92,7 @@ impl Web {
             Duration::from_secs(config.ui.session_idle_secs),
             Duration::from_secs(config.ui.session_max_secs),
         );
+        let workers = config.ui.query_workers.max(1);
         Arc::new(Web {
             dir,
             store,
@@ -74,7 +101,11 @@ impl Web {
             sessions,
             users: Mutex::new((None, Vec::new())),
             mirrors: Mutex::new(Vec::new()),
+            query_workers: Arc::new(tokio::sync::Semaphore::new(workers)),
+            queries_waiting: std::sync::atomic::AtomicUsize::new(0),
             dummy_hash: std::sync::OnceLock::new(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
+            hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -119,6 +150,37 @@ impl Web {
         }
     }
 
+    /// Checks a login off the runtime, at most `HASHING_AT_ONCE` at a time
+    /// with at most `HASHING_QUEUE` waiting (memory and CPU stay bounded
+    /// whatever the number of clients); Busy past that.
+    pub async fn check_login_bounded(
+        self: &Arc<Self>,
+        name: String,
+        password: String,
+    ) -> Result<bool, LoginBusy> {
+        use std::sync::atomic::Ordering;
+        let waiting = self.hashing_waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if waiting >= HASHING_QUEUE {
+            None
+        } else {
+            tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.hashing_waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit.ok_or(LoginBusy::Busy)?;
+        let web = self.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = web.check_login(&name, &password);
+            drop(permit);
+            ok
+        })
+        .await
+        .unwrap_or(false);
+        Ok(ok)
+    }
+
     /// The user of a live session whose account still exists.
     pub fn session_user(&self, token: &str) -> Option<String> {
         let user = self.sessions.check(token)?;
@@ -130,47 +192,170 @@ impl Web {
         }
     }
 
-    /// Runs `f` on a pooled read connection to the mirror, off the runtime.
+    /// Runs `f` on a pooled read connection to the mirror, off the runtime,
+    /// within the query budget: at most `ui.query_workers` at once (Busy
+    /// when too many wait or the wait is long), interrupted after
+    /// `ui.query_timeout_secs` (TimedOut) or as soon as the caller goes away
+    /// (the client closed its connection: this future is dropped).
     pub async fn with_mirror<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
-    ) -> Result<T, MirrorError> {
-        let web = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let taken = web.mirrors.lock().ok().and_then(|mut p| p.pop());
-            let mirror = match taken {
+    ) -> Result<T, QueryError> {
+        let permit = self.query_permit().await?;
+        let mirror = {
+            let taken = self.mirrors.lock().ok().and_then(|mut p| p.pop());
+            match taken {
                 Some(m) => m,
-                None => Mirror::open(&web.dir.join(crate::node::MIRROR_FILE))?,
-            };
+                None => self.open_query_connection().await?,
+            }
+        };
+        let state = Arc::new(Mutex::new(QueryState::Running));
+        let interrupt = InterruptOnDrop {
+            handle: Some(mirror.interrupt_handle()),
+            state: state.clone(),
+        };
+        let web = self.clone();
+        let work = tokio::task::spawn_blocking(move || {
             let out = f(&mirror);
-            if let Ok(mut p) = web.mirrors.lock()
-                && p.len() < POOL
+            // An abandoned query's connection may have been interrupted
+            // after its statement ended: it is closed, not pooled, so the
+            // interrupt can never reach another query.
+            let pool = state.lock().is_ok_and(|mut s| {
+                let abandoned = *s == QueryState::Abandoned;
+                *s = QueryState::Finished;
+                !abandoned
+            });
+            if pool
+                && let Ok(mut p) = web.mirrors.lock()
+                && p.len() < web.config.ui.query_workers
             {
                 p.push(mirror);
             }
+            // The worker is free only when its query has stopped.
+            drop(permit);
             out
-        })
-        .await;
-        joined.unwrap_or_else(|e| {
-            Err(MirrorError::InvalidQuery {
+        });
+        let limit = Duration::from_secs(self.config.ui.query_timeout_secs);
+        let out = match tokio::time::timeout(limit, work).await {
+            Err(_late) => {
+                tracing::warn!(
+                    secs = limit.as_secs(),
+                    "UI query interrupted: over its time"
+                );
+                return Err(QueryError::TimedOut);
+            }
+            Ok(Err(e)) => Err(QueryError::Mirror(MirrorError::InvalidQuery {
                 path: crate::node::MIRROR_FILE.into(),
                 what: format!("query worker failed: {e}"),
-            })
+            })),
+            Ok(Ok(out)) => out.map_err(QueryError::Mirror),
+        };
+        interrupt.disarm();
+        out
+    }
+
+    /// A permit to run one query, or Busy.
+    async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
+        use std::sync::atomic::Ordering;
+        let queue = self.config.ui.query_workers.max(1) * QUERY_QUEUE_PER_WORKER;
+        let waiting = self.queries_waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if waiting >= queue {
+            None
+        } else {
+            tokio::time::timeout(QUERY_WAIT, self.query_workers.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.ok_or(QueryError::Busy)
+    }
+
+    /// A new read connection with the configured page cache.
+    async fn open_query_connection(&self) -> Result<Mirror, QueryError> {
+        let path = self.dir.join(crate::node::MIRROR_FILE);
+        let cache_kib = self.config.ui.query_cache_mib.saturating_mul(1024);
+        let opened = tokio::task::spawn_blocking(move || {
+            let m = Mirror::open(&path)?;
+            m.set_cache_kib(cache_kib)?;
+            Ok(m)
         })
+        .await;
+        match opened {
+            Ok(r) => r.map_err(QueryError::Mirror),
+            Err(e) => Err(QueryError::Mirror(MirrorError::InvalidQuery {
+                path: crate::node::MIRROR_FILE.into(),
+                what: format!("query worker failed: {e}"),
+            })),
+        }
     }
 }
 
-/// Security headers every UI answer carries.
-fn harden(mut r: Reply) -> Reply {
+/// Why a UI query was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// Every query worker is busy and enough queries wait already.
+    #[error("the node is answering as many queries as it may; try again shortly")]
+    Busy,
+    /// The query ran past `ui.query_timeout_secs` and was stopped.
+    #[error("the query took too long and was stopped; narrow it (a time range, a sensor)")]
+    TimedOut,
+}
+
+/// Where one query is, as its worker and its request see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryState {
+    Running,
+    /// The request gave up (timeout or client gone) while it ran.
+    Abandoned,
+    Finished,
+}
+
+/// Interrupts the connection's running statement when dropped armed: the
+/// request future was dropped (client gone) or the query ran out of time.
+/// The interrupt is sent under the state lock, so it reaches the query it
+/// was meant for or none.
+struct InterruptOnDrop {
+    handle: Option<rusqlite::InterruptHandle>,
+    state: Arc<Mutex<QueryState>>,
+}
+
+impl InterruptOnDrop {
+    fn disarm(mut self) {
+        self.handle = None;
+    }
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        let Some(h) = self.handle.take() else { return };
+        if let Ok(mut s) = self.state.lock()
+            && *s == QueryState::Running
+        {
+            *s = QueryState::Abandoned;
+            h.interrupt();
+        }
+    }
+}
+
+/// Security headers every answer of both listeners carries (the answers
+/// `serve::head_gate` writes itself too).
+pub const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
+/// Adds the security headers (and `cache-control: no-store` unless the
+/// answer set its own).
+pub fn harden(mut r: Reply) -> Reply {
     let h = r.headers_mut();
-    for (k, v) in [
-        ("content-security-policy", CSP),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-    ] {
+    for (k, v) in SECURITY_HEADERS {
         if let Ok(v) = v.parse() {
             h.insert(k, v);
         }
