@@ -95,6 +95,7 @@ pub enum ChildCmd {
     ClearConflicts {
         #[command(flatten)]
         dir: DataDir,
+        /// The child whose recorded conflicts are cleared.
         name: String,
     },
     /// List children with their health.
