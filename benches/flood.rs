@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{all_packets, biggest_flow, init_node, lumpy};
+use common::{all_packets, biggest_flow, init_node, lumpy, repeat_packets};
 use traffic::Class;
 
 /// One command's wall time and peak resident memory.
@@ -61,28 +61,13 @@ fn file_len(p: &Path) -> u64 {
 
 /// Fixture packets repeated (timestamps shifted) up to `target` bytes.
 fn repeat_fixture(dst: &Path, target: u64, bulk: bool) -> u64 {
-    use std::io::Write;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap");
     let (header, packets) = if bulk {
         biggest_flow(&fixture)
     } else {
         all_packets(&fixture)
     };
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dst).expect("create"));
-    out.write_all(&header).expect("write");
-    let mut written = header.len() as u64;
-    let mut copy = 0u32;
-    while written < target {
-        for (sec, rest) in &packets {
-            out.write_all(&(sec + copy * 200).to_le_bytes())
-                .expect("write");
-            out.write_all(rest).expect("write");
-            written += 4 + rest.len() as u64;
-        }
-        copy += 1;
-    }
-    out.flush().expect("flush");
-    written
+    repeat_packets(dst, target, &header, &packets)
 }
 
 /// Flows the node's mirror holds.

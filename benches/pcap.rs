@@ -7,33 +7,18 @@
 //! largest TCP flow (an HTTP download), each copy 200 s later, so each copy
 //! is a flow of its own.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
 
-use common::{biggest_flow, free_port, run, serve};
+use common::{biggest_flow, free_port, repeat_packets, run, serve};
 
 fn make_capture(dst: &Path, target: u64) -> u64 {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/honeynet.pcap");
     let (header, flow) = biggest_flow(&fixture);
-    let mut out =
-        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dst).expect("create"));
-    out.write_all(&header).expect("write");
-    let (mut written, mut copy) = (24u64, 0u32);
-    while written < target {
-        for (sec, rest) in &flow {
-            out.write_all(&(sec + copy * 200).to_le_bytes())
-                .expect("write");
-            out.write_all(rest).expect("write");
-            written += 4 + rest.len() as u64;
-        }
-        copy += 1;
-    }
-    out.flush().expect("flush");
-    written
+    repeat_packets(dst, target, &header, &flow)
 }
 
 fn p95(mut v: Vec<f64>) -> (f64, f64) {

@@ -174,6 +174,27 @@ pub fn all_packets(capture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
     (src[..24].to_vec(), packets)
 }
 
+/// Writes `header` and then `packets` (as [`all_packets`] gives them) again
+/// and again, each copy's timestamps 200 s after the last, until `target`
+/// bytes; returns the bytes written.
+pub fn repeat_packets(dst: &Path, target: u64, header: &[u8], packets: &[(u32, Vec<u8>)]) -> u64 {
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dst).expect("create"));
+    out.write_all(header).expect("write");
+    let (mut written, mut copy) = (header.len() as u64, 0u32);
+    while written < target {
+        for (sec, rest) in packets {
+            out.write_all(&(sec + copy * 200).to_le_bytes())
+                .expect("write");
+            out.write_all(rest).expect("write");
+            written += 4 + rest.len() as u64;
+        }
+        copy += 1;
+    }
+    out.flush().expect("flush");
+    written
+}
+
 /// Packets of the fixture's biggest TCP flow (by packet count).
 pub fn biggest_flow(fixture: &Path) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
     let (header, packets) = all_packets(fixture);
