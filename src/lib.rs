@@ -8,16 +8,17 @@
 //! - [`archive`]: offline bundles of one sensor's segments (create, verify, import).
 //! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
-//! - [`flows`]: hflow2-style bidirectional flows from decoded packets.
+//! - [`flows`]: hflow2-style bidirectional flows from decoded packets, and the
+//!   open-flow table that holds them in a fixed memory budget.
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
 //! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables.
-//! - [`p0f`]: the p0f v3 signature database (matching not yet implemented).
+//! - [`p0f`]: passive OS fingerprinting with p0f 3.09b's signatures and matching.
 //! - [`durable`]: the one atomic, fsynced write path of every file lumpy writes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
-//! - [`ingest`]: capture files in, segments and records out.
+//! - [`ingest`]: capture files in, segments and records out; open-flow checkpoints.
 //! - [`pcap_service`]: a flow's (or a filter's) packets as pcap, here or via a child.
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
 //! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
