@@ -361,7 +361,9 @@ mod tests {
         let mut t = FlowTable::new(1, vec![], 1 << 20);
         t.observe(S, 60, &tcp("10.0.0.1", 1, "10.0.0.2", 2, 2));
         let counters = t.counters();
-        let open = t.take_changes(1).open;
+        t.take_changes(1);
+        let mut open = Vec::new();
+        t.for_each_open(|f| open.push(f.clone()));
         let mut r = FlowTable::restore(1, vec![], 1 << 20, counters, open);
         assert_eq!(
             r.observe(2 * S, 60, &tcp("10.0.0.2", 2, "10.0.0.1", 1, 0x12))

@@ -120,10 +120,6 @@ struct Closed {
 pub struct Changes {
     /// Row versions to publish, by flow id.
     pub records: Vec<FlowRecord>,
-    /// Open flows that changed (to persist).
-    pub open: Vec<FlowState>,
-    /// Flows that closed (to forget).
-    pub closed_keys: Vec<FlowKey>,
 }
 
 /// Key of a fragmented datagram: (src, dst, protocol, id).
@@ -817,17 +813,13 @@ impl FlowTable {
         self.closed.clear();
     }
 
-    /// Takes what changed since the last call: the row versions to publish,
-    /// the open flows to persist and the keys of flows that closed.
+    /// Takes what changed since the last call: the row versions to publish.
     pub fn take_changes(&mut self, version: u64) -> Changes {
         let mut changes = Changes::default();
         for c in self.closed.drain(..) {
             let mut row = c.flow.to_record(self.sensor_id, version, true);
             row.evicted = c.evicted;
             changes.records.push(row);
-            changes
-                .closed_keys
-                .push(FlowKey::new(c.flow.proto, c.flow.src, c.flow.dst));
         }
         let dirty = std::mem::take(&mut self.dirty);
         for slot in dirty {
@@ -840,10 +832,8 @@ impl FlowTable {
             changes
                 .records
                 .push(f.to_record(self.sensor_id, version, false));
-            changes.open.push(f);
         }
         changes.records.sort_by_key(|r| (r.flow_id, r.closed));
-        changes.open.sort_by_key(|f| f.flow_id);
         changes
     }
 }

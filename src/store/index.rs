@@ -185,9 +185,6 @@ pub struct CommitBatch {
     pub flow_blocks: Vec<FlowBlocksEntry>,
     pub sources: Vec<([u8; 32], SourceProgress)>,
     pub ingest_states: Vec<(u32, Vec<u8>)>,
-    /// (sensor, (flow key, state)).
-    pub open_flows_put: Vec<(u32, OpenFlowEntry)>,
-    pub open_flows_delete: Vec<(u32, Vec<u8>)>,
     /// Sensors whose `open_flows` rows (kept by versions before open-flow
     /// checkpoints) are all removed.
     pub open_flows_clear: Vec<u32>,
@@ -300,22 +297,15 @@ impl Store {
                     .insert(*sensor, bytes.as_slice())
                     .map_err(|e| self.index_err(e))?;
             }
-            let mut open = txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
-            // Deletes first: a flow that timed out and a new flow on the same
-            // 5-tuple can share a key within one batch.
-            for sensor in &batch.open_flows_clear {
-                open.retain_in((*sensor, &[][..])..=(*sensor, &[0xffu8; 64][..]), |_, _| {
-                    false
-                })
-                .map_err(|e| self.index_err(e))?;
-            }
-            for (sensor, key) in &batch.open_flows_delete {
-                open.remove((*sensor, key.as_slice()))
+            if !batch.open_flows_clear.is_empty() {
+                let mut open = txn.open_table(OPEN_FLOWS).map_err(|e| self.index_err(e))?;
+                for sensor in &batch.open_flows_clear {
+                    // Keys are (sensor, 37-byte flow key): this range is all of one sensor's.
+                    open.retain_in((*sensor, &[][..])..=(*sensor, &[0xffu8; 64][..]), |_, _| {
+                        false
+                    })
                     .map_err(|e| self.index_err(e))?;
-            }
-            for (sensor, (key, bytes)) in &batch.open_flows_put {
-                open.insert((*sensor, key.as_slice()), bytes.as_slice())
-                    .map_err(|e| self.index_err(e))?;
+                }
             }
         }
         txn.commit().map_err(|e| self.index_err(e))?;
