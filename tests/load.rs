@@ -179,37 +179,6 @@ fn h2_tls_client(cert: &std::path::Path) -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
 
-/// A self-signed certificate for `ip`: (dir holding them, cert, key).
-fn self_signed(ip: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=roo",
-            "-addext",
-            &format!("subjectAltName=IP:{ip}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
-    );
-    (dir, cert, key)
-}
-
 /// HTTP/2 over TLS (what a pulling parent speaks): connections that send
 /// the preface and SETTINGS and then idle are shut down by the server.
 #[test]

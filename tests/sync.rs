@@ -589,32 +589,7 @@ fn kill_9_of_the_parent_mid_transfer_then_restart_loses_and_duplicates_nothing()
 fn links_can_cross_untrusted_networks_over_tls() {
     let (_a, a) = new_node(1701);
     ingest(&a, "honeynet.pcap");
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=roo-a",
-            "-addext",
-            "subjectAltName=IP:127.0.0.14",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
-    );
+    let (_certs, cert, key) = self_signed("127.0.0.14");
     config_set(&a, "serve.tls_cert", cert.to_str().unwrap());
     config_set(&a, "serve.tls_key", key.to_str().unwrap());
     let (_l, l) = new_node(2701);

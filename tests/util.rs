@@ -206,3 +206,35 @@ pub fn replicate_pcap(src: &Path, dst: &Path, copies: u32, shift_secs: u32) {
     }
     std::fs::write(dst, out).expect("write pcap");
 }
+
+/// A self-signed leaf certificate for `ip` (in its subjectAltName), made by
+/// openssl: (dir holding them, cert, key).
+pub fn self_signed(ip: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=lumpy-test-{ip}"),
+            "-addext",
+            &format!("subjectAltName=IP:{ip}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
+    (dir, cert, key)
+}
