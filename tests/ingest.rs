@@ -257,18 +257,7 @@ fn follow_ingests_rotating_files_as_they_complete() {
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
         (p.parent().unwrap().to_path_buf(), name.len(), name)
     });
-    let mut child = lumpy()
-        .args([
-            "ingest",
-            "--data",
-            &data,
-            "--follow",
-            spool.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_follow(&data, &spool);
     let mut expected = 0;
     for (i, log) in logs.iter().enumerate() {
         let name = if i == 0 {
@@ -448,18 +437,7 @@ fn follow_reads_compressed_rotations() {
     let spool = d.path().join("pcap");
     let hour = spool.join("1700000000");
     std::fs::create_dir_all(&hour).unwrap();
-    let mut child = lumpy()
-        .args([
-            "ingest",
-            "--data",
-            &data,
-            "--follow",
-            spool.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_follow(&data, &spool);
     // log.gz and log1.zst as logrotate leaves them, log2 still plain.
     let mut expected = 0;
     for (name, tool, src) in [
@@ -518,4 +496,20 @@ fn a_damaged_compressed_capture_is_reported_and_the_run_goes_on() {
     assert!(kept >= tcpdump_count(&good), "{kept}");
     assert!(kept < tcpdump_count(&good) + tcpdump_count(&fixture("honeynet.pcap")));
     ok(&["verify", "--data", &data]);
+}
+
+/// `lumpy ingest --follow SPOOL` on `data`, running until the test kills it.
+fn spawn_follow(data: &str, spool: &Path) -> std::process::Child {
+    lumpy()
+        .args([
+            "ingest",
+            "--data",
+            data,
+            "--follow",
+            spool.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }

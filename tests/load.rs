@@ -153,13 +153,7 @@ fn idle_cleartext_http2_connections_are_closed() {
                 })
             })
             .collect();
-        let mut open = 0;
-        for t in tasks {
-            if !t.await.unwrap() {
-                open += 1;
-            }
-        }
-        open
+        left_open(tasks).await
     });
     assert_eq!(open, 0, "{open} idle HTTP/2 connections were left open");
 }
@@ -210,13 +204,7 @@ fn idle_http2_connections_over_tls_are_closed() {
                 })
             })
             .collect();
-        let mut open = 0;
-        for t in tasks {
-            if !t.await.unwrap() {
-                open += 1;
-            }
-        }
-        open
+        left_open(tasks).await
     });
     assert_eq!(open, 0, "{open} idle HTTP/2 connections were left open");
 }
@@ -575,4 +563,15 @@ fn an_idle_http2_connection_over_tls_that_answers_pings_is_closed() {
     });
     assert_eq!(during, before + 1, "the request's connection was open");
     assert_eq!(after, before, "the idle h2 connection is still open");
+}
+
+/// How many of the connection tasks saw their connection still open.
+async fn left_open(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    let mut open = 0;
+    for t in tasks {
+        if !t.await.unwrap() {
+            open += 1;
+        }
+    }
+    open
 }
