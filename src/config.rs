@@ -39,10 +39,14 @@ pub struct Config {
 pub struct ServeConfig {
     /// Address of the peer API (and later the web UI) for `lumpy serve`.
     pub listen: String,
-    /// PEM certificate chain and key: when both are set, the peer API
-    /// speaks TLS (rustls) only.
+    /// PEM certificate chain and key of the peer API; when unset, the node
+    /// makes its own (`DIR/tls/`) at first need. Either way the peer API
+    /// speaks TLS (rustls) only, unless `peer_plain`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Serve the peer API as plain HTTP (no TLS): for loopback tests only;
+    /// the parent must ask for it too (`lumpy child add --plain`).
+    pub peer_plain: bool,
     /// A sensor whose newest data is older than this is flagged silent.
     pub silent_after_secs: u64,
     /// Connections the peer API serves at once; past it a new one is
@@ -56,6 +60,7 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:7700".into(),
             tls_cert: None,
             tls_key: None,
+            peer_plain: false,
             silent_after_secs: 3600,
             max_connections: 256,
         }
@@ -139,9 +144,18 @@ pub struct ChildConfig {
     pub url: String,
     pub pcap: PcapMode,
     pub interval_secs: u64,
-    /// PEM CA certificate to trust for an https:// child.
+    /// PEM CA certificate to trust for an https:// child whose link token
+    /// pins no certificate (an operator's own CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 (hex) of the child's certificate, from its link token: the
+    /// only certificate this node accepts from it (docs/SECURITY.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    /// The link is plain HTTP, asked for with `lumpy child add --plain`
+    /// (loopback tests only); an http:// URL needs it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain: bool,
     /// Sensors this child may speak for; empty: those it originated
     /// (hops 0) when nothing is below it, else any (docs/SECURITY.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -305,6 +319,32 @@ impl Config {
                     format!("'{}' must start with http:// or https://", c.url),
                 ));
             }
+            if c.url.starts_with("http://") && !c.plain {
+                return Err(invalid(
+                    "child.url",
+                    format!(
+                        "'{}' is plain HTTP: peer links use TLS (https://) unless the link says plain = true (`lumpy child add --plain`, for loopback tests)",
+                        c.url
+                    ),
+                ));
+            }
+            if c.url.starts_with("https://") && c.cert_sha256.is_none() && c.ca_file.is_none() {
+                return Err(invalid(
+                    "child.cert_sha256",
+                    format!(
+                        "child '{}' pins no certificate: give the link token `lumpy peer add` printed (it carries the fingerprint), or a ca_file",
+                        c.name
+                    ),
+                ));
+            }
+            if let Some(f) = &c.cert_sha256
+                && crate::sync::tls::parse_fingerprint(f).is_err()
+            {
+                return Err(invalid(
+                    "child.cert_sha256",
+                    format!("'{f}' is not a SHA-256 fingerprint (64 hex digits)"),
+                ));
+            }
             if c.interval_secs == 0 {
                 return Err(invalid("child.interval_secs", "must be at least 1".into()));
             }
@@ -423,6 +463,15 @@ impl Config {
                     message: format!("'{value}' is not a number"),
                 })
         };
+        let boolean = |key: &str| match value.trim() {
+            "true" | "yes" | "1" | "on" => Ok(true),
+            "false" | "no" | "0" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                message: format!("'{value}' is not true or false"),
+            }),
+        };
         match key {
             "capture.honeypot_nets" => self.capture.honeypot_nets = list(),
             "capture.follow" => {
@@ -450,20 +499,9 @@ impl Config {
             "serve.listen" => self.serve.listen = value.trim().to_string(),
             "serve.tls_cert" => self.serve.tls_cert = optional_path(value),
             "serve.tls_key" => self.serve.tls_key = optional_path(value),
+            "serve.peer_plain" => self.serve.peer_plain = boolean(key)?,
             "serve.silent_after_secs" => self.serve.silent_after_secs = number(key)?.max(1) as u64,
-            "ui.enabled" => {
-                self.ui.enabled = match value.trim() {
-                    "true" | "yes" | "1" | "on" => true,
-                    "false" | "no" | "0" | "off" => false,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            path: path.to_path_buf(),
-                            key: key.to_string(),
-                            message: format!("'{value}' is not true or false"),
-                        });
-                    }
-                }
-            }
+            "ui.enabled" => self.ui.enabled = boolean(key)?,
             "ui.listen" => self.ui.listen = value.trim().to_string(),
             "ui.session_idle_secs" => self.ui.session_idle_secs = number(key)?.max(0) as u64,
             "ui.session_max_secs" => self.ui.session_max_secs = number(key)?.max(0) as u64,

@@ -9,7 +9,7 @@ use super::{DataDir, Status};
 use crate::config::{ChildConfig, Config, PcapMode, PeerConfig};
 use crate::flows::Net;
 use crate::node;
-use crate::sync::auth::Secret;
+use crate::sync::auth::{LinkToken, Secret};
 use crate::sync::client::{PullContext, pull_child};
 use crate::sync::links::{load_state, valid_name, write_secret};
 
@@ -39,7 +39,8 @@ pub struct PullArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum PeerCmd {
-    /// Let a parent pull from this node: makes the link secret and prints it once.
+    /// Let a parent pull from this node: makes the link secret and prints
+    /// the link token once (the secret and this node's certificate fingerprint).
     Add {
         #[command(flatten)]
         dir: DataDir,
@@ -52,7 +53,15 @@ pub enum PeerCmd {
         #[arg(long, value_name = "ID,...", value_delimiter = ',')]
         sensors: Vec<u32>,
     },
-    /// List the parents allowed to pull.
+    /// Replace a parent's link secret (its limits kept) and print the new
+    /// token once; the old secret is refused from the next request.
+    Rotate {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The name given when the link was added.
+        name: String,
+    },
+    /// List the parents allowed to pull, and this node's certificate fingerprint.
     List(DataDir),
     /// Revoke a parent's link.
     Remove {
@@ -71,11 +80,16 @@ pub enum ChildCmd {
         dir: DataDir,
         /// The child's name on this node.
         name: String,
-        /// The child's peer API, e.g. http://10.1.2.3:7700.
+        /// The child's peer API, e.g. https://10.1.2.3:7700.
         url: String,
-        /// File holding the secret the child's `lumpy peer add` printed.
-        #[arg(long, value_name = "FILE")]
+        /// File holding the link token the child's `lumpy peer add` printed
+        /// (its secret and the child's certificate fingerprint, pinned here).
+        #[arg(long, visible_alias = "token-file", value_name = "FILE")]
         secret_file: PathBuf,
+        /// Plain HTTP (an http:// URL, the child's serve.peer_plain): for
+        /// loopback tests only, nothing on the link is private or authenticated.
+        #[arg(long)]
+        plain: bool,
         /// proxy: pcap stays at the child; mirror: copy its pcap here too.
         #[arg(long, value_enum, default_value_t = PcapMode::Proxy)]
         pcap: PcapMode,
@@ -89,6 +103,17 @@ pub enum ChildCmd {
         /// default: a child with nothing below it only for the sensors it originated.
         #[arg(long, value_name = "ID,...", value_delimiter = ',')]
         sensors: Vec<u32>,
+    },
+    /// Take a new link token from the child (after its `lumpy peer rotate`,
+    /// or a new certificate): replaces the secret and the pinned fingerprint.
+    Rotate {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The child's name on this node.
+        name: String,
+        /// File holding the new link token.
+        #[arg(long, visible_alias = "token-file", value_name = "FILE")]
+        secret_file: PathBuf,
     },
     /// Forget the conflicts recorded for a child, so its sensors are merged
     /// again (under the same checks) from the next pull.
@@ -231,20 +256,36 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 );
             }
             let secret = Secret::generate(&name)?;
+            let token = token_for(&dir.data, &cfg, secret)?;
             cfg.peers.push(PeerConfig {
                 name: name.clone(),
-                public_key: secret.public_key()?,
+                public_key: token.secret.public_key()?,
                 allow,
                 sensors,
             });
             cfg.save(&dir.data)?;
-            eprintln!(
-                "link secret for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`):"
-            );
-            outln!("{}", secret.to_text());
+            print_token(&name, &token)?;
+        }
+        PeerCmd::Rotate { dir, name } => {
+            require_node(&dir.data)?;
+            let mut cfg = Config::load(&dir.data)?;
+            let token = token_for(&dir.data, &cfg, Secret::generate(&name)?)?;
+            let public_key = token.secret.public_key()?;
+            let Some(peer) = cfg.peers.iter_mut().find(|p| p.name == name) else {
+                bail!("no parent named '{name}'");
+            };
+            peer.public_key = public_key;
+            cfg.save(&dir.data)?;
+            print_token(&name, &token)?;
         }
         PeerCmd::List(dir) => {
             let cfg = Config::load(&dir.data)?;
+            if cfg.serve.peer_plain {
+                eprintln!("this node serves plain HTTP (serve.peer_plain): no certificate");
+            } else {
+                let id = crate::sync::tls::ensure_identity(&dir.data, &cfg.serve)?;
+                eprintln!("this node's certificate: sha256 {}", id.fingerprint);
+            }
             for p in &cfg.peers {
                 let allow = if p.allow.is_empty() {
                     "any".to_string()
@@ -273,6 +314,41 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// The token a parent is given: the secret, and this node's certificate
+/// fingerprint unless it serves plain HTTP (the certificate is made now if
+/// `lumpy serve` has not made it yet).
+fn token_for(dir: &std::path::Path, cfg: &Config, secret: Secret) -> anyhow::Result<LinkToken> {
+    let cert_sha256 = if cfg.serve.peer_plain {
+        None
+    } else {
+        Some(crate::sync::tls::ensure_identity(dir, &cfg.serve)?.fingerprint)
+    };
+    Ok(LinkToken {
+        secret,
+        cert_sha256,
+    })
+}
+
+fn print_token(name: &str, token: &LinkToken) -> anyhow::Result<()> {
+    match &token.cert_sha256 {
+        Some(f) => eprintln!(
+            "link token for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`; it pins this node's certificate, sha256 {f}):"
+        ),
+        None => eprintln!(
+            "link secret for parent '{name}' (shown once; this node serves plain HTTP, so the parent needs `lumpy child add --plain`):"
+        ),
+    }
+    outln!("{}", token.to_text());
+    Ok(())
+}
+
+/// Reads a link token file given to `child add` or `child rotate`.
+fn read_token(file: &std::path::Path) -> anyhow::Result<LinkToken> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    LinkToken::parse(&text).with_context(|| format!("{}", file.display()))
 }
 
 /// Contacts a new child once: refuses a link that would close a cycle or
@@ -306,6 +382,36 @@ fn check_reachable_child(
     }
 }
 
+/// TLS unless both sides asked for plain HTTP: an http:// URL only with
+/// `--plain`, and an https:// one only with a pinned certificate (or a CA).
+fn check_scheme(
+    name: &str,
+    url: &str,
+    plain: bool,
+    token: &LinkToken,
+    has_ca: bool,
+) -> anyhow::Result<()> {
+    match (
+        url.starts_with("http://"),
+        url.starts_with("https://"),
+        plain,
+    ) {
+        (true, _, false) => bail!(
+            "child '{name}': {url} is plain HTTP; peer links use TLS (https://) by default. \
+             For a loopback test link, pass --plain (and set serve.peer_plain on the child)"
+        ),
+        (_, true, true) => bail!("child '{name}': --plain needs an http:// URL, not {url}"),
+        (_, true, false) if token.cert_sha256.is_none() && !has_ca => bail!(
+            "child '{name}': the token carries no certificate fingerprint (a plain-HTTP child's, \
+             or an old secret); ask the child for a new one with `lumpy peer rotate`"
+        ),
+        (false, false, _) => {
+            bail!("child '{name}': '{url}' must start with https:// (or http:// with --plain)")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn join_ids(ids: &[u32]) -> String {
     ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
@@ -325,6 +431,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             name,
             url,
             secret_file,
+            plain,
             pcap,
             interval,
             ca_file,
@@ -334,10 +441,8 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             if !valid_name(&name) {
                 bail!("'{name}' is not a child name: use letters, digits, '-', '_' and '.'");
             }
-            let text = std::fs::read_to_string(&secret_file)
-                .with_context(|| format!("reading {}", secret_file.display()))?;
-            let secret =
-                Secret::parse(&text).with_context(|| format!("{}", secret_file.display()))?;
+            let token = read_token(&secret_file)?;
+            check_scheme(&name, &url, plain, &token, ca_file.is_some())?;
             let mut cfg = Config::load(&dir.data)?;
             if cfg.children.iter().any(|c| c.name == name) {
                 bail!("a child named '{name}' already exists");
@@ -348,9 +453,12 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 pcap,
                 interval_secs: interval,
                 ca_file,
+                cert_sha256: if plain { None } else { token.cert_sha256 },
+                plain,
                 sensors,
             });
             cfg.validate(&Config::path(&dir.data))?;
+            let secret = token.secret;
             check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
             write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
@@ -393,6 +501,40 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             node.store.clear_conflicts(&name)?;
             let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
             outln!("removed child '{name}'");
+        }
+        ChildCmd::Rotate {
+            dir,
+            name,
+            secret_file,
+        } => {
+            require_node(&dir.data)?;
+            let token = read_token(&secret_file)?;
+            let mut cfg = Config::load(&dir.data)?;
+            let Some(child) = cfg.children.iter_mut().find(|c| c.name == name) else {
+                bail!("no child named '{name}'");
+            };
+            check_scheme(
+                &name,
+                &child.url,
+                child.plain,
+                &token,
+                child.ca_file.is_some(),
+            )?;
+            if !child.plain {
+                child.cert_sha256 = token.cert_sha256;
+            }
+            let updated = child.clone();
+            cfg.validate(&Config::path(&dir.data))?;
+            check_reachable_child(&dir.data, Some(&updated), &token.secret)?;
+            write_secret(&dir.data, &name, &token.secret).context("storing the link secret")?;
+            cfg.save(&dir.data)?;
+            outln!(
+                "child '{name}': new link secret stored{}; a running `lumpy serve` uses it from its next pull",
+                match &updated.cert_sha256 {
+                    Some(f) => format!(", certificate sha256 {f} pinned"),
+                    None => String::new(),
+                }
+            );
         }
         ChildCmd::ClearConflicts { dir, name } => {
             let node = node::open(&dir.data)?;

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::Status;
+use crate::config::ChildConfig;
 use crate::pcap_service::{PcapQuery, Plan, plan, write_local};
-use crate::sync::auth::{self, Secret};
+use crate::sync::auth::{self, LinkToken};
+use crate::sync::client::{child_client, net_error};
 use crate::sync::protocol::{AUTH_HEADER, ErrorBody};
 use crate::time_arg::parse_time_floor;
 
@@ -21,9 +23,13 @@ pub struct PcapArgs {
     /// Ask a running node (its peer API URL) instead.
     #[arg(long, value_name = "URL", requires = "secret_file")]
     pub node: Option<String>,
-    /// Link secret for --node (as `lumpy peer add` printed it).
+    /// Link token for --node (as `lumpy peer add` printed it): its secret
+    /// signs the request, its fingerprint pins the node's certificate.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+    /// --node is plain HTTP (an http:// URL, for loopback tests only).
+    #[arg(long, requires = "node")]
+    pub plain: bool,
     /// The sensor (roo incarnation) whose packets are wanted.
     #[arg(long)]
     pub sensor: u32,
@@ -118,7 +124,7 @@ pub fn run(a: PcapArgs) -> anyhow::Result<Status> {
     let query = PcapQuery::parse(&query_of(&a))?;
     match (&a.data, &a.node) {
         (Some(dir), _) => local(dir, &query, &a.output),
-        (None, Some(url)) => remote(url, a.secret_file.as_ref(), &query, &a.output),
+        (None, Some(url)) => remote(url, a.secret_file.as_ref(), a.plain, &query, &a.output),
         _ => bail!("give --data DIR or --node URL"),
     }
 }
@@ -142,6 +148,7 @@ fn local(dir: &std::path::Path, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<
 fn remote(
     url: &str,
     secret_file: Option<&PathBuf>,
+    plain: bool,
     q: &PcapQuery,
     out: &PathBuf,
 ) -> anyhow::Result<Status> {
@@ -150,7 +157,20 @@ fn remote(
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let secret = Secret::parse(&text).with_context(|| file.display().to_string())?;
+    let token = LinkToken::parse(&text).with_context(|| file.display().to_string())?;
+    let secret = token.secret;
+    // The node is reached as a child is: its certificate pinned by the token.
+    let link = ChildConfig {
+        name: url.to_string(),
+        url: url.to_string(),
+        pcap: crate::config::PcapMode::Proxy,
+        interval_secs: 1,
+        ca_file: None,
+        cert_sha256: token.cert_sha256,
+        plain,
+        sensors: Vec::new(),
+    };
+    let client = child_client(&link, reqwest::Client::builder()).map_err(anyhow::Error::msg)?;
     let path = format!("/pcap?{}", q.to_query());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -161,12 +181,12 @@ fn remote(
         .build()?;
     rt.block_on(async {
         use futures::StreamExt;
-        let resp = reqwest::Client::new()
+        let resp = client
             .get(format!("{}{path}", url.trim_end_matches('/')))
             .header(AUTH_HEADER, header)
             .send()
             .await
-            .with_context(|| format!("cannot reach {url}"))?;
+            .map_err(|e| net_error(&link, &e))?;
         if !resp.status().is_success() {
             let status = resp.status();
             let msg = resp

@@ -75,6 +75,22 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The peer API's TLS: the configured certificate, or the node's own (made
+/// at first start); `None` only when `serve.peer_plain` asks for plain HTTP.
+fn peer_tls(
+    dir: &std::path::Path,
+    serve: &crate::config::ServeConfig,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, ServeError> {
+    if serve.peer_plain {
+        tracing::warn!("peer API in plain HTTP (serve.peer_plain): for loopback tests only");
+        return Ok(None);
+    }
+    let id = crate::sync::tls::ensure_identity(dir, serve)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    tracing::info!(fingerprint = %id.fingerprint, "peer API certificate (sha256)");
+    Ok(Some(tls_acceptor(&id.cert, &id.key)?))
+}
+
 /// The routes one connection is served with, given its peer address.
 type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 
@@ -331,10 +347,7 @@ async fn serve(
         None => None,
     };
 
-    let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
-        _ => None,
-    };
+    let tls = peer_tls(dir, &config.serve)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = serve_connections(
         listener,

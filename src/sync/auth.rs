@@ -93,6 +93,51 @@ impl Secret {
     }
 }
 
+/// Prefix of a link token: a secret with the child's certificate pinned.
+/// The text is `lumpy-link-v2:<link name>:<base64url of 32 bytes>:<sha256
+/// hex of the child's certificate DER>`.
+pub const TOKEN_PREFIX: &str = "lumpy-link-v2:";
+
+/// What `lumpy peer add` prints and `lumpy child add` takes: the link
+/// secret and, unless the child serves plain HTTP, the fingerprint of the
+/// certificate its peer API presents (the parent pins it).
+pub struct LinkToken {
+    pub secret: Secret,
+    /// SHA-256 of the child's certificate (lowercase hex); `None` for a
+    /// bare secret (a plain-HTTP child, or a secret of before tokens).
+    pub cert_sha256: Option<String>,
+}
+
+impl LinkToken {
+    pub fn to_text(&self) -> String {
+        match &self.cert_sha256 {
+            Some(f) => format!(
+                "{TOKEN_PREFIX}{}:{}:{f}",
+                self.secret.link,
+                B64.encode(self.secret.seed)
+            ),
+            None => self.secret.to_text(),
+        }
+    }
+
+    /// A token, or a bare secret (`lumpy-link-v1:`) with no fingerprint.
+    pub fn parse(text: &str) -> Result<LinkToken, AuthError> {
+        let text = text.trim();
+        let Some(body) = text.strip_prefix(TOKEN_PREFIX) else {
+            return Ok(LinkToken {
+                secret: Secret::parse(text)?,
+                cert_sha256: None,
+            });
+        };
+        let (secret, fp) = body.rsplit_once(':').ok_or(AuthError::BadSecret)?;
+        let fp = crate::sync::tls::parse_fingerprint(fp).map_err(|_| AuthError::BadSecret)?;
+        Ok(LinkToken {
+            secret: Secret::parse(&format!("{SECRET_PREFIX}{secret}"))?,
+            cert_sha256: Some(fp),
+        })
+    }
+}
+
 /// The bytes a request signature covers.
 pub fn signing_input(
     link: &str,
@@ -327,6 +372,17 @@ mod tests {
             s.public_key().unwrap()
         );
         assert!(Secret::parse("hunter2").is_err());
+        let fp = "0f".repeat(32);
+        let token = LinkToken {
+            secret: Secret::generate("top").unwrap(),
+            cert_sha256: Some(fp.clone()),
+        };
+        let back = LinkToken::parse(&token.to_text()).unwrap();
+        assert_eq!(back.cert_sha256.as_deref(), Some(fp.as_str()));
+        assert_eq!(back.secret.to_text(), token.secret.to_text());
+        let bare = LinkToken::parse(&s.to_text()).unwrap();
+        assert!(bare.cert_sha256.is_none());
+        assert!(LinkToken::parse(&format!("{TOKEN_PREFIX}top:abc")).is_err());
         assert!(parse_header("a b c").is_err());
         assert!(parse_header("a notanumber c d").is_err());
     }

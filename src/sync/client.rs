@@ -38,6 +38,14 @@ pub enum SyncError {
         status: u16,
         message: String,
     },
+    #[error(
+        "child {child}: the server at {url} is not the child this link pinned (refused): {detail}"
+    )]
+    Certificate {
+        child: String,
+        url: String,
+        detail: String,
+    },
     #[error("child {child}: protocol error: {detail}")]
     Protocol { child: String, detail: String },
     #[error("child {child}: linking it would close a cycle (this node is already below it)")]
@@ -96,22 +104,71 @@ impl PullContext {
     }
 }
 
-/// A client for one child with `builder`'s timeouts, trusting only the
-/// link's CA file when it has one (every request to a child is made with one).
+/// A client for one child with `builder`'s timeouts (every request to a
+/// child is made with one): over TLS it accepts only the certificate the
+/// link token pinned (or, for a link without a pin, the link's CA file);
+/// plain HTTP only for a link that asked for it (`plain`).
 pub fn child_client(
     child: &ChildConfig,
     builder: reqwest::ClientBuilder,
 ) -> Result<reqwest::Client, String> {
-    let builder = match &child.ca_file {
-        Some(ca) => {
+    let plain_url = child.url.starts_with("http://");
+    if plain_url != child.plain {
+        return Err(format!(
+            "child {}: {} with plain = {}: plain HTTP needs both an http:// URL and `--plain`",
+            child.name, child.url, child.plain
+        ));
+    }
+    let builder = match (&child.cert_sha256, &child.ca_file) {
+        _ if plain_url => builder,
+        (Some(pin), _) => {
+            let tls = super::tls::pinned_client_config(pin)
+                .map_err(|e| format!("child {}: {e}", child.name))?;
+            builder.tls_backend_preconfigured(tls)
+        }
+        (None, Some(ca)) => {
             let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
             builder.tls_certs_only([cert])
         }
-        None => builder,
+        (None, None) => {
+            return Err(format!(
+                "child {}: no certificate pinned for {} (add the link with the token `lumpy peer add` printed)",
+                child.name, child.url
+            ));
+        }
     };
     builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// An error of the HTTP client as a pull error naming the child: a
+/// certificate other than the pinned one is `Certificate`, anything else
+/// `Unreachable`; the detail carries the causes (TLS alerts, resets), which
+/// reqwest's own message leaves out.
+pub fn net_error(child: &ChildConfig, e: &reqwest::Error) -> SyncError {
+    let mut detail = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if detail.contains(super::tls::PIN_MISMATCH) {
+        return SyncError::Certificate {
+            child: child.name.clone(),
+            url: child.url.clone(),
+            detail,
+        };
+    }
+    SyncError::Unreachable {
+        child: child.name.clone(),
+        url: child.url.clone(),
+        detail,
+    }
 }
 
 fn pull_builder() -> reqwest::ClientBuilder {
@@ -190,7 +247,7 @@ impl Link<'_> {
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let resp = req.send().await.map_err(|e| net_error(self.child, &e))?;
         let status = resp.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(resp);
@@ -211,7 +268,7 @@ impl Link<'_> {
         &mut self,
         resp: reqwest::Response,
     ) -> Result<T, SyncError> {
-        let body = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        let body = resp.bytes().await.map_err(|e| net_error(self.child, &e))?;
         self.stats.bytes_in += body.len() as u64;
         serde_json::from_slice(&body).map_err(|e| self.protocol(format!("bad JSON: {e}")))
     }
@@ -744,7 +801,7 @@ pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summa
         .header(AUTH_HEADER, header)
         .send()
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| net_error(child, &e))?;
     if !resp.status().is_success() {
         let status = resp.status().as_u16();
         let message = resp
@@ -788,11 +845,7 @@ pub async fn fetch_one(
     id: &SegmentId,
 ) -> Result<Option<Vec<u8>>, SyncError> {
     let (secret, http) = link_client(dir, child)?;
-    let unreachable = |e: reqwest::Error| SyncError::Unreachable {
-        child: child.name.clone(),
-        url: child.url.clone(),
-        detail: e.to_string(),
-    };
+    let unreachable = |e: reqwest::Error| net_error(child, &e);
     let protocol = |detail: String| SyncError::Protocol {
         child: child.name.clone(),
         detail,

@@ -3,7 +3,8 @@
 //!
 //! `protocol` (the messages), `auth` (link keys and signatures), `summary`
 //! (what a node holds, per sensor), `links` (link secrets and health),
-//! `server` (the peer API) and `client` (the pull).
+//! `server` (the peer API), `client` (the pull) and `tls` (each node's
+//! certificate and the pinning verifier).
 //! Owns nothing on disk but the link secrets and link states; segments are
 //! written by `store`, records applied by `mirror`.
 
@@ -14,3 +15,4 @@ pub mod pcap_http;
 pub mod protocol;
 pub mod server;
 pub mod summary;
+pub mod tls;
