@@ -246,7 +246,7 @@ fn main() {
         .unwrap_or_else(|| tmp.path().join("load"));
     let (node, parent_dirs) = build(&root, flows, parents);
     let (peer_port, ui_port) = (free_port(IP), free_port(IP));
-    link_parents(&node, &parent_dirs, &format!("http://{IP}:{peer_port}"));
+    link_parents(&node, &parent_dirs, &format!("https://{IP}:{peer_port}"));
     let mut child = lumpy()
         .args([
             "serve",

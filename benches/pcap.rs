@@ -108,8 +108,8 @@ fn main() {
         free_port("127.0.0.32"),
         free_port("127.0.0.33"),
     );
-    common::link(&l1, &roo, "roo", &format!("http://127.0.0.31:{proo}"), &[]);
-    common::link(&l2, &l1, "l1", &format!("http://127.0.0.32:{pl1}"), &[]);
+    common::link(&l1, &roo, "roo", &format!("https://127.0.0.31:{proo}"), &[]);
+    common::link(&l2, &l1, "l1", &format!("https://127.0.0.32:{pl1}"), &[]);
     let analyst = run(&[
         "peer",
         "add",
@@ -124,7 +124,7 @@ fn main() {
     let s_l1 = serve(&l1, &format!("127.0.0.32:{pl1}"));
     run(&["pull", "--data", l2.to_str().expect("utf-8")]);
     let s_l2 = serve(&l2, &format!("127.0.0.33:{pl2}"));
-    let url = format!("http://127.0.0.33:{pl2}");
+    let url = format!("https://127.0.0.33:{pl2}");
     let mut proxied = Vec::new();
     for f in &sample {
         let t = Instant::now();

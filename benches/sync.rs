@@ -143,7 +143,7 @@ fn main() {
         &parent,
         &child,
         "child",
-        &format!("http://127.0.0.1:{}", r.port),
+        &format!("https://127.0.0.1:{}", r.port),
         &["--pcap", "mirror", "--interval", "60s"],
     );
 
@@ -217,7 +217,7 @@ fn many_roos(work: &Path, roos: usize) {
             &top,
             &d,
             &format!("roo{i}"),
-            &format!("http://127.0.0.1:{}", r.port),
+            &format!("https://127.0.0.1:{}", r.port),
             &["--pcap", "mirror", "--interval", "60s"],
         );
         served.push(serve(&d, &format!("127.0.0.1:{port}")));

@@ -175,7 +175,7 @@ fn a_decommissioned_roos_pcap_outlives_it_byte_for_byte() {
     ingest_fixture(&a, "honeynet.pcap");
     let (_l, l) = new_node(4005);
     let pa = free_port("127.0.0.21");
-    link(&l, "l", &a, "roo", &format!("http://127.0.0.21:{pa}"), &[]);
+    link(&l, "l", &a, "roo", &format!("https://127.0.0.21:{pa}"), &[]);
     // Before: the roo's own pcap of every flow.
     let work = tempfile::tempdir().unwrap();
     let flows = flows_json(&a, &[]);
@@ -236,7 +236,7 @@ fn decommission_refuses_while_anything_is_missing() {
     ingest_fixture(&a, "honeynet.pcap");
     let (_l, l) = new_node(4006);
     let pa = free_port("127.0.0.22");
-    link(&l, "l", &a, "roo", &format!("http://127.0.0.22:{pa}"), &[]);
+    link(&l, "l", &a, "roo", &format!("https://127.0.0.22:{pa}"), &[]);
     let sa = serve(&a, "127.0.0.22", pa);
     ok(&["pull", "--data", &l]);
     sa.stop();

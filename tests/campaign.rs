@@ -364,7 +364,7 @@ pub fn crash_campaign(kills: usize, copies: u32) -> Vec<Tally> {
     // 2. pull (pcap mirrored, so every segment moves) from a serving child.
     let ip = "127.0.0.41";
     let port = free_port(ip);
-    let url = format!("http://{ip}:{port}");
+    let url = format!("https://{ip}:{port}");
     let served = serve(&reference, ip, port);
     let make_parent = |trial: usize| {
         let (d, data) = new_node(48_000 + trial as u32);
@@ -595,8 +595,8 @@ pub fn corruption_campaign(segment_flips: usize, index_flips: usize, bundle_flip
     let (ip_r, ip_b) = ("127.0.0.42", "127.0.0.43");
     let (port_r, port_b) = (free_port(ip_r), free_port(ip_b));
     let (url_r, url_b) = (
-        format!("http://{ip_r}:{port_r}"),
-        format!("http://{ip_b}:{port_b}"),
+        format!("https://{ip_r}:{port_r}"),
+        format!("https://{ip_b}:{port_b}"),
     );
     let (_b, b) = new_node(4712);
     let (_p, p) = new_node(4713);

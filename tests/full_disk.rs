@@ -109,7 +109,7 @@ fn a_pull_into_a_full_disk_stops_clearly_keeps_its_work_and_resumes() {
         "p",
         &child,
         "roo",
-        &format!("http://{ip}:{port}"),
+        &format!("https://{ip}:{port}"),
         &["--pcap", "mirror"],
     );
     let served = serve(&child, ip, port);

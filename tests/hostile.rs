@@ -88,6 +88,9 @@ impl Hostile {
     fn new(ip: &str, sensor: u32) -> Hostile {
         let (dir, data) = new_node(sensor);
         ingest_fixture(&data, "honeynet.pcap");
+        // Raw HTTP/1.1 exchanges with the peer API: asked for in plain
+        // HTTP (so `peer add` prints bare secrets).
+        config_set(&data, "serve.peer_plain", "true");
         let secret = Secret::parse(&ok(&["peer", "add", "--data", &data, "p"])).unwrap();
         let far = Secret::parse(&ok(&[
             "peer",

@@ -130,15 +130,15 @@ fn two_incarnations_at_one_address_stay_apart_and_name_each_other() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let key = lumpy::sync::auth::Secret::parse(&secret).unwrap();
+    let key = lumpy::sync::auth::LinkToken::parse(&secret).unwrap().secret;
     let header = lumpy::sync::auth::sign(&key, "GET", "/v1/summary", now, b"").unwrap();
     let body = tool(
         "curl",
         &[
-            "-sf",
+            "-sfk",
             "-H",
             &format!("x-lumpy-auth: {header}"),
-            &format!("http://127.0.0.61:{port}/v1/summary"),
+            &format!("https://127.0.0.61:{port}/v1/summary"),
         ],
     );
     served.stop();

@@ -647,7 +647,7 @@ fn imported_rows_reach_a_parent_by_sync_and_another_node_by_archive() {
     // A parent pulls them like any record segments.
     let (_p, p) = new_node(2);
     let port = crate::sync::free_port("127.0.0.62");
-    let url = format!("http://127.0.0.62:{port}");
+    let url = format!("https://127.0.0.62:{port}");
     crate::sync::link(&p, "up", &a, "roo", &url, &[]);
     let served = crate::sync::serve(&a, "127.0.0.62", port);
     ok(&["pull", "--data", &p]);

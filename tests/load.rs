@@ -137,6 +137,8 @@ async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(
 fn idle_cleartext_http2_connections_are_closed() {
     let ip = "127.0.21.2";
     let (_dir, data) = new_node(1);
+    // Cleartext on both listeners: the peer API asked for plain HTTP.
+    config_set(&data, "serve.peer_plain", "true");
     let (peer_port, ui_port) = (free_port(ip), free_port(ip));
     let _served = serve_ui(&data, ip, peer_port, ip, ui_port);
     let open = runtime().block_on(async {
@@ -409,6 +411,8 @@ fn answers_tell_strangers_nothing_and_logs_cannot_be_forged() {
     let ip = "127.0.21.6";
     let (dir, data) = new_node(1);
     add_user(&data, "alice", PASSWORD);
+    // Raw HTTP/1.1 exchanges with the peer API: asked for in plain HTTP.
+    config_set(&data, "serve.peer_plain", "true");
     let known = Secret::parse(&ok(&["peer", "add", "--data", &data, "p"])).unwrap();
     let far = Secret::parse(&ok(&[
         "peer",

@@ -431,7 +431,7 @@ fn a_parent_sees_the_os_rows_of_its_child() {
         "p",
         &child,
         "c",
-        &format!("http://127.0.0.41:{port}"),
+        &format!("https://127.0.0.41:{port}"),
         &[],
     );
     let served = serve(&child, "127.0.0.41", port);

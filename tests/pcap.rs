@@ -188,14 +188,14 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
     let direct = flow_pcap(&a, 1901, id, &work.path().join("direct.pcap"));
     let (_l, l) = new_node(2901);
     let (pa, pl) = (free_port("127.0.0.17"), free_port("127.0.0.18"));
-    link(&l, "l", &a, "a", &format!("http://127.0.0.17:{pa}"), &[]);
+    link(&l, "l", &a, "a", &format!("https://127.0.0.17:{pa}"), &[]);
     let client_secret = ok(&["peer", "add", "--data", &l, "analyst"]);
     let secret_file = work.path().join("analyst.secret");
     std::fs::write(&secret_file, client_secret).unwrap();
     let sa = serve(&a, "127.0.0.17", pa);
     ok(&["pull", "--data", &l]);
     let sl = serve(&l, "127.0.0.18", pl);
-    let url = format!("http://127.0.0.18:{pl}");
+    let url = format!("https://127.0.0.18:{pl}");
     let out = work.path().join("proxied.pcap");
     let pcap_via = |flow: &str, out: &Path| {
         run(&[
@@ -218,19 +218,22 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
         std::fs::read(&out).unwrap() == direct,
         "the proxied pcap equals the roo's own"
     );
-    // Over plain HTTP: the pcap media type and an attachment name.
+    // Over HTTPS (curl -k: this part is about the answer's headers): the
+    // pcap media type and an attachment name.
     let path = format!("/pcap?sensor=1901&con_id={id}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let secret =
-        lumpy::sync::auth::Secret::parse(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+        lumpy::sync::auth::LinkToken::parse(&std::fs::read_to_string(&secret_file).unwrap())
+            .unwrap()
+            .secret;
     let header = lumpy::sync::auth::sign(&secret, "GET", &path, now, b"").unwrap();
     let headers = tool(
         "curl",
         &[
-            "-s",
+            "-sk",
             "-D",
             "-",
             "-o",
@@ -253,7 +256,7 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
     let bad = tool(
         "curl",
         &[
-            "-s",
+            "-sk",
             "-w",
             " %{http_code}",
             "-H",
@@ -268,6 +271,32 @@ fn a_lumpy_proxies_a_flows_pcap_to_the_roo_and_answers_http_errors() {
         "{}",
         stderr(&r)
     );
+    // A link limited to other sensors (`peer add --sensors`) gets a clear
+    // refusal for this sensor's pcap, and no bytes.
+    let limited = ok(&["peer", "add", "--data", &l, "limited", "--sensors", "1"]);
+    let limited_file = work.path().join("limited.token");
+    std::fs::write(&limited_file, limited).unwrap();
+    let limited_out = work.path().join("limited.pcap");
+    let r = run(&[
+        "pcap",
+        "--node",
+        &url,
+        "--secret-file",
+        limited_file.to_str().unwrap(),
+        "--sensor",
+        "1901",
+        "--flow",
+        &id.to_string(),
+        "-o",
+        limited_out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("403") && stderr(&r).contains("sensor 1901"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(std::fs::read(&limited_out).map_or(true, |b| b.is_empty()));
     // The roo goes away: the lumpy answers 502 naming the child, leaking no path or secret.
     drop(sa);
     let r = pcap_via(&id.to_string(), &work.path().join("y.pcap"));
@@ -293,7 +322,7 @@ fn prune_keeps_what_a_mirroring_parent_lacks_and_reports_aged_out_pcap() {
         "l",
         &a,
         "a",
-        &format!("http://127.0.0.19:{pa}"),
+        &format!("https://127.0.0.19:{pa}"),
         &["--pcap", "mirror"],
     );
     let sa = serve(&a, "127.0.0.19", pa);

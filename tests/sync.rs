@@ -1,5 +1,6 @@
 //! Sync between real nodes: separate `lumpy serve` processes on 127.0.0.x
-//! ports, linked with real secrets, pulling over HTTP.
+//! ports, linked with real link tokens, pulling over TLS (plain HTTP
+//! only where a test asks for it, with an http:// URL).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,7 +59,11 @@ pub fn serve(data: &str, ip: &str, port: u16) -> Served {
     Served { child }
 }
 
-/// Makes `parent` pull from `child` under the names given; returns the secret text.
+/// Makes `parent` pull from `child` under the names given; returns the
+/// link token text. An https:// URL is the default an operator gets: the
+/// token pins the child's certificate. An http:// URL asks for plain HTTP
+/// explicitly on both sides (the child's `serve.peer_plain`, the parent's
+/// `--plain`), as only loopback tests may.
 pub fn link(
     parent: &str,
     parent_name: &str,
@@ -80,6 +85,10 @@ pub fn link_every(
     interval: &str,
     extra: &[&str],
 ) -> String {
+    let plain = url.starts_with("http://");
+    if plain {
+        config_set(child, "serve.peer_plain", "true");
+    }
     let secret = ok(&["peer", "add", "--data", child, parent_name]);
     let file = Path::new(parent).join(format!("{child_name}.secret-in"));
     std::fs::write(&file, &secret).unwrap();
@@ -95,6 +104,9 @@ pub fn link_every(
         "--interval",
         interval,
     ];
+    if plain {
+        args.push("--plain");
+    }
     args.extend_from_slice(extra);
     ok(&args);
     std::fs::remove_file(file).unwrap();
@@ -151,7 +163,7 @@ fn a_diamond_dag_converges_and_every_level_holds_the_same_rows() {
         free_port("127.0.0.4"),
         free_port("127.0.0.5"),
     );
-    let url = |ip: &str, p: u16| format!("http://{ip}:{p}");
+    let url = |ip: &str, p: u16| format!("https://{ip}:{p}");
     let every = "2s";
     link_every(&l1, "l1", &a, "roo-a", &url("127.0.0.2", pa), every, &[]);
     link_every(&l1, "l1", &b, "roo-b", &url("127.0.0.3", pb), every, &[]);
@@ -372,10 +384,12 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
     let far_secret = ok(&["peer", "add", "--data", &a, "far", "--allow", "10.9.9.0/24"]);
     let port = free_port("127.0.0.8");
     let sa = serve(&a, "127.0.0.8", port);
-    let url = format!("http://127.0.0.8:{port}/v1/summary");
+    // curl does not pin (-k): this test is about the signatures.
+    let url = format!("https://127.0.0.8:{port}/v1/summary");
     let curl = |header: Option<&str>| -> String {
         let mut args = vec![
             "-s".to_string(),
+            "-k".into(),
             "-o".into(),
             "/dev/null".into(),
             "-w".into(),
@@ -392,7 +406,7 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let good = lumpy::sync::auth::Secret::parse(&secret).unwrap();
+    let good = lumpy::sync::auth::LinkToken::parse(&secret).unwrap().secret;
     let header = lumpy::sync::auth::sign(&good, "GET", "/v1/summary", now, b"").unwrap();
     assert_eq!(curl(Some(&header)), "200");
     assert_eq!(curl(Some(&header)), "401", "a replayed request is refused");
@@ -417,7 +431,9 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
         )),
         "401"
     );
-    let far = lumpy::sync::auth::Secret::parse(&far_secret).unwrap();
+    let far = lumpy::sync::auth::LinkToken::parse(&far_secret)
+        .unwrap()
+        .secret;
     assert_eq!(
         curl(Some(
             &lumpy::sync::auth::sign(&far, "GET", "/v1/summary", now, b"").unwrap()
@@ -428,7 +444,8 @@ fn credentials_are_checked_and_nothing_changes_on_refusal() {
     sa.stop();
     assert_eq!(segment_files(&a), segs);
     // The secret is in no file on the child: only the public key is kept.
-    let key_part = secret.trim().rsplit(':').next().unwrap().to_string();
+    // (lumpy-link-v2:NAME:SECRET:FINGERPRINT)
+    let key_part = secret.trim().split(':').nth(2).unwrap().to_string();
     for f in walk_all(Path::new(&a)) {
         let bytes = std::fs::read(&f).unwrap();
         assert!(
@@ -459,8 +476,8 @@ fn a_link_that_would_close_a_cycle_is_refused() {
     let (_a, a) = new_node(1301);
     let (_b, b) = new_node(1302);
     let (pa, pb) = (free_port("127.0.0.9"), free_port("127.0.0.10"));
-    link(&a, "a", &b, "b", &format!("http://127.0.0.10:{pb}"), &[]);
-    link(&b, "b", &a, "a", &format!("http://127.0.0.9:{pa}"), &[]);
+    link(&a, "a", &b, "b", &format!("https://127.0.0.10:{pb}"), &[]);
+    link(&b, "b", &a, "a", &format!("https://127.0.0.9:{pa}"), &[]);
     let sb = serve(&b, "127.0.0.10", pb);
     ok(&["pull", "--data", &a]);
     sb.stop();
@@ -472,7 +489,7 @@ fn a_link_that_would_close_a_cycle_is_refused() {
     let secret = ok(&["peer", "add", "--data", &a, "b-again"]);
     let file = Path::new(&b).join("again.secret-in");
     std::fs::write(&file, secret).unwrap();
-    let url = format!("http://127.0.0.9:{pa}");
+    let url = format!("https://127.0.0.9:{pa}");
     let add = run(&[
         "child",
         "add",
@@ -495,7 +512,7 @@ fn a_dead_child_leaves_the_parent_serving_and_reporting() {
     let (_l, l) = new_node(2401);
     ingest(&a, "honeynet.pcap");
     let pa = free_port("127.0.0.11");
-    link(&l, "l", &a, "a", &format!("http://127.0.0.11:{pa}"), &[]);
+    link(&l, "l", &a, "a", &format!("https://127.0.0.11:{pa}"), &[]);
     let sa = serve(&a, "127.0.0.11", pa);
     ok(&["pull", "--data", &l]);
     drop(sa); // kill -9: the child is gone
@@ -529,7 +546,7 @@ fn a_corrupted_segment_at_a_child_is_never_propagated() {
     bytes[mid] ^= 0x10;
     std::fs::write(&path, &bytes).unwrap();
     let pa = free_port("127.0.0.12");
-    link(&l, "l", &a, "a", &format!("http://127.0.0.12:{pa}"), &[]);
+    link(&l, "l", &a, "a", &format!("https://127.0.0.12:{pa}"), &[]);
     let sa = serve(&a, "127.0.0.12", pa);
     let _ = run(&["pull", "--data", &l]);
     sa.stop();
@@ -557,7 +574,7 @@ fn kill_9_of_the_parent_mid_transfer_then_restart_loses_and_duplicates_nothing()
         "l",
         &a,
         "a",
-        &format!("http://127.0.0.13:{pa}"),
+        &format!("https://127.0.0.13:{pa}"),
         &["--pcap", "mirror"],
     );
     let sa = serve(&a, "127.0.0.13", pa);
@@ -594,14 +611,7 @@ fn links_can_cross_untrusted_networks_over_tls() {
     config_set(&a, "serve.tls_key", key.to_str().unwrap());
     let (_l, l) = new_node(2701);
     let pa = free_port("127.0.0.14");
-    link(
-        &l,
-        "l",
-        &a,
-        "a",
-        &format!("https://127.0.0.14:{pa}"),
-        &["--ca-file", cert.to_str().unwrap()],
-    );
+    link(&l, "l", &a, "a", &format!("https://127.0.0.14:{pa}"), &[]);
     let sa = serve(&a, "127.0.0.14", pa);
     // Plain HTTP to the TLS port gets nothing.
     let plain = std::process::Command::new("curl")
@@ -615,6 +625,50 @@ fn links_can_cross_untrusted_networks_over_tls() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("sensors"));
     ok(&["pull", "--data", &l]);
+    // The token pinned the operator's certificate: openssl's SHA-256 of it.
+    let fp = tool(
+        "openssl",
+        &[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let fp = fp.trim().rsplit('=').next().unwrap().replace(':', "");
+    let shown = ok(&["config", "show", "--data", &l]);
+    assert!(shown.contains(&fp.to_lowercase()), "{fp} not in\n{shown}");
+    // Plain HTTP is never the quiet fallback: an http:// URL without
+    // --plain is refused, and so is a token-less https:// link.
+    let token = ok(&["peer", "add", "--data", &a, "l2"]);
+    let file = Path::new(&l).join("l2.token");
+    std::fs::write(&file, &token).unwrap();
+    let add = |url: &str, file: &Path| {
+        run(&[
+            "child",
+            "add",
+            "--data",
+            &l,
+            "a2",
+            url,
+            "--secret-file",
+            file.to_str().unwrap(),
+        ])
+    };
+    let out = add(&format!("http://127.0.0.14:{pa}"), &file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--plain"), "{}", stderr(&out));
+    let bare = lumpy::sync::auth::LinkToken::parse(&token).unwrap().secret;
+    std::fs::write(&file, bare.to_text()).unwrap();
+    let out = add(&format!("https://127.0.0.14:{pa}"), &file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no certificate fingerprint"),
+        "{}",
+        stderr(&out)
+    );
     sa.stop();
     assert_eq!(flows_of(&l, 1701), flows_of(&a, 1701));
 }
@@ -638,8 +692,8 @@ fn two_incarnations_claiming_one_sensor_id_are_flagged_and_never_merged() {
     ingest(&b, "vlan.pcap");
     let (_l, l) = new_node(2801);
     let (pa, pb) = (free_port("127.0.0.15"), free_port("127.0.0.16"));
-    link(&l, "l", &a, "a", &format!("http://127.0.0.15:{pa}"), &[]);
-    link(&l, "l", &b, "b", &format!("http://127.0.0.16:{pb}"), &[]);
+    link(&l, "l", &a, "a", &format!("https://127.0.0.15:{pa}"), &[]);
+    link(&l, "l", &b, "b", &format!("https://127.0.0.16:{pb}"), &[]);
     let sa = serve(&a, "127.0.0.15", pa);
     let sb = serve(&b, "127.0.0.16", pb);
     let out = run(&["pull", "--data", &l]);

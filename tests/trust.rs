@@ -166,7 +166,7 @@ fn a_child_speaks_only_for_its_own_sensor_and_a_forgery_changes_nothing_at_the_p
         free_port("127.0.0.3"),
         free_port("127.0.0.4"),
     ];
-    let url = |ip: &str, port: u16| format!("http://{ip}:{port}");
+    let url = |ip: &str, port: u16| format!("https://{ip}:{port}");
     link(&p, "p", &c1, "c1", &url("127.0.0.2", ports[0]), &[]);
     link(&p, "p", &c2, "c2", &url("127.0.0.3", ports[1]), &[]);
     link(&p, "p", &e, "e", &url("127.0.0.4", ports[2]), &[]);
@@ -246,7 +246,7 @@ fn links_limited_to_sensors_carry_only_those() {
     ingest_fixture(&a, "honeynet.pcap");
     ingest_fixture(&b, "vlan.pcap");
     let ports = [free_port("127.0.0.2"), free_port("127.0.0.3")];
-    let url = |ip: &str, port: u16| format!("http://{ip}:{port}");
+    let url = |ip: &str, port: u16| format!("https://{ip}:{port}");
     link(&l, "l", &a, "a", &url("127.0.0.2", ports[0]), &[]);
     link(&l, "l", &b, "b", &url("127.0.0.3", ports[1]), &[]);
     let sa = serve(&a, "127.0.0.2", ports[0]);
@@ -343,7 +343,7 @@ fn a_record_segment_that_cannot_be_read_is_quarantined_and_the_node_goes_on() {
     // It serves and a parent pulls everything else; the quarantined
     // segments never leave the node.
     let port = free_port("127.0.0.2");
-    link(&p, "p", &n, "n", &format!("http://127.0.0.2:{port}"), &[]);
+    link(&p, "p", &n, "n", &format!("https://127.0.0.2:{port}"), &[]);
     let sn = serve(&n, "127.0.0.2", port);
     let out = run(&["pull", "--data", &p]);
     sn.stop();
@@ -443,7 +443,7 @@ fn prune_after_a_mirror_pull_cut_mid_stream_keeps_every_flows_pcap() {
         "p",
         &a,
         "a",
-        &format!("http://127.0.0.1:{relay}"),
+        &format!("https://127.0.0.1:{relay}"),
         &["--pcap", "mirror"],
     );
     let sa = serve(&a, "127.0.0.2", pa);
@@ -503,7 +503,7 @@ fn a_roo_speaks_only_for_the_sensors_it_originated_unless_the_link_lists_more() 
     let (_p, p) = new_node(3401);
     let (_q, q) = new_node(3402);
     let pa = free_port("127.0.0.2");
-    let url = format!("http://127.0.0.2:{pa}");
+    let url = format!("https://127.0.0.2:{pa}");
     link(&p, "p", &a, "a", &url, &[]);
     link(&q, "q", &a, "a", &url, &["--sensors", "1401,1402"]);
     let sa = serve(&a, "127.0.0.2", pa);

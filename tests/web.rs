@@ -227,6 +227,9 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
     let out = c.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("at least 8"), "{}", stderr(&out));
+    // This test's one HTTP client speaks to the UI and to the peer port
+    // alike: the peer API is asked for in plain HTTP (loopback only).
+    config_set(&data, "serve.peer_plain", "true");
     let secret = ok(&["peer", "add", "--data", &data, "analyst"]);
     let (ip, port, ui) = (
         "127.0.0.30",
@@ -436,7 +439,9 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
     assert_eq!(flows_json(&data, &[]).len(), all.len());
 
     // A peer's signed request never opens the UI ...
-    let secret = lumpy::sync::auth::Secret::parse(secret.trim()).unwrap();
+    let secret = lumpy::sync::auth::LinkToken::parse(secret.trim())
+        .unwrap()
+        .secret;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -771,7 +776,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         "l",
         &a,
         "roo-a",
-        &format!("http://127.0.0.31:{pa}"),
+        &format!("https://127.0.0.31:{pa}"),
         &[],
     );
     link(
@@ -779,7 +784,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         "l",
         &b,
         "roo-b",
-        &format!("http://127.0.0.32:{pb}"),
+        &format!("https://127.0.0.32:{pb}"),
         &[],
     );
     let _sa = serve(&a, "127.0.0.31", pa);

@@ -65,6 +65,18 @@ pub fn free_port(ip: &str) -> u16 {
 
 /// Makes `parent` pull from `child` (named `name` there) with `extra` flags.
 pub fn link(parent: &Path, child: &Path, name: &str, url: &str, extra: &[&str]) {
+    // An http:// URL asks for plain HTTP on both sides (as tests/sync.rs).
+    let plain = url.starts_with("http://");
+    if plain {
+        run(&[
+            "config",
+            "set",
+            "--data",
+            child.to_str().expect("utf-8"),
+            "serve.peer_plain",
+            "true",
+        ]);
+    }
     let secret = run(&[
         "peer",
         "add",
@@ -84,6 +96,9 @@ pub fn link(parent: &Path, child: &Path, name: &str, url: &str, extra: &[&str]) 
         "--secret-file",
         f.to_str().expect("utf-8"),
     ];
+    if plain {
+        args.push("--plain");
+    }
     args.extend_from_slice(extra);
     run(&args);
 }

@@ -71,11 +71,23 @@ fn pcap_reply(q: &PcapQuery, body: warp::reply::Response) -> Reply {
     r
 }
 
-pub async fn pcap(api: &Arc<PeerApi>, query: &str) -> Reply {
+/// Answers `/pcap` for a parent shown `shown` sensors (`None`: every one,
+/// else its link's `peer add --sensors` list: another sensor's pcap is
+/// refused as its catalogue is, locally or proxied).
+pub async fn pcap(api: &Arc<PeerApi>, query: &str, shown: Option<&[u32]>) -> Reply {
     let q = match PcapQuery::parse(query) {
         Ok(q) => q,
         Err(e) => return error_reply(status_of(&e), &e.to_string()),
     };
+    if shown.is_some_and(|list| !list.contains(&q.sensor)) {
+        return error_reply(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "sensor {}: this link is limited to other sensors (peer add --sensors)",
+                q.sensor
+            ),
+        );
+    }
     let store = api.store.clone();
     let planned = {
         let q = q.clone();

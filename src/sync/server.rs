@@ -417,7 +417,7 @@ async fn handle(
         }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
         ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
-        ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query).await,
+        ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query, shown.as_deref()).await,
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)

@@ -652,7 +652,7 @@ async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     };
     // The pcap service decides: here, or proxied down to the child nearest
     // the sensor's origin (signed with this node's link secret).
-    crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}")).await
+    crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}"), None).await
 }
 
 async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
