@@ -530,3 +530,189 @@ fn a_roo_speaks_only_for_the_sensors_it_originated_unless_the_link_lists_more() 
         flows_json(&b, &["--sensor", "1402"])
     );
 }
+
+/// What the tampering relay does to the next connections.
+#[derive(Clone)]
+enum Tamper {
+    /// Passes bytes both ways untouched.
+    Pass,
+    /// Flips one bit of the child's answer at this offset of the stream.
+    Flip(usize),
+    /// Passes this many bytes of the child's answer, then cuts both ways.
+    Cut(usize),
+    /// Answers with the child's bytes recorded from an earlier connection,
+    /// without contacting the child.
+    Replay,
+    /// Connects to this other server instead (another certificate).
+    To(String),
+}
+
+/// A TCP relay in front of `target` whose behaviour the test switches
+/// between pulls; it records the child's untouched answer of the first
+/// connection it relays (for `Replay`).
+struct TamperRelay {
+    port: u16,
+    mode: std::sync::Arc<std::sync::Mutex<Tamper>>,
+}
+
+impl TamperRelay {
+    fn set(&self, mode: Tamper) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+fn tamper_relay(target: String) -> TamperRelay {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mode = Arc::new(Mutex::new(Tamper::Pass));
+    let recorded: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+    let (m, rec) = (mode.clone(), recorded.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mode = m.lock().unwrap().clone();
+            if let Tamper::Replay = mode {
+                let old = rec.lock().unwrap().clone().unwrap_or_default();
+                std::thread::spawn(move || {
+                    let mut c = conn;
+                    let _ = c.write_all(&old);
+                    let _ = c.shutdown(Shutdown::Both);
+                });
+                continue;
+            }
+            let to = match &mode {
+                Tamper::To(other) => other.clone(),
+                _ => target.clone(),
+            };
+            let Ok(server) = TcpStream::connect(&to) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (conn.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(Shutdown::Write);
+            });
+            // The first relayed connection's answer is kept for a replay.
+            let record = matches!(mode, Tamper::Pass | Tamper::Flip(_) | Tamper::Cut(_))
+                && rec.lock().unwrap().is_none();
+            if record {
+                *rec.lock().unwrap() = Some(Vec::new());
+            }
+            let rec = rec.clone();
+            let (mut s_in, mut c_out) = (server, conn);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut at = 0usize;
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if record && let Some(r) = rec.lock().unwrap().as_mut() {
+                        r.extend_from_slice(&buf[..n]);
+                    }
+                    let chunk = &mut buf[..n];
+                    match mode {
+                        Tamper::Flip(off) if (at..at + n).contains(&off) => {
+                            chunk[off - at] ^= 0x01;
+                        }
+                        Tamper::Cut(off) if at + n > off => {
+                            let _ = c_out.write_all(&chunk[..off - at]);
+                            let _ = c_out.shutdown(Shutdown::Both);
+                            let _ = s_in.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        _ => {}
+                    }
+                    at += n;
+                    if c_out.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    TamperRelay { port, mode }
+}
+
+#[test]
+fn a_tampering_relay_or_another_certificate_gets_nothing_accepted() {
+    // Parent p pulls from an honest child h directly and from child v
+    // through a relay that flips a byte, truncates, replays an earlier
+    // answer, or leads to another node (x) with its own certificate.
+    let (_h, h) = new_node(1501);
+    let (_v, v) = new_node(1502);
+    let (_x, x) = new_node(1503);
+    let (_p, p) = new_node(3501);
+    ingest_fixture(&h, "honeynet.pcap");
+    ingest_fixture(&v, "vlan.pcap");
+    ingest_fixture(&x, "vlan.pcap");
+    let (ph, pv, px) = (
+        free_port("127.0.0.6"),
+        free_port("127.0.0.7"),
+        free_port("127.0.0.8"),
+    );
+    let relay = tamper_relay(format!("127.0.0.7:{pv}"));
+    link(&p, "p", &h, "h", &format!("https://127.0.0.6:{ph}"), &[]);
+    link(
+        &p,
+        "p",
+        &v,
+        "v",
+        &format!("https://127.0.0.1:{}", relay.port),
+        &[],
+    );
+    let sh = serve(&h, "127.0.0.6", ph);
+    let sv = serve(&v, "127.0.0.7", pv);
+    let sx = serve(&x, "127.0.0.8", px);
+    let cases = [
+        ("a flipped byte", Tamper::Flip(2000)),
+        ("a truncated answer", Tamper::Cut(2000)),
+        ("a replayed answer", Tamper::Replay),
+        ("another certificate", Tamper::To(format!("127.0.0.8:{px}"))),
+    ];
+    for (what, mode) in cases {
+        relay.set(mode);
+        let out = run(&["pull", "--data", &p]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("child v:"), "{what}: {err}");
+        assert!(!err.contains("child h"), "{what}: {err}");
+        // The other child is still pulled, in the same run.
+        assert!(stdout(&out).contains("h: "), "{what}: {}", stdout(&out));
+        let status = status_json(&p);
+        let health = child_health(&status, "v");
+        let last = health["last_error"].as_str().unwrap();
+        assert!(last.starts_with("child v:"), "{what}: {last}");
+        if what == "another certificate" {
+            assert!(
+                last.contains("is not the child this link pinned"),
+                "{what}: {last}"
+            );
+        }
+        // Nothing of v (nor of x) was accepted.
+        assert_eq!(segments_known(&status, 1502), 0, "{what}");
+        assert_eq!(segments_known(&status, 1503), 0, "{what}");
+        assert!(flows_json(&p, &["--sensor", "1502"]).is_empty(), "{what}");
+        assert_eq!(
+            flows_json(&p, &["--sensor", "1501"]),
+            flows_json(&h, &["--sensor", "1501"]),
+            "{what}"
+        );
+    }
+    // The same relay passing bytes untouched: v's data arrives (so each
+    // refusal above was the tampering's).
+    relay.set(Tamper::Pass);
+    ok(&["pull", "--data", &p]);
+    for s in [sh, sv, sx] {
+        s.stop();
+    }
+    assert_eq!(
+        flows_json(&p, &["--sensor", "1502"]),
+        flows_json(&v, &["--sensor", "1502"])
+    );
+    ok(&["verify", "--data", &p]);
+}
