@@ -716,3 +716,70 @@ fn a_tampering_relay_or_another_certificate_gets_nothing_accepted() {
     );
     ok(&["verify", "--data", &p]);
 }
+
+#[test]
+fn a_link_token_is_rotated_by_peer_rotate_and_child_rotate() {
+    let (_a, a) = new_node(1601);
+    let (_p, p) = new_node(3601);
+    ingest_fixture(&a, "honeynet.pcap");
+    let pa = free_port("127.0.0.9");
+    let old = link(&p, "p", &a, "a", &format!("https://127.0.0.9:{pa}"), &[]);
+    let sa = serve(&a, "127.0.0.9", pa);
+    ok(&["pull", "--data", &p]);
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("new.token");
+    let rotate = |token_file: &Path| {
+        let token = ok(&["peer", "rotate", "--data", &a, "p"]);
+        std::fs::write(token_file, &token).unwrap();
+        token
+    };
+    // The child makes a new secret: the running node refuses the old one
+    // from the next request, naming the child at the parent.
+    let new = rotate(&token_file);
+    assert_ne!(new.trim(), old);
+    let out = run(&["pull", "--data", &p]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("child a: 401"), "{}", stderr(&out));
+    ok(&[
+        "child",
+        "rotate",
+        "--data",
+        &p,
+        "a",
+        "--secret-file",
+        token_file.to_str().unwrap(),
+    ]);
+    ok(&["pull", "--data", &p]);
+    // A new certificate (the old key lost, say): refused as another
+    // server's until the parent takes the token that pins it.
+    sa.stop();
+    std::fs::remove_dir_all(Path::new(&a).join("tls")).unwrap();
+    let sa = serve(&a, "127.0.0.9", pa);
+    let out = run(&["pull", "--data", &p]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not the child this link pinned"),
+        "{}",
+        stderr(&out)
+    );
+    rotate(&token_file);
+    ok(&[
+        "child",
+        "rotate",
+        "--data",
+        &p,
+        "a",
+        "--secret-file",
+        token_file.to_str().unwrap(),
+    ]);
+    ok(&["pull", "--data", &p]);
+    sa.stop();
+    assert_eq!(
+        flows_json(&p, &["--sensor", "1601"]),
+        flows_json(&a, &["--sensor", "1601"])
+    );
+    // Rotating an unknown link fails.
+    let out = run(&["peer", "rotate", "--data", &a, "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no parent named 'nobody'"));
+}
