@@ -344,7 +344,23 @@ fn a_record_segment_that_cannot_be_read_is_quarantined_and_the_node_goes_on() {
     // segments never leave the node.
     let port = free_port("127.0.0.2");
     link(&p, "p", &n, "n", &format!("https://127.0.0.2:{port}"), &[]);
-    let sn = serve(&n, "127.0.0.2", port);
+    crate::web::add_user(&n, "alice", crate::web::PASSWORD);
+    let ui = free_port("127.0.0.2");
+    let sn = crate::web::serve_ui(&n, "127.0.0.2", port, "127.0.0.2", ui);
+    // The web API names them too (the DAG view: id, path, reason).
+    let http = crate::web::Http::new();
+    let base = format!("http://127.0.0.2:{ui}");
+    let cookie = http.login(&base, "alice", crate::web::PASSWORD).unwrap();
+    let dag = http
+        .get(&format!("{base}/api/v1/dag"), Some(&cookie))
+        .json();
+    let shown = dag["quarantined"].as_array().unwrap();
+    assert_eq!(shown.len(), 2, "{dag}");
+    for id in [undecodable, huge] {
+        let q = shown.iter().find(|q| q["id"] == id.to_hex()).unwrap();
+        assert!(q["path"].as_str().unwrap().ends_with(&id.to_hex()), "{q}");
+        assert!(!q["reason"].as_str().unwrap().is_empty(), "{q}");
+    }
     let out = run(&["pull", "--data", &p]);
     sn.stop();
     assert!(out.status.success(), "{}", stderr(&out));

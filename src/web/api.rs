@@ -834,7 +834,7 @@ async fn dag(web: &Arc<Web>) -> Reply {
         .config
         .peers
         .iter()
-        .map(|p| serde_json::json!({ "name": p.name, "allow": p.allow }))
+        .map(|p| serde_json::json!({ "name": p.name, "allow": p.allow, "sensors": p.sensors }))
         .collect();
     let local: Vec<u32> = summary
         .sensors
@@ -842,12 +842,28 @@ async fn dag(web: &Arc<Web>) -> Reply {
         .filter(|s| s.hops == 0)
         .map(|s| s.sensor_id)
         .collect();
+    // Record segments this node holds but cannot read (as `lumpy status`
+    // names them): skipped by the mirror until `lumpy repair`.
+    let quarantined: Vec<_> = web
+        .store
+        .quarantined()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, reason)| {
+            serde_json::json!({
+                "id": id.to_hex(),
+                "path": web.store.segment_path(&id),
+                "reason": reason,
+            })
+        })
+        .collect();
     json(&serde_json::json!({
         "node_id": summary.node_id,
         "below": summary.below.len(),
         "local_sensors": local,
         "children": children,
         "parents": parents,
+        "quarantined": quarantined,
         "now": now,
     }))
 }
