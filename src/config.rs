@@ -572,6 +572,30 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("capture.honeypot_nets"));
         assert!(c.set("nope", "1", dir.path()).is_err());
+        let mut plain = Config::default();
+        plain.set("serve.peer_plain", "yes", dir.path()).unwrap();
+        assert!(plain.serve.peer_plain);
+        let mut child = ChildConfig {
+            name: "a".into(),
+            url: "http://127.0.0.1:1".into(),
+            pcap: PcapMode::Proxy,
+            interval_secs: 1,
+            ca_file: None,
+            cert_sha256: None,
+            plain: false,
+            sensors: Vec::new(),
+        };
+        let mut with = Config::default();
+        with.children.push(child.clone());
+        let e = with.validate(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("plain HTTP"), "{e}");
+        child.url = "https://127.0.0.1:1".into();
+        with.children = vec![child.clone()];
+        let e = with.validate(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("pins no certificate"), "{e}");
+        child.cert_sha256 = Some("ab".repeat(32));
+        with.children = vec![child];
+        with.validate(dir.path()).unwrap();
         std::fs::write(Config::path(dir.path()), "[capture]\nbogus = 1\n").unwrap();
         let e = Config::load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("lumpy.toml"));

@@ -84,7 +84,7 @@ impl Access {
     }
 
     /// Refuses values that are, or look like, lumpy secrets: a link secret
-    /// (`lumpy-link-v1:`), the content of a `DIR/children/*.secret` file, or
+    /// (`lumpy-link-v1:`) or link token (`lumpy-link-v2:`), the content of a `DIR/children/*.secret` file, or
     /// the target database password. Also enforces CHAR(30).
     pub fn check(&self, dir: &Path, db_password: Option<&str>) -> Result<(), ExportError> {
         let mut secrets: Vec<String> = Vec::new();
@@ -107,6 +107,7 @@ impl Access {
                 )));
             }
             if v.contains(crate::sync::auth::SECRET_PREFIX)
+                || v.contains(crate::sync::auth::TOKEN_PREFIX)
                 || (!v.is_empty()
                     && secrets
                         .iter()
@@ -433,6 +434,7 @@ mod tests {
         let ok = |a: Access| a.check(dir.path(), Some("dbpass123")).is_ok();
         assert!(ok(access([10, 0, 0, 1], "roo", "honey")));
         assert!(!ok(access([10, 0, 0, 1], "roo", "lumpy-link-v1:x")));
+        assert!(!ok(access([10, 0, 0, 1], "roo", "lumpy-link-v2:x")));
         assert!(!ok(access([10, 0, 0, 1], "roo", "dbpass123")));
         assert!(!ok(access([10, 0, 0, 1], "roo", "QUJDREVGR0hJSktM")));
         assert!(!ok(access([10, 0, 0, 1], &"x".repeat(31), "")));

@@ -43,6 +43,8 @@ pub enum TlsError {
     Bad { path: PathBuf, detail: String },
     #[error("making the node's certificate: {0}")]
     Generate(String),
+    #[error("serve.tls_cert and serve.tls_key: set both, or neither (the node then makes its own)")]
+    Half,
     #[error("TLS client: {0}")]
     Client(String),
     #[error(
@@ -76,8 +78,11 @@ pub fn identity_paths(dir: &Path, serve: &ServeConfig) -> (PathBuf, PathBuf) {
 /// and `lumpy peer add` both call this, so a token can be printed before
 /// the first start).
 pub fn ensure_identity(dir: &Path, serve: &ServeConfig) -> Result<Identity, TlsError> {
+    if serve.tls_cert.is_some() != serve.tls_key.is_some() {
+        return Err(TlsError::Half);
+    }
     let (cert, key) = identity_paths(dir, serve);
-    let configured = serve.tls_cert.is_some() && serve.tls_key.is_some();
+    let configured = serve.tls_cert.is_some();
     if !configured && !cert.exists() {
         generate(&cert, &key)?;
     }
@@ -255,6 +260,14 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let c = ensure_identity(other.path(), &serve).unwrap();
         assert_ne!(a.fingerprint, c.fingerprint, "each node its own key");
+        let half = ServeConfig {
+            tls_cert: Some(a.cert.clone()),
+            ..ServeConfig::default()
+        };
+        assert!(matches!(
+            ensure_identity(other.path(), &half),
+            Err(TlsError::Half)
+        ));
     }
 
     #[test]
