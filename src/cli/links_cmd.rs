@@ -472,8 +472,13 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 .unwrap_or(0);
             for c in &node.config.children {
                 let s = load_state(&node.store, &c.name)?;
+                let tls = match (&c.cert_sha256, c.plain) {
+                    (_, true) => "plain HTTP".to_string(),
+                    (Some(f), _) => format!("pinned sha256 {}", f.get(..16).unwrap_or(f)),
+                    (None, _) => "CA file".to_string(),
+                };
                 outln!(
-                    "{}\t{}\tpcap {:?}\tevery {}s\tlast success {}\t{} bytes in{}",
+                    "{}\t{}\t{tls}\tpcap {:?}\tevery {}s\tlast success {}\t{} bytes in{}",
                     c.name,
                     c.url,
                     c.pcap,
@@ -529,7 +534,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             write_secret(&dir.data, &name, &token.secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
             outln!(
-                "child '{name}': new link secret stored{}; a running `lumpy serve` uses it from its next pull",
+                "child '{name}': new link secret stored{}; the next pull uses it",
                 match &updated.cert_sha256 {
                     Some(f) => format!(", certificate sha256 {f} pinned"),
                     None => String::new(),
