@@ -114,14 +114,14 @@ const OLD_FINGERPRINTS: &str = "x_os_fingerprint_v2";
 /// sorted out (mirror 3 -> 4).
 const OLD_ARGUS: &str = "x_argus_v3";
 
-/// flow's indexes as mirror 3 defined them; mirror 4 redefines them under
-/// the same names (and makes the natural key `src_ip_idx`).
-const V3_FLOW_INDEXES: [&str; 6] = [
+/// flow's indexes as mirror 3 defined them that mirror 4 redefines under
+/// the same names (and the natural key, which is `src_ip_idx` now);
+/// `start_sec_idx` stays as it was.
+const V3_FLOW_INDEXES: [&str; 5] = [
     "src_ip_idx",
     "dst_ip_idx",
     "src_port_idx",
     "dst_port_idx",
-    "start_sec_idx",
     "flow_natural_key",
 ];
 

@@ -264,7 +264,7 @@ fn flow_keys_and_indexes_match_hflow() {
     }
     assert_eq!(
         index("start_sec_idx"),
-        (false, words("sensor_id src_start_sec src_start_msec"))
+        (false, words("sensor_id src_start_sec"))
     );
 }
 
