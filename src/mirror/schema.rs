@@ -63,6 +63,7 @@ pub const TABLES: &[TableSpec] = &[
     t("x_applied_segment", false, "segment_id"),
     t("x_flow_version", true, "sensor_id, flow_id"),
     t("x_argus_legacy", true, "sensor_id, argus_id"),
+    t("x_flow_count", false, "tbl"),
     t("x_flow6", true, "sensor_id, flow_id"),
     t("x_sensor_version", true, "sensor_id"),
     t("x_sensor_address", true, "sensor_id"),
@@ -143,7 +144,28 @@ pub fn migrate_before_ddl(
     version: Option<i64>,
 ) -> Result<(), MirrorError> {
     fingerprints_before_ddl(conn, path, version)?;
-    argus_before_ddl(conn, path)
+    argus_before_ddl(conn, path)?;
+    count_flows_before_ddl(conn, path)
+}
+
+/// Mirror 3 -> 4: a file with flow rows but no `x_flow_count` gets the
+/// table with its rows counted, in one transaction, before the DDL adds the
+/// triggers that keep it (no row can change between the two: this process
+/// holds the file, and a cut before the triggers leaves a right count).
+fn count_flows_before_ddl(conn: &Connection, path: &str) -> Result<(), MirrorError> {
+    let needed = table_exists(conn, "flow").ctx(path, "look for flow")?
+        && table_exists(conn, "x_flow6").ctx(path, "look for x_flow6")?
+        && !table_exists(conn, "x_flow_count").ctx(path, "look for x_flow_count")?;
+    if !needed {
+        return Ok(());
+    }
+    in_transaction(
+        conn,
+        "CREATE TABLE x_flow_count (tbl TEXT NOT NULL PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO x_flow_count (tbl, n)
+             SELECT 'flow', count(*) FROM flow UNION ALL SELECT 'x_flow6', count(*) FROM x_flow6;",
+    )
+    .ctx(path, "count the flows for x_flow_count")
 }
 
 /// Mirror 2 -> 3, first half.

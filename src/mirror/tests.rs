@@ -1273,6 +1273,9 @@ fn downgrade_argus_to_version_3(m: &Mirror) {
              CREATE INDEX start_sec_idx ON flow (sensor_id, src_start_sec);
              CREATE UNIQUE INDEX flow_natural_key
                  ON flow (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
+             DROP TRIGGER x_flow_count_ins; DROP TRIGGER x_flow_count_del;
+             DROP TRIGGER x_flow6_count_ins; DROP TRIGGER x_flow6_count_del;
+             DROP TABLE x_flow_count;
              DELETE FROM x_schema WHERE version >= 4;",
         )
         .unwrap();
@@ -1305,6 +1308,8 @@ fn a_version_3_mirror_gets_the_argus_view_with_the_same_rows() {
         names,
         "same tables and indexes as a new mirror"
     );
+    // x_flow_count was counted once: three IPv4 flows, one IPv6.
+    assert_eq!(m.flow_count().unwrap(), 4);
     // Only the row the view cannot derive is kept aside.
     let kept: i64 = m
         .conn
@@ -1324,6 +1329,13 @@ fn a_version_3_mirror_gets_the_argus_view_with_the_same_rows() {
         )
         .unwrap();
     assert_eq!(row, ("<->".to_string(), "CON".to_string()));
+    // A newer version updates its row: no insert counted.
+    assert_eq!(m.flow_count().unwrap(), 4);
+    // Deletions are counted too.
+    m.conn
+        .execute("DELETE FROM flow WHERE flow_id = 7", [])
+        .unwrap();
+    assert_eq!(m.flow_count().unwrap(), 3);
 }
 
 #[test]
