@@ -326,7 +326,7 @@ fn a_first_ingest_loads_the_mirror_in_bulk_and_leaves_every_index() {
     // What a kill in the middle of a bulk load leaves (indexes dropped) is
     // mended by the next open.
     let conn = rusqlite::Connection::open(Path::new(&data).join("mirror.sqlite")).unwrap();
-    conn.execute_batch("DROP INDEX src_ip_idx; DROP INDEX argus_dst_ip_idx")
+    conn.execute_batch("DROP INDEX dst_ip_idx; DROP INDEX dst_port_idx")
         .unwrap();
     drop(conn);
     ok(&["status", "--data", &data]);
