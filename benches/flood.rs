@@ -161,6 +161,10 @@ fn run_class(work: &Path, name: &str, make: impl FnOnce(&Path) -> u64) -> ClassR
             "flows --limit 100 --host 192.0.2.10",
             vec!["flows", "--data", d, "--limit", "100", "--host", some_host],
         ),
+        (
+            "hosts --ip 192.0.2.10",
+            vec!["hosts", "--data", d, "--ip", some_host],
+        ),
     ]
     .into_iter()
     .map(|(label, args)| (label.to_string(), latency_ms(&args)))

@@ -220,6 +220,10 @@ pub struct Ingestor<'n> {
     /// first load of a node, a decommissioned honeywall's whole pcap tree),
     /// where nobody queries the mirror meanwhile. Off for follow and serve.
     pub bulk_mirror: bool,
+    /// Commit records to the store only, leaving the mirror behind it
+    /// (`lumpy ingest --no-wait`): the next `node::open` (or serve) applies
+    /// them. Off by default: ingest's rows are queryable when it returns.
+    pub mirror_later: bool,
     /// Handshake state handed in for sensors not loaded yet.
     observers: HashMap<u32, Observer>,
     /// Open-flow tables handed in from an earlier `Ingestor` (serve's
@@ -391,6 +395,7 @@ impl<'n> Ingestor<'n> {
             committer: None,
             p0f: None,
             bulk_mirror: false,
+            mirror_later: false,
             observers: HashMap::new(),
             carried_tables: HashMap::new(),
         }
@@ -1244,7 +1249,7 @@ impl Ingestor<'_> {
             let path = self.node.dir.join(crate::node::MIRROR_FILE);
             self.committer = Some(Committer::start(
                 Arc::clone(&self.node.store),
-                path,
+                (!self.mirror_later).then_some(path),
                 self.bulk_mirror,
             )?);
         }

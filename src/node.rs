@@ -140,6 +140,15 @@ fn read_identity(store: &Store, dir: &Path) -> Result<Option<Identity>, NodeErro
 
 /// Opens an initialised node and brings its mirror up to date.
 pub fn open(dir: &Path) -> Result<Node, NodeError> {
+    let mut node = open_lagging(dir)?;
+    node.catch_up_mirror()?;
+    Ok(node)
+}
+
+/// Opens an initialised node without applying the record segments its
+/// mirror lacks (`status`, which reports that lag and must answer at once
+/// after an `ingest --no-wait`); the next [`open`] applies them.
+pub fn open_lagging(dir: &Path) -> Result<Node, NodeError> {
     if !dir.join("index.redb").exists() {
         return Err(NodeError::NotInitialised {
             dir: dir.to_path_buf(),
@@ -160,7 +169,6 @@ pub fn open(dir: &Path) -> Result<Node, NodeError> {
     };
     // Before the catch-up, so sensor rows it (re)creates come out 'offline'.
     node.mirror.sync_retired(&node.config.decommissioned)?;
-    node.catch_up_mirror()?;
     Ok(node)
 }
 
@@ -181,6 +189,22 @@ impl Node {
             self.mirror.end_bulk()?;
         }
         Ok(applied)
+    }
+
+    /// The mirror's lag: record segments in the store that it has not
+    /// applied yet, quarantined ones (listed apart) not counted.
+    pub fn mirror_lag(&self) -> Result<u64, NodeError> {
+        let quarantined: std::collections::HashSet<crate::store::SegmentId> = self
+            .store
+            .quarantined()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let pending = self.pending_record_segments()?;
+        Ok(pending
+            .iter()
+            .filter(|id| !quarantined.contains(id))
+            .count() as u64)
     }
 
     /// Record segments the mirror has not applied yet, in origin order.

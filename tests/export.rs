@@ -328,7 +328,6 @@ fn add_host_data(data: &str) {
     m.execute_batch(&format!(
         "INSERT INTO os VALUES (1, 42, 'Linux', '2.6, seldom 2.4'), (2, 42, 'Windows', 'XP SP1+, 2000 SP3');
          UPDATE flow SET client_os_id = 1 WHERE sensor_id = 42 AND flow_id = {f0};
-         UPDATE argus SET client_os_id = 1 WHERE sensor_id = 42 AND argus_id = {f0};
          INSERT INTO ids_sig VALUES (1, 2001219, 42, 'ET SCAN Potential SSH Scan', 'url,doc.emergingthreats.net'),
                                     (1, 1390, 42, 'SHELLCODE x86 inc ebx NOOP', NULL);
          INSERT INTO ids VALUES (1, 42, 2001219, {f0}, 1795736411, 5, 2, 3, 1, 4, NULL, 0),

@@ -326,7 +326,7 @@ fn a_first_ingest_loads_the_mirror_in_bulk_and_leaves_every_index() {
     // What a kill in the middle of a bulk load leaves (indexes dropped) is
     // mended by the next open.
     let conn = rusqlite::Connection::open(Path::new(&data).join("mirror.sqlite")).unwrap();
-    conn.execute_batch("DROP INDEX src_ip_idx; DROP INDEX argus_dst_ip_idx")
+    conn.execute_batch("DROP INDEX dst_ip_idx; DROP INDEX dst_port_idx")
         .unwrap();
     drop(conn);
     ok(&["status", "--data", &data]);
@@ -512,4 +512,42 @@ fn spawn_follow(data: &str, spool: &Path) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+fn status_json(data: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["status", "--data", data, "--json"])).unwrap()
+}
+
+#[test]
+fn no_wait_returns_before_the_mirror_and_the_next_open_catches_up() {
+    let f = fixture("honeynet.pcap");
+    // The reference: a default ingest, whose rows are queryable at exit.
+    let (_r, reference) = new_node(42);
+    ok(&["ingest", "--data", &reference, f.to_str().unwrap()]);
+    let before = status_json(&reference);
+    assert_eq!(before["mirror_lag_segments"], 0);
+    let expected = flows_json(&reference, &[]);
+    assert!(!expected.is_empty());
+
+    let (_d, data) = new_node(42);
+    ok(&["ingest", "--no-wait", "--data", &data, f.to_str().unwrap()]);
+    // The store has everything; the mirror has none of this ingest's rows,
+    // and status says so without applying them.
+    let s = status_json(&data);
+    assert_eq!(s["packets"], before["packets"]);
+    assert_eq!(s["flows"], 0);
+    assert!(s["mirror_lag_segments"].as_u64().unwrap() > 0, "{s}");
+    let text = ok(&["status", "--data", &data]);
+    assert!(
+        text.contains("record segments not yet in the mirror"),
+        "{text}"
+    );
+    // The next command that opens the node applies them: the same rows.
+    assert_eq!(flows_json(&data, &[]), expected);
+    let s = status_json(&data);
+    assert_eq!(s["mirror_lag_segments"], 0);
+    assert_eq!(s["flows"], before["flows"]);
+    // --no-wait makes no sense with --follow.
+    let out = run(&["ingest", "--no-wait", "--follow", "--data", &data]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -317,7 +317,11 @@ fn a_record_segment_that_cannot_be_read_is_quarantined_and_the_node_goes_on() {
     huge[24..32].copy_from_slice(&(max + 2).to_le_bytes());
     let huge = plant(&n, 1201, max + 2, &huge);
 
+    // Before any command opens the node, status shows them as the
+    // mirror's lag (status does not apply segments).
+    assert_eq!(status_json(&n)["mirror_lag_segments"], 2);
     // The node opens: its status names both, with their paths.
+    ok(&["flows", "--data", &n, "--limit", "1"]);
     let text = ok(&["status", "--data", &n]);
     for id in [undecodable, huge] {
         assert!(

@@ -21,6 +21,11 @@ pub struct IngestArgs {
     /// (repeatable; default: capture.follow from lumpy.toml).
     #[arg(long, value_name = "DIR", num_args = 0..)]
     pub follow: Option<Vec<PathBuf>>,
+    /// Return once the segments and the index are durable, without waiting
+    /// for the mirror: `status` shows its lag, and the next command that
+    /// opens the node (or a running serve) applies the rest.
+    #[arg(long, conflicts_with = "follow")]
+    pub no_wait: bool,
     /// Capture files or directories to ingest.
     pub paths: Vec<PathBuf>,
 }
@@ -44,6 +49,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
     let bulk_mirror = follow_dirs.is_empty() && node.mirror.flow_count()? == 0;
     let mut ingestor = Ingestor::new(&mut node, a.sensor);
     ingestor.bulk_mirror = bulk_mirror;
+    ingestor.mirror_later = a.no_wait;
     ingestor.progress = progress_bar(0, "ingest");
     ingestor.ingest_paths(&a.paths)?;
     if !follow_dirs.is_empty() {

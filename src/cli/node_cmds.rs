@@ -306,7 +306,9 @@ pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
 }
 
 pub fn status(a: DataArg) -> anyhow::Result<Status> {
-    let node = node::open(&a.dir.data)?;
+    // Without the catch-up: status answers at once and shows the lag.
+    let node = node::open_lagging(&a.dir.data)?;
+    let mirror_lag = node.mirror_lag()?;
     let totals = node.store.totals()?;
     let flows = node.mirror.flow_count()?;
     let sensors = sensor_health(&node)?;
@@ -336,6 +338,7 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
             "bytes_records": totals.record_bytes,
             "bytes_stored": totals.stored_bytes,
             "flows": flows,
+            "mirror_lag_segments": mirror_lag,
             "time_first": totals.time_first_ns.map(|n| n / 1_000_000_000),
             "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
             "sensors": sensors,
@@ -375,6 +378,13 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
         ratio
     );
     outln!("flows           {flows}");
+    if mirror_lag > 0 {
+        outln!(
+            "mirror lag      {mirror_lag} record segments not yet in the mirror (the next command that opens the node, or serve, applies them)"
+        );
+    } else {
+        outln!("mirror lag      0 (up to date)");
+    }
     outln!(
         "time span       {} .. {}",
         fmt_time(totals.time_first_ns),

@@ -238,13 +238,14 @@ impl MirrorSource {
             _ => ("flow", 0),
         };
         let argus = matches!(table.source, Source::Flows { argus: true, .. });
-        // walleye_0_3's argus: the flow row, plus the mirror's argus columns
-        // that a legacy import may have kept verbatim (see `argus_row`).
+        // walleye_0_3's argus: the flow row, plus the argus columns a legacy
+        // import kept verbatim (`x_argus_legacy`, see `argus_row`); the
+        // mirror's argus view is the same join.
         let (what, join) = match (count, argus) {
             (true, _) => ("count(*)", ""),
             (false, true) => (
-                "v.version, f.*, a.local, a.argus_dir, a.argus_status, a.argus_ind, a.client_os_id",
-                " LEFT JOIN argus a ON a.sensor_id = f.sensor_id AND a.argus_id = f.flow_id",
+                "v.version, f.*, a.local, a.argus_dir, a.argus_status, a.argus_ind, a.client_os_id, a.argus_id",
+                " LEFT JOIN x_argus_legacy a ON a.sensor_id = f.sensor_id AND a.argus_id = f.flow_id",
             ),
             (false, false) => ("v.version, f.*", ""),
         };
@@ -585,10 +586,11 @@ fn argus_row(f: &[Value], out: &mut Vec<Value>) {
     let status = crate::mirror::argus::status_of(byte(6), count(23), byte(16), byte(26));
     let dir = crate::mirror::argus::direction_of(count(13), count(23));
     let get = |i: usize| f.get(i).cloned().unwrap_or(Value::Null);
-    // Columns 32.. are the mirror's argus row (local, argus_dir,
-    // argus_status, argus_ind, client_os_id): a row a legacy import brought
-    // is sent as it was; a derived one equals the rule above.
-    if let Some(Value::Text(stored_dir)) = f.get(33) {
+    // Columns 32..=37 are the legacy argus columns (local, argus_dir,
+    // argus_status, argus_ind, client_os_id, then argus_id, NULL for a
+    // derived row): a row a legacy import brought is sent as it was, as the
+    // mirror's argus view shows it.
+    if matches!(f.get(37), Some(Value::Integer(_))) {
         out.extend([
             get(0),
             get(1),
@@ -604,7 +606,7 @@ fn argus_row(f: &[Value], out: &mut Vec<Value>) {
             get(24),
             get(9),
             Value::Integer(int(11).max(int(21))),
-            Value::Text(stored_dir.clone()),
+            get(33),
             get(34),
             get(35),
             get(36),

@@ -58,16 +58,18 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    /// `bulk_mirror`: see `BackgroundApplier::start`.
+    /// `bulk_mirror`: see `BackgroundApplier::start`. `mirror_path` None:
+    /// the records are committed to the store only (`ingest --no-wait`);
+    /// the next `node::open` or serve applies them to the mirror.
     pub fn start(
         store: Arc<Store>,
-        mirror_path: PathBuf,
+        mirror_path: Option<PathBuf>,
         bulk_mirror: bool,
     ) -> Result<Self, IngestError> {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let handle = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || run(&store, &mirror_path, bulk_mirror, rx))
+            .spawn(move || run(&store, mirror_path.as_deref(), bulk_mirror, rx))
             .map_err(|source| IngestError::Io {
                 path: PathBuf::from("<commit thread>"),
                 source,
@@ -130,7 +132,7 @@ impl Drop for Committer {
 
 fn run(
     store: &Store,
-    mirror_path: &Path,
+    mirror_path: Option<&Path>,
     bulk_mirror: bool,
     rx: Receiver<Job>,
 ) -> Result<(), IngestError> {
@@ -146,7 +148,8 @@ fn run(
                     Some(c) => c,
                     None => compressor.insert(BlockCompressor::new(job.level)?),
                 };
-                if let Some((id, records)) = commit(store, c, *job)? {
+                let committed = commit(store, c, *job)?;
+                if let (Some((id, records)), Some(mirror_path)) = (committed, mirror_path) {
                     let m = match &mut mirror {
                         Some(m) => m,
                         None => mirror.insert(BackgroundApplier::start(mirror_path, bulk_mirror)?),

@@ -212,6 +212,10 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM x_pending_socket)")?
             .query_row([], |row| row.get::<_, bool>(0))?;
     let mut os_pending = os::any_pending(conn)?;
+    // Legacy argus columns to drop when their flow gets a newer version.
+    let legacy_argus =
+        records.iter().any(|r| matches!(r, Record::Argus(_))) || legacy::any_argus(conn)?;
+    w.legacy_argus = legacy_argus;
     let mut known_os = os::KnownOs::default();
     // Fingerprints first (apply order does not change the result): a flow
     // inserted after its fingerprints takes its OS ids in the same INSERT,
@@ -301,6 +305,9 @@ struct Writer<'c> {
     put_flow_version: CachedStatement<'c>,
     upsert_flow: CachedStatement<'c>,
     upsert_flow6: CachedStatement<'c>,
+    /// True when `x_argus_legacy` may hold rows: each flow written then
+    /// drops its legacy argus columns (see `apply_legacy::forget_argus`).
+    legacy_argus: bool,
 }
 
 impl<'c> Writer<'c> {
@@ -311,6 +318,7 @@ impl<'c> Writer<'c> {
             put_flow_version: conn.prepare_cached(PUT_FLOW_VERSION)?,
             upsert_flow: conn.prepare_cached(&UPSERT_FLOW)?,
             upsert_flow6: conn.prepare_cached(&UPSERT_FLOW6)?,
+            legacy_argus: false,
         })
     }
 
@@ -357,8 +365,10 @@ impl<'c> Writer<'c> {
             super::closed_code(f),
             table.in_flow6()
         ])?;
-        if table == FlowTable::Flow {
-            super::argus::put(self.conn, f)?;
+        // The argus view derives this flow's argus row; an argus record
+        // applied right after (apply_records) puts its legacy columns back.
+        if self.legacy_argus {
+            legacy::forget_argus(self.conn, f.sensor_id, f.flow_id)?;
         }
         Ok(Outcome::Written)
     }
@@ -470,7 +480,7 @@ impl<'c> Writer<'c> {
             .prepare_cached(&sql)?
             .execute(params![sensor_id, flow_id])?;
         if table == FlowTable::Flow {
-            super::argus::delete(self.conn, sensor_id, flow_id)?;
+            legacy::forget_argus(self.conn, sensor_id, flow_id)?;
         }
         Ok(())
     }

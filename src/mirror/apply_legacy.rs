@@ -59,35 +59,39 @@ pub(super) fn ids_sig(conn: &Connection, r: &IdsSigRecord) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// The argus row exactly as the legacy database had it. Called after the
-/// row's flow ([`ArgusRecord::as_flow`]) was applied, whose derived argus row
-/// this replaces.
+/// The argus columns a flow cannot give, exactly as the legacy database had
+/// them. Called after the row's flow ([`ArgusRecord::as_flow`], which holds
+/// every other argus column) was written: the `argus` view shows these
+/// instead of its derived ones.
 pub(super) fn argus(conn: &Connection, a: &ArgusRecord) -> Result<()> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO argus (sensor_id, argus_id, ip_proto, local, src_ip, dst_ip, \
-         src_port, dst_port, src_pkts, dst_pkts, src_bytes, dst_bytes, start_sec, end_sec, \
-         argus_dir, argus_status, argus_ind, client_os_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        "INSERT OR REPLACE INTO x_argus_legacy (sensor_id, argus_id, local, argus_dir, \
+         argus_status, argus_ind, client_os_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         a.sensor_id,
         a.argus_id,
-        a.ip_proto,
         a.local,
-        u32::from(a.src_ip),
-        u32::from(a.dst_ip),
-        a.src_port,
-        a.dst_port,
-        a.src_pkts,
-        a.dst_pkts,
-        a.src_bytes,
-        a.dst_bytes,
-        a.start_sec,
-        a.end_sec,
         a.argus_dir,
         a.argus_status,
         a.argus_ind,
         a.client_os_id
     ])?;
     Ok(())
+}
+
+/// Drops the legacy argus columns of a flow whose row was replaced by a
+/// newer version or deleted: its argus row is derived again (mirror 3
+/// rewrote the argus row then).
+pub(super) fn forget_argus(conn: &Connection, sensor_id: u32, flow_id: u32) -> Result<()> {
+    conn.prepare_cached("DELETE FROM x_argus_legacy WHERE sensor_id = ?1 AND argus_id = ?2")?
+        .execute(params![sensor_id, flow_id])?;
+    Ok(())
+}
+
+/// True if any flow has legacy argus columns (only legacy imports make
+/// them): apply skips [`forget_argus`] for every flow when none does.
+pub(super) fn any_argus(conn: &Connection) -> Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM x_argus_legacy)")?
+        .query_row([], |row| row.get(0))
 }

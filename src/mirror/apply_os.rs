@@ -137,7 +137,7 @@ pub(super) fn winner_sql(role: u8, fallback: usize) -> String {
 }
 
 /// Sets the flow's OS column for `role` from its fingerprints.
-/// `v4`: the flow is in `flow` (and `argus`), else in `x_flow6`.
+/// `v4`: the flow is in `flow` (and so in the `argus` view), else in `x_flow6`.
 fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64, v4: bool) -> Result<()> {
     let os: Option<u32> = conn
         .prepare_cached(
@@ -164,7 +164,9 @@ fn set_flow_os(conn: &Connection, sensor: u32, flow_id: u32, role: i64, v4: bool
     .execute(params![sensor, flow_id, os])?;
     if role == 0 && v4 {
         conn.prepare_cached(
-            "UPDATE argus SET client_os_id = ?3 WHERE sensor_id = ?1 AND argus_id = ?2 \
+            // A legacy argus row's own client_os_id follows the flow's, as
+            // the argus table's did before mirror 4.
+            "UPDATE x_argus_legacy SET client_os_id = ?3 WHERE sensor_id = ?1 AND argus_id = ?2 \
              AND client_os_id IS NOT ?3",
         )?
         .execute(params![sensor, flow_id, os])?;

@@ -1,16 +1,12 @@
-//! The legacy `argus` table (walleye_0_3's flow table), filled from flows so
-//! walleye_0_3-era queries find data.
+//! The legacy `argus` rows (walleye_0_3's flow table): the rule that turns
+//! a flow into its argus row's `argus_dir` and `argus_status`.
 //!
-//! Owns the translation flow -> argus row: `argus_id` is the `flow_id` (so
-//! `sys_socket.flow_id` and `ids.flow_id` join to it as `argus_id` did),
-//! `argus_dir` and `argus_status` follow from the packets and TCP flags seen
-//! each way. Only IPv4 flows (the table has integer addresses). Runs inside
-//! the caller's transaction, called for every flow version written; does not
-//! decide versions (the `flow` guard already did).
-
-use std::net::IpAddr;
-
-use rusqlite::{Connection, Result, params};
+//! Since mirror 4, `argus` is a view over `flow` (schema.sql), which spells
+//! the same rule in SQL; this module is its Rust form, used by the MySQL
+//! export (which derives its argus rows from flow rows) and by the test
+//! that holds the two forms equal. `argus_id` is the `flow_id` (so
+//! `sys_socket.flow_id` and `ids.flow_id` join to it as `argus_id` did);
+//! only IPv4 flows (argus has integer addresses). Writes nothing.
 
 use crate::records::FlowRecord;
 
@@ -62,57 +58,6 @@ pub fn status_of(ip_proto: u8, dst_packets: u64, s: u8, d: u8) -> &'static str {
     } else {
         "INT"
     }
-}
-
-fn v4(ip: &IpAddr) -> Option<i64> {
-    match ip {
-        IpAddr::V4(a) => Some(i64::from(u32::from(*a))),
-        IpAddr::V6(_) => None,
-    }
-}
-
-/// Upserts the argus row of flow `f` (a no-op for IPv6 flows).
-pub(super) fn put(conn: &Connection, f: &FlowRecord) -> Result<()> {
-    let (Some(src), Some(dst)) = (v4(&f.src_ip), v4(&f.dst_ip)) else {
-        return Ok(());
-    };
-    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO argus (sensor_id, argus_id, ip_proto, local, src_ip, dst_ip, \
-         src_port, dst_port, src_pkts, dst_pkts, src_bytes, dst_bytes, start_sec, end_sec, \
-         argus_dir, argus_status, argus_ind, client_os_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, \
-         coalesce((SELECT client_os_id FROM flow WHERE sensor_id = ?1 AND flow_id = ?2), ?17))",
-        // The flow row (written just before) holds the client OS the mirror
-        // joined from fingerprints; the record's own value is 0.
-    )?
-    .execute(params![
-        f.sensor_id,
-        f.flow_id,
-        f.ip_proto,
-        f.is_local,
-        src,
-        dst,
-        f.src_port,
-        f.dst_port,
-        clamp(f.src.packets),
-        clamp(f.dst.packets),
-        clamp(f.src.bytes),
-        clamp(f.dst.bytes),
-        f.src.start_sec,
-        f.end_sec(),
-        direction(f),
-        status(f),
-        f.client_os_id
-    ])?;
-    Ok(())
-}
-
-/// Removes the argus row of a flow row that was deleted.
-pub(super) fn delete(conn: &Connection, sensor_id: u32, flow_id: u32) -> Result<()> {
-    conn.prepare_cached("DELETE FROM argus WHERE sensor_id = ?1 AND argus_id = ?2")?
-        .execute(params![sensor_id, flow_id])?;
-    Ok(())
 }
 
 #[cfg(test)]

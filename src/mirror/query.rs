@@ -62,6 +62,16 @@ impl HostRange {
         let HostRange::V4 { lo, hi } = self else {
             return None;
         };
+        if lo == hi {
+            // One address: an equality, so the index (which ends in the
+            // start time) walks its flows in time order.
+            let a = p.push(*lo);
+            return Some(match side {
+                HostSide::Either => format!("(src_ip = {a} OR dst_ip = {a})"),
+                HostSide::Client => format!("src_ip = {a}"),
+                HostSide::Server => format!("dst_ip = {a}"),
+            });
+        }
         let (lo, hi) = (p.push(*lo), p.push(*hi));
         Some(match side {
             HostSide::Either => {
@@ -107,13 +117,12 @@ pub(super) fn prefix_mask_u128(prefix: u8) -> Option<u128> {
     }
 }
 
-/// Filters every table shares (column names are the same in both).
-fn common_filters(q: &FlowQuery, p: &mut Params) -> Vec<String> {
+/// Filters every table shares (column names are the same in both), except
+/// the sensor, which each arm names (see [`flows`]), and the port when an
+/// arm splits it by side.
+fn common_filters(q: &FlowQuery, p: &mut Params, port_in_arm: bool) -> Vec<String> {
     let mut w = Vec::new();
-    if let Some(sensor) = q.sensor {
-        w.push(format!("sensor_id = {}", p.push(sensor)));
-    }
-    if let Some(port) = q.port {
+    if let Some(port) = q.port.filter(|_| !port_in_arm) {
         let port = p.push(port);
         w.push(format!("(src_port = {port} OR dst_port = {port})"));
     }
@@ -133,62 +142,149 @@ fn common_filters(q: &FlowQuery, p: &mut Params) -> Vec<String> {
     w
 }
 
-/// One half of the UNION: a flow table joined to its versions, filtered.
-fn select_from(table: &str, filters: &[String]) -> String {
-    let cols = FLOW_COLUMNS.join(", ");
-    let mut sql = format!(
-        "SELECT {cols}, coalesce(version, 0) AS version, coalesce(closed, 0) AS closed \
-         FROM {table} LEFT JOIN x_flow_version USING (sensor_id, flow_id)"
-    );
-    if !filters.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&filters.join(" AND "));
-    }
-    sql
+/// Which filter finds an arm's rows, and so which index walks them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Arm {
+    /// No host or port filter: the sensor's flows by start time.
+    Time,
+    /// One side of the host filter.
+    Host(HostSide),
+    /// One side of the port filter (no host filter).
+    Port(HostSide),
 }
 
-/// Builds the whole statement for `q`.
-fn build(q: &FlowQuery) -> Result<(String, Params), String> {
-    let host = q.host.map(HostRange::new).transpose()?;
-    let mut p = Params::default();
-    let common = common_filters(q, &mut p);
-    let mut parts = Vec::new();
-    // An IPv6 host cannot match hflow's IPv4 table: leave it out.
-    let flow_host = host.as_ref().map(|h| h.flow_clause(q.host_side, &mut p));
-    if !matches!(flow_host, Some(None)) {
-        let mut f = common.clone();
-        f.extend(flow_host.flatten());
-        parts.push(select_from("flow", &f));
+/// The arms of `q`: a filter on either end is two arms, one per end, so
+/// each is an equality (or range) on one indexed column.
+fn arms(q: &FlowQuery) -> Vec<Arm> {
+    let sides = |side: HostSide| match side {
+        HostSide::Either => vec![HostSide::Client, HostSide::Server],
+        one => vec![one],
+    };
+    if q.host.is_some() {
+        sides(q.host_side).into_iter().map(Arm::Host).collect()
+    } else if q.port.is_some() {
+        sides(HostSide::Either).into_iter().map(Arm::Port).collect()
+    } else {
+        vec![Arm::Time]
     }
-    let mut f6 = common;
-    f6.extend(host.as_ref().map(|h| h.flow6_clause(q.host_side, &mut p)));
-    parts.push(select_from("x_flow6", &f6));
+}
+
+/// The statement of one arm over one table and one sensor, ordered as
+/// [`flows`] returns rows; None if no row of `table` can match (an IPv6
+/// host and hflow's IPv4 table).
+fn arm_sql(
+    q: &FlowQuery,
+    host: Option<&HostRange>,
+    table: &str,
+    sensor: u32,
+    arm: Arm,
+) -> Option<(String, Params)> {
+    let mut p = Params::default();
+    let mut w = vec![format!("sensor_id = {}", p.push(sensor))];
+    let mut indexed = "";
+    match (arm, host) {
+        (Arm::Host(side), Some(h)) => {
+            let clause = if table == "flow" {
+                h.flow_clause(side, &mut p)?
+            } else {
+                h.flow6_clause(side, &mut p)
+            };
+            // Without statistics SQLite may walk start_sec_idx for the
+            // ORDER BY instead and read every flow for a rare host. The
+            // natural key (src_ip_idx) is UNIQUE, so a bulk load never
+            // drops it.
+            if table == "flow" && side == HostSide::Client {
+                indexed = " INDEXED BY src_ip_idx";
+            }
+            w.push(clause);
+        }
+        (Arm::Port(side), _) => {
+            let col = if side == HostSide::Client {
+                "src_port"
+            } else {
+                "dst_port"
+            };
+            if let Some(port) = q.port {
+                w.push(format!("{col} = {}", p.push(port)));
+            }
+        }
+        _ => {}
+    }
+    w.extend(common_filters(q, &mut p, matches!(arm, Arm::Port(_))));
+    let cols = FLOW_COLUMNS.join(", ");
     // LIMIT -1 is SQLite's "no limit".
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let sql = format!(
-        "SELECT * FROM ({}) ORDER BY src_start_sec, src_start_msec, sensor_id, flow_id LIMIT {}",
-        parts.join(" UNION ALL "),
+        "SELECT {cols}, coalesce(version, 0) AS version, coalesce(closed, 0) AS closed \
+         FROM {table}{indexed} LEFT JOIN x_flow_version USING (sensor_id, flow_id) \
+         WHERE {} ORDER BY src_start_sec, src_start_msec, flow_id LIMIT {}",
+        w.join(" AND "),
         p.push(limit)
     );
-    Ok((sql, p))
+    Some((sql, p))
 }
 
+/// The sensors with rows in `table`, each found by one index probe (a
+/// skip over the primary key), not by reading the table.
+fn sensors_of(conn: &Connection, table: &str) -> rusqlite::Result<Vec<u32>> {
+    let sql = format!(
+        "WITH RECURSIVE s(id) AS (SELECT min(sensor_id) FROM {table} \
+         UNION ALL SELECT (SELECT min(sensor_id) FROM {table} WHERE sensor_id > s.id) \
+         FROM s WHERE s.id IS NOT NULL) SELECT id FROM s WHERE id IS NOT NULL"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Flows matching `q`, ordered by (src_start_sec, src_start_msec,
+/// sensor_id, flow_id), at most `q.limit`.
+///
+/// One query per table, sensor and arm, each walking an index in that
+/// order (start_sec_idx, or the host or port index, which end in the start
+/// time) and stopping at the limit; the arms are merged here. So a page of
+/// a large mirror reads about `limit` rows per arm, never the whole table,
+/// except for a host prefix (a range of addresses, sorted after the
+/// lookup).
 pub(super) fn flows(
     conn: &Connection,
     path: &str,
     q: &FlowQuery,
 ) -> Result<Vec<FlowRecord>, MirrorError> {
-    let (sql, params) = build(q).map_err(|what| MirrorError::InvalidQuery {
-        path: path.to_owned(),
-        what,
-    })?;
-    let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare flow query")?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params.0.iter()))
-        .ctx(path, "run flow query")?;
+    let host =
+        q.host
+            .map(HostRange::new)
+            .transpose()
+            .map_err(|what| MirrorError::InvalidQuery {
+                path: path.to_owned(),
+                what,
+            })?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().ctx(path, "read flow row")? {
-        out.push(decode(row, path)?);
+    for table in ["flow", "x_flow6"] {
+        let sensors = match q.sensor {
+            Some(s) => vec![s],
+            None => sensors_of(conn, table).ctx(path, "list the sensors of the flows")?,
+        };
+        for sensor in sensors {
+            for arm in arms(q) {
+                let Some((sql, params)) = arm_sql(q, host.as_ref(), table, sensor, arm) else {
+                    continue;
+                };
+                let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare flow query")?;
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(params.0.iter()))
+                    .ctx(path, "run flow query")?;
+                while let Some(row) = rows.next().ctx(path, "read flow row")? {
+                    out.push(decode(row, path)?);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|f| (f.src.start_sec, f.src.start_msec, f.sensor_id, f.flow_id));
+    // A flow matching both arms (the host at both ends) came twice.
+    out.dedup_by_key(|f| (f.sensor_id, f.flow_id));
+    if let Some(limit) = q.limit {
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
     Ok(out)
 }

@@ -80,13 +80,24 @@ CREATE TABLE IF NOT EXISTS flow (
     is_local         INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (sensor_id, flow_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS src_ip_idx    ON flow (sensor_id, src_ip);
-CREATE INDEX IF NOT EXISTS dst_ip_idx    ON flow (sensor_id, dst_ip);
-CREATE INDEX IF NOT EXISTS src_port_idx  ON flow (sensor_id, src_port);
-CREATE INDEX IF NOT EXISTS dst_port_idx  ON flow (sensor_id, dst_port);
+-- Indexes (mirror 4). hflow's names, each extended by the flow's start
+-- time, so a filter on one value (a host, a port, a sensor) reads its rows
+-- in time order and a LIMIT stops early (the primary key's flow_id follows
+-- in every SQLite index). hflow's UNIQUE natural key (5-tuple +
+-- src_start_sec) is `src_ip_idx` itself, with the columns ordered
+-- (sensor_id, src_ip, src_start_sec, ...): the set of columns is the
+-- constraint, the order is free, and so one B-tree serves both the key and
+-- the source-host lookups (mirror 3 had a separate src_ip_idx: one more
+-- random-key insert per flow).
+CREATE UNIQUE INDEX IF NOT EXISTS src_ip_idx
+    ON flow (sensor_id, src_ip, src_start_sec, dst_ip, ip_proto, src_port, dst_port);
+CREATE INDEX IF NOT EXISTS dst_ip_idx    ON flow (sensor_id, dst_ip, src_start_sec, src_start_msec);
+CREATE INDEX IF NOT EXISTS src_port_idx  ON flow (sensor_id, src_port, src_start_sec, src_start_msec);
+CREATE INDEX IF NOT EXISTS dst_port_idx  ON flow (sensor_id, dst_port, src_start_sec, src_start_msec);
+-- hflow's own start_sec_idx, unchanged: the UI pages by (src_start_sec,
+-- flow_id), which it gives exactly; `lumpy flows` orders by the msec too,
+-- and SQLite sorts only within each second of it.
 CREATE INDEX IF NOT EXISTS start_sec_idx ON flow (sensor_id, src_start_sec);
-CREATE UNIQUE INDEX IF NOT EXISTS flow_natural_key
-    ON flow (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
 
 CREATE TABLE IF NOT EXISTS flow_perf (
     sensor_id  INTEGER NOT NULL DEFAULT 0,
@@ -97,33 +108,47 @@ CREATE TABLE IF NOT EXISTS flow_perf (
     PRIMARY KEY (sensor_id, flow_id, sec)
 );
 
-CREATE TABLE IF NOT EXISTS argus (
-    sensor_id     INTEGER NOT NULL,
-    argus_id      INTEGER NOT NULL,
-    ip_proto      INTEGER NOT NULL,
-    local         INTEGER DEFAULT 0,   -- BOOL DEFAULT FALSE
-    src_ip        INTEGER NOT NULL,
-    dst_ip        INTEGER NOT NULL,
-    src_port      INTEGER NOT NULL,
-    dst_port      INTEGER NOT NULL,
-    src_pkts      INTEGER NOT NULL,
-    dst_pkts      INTEGER NOT NULL,
-    src_bytes     INTEGER NOT NULL,
-    dst_bytes     INTEGER NOT NULL,
-    start_sec     INTEGER NOT NULL,
-    end_sec       INTEGER NOT NULL,
-    argus_dir     TEXT,                -- CHAR(3)
-    argus_status  TEXT,                -- CHAR(3)
-    argus_ind     TEXT,                -- CHAR(3)
-    client_os_id  INTEGER,
-    PRIMARY KEY (sensor_id, argus_id)
-);
-CREATE INDEX IF NOT EXISTS argus_client_os_idx     ON argus (sensor_id, client_os_id);
-CREATE INDEX IF NOT EXISTS argus_start_sec_idx     ON argus (sensor_id, start_sec);
-CREATE INDEX IF NOT EXISTS argus_end_sec_idx       ON argus (sensor_id, end_sec);
-CREATE INDEX IF NOT EXISTS argus_src_ip_idx        ON argus (sensor_id, src_ip);
-CREATE INDEX IF NOT EXISTS argus_dst_ip_idx        ON argus (sensor_id, dst_ip);
-CREATE INDEX IF NOT EXISTS argus_start_src_dst_idx ON argus (sensor_id, start_sec, src_ip, dst_ip);
+-- walleye_0_3's flow table, a VIEW over `flow` since mirror 4 (mirror 3
+-- stored every IPv4 flow twice: a table of its own with six indexes).
+-- argus_id = flow_id; argus_dir `<->` when both ends sent, else `->`;
+-- argus_status from the TCP flags each way (src/mirror/argus.rs::status_of,
+-- the same rule in Rust; a unit test compares them); argus_ind NULL. A row
+-- a legacy walleye_0_3 import brought keeps its own local, argus_dir,
+-- argus_status, argus_ind and client_os_id (x_argus_legacy); its other
+-- columns are its flow's (ArgusRecord::as_flow maps them one to one).
+-- Every argus column but end_sec is a plain column of `flow`, so filters on
+-- them use flow's indexes (start_sec -> start_sec_idx, src_ip ->
+-- src_ip_idx, dst_ip -> dst_ip_idx).
+CREATE VIEW IF NOT EXISTS argus AS
+SELECT f.sensor_id AS sensor_id,
+       f.flow_id AS argus_id,
+       f.ip_proto AS ip_proto,
+       CASE WHEN l.argus_id IS NULL THEN f.is_local ELSE l.local END AS local,
+       f.src_ip AS src_ip,
+       f.dst_ip AS dst_ip,
+       f.src_port AS src_port,
+       f.dst_port AS dst_port,
+       f.src_packets AS src_pkts,
+       f.dst_packets AS dst_pkts,
+       f.src_bytes AS src_bytes,
+       f.dst_bytes AS dst_bytes,
+       f.src_start_sec AS start_sec,
+       max(f.src_end_sec, f.dst_end_sec) AS end_sec,
+       CASE WHEN l.argus_id IS NOT NULL THEN l.argus_dir
+            WHEN f.src_packets > 0 AND f.dst_packets > 0 THEN '<->'
+            ELSE '->' END AS argus_dir,
+       CASE WHEN l.argus_id IS NOT NULL THEN l.argus_status
+            WHEN f.ip_proto <> 6 THEN CASE WHEN f.dst_packets > 0 THEN 'CON' ELSE 'INT' END
+            WHEN (f.src_tcp_flags | f.dst_tcp_flags) & 4 <> 0 THEN 'RST'
+            WHEN (f.src_tcp_flags | f.dst_tcp_flags) & 1 <> 0 THEN 'FIN'
+            WHEN f.dst_tcp_flags & 18 = 18 AND f.src_tcp_flags & 16 <> 0 THEN 'CON'
+            WHEN f.dst_tcp_flags & 18 = 18 THEN 'ACC'
+            WHEN f.src_tcp_flags & 2 <> 0 AND f.dst_packets = 0 THEN 'REQ'
+            WHEN f.dst_packets > 0 THEN 'CON'
+            ELSE 'INT' END AS argus_status,
+       l.argus_ind AS argus_ind,
+       CASE WHEN l.argus_id IS NULL THEN f.client_os_id ELSE l.client_os_id END AS client_os_id
+FROM flow f LEFT JOIN x_argus_legacy l ON l.sensor_id = f.sensor_id AND l.argus_id = f.flow_id;
 
 CREATE TABLE IF NOT EXISTS os (
     os_id      INTEGER NOT NULL,
@@ -289,6 +314,7 @@ CREATE TABLE IF NOT EXISTS x_schema (
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (1, 'lumpy mirror 1: hflow 3 tables + x_ bookkeeping');
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (2, 'lumpy mirror 2: p0f fingerprints (x_os_fingerprint), flow OS ids kept across flow versions');
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (3, 'lumpy mirror 3: x_os_fingerprint keyed by time after the sensor');
+INSERT OR IGNORE INTO x_schema (version, comment) VALUES (4, 'lumpy mirror 4: argus a view over flow, flow indexes in time order');
 
 -- Segments whose records are in the mirror: apply() is a no-op for them.
 CREATE TABLE IF NOT EXISTS x_applied_segment (
@@ -307,6 +333,21 @@ CREATE TABLE IF NOT EXISTS x_flow_version (
     closed     INTEGER NOT NULL,            -- 1 once the flow timed out
     in_flow6   INTEGER NOT NULL,            -- 0: row is in flow, 1: in x_flow6
     PRIMARY KEY (sensor_id, flow_id)
+) WITHOUT ROWID;
+
+-- The argus columns of the rows a walleye_0_3 import brought (record kind
+-- `argus`) that flow cannot derive: the `argus` view shows these instead
+-- of its rule. A row here lives as long as the flow row it came with: a
+-- newer version of the flow (a native record) or its deletion removes it.
+CREATE TABLE IF NOT EXISTS x_argus_legacy (
+    sensor_id     INTEGER NOT NULL,
+    argus_id      INTEGER NOT NULL,
+    local         INTEGER,
+    argus_dir     TEXT,
+    argus_status  TEXT,
+    argus_ind     TEXT,
+    client_os_id  INTEGER,
+    PRIMARY KEY (sensor_id, argus_id)
 ) WITHOUT ROWID;
 
 -- Flows that do not fit hflow's IPv4-only flow table. Same columns, keys and
@@ -356,6 +397,24 @@ CREATE INDEX IF NOT EXISTS x_flow6_dst_port_idx  ON x_flow6 (sensor_id, dst_port
 CREATE INDEX IF NOT EXISTS x_flow6_start_sec_idx ON x_flow6 (sensor_id, src_start_sec);
 CREATE UNIQUE INDEX IF NOT EXISTS x_flow6_natural_key
     ON x_flow6 (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
+
+-- Rows in flow and x_flow6, kept by triggers on every insert and delete
+-- (an upsert that updates fires no insert trigger), so `status` answers
+-- without counting 10 M rows (mirror 4). A file made before the table is
+-- counted once when it is created (schema.rs, in one transaction).
+CREATE TABLE IF NOT EXISTS x_flow_count (
+    tbl  TEXT NOT NULL PRIMARY KEY,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO x_flow_count (tbl, n) VALUES ('flow', 0), ('x_flow6', 0);
+CREATE TRIGGER IF NOT EXISTS x_flow_count_ins AFTER INSERT ON flow
+    BEGIN UPDATE x_flow_count SET n = n + 1 WHERE tbl = 'flow'; END;
+CREATE TRIGGER IF NOT EXISTS x_flow_count_del AFTER DELETE ON flow
+    BEGIN UPDATE x_flow_count SET n = n - 1 WHERE tbl = 'flow'; END;
+CREATE TRIGGER IF NOT EXISTS x_flow6_count_ins AFTER INSERT ON x_flow6
+    BEGIN UPDATE x_flow_count SET n = n + 1 WHERE tbl = 'x_flow6'; END;
+CREATE TRIGGER IF NOT EXISTS x_flow6_count_del AFTER DELETE ON x_flow6
+    BEGIN UPDATE x_flow_count SET n = n - 1 WHERE tbl = 'x_flow6'; END;
 
 -- The origin version of each sensor row (the sensor table keeps exactly the
 -- hflow columns).

@@ -216,15 +216,23 @@ const APPLICATION: &str = "EXISTS (SELECT 1 FROM x_os_fingerprint x \
 fn os_history(conn: &Connection, ip: std::net::IpAddr) -> Result<Vec<OsSeen>> {
     let sql = match ip {
         // walleye's flow table names each flow's client and server OS.
+        // One index lookup per sensor and end (flow's indexes lead with
+        // sensor_id: an address alone would read the whole table); the
+        // sensors are found by skipping along the primary key.
         std::net::IpAddr::V4(_) => format!(
-            "SELECT f.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), r.role, \
-             min(f.src_start_sec), max(max(f.src_end_sec, f.dst_end_sec)), count(*), {APPLICATION} \
-             FROM (SELECT 'client' AS role UNION ALL SELECT 'server') r \
-             JOIN flow f ON (r.role = 'client' AND f.src_ip = ?1 AND f.client_os_id != 0) \
-                         OR (r.role = 'server' AND f.dst_ip = ?1 AND f.server_os_id != 0) \
-             JOIN os o ON o.sensor_id = f.sensor_id \
-                  AND o.os_id = CASE r.role WHEN 'client' THEN f.client_os_id ELSE f.server_os_id END \
-             GROUP BY f.sensor_id, o.os_id, r.role ORDER BY 6, 1, 2"
+            "WITH RECURSIVE s(id) AS (SELECT min(sensor_id) FROM flow \
+               UNION ALL SELECT (SELECT min(sensor_id) FROM flow WHERE sensor_id > s.id) \
+               FROM s WHERE s.id IS NOT NULL), \
+             hits(sensor_id, os_id, role, first, last) AS ( \
+               SELECT f.sensor_id, f.client_os_id, 'client', f.src_start_sec, max(f.src_end_sec, f.dst_end_sec) \
+               FROM s JOIN flow f ON f.sensor_id = s.id AND f.src_ip = ?1 WHERE f.client_os_id != 0 \
+               UNION ALL \
+               SELECT f.sensor_id, f.server_os_id, 'server', f.src_start_sec, max(f.src_end_sec, f.dst_end_sec) \
+               FROM s JOIN flow f ON f.sensor_id = s.id AND f.dst_ip = ?1 WHERE f.server_os_id != 0) \
+             SELECT h.sensor_id, o.os_id, coalesce(o.genre, ''), coalesce(o.detail, ''), h.role, \
+             min(h.first), max(h.last), count(*), {APPLICATION} \
+             FROM hits h JOIN os o ON o.sensor_id = h.sensor_id AND o.os_id = h.os_id \
+             GROUP BY h.sensor_id, o.os_id, h.role ORDER BY 6, 1, 2"
         ),
         // IPv6 flows are not in walleye's tables: the fingerprints are.
         std::net::IpAddr::V6(_) => format!(

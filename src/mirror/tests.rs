@@ -189,7 +189,8 @@ fn every_table_exists_with_the_reference_columns() {
     let mut in_db: Vec<String> = m
         .conn
         // sqlite_stat1 and friends belong to SQLite (PRAGMA optimize).
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_' ORDER BY name")
+        // argus is a view (mirror 4) with the table's columns.
+        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND substr(name, 1, 7) != 'sqlite_' ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -239,20 +240,31 @@ fn flow_keys_and_indexes_match_hflow() {
             .unwrap();
         (unique, cols)
     };
-    assert_eq!(index("src_ip_idx"), (false, words("sensor_id src_ip")));
-    assert_eq!(index("dst_ip_idx"), (false, words("sensor_id dst_ip")));
-    assert_eq!(index("src_port_idx"), (false, words("sensor_id src_port")));
-    assert_eq!(index("dst_port_idx"), (false, words("sensor_id dst_port")));
+    // hflow's index names, each ending in the flow's start time (mirror 4),
+    // and hflow's UNIQUE natural key is src_ip_idx: the same column set.
+    assert_eq!(
+        index("src_ip_idx"),
+        (
+            true,
+            words("sensor_id src_ip src_start_sec dst_ip ip_proto src_port dst_port")
+        )
+    );
+    for (name, col) in [
+        ("dst_ip_idx", "dst_ip"),
+        ("src_port_idx", "src_port"),
+        ("dst_port_idx", "dst_port"),
+    ] {
+        assert_eq!(
+            index(name),
+            (
+                false,
+                words(&format!("sensor_id {col} src_start_sec src_start_msec"))
+            )
+        );
+    }
     assert_eq!(
         index("start_sec_idx"),
         (false, words("sensor_id src_start_sec"))
-    );
-    assert_eq!(
-        index("flow_natural_key"),
-        (
-            true,
-            words("sensor_id src_ip dst_ip ip_proto src_port dst_port src_start_sec")
-        )
     );
 }
 
@@ -1024,7 +1036,7 @@ fn downgrade_fingerprints_to_version_2(m: &Mirror) {
                ON x_os_fingerprint (sensor_id, flow_id, role, source, time, os_id);
              CREATE INDEX x_os_fingerprint_pending_idx
                ON x_os_fingerprint (sensor_id, host_port, peer_port) WHERE flow_id = 0;
-             DELETE FROM x_schema WHERE version = 3;"
+             DELETE FROM x_schema WHERE version >= 3;"
         ))
         .unwrap();
 }
@@ -1077,7 +1089,7 @@ fn a_version_2_mirror_is_rekeyed_by_time_and_keeps_every_fingerprint() {
         (hash, names)
     };
     let m = Mirror::open(&path).unwrap();
-    assert_eq!(m.schema_version().unwrap(), 3);
+    assert_eq!(m.schema_version().unwrap(), MIRROR_SCHEMA_VERSION);
     assert!(fingerprint_key_sql(&m).contains("PRIMARY KEY (sensor_id, time, role"));
     assert_eq!(m.row_hash("x_os_fingerprint", None).unwrap(), hash);
     assert_eq!(
@@ -1112,7 +1124,7 @@ fn a_rekeying_cut_between_its_halves_is_finished_at_the_next_open() {
         let version = schema::check_version(&m.conn, "test").unwrap();
         schema::migrate_before_ddl(&m.conn, "test", version).unwrap();
         m.conn.execute_batch(SCHEMA_SQL).unwrap();
-        assert_eq!(m.schema_version().unwrap(), 3);
+        assert_eq!(m.schema_version().unwrap(), MIRROR_SCHEMA_VERSION);
         let rows: i64 = m
             .conn
             .query_row("SELECT count(*) FROM x_os_fingerprint", [], |r| r.get(0))
@@ -1123,4 +1135,227 @@ fn a_rekeying_cut_between_its_halves_is_finished_at_the_next_open() {
     let m = Mirror::open(&path).unwrap();
     assert_eq!(m.row_hash("x_os_fingerprint", None).unwrap(), hash);
     assert!(!table_names(&m).iter().any(|n| n == "x_os_fingerprint_v2"));
+}
+
+/// The argus view's argus_dir and argus_status (SQL, schema.sql) equal the
+/// Rust rule the export uses (`argus::status_of`, `argus::direction_of`)
+/// for every combination of the flags and counts they read.
+#[test]
+fn the_argus_view_derives_what_the_rust_rule_derives() {
+    let (_d, mut m) = open_temp();
+    let flags = [0u8, 0x01, 0x02, 0x04, 0x10, 0x12, 0x11, 0x14, 0x13, 0x16];
+    let mut records = Vec::new();
+    let mut expected = Vec::new();
+    let mut id = 0u32;
+    for proto in [6u8, 17, 1] {
+        for s in flags {
+            for d in flags {
+                for (sp, dp) in [(1u64, 0u64), (1, 1), (0, 1)] {
+                    id += 1;
+                    let mut f = flow(1, id, 1, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 101, 101);
+                    f.src_port = u16::try_from(id).unwrap();
+                    f.ip_proto = proto;
+                    f.src.tcp_flags = s;
+                    f.dst.tcp_flags = d;
+                    f.src.packets = sp;
+                    f.dst.packets = dp;
+                    expected.push((
+                        i64::from(id),
+                        argus::direction_of(sp, dp).to_string(),
+                        argus::status_of(proto, dp, s, d).to_string(),
+                    ));
+                    records.push(Record::Flow(f));
+                }
+            }
+        }
+    }
+    m.apply(&seg(1), &records).unwrap();
+    let got: Vec<(i64, String, String)> = m
+        .conn
+        .prepare("SELECT argus_id, argus_dir, argus_status FROM argus ORDER BY argus_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, expected);
+}
+
+fn argus_rows(m: &Mirror) -> Vec<Vec<rusqlite::types::Value>> {
+    let mut stmt = m
+        .conn
+        .prepare("SELECT * FROM argus ORDER BY sensor_id, argus_id")
+        .unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A mirror with derived argus rows, a legacy one (its own argus_dir,
+/// status, ind, local), a client OS joined from a fingerprint, and an IPv6
+/// flow (no argus row).
+fn argus_fixture(m: &mut Mirror) {
+    use crate::records::{ArgusRecord, OsRole, OsSource};
+    let legacy = ArgusRecord {
+        sensor_id: 1,
+        argus_id: 50,
+        ip_proto: 6,
+        local: None,
+        src_ip: "10.9.0.1".parse().unwrap(),
+        dst_ip: "10.9.0.2".parse().unwrap(),
+        src_port: 4000,
+        dst_port: 25,
+        src_pkts: 3,
+        dst_pkts: 2,
+        src_bytes: 300,
+        dst_bytes: 200,
+        start_sec: 90,
+        end_sec: 95,
+        argus_dir: Some(" ->".into()),
+        argus_status: Some("TIM".into()),
+        argus_ind: Some("x".into()),
+        client_os_id: Some(7),
+    };
+    m.apply(
+        &seg(1),
+        &[
+            Record::OsFingerprint(fingerprint(OsRole::Client, OsSource::Native, 7, "Linux")),
+            Record::Flow(flow(
+                1, 7, 1, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 101, 101,
+            )),
+            Record::Flow(flow(1, 8, 2, "10.0.0.3", "10.0.0.2", 1001, 22, 102, 110, 0)),
+            Record::Flow(flow(
+                2,
+                1,
+                1,
+                "2001:db8::1",
+                "2001:db8::2",
+                5,
+                6,
+                103,
+                104,
+                104,
+            )),
+            Record::Argus(legacy),
+        ],
+    )
+    .unwrap();
+}
+
+/// Turns a current mirror back into what mirror 3 wrote: an argus table
+/// (hflow's DDL and indexes) holding the rows the view shows, flow's
+/// version 3 indexes, no x_argus_legacy, no version 4 row.
+fn downgrade_argus_to_version_3(m: &Mirror) {
+    m.conn
+        .execute_batch(
+            "CREATE TABLE argus_v3 (
+                sensor_id INTEGER NOT NULL, argus_id INTEGER NOT NULL, ip_proto INTEGER NOT NULL,
+                local INTEGER DEFAULT 0, src_ip INTEGER NOT NULL, dst_ip INTEGER NOT NULL,
+                src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL, src_pkts INTEGER NOT NULL,
+                dst_pkts INTEGER NOT NULL, src_bytes INTEGER NOT NULL, dst_bytes INTEGER NOT NULL,
+                start_sec INTEGER NOT NULL, end_sec INTEGER NOT NULL, argus_dir TEXT,
+                argus_status TEXT, argus_ind TEXT, client_os_id INTEGER,
+                PRIMARY KEY (sensor_id, argus_id));
+             INSERT INTO argus_v3 SELECT * FROM argus;
+             DROP VIEW argus;
+             DROP TABLE x_argus_legacy;
+             ALTER TABLE argus_v3 RENAME TO argus;
+             CREATE INDEX argus_client_os_idx ON argus (sensor_id, client_os_id);
+             CREATE INDEX argus_start_sec_idx ON argus (sensor_id, start_sec);
+             DROP INDEX src_ip_idx; DROP INDEX dst_ip_idx; DROP INDEX src_port_idx;
+             DROP INDEX dst_port_idx; DROP INDEX start_sec_idx;
+             CREATE INDEX src_ip_idx ON flow (sensor_id, src_ip);
+             CREATE INDEX dst_ip_idx ON flow (sensor_id, dst_ip);
+             CREATE INDEX src_port_idx ON flow (sensor_id, src_port);
+             CREATE INDEX dst_port_idx ON flow (sensor_id, dst_port);
+             CREATE INDEX start_sec_idx ON flow (sensor_id, src_start_sec);
+             CREATE UNIQUE INDEX flow_natural_key
+                 ON flow (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
+             DROP TRIGGER x_flow_count_ins; DROP TRIGGER x_flow_count_del;
+             DROP TRIGGER x_flow6_count_ins; DROP TRIGGER x_flow6_count_del;
+             DROP TABLE x_flow_count;
+             DELETE FROM x_schema WHERE version >= 4;",
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_version_3_mirror_gets_the_argus_view_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.sqlite");
+    let (argus, flow_hash, names) = {
+        let mut m = Mirror::open(&path).unwrap();
+        argus_fixture(&mut m);
+        let argus = argus_rows(&m);
+        // Four flows, three IPv4: the legacy row keeps its own columns.
+        assert_eq!(argus.len(), 3);
+        assert!(format!("{argus:?}").contains("TIM"));
+        let flow_hash = m.row_hash("flow", None).unwrap();
+        let names = table_names(&m);
+        downgrade_argus_to_version_3(&m);
+        assert_eq!(m.schema_version().unwrap(), 3);
+        assert_eq!(argus_rows(&m), argus);
+        (argus, flow_hash, names)
+    };
+    let mut m = Mirror::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), MIRROR_SCHEMA_VERSION);
+    assert_eq!(argus_rows(&m), argus, "argus answers the same rows");
+    assert_eq!(m.row_hash("flow", None).unwrap(), flow_hash);
+    assert_eq!(
+        table_names(&m),
+        names,
+        "same tables and indexes as a new mirror"
+    );
+    // x_flow_count was counted once: three IPv4 flows, one IPv6.
+    assert_eq!(m.flow_count().unwrap(), 4);
+    // Only the row the view cannot derive is kept aside.
+    let kept: i64 = m
+        .conn
+        .query_row("SELECT count(*) FROM x_argus_legacy", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1);
+    // A newer version of the legacy flow makes its argus row derived again.
+    let mut newer = flow(1, 50, 2, "10.9.0.1", "10.9.0.2", 4000, 25, 90, 96, 96);
+    newer.src.tcp_flags = 0x02;
+    m.apply(&seg(9), &[Record::Flow(newer)]).unwrap();
+    let row: (String, String) = m
+        .conn
+        .query_row(
+            "SELECT argus_dir, argus_status FROM argus WHERE argus_id = 50",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(row, ("<->".to_string(), "CON".to_string()));
+    // A newer version updates its row: no insert counted.
+    assert_eq!(m.flow_count().unwrap(), 4);
+    // Deletions are counted too.
+    m.conn
+        .execute("DELETE FROM flow WHERE flow_id = 7", [])
+        .unwrap();
+    assert_eq!(m.flow_count().unwrap(), 3);
+}
+
+#[test]
+fn an_argus_migration_cut_between_its_halves_is_finished_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.sqlite");
+    let argus = {
+        let mut m = Mirror::open(&path).unwrap();
+        argus_fixture(&mut m);
+        let argus = argus_rows(&m);
+        downgrade_argus_to_version_3(&m);
+        // The first half and the DDL ran, then the process died.
+        let version = schema::check_version(&m.conn, "test").unwrap();
+        schema::migrate_before_ddl(&m.conn, "test", version).unwrap();
+        m.conn.execute_batch(SCHEMA_SQL).unwrap();
+        // Between the halves the view derives every row.
+        assert!(!format!("{:?}", argus_rows(&m)).contains("TIM"));
+        argus
+    };
+    let m = Mirror::open(&path).unwrap();
+    assert_eq!(argus_rows(&m), argus);
+    assert!(!table_names(&m).contains(&"x_argus_v3".to_string()));
 }
