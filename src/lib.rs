@@ -23,6 +23,7 @@
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
 //! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
+//! - [`control`]: the control socket: every command run by the `serve` that holds its data directory.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest, web UI).
 //! - [`web`]: the web UI: login, sessions, JSON API and the embedded page.
 //!
@@ -35,6 +36,7 @@ pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decommission;
 pub mod durable;
 pub mod export;

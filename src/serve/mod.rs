@@ -7,7 +7,9 @@
 //! segments, ingest commits the file in progress), and the optional live
 //! sebek listener (`capture.sebek_listen`): UDP datagrams batched into one
 //! record segment per `capture.sebek_flush_secs` and at shutdown;
-//! and the web UI (`web`) on its own listener.
+//! and the web UI (`web`) on its own listener; and the control socket
+//! (`control`, DIR/lumpy.sock) on which every other command runs against
+//! this process's open node while it holds the data directory.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
 mod h2_idle;
@@ -44,6 +46,8 @@ pub enum ServeError {
     Runtime(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// A rustls acceptor from PEM files (HTTP/1.1 and h2 by ALPN).
@@ -299,10 +303,19 @@ async fn serve(
                 }
             })?),
         };
+    // We hold the store lock now, so a socket file left there is stale.
+    let (control, control_listener) = crate::control::Server::bind(dir)?;
+    let control = Arc::new(control);
     let ctx = Arc::new(PullContext::new(node)?);
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
     let (tx, rx) = watch::channel(false);
+    let control_task = tokio::spawn({
+        let control = control.clone();
+        let ctx = ctx.clone();
+        let rx = rx.clone();
+        async move { control.run(control_listener, ctx, rx).await }
+    });
     // The SIGTERM handler is in place before "listening on" is printed, so
     // a stop sent as soon as that line is read is a clean stop, not a kill.
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -386,9 +399,15 @@ async fn serve(
     for t in tasks {
         let _ = t.await;
     }
+    let _ = control_task.await;
+    // Commands run for clients stop at their next output or commit.
+    let _ = tokio::task::spawn_blocking(move || control.finish(CONTROL_PATIENCE)).await;
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// How long a stop waits for the commands clients run on the control socket.
+const CONTROL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Datagrams held before a commit even if the flush timer has not fired.
 const SEBEK_BATCH_MAX: usize = 20_000;

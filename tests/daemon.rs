@@ -1,0 +1,276 @@
+//! Every command beside a running `lumpy serve`: the same output as without
+//! it (the command runs in the daemon, over DIR/lumpy.sock), a closed
+//! reader ends it quietly, and a socket left by a killed daemon is harmless.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use crate::sync::{Served, free_port};
+use crate::util::*;
+
+/// `lumpy ARGS` run in `cwd` (relative paths are the client's), with
+/// `stdin` as its standard input.
+fn run_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = lumpy()
+        .current_dir(cwd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `lumpy serve` on `data` with its log in `log`; returns once it listens.
+fn serve_logged(data: &str, ip: &str, log: &Path) -> (Served, String) {
+    let port = free_port(ip);
+    let listen = format!("{ip}:{port}");
+    let mut child = lumpy()
+        .args(["serve", "--data", data, "--listen", &listen, "--no-ui"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "serve said: {line}");
+    (Served { child }, format!("http://{listen}"))
+}
+
+/// Two nodes made alike, `a/node` and `b/node` (the same sensor, install
+/// time and capture), so one command run in `a` and in `b` with
+/// `--data node` prints the same whether or not a daemon serves it.
+struct Twins {
+    _tmp: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+impl Twins {
+    fn new(sensor: u32) -> Twins {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+            let data = init_node_in(d, sensor);
+            // The p0f database's absence is warned once per process: in a
+            // daemon, at its first ingest only.
+            config_set(&data, "capture.p0f_fp", "");
+            ingest_fixture(&data, "honeynet.pcap");
+            std::fs::copy(fixture("sebek.pcap"), d.join("sebek.pcap")).unwrap();
+        }
+        Twins { _tmp: tmp, a, b }
+    }
+
+    fn data(&self, served: bool) -> String {
+        let d = if served { &self.a } else { &self.b };
+        d.join("node").display().to_string()
+    }
+
+    /// Runs `args` in both; asserts the same status, stdout and stderr.
+    fn same(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let served = run_in(&self.a, args, stdin);
+        let alone = run_in(&self.b, args, stdin);
+        assert_eq!(
+            (served.status.code(), untimed(&stderr(&served))),
+            (alone.status.code(), untimed(&stderr(&alone))),
+            "lumpy {args:?}: status and stderr differ beside serve (left) and without (right)"
+        );
+        assert!(
+            served.stdout == alone.stdout,
+            "lumpy {args:?}: stdout differs beside serve:\n{}\nwithout:\n{}",
+            stdout(&served),
+            stdout(&alone)
+        );
+        served
+    }
+}
+
+/// Log lines without their timestamps (the rest must be the same).
+fn untimed(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.split_once(' ') {
+            Some((t, rest)) if t.len() > 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T' => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Lines of the serve log that say a client's command ran in the daemon.
+fn forwarded(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("command from a client"))
+        .count()
+}
+
+#[test]
+fn every_command_prints_the_same_beside_a_running_serve() {
+    let t = Twins::new(4501);
+    // A child both twins pull from (it serves too: its `peer add` goes
+    // through its own daemon).
+    let (_c, child) = new_node(4502);
+    ingest_fixture(&child, "vlan.pcap");
+    let log = t.a.join("serve.log");
+    let (served, _) = serve_logged(&t.data(true), "127.0.0.101", &log);
+    let child_log = Path::new(&child).with_extension("log");
+    let (child_served, child_url) = serve_logged(&child, "127.0.0.102", &child_log);
+
+    let sock = Path::new(&t.data(true)).join("lumpy.sock");
+    let meta = std::fs::symlink_metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    /// The command with `--data node` after its command word(s).
+    fn n<'a>(a: &[&'a str]) -> Vec<&'a str> {
+        let groups = ["archive", "config", "user", "peer", "child"];
+        let at = if groups.contains(&a[0]) { 2 } else { 1 };
+        let mut v = a.to_vec();
+        v.insert(at, "node");
+        v.insert(at, "--data");
+        v
+    }
+    let mut commands = 0;
+    let mut same = |args: Vec<&str>, stdin: &[u8]| {
+        commands += 1;
+        let out = t.same(&args, stdin);
+        assert!(
+            !stderr(&out).contains("Usage:"),
+            "lumpy {args:?}: {}",
+            stderr(&out)
+        );
+        out
+    };
+    same(n(&["status"]), b"");
+    same(n(&["status", "--json"]), b"");
+    same(n(&["sensors"]), b"");
+    same(n(&["verify"]), b"");
+    same(n(&["verify", "--deep"]), b"");
+    same(n(&["flows"]), b"");
+    same(n(&["flows", "--format", "json"]), b"");
+    same(n(&["hosts", "--ip", "192.0.2.10"]), b"");
+    // Relative paths are the client's: the daemon reads ./sebek.pcap of
+    // the directory the command was typed in.
+    same(n(&["ingest", "sebek.pcap"]), b"");
+    same(n(&["ingest", "sebek.pcap"]), b"");
+    same(n(&["processes"]), b"");
+    same(n(&["keystrokes", "--process", "2"]), b"");
+    let pcap = same(
+        n(&["pcap", "--sensor", "4501", "--flow", "1", "-o", "-"]),
+        b"",
+    );
+    assert!(pcap.stdout.len() > 24, "a pcap on stdout");
+    same(
+        n(&["pcap", "--sensor", "4501", "--flow", "1", "-o", "f.pcap"]),
+        b"",
+    );
+    assert_eq!(
+        std::fs::read(t.a.join("f.pcap")).unwrap(),
+        std::fs::read(t.b.join("f.pcap")).unwrap()
+    );
+    same(n(&["prune", "--pcap-days", "100000"]), b"");
+    same(n(&["archive", "create", "--sensor", "4501", "bundle"]), b"");
+    same(
+        n(&["config", "set", "serve.silent_after_secs", "86400"]),
+        b"",
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.a.join("node/lumpy.toml")).unwrap(),
+        std::fs::read_to_string(t.b.join("node/lumpy.toml")).unwrap()
+    );
+    same(
+        n(&["user", "add", "--password-stdin", "ana"]),
+        b"secret words\n",
+    );
+    same(n(&["peer", "list"]), b"");
+
+    // The child (serving) makes one link secret per twin; the twins add it.
+    for (d, name) in [(&t.a, "a"), (&t.b, "b")] {
+        let secret = ok(&["peer", "add", "--data", &child, name]);
+        std::fs::write(d.join("child.secret"), secret).unwrap();
+    }
+    same(
+        n(&[
+            "child",
+            "add",
+            "c",
+            &child_url,
+            "--secret-file",
+            "child.secret",
+        ]),
+        b"",
+    );
+    same(n(&["pull"]), b"");
+    same(n(&["pull", "--child", "c"]), b"");
+    same(n(&["decommission", "--sensor", "4502"]), b"");
+    same(n(&["repair"]), b"");
+    // (Not `status`: its child line says seconds since the last pull.)
+    same(n(&["verify"]), b"");
+    // A failing command fails alike: status, message and nothing changed.
+    same(n(&["pull", "--child", "nobody"]), b"");
+    same(n(&["archive", "create", "--sensor", "99", "none"]), b"");
+
+    // Every command ran in the daemon but `user add` (it reads a password
+    // from this terminal and does not open the store).
+    assert_eq!(
+        forwarded(&log),
+        commands - 1,
+        "{} of {commands} commands reached the daemon:\n{}",
+        forwarded(&log),
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        forwarded(&child_log) >= 2,
+        "the child's peer add ran in its daemon"
+    );
+    child_served.stop();
+    served.stop();
+    assert!(!sock.exists(), "a clean stop removes the control socket");
+    ok(&["verify", "--data", &t.data(true)]);
+}
+
+#[test]
+fn a_closed_reader_ends_a_forwarded_command_and_a_stale_socket_is_harmless() {
+    let (d, data) = new_node(4503);
+    ingest_fixture(&data, "honeynet.pcap");
+    let log = d.path().join("serve.log");
+    let (served, _) = serve_logged(&data, "127.0.0.103", &log);
+    // `lumpy flows | head -1` beside serve: quiet, status 0, serve unharmed.
+    for _ in 0..3 {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = lumpy()
+            .args(["flows", "--data", &data])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    let status = ok(&["status", "--data", &data, "--json"]);
+    assert!(status.contains("\"sensor_id\": 4503"), "{status}");
+
+    // A daemon killed without its stop leaves its socket behind: commands
+    // run here (nobody answers on it) and the next serve takes its place.
+    let mut s = served;
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let sock = Path::new(&data).join("lumpy.sock");
+    assert!(sock.exists());
+    ok(&["verify", "--data", &data]);
+    ok(&["status", "--data", &data]);
+    let (again, _) = serve_logged(&data, "127.0.0.103", &log);
+    let before = forwarded(&log);
+    ok(&["status", "--data", &data]);
+    assert_eq!(forwarded(&log), before + 1, "status ran in the new serve");
+    again.stop();
+}
