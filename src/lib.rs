@@ -15,6 +15,7 @@
 //! - [`p0f`]: passive OS fingerprinting with p0f 3.09b's signatures and matching.
 //! - [`durable`]: the one atomic, fsynced write path of every file lumpy writes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
+//! - [`metrics`]: `GET /metrics` of serve (Prometheus text): counters kept while serving, the node's state read at each scrape.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
@@ -43,6 +44,7 @@ pub mod export;
 pub mod flows;
 pub mod ingest;
 pub mod legacy;
+pub mod metrics;
 pub mod mirror;
 pub mod node;
 pub mod p0f;

@@ -274,3 +274,175 @@ fn a_closed_reader_ends_a_forwarded_command_and_a_stale_socket_is_harmless() {
     assert_eq!(forwarded(&log), before + 1, "status ran in the new serve");
     again.stop();
 }
+
+/// `GET /metrics` parsed by Debian's python3-prometheus-client (the
+/// OpenMetrics parser of the Prometheus project): one line per sample,
+/// `name{label="v",...} value`, labels sorted.
+fn scrape(url: &str) -> std::collections::BTreeMap<String, f64> {
+    const PARSE: &str = r#"
+import sys, urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+with urllib.request.urlopen(sys.argv[1]) as r:
+    assert r.headers["content-type"].startswith("application/openmetrics-text"), r.headers
+    text = r.read().decode()
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        labels = ",".join('%s="%s"' % kv for kv in sorted(s.labels.items()))
+        print("%s{%s} %r" % (s.name, labels, s.value))
+"#;
+    // Debian's interpreter, where python3-prometheus-client lives.
+    tool("/usr/bin/python3", &["-c", PARSE, url])
+        .lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` (every label set).
+fn sum(m: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
+    m.iter()
+        .filter(|(k, _)| k.split('{').next() == Some(name))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[test]
+fn metrics_agree_with_status() {
+    use crate::sync::link_every;
+    let (_c, child) = new_node(4505);
+    ingest_fixture(&child, "vlan.pcap");
+    let (_child_served, child_url) = serve_logged(
+        &child,
+        "127.0.0.105",
+        &Path::new(&child).with_extension("log"),
+    );
+    let (d, data) = new_node(4504);
+    ingest_fixture(&data, "honeynet.pcap");
+    // One child that answers, one that never does (its error is a metric).
+    link_every(&data, "p", &child, "good", &child_url, "1h", &[]);
+    let dead = format!("http://127.0.0.105:{}", free_port("127.0.0.105"));
+    link_every(&data, "p2", &child, "dead", &dead, "1h", &[]);
+    let metrics_at = format!("127.0.0.104:{}", free_port("127.0.0.104"));
+    config_set(&data, "metrics.listen", &metrics_at);
+    let (served, peer_url) = serve_logged(&data, "127.0.0.104", &d.path().join("serve.log"));
+    // The pull loops' first pulls (one succeeds, one fails), then nothing
+    // moves for an hour.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+        let children = v["children"].as_array().unwrap();
+        let pulled = children
+            .iter()
+            .all(|c| c["last_success"] != 0 || c["last_error"] != "");
+        if pulled {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pulls: {v:#}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // An unsigned peer request: one authentication failure.
+    let refused = tool(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{peer_url}/v1/summary"),
+        ],
+    );
+    assert_eq!(refused, "401");
+
+    let m = scrape(&format!("http://{metrics_at}/metrics"));
+    let n = |v: &serde_json::Value| v.as_u64().unwrap() as f64;
+    assert_eq!(
+        sum(&m, "lumpy_ingested_packets_total"),
+        n(&status["packets"])
+    );
+    assert_eq!(
+        sum(&m, "lumpy_ingested_bytes_total"),
+        n(&status["bytes_raw"])
+    );
+    assert_eq!(sum(&m, "lumpy_flows"), n(&status["flows"]));
+    assert_eq!(m["lumpy_stored_bytes{}"], n(&status["bytes_stored"]));
+    assert_eq!(
+        m["lumpy_segments{kind=\"pcap\"}"],
+        n(&status["pcap_segments"])
+    );
+    assert_eq!(
+        m["lumpy_segments{kind=\"records\"}"],
+        n(&status["record_segments"])
+    );
+    assert_eq!(
+        m["lumpy_quarantined_segments{}"],
+        status["quarantined"].as_array().unwrap().len() as f64
+    );
+    assert_eq!(m["lumpy_mirror_lag_segments{}"], 0.0);
+    // The child's flows arrived (its pcap stays there: a proxy link).
+    assert!(m["lumpy_flows{sensor=\"4505\"}"] > 0.0, "{m:#?}");
+    assert!(
+        m["lumpy_ingested_packets_total{sensor=\"4504\"}"] > 0.0,
+        "{m:#?}"
+    );
+    for s in status["sensors"].as_array().unwrap() {
+        if let Some(e) = s["flows_evicted"].as_u64() {
+            let key = format!("lumpy_flows_evicted_total{{sensor=\"{}\"}}", s["sensor_id"]);
+            assert_eq!(m[&key], e as f64, "{key}");
+        }
+    }
+    for c in status["children"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let l = format!("{{child=\"{name}\"}}");
+        assert_eq!(
+            m[&format!("lumpy_child_last_success_timestamp_seconds{l}")],
+            n(&c["last_success"])
+        );
+        assert_eq!(
+            m[&format!("lumpy_child_bytes_in_total{l}")],
+            n(&c["bytes_in"])
+        );
+        assert_eq!(
+            m[&format!("lumpy_child_bytes_out_total{l}")],
+            n(&c["bytes_out"])
+        );
+        let failing = c["last_error"] != "";
+        assert_eq!(
+            m[&format!("lumpy_child_failing{l}")],
+            f64::from(u8::from(failing))
+        );
+        let error_series = m
+            .keys()
+            .filter(|k| {
+                k.starts_with("lumpy_child_last_error{") && k.contains(&format!("child=\"{name}\""))
+            })
+            .count();
+        assert_eq!(error_series, usize::from(failing), "{name}: {m:#?}");
+        if !failing {
+            assert!(m[&format!("lumpy_child_lag_seconds{l}")] >= 0.0);
+            assert!(n(&c["bytes_in"]) > 0.0);
+        }
+    }
+    assert_eq!(m["lumpy_peer_auth_failures_total{}"], 1.0);
+    assert_eq!(
+        m["lumpy_http_responses_total{code=\"401\",listener=\"peer\"}"],
+        1.0
+    );
+    // Another path on the metrics listener is not found.
+    let other = tool(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{metrics_at}/"),
+        ],
+    );
+    assert_eq!(other, "404");
+    served.stop();
+}

@@ -26,9 +26,11 @@ use tokio::sync::watch;
 
 use crate::config::ChildConfig;
 use crate::ingest::{FollowState, Ingestor, SebekDatagram, follow_once};
+use crate::metrics::Metrics;
 use crate::node::{self, NodeError};
 use crate::sync::client::{PullContext, SyncError, pull_child};
 use crate::sync::server::PeerApi;
+use warp::Reply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -83,20 +85,101 @@ fn tls_acceptor(
 type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 
 /// The peer API's routes for a connection from `peer`.
-fn peer_routes(api: Arc<PeerApi>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+fn peer_routes(
+    api: Arc<PeerApi>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
+        let metrics = metrics.clone();
         crate::sync::server::routes_with_remote(api.clone(), warp::any().map(move || Some(peer)))
             .map(crate::web::harden)
+            .map(move |r: warp::reply::Response| {
+                metrics.answered("peer", r.status().as_u16());
+                r
+            })
             .boxed()
     }
 }
 
 /// The web UI's routes for a connection from `peer`.
-fn ui_routes(web: Arc<crate::web::Web>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+fn ui_routes(
+    web: Arc<crate::web::Web>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
-        crate::web::routes_with_remote(web.clone(), warp::any().map(move || Some(peer))).boxed()
+        let metrics = metrics.clone();
+        crate::web::routes_with_remote(web.clone(), warp::any().map(move || Some(peer)))
+            .map(move |r: warp::reply::Response| {
+                metrics.answered("ui", r.status().as_u16());
+                r
+            })
+            .boxed()
     }
 }
+
+/// The metrics listener's one route, `GET /metrics` (everything else 404).
+fn metrics_routes(
+    metrics: Arc<Metrics>,
+    store: Arc<crate::store::Store>,
+    dir: std::path::PathBuf,
+    config: crate::config::Config,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+    move |_| {
+        let (metrics, store, dir, config) =
+            (metrics.clone(), store.clone(), dir.clone(), config.clone());
+        warp::path!("metrics")
+            .and(warp::get())
+            .then(move || {
+                let (metrics, store, dir, config) =
+                    (metrics.clone(), store.clone(), dir.clone(), config.clone());
+                async move { scrape(metrics, store, dir, config).await }
+            })
+            .or(warp::any().map(|| {
+                warp::reply::with_status("not found\n", warp::http::StatusCode::NOT_FOUND)
+                    .into_response()
+            }))
+            .unify()
+            .map(crate::web::harden)
+            .boxed()
+    }
+}
+
+/// One scrape, on a blocking thread (it reads the index and the mirror).
+async fn scrape(
+    metrics: Arc<Metrics>,
+    store: Arc<crate::store::Store>,
+    dir: std::path::PathBuf,
+    config: crate::config::Config,
+) -> warp::reply::Response {
+    use warp::http::StatusCode;
+    let counted = metrics.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        // The children as lumpy.toml lists them now (`child add` beside serve).
+        let config = crate::config::Config::load(&dir).unwrap_or(config);
+        metrics.render(&store, &dir, &config)
+    })
+    .await;
+    let reply = match done {
+        Ok(Ok(text)) => warp::http::Response::builder()
+            .header("content-type", crate::metrics::CONTENT_TYPE)
+            .body(warp::hyper::body::Bytes::from(text).into())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics");
+            warp::reply::with_status(format!("{e}\n"), StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics task");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    };
+    counted.answered("metrics", reply.status().as_u16());
+    reply
+}
+
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long a refused connection's 503 may take to write.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -309,6 +392,7 @@ async fn serve(
     let ctx = Arc::new(PullContext::new(node)?);
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
+    let metrics = Arc::new(Metrics::default());
     let (tx, rx) = watch::channel(false);
     let control_task = tokio::spawn({
         let control = control.clone();
@@ -336,12 +420,41 @@ async fn serve(
             Some(tokio::spawn(serve_connections(
                 ui_listener,
                 None,
-                ui_routes(web),
+                ui_routes(web, metrics.clone()),
                 config.ui.max_connections,
                 rx.clone(),
             )))
         }
         None => None,
+    };
+
+    let metrics_task = match config.metrics.listen.trim() {
+        "" => None,
+        at => {
+            let listener =
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| ServeError::Listen {
+                        addr: at.to_string(),
+                        source,
+                    })?;
+            if let Ok(a) = listener.local_addr() {
+                eprintln!("lumpy: metrics on http://{a}/metrics");
+                tracing::info!(addr = %a, "metrics");
+            }
+            Some(tokio::spawn(serve_connections(
+                listener,
+                None,
+                metrics_routes(
+                    metrics.clone(),
+                    ctx.store.clone(),
+                    dir.to_path_buf(),
+                    config.clone(),
+                ),
+                METRICS_CONNECTIONS,
+                rx.clone(),
+            )))
+        }
     };
 
     let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
@@ -352,7 +465,7 @@ async fn serve(
     let server = serve_connections(
         listener,
         tls,
-        peer_routes(api.clone()),
+        peer_routes(api.clone(), metrics.clone()),
         config.serve.max_connections,
         rx.clone(),
     );
@@ -390,6 +503,9 @@ async fn serve(
     });
     server.await;
     if let Some(t) = ui_task {
+        let _ = t.await;
+    }
+    if let Some(t) = metrics_task {
         let _ = t.await;
     }
     if let Some((stop, handle)) = ingest {
