@@ -471,12 +471,11 @@ fn watch_client(mut reader: UnixStream, cancel: Arc<AtomicBool>, stop: Arc<Atomi
 /// directory; gives the exit status.
 fn run_request(request: &Request) -> u8 {
     use clap::Parser;
-    if let Err(e) = enter_directory(&request.cwd) {
-        let _ = send(
-            STDERR,
-            format!("lumpy: error: {}: {e}\n", request.cwd.display()).as_bytes(),
-        );
-        return 2;
+    // A directory the daemon may not enter (an operator's home under the
+    // unit's ProtectHome=) still runs the command; only relative paths
+    // would be read elsewhere, and the client is told so.
+    if let Err(note) = enter_directory(&request.cwd) {
+        let _ = send(STDERR, format!("lumpy: note: {note}\n").as_bytes());
     }
     let cli = match crate::cli::Cli::try_parse_from(&request.args) {
         Ok(c) => c,
@@ -498,13 +497,26 @@ fn run_request(request: &Request) -> u8 {
 /// Gives this thread a working directory of its own (Linux keeps it per
 /// thread once the thread leaves the process's shared file-system context)
 /// and enters `dir`, so relative paths mean what they meant to the client.
-fn enter_directory(dir: &Path) -> std::io::Result<()> {
+/// On failure says where relative paths are read from instead.
+fn enter_directory(dir: &Path) -> Result<(), String> {
     // SAFETY: unshare(CLONE_FS) only detaches this thread's cwd/umask/root
     // from the other threads'; it touches no memory of ours.
     if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
-        return Err(std::io::Error::last_os_error());
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "the running serve cannot give this command a working directory of its own ({e}): relative paths are read from serve's"
+        ));
     }
-    std::env::set_current_dir(dir)
+    match std::env::set_current_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::env::set_current_dir("/");
+            Err(format!(
+                "the running serve cannot enter {} ({e}): relative paths are read from /",
+                dir.display()
+            ))
+        }
+    }
 }
 
 // ---------------------------------------------------------------- client

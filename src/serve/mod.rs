@@ -48,8 +48,6 @@ pub enum ServeError {
     Runtime(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error(transparent)]
-    Control(#[from] crate::control::ControlError),
 }
 
 /// A rustls acceptor from PEM files (HTTP/1.1 and h2 by ALPN).
@@ -387,18 +385,29 @@ async fn serve(
             })?),
         };
     // We hold the store lock now, so a socket file left there is stale.
-    let (control, control_listener) = crate::control::Server::bind(dir)?;
-    let control = Arc::new(control);
+    // Without the socket the node still serves; commands beside it then
+    // say the directory is in use, as before the socket existed.
+    let control = match crate::control::Server::bind(dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: commands beside this serve will find the data directory in use");
+            None
+        }
+    };
     let ctx = Arc::new(PullContext::new(node)?);
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = watch::channel(false);
-    let control_task = tokio::spawn({
-        let control = control.clone();
-        let ctx = ctx.clone();
-        let rx = rx.clone();
-        async move { control.run(control_listener, ctx, rx).await }
+    let control = control.map(|(server, listener)| {
+        let server = Arc::new(server);
+        let task = tokio::spawn({
+            let server = server.clone();
+            let ctx = ctx.clone();
+            let rx = rx.clone();
+            async move { server.run(listener, ctx, rx).await }
+        });
+        (server, task)
     });
     // The SIGTERM handler is in place before "listening on" is printed, so
     // a stop sent as soon as that line is read is a clean stop, not a kill.
@@ -515,9 +524,11 @@ async fn serve(
     for t in tasks {
         let _ = t.await;
     }
-    let _ = control_task.await;
-    // Commands run for clients stop at their next output or commit.
-    let _ = tokio::task::spawn_blocking(move || control.finish(CONTROL_PATIENCE)).await;
+    if let Some((server, task)) = control {
+        let _ = task.await;
+        // Commands run for clients stop at their next output or commit.
+        let _ = tokio::task::spawn_blocking(move || server.finish(CONTROL_PATIENCE)).await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
