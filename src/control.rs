@@ -423,6 +423,11 @@ fn serve_client(stream: UnixStream, ctx: Arc<PullContext>, stop: Arc<AtomicBool>
         })
     });
     let code = run_request(&request);
+    tracing::info!(
+        code,
+        cancelled = cancel.load(Ordering::Relaxed),
+        "control: command ended"
+    );
     let attached = ATTACHED.with(|a| a.borrow_mut().take());
     if let Some(mut a) = attached {
         let _ = write_frame(&mut a.out, EXIT, &[code]);

@@ -606,3 +606,55 @@ fn a_data_directory_of_the_previous_release_opens_and_answers_the_same() {
         ok(&["verify", "--data", &data]);
     }
 }
+
+/// A client that goes away mid-output (killed while its reader is stuck)
+/// ends its command in the daemon, which serves on.
+#[test]
+fn a_killed_client_cancels_its_command_in_the_daemon() {
+    let (d, data) = new_node(4506);
+    // Thousands of flows: more output than the socket and pipe buffers hold.
+    let big = d.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 20, 3600);
+    ok(&["ingest", "--data", &data, big.to_str().unwrap()]);
+    let log = d.path().join("serve.log");
+    let (served, _) = serve_logged(&data, "127.0.0.106", &log);
+    // Its stdout is a pipe nobody reads: it blocks, and so does the daemon,
+    // until the client is gone (its socket closes: the watcher cancels the
+    // command, or its next write fails).
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut client = lumpy()
+        .args(["flows", "--data", &data])
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while forwarded(&log) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never reached serve"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    drop(reader);
+    let ended = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("command ended"))
+    };
+    while !ended(&log) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command did not end: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The daemon serves on.
+    let status = ok(&["status", "--data", &data]);
+    assert!(status.contains("sensor id       4506"), "{status}");
+    served.stop();
+}
