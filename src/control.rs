@@ -423,12 +423,13 @@ fn serve_client(stream: UnixStream, ctx: Arc<PullContext>, stop: Arc<AtomicBool>
         })
     });
     let code = run_request(&request);
+    let attached = ATTACHED.with(|a| a.borrow_mut().take());
+    // Detached first: this line is the daemon's, not the client's.
     tracing::info!(
         code,
         cancelled = cancel.load(Ordering::Relaxed),
         "control: command ended"
     );
-    let attached = ATTACHED.with(|a| a.borrow_mut().take());
     if let Some(mut a) = attached {
         let _ = write_frame(&mut a.out, EXIT, &[code]);
         let _ = a.out.flush();

@@ -131,7 +131,7 @@ fn every_command_prints_the_same_beside_a_running_serve() {
 
     /// The command with `--data node` after its command word(s).
     fn n<'a>(a: &[&'a str]) -> Vec<&'a str> {
-        let groups = ["archive", "config", "user", "peer", "child"];
+        let groups = ["archive", "config", "user", "peer", "child", "import"];
         let at = if groups.contains(&a[0]) { 2 } else { 1 };
         let mut v = a.to_vec();
         v.insert(at, "node");
@@ -191,6 +191,26 @@ fn every_command_prints_the_same_beside_a_running_serve() {
         b"secret words\n",
     );
     same(n(&["peer", "list"]), b"");
+    let honeywall = fixture("honeywall/var/log/pcap");
+    same(
+        n(&[
+            "import",
+            "legacy",
+            "--sensor-id",
+            "1234567",
+            "--pcap-dir",
+            honeywall.to_str().unwrap(),
+        ]),
+        b"",
+    );
+    for d in [&t.a, &t.b] {
+        std::fs::write(
+            d.join("p0f.log"),
+            "[2011/03/13 06:06:33] mod=syn|cli=192.0.2.10/1234|srv=198.51.100.1/80|subj=cli|os=Linux 2.6.x|dist=0|params=none|raw_sig=4:64+0:0:1460:mss*4,7:mss,sok,ts,nop,ws:df,id+:0\nnot a p0f line\n",
+        )
+        .unwrap();
+    }
+    same(n(&["import", "p0f-log", "p0f.log"]), b"");
 
     // The child (serving) makes one link secret per twin; the twins add it.
     for (d, name) in [(&t.a, "a"), (&t.b, "b")] {

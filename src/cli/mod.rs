@@ -260,7 +260,8 @@ pub fn init_logging(cli: &Cli) {
 /// The data directory of a command that a running `lumpy serve` runs for
 /// us when it holds that directory (every command that reads or writes a
 /// node; not `serve` and `init`, and not the ones that never open the store:
-/// `user` reads a password from this terminal, `config show` only reads).
+/// `user` reads a password from this terminal, `config show` only reads,
+/// `export` reads the mirror beside the daemon).
 fn forwarded_dir(c: &Command) -> Option<&std::path::Path> {
     use archive_cmd::ArchiveCmd as A;
     use links_cmd::{ChildCmd as C, PeerCmd as P};
@@ -275,6 +276,10 @@ fn forwarded_dir(c: &Command) -> Option<&std::path::Path> {
         Command::Repair(a) => d(&a.dir),
         Command::Config(node_cmds::ConfigCmd::Set { dir, .. }) => d(dir),
         Command::Pcap(a) => a.data.as_deref(),
+        Command::Import(
+            import_cmd::ImportCmd::Legacy { dir, .. }
+            | import_cmd::ImportCmd::P0fLog(p0f_cmd::ImportP0fArgs { dir, .. }),
+        ) => d(dir),
         Command::Decommission(a) => d(&a.dir),
         Command::Prune(a) => d(&a.dir),
         Command::Archive(A::Create { dir, .. } | A::Import { dir, .. }) => d(dir),
