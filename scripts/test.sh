@@ -18,6 +18,8 @@ command -v curl      >/dev/null || need_pkgs+=(curl)
 command -v p0f       >/dev/null || need_pkgs+=(p0f)
 command -v openssl   >/dev/null || need_pkgs+=(openssl)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need_pkgs+=(python3 python3-yaml)
+# /metrics is parsed by the Prometheus project's own parser (tests/daemon.rs).
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need_pkgs+=(python3-prometheus-client)
 # The web UI's browser tests drive Debian's chromium through chromedriver.
 command -v chromium  >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)

@@ -21,6 +21,8 @@ pub struct Config {
     pub serve: ServeConfig,
     /// The web UI of `lumpy serve` (docs/UI.md).
     pub ui: UiConfig,
+    /// `GET /metrics` of `lumpy serve` (Prometheus).
+    pub metrics: MetricsConfig,
     /// Parents allowed to pull from this node (`lumpy peer add`).
     #[serde(rename = "peer")]
     pub peers: Vec<PeerConfig>,
@@ -110,6 +112,15 @@ impl Default for UiConfig {
             query_timeout_secs: 10,
         }
     }
+}
+
+/// The metrics listener: its own address, so Prometheus can be let in
+/// without the peer API or the UI. Off (empty) by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener (e.g. 127.0.0.1:7781); empty: off.
+    pub listen: String,
 }
 
 /// One parent that may pull from this node. The link secret is not stored
@@ -370,6 +381,17 @@ impl Config {
             }
             Ok(_) => {}
         }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!(
+                    "'{}' is not ADDRESS:PORT (or empty: off)",
+                    self.metrics.listen
+                ),
+            ));
+        }
         if self.ui.session_idle_secs == 0 || self.ui.session_max_secs == 0 {
             return Err(invalid(
                 "ui.session_idle_secs",
@@ -503,6 +525,7 @@ impl Config {
             "serve.silent_after_secs" => self.serve.silent_after_secs = number(key)?.max(1) as u64,
             "ui.enabled" => self.ui.enabled = boolean(key)?,
             "ui.listen" => self.ui.listen = value.trim().to_string(),
+            "metrics.listen" => self.metrics.listen = value.trim().to_string(),
             "ui.session_idle_secs" => self.ui.session_idle_secs = number(key)?.max(0) as u64,
             "ui.session_max_secs" => self.ui.session_max_secs = number(key)?.max(0) as u64,
             "serve.max_connections" => self.serve.max_connections = number(key)?.max(0) as usize,

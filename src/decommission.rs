@@ -55,14 +55,20 @@ pub struct Report {
 }
 
 pub fn decommission(node: Node, sensor: u32) -> Result<Report, DecommissionError> {
-    let dir = node.dir.clone();
+    decommission_in(&PullContext::new(node)?, sensor)
+}
+
+/// As [`decommission`], on a node already in a pull context (a running
+/// `serve`'s, for the command sent over its control socket).
+pub fn decommission_in(ctx: &PullContext, sensor: u32) -> Result<Report, DecommissionError> {
+    let dir = ctx.dir.clone();
     let mut config = Config::load(&dir)?;
-    let sources: Vec<String> = children_view_full(&node.store)?
+    let sources: Vec<String> = children_view_full(&ctx.store)?
         .into_iter()
         .filter(|(_, s)| s.sensors.iter().any(|x| x.sensor_id == sensor))
         .map(|(name, _)| name)
         .collect();
-    let holds_some = node.store.known_sensors()?.contains(&sensor);
+    let holds_some = ctx.store.known_sensors()?.contains(&sensor);
     if sources.is_empty() && !holds_some {
         return Err(DecommissionError::NoSource(sensor));
     }
@@ -70,9 +76,10 @@ pub fn decommission(node: Node, sensor: u32) -> Result<Report, DecommissionError
         config.pcap_repository.push(sensor);
         config.save(&dir)?;
     }
-    let mut node = node;
-    node.config = config.clone();
-    let ctx = PullContext::new(node)?;
+    ctx.node
+        .lock()
+        .map_err(|_| DecommissionError::Store(StoreError::CorruptEntry("node lock".into())))?
+        .config = config.clone();
     let mut report = Report::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -85,12 +92,12 @@ pub fn decommission(node: Node, sensor: u32) -> Result<Report, DecommissionError
         let mut state = load_state(&ctx.store, &child.name)?;
         state.etag.clear();
         save_state(&ctx.store, &child.name, &state)?;
-        match rt.block_on(pull_child(&ctx, child)) {
+        match rt.block_on(pull_child(ctx, child)) {
             Ok(_) => report.pulled_from.push(child.name.clone()),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
-    check_complete(&ctx, sensor, &mut report)?;
+    check_complete(ctx, sensor, &mut report)?;
     let mut node = ctx
         .node
         .lock()

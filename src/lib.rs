@@ -15,6 +15,7 @@
 //! - [`p0f`]: passive OS fingerprinting with p0f 3.09b's signatures and matching.
 //! - [`durable`]: the one atomic, fsynced write path of every file lumpy writes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
+//! - [`metrics`]: `GET /metrics` of serve (Prometheus text): counters kept while serving, the node's state read at each scrape.
 //! - [`mirror`]: the SQLite copy of the walleye/hflow tables.
 //! - [`config`]: the node configuration file, `lumpy.toml`.
 //! - [`node`]: one data directory: identity, store, config and mirror together.
@@ -23,6 +24,7 @@
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
 //! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
+//! - [`control`]: the control socket: every command run by the `serve` that holds its data directory.
 //! - [`serve`]: the node daemon (peer API, pull loops, follow ingest, web UI).
 //! - [`web`]: the web UI: login, sessions, JSON API and the embedded page.
 //!
@@ -35,12 +37,14 @@ pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decommission;
 pub mod durable;
 pub mod export;
 pub mod flows;
 pub mod ingest;
 pub mod legacy;
+pub mod metrics;
 pub mod mirror;
 pub mod node;
 pub mod p0f;

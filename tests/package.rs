@@ -2,7 +2,8 @@
 //! build's binary (cargo-deb strips it; no second, release build), its
 //! contents, the installed binary, and the hardened systemd unit.
 //! Needs cargo-deb, dpkg-deb, binutils and systemd-analyze (scripts/test.sh
-//! installs them when missing).
+//! installs them when missing); the maintainer-script test needs `unshare`
+//! (util-linux) and root, as the rest of the suite does.
 
 use std::path::Path;
 use std::process::Command;
@@ -143,4 +144,139 @@ fn the_debian_package_installs_a_working_binary_and_a_hardened_unit() {
         .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
     assert!(exposure <= 2.0, "unit exposure {exposure}:\n{security}");
+}
+
+/// Runs maintainer script `script` (packaging/debian/) with `args` as dpkg
+/// would on this host, but in a private mount namespace: `var_lib` stands
+/// for /var/lib, /run is empty but for /run/systemd/system (systemd is
+/// "running"), and systemctl, useradd, getent, install and chown are stubs
+/// that log their arguments to `log` (getent knows user lumpy when
+/// `user_exists`). Gives the log.
+fn maintainer_script(
+    script: &str,
+    args: &[&str],
+    var_lib: &Path,
+    stubs: &Path,
+    user_exists: bool,
+) -> String {
+    let log = stubs.join("calls.log");
+    let _ = std::fs::remove_file(&log);
+    for tool in ["systemctl", "useradd", "getent", "install", "chown"] {
+        let body = match tool {
+            "getent" => format!(
+                "echo \"getent $*\" >>'{}'; [ -n \"$LUMPY_USER_EXISTS\" ] && [ \"$2\" = lumpy ]",
+                log.display()
+            ),
+            // The directory is made (its mode is in the logged arguments).
+            "install" => format!(
+                "echo \"install $*\" >>'{}'; for last; do :; done; mkdir -p \"$last\"",
+                log.display()
+            ),
+            _ => format!("echo \"{tool} $*\" >>'{}'", log.display()),
+        };
+        let path = stubs.join(tool);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        checked(Command::new("chmod").arg("755").arg(&path));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/debian")
+        .join(script);
+    let inner = format!(
+        "mount -t tmpfs none /run && mkdir -p /run/systemd/system && mount --bind '{}' /var/lib && exec sh '{}' {}",
+        var_lib.display(),
+        script.display(),
+        args.join(" ")
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", &inner]).env(
+        "PATH",
+        format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", stubs.display()),
+    );
+    if user_exists {
+        cmd.env("LUMPY_USER_EXISTS", "1");
+    } else {
+        cmd.env_remove("LUMPY_USER_EXISTS");
+    }
+    checked(&mut cmd);
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+/// Every file under `dir` with its bytes, for "nothing changed".
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The package's upgrade as dpkg runs it (old prerm `upgrade`, new postinst
+/// `configure OLD`): /var/lib/lumpy and the data in it are kept byte for
+/// byte, no user is made again, the node is not stopped by the old package
+/// and is restarted (`try-restart`: only if it ran) with the new binary.
+/// A first install makes the user and an empty 0750 /var/lib/lumpy; a
+/// removal stops the node and keeps /var/lib/lumpy even on purge.
+/// What this does not test: dpkg itself unpacking over an installed package
+/// in a real root, and a real systemd restarting the unit (no systemd in
+/// the test machine); `systemd-analyze verify` checks the unit above.
+#[test]
+fn the_package_upgrade_keeps_var_lib_lumpy_and_restarts_the_node() {
+    let work = tempfile::tempdir().unwrap();
+    let var_lib = work.path().join("var-lib");
+    let stubs = work.path().join("stubs");
+    std::fs::create_dir_all(&var_lib).unwrap();
+    std::fs::create_dir_all(&stubs).unwrap();
+
+    let first = maintainer_script("postinst", &["configure"], &var_lib, &stubs, false);
+    assert!(first.contains("useradd --system"), "{first}");
+    assert!(
+        first.contains("install -d -o lumpy -g lumpy -m 0750 /var/lib/lumpy"),
+        "{first}"
+    );
+    assert!(var_lib.join("lumpy").is_dir());
+
+    // A node lives there now (the previous release's data directory).
+    checked(
+        Command::new("cp")
+            .arg("-a")
+            .arg(fixtures().join("upgrade/7a94c98/node/."))
+            .arg(var_lib.join("lumpy")),
+    );
+    let before = tree(&var_lib.join("lumpy"));
+    assert!(!before.is_empty());
+
+    let prerm = maintainer_script("prerm", &["upgrade", "0.1.1"], &var_lib, &stubs, true);
+    assert!(
+        !prerm.contains("stop"),
+        "the old prerm stops the node: {prerm}"
+    );
+    let upgrade = maintainer_script("postinst", &["configure", "0.1.0"], &var_lib, &stubs, true);
+    assert!(
+        !upgrade.contains("useradd") && !upgrade.contains("install "),
+        "{upgrade}"
+    );
+    assert!(upgrade.contains("systemctl daemon-reload"), "{upgrade}");
+    assert!(
+        upgrade.contains("systemctl try-restart lumpy.service"),
+        "{upgrade}"
+    );
+    assert_eq!(
+        tree(&var_lib.join("lumpy")),
+        before,
+        "the upgrade changed /var/lib/lumpy"
+    );
+
+    let remove = maintainer_script("prerm", &["remove"], &var_lib, &stubs, true);
+    assert!(remove.contains("systemctl stop lumpy.service"), "{remove}");
+    maintainer_script("postrm", &["purge"], &var_lib, &stubs, true);
+    assert_eq!(tree(&var_lib.join("lumpy")), before, "a purge removed data");
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use super::{DataDir, Status, progress_bar};
 use crate::archive;
-use crate::node;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ArchiveCmd {
@@ -35,8 +34,14 @@ pub enum ArchiveCmd {
 pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
     match c {
         ArchiveCmd::Create { dir, sensor, file } => {
-            let store = crate::store::Store::open(&dir.data, false)?;
-            let m = archive::create(&store, sensor, &file, &progress_bar(0, "archive"))?;
+            let m = super::with_store(&dir.data, |store| {
+                Ok(archive::create(
+                    store,
+                    sensor,
+                    &file,
+                    &progress_bar(0, "archive"),
+                )?)
+            })?;
             let bytes: u64 = m.segments.iter().map(|e| e.size).sum();
             outln!(
                 "{}: sensor {sensor}, {} segments, {bytes} bytes",
@@ -44,7 +49,7 @@ pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
                 m.segments.len()
             );
             if m.absent > 0 {
-                eprintln!(
+                errln!(
                     "note: {} pcap segments of sensor {sensor} are not held here (they stayed at a child); pull over a mirror link first to include them",
                     m.absent
                 );
@@ -62,8 +67,9 @@ pub fn run(c: ArchiveCmd) -> anyhow::Result<Status> {
             );
         }
         ArchiveCmd::Import { dir, file } => {
-            let mut node = node::open(&dir.data)?;
-            let (m, r) = archive::import(&mut node, &file, &progress_bar(0, "import"))?;
+            let (m, r) = super::with_node(&dir.data, |node| {
+                Ok(archive::import(node, &file, &progress_bar(0, "import"))?)
+            })?;
             outln!(
                 "sensor {}: {} segments added, {} already here",
                 m.sensor_id,

@@ -100,14 +100,25 @@ fn legacy(
         }
         None => None,
     };
-    let mut node = node::open(data)?;
+    super::with_node(data, |node| {
+        legacy_into(node, id, pcap_dir, target.as_ref(), manager_ip)
+    })
+}
+
+fn legacy_into(
+    node: &mut node::Node,
+    id: crate::sensor_id::SensorId,
+    pcap_dir: Option<&std::path::Path>,
+    target: Option<&crate::export::Target>,
+    manager_ip: Option<std::net::IpAddr>,
+) -> anyhow::Result<Status> {
     if id.0 == node.identity.sensor_id {
         bail!("sensor {id} is this node's own incarnation; a legacy honeywall needs its own id");
     }
-    if let Some(target) = &target {
+    if let Some(target) = target {
         // The database first: its ids are kept, and flows derived from the
         // pcap afterwards take ids above them.
-        let mut ingestor = Ingestor::new(&mut node, Some(id.0));
+        let mut ingestor = Ingestor::new(node, Some(id.0));
         let bar = progress_bar(0, "legacy rows");
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
@@ -138,7 +149,8 @@ fn legacy(
         return Ok(Status::Ok);
     };
     let install = oldest_epoch(pcap_dir).unwrap_or(0);
-    let mut ingestor = Ingestor::new(&mut node, Some(id.0));
+    let mut ingestor = Ingestor::new(node, Some(id.0));
+    ingestor.stop = crate::control::cancel_flag();
     ingestor.ensure_sensor_at(id.0, install, &format!("Honeywall: {id}"), manager_ip)?;
     ingestor.progress = progress_bar(0, "import");
     ingestor.ingest_paths(&[pcap_dir.to_path_buf()])?;
@@ -150,7 +162,7 @@ fn legacy(
         r.segments_written
     );
     for f in r.files.iter().filter(|f| f.is_problem()) {
-        eprintln!("{}: {:?}", f.path.display(), f.outcome);
+        errln!("{}: {:?}", f.path.display(), f.outcome);
     }
     Ok(if r.has_problems() {
         Status::Problems

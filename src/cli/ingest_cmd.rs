@@ -34,7 +34,17 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
     if a.paths.is_empty() && a.follow.is_none() {
         bail!("name capture files or directories to ingest, or --follow DIR");
     }
-    let mut node = node::open(&a.dir.data)?;
+    if a.follow.is_some() && crate::control::attached_node().is_some() {
+        bail!(
+            "a running `lumpy serve` holds {}: it follows capture.follow itself (set it with `lumpy config set capture.follow DIR,...` and restart serve), or stop serve to follow here",
+            a.dir.data.display()
+        );
+    }
+    let dir = a.dir.data.clone();
+    super::with_node(&dir, |node| run_on(node, &a))
+}
+
+fn run_on(node: &mut node::Node, a: &IngestArgs) -> anyhow::Result<Status> {
     let follow_dirs = match &a.follow {
         Some(d) if !d.is_empty() => d.clone(),
         Some(_) => node.config.capture.follow.clone(),
@@ -46,16 +56,22 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
     let settle = Duration::from_secs(node.config.capture.settle_secs);
     // A one-shot load into a mirror with no flows builds the mirror's
     // indexes once at the end (docs/BENCHMARKS.md: about 20 % faster).
-    let bulk_mirror = follow_dirs.is_empty() && node.mirror.flow_count()? == 0;
-    let mut ingestor = Ingestor::new(&mut node, a.sensor);
+    // Not inside serve: its web UI reads the mirror meanwhile.
+    let bulk_mirror = follow_dirs.is_empty()
+        && crate::control::attached_node().is_none()
+        && node.mirror.flow_count()? == 0;
+    let mut ingestor = Ingestor::new(node, a.sensor);
     ingestor.bulk_mirror = bulk_mirror;
     ingestor.mirror_later = a.no_wait;
+    // Inside serve: a client that goes away stops the ingest at its next
+    // commit (a re-run resumes there), as Ctrl-C does here.
+    ingestor.stop = crate::control::cancel_flag();
     ingestor.progress = progress_bar(0, "ingest");
     ingestor.ingest_paths(&a.paths)?;
     if !follow_dirs.is_empty() {
         // Stopping by a signal is safe at any moment: every commit is atomic
         // and a re-run resumes each file where its last commit ended.
-        eprintln!("following {}; stop with Ctrl-C", join_paths(&follow_dirs));
+        errln!("following {}; stop with Ctrl-C", join_paths(&follow_dirs));
         follow(
             &mut ingestor,
             &follow_dirs,
@@ -90,32 +106,32 @@ fn print_report(r: &crate::ingest::IngestReport, in_store: u64) -> anyhow::Resul
             FileOutcome::Stopped => {
                 outln!("{}: stopped; the next run resumes here", f.path.display())
             }
-            FileOutcome::Truncated { offset } => eprintln!(
+            FileOutcome::Truncated { offset } => errln!(
                 "{}: truncated at byte offset {offset}: kept the {} whole packets before the cut",
                 f.path.display(),
                 f.packets
             ),
-            FileOutcome::Malformed { offset, reason } => eprintln!(
+            FileOutcome::Malformed { offset, reason } => errln!(
                 "{}: damaged at byte offset {offset} ({reason}): kept the {} whole packets before it",
                 f.path.display(),
                 f.packets
             ),
             FileOutcome::Refused { reason } => {
-                eprintln!("{}: refused: {reason}", f.path.display())
+                errln!("{}: refused: {reason}", f.path.display())
             }
         }
     }
     for (lt, n) in &r.unsupported_link_types {
-        eprintln!("{n} packets have unsupported link type {lt}: stored, but no flows derived");
+        errln!("{n} packets have unsupported link type {lt}: stored, but no flows derived");
     }
     if r.undecodable_packets > 0 {
-        eprintln!(
+        errln!(
             "{} packets had malformed headers: stored, but no flows derived",
             r.undecodable_packets
         );
     }
     if r.sebek_rejected > 0 {
-        eprintln!(
+        errln!(
             "{} packets on the sebek port are not sebek v3 records: stored, but skipped",
             r.sebek_rejected
         );

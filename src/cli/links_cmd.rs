@@ -10,7 +10,7 @@ use crate::config::{ChildConfig, Config, PcapMode, PeerConfig};
 use crate::flows::Net;
 use crate::node;
 use crate::sync::auth::{LinkToken, Secret};
-use crate::sync::client::{PullContext, pull_child};
+use crate::sync::client::pull_child;
 use crate::sync::links::{load_state, valid_name, write_secret};
 
 #[derive(clap::Args, Debug)]
@@ -171,9 +171,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Status> {
 }
 
 pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
-    let node = node::open(&a.dir.data)?;
-    let children: Vec<ChildConfig> = node
-        .config
+    let ctx = super::pull_context(&a.dir.data, "pull")?;
+    // From the file: a running serve's copy may predate a `child add`.
+    let children: Vec<ChildConfig> = Config::load(&a.dir.data)?
         .children
         .iter()
         .filter(|c| a.child.as_deref().is_none_or(|n| n == c.name))
@@ -187,8 +187,6 @@ pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
             }
         }
     }
-    let mut ctx = PullContext::new(node)?;
-    ctx.progress = super::progress_bar(0, "pull");
     let rt = runtime()?;
     let mut status = Status::Ok;
     for child in &children {
@@ -208,13 +206,13 @@ pub fn pull(a: PullArgs) -> anyhow::Result<Status> {
                 s.round_trips
             ),
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 status = Status::Problems;
             }
         }
         if let Ok(state) = load_state(&ctx.store, &child.name) {
             for c in &state.conflicts {
-                eprintln!("{}: {c}", child.name);
+                errln!("{}: {c}", child.name);
                 status = Status::Problems;
             }
         }
@@ -264,6 +262,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 sensors,
             });
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             print_token(&name, &token)?;
         }
         PeerCmd::Rotate { dir, name } => {
@@ -276,15 +275,16 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
             };
             peer.public_key = public_key;
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             print_token(&name, &token)?;
         }
         PeerCmd::List(dir) => {
             let cfg = Config::load(&dir.data)?;
             if cfg.serve.peer_plain {
-                eprintln!("this node serves plain HTTP (serve.peer_plain): no certificate");
+                errln!("this node serves plain HTTP (serve.peer_plain): no certificate");
             } else {
                 let id = crate::sync::tls::ensure_identity(&dir.data, &cfg.serve)?;
-                eprintln!("this node's certificate: sha256 {}", id.fingerprint);
+                errln!("this node's certificate: sha256 {}", id.fingerprint);
             }
             for p in &cfg.peers {
                 let allow = if p.allow.is_empty() {
@@ -308,6 +308,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("no parent named '{name}'");
             }
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             outln!(
                 "removed parent '{name}'; a running `lumpy serve` refuses it from its next request"
             );
@@ -333,10 +334,10 @@ fn token_for(dir: &std::path::Path, cfg: &Config, secret: Secret) -> anyhow::Res
 
 fn print_token(name: &str, token: &LinkToken) -> anyhow::Result<()> {
     match &token.cert_sha256 {
-        Some(f) => eprintln!(
+        Some(f) => errln!(
             "link token for parent '{name}' (shown once; give it to the parent's `lumpy child add --secret-file`; it pins this node's certificate, sha256 {f}):"
         ),
-        None => eprintln!(
+        None => errln!(
             "link secret for parent '{name}' (shown once; this node serves plain HTTP, so the parent needs `lumpy child add --plain`):"
         ),
     }
@@ -360,7 +361,7 @@ fn check_reachable_child(
     secret: &Secret,
 ) -> anyhow::Result<()> {
     let Some(child) = child else { return Ok(()) };
-    let own_id = crate::store::Store::open(dir, false)?.node_id()?;
+    let own_id = super::with_store(dir, |s| Ok(s.node_id()?))?;
     match runtime()?.block_on(crate::sync::client::fetch_summary(child, secret)) {
         Ok(summary) if summary.below.contains(&own_id) => bail!(
             "refusing child '{}': this node is already below it, so the link would close a cycle",
@@ -376,7 +377,7 @@ fn check_reachable_child(
             )
         }
         Err(e) => {
-            eprintln!("warning: {e}; the link is added and checked at every pull");
+            errln!("warning: {e}; the link is added and checked at every pull");
             Ok(())
         }
     }
@@ -462,10 +463,10 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             check_reachable_child(&dir.data, cfg.children.last(), &secret)?;
             write_secret(&dir.data, &name, &secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             outln!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
         }
-        ChildCmd::List(dir) => {
-            let node = node::open(&dir.data)?;
+        ChildCmd::List(dir) => super::with_node(&dir.data, |node| {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -492,9 +493,9 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                     }
                 );
             }
-        }
-        ChildCmd::Remove { dir, name } => {
-            let node = node::open(&dir.data)?;
+            Ok(())
+        })?,
+        ChildCmd::Remove { dir, name } => super::with_node(&dir.data, |node| {
             let mut cfg = node.config.clone();
             let before = cfg.children.len();
             cfg.children.retain(|c| c.name != name);
@@ -506,7 +507,9 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             node.store.clear_conflicts(&name)?;
             let _ = std::fs::remove_file(crate::sync::links::secret_path(&dir.data, &name));
             outln!("removed child '{name}'");
-        }
+            Ok(())
+        })
+        .map(|()| super::daemon_config_changed(&dir.data))?,
         ChildCmd::Rotate {
             dir,
             name,
@@ -533,6 +536,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             check_reachable_child(&dir.data, Some(&updated), &token.secret)?;
             write_secret(&dir.data, &name, &token.secret).context("storing the link secret")?;
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             outln!(
                 "child '{name}': new link secret stored{}; the next pull uses it",
                 match &updated.cert_sha256 {
@@ -541,8 +545,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
                 }
             );
         }
-        ChildCmd::ClearConflicts { dir, name } => {
-            let node = node::open(&dir.data)?;
+        ChildCmd::ClearConflicts { dir, name } => super::with_node(&dir.data, |node| {
             if !node.config.children.iter().any(|c| c.name == name) {
                 bail!("no child named '{name}'");
             }
@@ -550,7 +553,8 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             outln!(
                 "cleared {n} conflicts of child '{name}'; its next pull checks everything again"
             );
-        }
+            Ok(())
+        })?,
     }
     Ok(Status::Ok)
 }
@@ -580,10 +584,12 @@ pub struct DecommissionArgs {
 }
 
 pub fn decommission(a: DecommissionArgs) -> anyhow::Result<Status> {
-    let node = node::open(&a.dir.data)?;
-    let report = crate::decommission::decommission(node, a.sensor)?;
+    let report = match crate::control::attached_node() {
+        Some(ctx) => crate::decommission::decommission_in(&ctx, a.sensor)?,
+        None => crate::decommission::decommission(node::open(&a.dir.data)?, a.sensor)?,
+    };
     for e in &report.errors {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
     outln!(
         "sensor {} decommissioned: {} segments ({} bytes) held and verified here; its pcap is served by this node from now on",
@@ -607,9 +613,10 @@ pub struct PruneArgs {
 }
 
 pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
-    let mut node = node::open(&a.dir.data)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let r = crate::prune::prune(&mut node, now, a.pcap_days, a.records_days)?;
+    let r = super::with_node(&a.dir.data, |node| {
+        Ok(crate::prune::prune(node, now, a.pcap_days, a.records_days)?)
+    })?;
     outln!(
         "dropped {} pcap segments ({} bytes)",
         r.segments_dropped,

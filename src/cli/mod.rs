@@ -16,6 +16,14 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` through the command's error sink: this process's stderr, or
+/// the client's when the command runs inside `lumpy serve` (src/control.rs).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// `println!` that hands a failed write (a closed pipe) back with `?`.
 macro_rules! outln {
     () => {
@@ -141,21 +149,64 @@ pub enum Status {
     Failed,
 }
 
-impl From<Status> for ExitCode {
-    fn from(s: Status) -> ExitCode {
-        match s {
-            Status::Ok => ExitCode::SUCCESS,
-            Status::Problems => ExitCode::from(1),
-            Status::Failed => ExitCode::from(2),
+impl Status {
+    /// The exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Problems => 1,
+            Status::Failed => 2,
+        }
+    }
+
+    /// The status an exit code stands for (a forwarded command's).
+    pub fn from_code(code: u8) -> Status {
+        match code {
+            0 => Status::Ok,
+            1 => Status::Problems,
+            _ => Status::Failed,
         }
     }
 }
 
-/// Writes to standard output, returning the error (a closed pipe) rather
-/// than panicking; used by `out!` and `outln!`.
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        ExitCode::from(s.code())
+    }
+}
+
+/// Writes to standard output (the client's, for a command run inside the
+/// daemon), returning the error (a closed pipe) rather than panicking; used
+/// by `out!` and `outln!`.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     use std::io::Write;
-    std::io::stdout().lock().write_fmt(args)
+    let text = match args.as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(args.to_string()),
+    };
+    match crate::control::send(crate::control::STDOUT, text.as_bytes()) {
+        Some(r) => r,
+        None => std::io::stdout().lock().write_all(text.as_bytes()),
+    }
+}
+
+/// Writes to standard error (the client's inside the daemon); a failure is
+/// ignored as `eprintln!` would not be able to report it either.
+pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = args.to_string();
+    if crate::control::send(crate::control::STDERR, text.as_bytes()).is_none() {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+/// Standard output as a `Write` (binary output such as `pcap -w -`).
+pub(crate) fn stdout_writer() -> Box<dyn std::io::Write> {
+    if crate::control::attached_node().is_some() {
+        Box::new(crate::control::ClientStdout)
+    } else {
+        Box::new(std::io::stdout().lock())
+    }
 }
 
 /// True when the command failed only because whoever read its standard
@@ -179,7 +230,8 @@ pub enum LogFormat {
 
 /// Logs go to stderr; LUMPY_LOG (an env-filter directive) wins over -v.
 /// The daemon (`serve`) also logs its own lifecycle (listening, stopping,
-/// stopped cleanly) at the default level, so a SIGTERM leaves a line.
+/// stopped cleanly) and each command a client runs on its control socket
+/// at the default level, so a SIGTERM leaves a line.
 /// Colour only when stderr is a terminal and NO_COLOR is unset, so a log
 /// written to a file or the journal carries no escape codes.
 pub fn init_logging(cli: &Cli) {
@@ -187,7 +239,7 @@ pub fn init_logging(cli: &Cli) {
     let daemon = matches!(cli.command, Command::Serve(_));
     let default = match (cli.verbose, daemon) {
         (0, false) => "warn",
-        (0, true) => "warn,lumpy::serve=info",
+        (0, true) => "warn,lumpy::serve=info,lumpy::control=info",
         (1, _) => "info",
         _ => "debug",
     };
@@ -195,7 +247,7 @@ pub fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::control::LogWriter);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
         LogFormat::Text => {
@@ -205,7 +257,61 @@ pub fn init_logging(cli: &Cli) {
     };
 }
 
+/// The data directory of a command that a running `lumpy serve` runs for
+/// us when it holds that directory (every command that reads or writes a
+/// node; not `serve` and `init`, and not the ones that never open the store:
+/// `user` reads a password from this terminal, `config show` only reads,
+/// `export` reads the mirror beside the daemon).
+fn forwarded_dir(c: &Command) -> Option<&std::path::Path> {
+    use archive_cmd::ArchiveCmd as A;
+    use links_cmd::{ChildCmd as C, PeerCmd as P};
+    fn d(d: &DataDir) -> Option<&std::path::Path> {
+        Some(d.data.as_path())
+    }
+    match c {
+        Command::Ingest(a) => d(&a.dir),
+        Command::Flows(a) => d(&a.dir),
+        Command::Status(a) | Command::Sensors(a) => d(&a.dir),
+        Command::Verify(a) => d(&a.dir),
+        Command::Repair(a) => d(&a.dir),
+        Command::Config(node_cmds::ConfigCmd::Set { dir, .. }) => d(dir),
+        Command::Pcap(a) => a.data.as_deref(),
+        Command::Import(
+            import_cmd::ImportCmd::Legacy { dir, .. }
+            | import_cmd::ImportCmd::P0fLog(p0f_cmd::ImportP0fArgs { dir, .. }),
+        ) => d(dir),
+        Command::Decommission(a) => d(&a.dir),
+        Command::Prune(a) => d(&a.dir),
+        Command::Archive(A::Create { dir, .. } | A::Import { dir, .. }) => d(dir),
+        Command::Pull(a) => d(&a.dir),
+        Command::Peer(P::Add { dir, .. } | P::Remove { dir, .. } | P::List(dir)) => d(dir),
+        Command::Child(
+            C::Add { dir, .. }
+            | C::Remove { dir, .. }
+            | C::List(dir)
+            | C::ClearConflicts { dir, .. },
+        ) => d(dir),
+        Command::Processes(a) => d(&a.dir),
+        Command::Keystrokes(a) => d(&a.dir),
+        Command::Hosts(a) => d(&a.dir),
+        _ => None,
+    }
+}
+
+/// Runs the command: in the `lumpy serve` that holds its data directory
+/// when one answers on the directory's control socket (src/control.rs),
+/// here otherwise. Both run `dispatch`, so the output is the same.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    if crate::control::attached_node().is_none()
+        && let Some(dir) = forwarded_dir(&cli.command)
+        && let Some(code) = crate::control::forward(dir)
+    {
+        return Ok(Status::from_code(code?));
+    }
+    dispatch(cli)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::SensorId(a) => node_cmds::sensor_id(a),
         Command::Init(a) => node_cmds::init(a),
@@ -245,11 +351,89 @@ pub struct DataDir {
     pub data: PathBuf,
 }
 
+/// Runs `f` on the node of `dir`: the daemon's own (under its node lock,
+/// so writes go through its one writer) when the command runs inside
+/// `lumpy serve`, else the node opened here.
+pub(crate) fn with_node<T>(
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut crate::node::Node) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    with_node_opened(dir, crate::node::open, f)
+}
+
+/// [`with_node`] with the opener to use when no daemon runs (e.g.
+/// `node::open_lagging`, which skips the mirror's catch-up); the daemon's
+/// node is used as it is.
+pub(crate) fn with_node_opened<T, E>(
+    dir: &std::path::Path,
+    open: fn(&std::path::Path) -> Result<crate::node::Node, E>,
+    f: impl FnOnce(&mut crate::node::Node) -> anyhow::Result<T>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match crate::control::attached_node() {
+        Some(ctx) => {
+            let mut node = ctx
+                .node
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the running node's lock is poisoned"))?;
+            f(&mut node)
+        }
+        None => f(&mut open(dir)?),
+    }
+}
+
+/// After a command inside `lumpy serve` rewrote lumpy.toml: the daemon's
+/// node takes the new file (what reads the config per use sees the change;
+/// listeners and pull loops take theirs at serve's start). Not under
+/// `with_node`, whose lock this takes.
+pub(crate) fn daemon_config_changed(dir: &std::path::Path) {
+    if let Some(ctx) = crate::control::attached_node()
+        && let Ok(cfg) = crate::config::Config::load(dir)
+        && let Ok(mut node) = ctx.node.lock()
+    {
+        node.config = cfg;
+    }
+}
+
+/// Runs `f` on the store of `dir`: the daemon's (no node lock: the store
+/// takes concurrent readers) inside `lumpy serve`, else opened here.
+pub(crate) fn with_store<T>(
+    dir: &std::path::Path,
+    f: impl FnOnce(&crate::store::Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match crate::control::attached_node() {
+        Some(ctx) => f(&ctx.store),
+        None => f(&crate::store::Store::open(dir, false)?),
+    }
+}
+
+/// The pull context of `dir`: the daemon's inside `lumpy serve`, else a
+/// new one on the node opened here (with a progress bar on a terminal).
+pub(crate) fn pull_context(
+    dir: &std::path::Path,
+    progress: &str,
+) -> anyhow::Result<std::sync::Arc<crate::sync::client::PullContext>> {
+    if let Some(ctx) = crate::control::attached_node() {
+        return Ok(ctx);
+    }
+    let mut ctx = crate::sync::client::PullContext::new(crate::node::open(dir)?)?;
+    ctx.progress = progress_bar(0, progress);
+    Ok(std::sync::Arc::new(ctx))
+}
+
 /// The node's SQLite mirror for a read-only command: through the node when
 /// the data directory is free (so the mirror is caught up first), or on its
 /// own while another lumpy (a running `serve`) holds the directory, since
 /// SQLite lets readers beside a writer.
 pub(crate) fn reading_mirror(dir: &std::path::Path) -> anyhow::Result<crate::mirror::Mirror> {
+    // Inside the daemon, which keeps its mirror caught up.
+    if crate::control::attached_node().is_some() {
+        return Ok(crate::mirror::Mirror::open_reader(
+            &dir.join(crate::node::MIRROR_FILE),
+        )?);
+    }
     match crate::node::open(dir) {
         Ok(node) => Ok(node.mirror),
         Err(crate::node::NodeError::Store(crate::store::StoreError::InUse { .. })) => Ok(
@@ -262,7 +446,8 @@ pub(crate) fn reading_mirror(dir: &std::path::Path) -> anyhow::Result<crate::mir
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
+    // Inside the daemon, stderr is the daemon's (the journal), not the client's.
+    if !std::io::stderr().is_terminal() || crate::control::attached_node().is_some() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);

@@ -306,13 +306,17 @@ pub fn sensors(a: DataArg) -> anyhow::Result<Status> {
 }
 
 pub fn status(a: DataArg) -> anyhow::Result<Status> {
+    let dir = a.dir.data.clone();
     // Without the catch-up: status answers at once and shows the lag.
-    let node = node::open_lagging(&a.dir.data)?;
+    super::with_node_opened(&dir, node::open_lagging, |node| status_of(node, &a))
+}
+
+fn status_of(node: &node::Node, a: &DataArg) -> anyhow::Result<Status> {
     let mirror_lag = node.mirror_lag()?;
     let totals = node.store.totals()?;
     let flows = node.mirror.flow_count()?;
-    let sensors = sensor_health(&node)?;
-    let links = link_health(&node)?;
+    let sensors = sensor_health(node)?;
+    let links = link_health(node)?;
     let quarantined: Vec<serde_json::Value> = node
         .store
         .quarantined()?
@@ -460,6 +464,9 @@ pub fn status(a: DataArg) -> anyhow::Result<Status> {
 }
 
 pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
+    if let Some(ctx) = crate::control::attached_node() {
+        return verify_store_of(&ctx.store, &a);
+    }
     let store = match crate::store::Store::open(&a.dir.data, false) {
         Ok(s) => s,
         Err(
@@ -477,13 +484,17 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Status> {
         }
         Err(e) => return Err(e.into()),
     };
+    verify_store_of(&store, &a)
+}
+
+fn verify_store_of(store: &crate::store::Store, a: &VerifyArgs) -> anyhow::Result<Status> {
     let total = store
         .guarded(|| store.totals())
         .map(|t| t.stored_bytes)
         .unwrap_or(0);
     let bar = progress_bar(total, "verify");
     let report = verify_store(
-        &store,
+        store,
         crate::store::verify::Options { deep: a.deep },
         |done| bar.set_position(done),
     )?;
@@ -541,6 +552,7 @@ pub fn config(c: ConfigCmd) -> anyhow::Result<Status> {
             let mut cfg = Config::load(&dir.data)?;
             cfg.set(&key, &value, &Config::path(&dir.data))?;
             cfg.save(&dir.data)?;
+            super::daemon_config_changed(&dir.data);
             outln!("{key} = {value}");
         }
     }

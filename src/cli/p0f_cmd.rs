@@ -54,7 +54,7 @@ pub fn fingerprint(a: FingerprintArgs) -> anyhow::Result<Status> {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    errln!("{}: {e}", path.display());
                     status = Status::Problems;
                     break;
                 }
@@ -94,7 +94,11 @@ pub struct ImportP0fArgs {
 /// already holds (same sensor, role, ends, time) are not stored again, so
 /// importing a log twice adds nothing.
 pub fn import_p0f_log(a: ImportP0fArgs) -> anyhow::Result<Status> {
-    let mut node = node::open(&a.dir.data)?;
+    let dir = a.dir.data.clone();
+    super::with_node(&dir, |node| import_p0f_log_into(node, &a))
+}
+
+fn import_p0f_log_into(node: &mut node::Node, a: &ImportP0fArgs) -> anyhow::Result<Status> {
     let sensor = match &a.sensor_id {
         Some(s) => s.parse::<crate::sensor_id::SensorId>()?.0,
         None => node.identity.sensor_id,
@@ -104,7 +108,7 @@ pub fn import_p0f_log(a: ImportP0fArgs) -> anyhow::Result<Status> {
     }
     let m = crate::ingest::load_p0f(&node.config.capture.p0f_fp);
     if m.is_none() {
-        eprintln!(
+        errln!(
             "warning: no p0f database ({}): labels are split into genre and detail at the first space",
             node.config.capture.p0f_fp.display()
         );
@@ -127,7 +131,7 @@ pub fn import_p0f_log(a: ImportP0fArgs) -> anyhow::Result<Status> {
                 continue;
             }
             Err(LogLineError::Malformed(why)) => {
-                eprintln!("{}:{}: {why}", a.file.display(), i + 1);
+                errln!("{}:{}: {why}", a.file.display(), i + 1);
                 bad += 1;
                 continue;
             }
@@ -180,7 +184,7 @@ pub fn import_p0f_log(a: ImportP0fArgs) -> anyhow::Result<Status> {
     }
     let new = records.len();
     let own = node.identity.sensor_id;
-    let mut ingestor = Ingestor::new(&mut node, None);
+    let mut ingestor = Ingestor::new(node, None);
     if sensor == own {
         ingestor.ensure_sensor(sensor, 0, "")?;
     }

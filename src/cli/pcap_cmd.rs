@@ -114,7 +114,7 @@ fn query_of(a: &PcapArgs) -> String {
 
 fn open_output(path: &PathBuf) -> anyhow::Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
-        return Ok(Box::new(std::io::stdout().lock()));
+        return Ok(super::stdout_writer());
     }
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     Ok(Box::new(std::io::BufWriter::new(f)))
@@ -130,13 +130,16 @@ pub fn run(a: PcapArgs) -> anyhow::Result<Status> {
 }
 
 fn local(dir: &std::path::Path, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<Status> {
-    let store = crate::store::Store::open(dir, false)?;
-    match plan(&store, q)? {
+    super::with_store(dir, |store| local_from(store, q, out))
+}
+
+fn local_from(store: &crate::store::Store, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<Status> {
+    match plan(store, q)? {
         Plan::Local(segments) => {
             let mut w = open_output(out)?;
-            let n = write_local(&store, q, &segments, &mut *w)?;
+            let n = write_local(store, q, &segments, &mut *w)?;
             w.flush()?;
-            eprintln!("{n} packets");
+            errln!("{n} packets");
             Ok(Status::Ok)
         }
         Plan::Proxy { child } => bail!(

@@ -109,23 +109,48 @@ fn rewrite_changed_index(store: Store) -> anyhow::Result<Store> {
 pub fn run(a: RepairArgs) -> anyhow::Result<Status> {
     let config = Config::load(&a.dir.data)?;
     let sources = sources(&config, &a.from)?;
+    if let Some(ctx) = crate::control::attached_node() {
+        // A running serve holds the index open: it is not rewritten here
+        // (a changed index is found at open, when serve is not running).
+        let (ids, outcomes) = put_back(&ctx.store, &sources)?;
+        return settle(&ctx.store, &ids, &outcomes, a.drop_quarantined);
+    }
     let store = Store::open(&a.dir.data, false)?;
-    let before = verify(&store, |_| {})?;
-    let ids = damaged_segments(&store, &before);
+    let (ids, outcomes) = put_back(&store, &sources)?;
+    let store = rewrite_changed_index(store)?;
+    settle(&store, &ids, &outcomes, a.drop_quarantined)
+}
+
+/// Verifies, then fetches every damaged or missing segment from `sources`.
+fn put_back(
+    store: &Store,
+    sources: &[Source],
+) -> anyhow::Result<(Vec<crate::store::SegmentId>, Vec<crate::repair::Outcome>)> {
+    let before = verify(store, |_| {})?;
+    let ids = damaged_segments(store, &before);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let outcomes = repair(&store, &ids, &sources, rt.handle());
+    let outcomes = repair(store, &ids, sources, rt.handle());
     for o in &outcomes {
         match &o.result {
             Ok(from) => outln!("repaired {} ({}) from {from}", o.id, o.path.display()),
             Err(why) => outln!("NOT repaired {} ({}): {why}", o.id, o.path.display()),
         }
     }
-    let store = rewrite_changed_index(store)?;
-    settle_quarantine(&store, a.drop_quarantined)?;
-    let after = verify(&store, |_| {})?;
+    Ok((ids, outcomes))
+}
+
+/// Settles the quarantine, verifies again and says what is left.
+fn settle(
+    store: &Store,
+    ids: &[crate::store::SegmentId],
+    outcomes: &[crate::repair::Outcome],
+    drop_quarantined: bool,
+) -> anyhow::Result<Status> {
+    settle_quarantine(store, drop_quarantined)?;
+    let after = verify(store, |_| {})?;
     for p in &after.problems {
         outln!("DAMAGED {p}");
     }

@@ -486,6 +486,27 @@ impl Mirror {
             .ctx(&self.path, "count flows")
     }
 
+    /// Flows per sensor, IPv4 and other together (metrics).
+    pub fn flow_counts_by_sensor(&self) -> Result<Vec<(u32, u64)>, MirrorError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT sensor_id, sum(n) FROM (SELECT sensor_id, count(*) AS n FROM flow GROUP BY sensor_id \
+                 UNION ALL SELECT sensor_id, count(*) FROM x_flow6 GROUP BY sensor_id) GROUP BY sensor_id ORDER BY sensor_id",
+            )
+            .ctx(&self.path, "count flows per sensor")?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    u32::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    query::get_u64(row, 1)?,
+                ))
+            })
+            .ctx(&self.path, "count flows per sensor")?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .ctx(&self.path, "count flows per sensor")
+    }
+
     /// Row count of every table in [`TABLES`], in that order (hflow tables, then `x_`).
     pub fn table_counts(&self) -> Result<Vec<(&'static str, u64)>, MirrorError> {
         TABLES

@@ -7,7 +7,9 @@
 //! segments, ingest commits the file in progress), and the optional live
 //! sebek listener (`capture.sebek_listen`): UDP datagrams batched into one
 //! record segment per `capture.sebek_flush_secs` and at shutdown;
-//! and the web UI (`web`) on its own listener.
+//! and the web UI (`web`) on its own listener; and the control socket
+//! (`control`, DIR/lumpy.sock) on which every other command runs against
+//! this process's open node while it holds the data directory.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
 mod h2_idle;
@@ -24,9 +26,11 @@ use tokio::sync::watch;
 
 use crate::config::ChildConfig;
 use crate::ingest::{FollowState, Ingestor, SebekDatagram, follow_once};
+use crate::metrics::Metrics;
 use crate::node::{self, NodeError};
 use crate::sync::client::{PullContext, SyncError, pull_child};
 use crate::sync::server::PeerApi;
+use warp::Reply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -95,20 +99,101 @@ fn peer_tls(
 type ConnectionRoutes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 
 /// The peer API's routes for a connection from `peer`.
-fn peer_routes(api: Arc<PeerApi>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+fn peer_routes(
+    api: Arc<PeerApi>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
+        let metrics = metrics.clone();
         crate::sync::server::routes_with_remote(api.clone(), warp::any().map(move || Some(peer)))
             .map(crate::web::harden)
+            .map(move |r: warp::reply::Response| {
+                metrics.answered("peer", r.status().as_u16());
+                r
+            })
             .boxed()
     }
 }
 
 /// The web UI's routes for a connection from `peer`.
-fn ui_routes(web: Arc<crate::web::Web>) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+fn ui_routes(
+    web: Arc<crate::web::Web>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
     move |peer| {
-        crate::web::routes_with_remote(web.clone(), warp::any().map(move || Some(peer))).boxed()
+        let metrics = metrics.clone();
+        crate::web::routes_with_remote(web.clone(), warp::any().map(move || Some(peer)))
+            .map(move |r: warp::reply::Response| {
+                metrics.answered("ui", r.status().as_u16());
+                r
+            })
+            .boxed()
     }
 }
+
+/// The metrics listener's one route, `GET /metrics` (everything else 404).
+fn metrics_routes(
+    metrics: Arc<Metrics>,
+    store: Arc<crate::store::Store>,
+    dir: std::path::PathBuf,
+    config: crate::config::Config,
+) -> impl Fn(SocketAddr) -> ConnectionRoutes {
+    move |_| {
+        let (metrics, store, dir, config) =
+            (metrics.clone(), store.clone(), dir.clone(), config.clone());
+        warp::path!("metrics")
+            .and(warp::get())
+            .then(move || {
+                let (metrics, store, dir, config) =
+                    (metrics.clone(), store.clone(), dir.clone(), config.clone());
+                async move { scrape(metrics, store, dir, config).await }
+            })
+            .or(warp::any().map(|| {
+                warp::reply::with_status("not found\n", warp::http::StatusCode::NOT_FOUND)
+                    .into_response()
+            }))
+            .unify()
+            .map(crate::web::harden)
+            .boxed()
+    }
+}
+
+/// One scrape, on a blocking thread (it reads the index and the mirror).
+async fn scrape(
+    metrics: Arc<Metrics>,
+    store: Arc<crate::store::Store>,
+    dir: std::path::PathBuf,
+    config: crate::config::Config,
+) -> warp::reply::Response {
+    use warp::http::StatusCode;
+    let counted = metrics.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        // The children as lumpy.toml lists them now (`child add` beside serve).
+        let config = crate::config::Config::load(&dir).unwrap_or(config);
+        metrics.render(&store, &dir, &config)
+    })
+    .await;
+    let reply = match done {
+        Ok(Ok(text)) => warp::http::Response::builder()
+            .header("content-type", crate::metrics::CONTENT_TYPE)
+            .body(warp::hyper::body::Bytes::from(text).into())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics");
+            warp::reply::with_status(format!("{e}\n"), StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics task");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    };
+    counted.answered("metrics", reply.status().as_u16());
+    reply
+}
+
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long a refused connection's 503 may take to write.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -315,10 +400,31 @@ async fn serve(
                 }
             })?),
         };
+    // We hold the store lock now, so a socket file left there is stale.
+    // Without the socket the node still serves; commands beside it then
+    // say the directory is in use, as before the socket existed.
+    let control = match crate::control::Server::bind(dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: commands beside this serve will find the data directory in use");
+            None
+        }
+    };
     let ctx = Arc::new(PullContext::new(node)?);
     let shared_config = Arc::new(RwLock::new(config.clone()));
     let api = PeerApi::new(ctx.store.clone(), shared_config);
+    let metrics = Arc::new(Metrics::default());
     let (tx, rx) = watch::channel(false);
+    let control = control.map(|(server, listener)| {
+        let server = Arc::new(server);
+        let task = tokio::spawn({
+            let server = server.clone();
+            let ctx = ctx.clone();
+            let rx = rx.clone();
+            async move { server.run(listener, ctx, rx).await }
+        });
+        (server, task)
+    });
     // The SIGTERM handler is in place before "listening on" is printed, so
     // a stop sent as soon as that line is read is a clean stop, not a kill.
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -339,7 +445,7 @@ async fn serve(
             Some(tokio::spawn(serve_connections(
                 ui_listener,
                 None,
-                ui_routes(web),
+                ui_routes(web, metrics.clone()),
                 config.ui.max_connections,
                 rx.clone(),
             )))
@@ -347,12 +453,41 @@ async fn serve(
         None => None,
     };
 
+    let metrics_task = match config.metrics.listen.trim() {
+        "" => None,
+        at => {
+            let listener =
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| ServeError::Listen {
+                        addr: at.to_string(),
+                        source,
+                    })?;
+            if let Ok(a) = listener.local_addr() {
+                eprintln!("lumpy: metrics on http://{a}/metrics");
+                tracing::info!(addr = %a, "metrics");
+            }
+            Some(tokio::spawn(serve_connections(
+                listener,
+                None,
+                metrics_routes(
+                    metrics.clone(),
+                    ctx.store.clone(),
+                    dir.to_path_buf(),
+                    config.clone(),
+                ),
+                METRICS_CONNECTIONS,
+                rx.clone(),
+            )))
+        }
+    };
+
     let tls = peer_tls(dir, &config.serve)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = serve_connections(
         listener,
         tls,
-        peer_routes(api.clone()),
+        peer_routes(api.clone(), metrics.clone()),
         config.serve.max_connections,
         rx.clone(),
     );
@@ -392,6 +527,9 @@ async fn serve(
     if let Some(t) = ui_task {
         let _ = t.await;
     }
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     if let Some((stop, handle)) = ingest {
         stop.store(true, Ordering::Relaxed);
         let _ = handle.await;
@@ -399,9 +537,17 @@ async fn serve(
     for t in tasks {
         let _ = t.await;
     }
+    if let Some((server, task)) = control {
+        let _ = task.await;
+        // Commands run for clients stop at their next output or commit.
+        let _ = tokio::task::spawn_blocking(move || server.finish(CONTROL_PATIENCE)).await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// How long a stop waits for the commands clients run on the control socket.
+const CONTROL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Datagrams held before a commit even if the flush timer has not fired.
 const SEBEK_BATCH_MAX: usize = 20_000;
