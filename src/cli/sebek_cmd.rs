@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::parse_time;
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
-use crate::mirror::{FlowQuery, HostSide, ProcessQuery, ProcessView};
-use crate::sebek::generate::{shell_session, write_pcap};
+use crate::mirror::{FlowQuery, HostSide, KeystrokeQuery, ProcessQuery, ProcessView};
+use crate::sebek::generate::{shell_session, typing_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
 pub struct GenSebekArgs {
@@ -20,10 +21,19 @@ pub struct GenSebekArgs {
     /// Sebek UDP port.
     #[arg(long, default_value_t = crate::sebek::DEFAULT_PORT)]
     pub port: u16,
+    /// Which scripted session: `shell` (fixtures/sebek.pcap) or `typing`
+    /// (backspaces and passwords, for keystroke logs).
+    #[arg(long, default_value = "shell")]
+    pub script: String,
 }
 
 pub fn gen_sebek(a: GenSebekArgs) -> anyhow::Result<Status> {
-    let bytes = write_pcap(&shell_session(a.port));
+    let frames = match a.script.as_str() {
+        "shell" => shell_session(a.port),
+        "typing" => typing_session(a.port),
+        other => anyhow::bail!("--script '{other}': use shell or typing"),
+    };
+    let bytes = write_pcap(&frames);
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     Ok(Status::Ok)
 }
@@ -50,13 +60,26 @@ pub struct ProcessesArgs {
 pub struct KeystrokesArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// The process (process_id of `lumpy processes`).
-    #[arg(long)]
-    pub process: u32,
-    /// The sensor, when several have this process id.
+    /// Only this sensor.
     #[arg(long)]
     pub sensor: Option<u32>,
-    /// JSON (one object per read) instead of the typed text.
+    /// Only this honeypot (the IPv4 address its sebek records come from).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<std::net::Ipv4Addr>,
+    /// Only this process (process_id of `lumpy processes`).
+    #[arg(long)]
+    pub process: Option<u32>,
+    /// Lines whose time (the honeypot clock printed) is at or after this
+    /// (epoch seconds or UTC date/time).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<u32>,
+    /// Apply backspaces (and Ctrl-U, Ctrl-W) instead of showing them as [BS].
+    #[arg(long, conflicts_with = "raw")]
+    pub cooked: bool,
+    /// One process's reads as bytes, non-printable ones escaped (needs --process).
+    #[arg(long, requires = "process")]
+    pub raw: bool,
+    /// JSON (one object per line, all three renderings) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -140,13 +163,58 @@ pub fn typed(data: &[u8], out: &mut String) {
 
 pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
-    let reads = mirror.reads(a.sensor, a.process)?;
+    if a.raw {
+        return raw_keystrokes(&mirror, &a);
+    }
+    let q = KeystrokeQuery {
+        sensor: a.sensor,
+        host: a.host,
+        process: a.process,
+    };
+    let since = a.since.unwrap_or(0);
+    let mut failed = None;
+    let mut json = Vec::new();
+    mirror.keystroke_lines(&q, &mut |line| {
+        if line.time < since {
+            return true;
+        }
+        if a.json {
+            json.push(line);
+            return true;
+        }
+        let text = if a.cooked { &line.cooked } else { &line.text };
+        match super::write_stdout(format_args!("{}\n", line.sbk_format(text))) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    Ok(Status::Ok)
+}
+
+/// The byte view: every terminal (fd 0) read of one process, concatenated.
+fn raw_keystrokes(mirror: &crate::mirror::Mirror, a: &KeystrokesArgs) -> anyhow::Result<Status> {
+    let Some(process) = a.process else {
+        anyhow::bail!("--raw shows one process: give --process");
+    };
+    let reads = mirror.reads(a.sensor, process)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&reads)?);
         return Ok(Status::Ok);
     }
     let mut text = String::new();
-    for r in reads.iter().filter(|r| r.filed == 0) {
+    for r in reads
+        .iter()
+        .filter(|r| r.filed == 0 && r.time >= i64::from(a.since.unwrap_or(0)))
+    {
         typed(&r.data, &mut text);
     }
     out!("{text}");

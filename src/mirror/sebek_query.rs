@@ -6,10 +6,11 @@
 
 use std::net::Ipv4Addr;
 
-use rusqlite::{Connection, Result, params};
+use rusqlite::{Connection, OptionalExtension, Result, params};
 use serde::Serialize;
 
 use super::{Ctx, Mirror, MirrorError};
+use crate::sebek::keystrokes::{KS_READ_LENGTH_LIMIT, KsLine, KsRead, LineBuilder};
 
 /// Which processes `processes` shows.
 #[derive(Debug, Clone, Default)]
@@ -209,6 +210,95 @@ fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<
     .collect()
 }
 
+/// Which reads `keystrokes` turns into lines.
+#[derive(Debug, Clone, Default)]
+pub struct KeystrokeQuery {
+    pub sensor: Option<u32>,
+    /// The honeypot (sebek source address).
+    pub host: Option<Ipv4Addr>,
+    /// One process row (mirror process_id).
+    pub process: Option<u32>,
+}
+
+/// The latest command name of each process (the program it exec'ed), by
+/// insertion order of its process_to_com rows (the order the origin emitted
+/// them). Cached; the cache is dropped when it grows past a bound.
+struct Commands {
+    cache: std::collections::HashMap<(u32, u32), String>,
+}
+
+impl Commands {
+    const MAX: usize = 65_536;
+
+    fn of(&mut self, conn: &Connection, sensor: u32, process: u32) -> Result<&str> {
+        if self.cache.len() >= Self::MAX {
+            self.cache.clear();
+        }
+        use std::collections::hash_map::Entry;
+        match self.cache.entry((sensor, process)) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let name: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT c.name FROM process_to_com pc JOIN command c USING (sensor_id, command_id) \
+                         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY pc.rowid DESC LIMIT 1",
+                    )?
+                    .query_row(params![sensor, process], |r| r.get(0))
+                    .optional()?;
+                Ok(e.insert(name.unwrap_or_default()))
+            }
+        }
+    }
+}
+
+/// Feeds the reads matching `q`, in capture order, through sbk_ks_log.pl's
+/// grouping and hands each line to `line`; stops when it returns false.
+fn keystroke_lines(
+    conn: &Connection,
+    q: &KeystrokeQuery,
+    line: &mut dyn FnMut(KsLine) -> bool,
+) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT r.sensor_id, r.process_id, p.src_ip, p.pid, coalesce(r.uid, 0), r.filed, r.inode, \
+         coalesce(r.time, 0), coalesce(r.pcap_time, 0), r.length, coalesce(r.data, x'') \
+         FROM sys_read r JOIN process p USING (sensor_id, process_id) \
+         WHERE r.length <= ?4 AND (?1 IS NULL OR r.sensor_id = ?1) \
+         AND (?2 IS NULL OR p.src_ip = ?2) AND (?3 IS NULL OR r.process_id = ?3) \
+         ORDER BY r.sensor_id, r.sys_read_id",
+    )?;
+    let host = q.host.map(|h| i64::from(u32::from(h)));
+    let mut rows = stmt.query(params![q.sensor, host, q.process, KS_READ_LENGTH_LIMIT])?;
+    let mut commands = Commands {
+        cache: Default::default(),
+    };
+    let mut builder = LineBuilder::new();
+    while let Some(r) = rows.next()? {
+        let (sensor_id, process_id): (u32, u32) = (r.get(0)?, r.get(1)?);
+        let data: Vec<u8> = r.get(10)?;
+        let com = commands.of(conn, sensor_id, process_id)?;
+        let read = KsRead {
+            sensor_id,
+            process_id,
+            host: Ipv4Addr::from(r.get::<_, u32>(2)?),
+            pid: r.get(3)?,
+            uid: r.get(4)?,
+            fd: r.get(5)?,
+            inode: r.get(6)?,
+            time: r.get(7)?,
+            pcap_time: r.get(8)?,
+            length: r.get(9)?,
+            data: &data,
+            com,
+        };
+        if let Some(l) = builder.push(&read)
+            && !line(l)
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a p0f fingerprint of this `os` row was an application class.
 const APPLICATION: &str = "EXISTS (SELECT 1 FROM x_os_fingerprint x \
      WHERE x.sensor_id = o.sensor_id AND x.os_id = o.os_id AND x.class = '!')";
@@ -305,6 +395,17 @@ impl Mirror {
         process_id: u32,
     ) -> Result<Vec<ReadView>, MirrorError> {
         reads(&self.conn, sensor, process_id).ctx(&self.path, "query sys_read")
+    }
+
+    /// The keystroke lines of the reads matching `q` (sbk_ks_log.pl's
+    /// grouping, `sebek::keystrokes`), each handed to `line` in order until
+    /// it returns false.
+    pub fn keystroke_lines(
+        &self,
+        q: &KeystrokeQuery,
+        line: &mut dyn FnMut(KsLine) -> bool,
+    ) -> Result<(), MirrorError> {
+        keystroke_lines(&self.conn, q, line).ctx(&self.path, "query sys_read")
     }
 
     /// The OS fingerprints seen for `ip` as client or server, oldest first.
