@@ -609,3 +609,82 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
         assert_eq!(run(bad).status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// `processes`: each socket with its call, protocol, both ends, uid and the
+/// joined flow (or "no flow seen"), each process's uid and parent pid (also
+/// when the parent sent no record), the capture clock unless --both-clocks.
+#[test]
+fn processes_show_sockets_uids_and_parent_pids() {
+    let (d, data) = new_node(79);
+    let typing = d.path().join("typing.pcap");
+    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
+    let f = fixture("sebek.pcap");
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        f.to_str().unwrap(),
+        typing.to_str().unwrap(),
+    ]);
+    let out = ok(&["processes", "--data", &data]);
+    let wget_flow = rows(
+        &mirror(&data),
+        "SELECT flow_id FROM flow WHERE dst_port = 80 AND src_port = 50123",
+    );
+    let expected = [
+        "process 1 (sensor 79) pid 1000 ppid 1 uid 0 on 10.0.0.5: 2011-03-13 07:06:40 .. 2011-03-13 07:06:40".to_string(),
+        "  parent: pid 1 (sent no record)  children: 2, 5".into(),
+        format!(
+            "  socket 2 connect tcp 10.0.0.5:50123 -> 203.0.113.9:80 uid 0 flow {} at 2011-03-13 07:06:41",
+            wget_flow[0]
+        ),
+        "process 7 (sensor 79) pid 2002 ppid 2001 uid 1000 on 10.0.0.5:".into(),
+        "  socket 4 connect tcp 10.0.0.5:41000 -> 203.0.113.66:6667 uid 0 no flow seen at 2011-03-13 07:23:".into(),
+    ];
+    for line in &expected {
+        assert!(
+            out.lines().any(|l| l.starts_with(line.as_str())),
+            "{line}\nin\n{out}"
+        );
+    }
+    assert!(!out.contains("honeypot clock"), "{out}");
+    let both = ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--pid",
+        "1000",
+        "--both-clocks",
+    ]);
+    assert!(
+        both.contains("2011-03-13 07:06:40 (honeypot clock 2011-03-13 06:06:33)"),
+        "{both}"
+    );
+    let json: Vec<serde_json::Value> = serde_json::from_str(&ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--pid",
+        "2005",
+        "--json",
+    ]))
+    .unwrap();
+    let s = &json[0]["sockets"][0];
+    assert_eq!(
+        (
+            &s["remote_ip"],
+            &s["remote_port"],
+            &s["proto"],
+            &s["flow_id"],
+            &s["call_name"]
+        ),
+        (
+            &serde_json::json!("203.0.113.66"),
+            &serde_json::json!(6667),
+            &serde_json::json!(6),
+            &serde_json::json!(0),
+            &serde_json::json!("connect")
+        )
+    );
+    assert_eq!(json[0]["ppid"], 2004);
+}

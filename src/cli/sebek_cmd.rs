@@ -51,6 +51,9 @@ pub struct ProcessesArgs {
     /// Only processes with this OS pid.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Show the honeypot's clock (sebek headers) beside the capture clock.
+    #[arg(long)]
+    pub both_clocks: bool,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -103,33 +106,101 @@ fn clock(secs: i64) -> String {
     fmt_epoch(u32::try_from(secs).unwrap_or(0))
 }
 
-fn print_process(p: &ProcessView) -> std::io::Result<()> {
+/// A time on the capture clock, and the honeypot's beside it with `both`.
+fn when(pcap: i64, honeypot: i64, both: bool) -> String {
+    if both {
+        format!("{} (honeypot clock {})", clock(pcap), clock(honeypot))
+    } else {
+        clock(pcap)
+    }
+}
+
+/// `ADDR:PORT`, or `?` when unknown.
+fn end(ip: Option<std::net::Ipv4Addr>, port: Option<u16>) -> String {
+    match (ip, port) {
+        (Some(ip), Some(port)) => format!("{ip}:{port}"),
+        _ => "?".into(),
+    }
+}
+
+fn print_process(p: &ProcessView, both: bool) -> std::io::Result<()> {
+    let span = if both {
+        format!(
+            "{} .. {} (honeypot clock {} .. {})",
+            clock(p.pcap_time_min),
+            clock(p.pcap_time_max),
+            clock(p.time_min),
+            clock(p.time_max)
+        )
+    } else {
+        format!("{} .. {}", clock(p.pcap_time_min), clock(p.pcap_time_max))
+    };
+    let ppid = p.ppid.map_or("?".to_string(), |v| v.to_string());
+    let uids: Vec<String> = p.uids.iter().map(u32::to_string).collect();
     outln!(
-        "process {} (sensor {}) pid {} on {}: {} .. {} (honeypot clock {} .. {})",
+        "process {} (sensor {}) pid {} ppid {} uid {} on {}: {span}",
         p.process_id,
         p.sensor_id,
         p.pid,
+        ppid,
+        if uids.is_empty() {
+            "?".into()
+        } else {
+            uids.join(",")
+        },
         p.src_ip,
-        clock(p.pcap_time_min),
-        clock(p.pcap_time_max),
-        clock(p.time_min),
-        clock(p.time_max)
     );
     outln!("  commands: {}", p.commands.join(", "));
-    outln!("  parents: {:?}  children: {:?}", p.parents, p.children);
+    let parent = match (p.parents.as_slice(), p.ppid) {
+        ([], Some(ppid)) => format!("pid {ppid} (sent no record)"),
+        ([], None) => "none seen".into(),
+        (ids, _) => format!("process {}", join_ids(ids)),
+    };
+    outln!("  parent: {parent}  children: {}", join_ids(&p.children));
     for o in &p.opens {
-        outln!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
+        outln!(
+            "  open fd {} {} at {}",
+            o.filed,
+            o.filename,
+            when(o.pcap_time, o.time, both)
+        );
     }
     for s in &p.sockets {
+        let proto = s.proto.map_or("?".to_string(), proto_name);
+        let flow = if s.flow_id == 0 {
+            "no flow seen".to_string()
+        } else {
+            format!("flow {}", s.flow_id)
+        };
         outln!(
-            "  socket {} call {} flow {} at {}",
+            "  socket {} {} {proto} {} -> {} uid {} {flow} at {}",
             s.sys_socket_id,
-            s.call,
-            s.flow_id,
-            clock(s.time)
+            s.call_name,
+            end(s.local_ip, s.local_port),
+            end(s.remote_ip, s.remote_port),
+            s.uid,
+            when(s.pcap_time, s.time, both)
         );
     }
     Ok(())
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => format!("proto {n}"),
+    }
 }
 
 pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
@@ -143,7 +214,8 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        rows.iter().try_for_each(print_process)?;
+        rows.iter()
+            .try_for_each(|p| print_process(p, a.both_clocks))?;
         outln!("{} processes", rows.len());
     }
     Ok(Status::Ok)

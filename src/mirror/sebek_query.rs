@@ -27,17 +27,65 @@ pub struct ProcessQuery {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OpenView {
+    /// Honeypot clock.
     pub time: i64,
+    /// Capture clock (0 when a legacy row had none).
+    pub pcap_time: i64,
     pub filed: u32,
     pub filename: String,
 }
 
+/// One socket call of a process, with its ends.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SocketView {
     pub sys_socket_id: u32,
+    /// The socketcall number (3 connect, 5 accept, ...; [`call_name`]).
     pub call: u16,
+    pub call_name: String,
+    /// The joined flow; 0: no flow seen.
     pub flow_id: u32,
+    /// Honeypot clock.
     pub time: i64,
+    /// Capture clock (0 when a legacy row had none).
+    pub pcap_time: i64,
+    pub uid: u32,
+    /// IP protocol (6 tcp, 17 udp); None when unknown (a legacy row without
+    /// a joined flow).
+    pub proto: Option<u8>,
+    pub local_ip: Option<Ipv4Addr>,
+    pub local_port: Option<u16>,
+    pub remote_ip: Option<Ipv4Addr>,
+    pub remote_port: Option<u16>,
+}
+
+/// The name of a Linux socketcall number, as sebek reports it.
+pub fn call_name(call: u16) -> String {
+    const NAMES: [&str; 20] = [
+        "",
+        "socket",
+        "bind",
+        "connect",
+        "listen",
+        "accept",
+        "getsockname",
+        "getpeername",
+        "socketpair",
+        "send",
+        "recv",
+        "sendto",
+        "recvfrom",
+        "shutdown",
+        "setsockopt",
+        "getsockopt",
+        "sendmsg",
+        "recvmsg",
+        "accept4",
+        "recvmmsg",
+    ];
+    match NAMES.get(usize::from(call)) {
+        Some(n) if !n.is_empty() => (*n).to_string(),
+        _ => format!("call {call}"),
+    }
 }
 
 /// One process with its tree edges, commands, opens and sockets.
@@ -51,8 +99,14 @@ pub struct ProcessView {
     pub time_max: i64,
     pub pcap_time_min: i64,
     pub pcap_time_max: i64,
+    /// The parent pid from the sebek header, known even when the parent
+    /// sent no record; None for legacy rows.
+    pub ppid: Option<u32>,
+    /// Distinct uids of its reads, writes, opens and sockets, ascending.
+    pub uids: Vec<u32>,
     pub parents: Vec<u32>,
     pub children: Vec<u32>,
+    /// Its command names in the order it took them (fork, then each exec).
     pub commands: Vec<String>,
     pub opens: Vec<OpenView>,
     pub sockets: Vec<SocketView>,
@@ -115,12 +169,27 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
     p.commands = strings(
         conn,
         "SELECT c.name FROM process_to_com pc JOIN command c USING (sensor_id, command_id) \
-         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY c.command_id",
+         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY pc.rowid",
+        s,
+        id,
+    )?;
+    p.ppid = conn
+        .prepare_cached(
+            "SELECT ppid FROM x_process_parent WHERE sensor_id = ?1 AND process_id = ?2",
+        )?
+        .query_row(params![s, id], |r| r.get(0))
+        .optional()?;
+    p.uids = ids(
+        conn,
+        "SELECT uid FROM sys_read WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_write WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_socket WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY 1",
         s,
         id,
     )?;
     let mut stmt = conn.prepare_cached(
-        "SELECT time, filed, filename FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
+        "SELECT time, filed, filename, pcap_time FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
          ORDER BY sys_open_id",
     )?;
     p.opens = stmt
@@ -129,24 +198,63 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
                 time: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
                 filed: r.get(1)?,
                 filename: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                pcap_time: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
             })
         })?
         .collect::<Result<_>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT sys_socket_id, \"call\", flow_id, time FROM sys_socket \
-         WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY sys_socket_id",
-    )?;
-    p.sockets = stmt
-        .query_map(params![s, id], |r| {
-            Ok(SocketView {
-                sys_socket_id: r.get(0)?,
-                call: r.get(1)?,
-                flow_id: r.get(2)?,
-                time: r.get(3)?,
-            })
-        })?
-        .collect::<Result<_>>()?;
+    p.sockets = sockets(conn, &p)?;
     Ok(p)
+}
+
+/// A process's sockets with their ends: as sebek saw them (`x_socket_addr`),
+/// else (legacy rows) from the joined flow, the honeypot's end being local.
+fn sockets(conn: &Connection, p: &ProcessView) -> Result<Vec<SocketView>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.sys_socket_id, s.\"call\", s.flow_id, s.time, coalesce(s.pcap_time, 0), s.uid, \
+         a.proto, a.local_ip, a.local_port, a.remote_ip, a.remote_port, \
+         f.ip_proto, f.src_ip, f.src_port, f.dst_ip, f.dst_port \
+         FROM sys_socket s \
+         LEFT JOIN x_socket_addr a ON a.sensor_id = s.sensor_id AND a.sys_socket_id = s.sys_socket_id \
+         LEFT JOIN flow f ON s.flow_id != 0 AND f.sensor_id = s.sensor_id AND f.flow_id = s.flow_id \
+         WHERE s.sensor_id = ?1 AND s.process_id = ?2 ORDER BY s.sys_socket_id",
+    )?;
+    let honeypot = u32::from(p.src_ip);
+    let rows = stmt.query_map(params![p.sensor_id, p.process_id], |r| {
+        let call: u16 = r.get(1)?;
+        let mut v = SocketView {
+            sys_socket_id: r.get(0)?,
+            call,
+            call_name: call_name(call),
+            flow_id: r.get(2)?,
+            time: r.get(3)?,
+            pcap_time: r.get(4)?,
+            uid: r.get(5)?,
+            proto: r.get(6)?,
+            local_ip: r.get::<_, Option<u32>>(7)?.map(Ipv4Addr::from),
+            local_port: r.get(8)?,
+            remote_ip: r.get::<_, Option<u32>>(9)?.map(Ipv4Addr::from),
+            remote_port: r.get(10)?,
+        };
+        if v.proto.is_none() {
+            let proto: Option<u8> = r.get(11)?;
+            let src: Option<(u32, u16)> = r.get::<_, Option<u32>>(12)?.zip(r.get(13)?);
+            let dst: Option<(u32, u16)> = r.get::<_, Option<u32>>(14)?.zip(r.get(15)?);
+            if let (Some(proto), Some(src), Some(dst)) = (proto, src, dst) {
+                let (local, remote) = if dst.0 == honeypot {
+                    (dst, src)
+                } else {
+                    (src, dst)
+                };
+                v.proto = Some(proto);
+                v.local_ip = Some(Ipv4Addr::from(local.0));
+                v.local_port = Some(local.1);
+                v.remote_ip = Some(Ipv4Addr::from(remote.0));
+                v.remote_port = Some(remote.1);
+            }
+        }
+        Ok(v)
+    })?;
+    rows.collect()
 }
 
 /// Process rows matching `q`, ordered by (sensor, process id).
@@ -181,6 +289,8 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
                 time_max: r.get(5)?,
                 pcap_time_min: r.get(6)?,
                 pcap_time_max: r.get(7)?,
+                ppid: None,
+                uids: Vec::new(),
                 parents: Vec::new(),
                 children: Vec::new(),
                 commands: Vec::new(),

@@ -293,7 +293,8 @@ pub fn shell_session(port: u16) -> Vec<Frame> {
 /// it with backspaces (0x7f, one read per key), runs `passwd`, whose child
 /// (pid 2003) reads the new password twice as whole lines (no echo), then
 /// `su -` (pid 2004) reads the root password, and the root shell it forks
-/// (pid 2005, uid 0) gets `ls` and an arrow key. Sebek port `port`; capture clock from `START_SEC + 1000`.
+/// (pid 2005, uid 0) gets `ls` and an arrow key, then connects to
+/// 203.0.113.66:6667 without a packet in the capture. Sebek port `port`; capture clock from `START_SEC + 1000`.
 pub fn typing_session(port: u16) -> Vec<Frame> {
     let mut s = Session::new(port);
     s.wait(1_000_000_000);
@@ -318,6 +319,13 @@ pub fn typing_session(port: u16) -> Vec<Frame> {
         s.wait(150_000);
         s.sebek(&read(2005, 2004, "bash", 0, key));
     }
+    // A connect whose packets never reached the capture: no flow to join.
+    s.socket(
+        (2005, 2004, "bash", 5),
+        3,
+        (HONEYPOT, 41000),
+        ([203, 0, 113, 66], 6667),
+    );
     s.frames
 }
 
