@@ -210,6 +210,7 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
         flow: a.flow,
         pid: a.pid,
         process: None,
+        host: None,
     })?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);

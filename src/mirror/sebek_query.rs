@@ -23,6 +23,8 @@ pub struct ProcessQuery {
     /// This process (mirror process_id; needs `sensor`) with its ancestors
     /// and descendants.
     pub process: Option<u32>,
+    /// Only processes of this honeypot.
+    pub host: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -110,6 +112,8 @@ pub struct ProcessView {
     pub commands: Vec<String>,
     pub opens: Vec<OpenView>,
     pub sockets: Vec<SocketView>,
+    /// Bytes its reads returned (the lengths in the sebek headers).
+    pub bytes_read: u64,
 }
 
 /// One read of a process.
@@ -203,6 +207,12 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
         })?
         .collect::<Result<_>>()?;
     p.sockets = sockets(conn, &p)?;
+    p.bytes_read = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(length), 0) FROM sys_read WHERE sensor_id = ?1 AND process_id = ?2",
+        )?
+        .query_row(params![s, id], |r| r.get::<_, i64>(0))?
+        .max(0) as u64;
     Ok(p)
 }
 
@@ -257,8 +267,9 @@ fn sockets(conn: &Connection, p: &ProcessView) -> Result<Vec<SocketView>> {
     rows.collect()
 }
 
-/// Process rows matching `q`, ordered by (sensor, process id).
-fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
+/// Process rows matching `q`, ordered by (sensor, process id), without
+/// their details.
+fn process_rows(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
     // With --flow: the processes with a socket on it, closed over the tree
     // both ways (ancestors and descendants).
     let sql = "WITH RECURSIVE \
@@ -274,32 +285,50 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
           JOIN down ON t.sensor_id = down.sensor_id AND t.parent_process = down.process_id) \
         SELECT sensor_id, process_id, pid, src_ip, time_min, time_max, pcap_time_min, pcap_time_max \
         FROM process p WHERE (?1 IS NULL OR sensor_id = ?1) AND (?2 IS NULL OR pid = ?2) \
+        AND (?5 IS NULL OR src_ip = ?5) \
         AND ((?3 IS NULL AND ?4 IS NULL) OR EXISTS (SELECT 1 FROM up WHERE up.sensor_id = p.sensor_id AND up.process_id = p.process_id) \
              OR EXISTS (SELECT 1 FROM down WHERE down.sensor_id = p.sensor_id AND down.process_id = p.process_id)) \
         ORDER BY sensor_id, process_id";
     let mut stmt = conn.prepare(sql)?;
     let rows: Vec<ProcessView> = stmt
-        .query_map(params![q.sensor, q.pid, q.flow, q.process], |r| {
-            Ok(ProcessView {
-                sensor_id: r.get(0)?,
-                process_id: r.get(1)?,
-                pid: r.get(2)?,
-                src_ip: Ipv4Addr::from(r.get::<_, u32>(3)?),
-                time_min: r.get(4)?,
-                time_max: r.get(5)?,
-                pcap_time_min: r.get(6)?,
-                pcap_time_max: r.get(7)?,
-                ppid: None,
-                uids: Vec::new(),
-                parents: Vec::new(),
-                children: Vec::new(),
-                commands: Vec::new(),
-                opens: Vec::new(),
-                sockets: Vec::new(),
-            })
-        })?
+        .query_map(
+            params![
+                q.sensor,
+                q.pid,
+                q.flow,
+                q.process,
+                q.host.map(|h| i64::from(u32::from(h)))
+            ],
+            |r| {
+                Ok(ProcessView {
+                    sensor_id: r.get(0)?,
+                    process_id: r.get(1)?,
+                    pid: r.get(2)?,
+                    src_ip: Ipv4Addr::from(r.get::<_, u32>(3)?),
+                    time_min: r.get(4)?,
+                    time_max: r.get(5)?,
+                    pcap_time_min: r.get(6)?,
+                    pcap_time_max: r.get(7)?,
+                    ppid: None,
+                    uids: Vec::new(),
+                    parents: Vec::new(),
+                    children: Vec::new(),
+                    commands: Vec::new(),
+                    opens: Vec::new(),
+                    sockets: Vec::new(),
+                    bytes_read: 0,
+                })
+            },
+        )?
         .collect::<Result<_>>()?;
-    rows.into_iter().map(|p| details(conn, p)).collect()
+    Ok(rows)
+}
+
+fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
+    process_rows(conn, q)?
+        .into_iter()
+        .map(|p| details(conn, p))
+        .collect()
 }
 
 fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<ReadView>> {
@@ -409,6 +438,197 @@ fn keystroke_lines(
     Ok(())
 }
 
+/// Which processes the UI's sebek sessions view lists.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub sensor: Option<u32>,
+    pub host: Option<Ipv4Addr>,
+    /// Case-insensitive text to find in a command name or a keystroke line.
+    pub search: Option<String>,
+    /// At most this many processes, the earliest first.
+    pub limit: usize,
+}
+
+/// One ancestor of a process: the chain runs from its parent up.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainLink {
+    pub process_id: u32,
+    pub pid: u32,
+    pub command: String,
+}
+
+/// One process in the sessions view, with its keystroke lines.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub process: ProcessView,
+    /// Parent, grandparent, ... (at most [`MAX_CHAIN`]).
+    pub chain: Vec<ChainLink>,
+    /// Its keystroke lines (sbk_ks_log.pl's grouping), at most
+    /// [`MAX_SESSION_LINES`].
+    pub lines: Vec<KsLine>,
+}
+
+/// The sessions view's answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionList {
+    /// Processes that match, before the limit.
+    pub matched: usize,
+    /// True when `sessions` holds fewer than `matched`.
+    pub cut: bool,
+    pub sessions: Vec<SessionView>,
+}
+
+/// Ancestors shown per process.
+pub const MAX_CHAIN: usize = 32;
+/// Keystroke lines kept per process in the sessions view.
+pub const MAX_SESSION_LINES: usize = 500;
+
+/// The keystroke lines of the processes matching (sensor, host), by process.
+fn lines_by_process(
+    conn: &Connection,
+    sensor: Option<u32>,
+    host: Option<Ipv4Addr>,
+) -> Result<std::collections::HashMap<(u32, u32), Vec<KsLine>>> {
+    let mut by: std::collections::HashMap<(u32, u32), Vec<KsLine>> = Default::default();
+    let q = KeystrokeQuery {
+        sensor,
+        host,
+        process: None,
+    };
+    keystroke_lines(conn, &q, &mut |l| {
+        let v = by.entry((l.sensor_id, l.process_id)).or_default();
+        if v.len() < MAX_SESSION_LINES {
+            v.push(l);
+        }
+        true
+    })?;
+    Ok(by)
+}
+
+fn chain(conn: &Connection, commands: &mut Commands, p: &ProcessView) -> Result<Vec<ChainLink>> {
+    let mut out = Vec::new();
+    let mut at = p.process_id;
+    while out.len() < MAX_CHAIN {
+        let parent: Option<(u32, u32)> = conn
+            .prepare_cached(
+                "SELECT t.parent_process, p.pid FROM process_tree t JOIN process p \
+                 ON p.sensor_id = t.sensor_id AND p.process_id = t.parent_process \
+                 WHERE t.sensor_id = ?1 AND t.child_process = ?2 ORDER BY 1 LIMIT 1",
+            )?
+            .query_row(params![p.sensor_id, at], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, pid)) = parent else { break };
+        if id == p.process_id || out.iter().any(|c: &ChainLink| c.process_id == id) {
+            break;
+        }
+        let command = commands.of(conn, p.sensor_id, id)?.to_string();
+        out.push(ChainLink {
+            process_id: id,
+            pid,
+            command,
+        });
+        at = id;
+    }
+    Ok(out)
+}
+
+fn sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionList> {
+    let rows = process_rows(
+        conn,
+        &ProcessQuery {
+            sensor: q.sensor,
+            host: q.host,
+            ..ProcessQuery::default()
+        },
+    )?;
+    let mut lines = lines_by_process(conn, q.sensor, q.host)?;
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let named: std::collections::HashSet<(u32, u32)> = match &needle {
+        None => Default::default(),
+        Some(n) => {
+            let mut stmt = conn.prepare(
+                "SELECT pc.sensor_id, pc.process_id FROM process_to_com pc \
+                 JOIN command c USING (sensor_id, command_id) WHERE instr(lower(c.name), ?1) > 0",
+            )?;
+            stmt.query_map(params![n], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_>>()?
+        }
+    };
+    let matches = |p: &ProcessView, lines: &Option<&Vec<KsLine>>| match &needle {
+        None => true,
+        Some(n) => {
+            named.contains(&(p.sensor_id, p.process_id))
+                || lines.is_some_and(|ls| {
+                    ls.iter().any(|l| {
+                        l.cooked.to_lowercase().contains(n.as_str())
+                            || l.text.to_lowercase().contains(n.as_str())
+                    })
+                })
+        }
+    };
+    let mut matched: Vec<ProcessView> = rows
+        .into_iter()
+        .filter(|p| matches(p, &lines.get(&(p.sensor_id, p.process_id))))
+        .collect();
+    matched.sort_by_key(|p| (p.pcap_time_min, p.sensor_id, p.process_id));
+    let total = matched.len();
+    matched.truncate(q.limit);
+    let mut commands = Commands {
+        cache: Default::default(),
+    };
+    let mut out = Vec::with_capacity(matched.len());
+    for p in matched {
+        let chain = chain(conn, &mut commands, &p)?;
+        let own = lines
+            .remove(&(p.sensor_id, p.process_id))
+            .unwrap_or_default();
+        out.push(SessionView {
+            process: details(conn, p)?,
+            chain,
+            lines: own,
+        });
+    }
+    Ok(SessionList {
+        matched: total,
+        cut: out.len() < total,
+        sessions: out,
+    })
+}
+
+/// The keystroke lines of a process and of its descendants (a session's
+/// whole log: what was typed into passwd or su shows in the shell's log).
+fn session_log(conn: &Connection, sensor: u32, process: u32) -> Result<Vec<KsLine>> {
+    let mut stmt = conn.prepare(
+        "WITH RECURSIVE down(process_id) AS (SELECT ?2 UNION \
+         SELECT t.child_process FROM process_tree t JOIN down ON t.sensor_id = ?1 \
+         AND t.parent_process = down.process_id) SELECT process_id FROM down",
+    )?;
+    let ids: std::collections::HashSet<u32> = stmt
+        .query_map(params![sensor, process], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    let host: Option<u32> = conn
+        .prepare_cached("SELECT src_ip FROM process WHERE sensor_id = ?1 AND process_id = ?2")?
+        .query_row(params![sensor, process], |r| r.get(0))
+        .optional()?;
+    let Some(host) = host else {
+        return Ok(Vec::new());
+    };
+    let q = KeystrokeQuery {
+        sensor: Some(sensor),
+        host: Some(Ipv4Addr::from(host)),
+        process: None,
+    };
+    let mut out = Vec::new();
+    keystroke_lines(conn, &q, &mut |l| {
+        if ids.contains(&l.process_id) {
+            out.push(l);
+        }
+        out.len() < MAX_SESSION_LINES * 4
+    })?;
+    Ok(out)
+}
+
 /// Whether a p0f fingerprint of this `os` row was an application class.
 const APPLICATION: &str = "EXISTS (SELECT 1 FROM x_os_fingerprint x \
      WHERE x.sensor_id = o.sensor_id AND x.os_id = o.os_id AND x.class = '!')";
@@ -516,6 +736,17 @@ impl Mirror {
         line: &mut dyn FnMut(KsLine) -> bool,
     ) -> Result<(), MirrorError> {
         keystroke_lines(&self.conn, q, line).ctx(&self.path, "query sys_read")
+    }
+
+    /// The sebek sessions view: processes with their chains, sockets and
+    /// keystroke lines, filtered and searched.
+    pub fn sessions(&self, q: &SessionQuery) -> Result<SessionList, MirrorError> {
+        sessions(&self.conn, q).ctx(&self.path, "query sessions")
+    }
+
+    /// The keystroke lines of a process and its descendants, in order.
+    pub fn session_log(&self, sensor: u32, process: u32) -> Result<Vec<KsLine>, MirrorError> {
+        session_log(&self.conn, sensor, process).ctx(&self.path, "query sys_read")
     }
 
     /// The OS fingerprints seen for `ip` as client or server, oldest first.
