@@ -65,7 +65,7 @@ impl BadParam {
 }
 
 /// A 400 naming the parameter and what is wrong with it.
-pub(super) fn bad_param(name: &str, why: &str) -> Reply {
+fn bad_param(name: &str, why: &str) -> Reply {
     BadParam::new(name, why).reply()
 }
 

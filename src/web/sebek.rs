@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
-use super::api::{bad_param, clip, json, mirror_error, num, params};
+use super::api::{clip, json, mirror_error, num, params};
 use super::{Reply, Web, error};
 use crate::mirror::SessionQuery;
 
@@ -23,7 +23,8 @@ pub const MAX_SESSIONS: usize = 1000;
 /// Longest search text accepted.
 const MAX_SEARCH_CHARS: usize = 200;
 
-fn session_query(query: &str) -> Result<SessionQuery, Reply> {
+/// The sessions view's parameters; a bad one is the 400 message naming it.
+fn session_query(query: &str) -> Result<SessionQuery, String> {
     let mut q = SessionQuery {
         limit: DEFAULT_SESSIONS,
         ..SessionQuery::default()
@@ -31,28 +32,21 @@ fn session_query(query: &str) -> Result<SessionQuery, Reply> {
     for (k, v) in params(query) {
         match k.as_str() {
             "sensor" => {
-                let n = num("sensor", &v)
-                    .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+                let n = num("sensor", &v).map_err(|e| e.to_string())?;
                 q.sensor = Some(n);
             }
             "host" => {
                 let ip = v.parse::<Ipv4Addr>().map_err(|_| {
-                    bad_param(
-                        "host",
-                        &format!(
-                            "'{}' is not an IPv4 address (sebek honeypots are IPv4)",
-                            clip(&v)
-                        ),
+                    format!(
+                        "host: '{}' is not an IPv4 address (sebek honeypots are IPv4)",
+                        clip(&v)
                     )
                 })?;
                 q.host = Some(ip);
             }
             "q" => {
                 if v.chars().count() > MAX_SEARCH_CHARS {
-                    return Err(bad_param(
-                        "q",
-                        &format!("at most {MAX_SEARCH_CHARS} characters"),
-                    ));
+                    return Err(format!("q: at most {MAX_SEARCH_CHARS} characters"));
                 }
                 q.search = Some(v);
             }
@@ -62,14 +56,14 @@ fn session_query(query: &str) -> Result<SessionQuery, Reply> {
                     .ok()
                     .filter(|n| (1..=MAX_SESSIONS).contains(n))
                     .ok_or_else(|| {
-                        bad_param(
-                            "limit",
-                            &format!("'{}' is not a number from 1 to {MAX_SESSIONS}", clip(&v)),
+                        format!(
+                            "limit: '{}' is not a number from 1 to {MAX_SESSIONS}",
+                            clip(&v)
                         )
                     })?;
                 q.limit = n;
             }
-            other => return Err(bad_param(other, "unknown parameter")),
+            other => return Err(format!("{}: unknown parameter", clip(other))),
         }
     }
     Ok(q)
@@ -79,7 +73,7 @@ fn session_query(query: &str) -> Result<SessionQuery, Reply> {
 pub async fn sessions(web: &Arc<Web>, query: &str) -> Reply {
     let q = match session_query(query) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
     let echo = serde_json::json!({
         "sensor": q.sensor,
