@@ -34,6 +34,7 @@
 pub mod archive;
 pub mod capture;
 pub mod cli;
+pub mod community_id;
 pub mod config;
 pub mod decommission;
 pub mod durable;
