@@ -123,33 +123,56 @@ pub fn community_id(
     ))
 }
 
-/// The ICMPv4 type and code of a flow's first packet, when the record
-/// determines them (see the module doc).
-fn icmp4_first(f: &FlowRecord) -> Option<(u8, u8)> {
-    let seen = f.src.icmp_seen;
-    if seen == 0 {
+/// The ICMPv4 type and code of a flow's first packet, from the types its
+/// initiator sent (`icmp_seen`), when they determine them (module doc).
+fn icmp4_first(src_icmp_seen: u16) -> Option<(u8, u8)> {
+    if src_icmp_seen == 0 {
         return None;
     }
-    let icmp_type = u8::try_from(seen.trailing_zeros()).ok()?;
+    let icmp_type = u8::try_from(src_icmp_seen.trailing_zeros()).ok()?;
     ICMP4_PAIRS
         .iter()
         .any(|(t, _)| *t == icmp_type)
         .then_some((icmp_type, 0))
 }
 
-/// A flow's tuple for the hash, or None when the record cannot give it.
-pub fn flow_ports(f: &FlowRecord) -> Option<Ports> {
-    match f.ip_proto {
-        6 | 17 | 132 => Some(Ports::Ports(f.src_port, f.dst_port)),
-        1 => icmp4_first(f).map(|(icmp_type, code)| Ports::Icmp { icmp_type, code }),
+/// A flow's ports for the hash, or None when the record cannot give them.
+pub fn flow_ports(proto: u8, src_port: u16, dst_port: u16, src_icmp_seen: u16) -> Option<Ports> {
+    match proto {
+        6 | 17 | 132 => Some(Ports::Ports(src_port, dst_port)),
+        1 => icmp4_first(src_icmp_seen).map(|(icmp_type, code)| Ports::Icmp { icmp_type, code }),
         58 => None,
         _ => Some(Ports::None),
     }
 }
 
+/// The Community ID v1 of a flow given by its columns (as the mirror keeps
+/// them), or None (see the module doc).
+pub fn of_columns(
+    seed: u16,
+    (src, src_port): (IpAddr, u16),
+    (dst, dst_port): (IpAddr, u16),
+    proto: u8,
+    src_icmp_seen: u16,
+) -> Option<String> {
+    community_id(
+        seed,
+        src,
+        dst,
+        proto,
+        flow_ports(proto, src_port, dst_port, src_icmp_seen)?,
+    )
+}
+
 /// The flow's Community ID v1 with `seed`, or None (see the module doc).
 pub fn of_flow(f: &FlowRecord, seed: u16) -> Option<String> {
-    community_id(seed, f.src_ip, f.dst_ip, f.ip_proto, flow_ports(f)?)
+    of_columns(
+        seed,
+        (f.src_ip, f.src_port),
+        (f.dst_ip, f.dst_port),
+        f.ip_proto,
+        f.src.icmp_seen,
+    )
 }
 
 #[cfg(test)]

@@ -1179,4 +1179,24 @@ fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
     br.view("process");
     assert!(br.text("#sockets").contains("198.51.100.7:40001"));
     assert_eq!(br.count("#sockets a.socket-flow"), 1);
+    // The joined flow's detail shows its Community ID, as `flows` gives it.
+    br.click("#sockets a.socket-flow");
+    br.view("flow");
+    let flow_id: u64 = br
+        .current_url()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let flows: Vec<Value> =
+        serde_json::from_str(&ok(&["flows", "--data", &data, "--format", "json"])).unwrap();
+    let want = flows
+        .iter()
+        .find(|f| f["flow_id"] == flow_id)
+        .and_then(|f| f["community_id"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(want.starts_with("1:"), "{want}");
+    assert_eq!(br.text("#community-id"), want);
 }

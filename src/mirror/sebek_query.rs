@@ -629,6 +629,56 @@ fn session_log(conn: &Connection, sensor: u32, process: u32) -> Result<Vec<KsLin
     Ok(out)
 }
 
+fn flow_community_id(conn: &Connection, sensor: u32, flow: u32) -> Result<Option<String>> {
+    use rusqlite::types::Value;
+    // IPv4 flows in `flow` (integer addresses), the others in `x_flow6` (16-byte blobs).
+    let row: Option<(Value, u16, Value, u16, u8, u16)> = conn
+        .prepare_cached(
+            "SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM flow \
+             WHERE sensor_id = ?1 AND flow_id = ?2 UNION ALL \
+             SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM x_flow6 \
+             WHERE sensor_id = ?1 AND flow_id = ?2 LIMIT 1",
+        )?
+        .query_row(params![sensor, flow], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((src, sport, dst, dport, proto, seen)) = row else {
+        return Ok(None);
+    };
+    let addr = |v: &Value| -> Option<std::net::IpAddr> {
+        match v {
+            Value::Integer(i) => u32::try_from(*i).ok().map(|n| Ipv4Addr::from(n).into()),
+            Value::Blob(b) => match b.len() {
+                4 => <[u8; 4]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| Ipv4Addr::from(o).into()),
+                _ => <[u8; 16]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| std::net::Ipv6Addr::from(o).into()),
+            },
+            _ => None,
+        }
+    };
+    let (Some(src), Some(dst)) = (addr(&src), addr(&dst)) else {
+        return Ok(None);
+    };
+    Ok(crate::community_id::of_columns(
+        crate::community_id::DEFAULT_SEED,
+        (src, sport),
+        (dst, dport),
+        proto,
+        seen,
+    ))
+}
+
 /// Whether a p0f fingerprint of this `os` row was an application class.
 const APPLICATION: &str = "EXISTS (SELECT 1 FROM x_os_fingerprint x \
      WHERE x.sensor_id = o.sensor_id AND x.os_id = o.os_id AND x.class = '!')";
@@ -747,6 +797,12 @@ impl Mirror {
     /// The keystroke lines of a process and its descendants, in order.
     pub fn session_log(&self, sensor: u32, process: u32) -> Result<Vec<KsLine>, MirrorError> {
         session_log(&self.conn, sensor, process).ctx(&self.path, "query sys_read")
+    }
+
+    /// The Community ID v1 (seed 0) of one flow, None when the flow is not
+    /// in the mirror or its record cannot give the tuple (community_id).
+    pub fn flow_community_id(&self, sensor: u32, flow: u32) -> Result<Option<String>, MirrorError> {
+        flow_community_id(&self.conn, sensor, flow).ctx(&self.path, "query flow")
     }
 
     /// The OS fingerprints seen for `ip` as client or server, oldest first.

@@ -631,12 +631,14 @@ async fn flow_detail(web: &Arc<Web>, s: &str, f: &str) -> Reply {
                 flow: Some(flow),
                 ..ProcessQuery::default()
             })?;
-            Ok(Some((row, alerts, procs)))
+            let community_id = m.flow_community_id(sensor, flow)?;
+            Ok(Some((row, alerts, procs, community_id)))
         })
         .await;
     match got {
-        Ok(Some((row, alerts, procs))) => json(&serde_json::json!({
+        Ok(Some((row, alerts, procs, community_id))) => json(&serde_json::json!({
             "flow": row,
+            "community_id": community_id,
             "alerts": alerts,
             "processes": procs,
             "pcap": format!("/api/v1/flows/{sensor}/{flow}/pcap"),

@@ -411,6 +411,7 @@ async function viewFlow(main, sensor, flow) {
         ['End', `${ts(Math.floor(f.end_ms / 1000))}.${pad(f.end_ms % 1000, 3)} UTC`],
         ['Duration', dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))],
         ['Client OS id', String(f.client_os_id)], ['Server OS id', String(f.server_os_id)],
+        ['Community ID', h('span', { class: 'mono', id: 'community-id', title: 'Community ID v1, seed 0: the same connection in Zeek, Suricata and Arkime' }, d.community_id || '—')],
       ])),
       h('section', {}, h('h2', {}, 'Traffic'), kv([
         ['Source packets', num(f.src_packets)], ['Source bytes', `${num(f.src_bytes)} (${bytes(f.src_bytes)})`],
