@@ -43,6 +43,7 @@ fn payload(i: u32, out: &mut Vec<u8>) {
                 com: "wget",
                 fd: 4,
                 inode: 1,
+                uid: 0,
                 data: &sock,
             }
         }
@@ -53,6 +54,7 @@ fn payload(i: u32, out: &mut Vec<u8>) {
             com: "bash",
             fd: 3,
             inode: 2,
+            uid: 0,
             data: b"/etc/passwd",
         },
         _ => read(pid, ppid, "bash", 0, b"k"),

@@ -11,7 +11,9 @@
 //! - [`flows`]: hflow2-style bidirectional flows from decoded packets, and the
 //!   open-flow table that holds them in a fixed memory budget.
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
-//! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables.
+//! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables,
+//!   and keystroke lines as sbk_ks_log.pl prints them.
+//! - [`community_id`]: the Community ID v1 of a flow (Zeek, Suricata, Arkime).
 //! - [`p0f`]: passive OS fingerprinting with p0f 3.09b's signatures and matching.
 //! - [`durable`]: the one atomic, fsynced write path of every file lumpy writes.
 //! - [`store`]: content-addressed segments and their redb index; `verify`.
@@ -36,6 +38,7 @@
 pub mod archive;
 pub mod capture;
 pub mod cli;
+pub mod community_id;
 pub mod config;
 pub mod control;
 pub mod decommission;

@@ -127,6 +127,12 @@ pub struct ProcessRecord {
     /// Capture (honeywall) clock range.
     pub pcap_time_min: u32,
     pub pcap_time_max: u32,
+    /// The parent pid in the sebek header of the newest record (known even
+    /// when the parent never sent a record). Absent for rows decoded before
+    /// lumpy kept it and for legacy imports; not written when absent, so
+    /// older records keep their JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
 }
 
 /// A parent/child edge between two process rows.

@@ -219,7 +219,12 @@ pub(crate) fn assert_same_content(data: &str, db: &Db, tables: &[Table]) -> usiz
     let mut compared = 0;
     let walleye = !tables.iter().any(|t| t.name == "flow");
     for t in tables {
-        if t.name == "lumpy_export_state" || (walleye && t.name == "argus") {
+        // lumpy_community_id is computed at export: checked against
+        // `lumpy flows` in export_equals_the_mirror_per_table_and_sensor...
+        if t.name == "lumpy_export_state"
+            || t.name == "lumpy_community_id"
+            || (walleye && t.name == "argus")
+        {
             continue;
         }
         let order = t.order_by();
@@ -380,6 +385,7 @@ const DATA_TABLES: &[&str] = &[
     "sensor",
     "flow",
     "lumpy_flow6",
+    "lumpy_community_id",
     "os",
     "ids",
     "ids_sig",
@@ -410,6 +416,25 @@ fn export_equals_the_mirror_per_table_and_sensor_and_a_repeat_changes_nothing() 
     );
     let flow_cols = db.sql("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'flow'");
     assert_eq!(flow_cols.trim(), "32");
+    // Each flow's Community ID, as `lumpy flows` gives it (NULL where none).
+    let flows: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["flows", "--data", &data, "--format", "json"])).unwrap();
+    let mut want: Vec<Vec<String>> = flows
+        .iter()
+        .map(|f| {
+            vec![
+                f["sensor_id"].to_string(),
+                f["flow_id"].to_string(),
+                f["community_id"].as_str().unwrap_or("NULL").to_string(),
+            ]
+        })
+        .collect();
+    want.sort();
+    let mut got = db
+        .rows("SELECT sensor_id, flow_id, COALESCE(community_id, 'NULL') FROM lumpy_community_id");
+    got.sort();
+    assert_eq!(got.len(), flows.len());
+    assert_eq!(got, want);
 
     install_write_counter(&db, DATA_TABLES);
     let again = export(&data, &db.url(), &[]);

@@ -258,7 +258,7 @@ fn processes_keystrokes_and_hosts_commands() {
     let none = ok(&["processes", "--data", &data, "--sensor", "1"]);
     assert!(none.contains("0 processes"), "{none}");
     assert_eq!(
-        ok(&["keystrokes", "--data", &data, "--process", "3"]),
+        ok(&["keystrokes", "--data", &data, "--process", "3", "--raw"]),
         "wget x\n"
     );
     let host = ok(&["hosts", "--data", &data, "--ip", "10.0.0.5"]);
@@ -433,7 +433,7 @@ fn serve_receives_sebek_datagrams_live_and_keeps_them() {
     assert_eq!(counts(&data), counts(&reference));
     assert!(live.iter().all(|p| p["src_ip"] == "127.0.0.44"), "{live:?}");
     assert_eq!(
-        ok(&["keystrokes", "--data", &data, "--process", "3"]),
+        ok(&["keystrokes", "--data", &data, "--process", "3", "--raw"]),
         "wget x\n"
     );
 }
@@ -529,4 +529,162 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
         out.contains("sebek: 0 records decoded, 21 packets rejected"),
         "{out}"
     );
+}
+
+/// `keystrokes` prints what sbk_ks_log.pl prints. The expected lines were
+/// derived by hand from the generator's scripts (src/sebek/generate.rs): the
+/// script keeps reads of at most 100 bytes on any fd, groups them per (host,
+/// pid, inode, fd) until a read holding `\r` or `\n`, prints the honeypot
+/// clock (capture clock minus 3607 s) of that read, `[BS]` for 0x7f and
+/// drops the other control bytes. lumpy differs only where it keeps less
+/// than the script saw: the zero-length read that marks a fork is not kept,
+/// so its uid and command name (`sshd`, uid 0 before bash's first line) do
+/// not join the first line after a fork (docs/UI.md, "Keystrokes").
+#[test]
+fn keystrokes_print_what_sbk_ks_log_prints() {
+    let (d, data) = new_node(78);
+    let typing = d.path().join("typing.pcap");
+    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
+    let f = fixture("sebek.pcap");
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        f.to_str().unwrap(),
+        typing.to_str().unwrap(),
+    ]);
+    let h = "Host:10.0.0.5";
+    let sbk = [
+        format!("[2011-03-13 06:06:34 {h} UID:0 PID:1002 FD:0 INO:100 COM:bash ]#wget x"),
+        // wget's reply is a read of 24 bytes on its socket: the script keeps it.
+        format!(
+            "[2011-03-13 06:06:34 {h} UID:0 PID:1003 FD:4 INO:104 COM:wget ]#HTTP/1.0 200 OKELF"
+        ),
+        format!(
+            "[2011-03-13 06:23:15 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#unmae[BS][BS][BS]ame -a"
+        ),
+        format!("[2011-03-13 06:23:16 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#passwd"),
+        format!("[2011-03-13 06:23:17 {h} UID:0 PID:2003 FD:0 INO:100 COM:passwd ]#Hunter2!"),
+        format!("[2011-03-13 06:23:18 {h} UID:0 PID:2003 FD:0 INO:100 COM:passwd ]#Hunter2!"),
+        format!("[2011-03-13 06:23:18 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#su -"),
+        format!("[2011-03-13 06:23:19 {h} UID:0 PID:2004 FD:0 INO:100 COM:su ]#r00tpw"),
+        format!("[2011-03-13 06:23:20 {h} UID:0 PID:2005 FD:0 INO:100 COM:bash ]#ls[U-ARROW]"),
+    ];
+    let lines = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["keystrokes", "--data", &data];
+        all.extend_from_slice(args);
+        ok(&all).lines().map(str::to_owned).collect()
+    };
+    assert_eq!(lines(&[]), sbk);
+    let cooked = lines(&["--cooked", "--since", "2011-03-13T06:20:00"]);
+    assert_eq!(
+        cooked.first().map(String::as_str),
+        Some(
+            format!("[2011-03-13 06:23:15 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#uname -a")
+                .as_str()
+        )
+    );
+    assert_eq!(cooked.len(), 7, "{cooked:?}");
+    assert!(lines(&["--host", "10.0.0.6"]).is_empty());
+    // Filters: the process of wget, then one sensor that has nothing.
+    assert_eq!(lines(&["--process", "4"]), sbk[1..2]);
+    assert!(lines(&["--sensor", "1"]).is_empty());
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["keystrokes", "--data", &data, "--json"])).unwrap();
+    assert_eq!(json[2]["raw"], "unmae\\x7f\\x7f\\x7fame -a\\r");
+    assert_eq!(json[2]["cooked"], "uname -a");
+    // --raw needs one process; --cooked and --raw exclude each other.
+    for bad in [
+        &["keystrokes", "--data", &data, "--raw"][..],
+        &[
+            "keystrokes",
+            "--data",
+            &data,
+            "--raw",
+            "--cooked",
+            "--process",
+            "3",
+        ],
+    ] {
+        assert_eq!(run(bad).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+/// `processes`: each socket with its call, protocol, both ends, uid and the
+/// joined flow (or "no flow seen"), each process's uid and parent pid (also
+/// when the parent sent no record), the capture clock unless --both-clocks.
+#[test]
+fn processes_show_sockets_uids_and_parent_pids() {
+    let (d, data) = new_node(79);
+    let typing = d.path().join("typing.pcap");
+    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
+    let f = fixture("sebek.pcap");
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        f.to_str().unwrap(),
+        typing.to_str().unwrap(),
+    ]);
+    let out = ok(&["processes", "--data", &data]);
+    let wget_flow = rows(
+        &mirror(&data),
+        "SELECT flow_id FROM flow WHERE dst_port = 80 AND src_port = 50123",
+    );
+    let expected = [
+        "process 1 (sensor 79) pid 1000 ppid 1 uid 0 on 10.0.0.5: 2011-03-13 07:06:40 .. 2011-03-13 07:06:40".to_string(),
+        "  parent: pid 1 (sent no record)  children: 2, 5".into(),
+        format!(
+            "  socket 2 connect tcp 10.0.0.5:50123 -> 203.0.113.9:80 uid 0 flow {} at 2011-03-13 07:06:41",
+            wget_flow[0]
+        ),
+        "process 7 (sensor 79) pid 2002 ppid 2001 uid 1000 on 10.0.0.5:".into(),
+        "  socket 4 connect tcp 10.0.0.5:41000 -> 203.0.113.66:6667 uid 0 no flow seen at 2011-03-13 07:23:".into(),
+    ];
+    for line in &expected {
+        assert!(
+            out.lines().any(|l| l.starts_with(line.as_str())),
+            "{line}\nin\n{out}"
+        );
+    }
+    assert!(!out.contains("honeypot clock"), "{out}");
+    let both = ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--pid",
+        "1000",
+        "--both-clocks",
+    ]);
+    assert!(
+        both.contains("2011-03-13 07:06:40 (honeypot clock 2011-03-13 06:06:33)"),
+        "{both}"
+    );
+    let json: Vec<serde_json::Value> = serde_json::from_str(&ok(&[
+        "processes",
+        "--data",
+        &data,
+        "--pid",
+        "2005",
+        "--json",
+    ]))
+    .unwrap();
+    let s = &json[0]["sockets"][0];
+    assert_eq!(
+        (
+            &s["remote_ip"],
+            &s["remote_port"],
+            &s["proto"],
+            &s["flow_id"],
+            &s["call_name"]
+        ),
+        (
+            &serde_json::json!("203.0.113.66"),
+            &serde_json::json!(6667),
+            &serde_json::json!(6),
+            &serde_json::json!(0),
+            &serde_json::json!("connect")
+        )
+    );
+    assert_eq!(json[0]["ppid"], 2004);
 }

@@ -8,6 +8,7 @@ mod archive;
 mod campaign;
 mod cli;
 mod daemon;
+mod community_id;
 mod export;
 mod flood;
 mod flows_vs_argus;

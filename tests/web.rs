@@ -1074,3 +1074,134 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         401
     );
 }
+
+/// Issue 18 point 1: a honeypot's sebek sessions in the browser, reached
+/// from its host page; searched for a password; a session's keystroke log
+/// with passwd's and su's reads in the shell's log, backspaces applied (and
+/// the raw view); sockets with their remote ends and joined flows.
+#[test]
+fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
+    let (d, data) = new_node(4444);
+    let typing = d.path().join("typing.pcap");
+    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
+    let sebek = fixture("sebek.pcap");
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        sebek.to_str().unwrap(),
+        typing.to_str().unwrap(),
+    ]);
+    add_user(&data, "analyst", PASSWORD);
+    let (pp, ui) = (free_port("127.0.0.36"), free_port("127.0.0.36"));
+    let _s = serve_ui(&data, "127.0.0.36", pp, "127.0.0.36", ui);
+    let base = format!("http://127.0.0.36:{ui}");
+    let br = Browser::start();
+    br.goto(&format!("{base}/host/10.0.0.5"));
+    br.view("login");
+    br.type_into("#user", "analyst");
+    br.type_into("#password", PASSWORD);
+    br.click("#login-submit");
+    br.view("host");
+    // The host page links to the honeypot's sessions.
+    br.click("#host-sessions");
+    br.view("sessions");
+    assert!(br.current_url().ends_with("/sessions?host=10.0.0.5"));
+    assert_eq!(br.count("#sessions tbody tr[data-process]"), 10);
+    let table = br.text("#sessions");
+    for want in [
+        "passwd",
+        "uname -a",
+        "sshd(2001)",
+        "203.0.113.66:6667 no flow seen",
+    ] {
+        assert!(table.contains(want), "{want} in {table}");
+    }
+    br.screenshot("sessions");
+    // Search over keystrokes: the password finds passwd's process only.
+    br.type_into("#s-q", "hunter2");
+    br.click("#s-apply");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("q=hunter2") {
+        assert!(
+            Instant::now() < deadline,
+            "the search did not reach the URL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("sessions");
+    let rows: Vec<Value> = br
+        .js(
+            "return [...document.querySelectorAll('#sessions tbody tr[data-process]')].map(r => r.dataset.process)",
+            json!([]),
+        )
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows, [json!("4444/8")]);
+    // The login shell's log holds what passwd and su read, one line per command.
+    br.goto(&format!("{base}/process/4444/7"));
+    br.view("process");
+    let log: Vec<String> = br
+        .js(
+            "return [...document.querySelectorAll('#keylog tbody tr')].map(r => r.innerText)",
+            json!([]),
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().replace('\t', " "))
+        .collect();
+    let typed: Vec<&str> = log.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(log.len(), 7, "{log:?}");
+    assert!(
+        log[0].starts_with("2011-03-13 06:23:15 2002 bash 1000 0 uname -a"),
+        "{log:?}"
+    );
+    assert_eq!(typed[2], "Hunter2!", "{log:?}");
+    assert!(log[5].contains("su 0 0 r00tpw"), "{log:?}");
+    br.screenshot("keystrokes");
+    br.click("#keys-raw");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("keys=raw") {
+        assert!(Instant::now() < deadline, "raw view not shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("process");
+    assert!(br.text("#keylog").contains("unmae\\x7f\\x7f\\x7fame -a\\r"));
+    // Sockets: remote end, protocol, the joined flow or none.
+    br.goto(&format!("{base}/process/4444/10"));
+    br.view("process");
+    let socks = br.text("#sockets");
+    assert!(
+        socks.contains("connect")
+            && socks.contains("tcp")
+            && socks.contains("203.0.113.66:6667")
+            && socks.contains("no flow seen"),
+        "{socks}"
+    );
+    br.goto(&format!("{base}/process/4444/1"));
+    br.view("process");
+    assert!(br.text("#sockets").contains("198.51.100.7:40001"));
+    assert_eq!(br.count("#sockets a.socket-flow"), 1);
+    // The joined flow's detail shows its Community ID, as `flows` gives it.
+    br.click("#sockets a.socket-flow");
+    br.view("flow");
+    let flow_id: u64 = br
+        .current_url()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let flows: Vec<Value> =
+        serde_json::from_str(&ok(&["flows", "--data", &data, "--format", "json"])).unwrap();
+    let want = flows
+        .iter()
+        .find(|f| f["flow_id"] == flow_id)
+        .and_then(|f| f["community_id"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(want.starts_with("1:"), "{want}");
+    assert_eq!(br.text("#community-id"), want);
+}

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 
 use super::{DataDir, Status, parse_time};
+use crate::community_id;
 use crate::mirror::FlowQuery;
 use crate::records::FlowRecord;
 
@@ -40,6 +41,12 @@ pub struct FlowsArgs {
     /// At most this many flows.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Only the flow(s) with this Community ID (v1, e.g. from Zeek, Suricata or Arkime).
+    #[arg(long, value_name = "ID")]
+    pub community_id: Option<String>,
+    /// The Community ID seed (as configured in Zeek, Suricata or Arkime).
+    #[arg(long, default_value_t = crate::community_id::DEFAULT_SEED)]
+    pub community_id_seed: u16,
     /// Output: an aligned table, CSV with a header line, or a JSON array.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -141,25 +148,53 @@ pub fn flows(a: FlowsArgs) -> anyhow::Result<Status> {
         proto: a.proto.as_deref().map(parse_proto).transpose()?,
         since: a.since,
         until: a.until,
-        limit: a.limit,
+        // The ID is a hash: every flow of the other filters is hashed, and
+        // the limit applies to the flows that match.
+        limit: if a.community_id.is_some() {
+            None
+        } else {
+            a.limit
+        },
     };
+    let seed = a.community_id_seed;
     let mirror = super::reading_mirror(&a.dir.data)?;
-    let rows = mirror.flows(&q)?;
+    let mut rows = mirror.flows(&q)?;
+    if let Some(want) = &a.community_id {
+        rows.retain(|f| community_id::of_flow(f, seed).as_deref() == Some(want.as_str()));
+        if let Some(n) = a.limit {
+            rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
     match a.format {
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Csv => print_csv(&rows)?,
+        Format::Json => {
+            let out: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|f| {
+                    let mut v = serde_json::to_value(f)?;
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert(
+                            "community_id".into(),
+                            serde_json::json!(community_id::of_flow(f, seed)),
+                        );
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<_, serde_json::Error>>()?;
+            outln!("{}", serde_json::to_string_pretty(&out)?)
+        }
+        Format::Csv => print_csv(&rows, seed)?,
         Format::Table => print_table(&rows)?,
     }
     Ok(Status::Ok)
 }
 
-const CSV_HEADER: &str = "sensor_id,flow_id,start,duration_ms,ip_proto,src_ip,src_port,dst_ip,dst_port,src_packets,src_bytes,dst_packets,dst_bytes,src_tcp_flags,dst_tcp_flags,is_local,closed";
+const CSV_HEADER: &str = "sensor_id,flow_id,start,duration_ms,ip_proto,src_ip,src_port,dst_ip,dst_port,src_packets,src_bytes,dst_packets,dst_bytes,src_tcp_flags,dst_tcp_flags,is_local,closed,community_id";
 
-fn print_csv(rows: &[FlowRecord]) -> std::io::Result<()> {
+fn print_csv(rows: &[FlowRecord], seed: u16) -> std::io::Result<()> {
     outln!("{CSV_HEADER}");
     for f in rows {
         outln!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             f.sensor_id,
             f.flow_id,
             f.src.start_sec,
@@ -176,7 +211,8 @@ fn print_csv(rows: &[FlowRecord]) -> std::io::Result<()> {
             f.src.tcp_flags,
             f.dst.tcp_flags,
             u8::from(f.is_local),
-            u8::from(f.closed)
+            u8::from(f.closed),
+            community_id::of_flow(f, seed).unwrap_or_default()
         );
     }
     Ok(())

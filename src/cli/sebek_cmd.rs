@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::parse_time;
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
-use crate::mirror::{FlowQuery, HostSide, ProcessQuery, ProcessView};
-use crate::sebek::generate::{shell_session, write_pcap};
+use crate::mirror::{FlowQuery, HostSide, KeystrokeQuery, ProcessQuery, ProcessView};
+use crate::sebek::generate::{shell_session, typing_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
 pub struct GenSebekArgs {
@@ -20,10 +21,19 @@ pub struct GenSebekArgs {
     /// Sebek UDP port.
     #[arg(long, default_value_t = crate::sebek::DEFAULT_PORT)]
     pub port: u16,
+    /// Which scripted session: `shell` (fixtures/sebek.pcap) or `typing`
+    /// (backspaces and passwords, for keystroke logs).
+    #[arg(long, default_value = "shell")]
+    pub script: String,
 }
 
 pub fn gen_sebek(a: GenSebekArgs) -> anyhow::Result<Status> {
-    let bytes = write_pcap(&shell_session(a.port));
+    let frames = match a.script.as_str() {
+        "shell" => shell_session(a.port),
+        "typing" => typing_session(a.port),
+        other => anyhow::bail!("--script '{other}': use shell or typing"),
+    };
+    let bytes = write_pcap(&frames);
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     Ok(Status::Ok)
 }
@@ -41,6 +51,9 @@ pub struct ProcessesArgs {
     /// Only processes with this OS pid.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Show the honeypot's clock (sebek headers) beside the capture clock.
+    #[arg(long)]
+    pub both_clocks: bool,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -50,13 +63,26 @@ pub struct ProcessesArgs {
 pub struct KeystrokesArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// The process (process_id of `lumpy processes`).
-    #[arg(long)]
-    pub process: u32,
-    /// The sensor, when several have this process id.
+    /// Only this sensor.
     #[arg(long)]
     pub sensor: Option<u32>,
-    /// JSON (one object per read) instead of the typed text.
+    /// Only this honeypot (the IPv4 address its sebek records come from).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<std::net::Ipv4Addr>,
+    /// Only this process (process_id of `lumpy processes`).
+    #[arg(long)]
+    pub process: Option<u32>,
+    /// Lines whose time (the honeypot clock printed) is at or after this
+    /// (epoch seconds or UTC date/time).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<u32>,
+    /// Apply backspaces (and Ctrl-U, Ctrl-W) instead of showing them as [BS].
+    #[arg(long, conflicts_with = "raw")]
+    pub cooked: bool,
+    /// One process's reads as bytes, non-printable ones escaped (needs --process).
+    #[arg(long, requires = "process")]
+    pub raw: bool,
+    /// JSON (one object per line, all three renderings) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -80,33 +106,101 @@ fn clock(secs: i64) -> String {
     fmt_epoch(u32::try_from(secs).unwrap_or(0))
 }
 
-fn print_process(p: &ProcessView) -> std::io::Result<()> {
+/// A time on the capture clock, and the honeypot's beside it with `both`.
+fn when(pcap: i64, honeypot: i64, both: bool) -> String {
+    if both {
+        format!("{} (honeypot clock {})", clock(pcap), clock(honeypot))
+    } else {
+        clock(pcap)
+    }
+}
+
+/// `ADDR:PORT`, or `?` when unknown.
+fn end(ip: Option<std::net::Ipv4Addr>, port: Option<u16>) -> String {
+    match (ip, port) {
+        (Some(ip), Some(port)) => format!("{ip}:{port}"),
+        _ => "?".into(),
+    }
+}
+
+fn print_process(p: &ProcessView, both: bool) -> std::io::Result<()> {
+    let span = if both {
+        format!(
+            "{} .. {} (honeypot clock {} .. {})",
+            clock(p.pcap_time_min),
+            clock(p.pcap_time_max),
+            clock(p.time_min),
+            clock(p.time_max)
+        )
+    } else {
+        format!("{} .. {}", clock(p.pcap_time_min), clock(p.pcap_time_max))
+    };
+    let ppid = p.ppid.map_or("?".to_string(), |v| v.to_string());
+    let uids: Vec<String> = p.uids.iter().map(u32::to_string).collect();
     outln!(
-        "process {} (sensor {}) pid {} on {}: {} .. {} (honeypot clock {} .. {})",
+        "process {} (sensor {}) pid {} ppid {} uid {} on {}: {span}",
         p.process_id,
         p.sensor_id,
         p.pid,
+        ppid,
+        if uids.is_empty() {
+            "?".into()
+        } else {
+            uids.join(",")
+        },
         p.src_ip,
-        clock(p.pcap_time_min),
-        clock(p.pcap_time_max),
-        clock(p.time_min),
-        clock(p.time_max)
     );
     outln!("  commands: {}", p.commands.join(", "));
-    outln!("  parents: {:?}  children: {:?}", p.parents, p.children);
+    let parent = match (p.parents.as_slice(), p.ppid) {
+        ([], Some(ppid)) => format!("pid {ppid} (sent no record)"),
+        ([], None) => "none seen".into(),
+        (ids, _) => format!("process {}", join_ids(ids)),
+    };
+    outln!("  parent: {parent}  children: {}", join_ids(&p.children));
     for o in &p.opens {
-        outln!("  open fd {} {} at {}", o.filed, o.filename, clock(o.time));
+        outln!(
+            "  open fd {} {} at {}",
+            o.filed,
+            o.filename,
+            when(o.pcap_time, o.time, both)
+        );
     }
     for s in &p.sockets {
+        let proto = s.proto.map_or("?".to_string(), proto_name);
+        let flow = if s.flow_id == 0 {
+            "no flow seen".to_string()
+        } else {
+            format!("flow {}", s.flow_id)
+        };
         outln!(
-            "  socket {} call {} flow {} at {}",
+            "  socket {} {} {proto} {} -> {} uid {} {flow} at {}",
             s.sys_socket_id,
-            s.call,
-            s.flow_id,
-            clock(s.time)
+            s.call_name,
+            end(s.local_ip, s.local_port),
+            end(s.remote_ip, s.remote_port),
+            s.uid,
+            when(s.pcap_time, s.time, both)
         );
     }
     Ok(())
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => format!("proto {n}"),
+    }
 }
 
 pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
@@ -116,11 +210,13 @@ pub fn processes(a: ProcessesArgs) -> anyhow::Result<Status> {
         flow: a.flow,
         pid: a.pid,
         process: None,
+        host: None,
     })?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        rows.iter().try_for_each(print_process)?;
+        rows.iter()
+            .try_for_each(|p| print_process(p, a.both_clocks))?;
         outln!("{} processes", rows.len());
     }
     Ok(Status::Ok)
@@ -140,13 +236,58 @@ pub fn typed(data: &[u8], out: &mut String) {
 
 pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
     let mirror = super::reading_mirror(&a.dir.data)?;
-    let reads = mirror.reads(a.sensor, a.process)?;
+    if a.raw {
+        return raw_keystrokes(&mirror, &a);
+    }
+    let q = KeystrokeQuery {
+        sensor: a.sensor,
+        host: a.host,
+        process: a.process,
+    };
+    let since = a.since.unwrap_or(0);
+    let mut failed = None;
+    let mut json = Vec::new();
+    mirror.keystroke_lines(&q, &mut |line| {
+        if line.time < since {
+            return true;
+        }
+        if a.json {
+            json.push(line);
+            return true;
+        }
+        let text = if a.cooked { &line.cooked } else { &line.text };
+        match super::write_stdout(format_args!("{}\n", line.sbk_format(text))) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    Ok(Status::Ok)
+}
+
+/// The byte view: every terminal (fd 0) read of one process, concatenated.
+fn raw_keystrokes(mirror: &crate::mirror::Mirror, a: &KeystrokesArgs) -> anyhow::Result<Status> {
+    let Some(process) = a.process else {
+        anyhow::bail!("--raw shows one process: give --process");
+    };
+    let reads = mirror.reads(a.sensor, process)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&reads)?);
         return Ok(Status::Ok);
     }
     let mut text = String::new();
-    for r in reads.iter().filter(|r| r.filed == 0) {
+    for r in reads
+        .iter()
+        .filter(|r| r.filed == 0 && r.time >= i64::from(a.since.unwrap_or(0)))
+    {
         typed(&r.data, &mut text);
     }
     out!("{text}");

@@ -8,8 +8,9 @@
 //! - no AUTO_INCREMENT: ids come from the origin node, never from the target
 //!   (InnoDB also refuses AUTO_INCREMENT on the second column of a key);
 //! - ENGINE=InnoDB: the watermark of a batch commits with its rows;
-//! - `lumpy_flow6` (IPv6 and mixed-family flows) and `lumpy_export_state`
-//!   (watermarks) are lumpy's; Walleye never reads them.
+//! - `lumpy_flow6` (IPv6 and mixed-family flows), `lumpy_community_id`
+//!   (each flow's Community ID) and `lumpy_export_state` (watermarks) are
+//!   lumpy's; Walleye never reads them.
 
 use std::fmt::Write as _;
 
@@ -154,6 +155,9 @@ pub enum Source {
     Copy { mirror_table: &'static str },
     /// `lumpy_export_state` itself.
     State,
+    /// Each flow's Community ID v1 (seed 0), computed at export from the
+    /// mirror's `flow` and `x_flow6` rows, by `x_flow_version` like them.
+    CommunityIds,
 }
 
 /// One target table.
@@ -461,6 +465,15 @@ const SBK_LOSS: &[Col] = &[
     c("lost", Ty::U32, NN),
 ];
 
+/// `lumpy_community_id`: each flow's Community ID v1 (seed 0; NULL when
+/// the flow record cannot give the tuple: ICMPv4 errors, ICMPv6), so SQL
+/// joins a flow (`flow` or `lumpy_flow6`) to Zeek, Suricata and Arkime records.
+const COMMUNITY_ID: &[Col] = &[
+    c("sensor_id", Ty::U32, NN),
+    c("flow_id", Ty::U32, NN),
+    c("community_id", Ty::VarChar(64), ""),
+];
+
 /// The watermark table: one row per (target table, sensor).
 const STATE: &[Col] = &[
     c("table_name", Ty::VarChar(64), NN),
@@ -513,6 +526,13 @@ const T_FLOW6: Table = table(
         v6: true,
         argus: false,
     },
+);
+const T_COMMUNITY_ID: Table = table(
+    "lumpy_community_id",
+    COMMUNITY_ID,
+    &["sensor_id", "flow_id"],
+    &["KEY community_id_idx (community_id)"],
+    Source::CommunityIds,
 );
 const T_STATE: Table = table(
     "lumpy_export_state",
@@ -630,6 +650,7 @@ pub const HFLOW: &[Table] = &[
     ),
     T_SBK_LOSS,
     T_FLOW6,
+    T_COMMUNITY_ID,
     T_STATE,
 ];
 
@@ -678,6 +699,7 @@ pub const WALLEYE_0_3: &[Table] = &[
     ),
     T_SBK_LOSS,
     T_FLOW6,
+    T_COMMUNITY_ID,
     T_STATE,
 ];
 

@@ -153,7 +153,7 @@ impl MirrorSource {
         for table in tables {
             match table.source {
                 Source::Seed | Source::State => {}
-                Source::Sensor | Source::Flows { .. } => {
+                Source::Sensor | Source::Flows { .. } | Source::CommunityIds => {
                     let sensors = match table.source {
                         Source::Sensor => self.sensors(
                             "SELECT sensor_id FROM sensor ORDER BY sensor_id",
@@ -162,6 +162,10 @@ impl MirrorSource {
                         Source::Flows { v6, .. } => self.sensors(
                             "SELECT DISTINCT sensor_id FROM x_flow_version WHERE in_flow6 = ?1 ORDER BY sensor_id",
                             Some(i64::from(v6)),
+                        )?,
+                        Source::CommunityIds => self.sensors(
+                            "SELECT DISTINCT sensor_id FROM x_flow_version ORDER BY sensor_id",
+                            None,
                         )?,
                         _ => Vec::new(),
                     };
@@ -235,6 +239,30 @@ impl MirrorSource {
                 );
             }
             Source::Flows { v6: true, .. } => ("x_flow6", 1),
+            Source::CommunityIds => {
+                // Both flow tables, each joined on its own key; the columns
+                // the hash needs (community_row).
+                let cols = "f.sensor_id, f.flow_id, f.src_ip, f.src_port, f.dst_ip, f.dst_port, \
+                            f.ip_proto, f.src_icmp_seen";
+                let (what, order) = if count {
+                    ("count(*)", "")
+                } else {
+                    ("*", " ORDER BY 1, 3")
+                };
+                let part = |t: &str, v6: u8| {
+                    format!(
+                        "SELECT v.version, {cols} FROM x_flow_version v JOIN {t} f \
+                         ON f.sensor_id = v.sensor_id AND f.flow_id = v.flow_id \
+                         WHERE v.sensor_id = ?1 AND v.in_flow6 = {v6} \
+                         AND (v.version > ?2 OR (v.version = ?2 AND v.flow_id > ?3))"
+                    )
+                };
+                return format!(
+                    "SELECT {what} FROM ({} UNION ALL {}){order}",
+                    part("flow", 0),
+                    part("x_flow6", 1)
+                );
+            }
             _ => ("flow", 0),
         };
         let argus = matches!(table.source, Source::Flows { argus: true, .. });
@@ -347,7 +375,7 @@ impl MirrorSource {
                 "export"
             );
             let rows = match w.table.source {
-                Source::Sensor | Source::Flows { .. } => {
+                Source::Sensor | Source::Flows { .. } | Source::CommunityIds => {
                     if w.table.source == Source::Sensor {
                         sensors_done.push(w.sensor);
                     }
@@ -388,6 +416,39 @@ impl MirrorSource {
             }
         }
         Ok((sent, adjusted))
+    }
+
+    /// `lumpy_community_id`'s row from (sensor_id, flow_id, src_ip, src_port,
+    /// dst_ip, dst_port, ip_proto, src_icmp_seen) of `flow` (integer addresses)
+    /// or `x_flow6` (blobs).
+    fn community_row(src: &[Value], out: &mut Vec<Value>) {
+        let addr = |v: Option<&Value>| -> Option<std::net::IpAddr> {
+            match v? {
+                Value::Integer(i) => u32::try_from(*i)
+                    .ok()
+                    .map(|n| std::net::Ipv4Addr::from(n).into()),
+                Value::Blob(b) if b.len() == 4 => <[u8; 4]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| std::net::Ipv4Addr::from(o).into()),
+                Value::Blob(b) => <[u8; 16]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| std::net::Ipv6Addr::from(o).into()),
+                _ => None,
+            }
+        };
+        let int = |i: usize| src.get(i).and_then(as_int).unwrap_or(0);
+        let id = match (addr(src.get(2)), addr(src.get(4))) {
+            (Some(s), Some(d)) => crate::community_id::of_columns(
+                crate::community_id::DEFAULT_SEED,
+                (s, u16::try_from(int(3)).unwrap_or(0)),
+                (d, u16::try_from(int(5)).unwrap_or(0)),
+                u8::try_from(int(6)).unwrap_or(0),
+                u16::try_from(int(7)).unwrap_or(0),
+            ),
+            _ => None,
+        };
+        out.extend(src.iter().take(2).cloned());
+        out.push(id.map_or(Value::Null, Value::Text));
     }
 
     /// Batches of versioned rows, each with its watermark in one transaction.
@@ -457,6 +518,7 @@ impl MirrorSource {
                         }
                     }
                     _ if argus => argus_row(&src[1..], &mut out),
+                    Source::CommunityIds => Self::community_row(&src[1..], &mut out),
                     _ => out.extend_from_slice(&src[1..]),
                 }
                 if in_batch == 0 {

@@ -853,6 +853,7 @@ fn to_record(
             pcap_time_min: r.u32("pcap_time_min")?,
             pcap_time_max: r.u32("pcap_time_max")?,
             pid: r.u32("pid")?,
+            ppid: None,
         }),
         "process_tree" => Record::ProcessTree(ProcessTreeRecord {
             sensor_id,

@@ -59,6 +59,12 @@ pub(super) fn process(conn: &Connection, p: &ProcessRecord) -> Result<bool> {
         "INSERT OR REPLACE INTO x_process_version (sensor_id, process_id, version) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![p.sensor_id, p.process_id, version])?;
+    if let Some(ppid) = p.ppid {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO x_process_parent (sensor_id, process_id, ppid) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![p.sensor_id, p.process_id, ppid])?;
+    }
     Ok(true)
 }
 
@@ -227,6 +233,22 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
             s.call,
             s.legacy_type
         ])?;
+    // Legacy rows carry no addresses (walleye's sys_socket has none).
+    if n == 1 && s.legacy_flow_id.is_none() {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO x_socket_addr (sensor_id, sys_socket_id, proto, local_ip, \
+             local_port, remote_ip, remote_port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            s.sensor_id,
+            s.sys_socket_id,
+            s.proto,
+            ip(s.local_ip),
+            s.local_port,
+            ip(s.remote_ip),
+            s.remote_port
+        ])?;
+    }
     if n == 1 && flow.is_none() {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO x_pending_socket (sensor_id, sys_socket_id, proto, local_ip, \

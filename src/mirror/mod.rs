@@ -32,7 +32,10 @@ mod schema;
 mod sebek_query;
 pub use apply_os::os_id_of;
 pub mod ui_query;
-pub use sebek_query::{OsSeen, ProcessQuery, ProcessView, ReadView};
+pub use sebek_query::{
+    KeystrokeQuery, OsSeen, ProcessQuery, ProcessView, ReadView, SessionList, SessionQuery,
+    SessionView,
+};
 #[cfg(test)]
 mod tests;
 

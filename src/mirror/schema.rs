@@ -75,6 +75,8 @@ pub const TABLES: &[TableSpec] = &[
         true,
         "sensor_id, time, role, host_ip, host_port, peer_ip, peer_port, source",
     ),
+    t("x_socket_addr", true, "sensor_id, sys_socket_id"),
+    t("x_process_parent", true, "sensor_id, process_id"),
 ];
 
 /// The catalogue entry for `name`, if it is a mirror table.

@@ -504,3 +504,28 @@ CREATE INDEX IF NOT EXISTS x_os_fingerprint_flow_os_idx
 DROP INDEX IF EXISTS x_os_fingerprint_host_idx;
 CREATE INDEX IF NOT EXISTS x_os_fingerprint_pending_idx
     ON x_os_fingerprint (sensor_id, host_port, peer_port) WHERE flow_id = 0;
+
+-- Each sys_socket row's ends as sebek saw them (sys_socket keeps only the
+-- joined flow_id, 0 when none): `processes` and the web UI show the remote
+-- address, port and protocol even when no flow was seen. Addresses as in `flow`.
+CREATE TABLE IF NOT EXISTS x_socket_addr (
+    sensor_id      INTEGER NOT NULL,
+    sys_socket_id  INTEGER NOT NULL,
+    proto          INTEGER NOT NULL,
+    local_ip       INTEGER NOT NULL,
+    local_port     INTEGER NOT NULL,
+    remote_ip      INTEGER NOT NULL,
+    remote_port    INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, sys_socket_id)
+) WITHOUT ROWID;
+
+-- Each process row's parent pid (sebek header of its newest record), which
+-- walleye's `process` table does not keep; known even when the parent never
+-- sent a record (and so has no row). Absent for rows imported from a legacy
+-- database.
+CREATE TABLE IF NOT EXISTS x_process_parent (
+    sensor_id   INTEGER NOT NULL,
+    process_id  INTEGER NOT NULL,
+    ppid        INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id)
+) WITHOUT ROWID;

@@ -6,10 +6,11 @@
 
 use std::net::Ipv4Addr;
 
-use rusqlite::{Connection, Result, params};
+use rusqlite::{Connection, OptionalExtension, Result, params};
 use serde::Serialize;
 
 use super::{Ctx, Mirror, MirrorError};
+use crate::sebek::keystrokes::{KS_READ_LENGTH_LIMIT, KsLine, KsRead, LineBuilder};
 
 /// Which processes `processes` shows.
 #[derive(Debug, Clone, Default)]
@@ -22,21 +23,71 @@ pub struct ProcessQuery {
     /// This process (mirror process_id; needs `sensor`) with its ancestors
     /// and descendants.
     pub process: Option<u32>,
+    /// Only processes of this honeypot.
+    pub host: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OpenView {
+    /// Honeypot clock.
     pub time: i64,
+    /// Capture clock (0 when a legacy row had none).
+    pub pcap_time: i64,
     pub filed: u32,
     pub filename: String,
 }
 
+/// One socket call of a process, with its ends.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SocketView {
     pub sys_socket_id: u32,
+    /// The socketcall number (3 connect, 5 accept, ...; [`call_name`]).
     pub call: u16,
+    pub call_name: String,
+    /// The joined flow; 0: no flow seen.
     pub flow_id: u32,
+    /// Honeypot clock.
     pub time: i64,
+    /// Capture clock (0 when a legacy row had none).
+    pub pcap_time: i64,
+    pub uid: u32,
+    /// IP protocol (6 tcp, 17 udp); None when unknown (a legacy row without
+    /// a joined flow).
+    pub proto: Option<u8>,
+    pub local_ip: Option<Ipv4Addr>,
+    pub local_port: Option<u16>,
+    pub remote_ip: Option<Ipv4Addr>,
+    pub remote_port: Option<u16>,
+}
+
+/// The name of a Linux socketcall number, as sebek reports it.
+pub fn call_name(call: u16) -> String {
+    const NAMES: [&str; 20] = [
+        "",
+        "socket",
+        "bind",
+        "connect",
+        "listen",
+        "accept",
+        "getsockname",
+        "getpeername",
+        "socketpair",
+        "send",
+        "recv",
+        "sendto",
+        "recvfrom",
+        "shutdown",
+        "setsockopt",
+        "getsockopt",
+        "sendmsg",
+        "recvmsg",
+        "accept4",
+        "recvmmsg",
+    ];
+    match NAMES.get(usize::from(call)) {
+        Some(n) if !n.is_empty() => (*n).to_string(),
+        _ => format!("call {call}"),
+    }
 }
 
 /// One process with its tree edges, commands, opens and sockets.
@@ -50,11 +101,19 @@ pub struct ProcessView {
     pub time_max: i64,
     pub pcap_time_min: i64,
     pub pcap_time_max: i64,
+    /// The parent pid from the sebek header, known even when the parent
+    /// sent no record; None for legacy rows.
+    pub ppid: Option<u32>,
+    /// Distinct uids of its reads, writes, opens and sockets, ascending.
+    pub uids: Vec<u32>,
     pub parents: Vec<u32>,
     pub children: Vec<u32>,
+    /// Its command names in the order it took them (fork, then each exec).
     pub commands: Vec<String>,
     pub opens: Vec<OpenView>,
     pub sockets: Vec<SocketView>,
+    /// Bytes its reads returned (the lengths in the sebek headers).
+    pub bytes_read: u64,
 }
 
 /// One read of a process.
@@ -114,12 +173,27 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
     p.commands = strings(
         conn,
         "SELECT c.name FROM process_to_com pc JOIN command c USING (sensor_id, command_id) \
-         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY c.command_id",
+         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY pc.rowid",
+        s,
+        id,
+    )?;
+    p.ppid = conn
+        .prepare_cached(
+            "SELECT ppid FROM x_process_parent WHERE sensor_id = ?1 AND process_id = ?2",
+        )?
+        .query_row(params![s, id], |r| r.get(0))
+        .optional()?;
+    p.uids = ids(
+        conn,
+        "SELECT uid FROM sys_read WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_write WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 AND uid IS NOT NULL \
+         UNION SELECT uid FROM sys_socket WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY 1",
         s,
         id,
     )?;
     let mut stmt = conn.prepare_cached(
-        "SELECT time, filed, filename FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
+        "SELECT time, filed, filename, pcap_time FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
          ORDER BY sys_open_id",
     )?;
     p.opens = stmt
@@ -128,28 +202,74 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
                 time: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
                 filed: r.get(1)?,
                 filename: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                pcap_time: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
             })
         })?
         .collect::<Result<_>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT sys_socket_id, \"call\", flow_id, time FROM sys_socket \
-         WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY sys_socket_id",
-    )?;
-    p.sockets = stmt
-        .query_map(params![s, id], |r| {
-            Ok(SocketView {
-                sys_socket_id: r.get(0)?,
-                call: r.get(1)?,
-                flow_id: r.get(2)?,
-                time: r.get(3)?,
-            })
-        })?
-        .collect::<Result<_>>()?;
+    p.sockets = sockets(conn, &p)?;
+    p.bytes_read = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(length), 0) FROM sys_read WHERE sensor_id = ?1 AND process_id = ?2",
+        )?
+        .query_row(params![s, id], |r| r.get::<_, i64>(0))?
+        .max(0) as u64;
     Ok(p)
 }
 
-/// Process rows matching `q`, ordered by (sensor, process id).
-fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
+/// A process's sockets with their ends: as sebek saw them (`x_socket_addr`),
+/// else (legacy rows) from the joined flow, the honeypot's end being local.
+fn sockets(conn: &Connection, p: &ProcessView) -> Result<Vec<SocketView>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.sys_socket_id, s.\"call\", s.flow_id, s.time, coalesce(s.pcap_time, 0), s.uid, \
+         a.proto, a.local_ip, a.local_port, a.remote_ip, a.remote_port, \
+         f.ip_proto, f.src_ip, f.src_port, f.dst_ip, f.dst_port \
+         FROM sys_socket s \
+         LEFT JOIN x_socket_addr a ON a.sensor_id = s.sensor_id AND a.sys_socket_id = s.sys_socket_id \
+         LEFT JOIN flow f ON s.flow_id != 0 AND f.sensor_id = s.sensor_id AND f.flow_id = s.flow_id \
+         WHERE s.sensor_id = ?1 AND s.process_id = ?2 ORDER BY s.sys_socket_id",
+    )?;
+    let honeypot = u32::from(p.src_ip);
+    let rows = stmt.query_map(params![p.sensor_id, p.process_id], |r| {
+        let call: u16 = r.get(1)?;
+        let mut v = SocketView {
+            sys_socket_id: r.get(0)?,
+            call,
+            call_name: call_name(call),
+            flow_id: r.get(2)?,
+            time: r.get(3)?,
+            pcap_time: r.get(4)?,
+            uid: r.get(5)?,
+            proto: r.get(6)?,
+            local_ip: r.get::<_, Option<u32>>(7)?.map(Ipv4Addr::from),
+            local_port: r.get(8)?,
+            remote_ip: r.get::<_, Option<u32>>(9)?.map(Ipv4Addr::from),
+            remote_port: r.get(10)?,
+        };
+        if v.proto.is_none() {
+            let proto: Option<u8> = r.get(11)?;
+            let src: Option<(u32, u16)> = r.get::<_, Option<u32>>(12)?.zip(r.get(13)?);
+            let dst: Option<(u32, u16)> = r.get::<_, Option<u32>>(14)?.zip(r.get(15)?);
+            if let (Some(proto), Some(src), Some(dst)) = (proto, src, dst) {
+                let (local, remote) = if dst.0 == honeypot {
+                    (dst, src)
+                } else {
+                    (src, dst)
+                };
+                v.proto = Some(proto);
+                v.local_ip = Some(Ipv4Addr::from(local.0));
+                v.local_port = Some(local.1);
+                v.remote_ip = Some(Ipv4Addr::from(remote.0));
+                v.remote_port = Some(remote.1);
+            }
+        }
+        Ok(v)
+    })?;
+    rows.collect()
+}
+
+/// Process rows matching `q`, ordered by (sensor, process id), without
+/// their details.
+fn process_rows(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
     // With --flow: the processes with a socket on it, closed over the tree
     // both ways (ancestors and descendants).
     let sql = "WITH RECURSIVE \
@@ -165,30 +285,50 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
           JOIN down ON t.sensor_id = down.sensor_id AND t.parent_process = down.process_id) \
         SELECT sensor_id, process_id, pid, src_ip, time_min, time_max, pcap_time_min, pcap_time_max \
         FROM process p WHERE (?1 IS NULL OR sensor_id = ?1) AND (?2 IS NULL OR pid = ?2) \
+        AND (?5 IS NULL OR src_ip = ?5) \
         AND ((?3 IS NULL AND ?4 IS NULL) OR EXISTS (SELECT 1 FROM up WHERE up.sensor_id = p.sensor_id AND up.process_id = p.process_id) \
              OR EXISTS (SELECT 1 FROM down WHERE down.sensor_id = p.sensor_id AND down.process_id = p.process_id)) \
         ORDER BY sensor_id, process_id";
     let mut stmt = conn.prepare(sql)?;
     let rows: Vec<ProcessView> = stmt
-        .query_map(params![q.sensor, q.pid, q.flow, q.process], |r| {
-            Ok(ProcessView {
-                sensor_id: r.get(0)?,
-                process_id: r.get(1)?,
-                pid: r.get(2)?,
-                src_ip: Ipv4Addr::from(r.get::<_, u32>(3)?),
-                time_min: r.get(4)?,
-                time_max: r.get(5)?,
-                pcap_time_min: r.get(6)?,
-                pcap_time_max: r.get(7)?,
-                parents: Vec::new(),
-                children: Vec::new(),
-                commands: Vec::new(),
-                opens: Vec::new(),
-                sockets: Vec::new(),
-            })
-        })?
+        .query_map(
+            params![
+                q.sensor,
+                q.pid,
+                q.flow,
+                q.process,
+                q.host.map(|h| i64::from(u32::from(h)))
+            ],
+            |r| {
+                Ok(ProcessView {
+                    sensor_id: r.get(0)?,
+                    process_id: r.get(1)?,
+                    pid: r.get(2)?,
+                    src_ip: Ipv4Addr::from(r.get::<_, u32>(3)?),
+                    time_min: r.get(4)?,
+                    time_max: r.get(5)?,
+                    pcap_time_min: r.get(6)?,
+                    pcap_time_max: r.get(7)?,
+                    ppid: None,
+                    uids: Vec::new(),
+                    parents: Vec::new(),
+                    children: Vec::new(),
+                    commands: Vec::new(),
+                    opens: Vec::new(),
+                    sockets: Vec::new(),
+                    bytes_read: 0,
+                })
+            },
+        )?
         .collect::<Result<_>>()?;
-    rows.into_iter().map(|p| details(conn, p)).collect()
+    Ok(rows)
+}
+
+fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
+    process_rows(conn, q)?
+        .into_iter()
+        .map(|p| details(conn, p))
+        .collect()
 }
 
 fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<ReadView>> {
@@ -207,6 +347,336 @@ fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<
         })
     })?
     .collect()
+}
+
+/// Which reads `keystrokes` turns into lines.
+#[derive(Debug, Clone, Default)]
+pub struct KeystrokeQuery {
+    pub sensor: Option<u32>,
+    /// The honeypot (sebek source address).
+    pub host: Option<Ipv4Addr>,
+    /// One process row (mirror process_id).
+    pub process: Option<u32>,
+}
+
+/// The latest command name of each process (the program it exec'ed), by
+/// insertion order of its process_to_com rows (the order the origin emitted
+/// them). Cached; the cache is dropped when it grows past a bound.
+struct Commands {
+    cache: std::collections::HashMap<(u32, u32), String>,
+}
+
+impl Commands {
+    const MAX: usize = 65_536;
+
+    fn of(&mut self, conn: &Connection, sensor: u32, process: u32) -> Result<&str> {
+        if self.cache.len() >= Self::MAX {
+            self.cache.clear();
+        }
+        use std::collections::hash_map::Entry;
+        match self.cache.entry((sensor, process)) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let name: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT c.name FROM process_to_com pc JOIN command c USING (sensor_id, command_id) \
+                         WHERE pc.sensor_id = ?1 AND pc.process_id = ?2 ORDER BY pc.rowid DESC LIMIT 1",
+                    )?
+                    .query_row(params![sensor, process], |r| r.get(0))
+                    .optional()?;
+                Ok(e.insert(name.unwrap_or_default()))
+            }
+        }
+    }
+}
+
+/// Feeds the reads matching `q`, in capture order, through sbk_ks_log.pl's
+/// grouping and hands each line to `line`; stops when it returns false.
+fn keystroke_lines(
+    conn: &Connection,
+    q: &KeystrokeQuery,
+    line: &mut dyn FnMut(KsLine) -> bool,
+) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT r.sensor_id, r.process_id, p.src_ip, p.pid, coalesce(r.uid, 0), r.filed, r.inode, \
+         coalesce(r.time, 0), coalesce(r.pcap_time, 0), r.length, coalesce(r.data, x'') \
+         FROM sys_read r JOIN process p USING (sensor_id, process_id) \
+         WHERE r.length <= ?4 AND (?1 IS NULL OR r.sensor_id = ?1) \
+         AND (?2 IS NULL OR p.src_ip = ?2) AND (?3 IS NULL OR r.process_id = ?3) \
+         ORDER BY r.sensor_id, r.sys_read_id",
+    )?;
+    let host = q.host.map(|h| i64::from(u32::from(h)));
+    let mut rows = stmt.query(params![q.sensor, host, q.process, KS_READ_LENGTH_LIMIT])?;
+    let mut commands = Commands {
+        cache: Default::default(),
+    };
+    let mut builder = LineBuilder::new();
+    while let Some(r) = rows.next()? {
+        let (sensor_id, process_id): (u32, u32) = (r.get(0)?, r.get(1)?);
+        let data: Vec<u8> = r.get(10)?;
+        let com = commands.of(conn, sensor_id, process_id)?;
+        let read = KsRead {
+            sensor_id,
+            process_id,
+            host: Ipv4Addr::from(r.get::<_, u32>(2)?),
+            pid: r.get(3)?,
+            uid: r.get(4)?,
+            fd: r.get(5)?,
+            inode: r.get(6)?,
+            time: r.get(7)?,
+            pcap_time: r.get(8)?,
+            length: r.get(9)?,
+            data: &data,
+            com,
+        };
+        if let Some(l) = builder.push(&read)
+            && !line(l)
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Which processes the UI's sebek sessions view lists.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub sensor: Option<u32>,
+    pub host: Option<Ipv4Addr>,
+    /// Case-insensitive text to find in a command name or a keystroke line.
+    pub search: Option<String>,
+    /// At most this many processes, the earliest first.
+    pub limit: usize,
+}
+
+/// One ancestor of a process: the chain runs from its parent up.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainLink {
+    pub process_id: u32,
+    pub pid: u32,
+    pub command: String,
+}
+
+/// One process in the sessions view, with its keystroke lines.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub process: ProcessView,
+    /// Parent, grandparent, ... (at most [`MAX_CHAIN`]).
+    pub chain: Vec<ChainLink>,
+    /// Its keystroke lines (sbk_ks_log.pl's grouping), at most
+    /// [`MAX_SESSION_LINES`].
+    pub lines: Vec<KsLine>,
+}
+
+/// The sessions view's answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionList {
+    /// Processes that match, before the limit.
+    pub matched: usize,
+    /// True when `sessions` holds fewer than `matched`.
+    pub cut: bool,
+    pub sessions: Vec<SessionView>,
+}
+
+/// Ancestors shown per process.
+pub const MAX_CHAIN: usize = 32;
+/// Keystroke lines kept per process in the sessions view.
+pub const MAX_SESSION_LINES: usize = 500;
+
+/// The keystroke lines of the processes matching (sensor, host), by process.
+fn lines_by_process(
+    conn: &Connection,
+    sensor: Option<u32>,
+    host: Option<Ipv4Addr>,
+) -> Result<std::collections::HashMap<(u32, u32), Vec<KsLine>>> {
+    let mut by: std::collections::HashMap<(u32, u32), Vec<KsLine>> = Default::default();
+    let q = KeystrokeQuery {
+        sensor,
+        host,
+        process: None,
+    };
+    keystroke_lines(conn, &q, &mut |l| {
+        let v = by.entry((l.sensor_id, l.process_id)).or_default();
+        if v.len() < MAX_SESSION_LINES {
+            v.push(l);
+        }
+        true
+    })?;
+    Ok(by)
+}
+
+fn chain(conn: &Connection, commands: &mut Commands, p: &ProcessView) -> Result<Vec<ChainLink>> {
+    let mut out = Vec::new();
+    let mut at = p.process_id;
+    while out.len() < MAX_CHAIN {
+        let parent: Option<(u32, u32)> = conn
+            .prepare_cached(
+                "SELECT t.parent_process, p.pid FROM process_tree t JOIN process p \
+                 ON p.sensor_id = t.sensor_id AND p.process_id = t.parent_process \
+                 WHERE t.sensor_id = ?1 AND t.child_process = ?2 ORDER BY 1 LIMIT 1",
+            )?
+            .query_row(params![p.sensor_id, at], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, pid)) = parent else { break };
+        if id == p.process_id || out.iter().any(|c: &ChainLink| c.process_id == id) {
+            break;
+        }
+        let command = commands.of(conn, p.sensor_id, id)?.to_string();
+        out.push(ChainLink {
+            process_id: id,
+            pid,
+            command,
+        });
+        at = id;
+    }
+    Ok(out)
+}
+
+fn sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionList> {
+    let rows = process_rows(
+        conn,
+        &ProcessQuery {
+            sensor: q.sensor,
+            host: q.host,
+            ..ProcessQuery::default()
+        },
+    )?;
+    let mut lines = lines_by_process(conn, q.sensor, q.host)?;
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let named: std::collections::HashSet<(u32, u32)> = match &needle {
+        None => Default::default(),
+        Some(n) => {
+            let mut stmt = conn.prepare(
+                "SELECT pc.sensor_id, pc.process_id FROM process_to_com pc \
+                 JOIN command c USING (sensor_id, command_id) WHERE instr(lower(c.name), ?1) > 0",
+            )?;
+            stmt.query_map(params![n], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_>>()?
+        }
+    };
+    let matches = |p: &ProcessView, lines: &Option<&Vec<KsLine>>| match &needle {
+        None => true,
+        Some(n) => {
+            named.contains(&(p.sensor_id, p.process_id))
+                || lines.is_some_and(|ls| {
+                    ls.iter().any(|l| {
+                        l.cooked.to_lowercase().contains(n.as_str())
+                            || l.text.to_lowercase().contains(n.as_str())
+                    })
+                })
+        }
+    };
+    let mut matched: Vec<ProcessView> = rows
+        .into_iter()
+        .filter(|p| matches(p, &lines.get(&(p.sensor_id, p.process_id))))
+        .collect();
+    matched.sort_by_key(|p| (p.pcap_time_min, p.sensor_id, p.process_id));
+    let total = matched.len();
+    matched.truncate(q.limit);
+    let mut commands = Commands {
+        cache: Default::default(),
+    };
+    let mut out = Vec::with_capacity(matched.len());
+    for p in matched {
+        let chain = chain(conn, &mut commands, &p)?;
+        let own = lines
+            .remove(&(p.sensor_id, p.process_id))
+            .unwrap_or_default();
+        out.push(SessionView {
+            process: details(conn, p)?,
+            chain,
+            lines: own,
+        });
+    }
+    Ok(SessionList {
+        matched: total,
+        cut: out.len() < total,
+        sessions: out,
+    })
+}
+
+/// The keystroke lines of a process and of its descendants (a session's
+/// whole log: what was typed into passwd or su shows in the shell's log).
+fn session_log(conn: &Connection, sensor: u32, process: u32) -> Result<Vec<KsLine>> {
+    let mut stmt = conn.prepare(
+        "WITH RECURSIVE down(process_id) AS (SELECT ?2 UNION \
+         SELECT t.child_process FROM process_tree t JOIN down ON t.sensor_id = ?1 \
+         AND t.parent_process = down.process_id) SELECT process_id FROM down",
+    )?;
+    let ids: std::collections::HashSet<u32> = stmt
+        .query_map(params![sensor, process], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    let host: Option<u32> = conn
+        .prepare_cached("SELECT src_ip FROM process WHERE sensor_id = ?1 AND process_id = ?2")?
+        .query_row(params![sensor, process], |r| r.get(0))
+        .optional()?;
+    let Some(host) = host else {
+        return Ok(Vec::new());
+    };
+    let q = KeystrokeQuery {
+        sensor: Some(sensor),
+        host: Some(Ipv4Addr::from(host)),
+        process: None,
+    };
+    let mut out = Vec::new();
+    keystroke_lines(conn, &q, &mut |l| {
+        if ids.contains(&l.process_id) {
+            out.push(l);
+        }
+        out.len() < MAX_SESSION_LINES * 4
+    })?;
+    Ok(out)
+}
+
+fn flow_community_id(conn: &Connection, sensor: u32, flow: u32) -> Result<Option<String>> {
+    use rusqlite::types::Value;
+    // IPv4 flows in `flow` (integer addresses), the others in `x_flow6` (16-byte blobs).
+    let row: Option<(Value, u16, Value, u16, u8, u16)> = conn
+        .prepare_cached(
+            "SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM flow \
+             WHERE sensor_id = ?1 AND flow_id = ?2 UNION ALL \
+             SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM x_flow6 \
+             WHERE sensor_id = ?1 AND flow_id = ?2 LIMIT 1",
+        )?
+        .query_row(params![sensor, flow], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((src, sport, dst, dport, proto, seen)) = row else {
+        return Ok(None);
+    };
+    let addr = |v: &Value| -> Option<std::net::IpAddr> {
+        match v {
+            Value::Integer(i) => u32::try_from(*i).ok().map(|n| Ipv4Addr::from(n).into()),
+            Value::Blob(b) => match b.len() {
+                4 => <[u8; 4]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| Ipv4Addr::from(o).into()),
+                _ => <[u8; 16]>::try_from(b.as_slice())
+                    .ok()
+                    .map(|o| std::net::Ipv6Addr::from(o).into()),
+            },
+            _ => None,
+        }
+    };
+    let (Some(src), Some(dst)) = (addr(&src), addr(&dst)) else {
+        return Ok(None);
+    };
+    Ok(crate::community_id::of_columns(
+        crate::community_id::DEFAULT_SEED,
+        (src, sport),
+        (dst, dport),
+        proto,
+        seen,
+    ))
 }
 
 /// Whether a p0f fingerprint of this `os` row was an application class.
@@ -313,6 +783,34 @@ impl Mirror {
         process_id: u32,
     ) -> Result<Vec<ReadView>, MirrorError> {
         reads(&self.conn, sensor, process_id).ctx(&self.path, "query sys_read")
+    }
+
+    /// The keystroke lines of the reads matching `q` (sbk_ks_log.pl's
+    /// grouping, `sebek::keystrokes`), each handed to `line` in order until
+    /// it returns false.
+    pub fn keystroke_lines(
+        &self,
+        q: &KeystrokeQuery,
+        line: &mut dyn FnMut(KsLine) -> bool,
+    ) -> Result<(), MirrorError> {
+        keystroke_lines(&self.conn, q, line).ctx(&self.path, "query sys_read")
+    }
+
+    /// The sebek sessions view: processes with their chains, sockets and
+    /// keystroke lines, filtered and searched.
+    pub fn sessions(&self, q: &SessionQuery) -> Result<SessionList, MirrorError> {
+        sessions(&self.conn, q).ctx(&self.path, "query sessions")
+    }
+
+    /// The keystroke lines of a process and its descendants, in order.
+    pub fn session_log(&self, sensor: u32, process: u32) -> Result<Vec<KsLine>, MirrorError> {
+        session_log(&self.conn, sensor, process).ctx(&self.path, "query sys_read")
+    }
+
+    /// The Community ID v1 (seed 0) of one flow, None when the flow is not
+    /// in the mirror or its record cannot give the tuple (community_id).
+    pub fn flow_community_id(&self, sensor: u32, flow: u32) -> Result<Option<String>, MirrorError> {
+        flow_community_id(&self.conn, sensor, flow).ctx(&self.path, "query flow")
     }
 
     /// The OS fingerprints seen for `ip` as client or server, oldest first.

@@ -92,6 +92,7 @@ pub struct Event<'a> {
     pub com: &'a str,
     pub fd: u32,
     pub inode: u32,
+    pub uid: u32,
     pub data: &'a [u8],
 }
 
@@ -150,7 +151,7 @@ impl Session {
             time_usec: self.usec,
             parent_pid: e.ppid,
             pid: e.pid,
-            uid: 0,
+            uid: e.uid,
             fd: e.fd,
             inode: e.inode,
             com: com(e.com),
@@ -207,6 +208,7 @@ impl Session {
             com: name,
             fd,
             inode: 7000 + fd,
+            uid: 0,
             data: &rec.encode(),
         });
     }
@@ -221,6 +223,7 @@ pub fn read<'a>(pid: u32, ppid: u32, com: &'a str, fd: u32, data: &'a [u8]) -> E
         com,
         fd,
         inode: 100 + fd,
+        uid: 0,
         data,
     }
 }
@@ -248,6 +251,7 @@ pub fn shell_session(port: u16) -> Vec<Frame> {
         com: "bash",
         fd: 3,
         inode: 555,
+        uid: 0,
         data: b"/root/.bash_history",
     });
     s.sebek(&read(1003, 1002, "bash", 0, b""));
@@ -258,6 +262,7 @@ pub fn shell_session(port: u16) -> Vec<Frame> {
         com: "wget",
         fd: 3,
         inode: 556,
+        uid: 0,
         data: b"/etc/resolv.conf",
     });
     s.lose(2);
@@ -272,6 +277,7 @@ pub fn shell_session(port: u16) -> Vec<Frame> {
         com: "wget",
         fd: 4,
         inode: 7004,
+        uid: 0,
         data: b"GET /x HTTP/1.0\r\n\r\n",
     });
     s.sebek(&read(1003, 1002, "wget", 4, b"HTTP/1.0 200 OK\r\n\r\nELF"));
@@ -280,6 +286,58 @@ pub fn shell_session(port: u16) -> Vec<Frame> {
     s.sebek(&read(1003, 1000, "sshd", 0, b""));
     hostile(&mut s);
     s.frames
+}
+
+/// A second scripted intrusion, for keystroke logs: the attacker (already
+/// logged in: bash pid 2002 under sshd 2001) mistypes `uname -a` and fixes
+/// it with backspaces (0x7f, one read per key), runs `passwd`, whose child
+/// (pid 2003) reads the new password twice as whole lines (no echo), then
+/// `su -` (pid 2004) reads the root password, and the root shell it forks
+/// (pid 2005, uid 0) gets `ls` and an arrow key, then connects to
+/// 203.0.113.66:6667 without a packet in the capture. Sebek port `port`; capture clock from `START_SEC + 1000`.
+pub fn typing_session(port: u16) -> Vec<Frame> {
+    let mut s = Session::new(port);
+    s.wait(1_000_000_000);
+    let ssh = (ATTACKER, 40002);
+    s.handshake(ssh, (HONEYPOT, 22));
+    s.socket((2001, 1, "sshd", 3), 5, (HONEYPOT, 22), ssh);
+    s.sebek(&read(2002, 2001, "sshd", 0, b""));
+    type_keys(&mut s, (2002, 2001, "bash"), b"unmae\x7f\x7f\x7fame -a\r");
+    type_keys(&mut s, (2002, 2001, "bash"), b"passwd\r");
+    s.sebek(&read(2003, 2002, "bash", 0, b""));
+    for _ in 0..2 {
+        s.wait(900_000);
+        s.sebek(&read(2003, 2002, "passwd", 0, b"Hunter2!\n"));
+    }
+    type_keys(&mut s, (2002, 2001, "bash"), b"su -\r");
+    s.sebek(&read(2004, 2002, "bash", 0, b""));
+    s.wait(700_000);
+    s.sebek(&read(2004, 2002, "su", 0, b"r00tpw\n"));
+    // su forks the root shell (pid 2005), which runs as uid 0.
+    s.sebek(&read(2005, 2004, "su", 0, b""));
+    for key in [&b"l"[..], b"s", b"\x1b[A", b"\r"] {
+        s.wait(150_000);
+        s.sebek(&read(2005, 2004, "bash", 0, key));
+    }
+    // A connect whose packets never reached the capture: no flow to join.
+    s.socket(
+        (2005, 2004, "bash", 5),
+        3,
+        (HONEYPOT, 41000),
+        ([203, 0, 113, 66], 6667),
+    );
+    s.frames
+}
+
+/// The attacker types `keys`, one read per key, into process (pid, ppid, com) as uid 1000.
+fn type_keys(s: &mut Session, (pid, ppid, com): (u32, u32, &str), keys: &[u8]) {
+    for k in keys.chunks(1) {
+        s.wait(150_000);
+        s.sebek(&Event {
+            uid: 1000,
+            ..read(pid, ppid, com, 0, k)
+        });
+    }
 }
 
 /// Packets on the sebek port that are not sebek v3: each must be counted and

@@ -4,12 +4,14 @@
 //! Owns the sebek wire format (`decode`: pure parsing, no I/O), the
 //! per-honeypot process state machine that turns decoded records into
 //! walleye's process tables (`sessions`), and a generator of sebek packets for
-//! fixtures and tests (`generate`).
+//! fixtures and tests (`generate`), and the keystroke lines of
+//! sbk_ks_log.pl (`keystrokes`).
 //! Does not touch files, the segment store or the mirror: ingest feeds it
 //! packets and stores the records it returns.
 
 pub mod decode;
 pub mod generate;
+pub mod keystrokes;
 pub mod sessions;
 
 pub use decode::{Header, RecordKind, SebekError, SebekRecord, SocketRecord, parse};

@@ -265,6 +265,7 @@ impl Tracker {
                     time_max: proc.time_max,
                     pcap_time_min: proc.pcap_time_min,
                     pcap_time_max: proc.pcap_time_max,
+                    ppid: Some(proc.ppid),
                 },
             );
         }

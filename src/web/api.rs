@@ -22,7 +22,7 @@ use crate::sync::links::load_state;
 /// Rows per page when the request does not say.
 pub const DEFAULT_PAGE: u32 = 100;
 
-fn json<T: Serialize>(value: &T) -> Reply {
+pub(super) fn json<T: Serialize>(value: &T) -> Reply {
     match serde_json::to_vec(value) {
         Ok(body) => Response::builder()
             .header("content-type", "application/json")
@@ -72,7 +72,7 @@ fn bad_param(name: &str, why: &str) -> Reply {
 /// Query failures: a query the mirror refuses is the client's (400), one
 /// over the query budget is 503 with a Retry-After, the rest is logged and
 /// answered without detail (500).
-fn mirror_error(e: super::QueryError) -> Reply {
+pub(super) fn mirror_error(e: super::QueryError) -> Reply {
     use super::QueryError;
     match e {
         QueryError::Mirror(crate::mirror::MirrorError::InvalidQuery { what, .. }) => {
@@ -92,19 +92,19 @@ fn mirror_error(e: super::QueryError) -> Reply {
 }
 
 /// The query string as ordered pairs; empty values count as absent.
-fn params(query: &str) -> Vec<(String, String)> {
+pub(super) fn params(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
 
-fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadParam> {
+pub(super) fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadParam> {
     v.parse()
         .map_err(|_| BadParam::new(name, &format!("'{}' is not a valid number", clip(v))))
 }
 
-fn clip(v: &str) -> String {
+pub(super) fn clip(v: &str) -> String {
     v.chars().take(40).collect()
 }
 
@@ -319,6 +319,10 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "hosts", ip] => host_detail(&web, ip).await,
         ["api", "v1", "processes", s, p] => process_tree(&web, s, p).await,
         ["api", "v1", "processes", s, p, "reads"] => reads(&web, s, p, q).await,
+        ["api", "v1", "processes", s, p, "keystrokes"] => {
+            super::sebek::keystrokes(&web, s, p).await
+        }
+        ["api", "v1", "sessions"] => super::sebek::sessions(&web, q).await,
         ["api", "v1", "dag"] => dag(&web).await,
         ["api", "v1", "plots"] => plots(&web, q).await,
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
@@ -627,12 +631,14 @@ async fn flow_detail(web: &Arc<Web>, s: &str, f: &str) -> Reply {
                 flow: Some(flow),
                 ..ProcessQuery::default()
             })?;
-            Ok(Some((row, alerts, procs)))
+            let community_id = m.flow_community_id(sensor, flow)?;
+            Ok(Some((row, alerts, procs, community_id)))
         })
         .await;
     match got {
-        Ok(Some((row, alerts, procs))) => json(&serde_json::json!({
+        Ok(Some((row, alerts, procs, community_id))) => json(&serde_json::json!({
             "flow": row,
+            "community_id": community_id,
             "alerts": alerts,
             "processes": procs,
             "pcap": format!("/api/v1/flows/{sensor}/{flow}/pcap"),

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod sebek;
 pub mod sessions;
 pub mod users;
 

@@ -146,6 +146,7 @@ async function route() {
       case 'flow': await viewFlow(main, parts[1], parts[2]); break;
       case 'host': await viewHost(main, parts[1]); break;
       case 'process': await viewProcess(main, parts[1], parts[2], q); break;
+      case 'sessions': await viewSessions(main, q); break;
       case 'dag': await viewDag(main); break;
       case 'plots': await viewPlots(main, q); break;
       default: put(main, h('h1', {}, 'Not found'), h('p', {}, `No view at ${path}.`));
@@ -410,6 +411,7 @@ async function viewFlow(main, sensor, flow) {
         ['End', `${ts(Math.floor(f.end_ms / 1000))}.${pad(f.end_ms % 1000, 3)} UTC`],
         ['Duration', dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))],
         ['Client OS id', String(f.client_os_id)], ['Server OS id', String(f.server_os_id)],
+        ['Community ID', h('span', { class: 'mono', id: 'community-id', title: 'Community ID v1, seed 0: the same connection in Zeek, Suricata and Arkime' }, d.community_id || '—')],
       ])),
       h('section', {}, h('h2', {}, 'Traffic'), kv([
         ['Source packets', num(f.src_packets)], ['Source bytes', `${num(f.src_bytes)} (${bytes(f.src_bytes)})`],
@@ -432,6 +434,7 @@ async function viewHost(main, ip) {
   put(main, 
     h('h1', {}, `Host ${d.ip}`),
     h('div', { class: 'actions' }, h('a', { class: 'button ghost', href: `/flows?ip=${encodeURIComponent(d.ip)}` }, 'all flows of this host'),
+      d.ip.includes(':') ? null : h('a', { class: 'button ghost', id: 'host-sessions', href: `/sessions?host=${encodeURIComponent(d.ip)}` }, 'sebek sessions on this honeypot'),
       h('a', { class: 'button ghost', href: `/aggregate?ip=${encodeURIComponent(d.ip)}&ip_side=src&by=dst_port` }, 'ports it contacted')),
     h('h2', {}, 'Operating system (p0f) history'),
     d.os_history.length ? h('table', { class: 'grid', id: 'os-history' },
@@ -490,6 +493,7 @@ async function viewProcess(main, sensor, pid, q) {
   const p = d.processes.find((x) => x.process_id === d.process_id);
   const fd = q.get('fd');
   const reads = await api(`/api/v1/processes/${encodeURIComponent(sensor)}/${encodeURIComponent(pid)}/reads` + (fd ? `?fd=${encodeURIComponent(fd)}` : ''));
+  const log = await api(`/api/v1/processes/${encodeURIComponent(sensor)}/${encodeURIComponent(pid)}/keystrokes`);
   const fdLinks = h('div', { class: 'fds' }, 'Descriptor: ',
     h('a', { href: `/process/${sensor}/${pid}`, class: fd ? '' : 'active' }, 'all'),
     reads.fds.map((n) => h('a', { href: `/process/${sensor}/${pid}?fd=${n}`, class: String(n) === fd ? 'active' : '' }, String(n))));
@@ -498,21 +502,109 @@ async function viewProcess(main, sensor, pid, q) {
     h('p', { class: 'lead mono' }, p.commands.join(' → ') || '?'),
     h('div', { class: 'cols' },
       h('section', {}, h('h2', {}, 'Process'), kv([
-        ['Honeypot', p.src_ip], ['First seen', ts(p.time_min)], ['Last seen', ts(p.time_max)],
+        ['Honeypot', h('a', { href: `/sessions?host=${encodeURIComponent(p.src_ip)}&sensor=${d.sensor_id}` }, p.src_ip)],
+        ['First seen', ts(p.pcap_time_min)], ['Last seen', ts(p.pcap_time_max)],
+        ['Honeypot clock', `${ts(p.time_min)} .. ${ts(p.time_max)}`],
+        ['PID / PPID', `${p.pid} / ${p.ppid === null ? '?' : p.ppid}`], ['UID', p.uids.join(', ') || '?'],
+        ['Bytes read', num(p.bytes_read)],
         ['Parents', p.parents.join(', ') || '—'], ['Children', p.children.join(', ') || '—'],
       ])),
       h('section', { class: 'wide' }, h('h2', {}, 'Ancestors and descendants'), h('div', { class: 'scroll' }, treeSvg(d.processes, d.process_id, d.sensor_id)))),
-    h('h2', {}, 'Keystrokes and reads'), fdLinks,
+    h('h2', { id: 'log' }, 'Keystroke log (this process and its descendants)'), keyModes(`/process/${sensor}/${pid}`, q),
+    keyLog(log.lines, q.get('keys') || 'cooked', 'keylog'),
+    h('h2', {}, 'Reads (bytes)'), fdLinks,
     h('pre', { id: 'keystrokes', class: 'keys' }, reads.keystrokes || '(no reads)'),
     h('h2', {}, 'Opens'),
     p.opens.length ? h('table', { class: 'grid', id: 'opens' }, h('thead', {}, h('tr', {}, ['Time', 'fd', 'File'].map((t) => h('th', {}, t)))),
       h('tbody', {}, p.opens.map((o) => h('tr', {}, h('td', {}, ts(o.time)), h('td', {}, h('a', { href: `/process/${sensor}/${pid}?fd=${o.filed}` }, String(o.filed))), h('td', { class: 'mono' }, o.filename)))))
       : h('p', { class: 'muted' }, 'None.'),
     h('h2', {}, 'Sockets'),
-    p.sockets.length ? h('table', { class: 'grid', id: 'sockets' }, h('thead', {}, h('tr', {}, ['Time', 'Call', 'Flow'].map((t) => h('th', {}, t)))),
-      h('tbody', {}, p.sockets.map((k) => h('tr', {}, h('td', {}, ts(k.time)), h('td', {}, String(k.call)),
-        h('td', {}, k.flow_id ? h('a', { href: `/flow/${d.sensor_id}/${k.flow_id}` }, String(k.flow_id)) : '—')))))
-      : h('p', { class: 'muted' }, 'None.'));
+    socketTable(p.sockets, d.sensor_id, 'sockets'));
+}
+
+// ------------------------------------------------------------ sebek sessions
+/** A socket's end, or `?` when unknown. */
+const sockEnd = (ip, port) => (ip === null || ip === undefined) ? '?' : `${ip}:${port}`;
+
+function socketTable(sockets, sensor, id) {
+  if (!sockets.length) return h('p', { class: 'muted' }, 'None.');
+  return h('table', { class: 'grid', id }, h('thead', {}, h('tr', {}, ['Time', 'Call', 'Proto', 'Local', 'Remote', 'UID', 'Flow'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, sockets.map((k) => h('tr', {}, h('td', {}, ts(k.pcap_time || k.time)), h('td', {}, k.call_name),
+      h('td', {}, k.proto === null ? '?' : proto(k.proto)),
+      h('td', { class: 'mono' }, sockEnd(k.local_ip, k.local_port)),
+      h('td', { class: 'mono remote' }, k.remote_ip ? h('a', { href: `/host/${k.remote_ip}` }, sockEnd(k.remote_ip, k.remote_port)) : '?'),
+      h('td', {}, String(k.uid)),
+      h('td', {}, k.flow_id ? h('a', { class: 'socket-flow', href: `/flow/${sensor}/${k.flow_id}` }, `flow ${k.flow_id}`) : h('span', { class: 'muted' }, 'no flow seen'))))));
+}
+
+/** Links choosing how keystroke lines are shown: backspaces applied, as sbk_ks_log.pl prints them, or raw bytes. */
+function keyModes(base, q) {
+  const mode = q.get('keys') || 'cooked';
+  const rest = new URLSearchParams(q); rest.delete('keys');
+  const href = (m) => { const u = new URLSearchParams(rest); if (m !== 'cooked') u.set('keys', m); return base + (u.toString() ? '?' + u : ''); };
+  return h('div', { class: 'fds', id: 'key-modes' }, 'Show: ',
+    [['cooked', 'backspaces applied'], ['sbk', 'as sbk_ks_log.pl'], ['raw', 'raw bytes']].map(([m, label]) =>
+      h('a', { href: href(m), id: `keys-${m}`, class: m === mode ? 'active' : '' }, label)));
+}
+
+/** Keystroke lines, one per command, with time (honeypot clock, as sbk_ks_log.pl) and the process. */
+function keyLog(lines, mode, id) {
+  if (!lines.length) return h('p', { class: 'muted', id }, 'No keystrokes.');
+  const text = (l) => mode === 'raw' ? l.raw : mode === 'sbk' ? l.text : l.cooked;
+  return h('table', { class: 'grid keylog', id },
+    h('thead', {}, h('tr', {}, ['Time (honeypot)', 'PID', 'Command', 'UID', 'FD', 'Typed'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, lines.map((l) => h('tr', { 'data-process': l.process_id },
+      h('td', { class: 'mono' }, ts(l.time)),
+      h('td', {}, h('a', { href: `/process/${l.sensor_id}/${l.process_id}` }, String(l.pid))),
+      h('td', { class: 'mono' }, l.coms.join('/')), h('td', {}, l.uids.join('/')), h('td', {}, String(l.fd)),
+      h('td', { class: 'mono typed' }, text(l))))));
+}
+
+async function viewSessions(main, q) {
+  const apiQ = new URLSearchParams();
+  for (const k of ['sensor', 'host', 'q', 'limit']) if (q.get(k)) apiQ.set(k, q.get(k));
+  const input = (name, attrs) => h('input', Object.assign({ name, id: `s-${name}`, value: q.get(name) || '' }, attrs));
+  const form = h('form', { id: 'session-filters', class: 'filters' },
+    h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 's-sensor' }, await sensorOptions(q.get('sensor') || ''))),
+    h('label', {}, 'Honeypot', input('host', { placeholder: '10.0.0.5', size: 16 })),
+    h('label', {}, 'Search commands and keystrokes', input('q', { placeholder: 'passwd', size: 28 })),
+    h('button', { type: 'submit', id: 's-apply' }, 'Search'),
+    h('a', { href: '/sessions', class: 'reset' }, 'reset'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const out = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v !== '') out.set(k, v);
+    navigate('/sessions' + (out.toString() ? '?' + out : ''));
+  });
+  const heading = h('h1', {}, q.get('host') ? `Sebek sessions on ${q.get('host')}` : 'Sebek sessions');
+  let d;
+  try {
+    d = await api('/api/v1/sessions' + (apiQ.toString() ? '?' + apiQ : ''));
+  } catch (err) {
+    if (err.status === 401) throw err;
+    put(main, heading, form, h('p', { class: 'error', id: 'error' }, err.message));
+    return;
+  }
+  const mode = q.get('keys') || 'cooked';
+  const typed = (x) => x.lines.slice(0, 8).map((l) => mode === 'raw' ? l.raw : mode === 'sbk' ? l.text : l.cooked).join('\n') +
+    (x.lines.length > 8 ? `\n… ${x.lines.length - 8} more` : '');
+  put(main, heading, form,
+    h('p', { class: 'muted', id: 'sessions-count' }, d.cut ? `${num(d.matched)} processes match; the first ${num(d.sessions.length)} are shown.` : `${num(d.matched)} processes.`),
+    keyModes('/sessions', q),
+    h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'sessions' },
+      h('thead', {}, h('tr', {}, ['Start (UTC)', 'Honeypot', 'Process', 'PID / PPID', 'UID', 'Commands', 'Parent chain', 'Bytes read', 'Sockets', 'Typed'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.sessions.length ? d.sessions.map((x) => h('tr', { 'data-process': `${x.sensor_id}/${x.process_id}` },
+        h('td', { class: 'mono' }, ts(x.pcap_time_min)),
+        h('td', { class: 'mono' }, h('a', { href: `/host/${x.src_ip}` }, x.src_ip)),
+        h('td', {}, h('a', { class: 'process-link', href: `/process/${x.sensor_id}/${x.process_id}` }, `#${x.process_id}`)),
+        h('td', {}, `${x.pid} / ${x.ppid === null ? '?' : x.ppid}`),
+        h('td', {}, x.uids.join(', ') || '?'),
+        h('td', { class: 'mono' }, x.commands.join(' → ')),
+        h('td', { class: 'mono small' }, x.chain.map((c) => `${c.command}(${c.pid})`).join(' ← ') || '—'),
+        h('td', { class: 'num' }, num(x.bytes_read)),
+        h('td', { class: 'mono small' }, x.sockets.map((k) => `${k.call_name} ${sockEnd(k.remote_ip, k.remote_port)}${k.flow_id ? ` flow ${k.flow_id}` : ' no flow seen'}`).join('\n')),
+        h('td', {}, x.lines.length ? h('pre', { class: 'typed-cell' }, typed(x)) : '')))
+        : h('tr', {}, h('td', { colspan: 10, class: 'muted empty' }, 'No process matches.'))))));
 }
 
 // ------------------------------------------------------------------------ DAG
