@@ -217,6 +217,10 @@ pub struct StoreConfig {
     pub zstd_level: i32,
     /// Raw packet bytes after which a pcap segment is sealed.
     pub segment_target_bytes: u64,
+    /// Record version of the record segments ingest writes: 4 (flows as
+    /// binary items) or 3 (JSON lines only, for parents whose lumpy is
+    /// older than record version 4).
+    pub record_version: u8,
 }
 
 impl Default for CaptureConfig {
@@ -239,6 +243,7 @@ impl Default for StoreConfig {
         StoreConfig {
             zstd_level: 1,
             segment_target_bytes: 4 * 1024 * 1024,
+            record_version: crate::records::RECORD_VERSION_BINARY,
         }
     }
 }
@@ -260,7 +265,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, capture.flow_table_mib, store.zstd_level, store.segment_target_bytes)"
+        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, capture.flow_table_mib, store.zstd_level, store.segment_target_bytes, store.record_version)"
     )]
     UnknownKey(String),
 }
@@ -428,6 +433,14 @@ impl Config {
                 format!("{} is outside 1..=65536 MiB", self.capture.flow_table_mib),
             ));
         }
+        if !(crate::records::RECORD_VERSION_JSON..=crate::records::RECORD_VERSION_BINARY)
+            .contains(&self.store.record_version)
+        {
+            return Err(invalid(
+                "store.record_version",
+                format!("{} is not 3 or 4", self.store.record_version),
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.store.segment_target_bytes) {
             return Err(invalid(
                 "store.segment_target_bytes",
@@ -518,6 +531,7 @@ impl Config {
             "store.segment_target_bytes" => {
                 self.store.segment_target_bytes = number(key)?.max(0) as u64
             }
+            "store.record_version" => self.store.record_version = number(key)?.clamp(0, 255) as u8,
             "serve.listen" => self.serve.listen = value.trim().to_string(),
             "serve.tls_cert" => self.serve.tls_cert = optional_path(value),
             "serve.tls_key" => self.serve.tls_key = optional_path(value),

@@ -13,7 +13,7 @@
 //! packets always produce the same segments, byte for byte, so a segment
 //! written before a crash but not committed is simply found again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
 use crate::p0f::{Matcher, Observer};
-use crate::records::{OsFingerprintRecord, Record, SensorRecord, encode_line};
+use crate::records::{OsFingerprintRecord, Record, SensorRecord, encode_item};
 use crate::sebek::Tracker;
 use crate::sebek::sessions::Origin;
 use crate::sebek::sessions::SebekIds;
@@ -193,7 +193,11 @@ struct SensorIngest {
     /// The table was restored from `open_flows` rows of an older version.
     clear_index_rows: bool,
     pcap: Option<SegmentBuilder>,
-    flow_blocks: BTreeMap<u32, BTreeSet<u32>>,
+    /// (flow id, block) of each packet of the open pcap segment, repeats
+    /// next to each other dropped: grouped per flow when it is sealed
+    /// ([`group_flow_blocks`]). A push per packet, where a map of sets cost
+    /// an allocation per new flow.
+    flow_blocks: Vec<(u32, u32)>,
     sensor_dirty: bool,
     /// p0f handshake state, and fingerprints not yet in a record segment.
     p0f: Observer,
@@ -485,7 +489,7 @@ impl<'n> Ingestor<'n> {
                 checkpoint_due: false,
                 clear_index_rows: false,
                 pcap: None,
-                flow_blocks: BTreeMap::new(),
+                flow_blocks: Vec::new(),
                 sensor_dirty: dirty,
                 p0f: self.observers.remove(&sensor_id).unwrap_or_default(),
                 fingerprints: Vec::new(),
@@ -915,11 +919,14 @@ impl<'n> Ingestor<'n> {
     }
 
     /// Flow rows the sensor's next record segment would hold.
+    /// p0f fingerprints count as rows: on a scan every flow brings one, so a
+    /// segment of 16,384 flows also held 16,384 fingerprints, twice the
+    /// records in flight of a flood's (the scan class peaked at 286 MiB, the
+    /// floods at 237).
     fn rows_pending(&self, sensor_id: u32) -> usize {
-        self.sensors
-            .get(&sensor_id)
-            .and_then(|s| s.table.as_ref())
-            .map_or(0, FlowTable::pending_rows)
+        self.sensors.get(&sensor_id).map_or(0, |s| {
+            s.table.as_ref().map_or(0, FlowTable::pending_rows) + s.fingerprints.len()
+        })
     }
 
     /// Decodes, accounts and stores one packet; returns the raw size of the
@@ -994,8 +1001,8 @@ impl<'n> Ingestor<'n> {
             SegmentBuilder::new(Kind::Pcap, sensor_id, p.link_type, level).with_snaplen(snaplen)
         });
         let block = builder.push_packet(ts_ns, flow_id, p.orig_len, p.data)?;
-        if flow_id != 0 {
-            s.flow_blocks.entry(flow_id).or_default().insert(block);
+        if flow_id != 0 && s.flow_blocks.last() != Some(&(flow_id, block)) {
+            s.flow_blocks.push((flow_id, block));
         }
         Ok(builder.raw_len())
     }
@@ -1027,6 +1034,7 @@ impl<'n> Ingestor<'n> {
         source: Option<([u8; 32], SourceProgress)>,
     ) -> Result<bool, IngestError> {
         let level = self.node.config.store.zstd_level;
+        let record_version = self.node.config.store.record_version;
         let dir = self.node.dir.clone();
         let Some(s) = self.sensors.get_mut(&sensor_id) else {
             return Ok(false);
@@ -1036,10 +1044,8 @@ impl<'n> Ingestor<'n> {
         if let Some(builder) = s.pcap.take().filter(|b| !b.is_empty()) {
             let seq = s.state.next_seq;
             s.state.next_seq += 1;
-            for (flow, blocks) in std::mem::take(&mut s.flow_blocks) {
-                batch
-                    .flow_blocks
-                    .push(((sensor_id, flow, seq), blocks.into_iter().collect()));
+            for (flow, blocks) in group_flow_blocks(&mut s.flow_blocks) {
+                batch.flow_blocks.push(((sensor_id, flow, seq), blocks));
             }
             if let Some(tref) = s.state.flows.as_mut() {
                 tref.pcap_seq = seq;
@@ -1090,6 +1096,7 @@ impl<'n> Ingestor<'n> {
             records = Some(RecordPart {
                 seq,
                 ts_ns: latest_ns,
+                version: record_version,
                 records: part,
             });
         }
@@ -1237,6 +1244,7 @@ impl Ingestor<'_> {
             records: Some(RecordPart {
                 seq,
                 ts_ns,
+                version: self.node.config.store.record_version,
                 records,
             }),
             batch,
@@ -1326,19 +1334,34 @@ fn restore_table(
     Ok(table)
 }
 
+/// Each flow's blocks, in flow order, blocks ascending and distinct;
+/// leaves `pairs` empty (its allocation kept for the next segment).
+fn group_flow_blocks(pairs: &mut Vec<(u32, u32)>) -> Vec<(u32, Vec<u32>)> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut out: Vec<(u32, Vec<u32>)> = Vec::new();
+    for (flow, block) in pairs.drain(..) {
+        match out.last_mut() {
+            Some((f, blocks)) if *f == flow => blocks.push(block),
+            _ => out.push((flow, vec![block])),
+        }
+    }
+    out
+}
+
 /// Builds the record segment of one commit.
 fn build_record_segment(
     sensor_id: u32,
     seq: u64,
-    records: &[Record],
-    ts_ns: u64,
+    part: &RecordPart,
     compressor: &mut BlockCompressor,
 ) -> Result<SealedSegment, IngestError> {
     let mut b = SegmentBuilder::new(Kind::Records, sensor_id, 0, compressor.level());
     let mut line = Vec::with_capacity(512);
-    for r in records {
+    let ts_ns = part.ts_ns;
+    for r in &part.records {
         line.clear();
-        encode_line(r, &mut line);
+        encode_item(r, part.version, &mut line);
         let t = match r {
             Record::Flow(f) => u64::from(f.end_sec()) * 1_000_000_000,
             Record::Process(p) => u64::from(p.pcap_time_max) * 1_000_000_000,

@@ -1,6 +1,7 @@
 //! Records: the typed rows that lumpy derives from captures and moves between nodes.
 //!
-//! Owns the in-memory and on-disk (JSON lines inside record segments, see
+//! Owns the in-memory and on-disk (JSON lines inside record segments, and
+//! from record version 4 fixed-layout binary flow items beside them, see
 //! docs/STORAGE.md §4) shape of every record kind.
 //! Does not touch files, the segment store or the SQLite mirror: it only defines
 //! and (de)serialises values.
@@ -480,7 +481,20 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("record item {item} (byte {offset} of its block): {detail}")]
+    Binary {
+        item: usize,
+        offset: usize,
+        detail: String,
+    },
 }
+
+/// The record version a writer produces (docs/STORAGE.md §4): 3 writes every
+/// record as a JSON line (what nodes before version 4 read); 4 writes flows
+/// as fixed-layout binary items and the other kinds as JSON lines.
+pub const RECORD_VERSION_JSON: u8 = 3;
+/// See [`RECORD_VERSION_JSON`].
+pub const RECORD_VERSION_BINARY: u8 = 4;
 
 /// Appends `record` as one JSON line to `out`.
 pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
@@ -491,19 +505,52 @@ pub fn encode_line(record: &Record, out: &mut Vec<u8>) {
     }
 }
 
-/// Parses a block of JSON lines back into records.
+/// Appends `record` as one item of record version `version` to `out`: a
+/// binary item for a flow from version 4 on, else a JSON line.
+pub fn encode_item(record: &Record, version: u8, out: &mut Vec<u8>) {
+    match record {
+        Record::Flow(f) if version >= RECORD_VERSION_BINARY => binary::encode_flow(f, out),
+        _ => encode_line(record, out),
+    }
+}
+
+/// Parses a decompressed record block back into records: JSON lines and
+/// binary items, in any mix (§4 tells them apart by their first byte).
 pub fn decode_lines(block: &[u8]) -> Result<Vec<Record>, RecordError> {
-    block
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.is_empty())
-        .map(|(i, line)| {
-            decode_line(line).map_err(|source| RecordError::Malformed {
-                line: i + 1,
-                source,
-            })
-        })
-        .collect()
+    let mut records = Vec::new();
+    let mut at = 0;
+    let mut item = 0;
+    while at < block.len() {
+        item += 1;
+        match block[at] {
+            b'\n' => {
+                // An empty line: nothing (JSON lines tolerate them).
+                at += 1;
+                item -= 1;
+            }
+            b'{' => {
+                let end = block[at..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(block.len(), |n| at + n);
+                let record = decode_line(&block[at..end])
+                    .map_err(|source| RecordError::Malformed { line: item, source })?;
+                records.push(record);
+                at = end + 1;
+            }
+            _ => {
+                let (record, len) =
+                    binary::decode(&block[at..]).map_err(|detail| RecordError::Binary {
+                        item,
+                        offset: at,
+                        detail,
+                    })?;
+                records.extend(record);
+                at += len;
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// The tag `encode_line` writes first for flows, the most common record.
@@ -511,12 +558,200 @@ const FLOW_PREFIX: &[u8] = br#"{"type":"flow","#;
 
 fn decode_line(line: &[u8]) -> Result<Record, serde_json::Error> {
     // An internally tagged enum is parsed through a buffer of the whole
-    // object; a flow line (nearly every line) parses straight into its
-    // struct, whose parser skips the `type` field.
+    // object; a flow line parses straight into its struct, whose parser
+    // skips the `type` field.
     if line.starts_with(FLOW_PREFIX) {
         return serde_json::from_slice::<FlowRecord>(line).map(Record::Flow);
     }
     serde_json::from_slice(line)
+}
+
+/// Binary record items (record version 4, docs/STORAGE.md §4.1): a tag
+/// byte (never `{` or a newline), the payload's length as u16 LE, the
+/// payload. All integers little-endian.
+mod binary {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::{FlowDirection, FlowRecord, Record};
+
+    /// The tag of a flow item.
+    pub const TAG_FLOW: u8 = 0x01;
+    /// Bytes of one direction's counters.
+    const DIRECTION_LEN: usize = 36;
+    /// Payload bytes before the addresses.
+    const FIXED_LEN: usize = 34;
+
+    const SRC_V6: u8 = 1;
+    const DST_V6: u8 = 1 << 1;
+    const IS_LOCAL: u8 = 1 << 2;
+    const CLOSED: u8 = 1 << 3;
+    const EVICTED: u8 = 1 << 4;
+
+    fn put_ip(ip: &IpAddr, out: &mut Vec<u8>) {
+        match ip {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        }
+    }
+
+    fn put_direction(d: &FlowDirection, out: &mut Vec<u8>) {
+        out.extend_from_slice(&d.start_sec.to_le_bytes());
+        out.extend_from_slice(&d.start_msec.to_le_bytes());
+        out.extend_from_slice(&d.end_sec.to_le_bytes());
+        out.extend_from_slice(&d.end_msec.to_le_bytes());
+        out.extend_from_slice(&d.packets.to_le_bytes());
+        out.extend_from_slice(&d.bytes.to_le_bytes());
+        out.push(d.ip_flags);
+        out.push(d.tcp_flags);
+        out.extend_from_slice(&d.icmp_packets.to_le_bytes());
+        out.extend_from_slice(&d.icmp_seen.to_le_bytes());
+    }
+
+    pub fn encode_flow(f: &FlowRecord, out: &mut Vec<u8>) {
+        let ip_len = |ip: &IpAddr| if ip.is_ipv4() { 4 } else { 16 };
+        let len = FIXED_LEN + ip_len(&f.src_ip) + ip_len(&f.dst_ip) + 2 * DIRECTION_LEN;
+        out.push(TAG_FLOW);
+        // At most 34 + 32 + 72 bytes: fits a u16.
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+        let start = out.len();
+        let mut flags = 0;
+        for (set, bit) in [
+            (f.src_ip.is_ipv6(), SRC_V6),
+            (f.dst_ip.is_ipv6(), DST_V6),
+            (f.is_local, IS_LOCAL),
+            (f.closed, CLOSED),
+            (f.evicted, EVICTED),
+        ] {
+            if set {
+                flags |= bit;
+            }
+        }
+        out.extend_from_slice(&f.sensor_id.to_le_bytes());
+        out.extend_from_slice(&f.flow_id.to_le_bytes());
+        out.extend_from_slice(&f.version.to_le_bytes());
+        out.push(flags);
+        out.push(f.ip_proto);
+        out.extend_from_slice(&f.src_port.to_le_bytes());
+        out.extend_from_slice(&f.dst_port.to_le_bytes());
+        out.extend_from_slice(&f.marker_flags.to_le_bytes());
+        out.extend_from_slice(&f.client_os_id.to_le_bytes());
+        out.extend_from_slice(&f.server_os_id.to_le_bytes());
+        put_ip(&f.src_ip, out);
+        put_ip(&f.dst_ip, out);
+        put_direction(&f.src, out);
+        put_direction(&f.dst, out);
+        debug_assert_eq!(out.len() - start, len);
+    }
+
+    /// A bounds-checked reader over one payload.
+    struct Reader<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Reader<'_> {
+        fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+            let end = self.at + N;
+            let got = self.bytes.get(self.at..end).ok_or_else(|| {
+                format!("the payload ends at byte {} of a flow", self.bytes.len())
+            })?;
+            self.at = end;
+            let mut a = [0u8; N];
+            a.copy_from_slice(got);
+            Ok(a)
+        }
+        fn u8(&mut self) -> Result<u8, String> {
+            Ok(self.take::<1>()?[0])
+        }
+        fn u16(&mut self) -> Result<u16, String> {
+            self.take().map(u16::from_le_bytes)
+        }
+        fn u32(&mut self) -> Result<u32, String> {
+            self.take().map(u32::from_le_bytes)
+        }
+        fn u64(&mut self) -> Result<u64, String> {
+            self.take().map(u64::from_le_bytes)
+        }
+        fn ip(&mut self, v6: bool) -> Result<IpAddr, String> {
+            Ok(if v6 {
+                IpAddr::V6(Ipv6Addr::from(self.take::<16>()?))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(self.take::<4>()?))
+            })
+        }
+        fn direction(&mut self) -> Result<FlowDirection, String> {
+            Ok(FlowDirection {
+                start_sec: self.u32()?,
+                start_msec: self.u16()?,
+                end_sec: self.u32()?,
+                end_msec: self.u16()?,
+                packets: self.u64()?,
+                bytes: self.u64()?,
+                ip_flags: self.u8()?,
+                tcp_flags: self.u8()?,
+                icmp_packets: self.u32()?,
+                icmp_seen: self.u16()?,
+            })
+        }
+    }
+
+    fn decode_flow(payload: &[u8]) -> Result<FlowRecord, String> {
+        let mut r = Reader {
+            bytes: payload,
+            at: 0,
+        };
+        let sensor_id = r.u32()?;
+        let flow_id = r.u32()?;
+        let version = r.u64()?;
+        let flags = r.u8()?;
+        let ip_proto = r.u8()?;
+        let src_port = r.u16()?;
+        let dst_port = r.u16()?;
+        let marker_flags = r.u32()?;
+        let client_os_id = r.u32()?;
+        let server_os_id = r.u32()?;
+        let src_ip = r.ip(flags & SRC_V6 != 0)?;
+        let dst_ip = r.ip(flags & DST_V6 != 0)?;
+        let src = r.direction()?;
+        let dst = r.direction()?;
+        // Bytes after the known layout are fields of a later version: ignored.
+        Ok(FlowRecord {
+            sensor_id,
+            flow_id,
+            version,
+            src_ip,
+            dst_ip,
+            src_port,
+            dst_port,
+            ip_proto,
+            src,
+            dst,
+            is_local: flags & IS_LOCAL != 0,
+            marker_flags,
+            client_os_id,
+            server_os_id,
+            closed: flags & CLOSED != 0,
+            evicted: flags & EVICTED != 0,
+        })
+    }
+
+    /// One binary item at the start of `bytes`: its record (None for a tag
+    /// this version does not know, skipped) and its length.
+    pub fn decode(bytes: &[u8]) -> Result<(Option<Record>, usize), String> {
+        let [tag, l0, l1] = match bytes.get(..3) {
+            Some(&[t, a, b]) => [t, a, b],
+            _ => return Err("a binary item is cut in its header".into()),
+        };
+        let len = usize::from(u16::from_le_bytes([l0, l1]));
+        let payload = bytes
+            .get(3..3 + len)
+            .ok_or_else(|| format!("a binary item of {len} bytes is cut short"))?;
+        let record = match tag {
+            TAG_FLOW => Some(Record::Flow(decode_flow(payload)?)),
+            _ => None,
+        };
+        Ok((record, 3 + len))
+    }
 }
 
 #[cfg(test)]
@@ -559,7 +794,42 @@ mod tests {
         encode_line(&flow, &mut block);
         encode_line(&sensor, &mut block);
         assert!(block.starts_with(FLOW_PREFIX));
-        assert_eq!(decode_lines(&block).unwrap(), vec![flow, sensor]);
+        assert_eq!(
+            decode_lines(&block).unwrap(),
+            vec![flow.clone(), sensor.clone()]
+        );
+        // Version 4: the flow as a binary item, the sensor still a line, in
+        // one block with the version 3 items.
+        let mut v4 = Vec::new();
+        encode_item(&flow, RECORD_VERSION_BINARY, &mut v4);
+        assert_eq!(v4[0], binary::TAG_FLOW);
+        assert_eq!(v4.len(), 3 + 34 + 4 + 16 + 72);
+        encode_item(&sensor, RECORD_VERSION_BINARY, &mut v4);
+        v4.extend_from_slice(&block);
+        assert_eq!(
+            decode_lines(&v4).unwrap(),
+            vec![flow.clone(), sensor.clone(), flow.clone(), sensor]
+        );
+        // A cut item, at any length, is an error and never a panic.
+        for cut in 0..3 + 34 + 20 + 72 {
+            assert!(decode_lines(&v4[..cut]).is_err() || cut == 0, "{cut}");
+        }
+        // An unknown tag is skipped by its length; bytes a later version
+        // appends to a flow are ignored.
+        let mut later = vec![0x7f, 2, 0, 9, 9];
+        let Record::Flow(mut f) = flow else {
+            unreachable!()
+        };
+        f.closed = true;
+        f.evicted = true;
+        f.src_ip = "192.0.2.9".parse().unwrap();
+        let mut item = Vec::new();
+        encode_item(&Record::Flow(f.clone()), RECORD_VERSION_BINARY, &mut item);
+        let len = u16::from_le_bytes([item[1], item[2]]) + 2;
+        item[1..3].copy_from_slice(&len.to_le_bytes());
+        item.extend_from_slice(&[0xaa, 0xbb]);
+        later.extend_from_slice(&item);
+        assert_eq!(decode_lines(&later).unwrap(), vec![Record::Flow(f)]);
         assert!(decode_lines(b"{\"type\":\"flow\",\"sensor_id\":\"x\"}\n").is_err());
         assert!(decode_lines(b"not json\n").is_err());
     }

@@ -32,6 +32,8 @@ const QUEUE: usize = 2;
 pub(super) struct RecordPart {
     pub seq: u64,
     pub ts_ns: u64,
+    /// The record version to write (`store.record_version`).
+    pub version: u8,
     pub records: Vec<Record>,
 }
 
@@ -190,7 +192,7 @@ fn commit(
     }
     let mut for_mirror = None;
     if let Some(part) = records {
-        let seg = build_record_segment(sensor_id, part.seq, &part.records, part.ts_ns, compressor)?;
+        let seg = build_record_segment(sensor_id, part.seq, &part, compressor)?;
         for_mirror = Some((seg.id, part.records));
         sealed.push(seg);
     }

@@ -14,8 +14,13 @@
 //! packets with SYN, FIN or RST reach the hash map; everything else returns
 //! after a flag test.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+
+// foldhash, seeded per process, instead of std's SipHash: on a SYN flood
+// every packet is an insert here, and SipHash was the packet thread's
+// largest hashing cost (docs/BENCHMARKS.md). Which connections are kept
+// does not depend on the hash.
+use hashbrown::HashMap;
 
 use crate::capture::NetInfo;
 

@@ -599,6 +599,12 @@ impl Store {
         std::fs::rename(fresh, &index).map_err(io(&index))?;
         super::sync_dir(&dir)?;
         super::seal::clear_damage(&dir)?;
+        // A new file: none of the old chunk hashes holds for it.
+        _seal_on_close
+            .chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget();
         // Seals the new file, then releases the lock.
         drop(_seal_on_close);
         Store::open(&dir, false)

@@ -141,19 +141,20 @@ impl Store {
             fs::create_dir_all(&p).map_err(|source| StoreError::Io { path: p, source })?;
         }
         let lock = seal::StoreLock::acquire(dir)?;
-        let seal_check = if index_path.exists() {
+        let (seal_check, chunks) = if index_path.exists() {
             seal::check_and_unseal(dir)?
         } else {
-            seal::SealCheck::Unsealed
+            (seal::SealCheck::Unsealed, seal::unsealed(dir))
         };
         // redb panics on some damaged files ("Malformed allocator state");
         // that is a damaged index, reported as such.
-        let opened = catch_redb_panic(|| open_index(&index_path)).map_err(|panic| {
-            StoreError::IndexDamaged {
-                path: index_path.clone(),
-                detail: panic_text(panic.as_ref()),
-            }
-        })?;
+        let opened =
+            catch_redb_panic(|| open_sealed_index(&index_path, &chunks)).map_err(|panic| {
+                StoreError::IndexDamaged {
+                    path: index_path.clone(),
+                    detail: panic_text(panic.as_ref()),
+                }
+            })?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: dir.to_path_buf(),
@@ -174,6 +175,7 @@ impl Store {
             seal_check,
             _seal_on_close: seal::SealOnClose {
                 dir: dir.to_path_buf(),
+                chunks,
                 _lock: lock,
             },
         };
@@ -198,6 +200,13 @@ impl Store {
     /// What opening found about the index file's seal (§6.4).
     pub fn seal_check(&self) -> &seal::SealCheck {
         &self.seal_check
+    }
+
+    /// Compares the chunks of the index file not written since the open with
+    /// the seal (`verify`); true when one changed (recorded in the damage
+    /// marker).
+    pub fn check_index_seal(&self) -> Result<bool, StoreError> {
+        seal::check_unwritten(&self._seal_on_close.chunks)
     }
 
     pub fn index_path(&self) -> PathBuf {
@@ -387,6 +396,25 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 pub(crate) const INDEX_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Opens (or creates) an index file with lumpy's cache size.
+/// The store's own index, every write reported to its seal first.
+fn open_sealed_index(
+    path: &Path,
+    chunks: &seal::SharedChunks,
+) -> Result<redb::Database, redb::DatabaseError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    redb::Builder::new()
+        .set_cache_size(INDEX_CACHE_BYTES)
+        .create_with_backend(seal::SealedBackend::new(
+            file,
+            std::sync::Arc::clone(chunks),
+        )?)
+}
+
 pub(crate) fn open_index(path: &Path) -> Result<redb::Database, redb::DatabaseError> {
     redb::Builder::new()
         .set_cache_size(INDEX_CACHE_BYTES)

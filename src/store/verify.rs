@@ -82,6 +82,16 @@ pub fn verify_with(
         index_seal: Some(store.seal_check().clone()),
         ..Report::default()
     };
+    // The chunks not written since the open are compared with the seal
+    // here (those written were compared before their first write); a
+    // change lands in the marker, reported just below.
+    if let Err(e) = store.check_index_seal() {
+        report.problems.push(Problem {
+            segment: None,
+            path: Some(store.index_path()),
+            what: format!("the index file cannot be compared with its seal: {e}"),
+        });
+    }
     // The marker outlives the open that found the change, so every verify
     // reports it until `repair` rewrites the index.
     if let Some(why) = super::seal::damage(store.dir()) {
