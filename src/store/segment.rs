@@ -578,6 +578,8 @@ pub struct SegmentFile {
     file: std::fs::File,
     pub header: Header,
     pub blocks: Vec<BlockEntry>,
+    /// Bytes of the items before compression (the trailer's total).
+    pub raw_total: u64,
 }
 
 impl SegmentFile {
@@ -602,6 +604,7 @@ impl SegmentFile {
             file,
             header,
             blocks,
+            raw_total: trailer.raw_total,
         })
     }
 

@@ -1,0 +1,495 @@
+//! Segments arriving from a peer: each is written to `tmp/` as its bytes
+//! arrive and hashed on the way (never held whole in memory), checked
+//! against its id and its structure, then made visible in batches: every
+//! file fsynced, renamed into `segments/xx/`, each touched directory
+//! fsynced once, and one index commit for the whole batch
+//! (docs/STORAGE.md §5, docs/PROTOCOL.md §4).
+//!
+//! Owns the temporary files of incoming segments and the batch commit that
+//! indexes them. Does not decide what to fetch, and never decodes records:
+//! the caller checks a record segment's records between [`Incoming::finish`]
+//! and [`Store::commit_received`]. A dropped `Incoming` or `Received`
+//! removes its temporary file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use redb::ReadableTable;
+
+use super::catalog::{decode_known, flow_blocks_by};
+use super::index::{FLOW_BLOCKS, KNOWN, SEGMENTS, SENSOR_SEQ};
+use super::segment::{Header, SegmentError, SegmentFile};
+use super::{Kind, SegmentId, SegmentMeta, Store, StoreError};
+
+/// Largest write buffer of one incoming segment: what a pull loop holds of
+/// a segment in memory, whatever size the segment claims.
+pub const INCOMING_BUFFER: usize = 1 << 20;
+
+/// Bytes of a segment's header: enough to check what it says of itself
+/// before the rest arrives.
+pub const HEAD_LEN: usize = 64;
+
+/// A segment being received: bytes are hashed and written to a temporary
+/// file as they come.
+pub struct Incoming {
+    id: SegmentId,
+    expected: u64,
+    written: u64,
+    hasher: blake3::Hasher,
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    head: Vec<u8>,
+}
+
+/// A received segment whose bytes hash to its id and whose structure
+/// parses; not visible until [`Store::commit_received`].
+pub struct Received {
+    tmp: PathBuf,
+    file: Option<File>,
+    segment: SegmentFile,
+    meta: SegmentMeta,
+    flow_blocks: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Store {
+    /// Starts receiving segment `id` of `len` bytes into a temporary file
+    /// whose name is unique to this writer.
+    pub fn begin_incoming(&self, id: &SegmentId, len: u64) -> Result<Incoming, StoreError> {
+        let target = self.segment_path(id);
+        let tmp = crate::durable::unique_tmp(&target, Some(&self.dir.join("tmp")));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|source| StoreError::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+        let capacity = usize::try_from(len)
+            .unwrap_or(INCOMING_BUFFER)
+            .clamp(1, INCOMING_BUFFER);
+        Ok(Incoming {
+            id: *id,
+            expected: len,
+            written: 0,
+            hasher: blake3::Hasher::new(),
+            file: Some(BufWriter::with_capacity(capacity, file)),
+            tmp,
+            head: Vec::new(),
+        })
+    }
+
+    /// Makes a batch of received segments visible: fsyncs each file, renames
+    /// it into place, fsyncs each touched directory once, then indexes the
+    /// batch in one commit. A segment whose sequence place holds another id
+    /// (here, or earlier in the same batch) is refused alone: its outcome is
+    /// `SequenceConflict` and its file is not kept. After a crash at any
+    /// point the store holds what it held before, plus whole segment files
+    /// (unindexed until a later pull indexes them, which `verify` reports as
+    /// harmless).
+    pub fn commit_received(
+        &self,
+        batch: Vec<Received>,
+    ) -> Result<Vec<Result<SegmentMeta, StoreError>>, StoreError> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut placed = Vec::with_capacity(batch.len());
+        for r in batch {
+            // Checked before the file is renamed and again inside the commit
+            // (another pull loop may take the place in between).
+            let present = self.entry_at(r.meta.sensor_id, r.meta.origin_seq)?;
+            match present {
+                Some(there) if there != r.meta.id => {
+                    outcomes.push(Some(Err(conflict(&r.meta, there))));
+                    placed.push(None);
+                }
+                _ => {
+                    outcomes.push(None);
+                    placed.push(Some(r));
+                }
+            }
+        }
+        let dirs = self.place_files(&mut placed)?;
+        for dir in &dirs {
+            crate::durable::sync_dir(dir).map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
+        {
+            let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+            let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+            let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
+            let mut fb = txn.open_table(FLOW_BLOCKS).map_err(|e| self.index_err(e))?;
+            for (slot, r) in outcomes.iter_mut().zip(&placed) {
+                let Some(r) = r else { continue };
+                let meta = &r.meta;
+                let place = (meta.sensor_id, meta.origin_seq);
+                let held = seq
+                    .get(place)
+                    .map_err(|e| self.index_err(e))?
+                    .map(|v| SegmentId(*v.value()));
+                let known_id = match known.get(place).map_err(|e| self.index_err(e))? {
+                    Some(v) => Some(decode_known(meta.sensor_id, meta.origin_seq, v.value())?.id),
+                    None => None,
+                };
+                if let Some(there) = held.or(known_id).filter(|t| *t != meta.id) {
+                    *slot = Some(Err(conflict(meta, there)));
+                    continue;
+                }
+                segments
+                    .insert(&meta.id.0, meta.encode().as_slice())
+                    .map_err(|e| self.index_err(e))?;
+                seq.insert(place, &meta.id.0)
+                    .map_err(|e| self.index_err(e))?;
+                known.remove(place).map_err(|e| self.index_err(e))?;
+                for (flow, blocks) in &r.flow_blocks {
+                    let value: Vec<u8> = blocks.iter().flat_map(|b| b.to_le_bytes()).collect();
+                    fb.insert((meta.sensor_id, *flow, meta.origin_seq), value.as_slice())
+                        .map_err(|e| self.index_err(e))?;
+                }
+                *slot = Some(Ok(*meta));
+            }
+        }
+        txn.commit().map_err(|e| self.index_err(e))?;
+        self.bump_generation();
+        // A file refused inside the commit (another loop took its place in
+        // the meantime) goes, unless the same bytes are indexed elsewhere.
+        for (slot, r) in outcomes.iter().zip(&placed) {
+            if let (Some(Err(_)), Some(r)) = (slot, r)
+                && self.segment_meta(&r.meta.id)?.is_none()
+            {
+                let _ = fs::remove_file(self.segment_path(&r.meta.id));
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::CorruptEntry("unplaced segment".into()))))
+            .collect())
+    }
+
+    /// fsyncs each file and renames it into `segments/xx/`; gives the
+    /// directories that received a file.
+    fn place_files(&self, batch: &mut [Option<Received>]) -> Result<BTreeSet<PathBuf>, StoreError> {
+        let mut dirs = BTreeSet::new();
+        for r in batch.iter_mut().flatten() {
+            let target = self.segment_path(&r.meta.id);
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| StoreError::Io { path, source }
+            };
+            if let Some(file) = r.file.take() {
+                file.sync_all().map_err(io(&r.tmp))?;
+            }
+            let dir = target.parent().unwrap_or(Path::new(".")).to_path_buf();
+            crate::durable::create_dir_all(&dir).map_err(io(&dir))?;
+            // Content addressing: a file already there with this name holds
+            // these bytes (or is damage `verify` finds); replacing it with
+            // bytes just checked is never worse.
+            fs::rename(&r.tmp, &target).map_err(io(&target))?;
+            r.tmp = PathBuf::new();
+            dirs.insert(dir);
+        }
+        Ok(dirs)
+    }
+}
+
+fn conflict(meta: &SegmentMeta, there: SegmentId) -> StoreError {
+    StoreError::SequenceConflict {
+        sensor: meta.sensor_id,
+        seq: meta.origin_seq,
+        held: there,
+        offered: meta.id,
+    }
+}
+
+impl Incoming {
+    pub fn id(&self) -> &SegmentId {
+        &self.id
+    }
+
+    /// The first bytes received (up to [`HEAD_LEN`]): the segment's header
+    /// once that many have arrived.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Bytes received so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends the next bytes of the segment; more than announced is refused.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let total = self
+            .written
+            .checked_add(bytes.len() as u64)
+            .filter(|t| *t <= self.expected)
+            .ok_or_else(|| {
+                self.damaged(format!("more than the {} bytes announced", self.expected))
+            })?;
+        if self.head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.hasher.update(bytes);
+        let Some(file) = self.file.as_mut() else {
+            return Err(self.damaged("written after its end".into()));
+        };
+        file.write_all(bytes).map_err(|source| StoreError::Io {
+            path: self.tmp.clone(),
+            source,
+        })?;
+        self.written = total;
+        Ok(())
+    }
+
+    fn damaged(&self, detail: String) -> StoreError {
+        StoreError::Segment {
+            id: self.id,
+            path: self.tmp.clone(),
+            source: SegmentError::Corrupt {
+                what: "received bytes",
+                detail,
+            },
+        }
+    }
+
+    /// Checks that every announced byte arrived and that they hash to the
+    /// id (`HashMismatch` otherwise), then parses the structure and derives
+    /// what the index keeps of it, reading one block at a time.
+    pub fn finish(mut self) -> Result<Received, StoreError> {
+        if self.written != self.expected {
+            return Err(self.damaged(format!(
+                "{} of {} bytes received",
+                self.written, self.expected
+            )));
+        }
+        let actual = SegmentId(*self.hasher.finalize().as_bytes());
+        if actual != self.id {
+            return Err(StoreError::HashMismatch {
+                id: self.id,
+                path: self.tmp.clone(),
+                actual,
+            });
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let file = self
+            .file
+            .take()
+            .map(|w| w.into_inner().map_err(|e| e.into_error()))
+            .transpose()
+            .map_err(io(&self.tmp))?;
+        // From here the temporary file belongs to the `Received`.
+        let tmp = std::mem::take(&mut self.tmp);
+        let received = Received::open(self.id, tmp, file)?;
+        Ok(received)
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Received {
+    fn open(id: SegmentId, tmp: PathBuf, file: Option<File>) -> Result<Received, StoreError> {
+        // Built first so that an error below still removes the file.
+        let mut guard = TmpGuard(tmp);
+        let seg_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Segment { id, path, source }
+        };
+        let reader = File::open(&guard.0).map_err(|source| StoreError::Io {
+            path: guard.0.clone(),
+            source,
+        })?;
+        let mut segment = SegmentFile::open(reader).map_err(seg_err(&guard.0))?;
+        let header = segment.header;
+        let stored_bytes =
+            fs::metadata(&guard.0)
+                .map(|m| m.len())
+                .map_err(|source| StoreError::Io {
+                    path: guard.0.clone(),
+                    source,
+                })?;
+        let meta = SegmentMeta {
+            id,
+            sensor_id: header.sensor_id,
+            kind: header.kind,
+            origin_seq: header.origin_seq,
+            time_first_ns: header.time_first_ns,
+            time_last_ns: header.time_last_ns,
+            item_count: header.item_count,
+            raw_bytes: segment.raw_total,
+            stored_bytes,
+            block_count: segment.blocks.len() as u32,
+            link_type: header.link_type,
+        };
+        let flow_blocks = if header.kind == Kind::Pcap {
+            let count = segment.blocks.len() as u32;
+            flow_blocks_by(count, |i| segment.block(i)).map_err(seg_err(&guard.0))?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(Received {
+            tmp: std::mem::take(&mut guard.0),
+            file,
+            segment,
+            meta,
+            flow_blocks,
+        })
+    }
+
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    pub fn header(&self) -> Header {
+        self.segment.header
+    }
+
+    /// Block access for the caller's checks (one block read at a time).
+    pub fn segment(&mut self) -> &mut SegmentFile {
+        &mut self.segment
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Removes a temporary file unless its path was taken out.
+struct TmpGuard(PathBuf);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SegmentBuilder;
+
+    fn pcap_segment(seq: u64, packets: usize) -> crate::store::SealedSegment {
+        let mut b = SegmentBuilder::new(Kind::Pcap, 9, 1, 1);
+        for i in 0..packets {
+            let data = [i as u8; 60];
+            b.push_packet(i as u64, (i % 3) as u32, 60, &data).unwrap();
+        }
+        b.seal(seq).unwrap()
+    }
+
+    fn receive(store: &Store, id: &SegmentId, bytes: &[u8]) -> Result<Received, StoreError> {
+        let mut inc = store.begin_incoming(id, bytes.len() as u64)?;
+        for chunk in bytes.chunks(1000) {
+            inc.write(chunk)?;
+        }
+        inc.finish()
+    }
+
+    fn tmp_files(dir: &Path) -> usize {
+        fs::read_dir(dir.join("tmp")).unwrap().count()
+    }
+
+    /// Received in pieces, committed in one batch: indexed as the same
+    /// bytes added whole would be, flow index included; nothing left in tmp/.
+    #[test]
+    fn a_batch_received_in_pieces_is_indexed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        let segs: Vec<_> = (1..=3).map(|q| pcap_segment(q, 5000)).collect();
+        let batch = segs
+            .iter()
+            .map(|s| receive(&store, &s.id, &s.bytes).unwrap())
+            .collect();
+        let outcomes = store.commit_received(batch).unwrap();
+        assert!(outcomes.iter().all(Result::is_ok));
+        let other = tempfile::tempdir().unwrap();
+        let whole = Store::open(other.path(), true).unwrap();
+        for s in &segs {
+            assert_eq!(store.read_segment(&s.id).unwrap(), s.bytes);
+            whole.add_verified_segment(&s.id, &s.bytes).unwrap();
+            assert_eq!(
+                store.segment_meta(&s.id).unwrap(),
+                whole.segment_meta(&s.id).unwrap()
+            );
+            assert_eq!(
+                store.segment_at(9, s.header.origin_seq).unwrap(),
+                Some(s.id)
+            );
+        }
+        assert_eq!(tmp_files(dir.path()), 0);
+    }
+
+    /// Bytes that do not hash to the id, too few, too many or not a segment
+    /// are refused, and their temporary file goes with them.
+    #[test]
+    fn bad_bytes_are_refused_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        let seg = pcap_segment(1, 100);
+        let mut bad = seg.bytes.clone();
+        bad[100] ^= 1;
+        assert!(matches!(
+            receive(&store, &seg.id, &bad),
+            Err(StoreError::HashMismatch { .. })
+        ));
+        let mut short = store.begin_incoming(&seg.id, 1 << 30).unwrap();
+        short.write(&seg.bytes).unwrap();
+        assert!(short.finish().is_err());
+        let mut over = store.begin_incoming(&seg.id, 10).unwrap();
+        assert!(over.write(&seg.bytes).is_err());
+        drop(over);
+        let garbage = vec![7u8; 5000];
+        assert!(matches!(
+            receive(&store, &SegmentId::of(&garbage), &garbage),
+            Err(StoreError::Segment { .. })
+        ));
+        assert_eq!(tmp_files(dir.path()), 0);
+        assert!(!store.segment_path(&seg.id).exists());
+    }
+
+    /// Two segments for one sequence place in a batch: the first is kept,
+    /// the second refused alone and its file not kept.
+    #[test]
+    fn a_second_segment_for_one_place_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        let (a, b) = (pcap_segment(1, 10), pcap_segment(1, 11));
+        let c = pcap_segment(2, 10);
+        let batch = [&a, &b, &c]
+            .iter()
+            .map(|s| receive(&store, &s.id, &s.bytes).unwrap())
+            .collect();
+        let outcomes = store.commit_received(batch).unwrap();
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok());
+        assert!(matches!(
+            outcomes[1],
+            Err(StoreError::SequenceConflict { .. })
+        ));
+        assert!(!store.segment_path(&b.id).exists());
+        assert_eq!(store.segment_at(9, 1).unwrap(), Some(a.id));
+        // And later, against what is committed.
+        let again = receive(&store, &b.id, &b.bytes).unwrap();
+        assert!(store.commit_received(vec![again]).unwrap()[0].is_err());
+        assert_eq!(tmp_files(dir.path()), 0);
+    }
+}
