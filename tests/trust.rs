@@ -642,7 +642,7 @@ fn hostile_children_sending_undecodable_huge_or_cut_segments_are_refused_and_nam
     huge[48..56].copy_from_slice(&(1u64 << 50).to_le_bytes());
     // A child announcing 512 MiB that sends the start of a good segment,
     // then stops; and one announcing as much that sends garbage.
-    let cut = raw_record_segment(1504, 1, &[b"{}\n"; 64]);
+    let cut = raw_record_segment(1504, 1, &[b"{}\n".as_slice(); 64]);
     let garbage = vec![0x5a; 4096];
     let children = [
         (

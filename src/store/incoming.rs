@@ -12,9 +12,9 @@
 //! removes its temporary file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use redb::ReadableTable;
 
@@ -22,6 +22,7 @@ use super::catalog::{decode_known, flow_blocks_by};
 use super::index::{FLOW_BLOCKS, KNOWN, SEGMENTS, SENSOR_SEQ};
 use super::segment::{Header, SegmentError, SegmentFile};
 use super::{Kind, SegmentId, SegmentMeta, Store, StoreError};
+use crate::durable::AtomicFile;
 
 /// Largest write buffer of one incoming segment: what a pull loop holds of
 /// a segment in memory, whatever size the segment claims.
@@ -38,17 +39,23 @@ pub struct Incoming {
     expected: u64,
     written: u64,
     hasher: blake3::Hasher,
-    file: Option<BufWriter<File>>,
-    tmp: PathBuf,
+    /// Removed when dropped uncommitted.
+    file: BufWriter<AtomicFile>,
     head: Vec<u8>,
 }
 
 /// A received segment whose bytes hash to its id and whose structure
 /// parses; not visible until [`Store::commit_received`].
 pub struct Received {
-    tmp: PathBuf,
-    file: Option<File>,
+    /// Removed when dropped uncommitted.
+    file: AtomicFile,
     segment: SegmentFile,
+    meta: SegmentMeta,
+    flow_blocks: BTreeMap<u32, Vec<u32>>,
+}
+
+/// A received segment renamed into place, waiting for its index entry.
+struct Placed {
     meta: SegmentMeta,
     flow_blocks: BTreeMap<u32, Vec<u32>>,
 }
@@ -58,13 +65,10 @@ impl Store {
     /// whose name is unique to this writer.
     pub fn begin_incoming(&self, id: &SegmentId, len: u64) -> Result<Incoming, StoreError> {
         let target = self.segment_path(id);
-        let tmp = crate::durable::unique_tmp(&target, Some(&self.dir.join("tmp")));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|source| StoreError::Io {
-                path: tmp.clone(),
+        let tmp_dir = self.dir.join("tmp");
+        let file =
+            AtomicFile::create(&target, Some(&tmp_dir), None).map_err(|source| StoreError::Io {
+                path: tmp_dir.clone(),
                 source,
             })?;
         let capacity = usize::try_from(len)
@@ -75,8 +79,7 @@ impl Store {
             expected: len,
             written: 0,
             hasher: blake3::Hasher::new(),
-            file: Some(BufWriter::with_capacity(capacity, file)),
-            tmp,
+            file: BufWriter::with_capacity(capacity, file),
             head: Vec::new(),
         })
     }
@@ -93,39 +96,83 @@ impl Store {
         &self,
         batch: Vec<Received>,
     ) -> Result<Vec<Result<SegmentMeta, StoreError>>, StoreError> {
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut outcomes: Vec<Option<Result<SegmentMeta, StoreError>>> = Vec::new();
+        let mut dirs = BTreeSet::new();
         let mut placed = Vec::with_capacity(batch.len());
         for r in batch {
             // Checked before the file is renamed and again inside the commit
             // (another pull loop may take the place in between).
-            let present = self.entry_at(r.meta.sensor_id, r.meta.origin_seq)?;
-            match present {
-                Some(there) if there != r.meta.id => {
-                    outcomes.push(Some(Err(conflict(&r.meta, there))));
-                    placed.push(None);
-                }
-                _ => {
-                    outcomes.push(None);
-                    placed.push(Some(r));
-                }
+            if let Some(there) = self
+                .entry_at(r.meta.sensor_id, r.meta.origin_seq)?
+                .filter(|t| *t != r.meta.id)
+            {
+                outcomes.push(Some(Err(conflict(&r.meta, there))));
+                placed.push(None);
+                continue;
             }
+            let (dir, p) = self.place(r)?;
+            dirs.insert(dir);
+            outcomes.push(None);
+            placed.push(Some(p));
         }
-        let dirs = self.place_files(&mut placed)?;
         for dir in &dirs {
             crate::durable::sync_dir(dir).map_err(|source| StoreError::Io {
                 path: dir.clone(),
                 source,
             })?;
         }
+        self.index_placed(&mut outcomes, &placed)?;
+        // A file refused inside the commit (another loop took its place in
+        // the meantime) goes, unless the same bytes are indexed.
+        for (slot, p) in outcomes.iter().zip(&placed) {
+            if let (Some(Err(_)), Some(p)) = (slot, p)
+                && self.segment_meta(&p.meta.id)?.is_none()
+            {
+                let _ = fs::remove_file(self.segment_path(&p.meta.id));
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::CorruptEntry("unplaced segment".into()))))
+            .collect())
+    }
+
+    /// fsyncs a received file and renames it into `segments/xx/`; gives
+    /// the directory, still to be fsynced.
+    fn place(&self, r: Received) -> Result<(PathBuf, Placed), StoreError> {
+        let Received {
+            file,
+            segment,
+            meta,
+            flow_blocks,
+        } = r;
+        drop(segment);
+        // Content addressing: a file already there with this name holds
+        // these bytes (or is damage `verify` finds); replacing it with bytes
+        // just checked is never worse.
+        let dir = file.commit_deferred().map_err(|source| StoreError::Io {
+            path: self.segment_path(&meta.id),
+            source,
+        })?;
+        Ok((dir, Placed { meta, flow_blocks }))
+    }
+
+    /// One redb commit naming every placed segment whose place is free (or
+    /// holds the same id); the others get their `SequenceConflict`.
+    fn index_placed(
+        &self,
+        outcomes: &mut [Option<Result<SegmentMeta, StoreError>>],
+        placed: &[Option<Placed>],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.index_err(e))?;
         {
             let mut seq = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
             let mut known = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
             let mut segments = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
             let mut fb = txn.open_table(FLOW_BLOCKS).map_err(|e| self.index_err(e))?;
-            for (slot, r) in outcomes.iter_mut().zip(&placed) {
-                let Some(r) = r else { continue };
-                let meta = &r.meta;
+            for (slot, p) in outcomes.iter_mut().zip(placed) {
+                let Some(p) = p else { continue };
+                let meta = &p.meta;
                 let place = (meta.sensor_id, meta.origin_seq);
                 let held = seq
                     .get(place)
@@ -145,7 +192,7 @@ impl Store {
                 seq.insert(place, &meta.id.0)
                     .map_err(|e| self.index_err(e))?;
                 known.remove(place).map_err(|e| self.index_err(e))?;
-                for (flow, blocks) in &r.flow_blocks {
+                for (flow, blocks) in &p.flow_blocks {
                     let value: Vec<u8> = blocks.iter().flat_map(|b| b.to_le_bytes()).collect();
                     fb.insert((meta.sensor_id, *flow, meta.origin_seq), value.as_slice())
                         .map_err(|e| self.index_err(e))?;
@@ -155,44 +202,7 @@ impl Store {
         }
         txn.commit().map_err(|e| self.index_err(e))?;
         self.bump_generation();
-        // A file refused inside the commit (another loop took its place in
-        // the meantime) goes, unless the same bytes are indexed elsewhere.
-        for (slot, r) in outcomes.iter().zip(&placed) {
-            if let (Some(Err(_)), Some(r)) = (slot, r)
-                && self.segment_meta(&r.meta.id)?.is_none()
-            {
-                let _ = fs::remove_file(self.segment_path(&r.meta.id));
-            }
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(StoreError::CorruptEntry("unplaced segment".into()))))
-            .collect())
-    }
-
-    /// fsyncs each file and renames it into `segments/xx/`; gives the
-    /// directories that received a file.
-    fn place_files(&self, batch: &mut [Option<Received>]) -> Result<BTreeSet<PathBuf>, StoreError> {
-        let mut dirs = BTreeSet::new();
-        for r in batch.iter_mut().flatten() {
-            let target = self.segment_path(&r.meta.id);
-            let io = |path: &Path| {
-                let path = path.to_path_buf();
-                move |source| StoreError::Io { path, source }
-            };
-            if let Some(file) = r.file.take() {
-                file.sync_all().map_err(io(&r.tmp))?;
-            }
-            let dir = target.parent().unwrap_or(Path::new(".")).to_path_buf();
-            crate::durable::create_dir_all(&dir).map_err(io(&dir))?;
-            // Content addressing: a file already there with this name holds
-            // these bytes (or is damage `verify` finds); replacing it with
-            // bytes just checked is never worse.
-            fs::rename(&r.tmp, &target).map_err(io(&target))?;
-            r.tmp = PathBuf::new();
-            dirs.insert(dir);
-        }
-        Ok(dirs)
+        Ok(())
     }
 }
 
@@ -221,6 +231,10 @@ impl Incoming {
         self.written
     }
 
+    fn tmp(&self) -> PathBuf {
+        self.file.get_ref().tmp_path().to_path_buf()
+    }
+
     /// Appends the next bytes of the segment; more than announced is refused.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         let total = self
@@ -235,13 +249,12 @@ impl Incoming {
             self.head.extend_from_slice(&bytes[..take]);
         }
         self.hasher.update(bytes);
-        let Some(file) = self.file.as_mut() else {
-            return Err(self.damaged("written after its end".into()));
-        };
-        file.write_all(bytes).map_err(|source| StoreError::Io {
-            path: self.tmp.clone(),
-            source,
-        })?;
+        self.file
+            .write_all(bytes)
+            .map_err(|source| StoreError::Io {
+                path: self.tmp(),
+                source,
+            })?;
         self.written = total;
         Ok(())
     }
@@ -249,7 +262,7 @@ impl Incoming {
     fn damaged(&self, detail: String) -> StoreError {
         StoreError::Segment {
             id: self.id,
-            path: self.tmp.clone(),
+            path: self.tmp(),
             source: SegmentError::Corrupt {
                 what: "received bytes",
                 detail,
@@ -260,7 +273,7 @@ impl Incoming {
     /// Checks that every announced byte arrived and that they hash to the
     /// id (`HashMismatch` otherwise), then parses the structure and derives
     /// what the index keeps of it, reading one block at a time.
-    pub fn finish(mut self) -> Result<Received, StoreError> {
+    pub fn finish(self) -> Result<Received, StoreError> {
         if self.written != self.expected {
             return Err(self.damaged(format!(
                 "{} of {} bytes received",
@@ -271,57 +284,35 @@ impl Incoming {
         if actual != self.id {
             return Err(StoreError::HashMismatch {
                 id: self.id,
-                path: self.tmp.clone(),
+                path: self.tmp(),
                 actual,
             });
         }
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        let file = self
-            .file
-            .take()
-            .map(|w| w.into_inner().map_err(|e| e.into_error()))
-            .transpose()
-            .map_err(io(&self.tmp))?;
-        // From here the temporary file belongs to the `Received`.
-        let tmp = std::mem::take(&mut self.tmp);
-        let received = Received::open(self.id, tmp, file)?;
-        Ok(received)
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            self.file = None;
-            let _ = fs::remove_file(&self.tmp);
-        }
+        let tmp = self.tmp();
+        let file = self.file.into_inner().map_err(|e| StoreError::Io {
+            path: tmp,
+            source: e.into_error(),
+        })?;
+        Received::open(self.id, file)
     }
 }
 
 impl Received {
-    fn open(id: SegmentId, tmp: PathBuf, file: Option<File>) -> Result<Received, StoreError> {
-        // Built first so that an error below still removes the file.
-        let mut guard = TmpGuard(tmp);
-        let seg_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Segment { id, path, source }
-        };
-        let reader = File::open(&guard.0).map_err(|source| StoreError::Io {
-            path: guard.0.clone(),
+    /// Parses a received file (dropped, and so removed, on any error).
+    fn open(id: SegmentId, file: AtomicFile) -> Result<Received, StoreError> {
+        let tmp = file.tmp_path().to_path_buf();
+        let seg_err = |source| StoreError::Segment {
+            id,
+            path: tmp.clone(),
             source,
-        })?;
-        let mut segment = SegmentFile::open(reader).map_err(seg_err(&guard.0))?;
+        };
+        let io = |source| StoreError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let mut segment = SegmentFile::open(File::open(&tmp).map_err(io)?).map_err(seg_err)?;
         let header = segment.header;
-        let stored_bytes =
-            fs::metadata(&guard.0)
-                .map(|m| m.len())
-                .map_err(|source| StoreError::Io {
-                    path: guard.0.clone(),
-                    source,
-                })?;
+        let stored_bytes = fs::metadata(&tmp).map(|m| m.len()).map_err(io)?;
         let meta = SegmentMeta {
             id,
             sensor_id: header.sensor_id,
@@ -337,12 +328,11 @@ impl Received {
         };
         let flow_blocks = if header.kind == Kind::Pcap {
             let count = segment.blocks.len() as u32;
-            flow_blocks_by(count, |i| segment.block(i)).map_err(seg_err(&guard.0))?
+            flow_blocks_by(count, |i| segment.block(i)).map_err(seg_err)?
         } else {
             BTreeMap::new()
         };
         Ok(Received {
-            tmp: std::mem::take(&mut guard.0),
             file,
             segment,
             meta,
@@ -364,29 +354,11 @@ impl Received {
     }
 }
 
-impl Drop for Received {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// Removes a temporary file unless its path was taken out.
-struct TmpGuard(PathBuf);
-
-impl Drop for TmpGuard {
-    fn drop(&mut self) {
-        if !self.0.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::SegmentBuilder;
+    use std::path::Path;
 
     fn pcap_segment(seq: u64, packets: usize) -> crate::store::SealedSegment {
         let mut b = SegmentBuilder::new(Kind::Pcap, 9, 1, 1);
