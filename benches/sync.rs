@@ -211,7 +211,9 @@ fn main() {
         run(&["init", "--data", &s(&parent), "--sensor-id", sensor]);
         let port = free_port("127.0.0.1");
         let relay = relay(format!("127.0.0.1:{port}"));
-        let mut args = vec!["--pcap", "mirror", "--interval", "60s"];
+        // The bench's segments are sensor 9, which the child did not
+        // ingest itself: the link names it (docs/SECURITY.md).
+        let mut args = vec!["--pcap", "mirror", "--interval", "60s", "--sensors", "9"];
         args.extend_from_slice(extra);
         common::link(
             &parent,
@@ -231,7 +233,7 @@ fn main() {
     let tls = side(
         &child_tls,
         path("parent-tls"),
-        "9",
+        "10",
         "https",
         &["--ca-file", &s(&cert)],
     );
