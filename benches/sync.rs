@@ -1,12 +1,13 @@
 //! Sync benchmarks, side by side with rsync in one run.
 //!
 //! Run with `cargo bench --bench sync` (LUMPY_BENCH_SEGMENTS=N changes the
-//! segment count, default 100000; LUMPY_BENCH_ROOS=N the roo count, default
-//! 50). Data lives on /dev/shm so both tools measure the protocol, not the
-//! disk. It measures:
+//! segment count, default 50000; LUMPY_BENCH_ROOS=N the roo count, default
+//! 50, 0 to skip that part). Data lives on /dev/shm so both tools measure
+//! the protocol, not the disk. It measures:
 //! - bytes on the wire and time for a first sync, a no-op sync and a sync
-//!   after 1 % new segments, for `lumpy pull` (through a byte-counting
-//!   relay) and `rsync -a --stats` between two directories;
+//!   after 1 % new segments, for `lumpy pull` over plain HTTP and over TLS
+//!   (each through a byte-counting relay, each into its own parent) and
+//!   `rsync -a --stats` between two directories;
 //! - resident memory of one lumpy serving and pulling from N roos, and its
 //!   idle traffic per link per minute at the default 60 s interval.
 
@@ -104,6 +105,61 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// A self-signed leaf certificate for 127.0.0.1, made by openssl.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=lumpy-bench",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is required");
+    assert!(status.success(), "openssl req");
+    (cert, key)
+}
+
+/// One link measured: a child served at `port` behind relay `relay`,
+/// pulled by `parent`.
+struct Side {
+    child: PathBuf,
+    parent: PathBuf,
+    port: u16,
+    relay: Relay,
+}
+
+impl Side {
+    /// One pull: seconds, bytes up, bytes down.
+    fn pull(&self) -> (f64, u64, u64) {
+        let s = serve(&self.child, &format!("127.0.0.1:{}", self.port));
+        let (u0, d0) = self.relay.total();
+        let t = pull(&self.parent);
+        let (u1, d1) = self.relay.total();
+        drop(s);
+        (t, u1 - u0, d1 - d0)
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -111,7 +167,7 @@ fn main() {
     let n: u64 = std::env::var("LUMPY_BENCH_SEGMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(50_000);
     let roos: usize = std::env::var("LUMPY_BENCH_ROOS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -120,64 +176,97 @@ fn main() {
         .prefix("lumpy-bench-")
         .tempdir_in("/dev/shm")
         .expect("tmpfs");
-    let (child, parent) = (work.path().join("child"), work.path().join("parent"));
+    let path = |name: &str| work.path().join(name);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
     let packets = fixture_packets();
-    run(&[
-        "init",
-        "--data",
-        child.to_str().expect("utf-8"),
-        "--sensor-id",
-        "7",
-    ]);
-    run(&[
-        "init",
-        "--data",
-        parent.to_str().expect("utf-8"),
-        "--sensor-id",
-        "8",
-    ]);
+    let (child, child_tls) = (path("child"), path("child-tls"));
+    run(&["init", "--data", &s(&child), "--sensor-id", "7"]);
     add_segments(&child, 1, n + 1, &packets);
-    let port = free_port("127.0.0.1");
-    let r = relay(format!("127.0.0.1:{port}"));
-    common::link(
-        &parent,
-        &child,
-        "child",
-        &format!("https://127.0.0.1:{}", r.port),
-        &["--pcap", "mirror", "--interval", "60s"],
+    // The same segments behind a TLS-only peer API.
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&child)
+        .arg(&child_tls)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let (cert, key) = self_signed(work.path());
+    run(&[
+        "config",
+        "set",
+        "--data",
+        &s(&child_tls),
+        "serve.tls_cert",
+        &s(&cert),
+    ]);
+    run(&[
+        "config",
+        "set",
+        "--data",
+        &s(&child_tls),
+        "serve.tls_key",
+        &s(&key),
+    ]);
+    let side = |child: &Path, parent: PathBuf, sensor: &str, scheme: &str, extra: &[&str]| {
+        run(&["init", "--data", &s(&parent), "--sensor-id", sensor]);
+        let port = free_port("127.0.0.1");
+        let relay = relay(format!("127.0.0.1:{port}"));
+        // The bench's segments are sensor 9, which the child did not
+        // ingest itself: the link names it (docs/SECURITY.md).
+        let mut args = vec!["--pcap", "mirror", "--interval", "60s", "--sensors", "9"];
+        args.extend_from_slice(extra);
+        common::link(
+            &parent,
+            child,
+            "child",
+            &format!("{scheme}://127.0.0.1:{}", relay.port),
+            &args,
+        );
+        Side {
+            child: child.to_path_buf(),
+            parent,
+            port,
+            relay,
+        }
+    };
+    let plain = side(&child, path("parent"), "8", "http", &[]);
+    let tls = side(
+        &child_tls,
+        path("parent-tls"),
+        "10",
+        "https",
+        &["--ca-file", &s(&cert)],
     );
 
-    let rsync_dst = work.path().join("rsync-copy");
+    let rsync_dst = path("rsync-copy");
     let mut rows = Vec::new();
-    let measure = |what: &str, rows: &mut Vec<String>, r: &Relay| {
-        let s = serve(&child, &format!("127.0.0.1:{port}"));
-        let (u0, d0) = r.total();
-        let t = pull(&parent);
-        let (u1, d1) = r.total();
-        drop(s);
+    let mut measure = |what: &str| {
+        let (t, up, down) = plain.pull();
+        let (tt, tup, tdown) = tls.pull();
         let (rt, rs, rr) = rsync(&child.join("segments"), &rsync_dst);
         rows.push(format!(
-            "| {what} | {t:.2} s, {} B up, {} B down | {rt:.2} s, {rs} B sent, {rr} B received |",
-            u1 - u0,
-            d1 - d0
+            "| {what} | {t:.2} s, {up} B up, {down} B down | {tt:.2} s ({:+.0} %), {tup} B up, {tdown} B down | {rt:.2} s, {rs} B sent, {rr} B received | {:.2} x |",
+            (tt / t - 1.0) * 100.0,
+            t / rt
         ));
     };
-    measure(&format!("first sync, {n} segments"), &mut rows, &r);
-    measure("no-op sync", &mut rows, &r);
+    measure(&format!("first sync, {n} segments"));
+    measure("no-op sync");
     add_segments(&child, n + 1, n + 1 + n / 100, &packets);
-    measure(
-        &format!("after 1 % new ({} segments)", n / 100),
-        &mut rows,
-        &r,
-    );
+    add_segments(&child_tls, n + 1, n + 1 + n / 100, &packets);
+    measure(&format!("after 1 % new ({} segments)", n / 100));
     let stored: u64 = walk_size(&child.join("segments"));
     println!("child: {n} segments + 1 %, {stored} bytes stored\n");
-    println!("| sync | lumpy pull | rsync -a --stats |");
-    println!("|---|---|---|");
+    println!(
+        "| sync | lumpy pull (HTTP) | lumpy pull (TLS, vs HTTP) | rsync -a --stats | HTTP / rsync |"
+    );
+    println!("|---|---|---|---|---|");
     for row in &rows {
         println!("{row}");
     }
-    many_roos(work.path(), roos);
+    if roos > 0 {
+        many_roos(work.path(), roos);
+    }
 }
 
 fn walk_size(p: &Path) -> u64 {

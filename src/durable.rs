@@ -112,6 +112,25 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// fsyncs the file and renames it over the target, leaving the fsync of
+    /// the target's directory to the caller, who makes a batch of files
+    /// durable with one [`sync_dir`] per directory before anything names
+    /// them. Gives that directory.
+    pub fn commit_deferred(mut self) -> io::Result<PathBuf> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        fs::rename(&self.tmp, &self.target)?;
+        Ok(self
+            .target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf())
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.file {

@@ -338,6 +338,38 @@ pub fn check_segment(
     Ok((header, records))
 }
 
+/// [`check_segment`] for a segment received into a file: a record
+/// segment's records all decode and all name its own sensor; read one block
+/// at a time, so what is held follows the bytes present, never the
+/// header's claims. Gives the records (none for a pcap segment).
+pub fn check_segment_file(
+    id: &crate::store::SegmentId,
+    segment: &mut crate::store::SegmentFile,
+) -> Result<Vec<crate::records::Record>, NodeError> {
+    let header = segment.header;
+    if header.kind != Kind::Records {
+        return Ok(Vec::new());
+    }
+    let bad = |detail: String| NodeError::BadRecordSegment {
+        id: id.to_hex(),
+        detail,
+    };
+    let mut records = Vec::new();
+    for i in 0..segment.blocks.len() as u32 {
+        let block = segment.block(i).map_err(|e| bad(e.to_string()))?;
+        let decoded = decode_lines(&block).map_err(|e| bad(e.to_string()))?;
+        if let Some(r) = decoded.iter().find(|r| r.sensor_id() != header.sensor_id) {
+            return Err(NodeError::ForeignRecord {
+                id: id.to_hex(),
+                sensor: header.sensor_id,
+                record_sensor: r.sensor_id(),
+            });
+        }
+        records.extend(decoded);
+    }
+    Ok(records)
+}
+
 /// The records of a record segment's bytes.
 pub fn decode_record_segment(
     id: &crate::store::SegmentId,

@@ -803,3 +803,240 @@ fn a_link_token_is_rotated_by_peer_rotate_and_child_rotate() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no parent named 'nobody'"));
 }
+
+/// A hostile child: a small HTTP server inside the test speaking the peer
+/// protocol for one sensor whose whole catalogue is segment `segment` at
+/// sequence 1, and answering a fetch with `frame` (the segment's frame, or
+/// whatever a hostile child sends instead), then closing the connection.
+/// It checks no credentials: what is tested is what the parent accepts.
+fn fake_child(ip: &str, sensor: u32, segment: &[u8], frame: Vec<u8>) -> u16 {
+    use lumpy::sync::protocol::{
+        CatalogEntry, CatalogPage, PROTOCOL_VERSION, SensorSummary, Summary,
+    };
+    use std::io::{BufRead, BufReader, Read, Write};
+    let id = SegmentId::of(segment).to_hex();
+    let node_id = format!("{:032x}", 0xfa4e_0000_u64 + u64::from(sensor));
+    let summary = serde_json::to_vec(&Summary {
+        protocol: PROTOCOL_VERSION,
+        node_id: node_id.clone(),
+        below: vec![node_id],
+        sensors: vec![SensorSummary {
+            sensor_id: sensor,
+            first_id: id.clone(),
+            max_seq: 1,
+            chain: String::new(),
+            hops: 0,
+            pcap_held_to: 1,
+            newest_ns: 1_000_000_000,
+            incarnation: None,
+        }],
+        digest: format!("fake-{sensor}"),
+    })
+    .unwrap();
+    let catalog = serde_json::to_vec(&CatalogPage {
+        sensor_id: sensor,
+        entries: vec![CatalogEntry {
+            seq: 1,
+            id,
+            kind: Kind::Records as u8,
+            stored_bytes: segment.len() as u64,
+            held: true,
+        }],
+        more: false,
+    })
+    .unwrap();
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (summary, catalog, frame) = (summary.clone(), catalog.clone(), frame.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut body_len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    let h = h.to_ascii_lowercase();
+                    if let Some(v) = h.strip_prefix("content-length:") {
+                        body_len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; body_len];
+                let _ = reader.read_exact(&mut body);
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (kind, answer) = if path.starts_with("/v1/summary") {
+                    ("application/json", summary)
+                } else if path.starts_with("/v1/catalog/") {
+                    ("application/json", catalog)
+                } else {
+                    ("application/octet-stream", frame)
+                };
+                // The frame's length is not announced: the connection's end
+                // is the body's end, as a child that stops sending would do.
+                let head = if kind == "application/json" {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        answer.len()
+                    )
+                } else {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\nconnection: close\r\n\r\n")
+                };
+                let mut conn = conn;
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&answer);
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+/// A frame of a segment answer: id, announced length, then `body`.
+fn frame_of(segment: &[u8], announced: u64, body: &[u8]) -> Vec<u8> {
+    let mut f = SegmentId::of(segment).0.to_vec();
+    f.extend_from_slice(&announced.to_le_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn hostile_children_sending_undecodable_huge_or_cut_segments_are_refused_and_named() {
+    let (_h, h) = new_node(1501);
+    let (_p, p) = new_node(3501);
+    ingest_fixture(&h, "honeynet.pcap");
+    // (c) well hashed, well formed, but its one record is not JSON.
+    let undecodable = raw_record_segment(1502, 1, &[b"{\"type\": \"flow\", \"sensor_id\": \n"]);
+    // (d) a real record segment whose header claims 2^50 items.
+    let mut huge = raw_record_segment(1503, 1, &[b"{}\n", b"{}\n"]);
+    huge[48..56].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    // A child announcing 512 MiB that sends the start of a good segment,
+    // then stops; and one announcing as much that sends garbage.
+    let cut = raw_record_segment(1504, 1, &[b"{}\n".as_slice(); 64]);
+    let garbage = vec![0x5a; 4096];
+    let children = [
+        (
+            "fake-c",
+            1502,
+            &undecodable,
+            frame_of(&undecodable, undecodable.len() as u64, &undecodable),
+        ),
+        (
+            "fake-d",
+            1503,
+            &huge,
+            frame_of(&huge, huge.len() as u64, &huge),
+        ),
+        (
+            "fake-cut",
+            1504,
+            &cut,
+            frame_of(&cut, 1 << 29, &cut[..cut.len() / 2]),
+        ),
+        (
+            "fake-junk",
+            1505,
+            &garbage,
+            frame_of(&garbage, 1 << 29, &garbage),
+        ),
+    ];
+    for (i, (name, sensor, segment, frame)) in children.iter().enumerate() {
+        let ip = format!("127.0.0.{}", 10 + i);
+        let port = fake_child(&ip, *sensor, segment, frame.clone());
+        link(
+            &p,
+            &format!("p-{name}"),
+            &h,
+            name,
+            &format!("http://{ip}:{port}"),
+            &[],
+        );
+    }
+    let ph = free_port("127.0.0.2");
+    link(&p, "p", &h, "h", &format!("http://127.0.0.2:{ph}"), &[]);
+    let sh = serve(&h, "127.0.0.2", ph);
+    let out = run(&["pull", "--data", &p]);
+    sh.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let v = status_json(&p);
+    let expect = [
+        ("fake-c", "refused: sensor 1502"),
+        ("fake-d", "refused: sensor 1503"),
+        ("fake-cut", "ended inside segment"),
+        ("fake-junk", "does not start with a segment header"),
+    ];
+    for ((name, why), (_, sensor, segment, _)) in expect.iter().zip(&children) {
+        assert!(
+            err.contains(&format!("child {name}")),
+            "{name} not named: {err}"
+        );
+        let error = child_health(&v, name)["last_error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("child {name}: ")) && error.contains(why),
+            "{name}'s pull error: {error}"
+        );
+        // Nothing of it at the parent: no entry, no file, no rows, no
+        // temporary file left of its frame.
+        assert_eq!(segments_known(&v, *sensor), 0, "{name}");
+        let hex = SegmentId::of(segment).to_hex();
+        assert!(
+            !Path::new(&p)
+                .join("segments")
+                .join(&hex[..2])
+                .join(&hex)
+                .exists()
+        );
+        assert!(flows_json(&p, &["--sensor", &sensor.to_string()]).is_empty());
+    }
+    for (name, sensor) in [("fake-c", 1502), ("fake-d", 1503)] {
+        let conflicts = child_health(&v, name)["conflicts"].to_string();
+        assert!(
+            conflicts.contains(&format!("sensor {sensor}")),
+            "{name}: {conflicts}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(Path::new(&p).join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(child_health(&v, "h")["last_error"], "");
+    assert_eq!(
+        flows_json(&p, &["--sensor", "1501"]),
+        flows_json(&h, &["--sensor", "1501"])
+    );
+    ok(&["verify", "--data", &p]);
+
+    // The parent still starts, serves, and pulls its honest child's new
+    // data while the hostile ones keep failing.
+    ingest_fixture(&h, "vlan.pcap");
+    let want = flows_json(&h, &["--sensor", "1501"]);
+    let sh = serve(&h, "127.0.0.2", ph);
+    let sp = serve(&p, "127.0.0.3", free_port("127.0.0.3"));
+    wait_until(
+        "the parent to pull the new rows",
+        Duration::from_secs(60),
+        || flows_json(&p, &["--sensor", "1501"]).len() == want.len(),
+    );
+    sp.stop();
+    sh.stop();
+    let v = status_json(&p);
+    for (name, _) in expect {
+        assert!(
+            child_health(&v, name)["last_error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("child {name}")),
+            "{name}"
+        );
+    }
+    ok(&["verify", "--data", &p]);
+}

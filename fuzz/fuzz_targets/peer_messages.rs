@@ -25,14 +25,16 @@ fuzz_target!(|data: &[u8]| {
         id.copy_from_slice(&data[..32]);
         requested.insert(SegmentId(id));
     }
-    let mut buf = Vec::new();
-    let mut expect = None;
-    for chunk in data.chunks(97) {
-        buf.extend_from_slice(chunk);
+    let mut frames = lumpy::sync::client::FrameReader::default();
+    for mut chunk in data.chunks(97) {
         loop {
-            match lumpy::sync::client::take_frame(&mut buf, &mut expect, &requested) {
-                Ok(Some(_)) => continue,
-                Ok(None) => break,
+            match frames.step(chunk, &requested) {
+                Ok((used, event)) => {
+                    chunk = &chunk[used..];
+                    if event.is_none() && chunk.is_empty() {
+                        break;
+                    }
+                }
                 Err(_) => return,
             }
         }

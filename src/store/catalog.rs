@@ -57,7 +57,7 @@ fn encode_known(e: &KnownEntry) -> [u8; KNOWN_LEN] {
     b
 }
 
-fn decode_known(sensor_id: u32, seq: u64, b: &[u8]) -> Result<KnownEntry, StoreError> {
+pub(super) fn decode_known(sensor_id: u32, seq: u64, b: &[u8]) -> Result<KnownEntry, StoreError> {
     if b.len() != KNOWN_LEN {
         return Err(StoreError::CorruptEntry(format!(
             "known_segments ({sensor_id}, {seq})"
@@ -597,9 +597,18 @@ fn decode_mark(b: &[u8]) -> u64 {
 pub(crate) fn flow_blocks_of(
     view: &SegmentView<'_>,
 ) -> Result<BTreeMap<u32, Vec<u32>>, super::SegmentError> {
+    flow_blocks_by(view.blocks.len() as u32, |i| view.block(i))
+}
+
+/// [`flow_blocks_of`] for `count` blocks read one at a time by `block`
+/// (from memory or from a file: only one block is held at once).
+pub(crate) fn flow_blocks_by(
+    count: u32,
+    mut block: impl FnMut(u32) -> Result<Vec<u8>, super::SegmentError>,
+) -> Result<BTreeMap<u32, Vec<u32>>, super::SegmentError> {
     let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    for i in 0..view.blocks.len() as u32 {
-        let block = view.block(i)?;
+    for i in 0..count {
+        let block = block(i)?;
         for item in packet_items(&block) {
             let item = item?;
             if item.flow_id != 0 {

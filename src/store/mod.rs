@@ -7,6 +7,7 @@
 //! Does not decode packets or records and never touches the SQLite mirror.
 
 pub mod catalog;
+pub mod incoming;
 pub mod index;
 pub mod seal;
 pub mod segment;

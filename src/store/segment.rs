@@ -559,8 +559,23 @@ fn check_counts(header: &Header, blocks: &[BlockEntry], count: u32) -> Result<()
 
 /// Decompresses one stored block and checks its raw length.
 pub fn decompress_block(index: u32, stored: &[u8], raw_len: u32) -> Result<Vec<u8>, SegmentError> {
-    let raw =
-        zstd::bulk::decompress(stored, raw_len as usize).map_err(|e| SegmentError::Decompress {
+    thread_local! {
+        /// One zstd context per thread: making one per block cost more than
+        /// decompressing a small segment's block (a first sync of many
+        /// small segments).
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let raw = DCTX
+        .with(|cell| {
+            let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+            let dctx = match slot.as_mut() {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            dctx.decompress(stored, raw_len as usize)
+        })
+        .map_err(|e| SegmentError::Decompress {
             index,
             detail: e.to_string(),
         })?;
@@ -578,6 +593,8 @@ pub struct SegmentFile {
     file: std::fs::File,
     pub header: Header,
     pub blocks: Vec<BlockEntry>,
+    /// Bytes of the items before compression (the trailer's total).
+    pub raw_total: u64,
 }
 
 impl SegmentFile {
@@ -602,6 +619,7 @@ impl SegmentFile {
             file,
             header,
             blocks,
+            raw_total: trailer.raw_total,
         })
     }
 

@@ -3,8 +3,9 @@
 //! visible (docs/PROTOCOL.md §4).
 //!
 //! Owns the client side of the protocol and the link health it records.
-//! Writes segments only through `Store::add_verified_segment` and records
-//! only through the node's mirror.
+//! Writes segments only through the store's incoming path
+//! (`Store::begin_incoming`, `Store::commit_received`) and records only
+//! through the node's mirror.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use super::protocol::*;
 use super::summary::sensor_summary;
 use crate::config::{ChildConfig, PcapMode};
 use crate::node::{Node, NodeError};
+use crate::store::incoming::{HEAD_LEN, Received};
 use crate::store::{Kind, SegmentId, Store, StoreError};
 
 /// Largest segment a child may send.
@@ -644,102 +646,209 @@ struct Wanted {
     kind: Kind,
 }
 
-/// Fetches a batch of segments as one stream of frames, committing each as
-/// soon as it is verified (so an interrupted pull loses one segment at most).
+/// Segments a stream may leave received and checked before they are
+/// committed together (one fsync per file, one per directory, one index
+/// commit and one mirror transaction per batch).
+const COMMIT_SEGMENTS: usize = MAX_FETCH_IDS;
+/// Decoded record bytes a batch may hold before it is committed.
+const COMMIT_RECORD_BYTES: u64 = 32 << 20;
+
+/// Fetches a batch of segments as one stream of frames. Each segment is
+/// written to a temporary file as it arrives (hashed on the way, never held
+/// whole in memory), checked against its id and its catalogue place, and
+/// committed with the others of its batch: an interrupted pull loses the
+/// uncommitted batch at most, never a committed segment.
 async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncError> {
     let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
     let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
     let resp = link
         .send(reqwest::Method::POST, "/v1/segments", body, None)
         .await?;
-    let requested: HashSet<SegmentId> = batch.iter().map(|w| w.id).collect();
+    let mut rx = FrameSink {
+        batch,
+        requested: batch.iter().map(|w| w.id).collect(),
+        frames: FrameReader::default(),
+        current: None,
+        seen: HashSet::new(),
+        checked: Vec::new(),
+        record_bytes: 0,
+    };
     let mut stream = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut expect: Option<(SegmentId, usize)> = None;
-    loop {
-        while let Some(done) =
-            take_frame(&mut buf, &mut expect, &requested).map_err(|d| link.protocol(d))?
-        {
-            let Some(wanted) = batch.iter().find(|w| w.id == done.0) else {
-                return Err(
-                    link.protocol(format!("sent segment {}, which was not asked for", done.0))
-                );
-            };
-            accept_segment(link, *wanted, done.1).await?;
-        }
-        match stream.next().await {
-            Some(Ok(chunk)) => {
-                link.stats.bytes_in += chunk.len() as u64;
-                buf.extend_from_slice(&chunk);
+    let streamed = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| link.unreachable(e))?;
+            link.stats.bytes_in += chunk.len() as u64;
+            tokio::task::block_in_place(|| rx.take(link, &chunk))?;
+            if rx.checked.len() >= COMMIT_SEGMENTS || rx.record_bytes >= COMMIT_RECORD_BYTES {
+                tokio::task::block_in_place(|| rx.commit(link))?;
             }
-            Some(Err(e)) => return Err(link.unreachable(e)),
-            None => break,
+        }
+        match &rx.current {
+            Some((_, inc)) => Err(link.protocol(format!(
+                "segment stream ended inside segment {} ({} bytes received)",
+                inc.id(),
+                inc.written()
+            ))),
+            None if !rx.frames.between_frames() => {
+                Err(link.protocol("segment stream ended inside a frame header"))
+            }
+            None => Ok(()),
         }
     }
-    if !buf.is_empty() || expect.is_some() {
-        return Err(link.protocol("segment stream ended inside a frame"));
-    }
-    Ok(())
+    .await;
+    // Whatever went wrong, a half-received segment's file goes, and the
+    // segments already checked are kept.
+    rx.current = None;
+    let committed = tokio::task::block_in_place(|| rx.commit(link));
+    streamed.and(committed)
 }
 
-/// Takes one complete frame of a `POST /v1/segments` answer off the front
-/// of `buf`, if there is one; `expect` carries a frame whose header was
-/// read. A frame naming a segment that was not asked for, or claiming more
-/// than `MAX_SEGMENT_BYTES`, is refused before anything is allocated for it.
-pub fn take_frame(
-    buf: &mut Vec<u8>,
-    expect: &mut Option<(SegmentId, usize)>,
-    requested: &HashSet<SegmentId>,
-) -> Result<Option<(SegmentId, Vec<u8>)>, String> {
-    if expect.is_none() {
-        if buf.len() < FRAME_HEADER_LEN {
-            return Ok(None);
+/// What a stream of frames has delivered so far.
+struct FrameSink<'b> {
+    batch: &'b [Wanted],
+    requested: HashSet<SegmentId>,
+    frames: FrameReader,
+    /// The segment being received.
+    current: Option<(Wanted, crate::store::incoming::Incoming)>,
+    seen: HashSet<SegmentId>,
+    /// Received and checked, not yet committed, with their records.
+    checked: Vec<(Wanted, Received, Vec<crate::records::Record>)>,
+    record_bytes: u64,
+}
+
+impl FrameSink<'_> {
+    /// Takes one chunk of the stream.
+    fn take(&mut self, link: &Link<'_>, mut chunk: &[u8]) -> Result<(), SyncError> {
+        loop {
+            let (used, event) = self
+                .frames
+                .step(chunk, &self.requested)
+                .map_err(|d| link.protocol(d))?;
+            chunk = &chunk[used..];
+            match event {
+                Some(FrameEvent::Start { id, len }) => self.start(link, id, len)?,
+                Some(FrameEvent::Body(bytes)) => self.body(link, bytes)?,
+                Some(FrameEvent::End) => self.end(link)?,
+                None if chunk.is_empty() => return Ok(()),
+                None => {}
+            }
         }
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&buf[..32]);
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&buf[32..40]);
-        let len = u64::from_le_bytes(len);
-        let id = SegmentId(id);
-        if !requested.contains(&id) {
-            return Err(format!("sent segment {id}, which was not asked for"));
-        }
-        if len > MAX_SEGMENT_BYTES {
-            return Err(format!("segment {id} claims {len} bytes"));
-        }
-        buf.drain(..FRAME_HEADER_LEN);
-        *expect = Some((id, len as usize));
     }
-    match *expect {
-        Some((id, len)) if buf.len() >= len => {
-            let rest = buf.split_off(len);
-            let bytes = std::mem::replace(buf, rest);
-            *expect = None;
-            Ok(Some((id, bytes)))
+
+    fn start(&mut self, link: &Link<'_>, id: SegmentId, len: u64) -> Result<(), SyncError> {
+        let Some(wanted) = self.batch.iter().find(|w| w.id == id) else {
+            return Err(link.protocol(format!("sent segment {id}, which was not asked for")));
+        };
+        if !self.seen.insert(id) {
+            return Err(link.protocol(format!("sent segment {id} twice")));
         }
-        _ => Ok(None),
+        let incoming = link.ctx.store.begin_incoming(&id, len)?;
+        self.current = Some((*wanted, incoming));
+        Ok(())
+    }
+
+    fn body(&mut self, link: &Link<'_>, bytes: &[u8]) -> Result<(), SyncError> {
+        let Some((wanted, incoming)) = self.current.as_mut() else {
+            return Err(link.protocol("segment bytes outside a frame"));
+        };
+        let before = incoming.head().len();
+        incoming.write(bytes)?;
+        link.ctx.progress.inc(bytes.len() as u64);
+        // The header says at once what the segment claims to be: a child
+        // announcing a huge segment and sending garbage, or another
+        // sensor's segment, is refused before the rest is written.
+        if before < HEAD_LEN && incoming.head().len() == HEAD_LEN {
+            let header = crate::store::segment::parse_header(incoming.head()).map_err(|e| {
+                link.protocol(format!(
+                    "segment {} does not start with a segment header: {e}",
+                    wanted.id
+                ))
+            })?;
+            check_place(link, wanted, &header)?;
+        }
+        Ok(())
+    }
+
+    /// A frame is complete: its bytes must hash to its id, parse, sit at the
+    /// place they were asked for, and (records) decode and name its sensor.
+    fn end(&mut self, link: &Link<'_>) -> Result<(), SyncError> {
+        let Some((wanted, incoming)) = self.current.take() else {
+            return Err(link.protocol("a frame ended that never started"));
+        };
+        let id = wanted.id;
+        let mut received = match incoming.finish() {
+            Ok(r) => r,
+            Err(StoreError::HashMismatch { actual, .. }) => {
+                return Err(SyncError::Damaged {
+                    child: link.child.name.clone(),
+                    id: id.to_hex(),
+                    actual: actual.to_hex(),
+                });
+            }
+            Err(e @ StoreError::Segment { .. }) => {
+                return Err(link.forged(wanted.sensor, e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        check_place(link, &wanted, &received.header())?;
+        let records = crate::node::check_segment_file(&id, received.segment())
+            .map_err(|e| link.forged(wanted.sensor, e.to_string()))?;
+        if received.meta().kind == Kind::Records {
+            self.record_bytes = self.record_bytes.saturating_add(received.meta().raw_bytes);
+        }
+        self.checked.push((wanted, received, records));
+        Ok(())
+    }
+
+    /// Commits what was checked: files, then the index, then the mirror.
+    fn commit(&mut self, link: &mut Link<'_>) -> Result<(), SyncError> {
+        if self.checked.is_empty() {
+            return Ok(());
+        }
+        self.record_bytes = 0;
+        let (taken, received): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checked)
+            .into_iter()
+            .map(|(w, r, records)| ((w, records), r))
+            .unzip();
+        let outcomes = link.ctx.store.commit_received(received)?;
+        let mut refused = None;
+        let mut apply = Vec::new();
+        for ((wanted, records), outcome) in taken.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(meta) => {
+                    link.stats.segments += 1;
+                    if meta.kind == Kind::Records {
+                        apply.push((meta.id, records));
+                    }
+                }
+                Err(e @ StoreError::SequenceConflict { .. }) => {
+                    refused.get_or_insert(link.forged(wanted.sensor, e.to_string()));
+                }
+                Err(e) => {
+                    refused.get_or_insert(e.into());
+                }
+            }
+        }
+        if !apply.is_empty() {
+            let mut node = link.ctx.node.lock().map_err(|_| SyncError::Protocol {
+                child: link.child.name.clone(),
+                detail: "node lock poisoned".into(),
+            })?;
+            node.mirror
+                .apply_many(apply.iter().map(|(id, r)| (id, r.as_slice())))
+                .map_err(crate::node::NodeError::from)?;
+        }
+        refused.map_or(Ok(()), Err)
     }
 }
 
-/// Verifies a received segment against its id and the catalogue place it
-/// was asked for, checks its records, stores it, and applies its records to
-/// the mirror. Nothing unverified ever becomes visible.
-async fn accept_segment(
-    link: &mut Link<'_>,
-    wanted: Wanted,
-    bytes: Vec<u8>,
+/// A segment must say of itself what the catalogue entry it was asked for
+/// said: sensor, origin sequence and kind.
+fn check_place(
+    link: &Link<'_>,
+    wanted: &Wanted,
+    header: &crate::store::segment::Header,
 ) -> Result<(), SyncError> {
-    let id = wanted.id;
-    let actual = SegmentId::of(&bytes);
-    if actual != id {
-        return Err(SyncError::Damaged {
-            child: link.child.name.clone(),
-            id: id.to_hex(),
-            actual: actual.to_hex(),
-        });
-    }
-    let (header, records) = tokio::task::block_in_place(|| crate::node::check_segment(&id, &bytes))
-        .map_err(|e| link.forged(wanted.sensor, e.to_string()))?;
     if header.sensor_id != wanted.sensor
         || header.origin_seq != wanted.seq
         || header.kind != wanted.kind
@@ -747,7 +856,8 @@ async fn accept_segment(
         return Err(link.forged(
             wanted.sensor,
             format!(
-                "segment {id}, listed at sequence {} as {}, is sensor {} sequence {} {}",
+                "segment {}, listed at sequence {} as {}, is sensor {} sequence {} {}",
+                wanted.id,
                 wanted.seq,
                 wanted.kind.name(),
                 header.sensor_id,
@@ -756,26 +866,88 @@ async fn accept_segment(
             ),
         ));
     }
-    let node = link.ctx.node.clone();
-    tokio::task::block_in_place(|| -> Result<(), SyncError> {
-        let meta = match link.ctx.store.add_verified_segment(&id, &bytes) {
-            Err(e @ StoreError::SequenceConflict { .. }) => {
-                return Err(link.forged(wanted.sensor, e.to_string()));
-            }
-            other => other?,
-        };
-        if meta.kind == Kind::Records {
-            let mut node = node.lock().map_err(|_| SyncError::Protocol {
-                child: String::new(),
-                detail: "node lock poisoned".into(),
-            })?;
-            node.apply_records(&id, &records)?;
-        }
-        Ok(())
-    })?;
-    link.stats.segments += 1;
-    link.ctx.progress.inc(bytes.len() as u64);
     Ok(())
+}
+
+/// One step of reading a `POST /v1/segments` answer (docs/PROTOCOL.md §4).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameEvent<'a> {
+    /// A frame's header: the segment and its length.
+    Start { id: SegmentId, len: u64 },
+    /// The next bytes of the current frame's segment.
+    Body(&'a [u8]),
+    /// The current frame is complete.
+    End,
+}
+
+/// Reads the frames of a `POST /v1/segments` answer as the bytes arrive,
+/// holding nothing but a frame header: a frame naming a segment that was
+/// not asked for, or claiming more than `MAX_SEGMENT_BYTES`, is refused
+/// before anything is written for it.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    head: FrameHead,
+    head_len: usize,
+    /// Bytes of the current frame's segment still to come.
+    body_left: Option<u64>,
+}
+
+/// The bytes of a frame header read so far.
+#[derive(Debug)]
+struct FrameHead([u8; FRAME_HEADER_LEN]);
+
+impl Default for FrameHead {
+    fn default() -> Self {
+        FrameHead([0; FRAME_HEADER_LEN])
+    }
+}
+
+impl FrameReader {
+    /// Reads what it can from the front of `input`: the bytes it used and
+    /// the event they made, if any. `(0, None)`: it needs more input.
+    pub fn step<'a>(
+        &mut self,
+        input: &'a [u8],
+        requested: &HashSet<SegmentId>,
+    ) -> Result<(usize, Option<FrameEvent<'a>>), String> {
+        if let Some(left) = self.body_left {
+            if left == 0 {
+                self.body_left = None;
+                return Ok((0, Some(FrameEvent::End)));
+            }
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
+            if n == 0 {
+                return Ok((0, None));
+            }
+            self.body_left = Some(left - n as u64);
+            return Ok((n, Some(FrameEvent::Body(&input[..n]))));
+        }
+        let n = (FRAME_HEADER_LEN - self.head_len).min(input.len());
+        self.head.0[self.head_len..self.head_len + n].copy_from_slice(&input[..n]);
+        self.head_len += n;
+        if self.head_len < FRAME_HEADER_LEN {
+            return Ok((n, None));
+        }
+        self.head_len = 0;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&self.head.0[..32]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&self.head.0[32..40]);
+        let (id, len) = (SegmentId(id), u64::from_le_bytes(len));
+        if !requested.contains(&id) {
+            return Err(format!("sent segment {id}, which was not asked for"));
+        }
+        if len > MAX_SEGMENT_BYTES {
+            return Err(format!("segment {id} claims {len} bytes"));
+        }
+        self.body_left = Some(len);
+        Ok((n, Some(FrameEvent::Start { id, len })))
+    }
+
+    /// True between frames: the only place a stream may end.
+    pub fn between_frames(&self) -> bool {
+        self.body_left.is_none() && self.head_len == 0
+    }
 }
 
 /// Asks a child for its summary with a link secret, outside any pull (used
@@ -916,4 +1088,69 @@ pub async fn fetch_one(
         });
     }
     Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `stream` in `piece`-byte chunks: the frames it gives.
+    fn read_all(
+        stream: &[u8],
+        piece: usize,
+        requested: &HashSet<SegmentId>,
+    ) -> Result<Vec<(SegmentId, Vec<u8>)>, String> {
+        let mut frames = FrameReader::default();
+        let mut out: Vec<(SegmentId, Vec<u8>)> = Vec::new();
+        for mut chunk in stream.chunks(piece) {
+            loop {
+                let (used, event) = frames.step(chunk, requested)?;
+                chunk = &chunk[used..];
+                match event {
+                    Some(FrameEvent::Start { id, .. }) => out.push((id, Vec::new())),
+                    Some(FrameEvent::Body(b)) => out.last_mut().unwrap().1.extend_from_slice(b),
+                    Some(FrameEvent::End) => {}
+                    None if chunk.is_empty() => break,
+                    None => {}
+                }
+            }
+        }
+        assert!(frames.between_frames());
+        Ok(out)
+    }
+
+    fn frame(id: SegmentId, len: u64, body: &[u8]) -> Vec<u8> {
+        let mut f = id.0.to_vec();
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn frames_are_read_whatever_the_chunking_and_bad_headers_refused() {
+        let (a, b) = (SegmentId::of(b"a"), SegmentId::of(b"b"));
+        let requested: HashSet<_> = [a, b].into_iter().collect();
+        let mut stream = frame(a, 3, b"abc");
+        stream.extend(frame(b, 0, b""));
+        stream.extend(frame(b, 5, b"hello"));
+        for piece in [1, 7, 40, 41, 1000] {
+            let got = read_all(&stream, piece, &requested).unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    (a, b"abc".to_vec()),
+                    (b, Vec::new()),
+                    (b, b"hello".to_vec())
+                ]
+            );
+        }
+        let other = SegmentId::of(b"c");
+        assert!(read_all(&frame(other, 1, b"x"), 100, &requested).is_err());
+        let huge = frame(a, MAX_SEGMENT_BYTES + 1, b"");
+        assert!(
+            read_all(&huge, 100, &requested)
+                .unwrap_err()
+                .contains("claims")
+        );
+    }
 }

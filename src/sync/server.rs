@@ -611,7 +611,15 @@ fn send_segment(
     };
     let mut file = std::fs::File::open(&path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    let mut chunk = vec![0u8; SEND_CHUNK];
+    // No larger than the file: zeroing a whole chunk for a 2 KB segment
+    // cost more than sending it (a first sync of many small segments).
+    let size = file.metadata().map_err(io)?.len();
+    let mut chunk = vec![
+        0u8;
+        usize::try_from(size)
+            .unwrap_or(SEND_CHUNK)
+            .clamp(1, SEND_CHUNK)
+    ];
     let mut len = 0u64;
     loop {
         let n = file.read(&mut chunk).map_err(io)?;
