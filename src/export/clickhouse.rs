@@ -338,6 +338,9 @@ impl ChTarget {
             base.host_str().unwrap_or(""),
             base.port_or_known_default().unwrap_or(8123)
         );
+        // reqwest is built without a crypto provider: ring, as main installs
+        // it (a no-op when already installed; tests call this directly).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(300))
