@@ -7,6 +7,7 @@ mod util;
 mod archive;
 mod campaign;
 mod cli;
+mod clickhouse;
 mod export;
 mod flood;
 mod flows_vs_argus;

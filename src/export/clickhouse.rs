@@ -246,6 +246,15 @@ impl ChTable {
         s
     }
 
+    /// The data columns (without `_version`): name and ClickHouse type
+    /// (without Nullable), for queries and tests that compare with the mirror.
+    pub fn data_columns(&self) -> Vec<(&'static str, &'static str, bool)> {
+        columns(self)
+            .iter()
+            .map(|c| (c.name, c.ty.name(), c.nullable))
+            .collect()
+    }
+
     /// The column list of an INSERT (data columns, then `_version`).
     pub fn column_list(&self) -> String {
         let mut names: Vec<&str> = columns(self).iter().map(|c| c.name).collect();
