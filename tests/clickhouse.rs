@@ -90,7 +90,9 @@ fn is_root() -> bool {
 
 /// Starts clickhouse-server with the config in `dir` (as the clickhouse
 /// user when root), waits until it answers, and leaves a watchdog that
-/// kills it when this test process ends.
+/// kills it when this test process ends. Neither child is waited for: both
+/// outlive the test process on purpose (the watchdog reaps the server).
+#[allow(clippy::zombie_processes)]
 pub(crate) fn start_server(dir: &Path, url: &str) {
     let config = dir.join("config.xml");
     let mut cmd = if is_root() {
