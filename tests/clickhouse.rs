@@ -759,3 +759,97 @@ fn walleye_views_answer_the_same_in_clickhouse_and_the_mirror() {
         assert_eq!(there, here, "{name}");
     }
 }
+
+/// Flows in ClickHouse (FINAL) for `db`, 0 while the table does not exist.
+fn ch_flows(url: &str, db: &str) -> i64 {
+    let exists = ch_at(
+        url,
+        &format!("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'flows'"),
+    );
+    if exists.trim() != "1" {
+        return 0;
+    }
+    ch_at(url, &format!("SELECT count() FROM {db}.flows FINAL"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn mirror_flows(data: &str) -> i64 {
+    mirror(data)
+        .query_row("SELECT count(*) FROM x_flow_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn serve_keeps_clickhouse_current_beside_a_dead_target_and_status_shows_the_lag() {
+    let (d, data) = node();
+    let url = server().url.clone();
+    let db = ChDb::new("serve");
+    let spool = d.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    config_set(&data, "capture.follow", spool.to_str().unwrap());
+    config_set(&data, "capture.settle_secs", "0");
+    let host = test_host(0);
+    let dead = format!("http://{host}:{}", free_port(&host));
+    let toml = Path::new(&data).join("lumpy.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str(&format!(
+        "\n[[export]]\nname = \"ch\"\nkind = \"clickhouse\"\nurl = \"{url}\"\ndatabase = \"{}\"\ninterval_secs = 1\n\
+         \n[[export]]\nname = \"dead\"\nkind = \"clickhouse\"\nurl = \"{dead}\"\ninterval_secs = 1\n",
+        db.name
+    ));
+    std::fs::write(&toml, text).unwrap();
+    let wait_for = |want: i64| {
+        let start = std::time::Instant::now();
+        loop {
+            let have = ch_flows(&url, &db.name);
+            if have == want {
+                return;
+            }
+            assert!(
+                start.elapsed().as_secs() < 90,
+                "ClickHouse has {have} flows, the mirror {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let served = crate::sync::serve(&data, &host, free_port(&host));
+    wait_for(mirror_flows(&data));
+    // Ingest goes on beside the dead target, and the live one follows it.
+    std::fs::copy(fixture("vlan.pcap"), spool.join("vlan.pcap")).unwrap();
+    let before = mirror_flows(&data);
+    let start = std::time::Instant::now();
+    while mirror_flows(&data) == before {
+        assert!(start.elapsed().as_secs() < 60, "vlan.pcap was not ingested");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    wait_for(mirror_flows(&data));
+    served.stop();
+    assert_same_content(&data, &url, &db.name);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+    let exports = v["exports"].as_array().unwrap();
+    let by = |n: &str| exports.iter().find(|e| e["name"] == n).unwrap().clone();
+    let (live, gone) = (by("ch"), by("dead"));
+    assert!(live["last_success"].as_u64().unwrap() > 0, "{live}");
+    assert!(
+        live["lag_secs"].is_u64() && live["last_error"].is_null(),
+        "{live}"
+    );
+    assert_eq!(gone["last_success"], 0, "{gone}");
+    assert!(gone["lag_secs"].is_null(), "{gone}");
+    assert!(
+        gone["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{gone}"
+    );
+    let text = ok(&["status", "--data", &data]);
+    assert!(text.contains("export ch "), "{text}");
+    assert!(
+        text.contains("export dead") && text.contains("never exported"),
+        "{text}"
+    );
+}

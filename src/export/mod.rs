@@ -23,6 +23,7 @@
 //! re-sends everything.
 
 mod clickhouse;
+pub mod clickhouse_live;
 mod schema;
 mod source;
 mod sql;
