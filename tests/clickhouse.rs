@@ -853,3 +853,66 @@ fn serve_keeps_clickhouse_current_beside_a_dead_target_and_status_shows_the_lag(
         "{text}"
     );
 }
+
+#[test]
+fn a_cluster_of_two_shards_holds_each_sensor_on_one_shard() {
+    // Two more servers: the two shards of cluster lumpy_test (no ZooKeeper:
+    // non-replicated shards).
+    let hosts = [test_host(1), test_host(2)];
+    let ports: Vec<(u16, u16)> = hosts.iter().map(|h| (free_port(h), free_port(h))).collect();
+    let mut shards = String::from("<lumpy_test>");
+    for (h, (_, tcp)) in hosts.iter().zip(&ports) {
+        shards.push_str(&format!(
+            "<shard><replica><host>{h}</host><port>{tcp}</port></replica></shard>"
+        ));
+    }
+    shards.push_str("</lumpy_test>");
+    let mut urls = Vec::new();
+    for (h, (http, tcp)) in hosts.iter().zip(&ports) {
+        let dir = tempfile::Builder::new()
+            .prefix("lumpy-ch-shard-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        write_config(&dir, h, *http, *tcp, &shards);
+        let url = format!("http://{h}:{http}");
+        start_server(&dir, &url);
+        urls.push(url);
+    }
+    let (_d, data) = new_node(42);
+    ingest_fixture(&data, "honeynet.pcap");
+    let vlan = fixture("vlan.pcap");
+    ok(&[
+        "ingest",
+        "--data",
+        &data,
+        "--sensor",
+        "43",
+        vlan.to_str().unwrap(),
+    ]);
+    add_host_data(&data);
+    let db = "lumpy_cluster";
+    let args = [
+        "--cluster",
+        "lumpy_test",
+        "--shard",
+        &urls[0],
+        "--shard",
+        &urls[1],
+    ];
+    let out = export_ch(&data, &urls[0], db, &args);
+    assert!(out.contains("flows/ipv4 sensor 43: "), "{out}");
+    // Read through the Distributed tables, with FINAL, on either server.
+    assert!(assert_same_content(&data, &urls[0], db) >= 14);
+    assert_same_content(&data, &urls[1], db);
+    // sensor_id % 2 picks the shard: 42 on the first, 43 on the second.
+    for (url, sensor) in urls.iter().zip(["42", "43"]) {
+        let held = ch_at(
+            url,
+            &format!("SELECT DISTINCT sensor_id FROM {db}.flows_local ORDER BY sensor_id"),
+        );
+        assert_eq!(held.trim(), sensor, "{url}");
+    }
+    let again = export_ch(&data, &urls[0], db, &args);
+    assert!(again.contains("up to date"), "{again}");
+}

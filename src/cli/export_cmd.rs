@@ -40,6 +40,14 @@ pub struct ClickhouseArgs {
     /// Only this sensor (repeatable); default every sensor in the mirror.
     #[arg(long = "sensor", value_name = "ID")]
     pub sensors: Vec<u32>,
+    /// Scale out: export into this cluster (of the servers' <remote_servers>):
+    /// local tables on every --shard, a Distributed table over them sharded
+    /// by sensor_id, inserts through --url.
+    #[arg(long, value_name = "NAME", requires = "shards")]
+    pub cluster: Option<String>,
+    /// HTTP URL of one shard of --cluster (repeat for each shard).
+    #[arg(long = "shard", value_name = "URL", requires = "cluster")]
+    pub shards: Vec<String>,
     /// Rows per INSERT (ClickHouse advises 10k to 100k).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch_rows: u32,
@@ -224,7 +232,10 @@ fn clickhouse(a: ClickhouseArgs) -> anyhow::Result<Status> {
         .map(|p| read_secret_file(p, "--password-file"))
         .transpose()?
         .filter(|p| !p.is_empty());
-    let target = export::ChTarget::parse(&a.url, &a.database, &a.user, password)?;
+    let mut target = export::ChTarget::parse(&a.url, &a.database, &a.user, password)?;
+    if let Some(cluster) = &a.cluster {
+        target = target.with_cluster(cluster, &a.shards)?;
+    }
     let opts = export::ChOptions {
         sensors: a.sensors.clone(),
         batch_rows: a.batch_rows as usize,

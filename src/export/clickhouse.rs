@@ -229,7 +229,12 @@ fn columns(t: &ChTable) -> Vec<ChCol> {
 impl ChTable {
     /// `CREATE TABLE IF NOT EXISTS` in `db`.
     pub fn create_sql(&self, db: &str) -> String {
-        let mut s = format!("CREATE TABLE IF NOT EXISTS {}.{} (", ident(db), self.name);
+        self.create_sql_as(db, self.name)
+    }
+
+    /// The same table under another name (a shard's local table).
+    fn create_sql_as(&self, db: &str, name: &str) -> String {
+        let mut s = format!("CREATE TABLE IF NOT EXISTS {}.{name} (", ident(db));
         for c in columns(self) {
             let ty = if c.nullable {
                 format!("Nullable({})", c.ty.name())
@@ -287,7 +292,16 @@ pub struct ChTarget {
     /// `http://USER@HOST:PORT/ DATABASE`: no password.
     pub shown: String,
     http: reqwest::Client,
+    /// `--cluster`: tables are `Distributed` over `<table>_local` on every
+    /// shard, sharded by sensor.
+    cluster: Option<String>,
+    /// The shards' HTTP interfaces (where local tables are created and
+    /// older generations deleted).
+    shards: Vec<ChTarget>,
 }
+
+/// The suffix of a shard's local tables under a cluster.
+pub const LOCAL_SUFFIX: &str = "_local";
 
 impl std::fmt::Debug for ChTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -362,7 +376,48 @@ impl ChTarget {
             password,
             shown,
             http,
+            cluster: None,
+            shards: Vec::new(),
         })
+    }
+
+    /// Exports into cluster `name` (as in the servers' `<remote_servers>`):
+    /// local tables on every shard of `shard_urls` (their HTTP interfaces),
+    /// a `Distributed` table over them sharded by `sensor_id`, inserts
+    /// through this server, synchronously (`insert_distributed_sync`), so a
+    /// batch is on its shard before its watermark is written.
+    pub fn with_cluster(
+        mut self,
+        name: &str,
+        shard_urls: &[String],
+    ) -> Result<ChTarget, ExportError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ExportError::InvalidOption(format!(
+                "--cluster '{name}': letters, digits, - and _ only"
+            )));
+        }
+        if shard_urls.is_empty() {
+            return Err(ExportError::InvalidOption(
+                "--cluster needs the HTTP URL of every shard (--shard URL, repeated)".into(),
+            ));
+        }
+        let mut shards = Vec::new();
+        for u in shard_urls {
+            shards.push(ChTarget::parse(
+                u,
+                &self.database,
+                &self.user,
+                self.password.clone(),
+            )?);
+        }
+        self.shown = format!("{} cluster {name}", self.shown);
+        self.cluster = Some(name.to_string());
+        self.shards = shards;
+        Ok(self)
     }
 
     fn addr(&self) -> String {
@@ -383,6 +438,12 @@ impl ChTarget {
         let mut url = self.base.clone();
         if let Some(q) = query {
             url.query_pairs_mut().append_pair("query", q);
+            if self.cluster.is_some() {
+                // Queries with a query string are inserts: on the shard
+                // before the request returns, not queued on this server.
+                url.query_pairs_mut()
+                    .append_pair("insert_distributed_sync", "1");
+            }
         }
         let mut req = self.http.post(url).body(body);
         if !self.user.is_empty() {
@@ -453,18 +514,80 @@ impl ChTarget {
             "create database",
         )
         .await?;
-        for t in CH_TABLES {
-            self.sql(
-                &t.create_sql(&self.database),
-                &format!("create table {}", t.name),
-            )
-            .await?;
+        match &self.cluster {
+            None => {
+                for t in CH_TABLES {
+                    self.sql(
+                        &t.create_sql(&self.database),
+                        &format!("create table {}", t.name),
+                    )
+                    .await?;
+                }
+            }
+            Some(cluster) => {
+                // Every shard, and this server, gets the local tables and
+                // the Distributed ones, so any of them answers queries.
+                for node in std::iter::once(self).chain(&self.shards) {
+                    node.create_clustered(cluster).await?;
+                }
+            }
         }
         self.sql(
             &state_create_sql(&self.database),
             "create table lumpy_export_state",
         )
         .await?;
+        Ok(())
+    }
+
+    async fn create_clustered(&self, cluster: &str) -> Result<(), ExportError> {
+        let db = ident(&self.database);
+        self.sql(
+            &format!("CREATE DATABASE IF NOT EXISTS {db}"),
+            "create database",
+        )
+        .await?;
+        for t in CH_TABLES {
+            let local = format!("{}{LOCAL_SUFFIX}", t.name);
+            self.sql(
+                &t.create_sql_as(&self.database, &local),
+                &format!("create table {local}"),
+            )
+            .await?;
+            self.sql(
+                &format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{} AS {db}.{local} \
+                     ENGINE = Distributed({cluster}, {db}, {local}, sensor_id)",
+                    t.name
+                ),
+                &format!("create distributed table {}", t.name),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the generations of `sensor`'s rows of `table` below `below`:
+    /// on the table itself, or on every shard's local table.
+    async fn delete_older(&self, table: &str, sensor: u32, below: u64) -> Result<(), ExportError> {
+        let what = format!("delete the older rows of {table}");
+        let (nodes, name): (Vec<&ChTarget>, String) = match &self.cluster {
+            None => (vec![self], table.to_string()),
+            Some(_) => (
+                self.shards.iter().collect(),
+                format!("{table}{LOCAL_SUFFIX}"),
+            ),
+        };
+        for node in nodes {
+            node.sql(
+                &format!(
+                    "ALTER TABLE {}.{name} DELETE WHERE sensor_id = {sensor} AND _version < {below}",
+                    ident(&node.database)
+                ),
+                &what,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -667,15 +790,7 @@ async fn sink(
                 sensor,
                 below,
             } => {
-                target
-                    .sql(
-                        &format!(
-                            "ALTER TABLE {}.{table} DELETE WHERE sensor_id = {sensor} AND _version < {below}",
-                            ident(&target.database)
-                        ),
-                        &format!("delete the older rows of {table}"),
-                    )
-                    .await?;
+                target.delete_older(table, sensor, below).await?;
             }
             Msg::Mark {
                 mark,
