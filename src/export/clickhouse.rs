@@ -839,6 +839,10 @@ fn sensor_list(source: &MirrorSource, sql: &str) -> Result<Vec<u32>, ExportError
 
 /// The SELECT of a versioned table: (version, id, data columns...) after
 /// (?2, ?3) for sensor ?1; or its count.
+///
+/// The same selection as `source::MirrorSource::versioned_sql` (the MySQL
+/// export's): a change to how the mirror versions rows (`x_flow_version`,
+/// `x_sensor_version`) must change both.
 fn versioned_sql(t: &ChTable, v6: bool, count: bool) -> String {
     let cols: Vec<String> = columns(t).iter().map(|c| format!("f.{}", c.name)).collect();
     match t.kind {
