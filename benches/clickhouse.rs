@@ -146,7 +146,7 @@ fn grow_mirror(data: &str, target: u64) -> u64 {
     while count(&m) < target {
         let (max_id, span, base): (i64, i64, i64) = m
             .query_row(
-                "SELECT max(flow_id) + 1, max(src_start_sec) - min(src_start_sec) + 1000, min(src_start_sec) FROM flow",
+                "SELECT (SELECT max(flow_id) + 1 FROM x_flow_version), max(src_start_sec) - min(src_start_sec) + 1000, min(src_start_sec) FROM flow",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -261,7 +261,7 @@ fn main() {
     let m = rusqlite::Connection::open(data.join("mirror.sqlite")).expect("mirror");
     let start = Instant::now();
     let mut stmt = m
-        .prepare("SELECT dst_port, count(*) AS n FROM flow GROUP BY dst_port ORDER BY n DESC, dst_port LIMIT 10")
+        .prepare("SELECT dst_port, count(*) AS n FROM (SELECT dst_port FROM flow UNION ALL SELECT dst_port FROM x_flow6) GROUP BY dst_port ORDER BY n DESC, dst_port LIMIT 10")
         .expect("prepare");
     let sq_top: Vec<String> = stmt
         .query_map([], |r| {
