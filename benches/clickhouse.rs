@@ -101,6 +101,16 @@ fn start_server(dir: &Path) -> (std::process::Child, u16, u16) {
     panic!("clickhouse-server did not start; see {d}/server.err.log");
 }
 
+/// The bench's server, killed when dropped (also when the bench panics).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn client(tcp: u16, query: &str) -> String {
     let out = Command::new("clickhouse-client")
         .args([
@@ -187,7 +197,8 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server_dir = tmp.path().join("ch");
     std::fs::create_dir(&server_dir).expect("dir");
-    let (mut server, http, tcp) = start_server(&server_dir);
+    let (child, http, tcp) = start_server(&server_dir);
+    let server = Server(child);
     let data = tmp.path().join("node");
     let d = data.to_str().expect("utf-8");
     init_node(d);
@@ -290,6 +301,5 @@ fn main() {
     println!("| aggregate by dst_port, ClickHouse (FINAL) | {ch_secs:.2} s | |");
     println!("| aggregate by dst_port, SQLite mirror | {sq_secs:.2} s | |");
     println!("| same top 10 | {same} | |");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
