@@ -24,6 +24,11 @@ command -v openssl   >/dev/null || need_pkgs+=(openssl)
 command -v chromium  >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 command -v mariadbd  >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server mariadb-client)
+# ClickHouse (18.16.1 in Debian 12) for the ClickHouse export tests: they
+# start their own servers (tests/clickhouse.rs), as the clickhouse user when
+# run as root, so nothing needs to be running here.
+command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || need_pkgs+=(clickhouse-server)
+command -v clickhouse-client >/dev/null || need_pkgs+=(clickhouse-client)
 # Compressed captures (tests/ingest.rs) are made with the real tools.
 command -v zstd      >/dev/null || need_pkgs+=(zstd)
 command -v gzip      >/dev/null || need_pkgs+=(gzip)

@@ -34,7 +34,87 @@ pub struct Config {
     pub pcap_repository: Vec<u32>,
     /// Sensors retired with `lumpy decommission`: no new data is expected.
     pub decommissioned: Vec<u32>,
+    /// Analytics targets `lumpy serve` keeps current (docs/CLICKHOUSE.md).
+    #[serde(rename = "export", skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportConfig>,
 }
+
+// --- [[export]]: targets serve keeps current (branch clickhouse) ---
+
+/// What an `[[export]]` writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportKind {
+    Clickhouse,
+}
+
+fn default_export_name() -> String {
+    "clickhouse".into()
+}
+fn default_export_database() -> String {
+    "lumpy".into()
+}
+fn default_export_user() -> String {
+    "default".into()
+}
+fn default_export_interval() -> u64 {
+    60
+}
+
+/// One target `lumpy serve` exports into every `interval_secs` (as
+/// `lumpy export clickhouse` would), on a thread of its own: a dead or slow
+/// target never holds up ingest, pulls or the UI. Its state (last success,
+/// last error) is in `DIR/export-<name>.json`, shown by `status` and the UI's
+/// DAG API. The password lives in `password_file`, never here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Names the state file and the status line (letters, digits, - and _).
+    #[serde(default = "default_export_name")]
+    pub name: String,
+    pub kind: ExportKind,
+    /// ClickHouse's HTTP interface: http(s)://HOST[:PORT].
+    pub url: String,
+    #[serde(default = "default_export_database")]
+    pub database: String,
+    #[serde(default = "default_export_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_export_interval")]
+    pub interval_secs: u64,
+    /// Only these sensors; empty: every sensor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<u32>,
+}
+
+impl ExportConfig {
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err((
+                "export.name",
+                format!("'{}': letters, digits, - and _ only", self.name),
+            ));
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err((
+                "export.url",
+                format!("'{}' must start with http:// or https://", self.url),
+            ));
+        }
+        if self.interval_secs == 0 {
+            return Err(("export.interval_secs", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+// --- end [[export]] ---
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -327,6 +407,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        for e in &self.exports {
+            e.check().map_err(|(key, m)| invalid(key, m))?;
         }
         for c in &self.children {
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {

@@ -320,7 +320,7 @@ fn node_with_host_data() -> (tempfile::TempDir, String) {
     (d, data)
 }
 
-fn add_host_data(data: &str) {
+pub(crate) fn add_host_data(data: &str) {
     let m = mirror(data);
     let flows: Vec<i64> = m
         .prepare("SELECT flow_id FROM flow WHERE sensor_id = 42 ORDER BY flow_id LIMIT 6")

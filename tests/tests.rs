@@ -7,6 +7,7 @@ mod util;
 mod archive;
 mod campaign;
 mod cli;
+mod clickhouse;
 mod community_id;
 mod daemon;
 mod export;

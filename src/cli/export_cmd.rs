@@ -1,4 +1,5 @@
-//! `export mysql`: the node's walleye tables into MariaDB/MySQL, or a SQL script.
+//! `export mysql`: the node's walleye tables into MariaDB/MySQL, or a SQL
+//! script; `export clickhouse`: its record tables into ClickHouse.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,46 @@ pub enum ExportCmd {
     /// Into a MariaDB/MySQL database (created when absent), incrementally:
     /// a repeated export sends only what changed. Or, with --sql, as a script.
     Mysql(MysqlArgs),
+    /// Into ClickHouse over its HTTP interface (database and tables created
+    /// when absent), incrementally: a repeated export sends only what changed.
+    Clickhouse(ClickhouseArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClickhouseArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// ClickHouse's HTTP interface: http(s)://HOST[:PORT] (port 8123 by
+    /// default). Never put the password here: use --password-file.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The database (created when absent).
+    #[arg(long, default_value = "lumpy", value_name = "NAME")]
+    pub database: String,
+    /// The ClickHouse user.
+    #[arg(long, default_value = "default", value_name = "USER")]
+    pub user: String,
+    /// File holding the user's password (one line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Only this sensor (repeatable); default every sensor in the mirror.
+    #[arg(long = "sensor", value_name = "ID")]
+    pub sensors: Vec<u32>,
+    /// Scale out: export into this cluster (of the servers' <remote_servers>):
+    /// local tables on every --shard, a Distributed table over them sharded
+    /// by sensor_id, inserts through --url.
+    #[arg(long, value_name = "NAME", requires = "shards")]
+    pub cluster: Option<String>,
+    /// HTTP URL of one shard of --cluster (repeat for each shard).
+    #[arg(long = "shard", value_name = "URL", requires = "cluster")]
+    pub shards: Vec<String>,
+    /// Rows per INSERT (ClickHouse advises 10k to 100k).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_rows: u32,
+    /// Ignore the watermarks and send every row again (rows are replaced
+    /// by key: nothing is duplicated in FINAL reads).
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +116,7 @@ pub struct MysqlArgs {
 pub fn run(cmd: ExportCmd) -> anyhow::Result<Status> {
     match cmd {
         ExportCmd::Mysql(a) => mysql(a),
+        ExportCmd::Clickhouse(a) => clickhouse(a),
     }
 }
 
@@ -179,6 +221,51 @@ fn mysql(a: MysqlArgs) -> anyhow::Result<Status> {
             "lumpy: warning: {} values did not fit their legacy column and were clamped or cut (see docs/ARCHITECTURE.md, export)",
             stats.adjusted
         );
+    }
+    Ok(Status::Ok)
+}
+
+fn clickhouse(a: ClickhouseArgs) -> anyhow::Result<Status> {
+    let password = a
+        .password_file
+        .as_deref()
+        .map(|p| read_secret_file(p, "--password-file"))
+        .transpose()?
+        .filter(|p| !p.is_empty());
+    let mut target = export::ChTarget::parse(&a.url, &a.database, &a.user, password)?;
+    if let Some(cluster) = &a.cluster {
+        target = target.with_cluster(cluster, &a.shards)?;
+    }
+    let opts = export::ChOptions {
+        sensors: a.sensors.clone(),
+        batch_rows: a.batch_rows as usize,
+        full: a.full,
+    };
+    let bar = progress_bar(0, "export");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let on_total = |n: u64| bar.set_length(n);
+    let progress = |n: u64| bar.inc(n);
+    let start = Instant::now();
+    tracing::info!(target = %target.shown, "export");
+    let stats = export::export_clickhouse(&a.dir.data, &target, &opts, &on_total, &progress)?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let shown = &target.shown;
+    if stats.rows == 0 && stats.sent.is_empty() {
+        outln!("{shown} is up to date: nothing to export");
+    } else {
+        outln!(
+            "exported {} rows to {shown} in {secs:.2} s ({:.0} rows/s)",
+            stats.rows,
+            stats.rows as f64 / secs.max(1e-9)
+        );
+        for s in &stats.sent {
+            outln!("  {} sensor {}: {} rows", s.table, s.sensor, s.rows);
+        }
     }
     Ok(Status::Ok)
 }

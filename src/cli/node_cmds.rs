@@ -317,6 +317,12 @@ fn status_of(node: &node::Node, a: &DataArg) -> anyhow::Result<Status> {
     let flows = node.mirror.flow_count()?;
     let sensors = sensor_health(node)?;
     let links = link_health(node)?;
+    let exports: Vec<serde_json::Value> = node
+        .config
+        .exports
+        .iter()
+        .map(|e| crate::export::clickhouse_live::status_json(&a.dir.data, e, now_secs()))
+        .collect();
     let quarantined: Vec<serde_json::Value> = node
         .store
         .quarantined()?
@@ -347,6 +353,7 @@ fn status_of(node: &node::Node, a: &DataArg) -> anyhow::Result<Status> {
             "time_last": totals.time_last_ns.map(|n| n / 1_000_000_000),
             "sensors": sensors,
             "children": links,
+            "exports": exports,
             "quarantined": quarantined,
         });
         outln!("{v:#}");
@@ -451,6 +458,23 @@ fn status_of(node: &node::Node, a: &DataArg) -> anyhow::Result<Status> {
         for c in l["conflicts"].as_array().into_iter().flatten() {
             outln!("  conflict: {}", c.as_str().unwrap_or(""));
         }
+    }
+    for e in &exports {
+        outln!(
+            "export {:<11} clickhouse {} database {} last success {} lag {}{}",
+            e["name"].as_str().unwrap_or(""),
+            e["url"].as_str().unwrap_or(""),
+            e["database"].as_str().unwrap_or(""),
+            e["last_success"],
+            match e["lag_secs"].as_u64() {
+                Some(s) => format!("{s}s"),
+                None => "never exported".to_string(),
+            },
+            match e["last_error"].as_str() {
+                Some(m) if !m.is_empty() => format!(", last error: {m}"),
+                _ => String::new(),
+            }
+        );
     }
     for q in &quarantined {
         outln!(

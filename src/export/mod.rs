@@ -22,6 +22,8 @@
 //! (`node::catch_up_mirror`, sync pulls in sequence order); `--full`
 //! re-sends everything.
 
+mod clickhouse;
+pub mod clickhouse_live;
 mod schema;
 mod source;
 mod sql;
@@ -31,6 +33,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+pub use clickhouse::{CH_TABLES, ChOptions, ChTable, ChTarget, export_clickhouse};
 pub use schema::{HFLOW, Table, WALLEYE_0_3, tables};
 pub use source::Sent;
 pub use target::{Target, redact};

@@ -116,6 +116,12 @@ impl MirrorSource {
         Ok(MirrorSource { conn, path })
     }
 
+    /// The read transaction's connection (the ClickHouse export reads
+    /// through it with its own queries).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     fn err(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> ExportError + '_ {
         move |source| ExportError::Mirror {
             path: self.path.clone(),

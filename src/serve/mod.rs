@@ -499,6 +499,14 @@ async fn serve(
     for child in config.children.clone() {
         tasks.push(tokio::spawn(pull_loop(ctx.clone(), child, rx.clone())));
     }
+    // [[export]] targets (docs/CLICKHOUSE.md): each on its own thread.
+    for e in config.exports.clone() {
+        tasks.push(tokio::spawn(crate::export::clickhouse_live::keep_current(
+            dir.to_path_buf(),
+            e,
+            rx.clone(),
+        )));
+    }
     if let Some(socket) = sebek_socket {
         if let Ok(at) = socket.local_addr() {
             tracing::info!(%at, "sebek listener");

@@ -836,6 +836,13 @@ async fn dag(web: &Arc<Web>) -> Reply {
             "sensors": sensors,
         }));
     }
+    // [[export]] targets and their lag (docs/CLICKHOUSE.md).
+    let exports: Vec<_> = web
+        .config
+        .exports
+        .iter()
+        .map(|e| crate::export::clickhouse_live::status_json(&web.dir, e, now))
+        .collect();
     let parents: Vec<_> = web
         .config
         .peers
@@ -868,6 +875,7 @@ async fn dag(web: &Arc<Web>) -> Reply {
         "below": summary.below.len(),
         "local_sensors": local,
         "children": children,
+        "exports": exports,
         "parents": parents,
         "quarantined": quarantined,
         "now": now,
