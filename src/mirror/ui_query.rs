@@ -86,7 +86,8 @@ pub struct ConnQuery {
     pub limit: u32,
     /// Row order; anything but `Time` (or collapsing) is a window page.
     pub sort: SortKey,
-    /// Identical repeats (same endpoints, ports, protocol and sizes) as one row.
+    /// Identical repeats (same addresses, destination port, protocol and
+    /// sizes; any source port) as one row.
     pub collapse: bool,
     /// Rows (or groups) to skip in a window page (0..WINDOW).
     pub offset: u32,
@@ -174,7 +175,8 @@ pub struct ConnRow {
     pub client_os: String,
     /// p0f's name of the server OS, empty when unknown.
     pub server_os: String,
-    /// Flows this row stands for (collapsed identical repeats; 1 otherwise).
+    /// Flows this row stands for (collapsed identical repeats; 1 otherwise);
+    /// the row is the newest of them, its source port that flow's.
     pub repeats: u64,
     /// Start of the oldest of them (this row is the newest).
     pub repeat_first_sec: u32,
@@ -187,13 +189,15 @@ impl ConnRow {
         self.end_ms.saturating_sub(start)
     }
 
-    /// What makes two flows "identical repeats": endpoints, ports,
-    /// protocol and sizes (not the time, not the flow id).
-    fn repeat_key(&self) -> (&str, &str, u16, u16, u8, u64, u64, u64, u64) {
+    /// What makes two flows "identical repeats": both addresses, the
+    /// destination (service) port, protocol and both directions' sizes.
+    /// Not the source port: a client picks a new ephemeral port for each
+    /// connection, so with it no two DNS lookups or SSH guesses would ever
+    /// be repeats. Not the time, not the flow id.
+    fn repeat_key(&self) -> (&str, &str, u16, u8, u64, u64, u64, u64) {
         (
             &self.src_ip,
             &self.dst_ip,
-            self.src_port,
             self.dst_port,
             self.ip_proto,
             self.src_packets,
@@ -896,20 +900,10 @@ fn newest_matches(
 /// Identical repeats of `rows` (newest first) as one row each, the newest
 /// standing for the rest, in the order of their newest.
 fn collapse(rows: Vec<ConnRow>) -> Vec<ConnRow> {
-    type Key = (String, String, u16, u16, u8, u64, u64, u64, u64);
+    type Key = (String, String, u16, u8, u64, u64, u64, u64);
     let owned = |r: &ConnRow| -> Key {
-        let k = r.repeat_key();
-        (
-            k.0.to_owned(),
-            k.1.to_owned(),
-            k.2,
-            k.3,
-            k.4,
-            k.5,
-            k.6,
-            k.7,
-            k.8,
-        )
+        let (src, dst, port, proto, sp, sb, dp, db) = r.repeat_key();
+        (src.to_owned(), dst.to_owned(), port, proto, sp, sb, dp, db)
     };
     let mut at: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
     let mut out: Vec<ConnRow> = Vec::new();
@@ -1827,11 +1821,11 @@ mod tests {
             })
             .is_err()
         );
-        // Collapse: the fill repeats the same endpoints and ports only
-        // every 50,000 flows, so make every third flow a copy of flow 3.
+        // Collapse: every flow has its own size now, so make every third
+        // one a copy of the others (but for its source port).
         m.conn
             .execute_batch(
-                "UPDATE flow SET src_port = 7, dst_port = 53, src_bytes = 60, src_ip = 167772161 \
+                "UPDATE flow SET dst_port = 53, src_bytes = 60, src_ip = 167772161 \
                  WHERE flow_id % 3 = 0",
             )
             .unwrap();

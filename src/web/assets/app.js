@@ -393,7 +393,7 @@ async function viewFlows(main, q) {
   const apiQ = carry(q, [...TABLE, 'after', 'offset', 'limit']);
   const sortSel = h('label', {}, 'Sort by', h('select', { name: 'sort', id: 'sort' },
     ['time', 'bytes', 'packets', 'duration'].map((v) => h('option', { value: v, selected: (q.get('sort') || 'time') === v }, v))));
-  const collapse = h('label', { class: 'check', title: 'same endpoints, ports, protocol and sizes' },
+  const collapse = h('label', { class: 'check', title: 'same addresses, destination port, protocol and sizes (any source port)' },
     h('input', { type: 'checkbox', name: 'collapse', id: 'collapse', value: '1', checked: q.get('collapse') === '1' }), 'collapse repeats');
   const form = await filterForm(q, '/flows', sortSel, collapse);
   const t0 = performance.now();
