@@ -96,8 +96,13 @@ impl Http {
                 .enable_all()
                 .build()
                 .unwrap(),
+            // No pooled connections: the runtime only runs inside each
+            // request, so a kept-alive connection the server closed while
+            // idle (after its 10 s head timeout, reached on a loaded
+            // machine) would be reused and fail.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
         }
@@ -1176,6 +1181,30 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         })
         .sum();
     assert_eq!(records(&got.body).len(), theirs);
+
+    // The time histogram above the table: a bar selects its time window,
+    // keeping the filters.
+    br.goto(&format!("{base}/flows?sensor=2222&proto=tcp"));
+    br.view("flows");
+    br.find("#time-histogram a.bucket");
+    br.js(
+        "document.querySelector('#time-histogram a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("until=") {
+        assert!(
+            Instant::now() < deadline,
+            "the bar did not select its window"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let url = br.current_url();
+    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
+        assert!(url.contains(p), "{url} has {p}");
+    }
+    assert!(br.count("#flows tbody tr[data-flow]") > 0);
 
     // Sorting by a column heading, and collapsing repeats.
     br.goto(&format!("{base}/flows?sensor=2222"));

@@ -453,12 +453,49 @@ async function viewFlows(main, q) {
     flowTable(page.rows, 'flows', q),
     h('div', { class: 'toolbar' }, pagers('bottom')));
   lastResults.flows = results;
+  const histogram = h('div', { id: 'histogram', class: 'histogram' });
   put(main,
     h('h1', {}, 'Connections'),
     form,
     h('p', { class: 'lead', id: 'total' }, totalText(page), page.collapsed ? ` · identical repeats collapsed` : '',
       page.sort !== 'time' ? ` · largest ${page.sort} first` : ''),
+    histogram,
     results);
+  // The time histogram comes after the table (it is not needed to read it).
+  timeHistogram(q).then((svg) => put(histogram, svg)).catch((e) => {
+    if (e.status !== 401) put(histogram, h('p', { class: 'muted small' }, `no histogram: ${e.message}`));
+  });
+}
+
+/**
+ * Flows of the filter per time bucket (all sensors together), over the
+ * filter's time range or the newest day: each bar selects its time window.
+ */
+async function timeHistogram(q) {
+  const d = await api('/api/v1/plots?' + carry(q));
+  const sums = new Map();
+  for (const p of d.series) sums.set(p.t, (sums.get(p.t) || 0) + p.flows);
+  const W = chartWidth(), H = 96, L = 8, R = 8, T = 20, B = 18;
+  const from = Math.floor(d.since / d.bucket) * d.bucket, to = d.until + 1;
+  const X = (t) => L + (W - L - R) * (to > from ? (t - from) / (to - from) : 0);
+  const max = Math.max(1, ...sums.values());
+  const bw = Math.max(1.5, (W - L - R) * d.bucket / Math.max(1, to - from) - 1);
+  const svg = s('svg', { id: 'time-histogram', class: 'chart histogram', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': 'flows per time bucket; each bar opens its time window' },
+    s('text', { x: L, y: 13, 'font-size': 11, fill: '#656d76' },
+      `flows per ${ago(d.bucket)}, ${ts(d.since)} to ${ts(d.until)} UTC · click a bar for its time window`));
+  for (const [t, n] of [...sums.entries()].sort((a, b) => a[0] - b[0])) {
+    const hgt = Math.max(1, (H - T - B) * n / max);
+    const link = carry(q);
+    link.set('since', String(t)); link.set('until', String(t + d.bucket - 1));
+    for (const k of ['sort', 'collapse']) if (q.get(k)) link.set(k, q.get(k));
+    svg.append(s('a', { href: '/flows?' + link, class: 'bucket', 'data-t': t },
+      s('rect', { x: X(t), y: H - B - hgt, width: bw, height: hgt, fill: '#1f6feb' }),
+      s('title', {}, `${ts(t)} UTC: ${num(n)} flows — show only these`)));
+  }
+  svg.append(s('text', { x: L, y: H - 4, 'font-size': 10, fill: '#656d76', class: 'axis-label' }, axisLabel(d.since, d.since, d.until)),
+    s('text', { x: W - R, y: H - 4, 'font-size': 10, fill: '#656d76', 'text-anchor': 'end', class: 'axis-label' }, axisLabel(d.until, d.since, d.until)));
+  return svg;
 }
 
 // ----------------------------------------------------------------- aggregate
