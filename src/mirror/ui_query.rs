@@ -877,16 +877,27 @@ fn newest_matches(
     q: &ConnQuery,
     limit: u32,
 ) -> Result<Vec<ConnRow>, MirrorError> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<ConnRow> = Vec::new();
     for table in ["flow", "x_flow6"] {
         let sensors = match q.sensor {
             Some(s) => vec![s],
             None => sensor_ids(conn, table).ctx(path, "list sensors")?,
         };
         for s in sensors {
+            // Once `limit + 1` rows are held, a row that started before
+            // the oldest of them cannot make the page: the next sensors
+            // are read from that second on (the same second is kept, its
+            // order is by sensor and flow id).
+            let floor = (rows.len() > limit as usize)
+                .then(|| rows.last().map(|r| r.start_sec))
+                .flatten();
             let one = ConnQuery {
                 sensor: Some(s),
                 limit,
+                since: match (q.since, floor) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
                 ..q.clone()
             };
             rows.extend(page_of(conn, path, &one, table)?);
