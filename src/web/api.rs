@@ -207,6 +207,7 @@ fn conn_query(
 ) -> Result<(ConnQuery, BTreeMap<String, String>), BadParam> {
     let mut q = ConnQuery {
         limit: DEFAULT_PAGE,
+        count: true,
         ..ConnQuery::default()
     };
     let mut rest = BTreeMap::new();
