@@ -232,6 +232,19 @@ fn run_bench(data: &Path, data_s: &str, copies: u32, rounds: u32, flows: u64, in
             "rare port (31337) and host",
             "port=31337&ip=192.0.2.10".into(),
         ),
+        // Sorted and collapsed pages: the newest 10,000 matches, sorted or
+        // collapsed (a bounded plan; hflow's schema has no size index).
+        ("sorted by bytes", "sort=bytes".into()),
+        (
+            "sorted by packets, one sensor",
+            format!("sort=packets&sensor={}", SENSORS[1]),
+        ),
+        ("sorted by duration, tcp", "sort=duration&proto=tcp".into()),
+        ("repeats collapsed", "collapse=1".into()),
+        (
+            "repeats collapsed, by bytes, udp",
+            "collapse=1&sort=bytes&proto=udp".into(),
+        ),
     ];
     let mut stats: Vec<Stats> = mix
         .iter()
@@ -284,6 +297,26 @@ fn run_bench(data: &Path, data_s: &str, copies: u32, rounds: u32, flows: u64, in
             ),
         ),
         ("plots, newest day", "/api/v1/plots".into()),
+        (
+            "plots, newest day, tcp port 22",
+            "/api/v1/plots?proto=tcp&port=22".into(),
+        ),
+        (
+            "aggregate by client OS, 1 h window",
+            format!(
+                "/api/v1/aggregate?by=client_os&since={}&until={}",
+                mid,
+                mid + 3600
+            ),
+        ),
+        (
+            "aggregate by protocol, 1 h window",
+            format!(
+                "/api/v1/aggregate?by=proto&since={}&until={}",
+                mid,
+                mid + 3600
+            ),
+        ),
         ("flow detail", "/api/v1/flows/1000001/1000".into()),
         ("host detail", "/api/v1/hosts/198.51.100.20".into()),
     ];
@@ -406,6 +439,8 @@ fn parse_for_library(q: &str) -> lumpy::mirror::ui_query::ConnQuery {
             "alerts" => c.alerts_only = v == "1",
             "since" => c.since = v.parse().ok(),
             "until" => c.until = v.parse().ok(),
+            "sort" => c.sort = lumpy::mirror::ui_query::SortKey::parse(v).expect("sort"),
+            "collapse" => c.collapse = v == "1",
             other => panic!("bench mix: {other}"),
         }
     }

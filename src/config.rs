@@ -176,6 +176,9 @@ pub struct UiConfig {
     pub query_cache_mib: u32,
     /// A query still running after this long is interrupted (503).
     pub query_timeout_secs: u64,
+    /// Largest "pcap of these results" download, in MiB: refused (413) when
+    /// the matching flows hold more, cut off when the packets exceed it.
+    pub pcap_max_mib: u64,
 }
 
 impl Default for UiConfig {
@@ -190,6 +193,7 @@ impl Default for UiConfig {
             query_workers: 4,
             query_cache_mib: 16,
             query_timeout_secs: 10,
+            pcap_max_mib: 256,
         }
     }
 }
@@ -491,6 +495,12 @@ impl Config {
                 format!("{} is outside 1..=1024", self.ui.query_cache_mib),
             ));
         }
+        if !(1..=1_048_576).contains(&self.ui.pcap_max_mib) {
+            return Err(invalid(
+                "ui.pcap_max_mib",
+                format!("{} is outside 1..=1048576", self.ui.pcap_max_mib),
+            ));
+        }
         if self.ui.query_timeout_secs == 0 {
             return Err(invalid(
                 "ui.query_timeout_secs",
@@ -620,6 +630,7 @@ impl Config {
                 self.ui.query_cache_mib = u32::try_from(number(key)?.max(0)).unwrap_or(u32::MAX)
             }
             "ui.query_timeout_secs" => self.ui.query_timeout_secs = number(key)?.max(0) as u64,
+            "ui.pcap_max_mib" => self.ui.pcap_max_mib = number(key)?.max(0) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }
         self.validate(path)

@@ -96,8 +96,13 @@ impl Http {
                 .enable_all()
                 .build()
                 .unwrap(),
+            // No pooled connections: the runtime only runs inside each
+            // request, so a kept-alive connection the server closed while
+            // idle (after its 10 s head timeout, reached on a loaded
+            // machine) would be reused and fail.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
         }
@@ -276,7 +281,11 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
             .replace("{flow}", &flow_id.to_string())
             .replace("{ip}", &src)
             .replace("{process}", "1");
-        let url = format!("{base}{concrete}");
+        let mut url = format!("{base}{concrete}");
+        if p == "/api/v1/pcap" {
+            // The pcap of results needs a sensor and a filter.
+            url += &format!("?sensor={sensor}&ip={src}");
+        }
         if p.ends_with("/login") || p.ends_with("/logout") {
             continue;
         }
@@ -417,6 +426,154 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
         let name = q.split('=').next().unwrap();
         assert!(msg.starts_with(name), "{q}: the error names {name}: {msg}");
     }
+    // A refusal names its parameter in `param` too (the page puts the
+    // message beside that field), and gives the valid range.
+    for (q, name, says) in [
+        ("port=-1", "port", "use 0 to 65535"),
+        ("port=70000", "port", "use 0 to 65535"),
+        ("limit=0", "limit", "use 1 to 1000"),
+        ("sensor=42", "sensor", "no sensor 42"),
+        ("sort=size", "sort", "time, bytes, packets or duration"),
+        ("proto=foo", "proto", "0 to 255"),
+    ] {
+        let a = http.get(&format!("{base}/api/v1/flows?{q}"), Some(&cookie));
+        assert_eq!(a.status, 400, "{q}");
+        let v = a.json();
+        assert_eq!(v["param"], name, "{q}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{q}: {v}");
+    }
+    let agg = http.get(&format!("{base}/api/v1/aggregate?sensor=42"), Some(&cookie));
+    assert_eq!(agg.status, 400, "an unknown sensor is no empty aggregate");
+
+    // The total: exact here (fewer than 10,000 flows), and the sum of the pages.
+    let page = http
+        .get(&format!("{base}/api/v1/flows?limit=5"), Some(&cookie))
+        .json();
+    assert_eq!(page["total"].as_u64().unwrap() as usize, all.len());
+    assert_eq!(page["total_exact"], true);
+    let tcp22 = http
+        .get(
+            &format!("{base}/api/v1/flows?port=22&proto=tcp&limit=1"),
+            Some(&cookie),
+        )
+        .json();
+    assert_eq!(
+        tcp22["total"].as_u64().unwrap() as usize,
+        cli_ids(&["--port", "22", "--proto", "tcp"]).len()
+    );
+    // Sorting: each key's values never grow down the page, over every flow.
+    let size = |r: &Value, k: &str| -> u64 {
+        match k {
+            "bytes" => r["src_bytes"].as_u64().unwrap() + r["dst_bytes"].as_u64().unwrap(),
+            "packets" => r["src_packets"].as_u64().unwrap() + r["dst_packets"].as_u64().unwrap(),
+            _ => {
+                r["end_ms"].as_u64().unwrap()
+                    - (r["start_sec"].as_u64().unwrap() * 1000 + r["start_msec"].as_u64().unwrap())
+            }
+        }
+    };
+    for k in ["bytes", "packets", "duration"] {
+        let mut got = Vec::new();
+        let mut offset = 0;
+        loop {
+            let p = http
+                .get(
+                    &format!("{base}/api/v1/flows?sort={k}&limit=1000&offset={offset}"),
+                    Some(&cookie),
+                )
+                .json();
+            got.extend(p["rows"].as_array().unwrap().iter().map(|r| size(r, k)));
+            match p["window"]["next_offset"].as_u64() {
+                Some(o) => offset = o,
+                None => break,
+            }
+        }
+        assert_eq!(got.len(), all.len(), "{k}: every flow once");
+        assert!(got.windows(2).all(|w| w[0] >= w[1]), "{k}: largest first");
+    }
+    // Collapsing: the groups' counts add up to every flow, and a group is
+    // flows alike in endpoints, ports, protocol and sizes.
+    let c = http
+        .get(
+            &format!("{base}/api/v1/flows?collapse=1&limit=1000"),
+            Some(&cookie),
+        )
+        .json();
+    let groups = c["rows"].as_array().unwrap();
+    let sum: u64 = groups.iter().map(|r| r["repeats"].as_u64().unwrap()).sum();
+    assert_eq!(sum as usize, all.len());
+    assert!(groups.len() < all.len(), "this capture repeats some flows");
+    // Eight group-by keys; a list longer than the limit says it was cut.
+    for by in [
+        "src_ip",
+        "dst_ip",
+        "src_port",
+        "dst_port",
+        "proto",
+        "sensor",
+        "client_os",
+        "server_os",
+    ] {
+        let a = http.get(&format!("{base}/api/v1/aggregate?by={by}"), Some(&cookie));
+        assert_eq!(
+            a.status,
+            200,
+            "by={by}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        assert!(!a.json()["rows"].as_array().unwrap().is_empty(), "by={by}");
+    }
+    let cut = http
+        .get(
+            &format!("{base}/api/v1/aggregate?by=src_port&limit=2"),
+            Some(&cookie),
+        )
+        .json();
+    assert_eq!(cut["cut"], true);
+    assert_eq!(cut["rows"].as_array().unwrap().len(), 2);
+    let whole = http
+        .get(&format!("{base}/api/v1/aggregate?by=proto"), Some(&cookie))
+        .json();
+    assert_eq!(whole["cut"], false);
+
+    // The pcap of a filtered result: every TCP port 22 packet of both
+    // captures (tcpdump's count), and refusals that say why.
+    let results = http.get(
+        &format!("{base}/api/v1/pcap?sensor=7&port=22&proto=tcp"),
+        Some(&cookie),
+    );
+    assert_eq!(
+        results.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&results.body)
+    );
+    assert_eq!(
+        results.header("content-type"),
+        "application/vnd.tcpdump.pcap"
+    );
+    let theirs: usize = ["honeynet.pcap", "sebek.pcap"]
+        .iter()
+        .map(|f| {
+            let out = Command::new("tcpdump")
+                .args(["-r", fixture(f).to_str().unwrap(), "-w", "-", "tcp port 22"])
+                .output()
+                .expect("tcpdump");
+            records(&out.stdout).len()
+        })
+        .sum();
+    assert!(theirs > 0);
+    assert_eq!(records(&results.body).len(), theirs);
+    for (q, name) in [
+        ("port=22", "sensor"),
+        ("sensor=7&bidir=1", "bidir"),
+        ("sensor=42&port=22", "sensor"),
+    ] {
+        let a = http.get(&format!("{base}/api/v1/pcap?{q}"), Some(&cookie));
+        assert_eq!(a.status, 400, "{q}");
+        assert_eq!(a.json()["param"], name, "{q}");
+    }
+
     assert_eq!(
         http.get(&format!("{base}/api/v1/hosts/1.2.3.4'--"), Some(&cookie))
             .status,
@@ -965,8 +1122,121 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         s1, s2,
         "the filtered table shows exactly the matching flows"
     );
+    // The exact total above the table, and pagers above and below it.
+    assert_eq!(
+        br.text("#total"),
+        format!(
+            "{} flow{}",
+            expected.len(),
+            if expected.len() == 1 { "" } else { "s" }
+        )
+    );
+    assert_eq!(br.count("#pager-top"), 1);
+    assert_eq!(br.count("#pager-bottom"), 1);
     br.screenshot("connections-filtered");
+    // "plot these" carries the filters to the plots.
+    let plot_link = br.attr("#plot-these", "href");
+    for p in ["sensor=2222", "port=22", "proto=tcp", "bidir=1"] {
+        assert!(plot_link.contains(p), "{plot_link} has {p}");
+    }
+    // A bad value: the message beside its field with the valid range; the
+    // form keeps what was typed and the previous results stay on screen.
+    br.type_into("#port", "-1");
+    br.click("#apply");
+    let msg = br.text("#field-error");
+    assert!(msg.contains("0 to 65535"), "{msg}");
+    assert_eq!(
+        br.js(
+            "return document.querySelector('#field-error').closest('label').contains(document.querySelector('#port'))",
+            json!([])
+        ),
+        json!(true),
+        "the error sits beside the port field"
+    );
+    assert_eq!(br.attr("#port", "value"), "-1");
+    assert_eq!(br.count("#filters"), 1, "the form stays");
+    assert_eq!(
+        br.count("#previous-results #flows tbody tr[data-flow]"),
+        expected.len(),
+        "the previous results stay"
+    );
+    br.screenshot("connections-bad-filter");
+    // An unknown sensor says so, beside the sensor field.
+    br.goto(&format!("{base}/flows?sensor=42"));
+    let msg = br.text("#field-error");
+    assert!(msg.contains("no sensor 42"), "{msg}");
+    assert!(br.text("#sensor").contains("42 (not listed)"));
 
+    // The pcap of these results: proxied to roo B, every TCP port 22
+    // packet of its captures (tcpdump's count).
+    br.goto(&format!("{base}/flows?sensor=2222&port=22&proto=tcp"));
+    br.view("flows");
+    let results_href = br.attr("#results-pcap", "href");
+    let cookie = br.cookie("lumpy_session");
+    let got = Http::new().get(&results_href, Some(&cookie));
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    let theirs: usize = ["honeynet.pcap", "sebek.pcap"]
+        .iter()
+        .map(|f| {
+            let out = Command::new("tcpdump")
+                .args(["-r", fixture(f).to_str().unwrap(), "-w", "-", "tcp port 22"])
+                .output()
+                .expect("tcpdump");
+            records(&out.stdout).len()
+        })
+        .sum();
+    assert_eq!(records(&got.body).len(), theirs);
+
+    // The time histogram above the table: a bar selects its time window,
+    // keeping the filters.
+    br.goto(&format!("{base}/flows?sensor=2222&proto=tcp"));
+    br.view("flows");
+    br.find("#time-histogram a.bucket");
+    br.js(
+        "document.querySelector('#time-histogram a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("until=") {
+        assert!(
+            Instant::now() < deadline,
+            "the bar did not select its window"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let url = br.current_url();
+    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
+        assert!(url.contains(p), "{url} has {p}");
+    }
+    assert!(br.count("#flows tbody tr[data-flow]") > 0);
+
+    // Sorting by a column heading, and collapsing repeats.
+    br.goto(&format!("{base}/flows?sensor=2222"));
+    br.view("flows");
+    br.click("#sort-bytes");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("sort=bytes") {
+        assert!(Instant::now() < deadline, "sorting did not reach the URL");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    assert_eq!(br.attr("th[aria-sort] a", "id"), "sort-bytes");
+    assert!(br.text("#total").contains("largest bytes first"));
+    br.goto(&format!("{base}/flows?collapse=1"));
+    br.view("flows");
+    assert!(
+        br.count("#flows .tag.repeats") > 0,
+        "repeats shown as one row"
+    );
+    assert!(br.text("#total").contains("collapsed"));
+    br.screenshot("connections-collapsed");
+
+    // Back to the filtered table, to open a flow from it.
+    br.goto(&format!(
+        "{base}/flows?sensor=2222&port=22&proto=tcp&bidir=1"
+    ));
+    br.view("flows");
     // Open the largest flow of the page; download its pcap (proxied to roo B).
     let flows_b = flows_json(&b, &[]);
     let flow = find_flow(&flows_b, |f| {
@@ -1065,6 +1335,172 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     );
     assert!(br.count("#plot-ports rect") > 0);
     br.screenshot("plots");
+
+    // OS names, not ids, on a flow p0f recognised.
+    let all_b = http
+        .get(
+            &format!("{base}/api/v1/flows?sensor=2222&limit=1000"),
+            Some(&cookie),
+        )
+        .json();
+    let named = all_b["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| !r["client_os"].as_str().unwrap().is_empty())
+        .cloned()
+        .expect("a flow with a p0f client OS");
+    br.goto(&format!("{base}/flow/2222/{}", named["flow_id"]));
+    br.view("flow");
+    let page = br.text("#main");
+    assert!(
+        page.contains(named["client_os"].as_str().unwrap()),
+        "{page}"
+    );
+    assert!(!page.contains("Client OS id"), "{page}");
+
+    // Aggregates: eight keys; a group opens the table on it, with the same count.
+    br.goto(&format!("{base}/aggregate?by=client_os&sensor=2222"));
+    br.view("aggregate");
+    assert_eq!(br.count("#by option"), 8);
+    let first_count = br.text("#aggregate tbody tr td.num");
+    br.click("#aggregate tbody tr a.group-link");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("client_os=") {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not open the table"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    assert!(br.current_url().contains("sensor=2222"));
+    assert!(
+        br.text("#total")
+            .starts_with(&format!("{first_count} flow")),
+        "{} vs {first_count}",
+        br.text("#total")
+    );
+    br.goto(&format!("{base}/aggregate?by=src_port&limit=5"));
+    br.view("aggregate");
+    assert!(br.text("#agg-cut").contains("5 largest groups"));
+
+    // The overview: the status word agrees with the colour; all-time totals.
+    br.goto(&format!("{base}/"));
+    br.view("overview");
+    let agree = br.js(
+        "return [...document.querySelectorAll('#sensors tr.sensor')].every(r => \
+           (r.querySelector('.status-word').textContent === 'silent') === r.classList.contains('silent'))",
+        json!([]),
+    );
+    assert_eq!(agree, json!(true));
+    assert_eq!(
+        br.text("#sensors tr[data-sensor='2222'] .status-word"),
+        "silent"
+    );
+    let total_b = br.text("#sensors tr[data-sensor='2222'] td.totals a");
+    assert_eq!(total_b.replace(',', ""), flows_b.len().to_string());
+
+    // Plots: filters carried in, buckets that open the table over their
+    // time with the same filters, charts as wide as the window.
+    br.goto(&format!("{base}/plots?sensor=2222&proto=tcp"));
+    br.view("plots");
+    assert!(br.count("#plot-flows a.bucket") > 0);
+    let width = br
+        .js(
+            "return document.querySelector('#plot-flows').getBoundingClientRect().width",
+            json!([]),
+        )
+        .as_f64()
+        .unwrap();
+    assert!(width > 1200.0, "full width: {width}");
+    br.js(
+        "document.querySelector('#plot-flows a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.current_url().contains("/flows?") {
+        assert!(
+            Instant::now() < deadline,
+            "the bucket did not open the table"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    br.view("flows");
+    let url = br.current_url();
+    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
+        assert!(url.contains(p), "{url} has {p}");
+    }
+    assert!(br.count("#flows tbody tr[data-flow]") > 0);
+    // A range over years shows years on its axis.
+    br.goto(&format!("{base}/plots?since=2001-01-01&until=2026-12-01"));
+    br.view("plots");
+    let labels = br.js(
+        "return [...document.querySelectorAll('#plot-flows .axis-label')].map(t => t.textContent)",
+        json!([]),
+    );
+    let labels: Vec<&str> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(labels.iter().any(|l| l.starts_with("2001-")), "{labels:?}");
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.len() >= 10 && l[..4].parse::<u32>().is_ok()),
+        "{labels:?}"
+    );
+
+    // Keyboard: "n" turns the page.
+    br.goto(&format!("{base}/flows"));
+    br.view("flows");
+    br.must(
+        "POST",
+        "/actions",
+        json!({"actions": [{"type": "key", "id": "kb", "actions": [
+            {"type": "keyDown", "value": "n"}, {"type": "keyUp", "value": "n"}]}]}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !br.text(".pager").contains("page 2") {
+        assert!(Instant::now() < deadline, "n did not turn the page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 1024 px wide: no view scrolls sideways, nor any table in it.
+    br.must(
+        "POST",
+        "/window/rect",
+        json!({"width": 1024, "height": 900}),
+    );
+    for (path, view) in [
+        ("/".to_string(), "overview"),
+        ("/flows".to_string(), "flows"),
+        ("/flows?sensor=2222&sort=bytes".to_string(), "flows"),
+        ("/aggregate?by=dst_ip".to_string(), "aggregate"),
+        ("/plots".to_string(), "plots"),
+        (format!("/flow/2222/{id}"), "flow"),
+        ("/dag".to_string(), "dag"),
+    ] {
+        br.goto(&format!("{base}{path}"));
+        br.view(view);
+        let wide = br.js(
+            "const d = document.documentElement; \
+             const over = [...document.querySelectorAll('.scroll')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.firstElementChild && e.firstElementChild.id); \
+             return {page: d.scrollWidth - d.clientWidth, over}",
+            json!([]),
+        );
+        assert!(
+            wide["page"].as_i64().unwrap() <= 0 && wide["over"].as_array().unwrap().is_empty(),
+            "{path} at 1024 px: {wide}"
+        );
+    }
+    br.must(
+        "POST",
+        "/window/rect",
+        json!({"width": 1440, "height": 1000}),
+    );
 
     // Logout: the session cookie no longer opens anything.
     br.click("#logout");

@@ -76,11 +76,75 @@ pub struct ConnQuery {
     pub min_bytes: Option<u64>,
     /// Only flows with an IDS alert.
     pub alerts_only: bool,
+    /// Only flows whose client (p0f) OS has this id.
+    pub client_os: Option<u32>,
+    /// Only flows whose server (p0f) OS has this id.
+    pub server_os: Option<u32>,
     /// Start after this position (the previous page's `next`).
     pub after: Option<Cursor>,
     /// Rows per page (1..=1000).
     pub limit: u32,
+    /// Row order; anything but `Time` (or collapsing) is a window page.
+    pub sort: SortKey,
+    /// Identical repeats (same addresses, destination port, protocol and
+    /// sizes; any source port) as one row.
+    pub collapse: bool,
+    /// Rows (or groups) to skip in a window page (0..WINDOW).
+    pub offset: u32,
+    /// Count the matches for the page's total (the table does; the host
+    /// view, which shows only the newest flows, does not).
+    pub count: bool,
 }
+
+/// Order of the connection table. Only `Time` pages through every match
+/// (keyset pages on hflow's time index); the others sort the newest
+/// `WINDOW` matches, a bounded plan, and say so when there were more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Time,
+    Bytes,
+    Packets,
+    Duration,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<SortKey> {
+        match s {
+            "time" => Some(SortKey::Time),
+            "bytes" => Some(SortKey::Bytes),
+            "packets" => Some(SortKey::Packets),
+            "duration" => Some(SortKey::Duration),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Time => "time",
+            SortKey::Bytes => "bytes",
+            SortKey::Packets => "packets",
+            SortKey::Duration => "duration",
+        }
+    }
+
+    /// The sort value of a row (larger first).
+    fn value(self, r: &ConnRow) -> u64 {
+        match self {
+            SortKey::Time => u64::from(r.start_sec),
+            SortKey::Bytes => r.src_bytes.saturating_add(r.dst_bytes),
+            SortKey::Packets => r.src_packets.saturating_add(r.dst_packets),
+            SortKey::Duration => r.duration_ms(),
+        }
+    }
+}
+
+/// Matches a window page sorts or collapses (the newest first); more
+/// are not read, and the page says the window was cut.
+pub const WINDOW: u32 = 10_000;
+
+/// Matches counted for the table's total; past it the total is "at least".
+pub const TOTAL_CAP: i64 = 10_000;
 
 /// One row of the connection table.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -110,14 +174,70 @@ pub struct ConnRow {
     pub processes: u64,
     /// The first of them (mirror process_id), for a link to its tree.
     pub process_id: Option<u32>,
+    /// p0f's name of the client OS ("genre detail"), empty when unknown.
+    pub client_os: String,
+    /// p0f's name of the server OS, empty when unknown.
+    pub server_os: String,
+    /// Flows this row stands for (collapsed identical repeats; 1 otherwise);
+    /// the row is the newest of them, its source port that flow's.
+    pub repeats: u64,
+    /// Start of the oldest of them (this row is the newest).
+    pub repeat_first_sec: u32,
+}
+
+impl ConnRow {
+    /// Milliseconds from the first packet to the last, either direction.
+    pub fn duration_ms(&self) -> u64 {
+        let start = u64::from(self.start_sec) * 1000 + u64::from(self.start_msec);
+        self.end_ms.saturating_sub(start)
+    }
+
+    /// What makes two flows "identical repeats": both addresses, the
+    /// destination (service) port, protocol and both directions' sizes.
+    /// Not the source port: a client picks a new ephemeral port for each
+    /// connection, so with it no two DNS lookups or SSH guesses would ever
+    /// be repeats. Not the time, not the flow id.
+    fn repeat_key(&self) -> (&str, &str, u16, u8, u64, u64, u64, u64) {
+        (
+            &self.src_ip,
+            &self.dst_ip,
+            self.dst_port,
+            self.ip_proto,
+            self.src_packets,
+            self.src_bytes,
+            self.dst_packets,
+            self.dst_bytes,
+        )
+    }
 }
 
 /// One page of the connection table.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnPage {
     pub rows: Vec<ConnRow>,
-    /// Cursor of the next page, if there is one.
+    /// Cursor of the next page, if there is one (time order).
     pub next: Option<String>,
+    /// Flows matching the filters: exact when `total_exact`, else at least
+    /// this many (counting stops at TOTAL_CAP).
+    pub total: u64,
+    pub total_exact: bool,
+    /// The order of the rows (time, bytes, packets, duration).
+    pub sort: &'static str,
+    pub collapsed: bool,
+    /// Window pages (sorted or collapsed): the matches sorted (the newest
+    /// `WINDOW` at most), whether there were more, the groups they made,
+    /// this page's offset and the next page's.
+    pub window: Option<WindowInfo>,
+}
+
+/// How a window page was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowInfo {
+    pub matches: u64,
+    pub cut: bool,
+    pub rows: u64,
+    pub offset: u32,
+    pub next_offset: Option<u32>,
 }
 
 /// Grouping key of the aggregate view.
@@ -127,23 +247,55 @@ pub enum GroupBy {
     DstIp,
     SrcPort,
     DstPort,
+    Proto,
+    Sensor,
+    ClientOs,
+    ServerOs,
 }
 
 impl GroupBy {
+    /// Every key, by its name in `by=`.
+    pub const ALL: [(&'static str, GroupBy); 8] = [
+        ("src_ip", GroupBy::SrcIp),
+        ("dst_ip", GroupBy::DstIp),
+        ("src_port", GroupBy::SrcPort),
+        ("dst_port", GroupBy::DstPort),
+        ("proto", GroupBy::Proto),
+        ("sensor", GroupBy::Sensor),
+        ("client_os", GroupBy::ClientOs),
+        ("server_os", GroupBy::ServerOs),
+    ];
+
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        GroupBy::ALL.iter().find(|(n, _)| *n == s).map(|(_, g)| *g)
+    }
+
     fn column(self) -> &'static str {
         match self {
             GroupBy::SrcIp => "src_ip",
             GroupBy::DstIp => "dst_ip",
             GroupBy::SrcPort => "src_port",
             GroupBy::DstPort => "dst_port",
+            GroupBy::Proto => "ip_proto",
+            GroupBy::Sensor => "sensor_id",
+            GroupBy::ClientOs => "client_os_id",
+            GroupBy::ServerOs => "server_os_id",
         }
+    }
+
+    fn is_addr(self) -> bool {
+        matches!(self, GroupBy::SrcIp | GroupBy::DstIp)
     }
 }
 
 /// One group of the aggregate view.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AggRow {
+    /// The group's value as the table's filter takes it (address, port,
+    /// protocol number, sensor id, OS id).
     pub key: String,
+    /// A name for it when the key is an id (an OS's p0f name).
+    pub label: String,
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -300,6 +452,12 @@ fn filters(
     if let Some(proto) = q.proto {
         w.push(format!("ip_proto = {}", p.push(proto)));
     }
+    if let Some(os) = q.client_os {
+        w.push(format!("client_os_id = {}", p.push(os)));
+    }
+    if let Some(os) = q.server_os {
+        w.push(format!("server_os_id = {}", p.push(os)));
+    }
     if q.bidirectional {
         w.push("dst_packets > 0".into());
     }
@@ -379,6 +537,10 @@ fn conn_row(row: &Row<'_>, path: &str) -> Result<ConnRow, MirrorError> {
             alerts: 0,
             processes: 0,
             process_id: None,
+            client_os: String::new(),
+            server_os: String::new(),
+            repeats: 1,
+            repeat_first_sec: row.get(7)?,
         })
     };
     fields().ctx(path, "decode flow row")
@@ -555,21 +717,7 @@ fn page_one(
     let Some(w) = filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e))? else {
         return Ok(Vec::new());
     };
-    // The driver's index, by its name in each table (hflow's names for
-    // `flow`, `x_flow6_` + the same for `x_flow6`). One side at a time:
-    // split_sides made Either into Src and Dst.
-    let side = |s: Side| if s == Side::Dst { "dst" } else { "src" };
-    let index = match driver {
-        Driver::Time => Some("start_sec_idx".to_string()),
-        Driver::Host => Some(format!("{}_ip_idx", side(q.ip_side))),
-        Driver::Port => Some(format!("{}_port_idx", side(q.port_side))),
-        Driver::Alerts => None,
-    };
-    let indexed = match index {
-        Some(i) if table == "flow" => format!(" INDEXED BY {i}"),
-        Some(i) => format!(" INDEXED BY {table}_{i}"),
-        None => String::new(),
-    };
+    let indexed = indexed_by(driver, q, table);
     // And in the other plans, `+` keeps the time index from being chosen
     // for the ORDER BY: the host/port/ids indexes find the rows, a sort
     // orders them.
@@ -594,6 +742,79 @@ fn page_one(
         out.push(conn_row(row, path)?);
     }
     Ok(out)
+}
+
+/// The driver's index, by its name in each table (hflow's names for
+/// `flow`, `x_flow6_` + the same for `x_flow6`), as an `INDEXED BY`
+/// clause. One side at a time: split_sides made Either into Src and Dst.
+fn indexed_by(driver: Driver, q: &ConnQuery, table: &str) -> String {
+    let side = |s: Side| if s == Side::Dst { "dst" } else { "src" };
+    let index = match driver {
+        Driver::Time => Some("start_sec_idx".to_string()),
+        Driver::Host => Some(format!("{}_ip_idx", side(q.ip_side))),
+        Driver::Port => Some(format!("{}_port_idx", side(q.port_side))),
+        Driver::Alerts => None,
+    };
+    match index {
+        Some(i) if table == "flow" => format!(" INDEXED BY {i}"),
+        Some(i) => format!(" INDEXED BY {table}_{i}"),
+        None => String::new(),
+    }
+}
+
+/// The flows matching `q` (its cursor ignored), counted through the same
+/// plan as its page, at most TOTAL_CAP (about that many index entries per
+/// side): (count, exact).
+fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, bool), MirrorError> {
+    let mut total: i64 = 0;
+    let mut exact = true;
+    for table in ["flow", "x_flow6"] {
+        let sensors = match q.sensor {
+            Some(s) => vec![s],
+            None => sensor_ids(conn, table).ctx(path, "list sensors")?,
+        };
+        for s in sensors {
+            if total >= TOTAL_CAP {
+                return Ok((total.max(0) as u64, false));
+            }
+            let one = ConnQuery {
+                sensor: Some(s),
+                after: None,
+                ..q.clone()
+            };
+            let driver = choose_driver(conn, path, &one, table)?;
+            let mut p = Params::default();
+            let mut arms = Vec::new();
+            for side in split_sides(&one, driver) {
+                let Some(w) =
+                    filters(&side, table, &mut p, false, Some(driver)).map_err(|e| bad(path, e))?
+                else {
+                    continue;
+                };
+                let cap = p.push(TOTAL_CAP - total);
+                arms.push(format!(
+                    "SELECT * FROM (SELECT flow_id FROM {table}{}{} LIMIT {cap})",
+                    indexed_by(driver, &side, table),
+                    where_clause(&w)
+                ));
+            }
+            if arms.is_empty() {
+                continue;
+            }
+            // UNION: a flow matching on both sides counts once.
+            let sql = format!("SELECT count(*) FROM ({})", arms.join(" UNION "));
+            let n: i64 = conn
+                .prepare_cached(&sql)
+                .ctx(path, "prepare count")?
+                .query_row(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0))
+                .ctx(path, "run count")?;
+            if n >= TOTAL_CAP - total {
+                exact = false;
+            }
+            total += n;
+        }
+    }
+    Ok((total.max(0) as u64, exact && total < TOTAL_CAP))
 }
 
 fn key(r: &ConnRow) -> (u32, u32, u32) {
@@ -625,48 +846,196 @@ fn annotate(conn: &Connection, path: &str, r: &mut ConnRow) -> Result<(), Mirror
         .ctx(path, "run flow annotation")?;
     r.processes = n.max(0) as u64;
     r.process_id = first;
+    r.client_os = os_name(conn, path, r.client_os_id)?;
+    r.server_os = os_name(conn, path, r.server_os_id)?;
     Ok(())
 }
 
-fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage, MirrorError> {
-    if !(1..=1000).contains(&q.limit) {
-        return Err(bad(path, format!("limit {} is not 1 to 1000", q.limit)));
+/// p0f's name of an OS id ("genre detail"; empty for 0 or an unknown id).
+/// The ids are p0f signature hashes, the same on every sensor.
+fn os_name(conn: &Connection, path: &str, os_id: u32) -> Result<String, MirrorError> {
+    if os_id == 0 {
+        return Ok(String::new());
     }
-    // One ordered query per sensor and table, merged here: each uses the
-    // per-sensor indexes hflow's schema already has.
-    let mut rows = Vec::new();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT trim(coalesce(genre, '') || ' ' || coalesce(detail, '')) FROM os \
+             WHERE os_id = ?1 ORDER BY sensor_id LIMIT 1",
+        )
+        .ctx(path, "prepare os name")?;
+    let mut rows = stmt.query(params![os_id]).ctx(path, "run os name")?;
+    Ok(match rows.next().ctx(path, "read os name")? {
+        Some(r) => r.get::<_, String>(0).ctx(path, "read os name")?,
+        None => String::new(),
+    })
+}
+
+/// Up to `limit + 1` matches of `q`, newest first, not annotated. One
+/// ordered query per sensor and table, merged here (each uses the
+/// per-sensor indexes hflow's schema already has); at most `limit + 1`
+/// rows are held between sensors.
+fn newest_matches(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    limit: u32,
+) -> Result<Vec<ConnRow>, MirrorError> {
+    let mut rows: Vec<ConnRow> = Vec::new();
     for table in ["flow", "x_flow6"] {
         let sensors = match q.sensor {
             Some(s) => vec![s],
             None => sensor_ids(conn, table).ctx(path, "list sensors")?,
         };
         for s in sensors {
+            // Once `limit + 1` rows are held, a row that started before
+            // the oldest of them cannot make the page: the next sensors
+            // are read from that second on (the same second is kept, its
+            // order is by sensor and flow id).
+            let floor = (rows.len() > limit as usize)
+                .then(|| rows.last().map(|r| r.start_sec))
+                .flatten();
             let one = ConnQuery {
                 sensor: Some(s),
+                limit,
+                since: match (q.since, floor) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
                 ..q.clone()
             };
             rows.extend(page_of(conn, path, &one, table)?);
+            rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
+            rows.truncate(limit as usize + 1);
         }
     }
-    rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
-    let limit = q.limit as usize;
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|r| {
-            Cursor {
-                start_sec: r.start_sec,
-                sensor_id: r.sensor_id,
-                flow_id: r.flow_id,
-            }
-            .to_text()
-        })
-    } else {
-        None
+    Ok(rows)
+}
+
+/// Identical repeats of `rows` (newest first) as one row each, the newest
+/// standing for the rest, in the order of their newest.
+fn collapse(rows: Vec<ConnRow>) -> Vec<ConnRow> {
+    type Key = (String, String, u16, u8, u64, u64, u64, u64);
+    let owned = |r: &ConnRow| -> Key {
+        let (src, dst, port, proto, sp, sb, dp, db) = r.repeat_key();
+        (src.to_owned(), dst.to_owned(), port, proto, sp, sb, dp, db)
     };
-    for r in &mut rows {
+    let mut at: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
+    let mut out: Vec<ConnRow> = Vec::new();
+    for r in rows {
+        match at.get(&owned(&r)) {
+            Some(&i) => {
+                if let Some(g) = out.get_mut(i) {
+                    g.repeats += 1;
+                    g.repeat_first_sec = g.repeat_first_sec.min(r.start_sec);
+                }
+            }
+            None => {
+                at.insert(owned(&r), out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage, MirrorError> {
+    if !(1..=1000).contains(&q.limit) {
+        return Err(bad(path, format!("limit: {} is not 1 to 1000", q.limit)));
+    }
+    let (total, total_exact) = if q.count {
+        count_matches(conn, path, q)?
+    } else {
+        (0, false)
+    };
+    let limit = q.limit as usize;
+    if q.sort == SortKey::Time && !q.collapse {
+        if q.offset != 0 {
+            return Err(bad(
+                path,
+                "offset: only with sort or collapse (time pages use after)".into(),
+            ));
+        }
+        let mut rows = newest_matches(conn, path, q, q.limit)?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| {
+                Cursor {
+                    start_sec: r.start_sec,
+                    sensor_id: r.sensor_id,
+                    flow_id: r.flow_id,
+                }
+                .to_text()
+            })
+        } else {
+            None
+        };
+        for r in &mut rows {
+            annotate(conn, path, r)?;
+        }
+        return Ok(ConnPage {
+            rows,
+            next,
+            total,
+            total_exact,
+            sort: SortKey::Time.name(),
+            collapsed: false,
+            window: None,
+        });
+    }
+    if q.after.is_some() {
+        return Err(bad(
+            path,
+            "after: not with sort or collapse (their pages use offset)".into(),
+        ));
+    }
+    if q.offset >= WINDOW {
+        return Err(bad(path, format!("offset: use 0 to {}", WINDOW - 1)));
+    }
+    // A bounded plan: the newest WINDOW matches, through the same indexes
+    // as a time page, sorted and collapsed here.
+    let mut rows = newest_matches(conn, path, q, WINDOW)?;
+    let cut = rows.len() > WINDOW as usize;
+    rows.truncate(WINDOW as usize);
+    let matches = rows.len() as u64;
+    if q.collapse {
+        rows = collapse(rows);
+    }
+    if q.sort != SortKey::Time {
+        // Stable: equal values stay newest first.
+        rows.sort_by_key(|r| std::cmp::Reverse(q.sort.value(r)));
+    }
+    let n = rows.len();
+    let start = (q.offset as usize).min(n);
+    let end = start.saturating_add(limit).min(n);
+    let next_offset = (end < n).then_some(end as u32);
+    let mut page: Vec<ConnRow> = rows.drain(start..end).collect();
+    for r in &mut page {
         annotate(conn, path, r)?;
     }
-    Ok(ConnPage { rows, next })
+    Ok(ConnPage {
+        rows: page,
+        next: None,
+        total,
+        total_exact,
+        sort: q.sort.name(),
+        collapsed: q.collapse,
+        window: Some(WindowInfo {
+            matches,
+            cut,
+            rows: n as u64,
+            offset: q.offset,
+            next_offset,
+        }),
+    })
+}
+
+/// The aggregate view: the largest groups, and whether there were more.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AggPage {
+    pub rows: Vec<AggRow>,
+    /// More groups than `limit` matched: the smaller ones are not shown.
+    pub cut: bool,
+    pub limit: u32,
 }
 
 fn aggregate(
@@ -675,7 +1044,7 @@ fn aggregate(
     q: &ConnQuery,
     by: GroupBy,
     limit: u32,
-) -> Result<Vec<AggRow>, MirrorError> {
+) -> Result<AggPage, MirrorError> {
     let col = by.column();
     let mut groups: BTreeMap<String, AggRow> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
@@ -684,15 +1053,19 @@ fn aggregate(
             continue;
         };
         // Addresses: the two tables hold disjoint keys (IPv4, IPv6), so each
-        // table's largest `limit` groups are the answer's candidates, and
-        // SQLite ranks them: the groups never all come into memory (1 M
-        // source addresses held here took hundreds of MiB per query). Ports
-        // are at most 65,536 groups a table, summed across both here.
-        let top = match by {
-            GroupBy::SrcIp | GroupBy::DstIp => {
-                format!(" ORDER BY count(*) DESC, {col} LIMIT {limit}")
-            }
-            GroupBy::SrcPort | GroupBy::DstPort => String::new(),
+        // table's largest `limit + 1` groups are the answer's candidates
+        // (one more than shown tells whether the list was cut), and SQLite
+        // ranks them: the groups never all come into memory (1 M source
+        // addresses held here took hundreds of MiB per query). The other
+        // keys are few (65,536 ports, 256 protocols, the sensors, the p0f
+        // signatures), summed across both tables here.
+        let top = if by.is_addr() {
+            format!(
+                " ORDER BY count(*) DESC, {col} LIMIT {}",
+                p.push(i64::from(limit) + 1)
+            )
+        } else {
+            String::new()
         };
         let sql = format!(
             "SELECT {col}, count(*), sum(src_packets + dst_packets), sum(src_bytes + dst_bytes), \
@@ -705,9 +1078,12 @@ fn aggregate(
             .query(rusqlite::params_from_iter(p.0.iter()))
             .ctx(path, "run aggregate")?;
         while let Some(row) = rows.next().ctx(path, "read aggregate row")? {
-            let k = match by {
-                GroupBy::SrcIp | GroupBy::DstIp => addr_text(row, 0, path)?,
-                _ => row.get::<_, i64>(0).ctx(path, "read port")?.to_string(),
+            let k = if by.is_addr() {
+                addr_text(row, 0, path)?
+            } else {
+                row.get::<_, i64>(0)
+                    .ctx(path, "read group key")?
+                    .to_string()
             };
             let get = |i: usize| -> Result<u64, MirrorError> {
                 Ok(row
@@ -721,9 +1097,11 @@ fn aggregate(
                 .ctx(path, "read aggregate")?
                 .unwrap_or_default();
             let (flows, packets, bytes) = (get(1)?, get(2)?, get(3)?);
-            let (first, last) = (get(5)? as u32, get(6)? as u32);
+            let first = u32::try_from(get(5)?).unwrap_or(u32::MAX);
+            let last = u32::try_from(get(6)?).unwrap_or(u32::MAX);
             let e = groups.entry(k.clone()).or_insert(AggRow {
                 key: k,
+                label: String::new(),
                 flows: 0,
                 packets: 0,
                 bytes: 0,
@@ -744,17 +1122,32 @@ fn aggregate(
         }
     }
     let mut out: Vec<AggRow> = groups.into_values().collect();
-    // Largest first; ties by key, numerically for ports.
+    // Largest first; ties by key, numerically for numbers.
     out.sort_by(|a, b| {
         b.flows
             .cmp(&a.flows)
-            .then_with(|| match (a.key.parse::<u32>(), b.key.parse::<u32>()) {
+            .then_with(|| match (a.key.parse::<u64>(), b.key.parse::<u64>()) {
                 (Ok(x), Ok(y)) => x.cmp(&y),
                 _ => a.key.cmp(&b.key),
             })
     });
+    let cut = out.len() > limit as usize;
     out.truncate(limit as usize);
-    Ok(out)
+    for r in &mut out {
+        r.label = match by {
+            GroupBy::ClientOs | GroupBy::ServerOs => match r.key.parse::<u32>() {
+                Ok(0) => "unknown (no p0f match)".to_string(),
+                Ok(id) => os_name(conn, path, id)?,
+                Err(_) => String::new(),
+            },
+            _ => String::new(),
+        };
+    }
+    Ok(AggPage {
+        rows: out,
+        cut,
+        limit,
+    })
 }
 
 fn sensors(conn: &Connection) -> rusqlite::Result<Vec<SensorRow>> {
@@ -808,25 +1201,60 @@ fn activity(conn: &Connection, sensor: u32, since: u32, until: u32) -> rusqlite:
     Ok(a)
 }
 
+/// `q` over the time range `from..=to` (no cursor): the WHERE terms for
+/// `table`, None when the table cannot match.
+fn range_filters(
+    q: &ConnQuery,
+    table: &str,
+    p: &mut Params,
+    from: u32,
+    to: u32,
+) -> Result<Option<Vec<String>>, String> {
+    let ranged = ConnQuery {
+        since: Some(q.since.map_or(from, |s| s.max(from))),
+        until: Some(q.until.map_or(to, |u| u.min(to))),
+        after: None,
+        ..q.clone()
+    };
+    filters(&ranged, table, p, false, None)
+}
+
 fn series(
     conn: &Connection,
-    sensor: Option<u32>,
+    path: &str,
+    q: &ConnQuery,
     from: u32,
     to: u32,
     bucket: u32,
-) -> rusqlite::Result<Vec<SeriesPoint>> {
+) -> Result<Vec<SeriesPoint>, MirrorError> {
     let mut acc: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT sensor_id, (src_start_sec / ?3) * ?3, count(*), sum(src_bytes + dst_bytes) \
-             FROM {table} WHERE src_start_sec BETWEEN ?1 AND ?2 AND (?4 IS NULL OR sensor_id = ?4) \
-             GROUP BY 1, 2"
-        ))?;
-        let mut rows = stmt.query(params![from, to, bucket, sensor])?;
-        while let Some(r) = rows.next()? {
-            let e = acc.entry((r.get(0)?, r.get(1)?)).or_default();
-            e.0 += r.get::<_, i64>(2)?.max(0) as u64;
-            e.1 += r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64;
+        let mut p = Params::default();
+        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
+            continue;
+        };
+        let b = p.push(bucket);
+        let sql = format!(
+            "SELECT sensor_id, (src_start_sec / {b}) * {b}, count(*), sum(src_bytes + dst_bytes) \
+             FROM {table}{} GROUP BY 1, 2",
+            where_clause(&w)
+        );
+        let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare time series")?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(p.0.iter()))
+            .ctx(path, "run time series")?;
+        while let Some(r) = rows.next().ctx(path, "read time series")? {
+            let read = || -> rusqlite::Result<_> {
+                Ok((
+                    (r.get::<_, u32>(0)?, r.get::<_, u32>(1)?),
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                    r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                ))
+            };
+            let (k, n, bytes) = read().ctx(path, "read time series")?;
+            let e = acc.entry(k).or_default();
+            e.0 += n;
+            e.1 += bytes;
         }
     }
     Ok(acc
@@ -842,27 +1270,171 @@ fn series(
 
 fn top_ports(
     conn: &Connection,
-    sensor: Option<u32>,
+    path: &str,
+    q: &ConnQuery,
     from: u32,
     to: u32,
     limit: u32,
-) -> rusqlite::Result<Vec<(u16, u8, u64)>> {
+) -> Result<Vec<(u16, u8, u64)>, MirrorError> {
     let mut acc: BTreeMap<(u16, u8), u64> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT dst_port, ip_proto, count(*) FROM {table} \
-             WHERE src_start_sec BETWEEN ?1 AND ?2 AND (?3 IS NULL OR sensor_id = ?3) \
-             AND ip_proto IN (6, 17) GROUP BY 1, 2"
-        ))?;
-        let mut rows = stmt.query(params![from, to, sensor])?;
-        while let Some(r) = rows.next()? {
-            *acc.entry((r.get(0)?, r.get(1)?)).or_default() += r.get::<_, i64>(2)?.max(0) as u64;
+        let mut p = Params::default();
+        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT dst_port, ip_proto, count(*) FROM {table}{} AND ip_proto IN (6, 17) GROUP BY 1, 2",
+            where_clause(&w)
+        );
+        let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare top ports")?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(p.0.iter()))
+            .ctx(path, "run top ports")?;
+        while let Some(r) = rows.next().ctx(path, "read top ports")? {
+            let read = || -> rusqlite::Result<_> {
+                Ok((
+                    (r.get::<_, u16>(0)?, r.get::<_, u8>(1)?),
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            };
+            let (k, n) = read().ctx(path, "read top ports")?;
+            *acc.entry(k).or_default() += n;
         }
     }
     let mut v: Vec<(u16, u8, u64)> = acc.into_iter().map(|((p, t), n)| (p, t, n)).collect();
     v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     v.truncate(limit as usize);
     Ok(v)
+}
+
+/// All-time figures of one sensor (both flow tables).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Start of the oldest and of the newest flow (0 when none).
+    pub first_sec: u32,
+    pub last_sec: u32,
+}
+
+/// The all-time totals of `sensor`: one pass over its rows (the caller
+/// caches them; docs/UI.md says how long).
+fn totals(conn: &Connection, sensor: u32) -> rusqlite::Result<Totals> {
+    let mut t = Totals::default();
+    for table in ["flow", "x_flow6"] {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*), sum(src_packets + dst_packets), sum(src_bytes + dst_bytes), \
+             min(src_start_sec), max(src_start_sec) FROM {table} WHERE sensor_id = ?1"
+        ))?;
+        let (n, pk, by, lo, hi): (i64, Option<i64>, Option<i64>, Option<u32>, Option<u32>) =
+            stmt.query_row(params![sensor], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+        if n <= 0 {
+            continue;
+        }
+        t.flows += n as u64;
+        t.packets += pk.unwrap_or(0).max(0) as u64;
+        t.bytes += by.unwrap_or(0).max(0) as u64;
+        if let Some(lo) = lo {
+            t.first_sec = if t.first_sec == 0 {
+                lo
+            } else {
+                t.first_sec.min(lo)
+            };
+        }
+        t.last_sec = t.last_sec.max(hi.unwrap_or(0));
+    }
+    Ok(t)
+}
+
+/// What the flows matching a filter hold, read from at most `cap` of them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ResultSize {
+    /// Flows read (`cap` when there are more).
+    pub flows: u64,
+    pub more: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Start of the first flow, end of the last (unix seconds).
+    pub first_sec: u32,
+    pub last_sec: u32,
+}
+
+fn result_size(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    cap: u64,
+) -> Result<ResultSize, MirrorError> {
+    let mut out = ResultSize::default();
+    let q = ConnQuery {
+        after: None,
+        ..q.clone()
+    };
+    for table in ["flow", "x_flow6"] {
+        let mut p = Params::default();
+        let Some(w) = filters(&q, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
+            continue;
+        };
+        let left = cap.saturating_sub(out.flows);
+        let lim = p.push(i64::try_from(left.saturating_add(1)).unwrap_or(i64::MAX));
+        let sql = format!(
+            "SELECT count(*), sum(src_packets + dst_packets), sum(src_bytes + dst_bytes), \
+             min(src_start_sec), max(max(src_end_sec, dst_end_sec)) FROM \
+             (SELECT * FROM {table}{} LIMIT {lim})",
+            where_clause(&w)
+        );
+        let got = conn
+            .prepare_cached(&sql)
+            .ctx(path, "prepare result size")?
+            .query_row(rusqlite::params_from_iter(p.0.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<u32>>(3)?,
+                    r.get::<_, Option<u32>>(4)?,
+                ))
+            })
+            .ctx(path, "run result size")?;
+        let (n, pk, by, lo, hi) = got;
+        let n = n.max(0) as u64;
+        if n == 0 {
+            continue;
+        }
+        if n > left {
+            out.more = true;
+        }
+        out.flows += n.min(left);
+        out.packets = out.packets.saturating_add(pk.unwrap_or(0).max(0) as u64);
+        out.bytes = out.bytes.saturating_add(by.unwrap_or(0).max(0) as u64);
+        if let Some(lo) = lo {
+            out.first_sec = if out.first_sec == 0 {
+                lo
+            } else {
+                out.first_sec.min(lo)
+            };
+        }
+        out.last_sec = out.last_sec.max(hi.unwrap_or(0));
+    }
+    Ok(out)
+}
+
+/// Is `sensor` known to the mirror (a sensor row, or any flow)?
+fn sensor_known(conn: &Connection, sensor: u32) -> rusqlite::Result<bool> {
+    for sql in [
+        "SELECT 1 FROM sensor WHERE sensor_id = ?1 LIMIT 1",
+        "SELECT 1 FROM flow WHERE sensor_id = ?1 LIMIT 1",
+        "SELECT 1 FROM x_flow6 WHERE sensor_id = ?1 LIMIT 1",
+    ] {
+        let mut stmt = conn.prepare_cached(sql)?;
+        if stmt.exists(params![sensor])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The newest and oldest flow start over every sensor (None when empty).
@@ -959,7 +1531,7 @@ impl Mirror {
         q: &ConnQuery,
         by: GroupBy,
         limit: u32,
-    ) -> Result<Vec<AggRow>, MirrorError> {
+    ) -> Result<AggPage, MirrorError> {
         aggregate(&self.conn, &self.path, q, by, limit)
     }
 
@@ -974,26 +1546,44 @@ impl Mirror {
         activity(&self.conn, sensor, since, until).ctx(&self.path, "query sensor activity")
     }
 
-    /// Flows and bytes started per `bucket` seconds between `from` and `to`.
+    /// Flows and bytes matching `q` started per `bucket` seconds between
+    /// `from` and `to`.
     pub fn series(
         &self,
-        sensor: Option<u32>,
+        q: &ConnQuery,
         from: u32,
         to: u32,
         bucket: u32,
     ) -> Result<Vec<SeriesPoint>, MirrorError> {
-        series(&self.conn, sensor, from, to, bucket.max(1)).ctx(&self.path, "query time series")
+        series(&self.conn, &self.path, q, from, to, bucket.max(1))
     }
 
-    /// The most used TCP/UDP destination ports: (port, proto, flows).
+    /// The most used TCP/UDP destination ports of the flows matching `q`:
+    /// (port, proto, flows).
     pub fn top_ports(
         &self,
-        sensor: Option<u32>,
+        q: &ConnQuery,
         from: u32,
         to: u32,
         limit: u32,
     ) -> Result<Vec<(u16, u8, u64)>, MirrorError> {
-        top_ports(&self.conn, sensor, from, to, limit).ctx(&self.path, "query top ports")
+        top_ports(&self.conn, &self.path, q, from, to, limit)
+    }
+
+    /// All-time flows, packets, bytes and first/last flow of `sensor`.
+    pub fn totals(&self, sensor: u32) -> Result<Totals, MirrorError> {
+        totals(&self.conn, sensor).ctx(&self.path, "query sensor totals")
+    }
+
+    /// Flows, packets and bytes of the flows matching `q` (at most `cap`
+    /// flows read), and their time span.
+    pub fn result_size(&self, q: &ConnQuery, cap: u64) -> Result<ResultSize, MirrorError> {
+        result_size(&self.conn, &self.path, q, cap)
+    }
+
+    /// Whether the mirror knows `sensor` at all.
+    pub fn sensor_known(&self, sensor: u32) -> Result<bool, MirrorError> {
+        sensor_known(&self.conn, sensor).ctx(&self.path, "look up a sensor")
     }
 
     /// Oldest and newest flow start in the mirror.
@@ -1167,6 +1757,155 @@ mod tests {
         assert_eq!(plan(&alerts), Driver::Alerts);
         let got: Vec<u32> = all_pages(&m, alerts).iter().map(|k| k.2).collect();
         assert_eq!(got, vec![20, 10]);
+    }
+
+    /// The total is exact under TOTAL_CAP and "at least" past it; a flow
+    /// matching a host on both sides counts once.
+    #[test]
+    fn totals_are_exact_or_marked_approximate() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        fill(&m, 9, 2 * TOTAL_CAP as u32);
+        let count = |q: ConnQuery| {
+            let p = m.connections(&ConnQuery { count: true, ..q }).unwrap();
+            (p.total, p.total_exact)
+        };
+        let base = ConnQuery {
+            limit: 10,
+            ..ConnQuery::default()
+        };
+        assert_eq!(
+            count(ConnQuery {
+                sensor: Some(5),
+                ..base.clone()
+            }),
+            (3000, true)
+        );
+        let (n, exact) = count(base.clone());
+        assert!(!exact && n >= TOTAL_CAP as u64, "{n}");
+        // 10.0.0.99 as source, on either side: each of its flows once.
+        let rare = ConnQuery {
+            sensor: Some(5),
+            ip: Some((IpAddr::V4(0x0a00_0063.into()), 32)),
+            ..base.clone()
+        };
+        assert_eq!(count(rare), (3, true));
+        // The destination is every flow's: either side still counts each once.
+        let dst = ConnQuery {
+            sensor: Some(5),
+            ip: Some((IpAddr::V4(0xc000_020a.into()), 32)),
+            ..base
+        };
+        assert_eq!(count(dst), (3000, true));
+    }
+
+    /// Sorting and collapsing read the newest WINDOW matches (and say
+    /// when there were more); pages by offset cover each row once.
+    #[test]
+    fn sorted_and_collapsed_pages_are_window_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 300);
+        // Sizes: flow i has i bytes, so "bytes" order is flow id order.
+        m.conn
+            .execute_batch("UPDATE flow SET src_bytes = flow_id, src_packets = 1")
+            .unwrap();
+        let q = ConnQuery {
+            sort: SortKey::Bytes,
+            limit: 100,
+            ..ConnQuery::default()
+        };
+        let mut seen = Vec::new();
+        let mut q1 = q.clone();
+        loop {
+            let p = m.connections(&q1).unwrap();
+            let w = p.window.clone().unwrap();
+            assert!(!w.cut);
+            seen.extend(p.rows.iter().map(|r| r.src_bytes));
+            match w.next_offset {
+                Some(o) => q1.offset = o,
+                None => break,
+            }
+        }
+        let want: Vec<u64> = (1..=300).rev().collect();
+        assert_eq!(seen, want);
+        // A time page refuses offset; a window page refuses a cursor.
+        assert!(
+            m.connections(&ConnQuery {
+                offset: 5,
+                limit: 10,
+                ..ConnQuery::default()
+            })
+            .is_err()
+        );
+        // Collapse: every flow has its own size now, so make every third
+        // one a copy of the others (but for its source port).
+        m.conn
+            .execute_batch(
+                "UPDATE flow SET dst_port = 53, src_bytes = 60, src_ip = 167772161 \
+                 WHERE flow_id % 3 = 0",
+            )
+            .unwrap();
+        let c = m
+            .connections(&ConnQuery {
+                collapse: true,
+                limit: 1000,
+                ..ConnQuery::default()
+            })
+            .unwrap();
+        let w = c.window.unwrap();
+        assert_eq!(w.matches, 300);
+        assert_eq!(w.rows, 201, "100 repeats as one row, 200 others");
+        let group = c.rows.iter().find(|r| r.repeats > 1).unwrap();
+        assert_eq!(group.repeats, 100);
+        assert_eq!(group.flow_id, 300, "the newest stands for them");
+        assert!(group.repeat_first_sec < group.start_sec);
+    }
+
+    /// Every group-by key answers, and a list longer than the limit says
+    /// it was cut.
+    #[test]
+    fn aggregates_group_by_eight_keys_and_say_when_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 500);
+        m.conn
+            .execute_batch(
+                "UPDATE flow SET client_os_id = 77 WHERE flow_id % 2 = 0; \
+                 INSERT INTO os (os_id, sensor_id, genre, detail) VALUES (77, 5, 'Linux', '2.2.x-3.x')",
+            )
+            .unwrap();
+        for (name, by) in GroupBy::ALL {
+            let page = m.aggregate(&ConnQuery::default(), by, 100).unwrap();
+            assert!(!page.rows.is_empty(), "{name}");
+            let sum: u64 = page.rows.iter().map(|r| r.flows).sum();
+            if !page.cut {
+                assert_eq!(sum, 500, "{name}");
+            }
+        }
+        let os = m
+            .aggregate(&ConnQuery::default(), GroupBy::ClientOs, 100)
+            .unwrap();
+        let linux = os.rows.iter().find(|r| r.key == "77").unwrap();
+        assert_eq!(linux.label, "Linux 2.2.x-3.x");
+        assert_eq!(linux.flows, 250);
+        // 500 source ports, 100 shown: cut. Two sensors' worth: not.
+        let ports = m
+            .aggregate(&ConnQuery::default(), GroupBy::SrcPort, 100)
+            .unwrap();
+        assert!(ports.cut && ports.rows.len() == 100);
+        let sensors = m
+            .aggregate(&ConnQuery::default(), GroupBy::Sensor, 100)
+            .unwrap();
+        assert!(!sensors.cut);
+        let addrs = m
+            .aggregate(&ConnQuery::default(), GroupBy::SrcIp, 2)
+            .unwrap();
+        assert!(addrs.cut && addrs.rows.len() == 2, "3 sources, 2 shown");
+        // The table's row names the OS too.
+        let row = m.flow_row(5, 2).unwrap().unwrap();
+        assert_eq!(row.client_os, "Linux 2.2.x-3.x");
     }
 
     #[test]

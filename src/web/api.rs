@@ -15,8 +15,8 @@ use warp::http::{Method, Response, StatusCode};
 
 use super::sessions::{COOKIE, token_from_cookie};
 use super::{FAILED_LOGIN_DELAY, Reply, Request, Web, assets, error};
-use crate::mirror::ProcessQuery;
-use crate::mirror::ui_query::{ConnQuery, Cursor, GroupBy, Side};
+use crate::mirror::ui_query::{ConnQuery, Cursor, GroupBy, Side, SortKey, WINDOW};
+use crate::mirror::{MirrorError, ProcessQuery};
 use crate::sync::links::load_state;
 
 /// Rows per page when the request does not say.
@@ -60,8 +60,23 @@ impl BadParam {
     }
 
     fn reply(&self) -> Reply {
-        error(StatusCode::BAD_REQUEST, &self.to_string())
+        bad_request(&self.to_string())
     }
+}
+
+/// A 400 whose body names the parameter at fault (`param`), taken from the
+/// message's `name: ` prefix, so the page can show the error next to it.
+fn bad_request(message: &str) -> Reply {
+    let param = message
+        .split_once(": ")
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    let body = serde_json::json!({ "error": message, "param": param }).to_string();
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap_or_else(|_| Response::new(Vec::new().into()))
 }
 
 /// A 400 naming the parameter and what is wrong with it.
@@ -76,7 +91,7 @@ pub(super) fn mirror_error(e: super::QueryError) -> Reply {
     use super::QueryError;
     match e {
         QueryError::Mirror(crate::mirror::MirrorError::InvalidQuery { what, .. }) => {
-            error(StatusCode::BAD_REQUEST, &what)
+            bad_request(&what)
         }
         QueryError::Busy | QueryError::TimedOut => {
             with_retry_after(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()), 2)
@@ -102,6 +117,30 @@ pub(super) fn params(query: &str) -> Vec<(String, String)> {
 pub(super) fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadParam> {
     v.parse()
         .map_err(|_| BadParam::new(name, &format!("'{}' is not a valid number", clip(v))))
+}
+
+/// A number in `range`, else a message that gives the range.
+fn num_in<T>(
+    name: &str,
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, BadParam>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let why = || {
+        format!(
+            "'{}' is not {what} (use {} to {})",
+            clip(v),
+            range.start(),
+            range.end()
+        )
+    };
+    match v.parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(BadParam::new(name, &why())),
+    }
 }
 
 pub(super) fn clip(v: &str) -> String {
@@ -168,27 +207,45 @@ fn conn_query(
 ) -> Result<(ConnQuery, BTreeMap<String, String>), BadParam> {
     let mut q = ConnQuery {
         limit: DEFAULT_PAGE,
+        count: true,
         ..ConnQuery::default()
     };
     let mut rest = BTreeMap::new();
     for (k, v) in params(query) {
         let v = v.as_str();
         match k.as_str() {
-            "sensor" => q.sensor = Some(num("sensor", v)?),
+            "sensor" => q.sensor = Some(num_in("sensor", v, 0..=u32::MAX, "a sensor id")?),
             "since" => q.since = Some(time("since", v)?),
             "until" => q.until = Some(time("until", v)?),
             "ip" => q.ip = Some(host("ip", v)?),
             "ip_side" => q.ip_side = side("ip_side", v)?,
-            "port" => q.port = Some(num("port", v)?),
+            "port" => q.port = Some(num_in("port", v, 0..=65535, "a port")?),
             "port_side" => q.port_side = side("port_side", v)?,
             "proto" => {
                 q.proto = Some(parse_proto(v).ok_or_else(|| {
-                    BadParam::new("proto", "use a number 0-255 or tcp, udp, icmp, icmp6, sctp")
+                    BadParam::new(
+                        "proto",
+                        &format!(
+                            "'{}' is not a protocol (use a number 0 to 255 or tcp, udp, icmp, icmp6, sctp)",
+                            clip(v)
+                        ),
+                    )
                 })?)
             }
             "bidir" => q.bidirectional = flag("bidir", v)?,
-            "min_bytes" => q.min_bytes = Some(num("min_bytes", v)?),
+            "min_bytes" => {
+                q.min_bytes = Some(num_in("min_bytes", v, 0..=i64::MAX as u64, "a byte count")?)
+            }
             "alerts" => q.alerts_only = flag("alerts", v)?,
+            "client_os" => q.client_os = Some(num_in("client_os", v, 0..=u32::MAX, "an OS id")?),
+            "server_os" => q.server_os = Some(num_in("server_os", v, 0..=u32::MAX, "an OS id")?),
+            "sort" => {
+                q.sort = SortKey::parse(v).ok_or_else(|| {
+                    BadParam::new("sort", "use time, bytes, packets or duration")
+                })?
+            }
+            "collapse" => q.collapse = flag("collapse", v)?,
+            "offset" => q.offset = num_in("offset", v, 0..=WINDOW - 1, "a row offset")?,
             "after" => {
                 q.after = Some(Cursor::parse(v).ok_or_else(|| {
                     BadParam::new(
@@ -197,12 +254,7 @@ fn conn_query(
                     )
                 })?)
             }
-            "limit" => {
-                q.limit = num("limit", v)?;
-                if !(1..=1000).contains(&q.limit) {
-                    return Err(BadParam::new("limit", "use 1 to 1000"));
-                }
-            }
+            "limit" => q.limit = num_in("limit", v, 1..=1000, "a page size")?,
             other if extra.contains(&other) => {
                 rest.insert(other.to_string(), v.to_string());
             }
@@ -215,6 +267,18 @@ fn conn_query(
         return Err(BadParam::new("until", "is before since"));
     }
     Ok((q, rest))
+}
+
+/// A 400 naming `sensor` when the mirror knows no such sensor (an unknown
+/// sensor is a typo far more often than a quiet one).
+fn check_sensor(m: &crate::mirror::Mirror, sensor: Option<u32>) -> Result<(), MirrorError> {
+    match sensor {
+        Some(s) if !m.sensor_known(s)? => Err(MirrorError::InvalidQuery {
+            path: crate::node::MIRROR_FILE.into(),
+            what: format!("sensor: no sensor {s} is known here (the overview lists them)"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn set_cookie(value: &str, max_age: u64) -> String {
@@ -314,6 +378,7 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "sensors"] => sensors(&web).await,
         ["api", "v1", "flows"] => flows(&web, q).await,
         ["api", "v1", "aggregate"] => aggregate(&web, q).await,
+        ["api", "v1", "pcap"] => results_pcap(&web, q).await,
         ["api", "v1", "flows", s, f] => flow_detail(&web, s, f).await,
         ["api", "v1", "flows", s, f, "pcap"] => pcap(&web, s, f).await,
         ["api", "v1", "hosts", ip] => host_detail(&web, ip).await,
@@ -464,6 +529,38 @@ struct SensorView {
     last_pull_error: String,
     last_hour: crate::mirror::ui_query::Activity,
     last_day: crate::mirror::ui_query::Activity,
+    /// online, silent or decommissioned: the word the row's colour shows.
+    status: &'static str,
+    /// All-time flows, packets, bytes, first and last flow.
+    totals: crate::mirror::ui_query::Totals,
+    /// The honeypot networks that decide this sensor's flow directions
+    /// (this node's `capture.honeypot_nets` for its own sensors); None when
+    /// they are set at the sensor's origin, below.
+    honeypot_nets: Option<Vec<String>>,
+}
+
+/// The all-time totals of `sensors`, from the cache when it is younger
+/// than TOTALS_TTL (they read every row of a sensor: not per request).
+fn cached_totals(
+    web: &Web,
+    m: &crate::mirror::Mirror,
+    sensors: &[u32],
+) -> Result<BTreeMap<u32, crate::mirror::ui_query::Totals>, MirrorError> {
+    if let Ok(cache) = web.totals_cache.lock()
+        && let Some((at, t)) = cache.as_ref()
+        && at.elapsed() < super::TOTALS_TTL
+        && sensors.iter().all(|s| t.contains_key(s))
+    {
+        return Ok(t.clone());
+    }
+    let mut t = BTreeMap::new();
+    for s in sensors {
+        t.insert(*s, m.totals(*s)?);
+    }
+    if let Ok(mut cache) = web.totals_cache.lock() {
+        *cache = Some((std::time::Instant::now(), t.clone()));
+    }
+    Ok(t)
 }
 
 async fn sensors(web: &Arc<Web>) -> Reply {
@@ -498,6 +595,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
     let day = u32::try_from(now.saturating_sub(86400)).unwrap_or(u32::MAX);
     let now32 = u32::try_from(now).unwrap_or(u32::MAX);
     let ids: Vec<u32> = summary.sensors.iter().map(|s| s.sensor_id).collect();
+    let web2 = web.clone();
     let rows = web
         .with_mirror(move |m| {
             let mut rows = m.sensor_rows()?;
@@ -513,10 +611,11 @@ async fn sensors(web: &Arc<Web>) -> Reply {
                 );
             }
             rows.sort_by_key(|r| r.sensor_id);
-            Ok((rows, acts, m.incarnations()?))
+            let totals = cached_totals(&web2, m, &all)?;
+            Ok((rows, acts, m.incarnations()?, totals))
         })
         .await;
-    let (rows, acts, incarnations) = match rows {
+    let (rows, acts, incarnations, totals) = match rows {
         Ok(r) => r,
         Err(e) => return mirror_error(e),
     };
@@ -549,7 +648,17 @@ async fn sensors(web: &Arc<Web>) -> Reply {
                 ));
             }
         }
+        let silent = !decommissioned && (newest == 0 || lag > web.config.serve.silent_after_secs);
         out.push(SensorView {
+            status: if decommissioned {
+                "decommissioned"
+            } else if silent {
+                "silent"
+            } else {
+                "online"
+            },
+            totals: totals.get(&sensor_id).cloned().unwrap_or_default(),
+            honeypot_nets: (hops == Some(0)).then(|| web.config.capture.honeypot_nets.clone()),
             sensor_id,
             name: row.map(|r| r.name.clone()).unwrap_or_default(),
             state: row.map(|r| r.state.clone()).unwrap_or_default(),
@@ -562,7 +671,7 @@ async fn sensors(web: &Arc<Web>) -> Reply {
             install_sec: row.map(|r| r.install_sec).unwrap_or(0),
             newest_record_sec: newest,
             lag_secs: (newest > 0).then_some(lag),
-            silent: !decommissioned && (newest == 0 || lag > web.config.serve.silent_after_secs),
+            silent,
             decommissioned,
             hops,
             path,
@@ -576,6 +685,8 @@ async fn sensors(web: &Arc<Web>) -> Reply {
         "node_id": summary.node_id,
         "now": now,
         "silent_after_secs": web.config.serve.silent_after_secs,
+        "totals_max_age_secs": super::TOTALS_TTL.as_secs(),
+        "honeypot_nets": web.config.capture.honeypot_nets,
         "sensors": out,
     }))
 }
@@ -585,7 +696,13 @@ async fn flows(web: &Arc<Web>, query: &str) -> Reply {
         Ok(q) => q,
         Err(r) => return r.reply(),
     };
-    match web.with_mirror(move |m| m.connections(&q)).await {
+    let got = web
+        .with_mirror(move |m| {
+            check_sensor(m, q.sensor)?;
+            m.connections(&q)
+        })
+        .await;
+    match got {
         Ok(page) => json(&page),
         Err(e) => mirror_error(e),
     }
@@ -597,16 +714,25 @@ async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
         Err(r) => return r.reply(),
     };
     let by = match rest.get("by").map(String::as_str) {
-        Some("src_ip") => GroupBy::SrcIp,
-        None | Some("dst_ip") => GroupBy::DstIp,
-        Some("src_port") => GroupBy::SrcPort,
-        Some("dst_port") => GroupBy::DstPort,
-        Some(_) => return bad_param("by", "use src_ip, dst_ip, src_port or dst_port"),
+        None => GroupBy::DstIp,
+        Some(v) => match GroupBy::parse(v) {
+            Some(g) => g,
+            None => {
+                let keys: Vec<&str> = GroupBy::ALL.iter().map(|(n, _)| *n).collect();
+                return bad_param("by", &format!("use one of {}", keys.join(", ")));
+            }
+        },
     };
     let limit = q.limit;
     q.after = None;
-    match web.with_mirror(move |m| m.aggregate(&q, by, limit)).await {
-        Ok(rows) => json(&serde_json::json!({ "rows": rows })),
+    let got = web
+        .with_mirror(move |m| {
+            check_sensor(m, q.sensor)?;
+            m.aggregate(&q, by, limit)
+        })
+        .await;
+    match got {
+        Ok(page) => json(&page),
         Err(e) => mirror_error(e),
     }
 }
@@ -659,6 +785,156 @@ async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     // The pcap service decides: here, or proxied down to the child nearest
     // the sensor's origin (signed with this node's link secret).
     crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}"), None).await
+}
+
+/// Flows a "pcap of these results" may cover; past it the answer is 413.
+pub const PCAP_MAX_FLOWS: u64 = 100_000;
+
+/// The pcap_api query (docs/PROTOCOL.md) for the connection table's
+/// filters: the sensor, the matching flows' time span, the address as
+/// net/snet/dnet, the port as port/sport/dport (with TCP and UDP when no
+/// protocol is given: pcap_api applies ports to those only).
+fn pcap_api_query(q: &ConnQuery, sensor: u32, first: u32, last: u32) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    out.append_pair("sensor", &sensor.to_string());
+    out.append_pair("st", &first.to_string());
+    out.append_pair("et", &last.to_string());
+    let side = |s: Side, either: &str, src: &str, dst: &str| match s {
+        Side::Either => either.to_string(),
+        Side::Src => src.to_string(),
+        Side::Dst => dst.to_string(),
+    };
+    if let Some((addr, prefix)) = q.ip {
+        out.append_pair(
+            &side(q.ip_side, "net", "snet", "dnet"),
+            &format!("{addr}/{prefix}"),
+        );
+    }
+    if let Some(port) = q.port {
+        out.append_pair(
+            &side(q.port_side, "port", "sport", "dport"),
+            &port.to_string(),
+        );
+        if q.proto.is_none() {
+            out.append_pair("ip_proto", "6");
+            out.append_pair("ip_proto", "17");
+        }
+    }
+    if let Some(p) = q.proto {
+        out.append_pair("ip_proto", &p.to_string());
+    }
+    out.finish()
+}
+
+/// `GET /api/v1/pcap`: the packets of the connection table's results, for
+/// one sensor, through the pcap service (here or proxied down the DAG),
+/// streamed; refused past `ui.pcap_max_mib` (from the flows' sizes) and cut
+/// off there (a broken download, never a silently short one).
+async fn results_pcap(web: &Arc<Web>, query: &str) -> Reply {
+    let (q, _) = match conn_query(query, &["back"]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    let Some(sensor) = q.sensor else {
+        return bad_param(
+            "sensor",
+            "choose one sensor: a pcap holds one sensor's packets",
+        );
+    };
+    for (set, name) in [
+        (q.bidirectional, "bidir"),
+        (q.min_bytes.is_some(), "min_bytes"),
+        (q.alerts_only, "alerts"),
+        (q.client_os.is_some(), "client_os"),
+        (q.server_os.is_some(), "server_os"),
+    ] {
+        if set {
+            return bad_param(
+                name,
+                "a pcap is cut by time, address, port and protocol (pcap_api's filters); remove this filter to download",
+            );
+        }
+    }
+    let max_bytes = web.config.ui.pcap_max_mib.saturating_mul(1024 * 1024);
+    let q2 = q.clone();
+    let size = web
+        .with_mirror(move |m| {
+            check_sensor(m, Some(sensor))?;
+            m.result_size(&q2, PCAP_MAX_FLOWS)
+        })
+        .await;
+    let size = match size {
+        Ok(s) => s,
+        Err(e) => return mirror_error(e),
+    };
+    if size.flows == 0 {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no flow matches these filters: nothing to download",
+        );
+    }
+    if size.more {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "more than {PCAP_MAX_FLOWS} flows match; narrow the filters (a time range, a host) to download their pcap"
+            ),
+        );
+    }
+    // Each packet's record header (16 bytes) beside its bytes.
+    let estimate = size.bytes.saturating_add(size.packets.saturating_mul(16));
+    if estimate > max_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "these {} flows hold about {} MiB of packets; the download limit is {} MiB (ui.pcap_max_mib): narrow the filters",
+                size.flows,
+                estimate.div_ceil(1024 * 1024),
+                web.config.ui.pcap_max_mib
+            ),
+        );
+    }
+    let pq = pcap_api_query(&q, sensor, size.first_sec, size.last_sec);
+    let reply = crate::sync::pcap_http::pcap(&web.peer, &pq, None).await;
+    if !reply.status().is_success() {
+        return reply;
+    }
+    limit_body(reply, max_bytes)
+}
+
+/// `reply` whose body fails once more than `max` bytes went out.
+fn limit_body(reply: Reply, max: u64) -> Reply {
+    use std::task::Poll;
+    use warp::hyper::body::Body as _;
+    let (parts, body) = reply.into_parts();
+    let mut body = Box::pin(body);
+    let mut sent: u64 = 0;
+    let limited = futures::stream::poll_fn(move |cx| {
+        loop {
+            return match body.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry no packets.
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    sent = sent.saturating_add(data.len() as u64);
+                    if sent > max {
+                        tracing::warn!(max, "pcap of results cut at ui.pcap_max_mib");
+                        Poll::Ready(Some(Err(std::io::Error::other("past ui.pcap_max_mib"))))
+                    } else {
+                        Poll::Ready(Some(Ok(data)))
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    });
+    let streamed = warp::Reply::into_response(warp::reply::stream(limited));
+    Response::from_parts(parts, streamed.into_body())
 }
 
 async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
@@ -883,30 +1159,23 @@ async fn dag(web: &Arc<Web>) -> Reply {
 }
 
 async fn plots(web: &Arc<Web>, query: &str) -> Reply {
-    let mut sensor = None;
-    let (mut from, mut to, mut bucket) = (None, None, None);
-    for (k, v) in params(query) {
-        let v = v.as_str();
-        let r = match k.as_str() {
-            "sensor" => num("sensor", v).map(|n| sensor = Some(n)),
-            "since" => time("since", v).map(|t| from = Some(t)),
-            "until" => time("until", v).map(|t| to = Some(t)),
-            "bucket" => num::<u32>("bucket", v).and_then(|b| {
-                if (1..=86400 * 7).contains(&b) {
-                    bucket = Some(b);
-                    Ok(())
-                } else {
-                    Err(BadParam::new("bucket", "use 1 to 604800 seconds"))
-                }
-            }),
-            other => Err(BadParam::new(other, "unknown parameter")),
-        };
-        if let Err(r) = r {
-            return r.reply();
-        }
-    }
+    // The connection table's filters, so a plot and the table show the
+    // same flows (links carry them both ways).
+    let (q, rest) = match conn_query(query, &["bucket"]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    let bucket = match rest.get("bucket") {
+        None => None,
+        Some(v) => match num_in::<u32>("bucket", v, 1..=86400 * 7, "a bucket width in seconds") {
+            Ok(b) => Some(b),
+            Err(r) => return r.reply(),
+        },
+    };
+    let (from, to) = (q.since, q.until);
     let got = web
         .with_mirror(move |m| {
+            check_sensor(m, q.sensor)?;
             let span = m.time_span()?;
             // By default the newest day of data (or less, if there is less).
             let to = to.or(span.map(|s| s.1)).unwrap_or(0);
@@ -918,7 +1187,7 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
                     .min(to),
             };
             if from > to {
-                return Err(crate::mirror::MirrorError::InvalidQuery {
+                return Err(MirrorError::InvalidQuery {
                     path: String::new(),
                     what: "until: is before since".into(),
                 });
@@ -929,8 +1198,8 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
                 b if b < 60 => b,
                 b => b / 60 * 60,
             });
-            let series = m.series(sensor, from, to, b)?;
-            let ports = m.top_ports(sensor, from, to, 15)?;
+            let series = m.series(&q, from, to, b)?;
+            let ports = m.top_ports(&q, from, to, 15)?;
             Ok((from, to, b, series, ports))
         })
         .await;

@@ -51,6 +51,9 @@ const HASHING_AT_ONCE: usize = 2;
 const HASHING_QUEUE: usize = 8;
 /// Longest wait for a password check before answering 503.
 const HASHING_WAIT: Duration = Duration::from_secs(10);
+/// How long the overview's all-time totals are reused (they read every row
+/// of every sensor).
+pub const TOTALS_TTL: Duration = Duration::from_secs(60);
 
 /// The Content-Security-Policy of every answer: nothing but this origin,
 /// no inline script or style, no framing.
@@ -78,7 +81,17 @@ pub struct Web {
     hashing: Arc<tokio::sync::Semaphore>,
     /// Logins waiting for a permit (at most `HASHING_QUEUE`).
     hashing_waiting: std::sync::atomic::AtomicUsize,
+    /// The overview's all-time totals per sensor, and when they were read.
+    pub totals_cache: TotalsCache,
 }
+
+/// All-time totals per sensor, with the time they were read.
+pub type TotalsCache = Mutex<
+    Option<(
+        std::time::Instant,
+        std::collections::BTreeMap<u32, crate::mirror::ui_query::Totals>,
+    )>,
+>;
 
 /// Why a password was not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +120,7 @@ impl Web {
             dummy_hash: std::sync::OnceLock::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
             hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
+            totals_cache: Mutex::new(None),
         })
     }
 

@@ -72,7 +72,7 @@ const endpoint = (ip, port, p) => (p === 6 || p === 17) ? `${ip.includes(':') ? 
 
 // ------------------------------------------------------------------- fetching
 class HttpError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, param) { super(message); this.status = status; this.param = param || null; }
 }
 
 async function api(path) {
@@ -84,7 +84,7 @@ async function api(path) {
   }
   let body = null;
   try { body = await r.json(); } catch (_) { body = null; }
-  if (!r.ok) throw new HttpError(r.status, (body && body.error) || r.statusText);
+  if (!r.ok) throw new HttpError(r.status, (body && body.error) || r.statusText, body && body.param);
   return body;
 }
 
@@ -106,8 +106,9 @@ function navigate(url, replace) {
 
 document.addEventListener('click', (e) => {
   const a = e.target.closest('a');
-  if (!a || a.hasAttribute('download') || a.target || e.ctrlKey || e.metaKey || e.shiftKey) return;
-  const url = new URL(a.href, location.href);
+  if (!a || a.hasAttribute('download') || a.getAttribute('target') || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  // getAttribute: an SVG link's `href` property is not a string.
+  const url = new URL(a.getAttribute('href') || '', location.href);
   if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
   e.preventDefault();
   navigate(url.pathname + url.search);
@@ -206,50 +207,102 @@ function activity(a) {
   ];
 }
 
+const STATUS_TITLE = {
+  online: 'a record arrived within the silence limit',
+  silent: 'no record for longer than the silence limit',
+  decommissioned: 'listed as decommissioned in this node\'s configuration',
+};
+
 async function viewOverview(main) {
   const d = await api('/api/v1/sensors');
   const silent = d.sensors.filter((x) => x.silent).length;
-  const rows = d.sensors.map((x) => h('tr', { class: x.silent ? 'sensor silent' : 'sensor', 'data-sensor': x.sensor_id },
-    h('td', {}, h('span', { class: x.silent ? 'dot bad' : 'dot ok', title: x.silent ? 'silent' : 'reporting' })),
+  const rows = d.sensors.map((x) => h('tr', { class: `sensor ${x.status}`, 'data-sensor': x.sensor_id },
+    h('td', { class: 'status' }, h('span', { class: x.silent ? 'dot bad' : 'dot ok' }), ' ',
+      h('span', { class: `status-word ${x.silent ? 'bad' : ''}`, title: STATUS_TITLE[x.status] || '' }, x.status),
+      x.state && x.state !== x.status ? h('div', { class: 'muted small', title: 'state recorded in the sensor table' }, `recorded: ${x.state}`) : null),
     h('td', {}, h('a', { href: `/flows?sensor=${x.sensor_id}` }, String(x.sensor_id)),
       x.name ? h('div', { class: 'muted small' }, x.name) : null),
-    h('td', {}, x.decommissioned ? 'decommissioned' : (x.state || '—')),
     h('td', { class: 'small incarnation' },
       h('span', { class: 'mono', title: 'first segment of this incarnation' }, x.incarnation || '—'),
+      h('div', { class: 'muted' }, `installed ${ts(x.install_sec)}`),
       x.manage_ip ? h('div', { class: 'muted' }, `at ${x.manage_ip}`) : null,
       x.earlier.length ? h('div', {}, 'reinstall of ', ...x.earlier.map((n) => h('a', { href: `/flows?sensor=${n.sensor_id}`, title: `installed ${ts(n.install_sec)}; same address by ${n.by}` }, String(n.sensor_id) + ' '))) : null,
       x.later.length ? h('div', { class: 'bad' }, 'replaced by ', ...x.later.map((n) => h('a', { href: `/flows?sensor=${n.sensor_id}`, title: `installed ${ts(n.install_sec)}; same address by ${n.by}` }, String(n.sensor_id) + ' '))) : null),
-    h('td', {}, ts(x.install_sec)),
-    h('td', {}, ts(x.newest_record_sec)),
-    h('td', { class: x.silent ? 'num bad' : 'num' }, x.lag_secs === null ? 'no data' : ago(x.lag_secs)),
-    h('td', {}, x.last_pull ? `${ts(x.last_pull)}` : (x.hops === 0 ? 'local' : '—'),
-      x.last_pull_error ? h('div', { class: 'bad small' }, x.last_pull_error) : null),
-    h('td', { class: 'small' }, x.path.join(' ← ')),
+    h('td', { class: 'small' }, ts(x.newest_record_sec),
+      h('div', { class: x.silent ? 'bad' : 'muted' }, x.lag_secs === null ? 'no data' : `${ago(x.lag_secs)} ago`)),
+    h('td', { class: 'small' }, x.last_pull ? `${ts(x.last_pull)}` : (x.hops === 0 ? 'local' : '—'),
+      x.last_pull_error ? h('div', { class: 'bad' }, x.last_pull_error) : null,
+      h('div', { class: 'muted path' }, x.path.join(' ← '))),
+    h('td', { class: 'small nets' }, x.honeypot_nets === null ? h('span', { class: 'muted', title: 'set at the sensor\'s origin' }, 'at origin')
+      : (x.honeypot_nets.length ? x.honeypot_nets.join(', ') : h('span', { class: 'bad', title: 'every flow counts as inbound' }, 'none set'))),
+    h('td', { class: 'num totals' }, h('a', { href: `/flows?sensor=${x.sensor_id}` }, num(x.totals.flows)),
+      h('div', { class: 'muted small' }, `${num(x.totals.packets)} pkts · ${bytes(x.totals.bytes)}`)),
+    h('td', { class: 'small' }, x.totals.flows ? [ts(x.totals.first_sec), h('div', {}, ts(x.totals.last_sec))] : '—'),
     ...activity(x.last_hour), ...activity(x.last_day)));
-  put(main, 
+  put(main,
     h('h1', {}, 'Sensors'),
     h('p', { class: 'muted' }, `${d.sensors.length} sensor${d.sensors.length === 1 ? '' : 's'} at node ${d.node_id.slice(0, 12)} · `,
-      silent ? h('span', { class: 'bad' }, `${silent} silent (no record for more than ${ago(d.silent_after_secs)})`) : 'all reporting'),
+      silent ? h('span', { class: 'bad', id: 'silent-count' }, `${silent} silent (no record for more than ${ago(d.silent_after_secs)})`) : 'all online',
+      ` · honeypot networks of this node (they decide a flow's direction): `,
+      h('span', { id: 'honeypot-nets', class: 'mono' }, d.honeypot_nets.length ? d.honeypot_nets.join(', ') : 'none set'),
+      ` · all-time totals refreshed every ${ago(d.totals_max_age_secs)}`),
     h('div', { class: 'scroll' }, h('table', { id: 'sensors', class: 'grid' },
       h('thead', {},
-        h('tr', {}, h('th', { colspan: 9 }), h('th', { colspan: 3, class: 'group' }, 'last 1 h'), h('th', { colspan: 3, class: 'group' }, 'last 24 h')),
-        h('tr', {}, ['', 'Sensor', 'State', 'Incarnation', 'Installed', 'Newest record', 'Lag', 'Last pull', 'Path',
+        h('tr', {}, h('th', { colspan: 6 }), h('th', { colspan: 2, class: 'group' }, 'all time'), h('th', { colspan: 3, class: 'group' }, 'last 1 h'), h('th', { colspan: 3, class: 'group' }, 'last 24 h')),
+        h('tr', {}, ['Status', 'Sensor', 'Incarnation', 'Newest record', 'Last pull · path', 'Honeypot nets', 'Flows', 'First · last flow',
           'in', 'out', 'sebek', 'in', 'out', 'sebek'].map((t) => h('th', {}, t)))),
       h('tbody', {}, rows))));
 }
 
 // ---------------------------------------------------------- connection table
-const FILTERS = ['sensor', 'since', 'until', 'ip', 'ip_side', 'port', 'port_side', 'proto', 'bidir', 'min_bytes', 'alerts'];
+const FILTERS = ['sensor', 'since', 'until', 'ip', 'ip_side', 'port', 'port_side', 'proto', 'bidir', 'min_bytes', 'alerts', 'client_os', 'server_os'];
+const TABLE = ['sort', 'collapse'];
+
+/** The filters of `q` (and `more` keys) as a query string. */
+function carry(q, more) {
+  const out = new URLSearchParams();
+  for (const k of [...FILTERS, ...(more || [])]) if (q.get(k)) out.set(k, q.get(k));
+  return out;
+}
+
+// The results last shown by each view, kept on screen under a bad filter.
+const lastResults = {};
+
+/**
+ * A refused filter: the form stays as typed, the message sits next to the
+ * field it names (or above the results), and the previous results stay.
+ */
+function filterError(main, view, title, form, err) {
+  if (err.status !== 400) throw err;
+  const field = err.param ? form.querySelector(`[name="${CSS.escape(err.param)}"]`) : null;
+  const msg = h('span', { class: 'field-error', id: 'field-error', role: 'alert' }, err.message);
+  if (field) {
+    field.classList.add('invalid');
+    field.setAttribute('aria-invalid', 'true');
+    field.setAttribute('aria-describedby', 'field-error');
+    (field.closest('label') || form).append(msg);
+  }
+  const prev = lastResults[view];
+  put(main, h('h1', {}, title), form,
+    field ? null : h('p', { class: 'error', id: 'error', role: 'alert' }, err.message),
+    prev ? h('div', { class: 'stale', id: 'previous-results' },
+      h('p', { class: 'muted' }, 'Results of the previous filter, kept while you correct this one:'), prev) : null);
+  if (field) field.focus();
+}
 
 async function sensorOptions(selected) {
   let list = [];
   try { list = (await api('/api/v1/sensors')).sensors; } catch (e) { if (e.status === 401) throw e; }
+  const known = list.some((x) => String(x.sensor_id) === selected);
   return [h('option', { value: '' }, 'all sensors'),
     ...list.map((x) => h('option', { value: x.sensor_id, selected: String(x.sensor_id) === selected },
-      `${x.sensor_id}${x.name ? ' ' + x.name : ''}`))];
+      `${x.sensor_id}${x.name ? ' ' + x.name : ''}`)),
+    // A sensor typed into the URL that is not listed stays selected, so the
+    // refusal is shown beside it rather than silently dropped.
+    selected && !known ? h('option', { value: selected, selected: true }, `${selected} (not listed)`) : null];
 }
 
-async function filterForm(q, action, extra) {
+async function filterForm(q, action, ...extra) {
   const sideSel = (name) => h('select', { name, id: name },
     ['either', 'src', 'dst'].map((v) => h('option', { value: v, selected: (q.get(name) || 'either') === v }, v)));
   const input = (name, attrs) => h('input', Object.assign({ name, id: name, value: q.get(name) || '' }, attrs));
@@ -259,20 +312,22 @@ async function filterForm(q, action, extra) {
     h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 'sensor' }, await sensorOptions(q.get('sensor') || ''))),
     h('label', {}, 'Since', input('since', { placeholder: 'YYYY-MM-DD HH:MM', size: 16 })),
     h('label', {}, 'Until', input('until', { placeholder: 'UTC or epoch', size: 16 })),
-    h('label', {}, 'IP / CIDR', h('span', { class: 'pair' }, input('ip', { placeholder: '10.0.0.0/8', size: 18 }), sideSel('ip_side'))),
-    h('label', {}, 'Port', h('span', { class: 'pair' }, input('port', { size: 6, inputmode: 'numeric' }), sideSel('port_side'))),
+    h('label', {}, 'IP / CIDR', h('span', { class: 'pair' }, input('ip', { placeholder: '10.0.0.0/8', size: 16 }), sideSel('ip_side'))),
+    h('label', {}, 'Port', h('span', { class: 'pair' }, input('port', { size: 6, inputmode: 'numeric', placeholder: '0-65535' }), sideSel('port_side'))),
     h('label', {}, 'Proto', input('proto', { placeholder: 'tcp', size: 6 })),
     h('label', {}, 'Bytes ≥', input('min_bytes', { size: 9, inputmode: 'numeric' })),
+    q.get('client_os') ? h('label', {}, 'Client OS id', input('client_os', { size: 11 })) : null,
+    q.get('server_os') ? h('label', {}, 'Server OS id', input('server_os', { size: 11 })) : null,
     check('bidir', 'bidirectional'),
     check('alerts', 'IDS alerts'),
-    extra || null,
+    ...extra,
     h('button', { type: 'submit', id: 'apply' }, 'Filter'),
     h('a', { href: action, class: 'reset' }, 'reset'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const out = new URLSearchParams();
     for (const [k, v] of new FormData(form)) {
-      if (v === '' || (k.endsWith('_side') && v === 'either')) continue;
+      if (v === '' || (k.endsWith('_side') && v === 'either') || (k === 'sort' && v === 'time')) continue;
       out.set(k, v);
     }
     navigate(action + (out.toString() ? '?' + out : ''));
@@ -280,99 +335,217 @@ async function filterForm(q, action, extra) {
   return form;
 }
 
-/** An address (linked to its host view) and port; IPv6 in brackets. */
-function hostCell(ip, port, p) {
+/** An address (linked to its host view) and port; IPv6 in brackets; the OS p0f saw. */
+function hostCell(ip, port, p, os) {
   const v6 = ip.includes(':');
   const withPort = p === 6 || p === 17 || port;
-  return h('td', { class: 'mono' }, withPort && v6 ? '[' : '',
+  return h('td', { class: 'mono host' }, withPort && v6 ? '[' : '',
     h('a', { class: 'host-link', href: `/host/${ip}` }, ip),
-    withPort ? `${v6 ? ']' : ''}:${port}` : '');
+    withPort ? `${v6 ? ']' : ''}:${port}` : '',
+    os ? h('div', { class: 'os small muted', title: 'p0f' }, os) : null);
 }
 
 function flowRow(f) {
   const id = `${f.sensor_id}/${f.flow_id}`;
   const dir = f.is_local ? h('span', { class: 'tag out', title: 'initiated by a honeypot' }, 'out') : h('span', { class: 'tag in' }, 'in');
-  return h('tr', { 'data-flow': id },
-    h('td', { class: 'mono' }, h('a', { class: 'flow-link', href: `/flow/${id}` }, ts(f.start_sec))),
+  const reps = f.repeats > 1
+    ? h('span', { class: 'tag repeats', title: `${f.repeats} identical flows from ${ts(f.repeat_first_sec)} to ${ts(f.start_sec)}` }, `×${num(f.repeats)}`) : null;
+  return h('tr', { 'data-flow': id, 'data-repeats': f.repeats || 1 },
+    h('td', { class: 'mono' }, h('a', { class: 'flow-link', href: `/flow/${id}` }, ts(f.start_sec)), reps ? h('div', {}, reps) : null),
     h('td', {}, String(f.sensor_id)),
-    h('td', {}, proto(f.ip_proto)),
-    h('td', {}, dir),
-    hostCell(f.src_ip, f.src_port, f.ip_proto),
-    hostCell(f.dst_ip, f.dst_port, f.ip_proto),
+    h('td', {}, proto(f.ip_proto), h('div', {}, dir)),
+    hostCell(f.src_ip, f.src_port, f.ip_proto, f.client_os),
+    hostCell(f.dst_ip, f.dst_port, f.ip_proto, f.server_os),
     h('td', { class: 'num' }, dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))),
-    h('td', { class: 'num' }, `${num(f.src_packets)} / ${num(f.dst_packets)}`),
-    h('td', { class: 'num' }, `${bytes(f.src_bytes)} / ${bytes(f.dst_bytes)}`),
-    h('td', {}, f.alerts ? h('span', { class: 'tag alert' }, `${f.alerts} IDS`) : ''),
+    h('td', { class: 'num' }, num(f.src_packets), h('div', { class: 'muted' }, num(f.dst_packets))),
+    h('td', { class: 'num' }, bytes(f.src_bytes), h('div', { class: 'muted' }, bytes(f.dst_bytes))),
     h('td', { class: 'links' },
+      f.alerts ? h('span', { class: 'tag alert' }, `${f.alerts} IDS`) : null,
       h('a', { class: 'pcap-link', href: `/api/v1/flows/${id}/pcap`, download: `sensor${f.sensor_id}-flow${f.flow_id}.pcap`, title: 'packets of this flow (here or from the child that holds them)' }, 'pcap'),
       f.process_id !== null && f.process_id !== undefined
         ? h('a', { class: 'proc-link', href: `/process/${f.sensor_id}/${f.process_id}`, title: `${f.processes} sebek process(es) on this flow` }, 'process tree') : null));
 }
 
-function flowTable(rows, id) {
+/** A column heading; with `sort`, a link that orders the table by it. */
+function sortHead(label, key, q) {
+  if (!key || !q) return h('th', {}, label);
+  const cur = q.get('sort') || 'time';
+  const n = new URLSearchParams(location.search);
+  for (const k of ['after', 'back', 'offset']) n.delete(k);
+  if (key === 'time') n.delete('sort'); else n.set('sort', key);
+  return h('th', { 'aria-sort': cur === key ? 'descending' : null },
+    h('a', { href: '/flows?' + n, class: cur === key ? 'sorted' : '', id: `sort-${key}`, title: `largest ${key} first` }, label, cur === key ? ' ▼' : ''));
+}
+
+function flowTable(rows, id, q) {
+  const heads = [['Start (UTC)', 'time'], ['Sensor'], ['Proto'], ['Source'], ['Destination'], ['Duration', 'duration'],
+    ['Packets', 'packets'], ['Bytes', 'bytes'], ['']];
   return h('div', { class: 'scroll' }, h('table', { class: 'grid flows', id },
-    h('thead', {}, h('tr', {}, ['Start (UTC)', 'Sensor', 'Proto', 'Dir', 'Source', 'Destination', 'Duration', 'Packets', 'Bytes', '', ''].map((t) => h('th', {}, t)))),
-    h('tbody', {}, rows.length ? rows.map(flowRow) : h('tr', {}, h('td', { colspan: 11, class: 'muted empty' }, 'No flows match.')))));
+    h('thead', {}, h('tr', {}, heads.map(([t, k]) => sortHead(t, k, q)))),
+    h('tbody', {}, rows.length ? rows.map(flowRow) : h('tr', {}, h('td', { colspan: heads.length, class: 'muted empty' }, 'No flows match.')))));
+}
+
+function totalText(page) {
+  const total = page.total_exact ? `${num(page.total)} flow${page.total === 1 ? '' : 's'}` : `at least ${num(page.total)} flows (counting stops there)`;
+  return total;
 }
 
 async function viewFlows(main, q) {
-  const apiQ = new URLSearchParams();
-  for (const k of [...FILTERS, 'after', 'limit']) if (q.get(k)) apiQ.set(k, q.get(k));
-  const form = await filterForm(q, '/flows');
+  const apiQ = carry(q, [...TABLE, 'after', 'offset', 'limit']);
+  const sortSel = h('label', {}, 'Sort by', h('select', { name: 'sort', id: 'sort' },
+    ['time', 'bytes', 'packets', 'duration'].map((v) => h('option', { value: v, selected: (q.get('sort') || 'time') === v }, v))));
+  const collapse = h('label', { class: 'check', title: 'same addresses, destination port, protocol and sizes (any source port)' },
+    h('input', { type: 'checkbox', name: 'collapse', id: 'collapse', value: '1', checked: q.get('collapse') === '1' }), 'collapse repeats');
+  const form = await filterForm(q, '/flows', sortSel, collapse);
   const t0 = performance.now();
-  const page = await api('/api/v1/flows?' + apiQ);
+  let page;
+  try {
+    page = await api('/api/v1/flows?' + apiQ);
+  } catch (err) {
+    return filterError(main, 'flows', 'Connections', form, err);
+  }
   const ms = Math.round(performance.now() - t0);
-  // The cursors of the pages before this one ride in the URL (`back`), so
-  // "newer" works from a pasted link too.
-  const back = q.get('back') ? q.get('back').split(',') : [];
-  const pageNo = back.length + 1;
-  const go = (after, stack) => {
-    const n = new URLSearchParams(location.search);
-    if (after && after !== 'first') n.set('after', after); else n.delete('after');
-    if (stack.length) n.set('back', stack.join(',')); else n.delete('back');
-    n.delete('page');
-    navigate('/flows?' + n);
-  };
-  const nav = h('div', { class: 'pager' },
-    pageNo > 1 ? h('button', { id: 'prev', type: 'button', onclick: () => go(back[back.length - 1], back.slice(0, -1)) }, '← newer') : null,
-    h('span', { class: 'muted' }, `page ${pageNo} · ${page.rows.length} flows · ${ms} ms`),
-    page.next ? h('button', { id: 'next', type: 'button', onclick: () => go(page.next, [...back, q.get('after') || 'first']) }, 'older →') : null);
-  const aggLink = new URLSearchParams(apiQ); aggLink.delete('after');
-  put(main, 
+  let pagers;
+  if (page.window) {
+    // Sorted or collapsed: pages by offset within the window.
+    const w = page.window;
+    const go = (off) => {
+      const n = new URLSearchParams(location.search);
+      if (off) n.set('offset', off); else n.delete('offset');
+      navigate('/flows?' + n);
+    };
+    const prevOff = Math.max(0, w.offset - (+q.get('limit') || 100));
+    pagers = (where) => h('div', { class: 'pager', id: `pager-${where}` },
+      w.offset > 0 ? h('button', { id: where === 'top' ? 'prev' : 'prev-bottom', type: 'button', onclick: () => go(prevOff) }, '← previous') : null,
+      h('span', { class: 'muted' }, `rows ${num(w.offset + (page.rows.length ? 1 : 0))}–${num(w.offset + page.rows.length)} of ${num(w.rows)}${page.collapsed ? ' groups' : ''} · ${ms} ms`),
+      w.next_offset !== null ? h('button', { id: where === 'top' ? 'next' : 'next-bottom', type: 'button', onclick: () => go(w.next_offset) }, 'next →') : null);
+  } else {
+    // The cursors of the pages before this one ride in the URL (`back`), so
+    // "newer" works from a pasted link too.
+    const back = q.get('back') ? q.get('back').split(',') : [];
+    const pageNo = back.length + 1;
+    const go = (after, stack) => {
+      const n = new URLSearchParams(location.search);
+      if (after && after !== 'first') n.set('after', after); else n.delete('after');
+      if (stack.length) n.set('back', stack.join(',')); else n.delete('back');
+      n.delete('page');
+      navigate('/flows?' + n);
+    };
+    pagers = (where) => h('div', { class: 'pager', id: `pager-${where}` },
+      pageNo > 1 ? h('button', { id: where === 'top' ? 'prev' : 'prev-bottom', type: 'button', onclick: () => go(back[back.length - 1], back.slice(0, -1)) }, '← newer') : null,
+      h('span', { class: 'muted' }, `page ${pageNo} · ${page.rows.length} flows · ${ms} ms`),
+      page.next ? h('button', { id: where === 'top' ? 'next' : 'next-bottom', type: 'button', onclick: () => go(page.next, [...back, q.get('after') || 'first']) }, 'older →') : null);
+  }
+  const w = page.window;
+  const notice = w && w.cut
+    ? h('p', { class: 'notice', id: 'window-notice' }, `${page.collapsed ? 'Collapsed' : 'Sorted'} among the newest ${num(w.matches)} matching flows only; narrow the filters to ${page.collapsed ? 'collapse' : 'sort'} all of them.`)
+    : null;
+  const pcapQ = carry(q);
+  const pcapLink = q.get('sensor')
+    ? h('a', { id: 'results-pcap', href: '/api/v1/pcap?' + pcapQ, download: `sensor${q.get('sensor')}-results.pcap`, title: 'the packets of these results, as pcap' }, 'pcap of these results')
+    : h('span', { class: 'muted', id: 'results-pcap', title: 'a pcap holds one sensor\'s packets' }, 'pcap of these results: choose a sensor');
+  const results = h('div', { id: 'results' },
+    h('div', { class: 'toolbar' }, pagers('top'), h('span', { class: 'spacer' }),
+      h('span', { class: 'links' },
+        pcapLink, ' · ',
+        h('a', { href: '/aggregate?' + carry(q), id: 'aggregate-these' }, 'aggregate these'), ' · ',
+        h('a', { href: '/plots?' + carry(q), id: 'plot-these' }, 'plot these'))),
+    notice,
+    flowTable(page.rows, 'flows', q),
+    h('div', { class: 'toolbar' }, pagers('bottom')));
+  lastResults.flows = results;
+  const histogram = h('div', { id: 'histogram', class: 'histogram' });
+  put(main,
     h('h1', {}, 'Connections'),
     form,
-    h('div', { class: 'toolbar' }, nav, h('span', { class: 'spacer' }),
-      h('a', { href: '/aggregate?' + aggLink }, 'aggregate these'), ' · ',
-      h('a', { href: '/plots' + (q.get('sensor') ? '?sensor=' + q.get('sensor') : '') }, 'plot')),
-    flowTable(page.rows, 'flows'));
+    h('p', { class: 'lead', id: 'total' }, totalText(page), page.collapsed ? ` · identical repeats collapsed` : '',
+      page.sort !== 'time' ? ` · largest ${page.sort} first` : ''),
+    histogram,
+    results);
+  // The time histogram comes after the table (it is not needed to read it).
+  timeHistogram(q).then((svg) => put(histogram, svg)).catch((e) => {
+    if (e.status !== 401) put(histogram, h('p', { class: 'muted small' }, `no histogram: ${e.message}`));
+  });
+}
+
+/**
+ * Flows of the filter per time bucket (all sensors together), over the
+ * filter's time range or the newest day: each bar selects its time window.
+ */
+async function timeHistogram(q) {
+  const d = await api('/api/v1/plots?' + carry(q));
+  const sums = new Map();
+  for (const p of d.series) sums.set(p.t, (sums.get(p.t) || 0) + p.flows);
+  const W = chartWidth(), H = 96, L = 8, R = 8, T = 20, B = 18;
+  const from = Math.floor(d.since / d.bucket) * d.bucket, to = d.until + 1;
+  const X = (t) => L + (W - L - R) * (to > from ? (t - from) / (to - from) : 0);
+  const max = Math.max(1, ...sums.values());
+  const bw = Math.max(1.5, (W - L - R) * d.bucket / Math.max(1, to - from) - 1);
+  const svg = s('svg', { id: 'time-histogram', class: 'chart histogram', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': 'flows per time bucket; each bar opens its time window' },
+    s('text', { x: L, y: 13, 'font-size': 11, fill: '#656d76' },
+      `flows per ${ago(d.bucket)}, ${ts(d.since)} to ${ts(d.until)} UTC · click a bar for its time window`));
+  for (const [t, n] of [...sums.entries()].sort((a, b) => a[0] - b[0])) {
+    const hgt = Math.max(1, (H - T - B) * n / max);
+    const link = carry(q);
+    link.set('since', String(t)); link.set('until', String(t + d.bucket - 1));
+    for (const k of ['sort', 'collapse']) if (q.get(k)) link.set(k, q.get(k));
+    svg.append(s('a', { href: '/flows?' + link, class: 'bucket', 'data-t': t },
+      s('rect', { x: X(t), y: H - B - hgt, width: bw, height: hgt, fill: '#1f6feb' }),
+      s('title', {}, `${ts(t)} UTC: ${num(n)} flows — show only these`)));
+  }
+  svg.append(s('text', { x: L, y: H - 4, 'font-size': 10, fill: '#656d76', class: 'axis-label' }, axisLabel(d.since, d.since, d.until)),
+    s('text', { x: W - R, y: H - 4, 'font-size': 10, fill: '#656d76', 'text-anchor': 'end', class: 'axis-label' }, axisLabel(d.until, d.since, d.until)));
+  return svg;
 }
 
 // ----------------------------------------------------------------- aggregate
+const GROUP_KEYS = {
+  src_ip: 'source address', dst_ip: 'destination address', src_port: 'source port', dst_port: 'destination port',
+  proto: 'protocol', sensor: 'sensor', client_os: 'client OS', server_os: 'server OS',
+};
+
+/** The connection-table link of one group: the filters plus the group's key. */
+function drill(q, by, key) {
+  const n = carry(q);
+  switch (by) {
+    case 'src_ip': case 'dst_ip': n.set('ip', key); n.set('ip_side', by.slice(0, 3)); break;
+    case 'src_port': case 'dst_port': n.set('port', key); n.set('port_side', by.slice(0, 3)); break;
+    default: n.set(by, key);
+  }
+  return '/flows?' + n;
+}
+
 async function viewAggregate(main, q) {
   const by = q.get('by') || 'dst_ip';
-  const apiQ = new URLSearchParams();
-  for (const k of [...FILTERS, 'by', 'limit']) if (q.get(k)) apiQ.set(k, q.get(k));
+  const apiQ = carry(q, ['by', 'limit']);
   const bySel = h('label', {}, 'Group by', h('select', { name: 'by', id: 'by' },
-    ['src_ip', 'dst_ip', 'src_port', 'dst_port'].map((v) => h('option', { value: v, selected: v === by }, v))));
+    Object.entries(GROUP_KEYS).map(([v, t]) => h('option', { value: v, selected: v === by }, t))));
   const form = await filterForm(q, '/aggregate', bySel);
-  const d = await api('/api/v1/aggregate?' + apiQ);
+  const title = `Flows by ${GROUP_KEYS[by] || by}`;
+  let d;
+  try {
+    d = await api('/api/v1/aggregate?' + apiQ);
+  } catch (err) {
+    return filterError(main, 'aggregate', title, form, err);
+  }
   const max = Math.max(1, ...d.rows.map((r) => r.flows));
-  const drill = (key) => {
-    const n = new URLSearchParams(apiQ); n.delete('by'); n.delete('limit');
-    if (by.endsWith('_ip')) { n.set('ip', key); n.set('ip_side', by.slice(0, 3)); } else { n.set('port', key); n.set('port_side', by.slice(0, 3)); }
-    return '/flows?' + n;
-  };
-  put(main, h('h1', {}, `Flows by ${by}`), form,
+  const label = (r) => by === 'proto' ? `${proto(+r.key)}` : (r.label ? r.label : r.key);
+  const results = h('div', { id: 'results' },
+    d.cut ? h('p', { class: 'notice', id: 'agg-cut' }, `Only the ${num(d.limit)} largest groups are shown; more matched. Narrow the filters, or raise the limit (up to 1000).`) : null,
     h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'aggregate' },
-      h('thead', {}, h('tr', {}, [by, 'Flows', '', 'Packets', 'Bytes', 'Sensors', 'First', 'Last'].map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, [GROUP_KEYS[by] || by, 'Flows', '', 'Packets', 'Bytes', 'Sensors', 'First', 'Last'].map((t) => h('th', {}, t)))),
       h('tbody', {}, d.rows.map((r) => {
         const bar = h('span', { class: 'bar' }); bar.style.width = `${Math.max(1, Math.round(100 * r.flows / max))}%`;
-        return h('tr', {},
-          h('td', { class: 'mono' }, h('a', { href: drill(r.key) }, r.key)),
+        return h('tr', { 'data-key': r.key },
+          h('td', { class: 'mono' }, h('a', { class: 'group-link', href: drill(q, by, r.key), title: `these flows in the table` }, label(r)),
+            r.label && by.endsWith('_os') ? h('span', { class: 'muted small' }, ` id ${r.key}`) : null),
           h('td', { class: 'num' }, num(r.flows)), h('td', { class: 'barcell' }, bar),
           h('td', { class: 'num' }, num(r.packets)), h('td', { class: 'num' }, bytes(r.bytes)),
-          h('td', {}, r.sensors.join(', ')), h('td', {}, ts(r.first_sec)), h('td', {}, ts(r.last_sec)));
+          h('td', { class: 'wrap' }, r.sensors.join(', ')), h('td', {}, ts(r.first_sec)), h('td', {}, ts(r.last_sec)));
       })))));
+  lastResults.aggregate = results;
+  put(main, h('h1', {}, title), form, results);
 }
 
 // ---------------------------------------------------------------- flow detail
@@ -389,6 +562,12 @@ function processList(procs, sensor) {
       h('td', {}, String(p.pid)), h('td', { class: 'mono' }, p.commands.join(' → ')),
       h('td', { class: 'mono' }, p.src_ip), h('td', {}, ts(p.time_min)), h('td', {}, ts(p.time_max)),
       h('td', {}, String(p.sockets.length))))));
+}
+
+/** p0f's name of an OS, with its id in small print. */
+function osText(name, id) {
+  if (!id) return h('span', { class: 'muted' }, 'unknown (no p0f match)');
+  return h('span', { class: 'os' }, name || 'unnamed signature', h('span', { class: 'muted small' }, ` (id ${id})`));
 }
 
 async function viewFlow(main, sensor, flow) {
@@ -410,7 +589,7 @@ async function viewFlow(main, sensor, flow) {
         ['Start', `${ts(f.start_sec)}.${pad(f.start_msec, 3)} UTC`],
         ['End', `${ts(Math.floor(f.end_ms / 1000))}.${pad(f.end_ms % 1000, 3)} UTC`],
         ['Duration', dur(Math.max(0, f.end_ms - (f.start_sec * 1000 + f.start_msec)))],
-        ['Client OS id', String(f.client_os_id)], ['Server OS id', String(f.server_os_id)],
+        ['Client OS', osText(f.client_os, f.client_os_id)], ['Server OS', osText(f.server_os, f.server_os_id)],
         ['Community ID', h('span', { class: 'mono', id: 'community-id', title: 'Community ID v1, seed 0: the same connection in Zeek, Suricata and Arkime' }, d.community_id || '—')],
       ])),
       h('section', {}, h('h2', {}, 'Traffic'), kv([
@@ -645,52 +824,93 @@ async function viewDag(main) {
 // ---------------------------------------------------------------------- plots
 const COLORS = ['#1f6feb', '#d1242f', '#2da44e', '#bf8700', '#8250df', '#0598bc', '#e16f24', '#57606a'];
 
-function lineChart(id, title, series, from, to, fmt) {
-  const W = 900, H = 240, L = 64, R = 12, T = 28, B = 28;
+/** An axis label for `t` on a range `from`..`to`: the year whenever the range spans years. */
+function axisLabel(t, from, to) {
+  const full = ts(Math.round(t));
+  const span = to - from;
+  const years = new Date(from * 1000).getUTCFullYear() !== new Date(to * 1000).getUTCFullYear();
+  if (span > 60 * 86400) return full.slice(0, 10);
+  if (years) return full.slice(0, 16);
+  if (span < 3600) return full.slice(11, 19);
+  return full.slice(5, 16);
+}
+
+/** Width for a chart: the main column's, so charts fill the window. */
+function chartWidth() {
+  const m = $('#main');
+  return Math.max(560, Math.floor((m ? m.clientWidth : 900) - 44));
+}
+
+/**
+ * Lines per sensor over time; every bucket is a link (and a keyboard
+ * stop) to the connection table over that bucket's time, with `q`'s filters.
+ */
+function lineChart(id, title, series, from, to, bucket, fmt, q) {
+  const W = chartWidth(), H = 240, L = 64, R = 12, T = 28, B = 28;
   const maxY = Math.max(1, ...series.flatMap((x) => x.points.map((p) => p[1])));
   const X = (t) => L + (W - L - R) * (to > from ? (t - from) / (to - from) : 0);
   const Y = (v) => T + (H - T - B) * (1 - v / maxY);
-  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' },
+  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': title },
     s('text', { x: L, y: 16, 'font-size': 13, 'font-weight': 600, fill: '#1f2328' }, title));
   for (let i = 0; i <= 4; i++) {
     const v = maxY * i / 4;
     svg.append(s('line', { x1: L, x2: W - R, y1: Y(v), y2: Y(v), stroke: '#eaeef2' }),
       s('text', { x: L - 6, y: Y(v) + 4, 'font-size': 10, fill: '#656d76', 'text-anchor': 'end' }, fmt(Math.round(v))));
   }
-  for (let i = 0; i <= 4; i++) {
-    const t = from + (to - from) * i / 4;
-    const label = (to - from) < 3600 ? ts(Math.round(t)).slice(11, 19) : ts(Math.round(t)).slice(5, 16);
-    svg.append(s('text', { x: X(t), y: H - 8, 'font-size': 10, fill: '#656d76', 'text-anchor': i === 0 ? 'start' : (i === 4 ? 'end' : 'middle') }, label));
+  const ticks = Math.max(2, Math.min(8, Math.floor(W / 150)));
+  for (let i = 0; i <= ticks; i++) {
+    const t = from + (to - from) * i / ticks;
+    svg.append(s('text', { x: X(t), y: H - 8, 'font-size': 10, fill: '#656d76', class: 'axis-label', 'text-anchor': i === 0 ? 'start' : (i === ticks ? 'end' : 'middle') }, axisLabel(t, from, to)));
+  }
+  // The buckets, under the lines: each a link into the table.
+  const times = [...new Set(series.flatMap((x) => x.points.filter((p) => p[1] > 0).map((p) => p[0])))].sort((a, b) => a - b);
+  const bw = Math.max(2, (W - L - R) * bucket / Math.max(1, to - from));
+  const sums = new Map();
+  for (const x of series) for (const p of x.points) sums.set(p[0], (sums.get(p[0]) || 0) + p[1]);
+  if (times.length <= 2000) {
+    for (const t of times) {
+      const n = carry(q);
+      n.set('since', String(t)); n.set('until', String(t + bucket - 1));
+      svg.append(s('a', { href: '/flows?' + n, class: 'bucket', 'data-t': t, 'aria-label': `${ts(t)}: ${fmt(sums.get(t))}` },
+        s('rect', { x: Math.max(L, X(t) - bw / 2), y: T, width: bw, height: H - T - B, fill: 'transparent' }),
+        s('title', {}, `${ts(t)} UTC, ${ago(bucket)}: ${fmt(sums.get(t))} — open these flows`)));
+    }
   }
   series.forEach((x, i) => {
     if (!x.points.length) return;
     const d = x.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)} ${Y(p[1]).toFixed(1)}`).join(' ');
-    svg.append(s('path', { d, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 2, class: 'series', 'data-sensor': x.name }));
-    if (x.points.length <= 200) for (const p of x.points) svg.append(s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: COLORS[i % COLORS.length] }, s('title', {}, `${x.name} ${ts(p[0])}: ${fmt(p[1])}`)));
+    svg.append(s('path', { d, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 2, class: 'series', 'data-sensor': x.name, 'pointer-events': 'none' }));
+    if (x.points.length <= 200) for (const p of x.points) if (p[1] > 0) svg.append(s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: COLORS[i % COLORS.length], 'pointer-events': 'none' }));
   });
   return svg;
 }
 
 function barChart(id, title, items) {
-  const W = 900, rowH = 22, L = 120, T = 28;
+  const W = chartWidth(), rowH = 22, L = 120, T = 28;
   const H = T + items.length * rowH + 8;
   const max = Math.max(1, ...items.map((x) => x.value));
-  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' },
+  const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': title },
     s('text', { x: 8, y: 16, 'font-size': 13, 'font-weight': 600, fill: '#1f2328' }, title));
   items.forEach((x, i) => {
     const y = T + i * rowH;
     const w = Math.max(2, (W - L - 90) * x.value / max);
-    svg.append(s('text', { x: L - 8, y: y + 15, 'font-size': 12, fill: '#1f2328', 'text-anchor': 'end', 'font-family': 'monospace' }, x.label),
+    svg.append(s('a', { href: x.href, class: 'bar-link' },
+      s('text', { x: L - 8, y: y + 15, 'font-size': 12, fill: '#1f6feb', 'text-anchor': 'end', 'font-family': 'monospace' }, x.label),
       s('rect', { x: L, y: y + 3, width: w, height: rowH - 6, rx: 3, fill: '#1f6feb' }),
-      s('text', { x: L + w + 6, y: y + 15, 'font-size': 11, fill: '#656d76' }, num(x.value)));
+      s('text', { x: L + w + 6, y: y + 15, 'font-size': 11, fill: '#656d76' }, num(x.value)),
+      s('title', {}, `${x.label}: ${num(x.value)} flows — open them`)));
   });
   return svg;
 }
 
 async function viewPlots(main, q) {
-  const apiQ = new URLSearchParams();
-  for (const k of ['sensor', 'since', 'until', 'bucket']) if (q.get(k)) apiQ.set(k, q.get(k));
-  const d = await api('/api/v1/plots?' + apiQ);
+  const form = await filterForm(q, '/plots');
+  let d;
+  try {
+    d = await api('/api/v1/plots?' + carry(q, ['bucket']));
+  } catch (err) {
+    return filterError(main, 'plots', 'Plots', form, err);
+  }
   const sensors = [...new Set(d.series.map((p) => p.sensor_id))];
   // Every bucket of the range, empty ones as 0, so a quiet gap shows as one.
   const first = Math.floor(d.since / d.bucket) * d.bucket;
@@ -702,26 +922,40 @@ async function viewPlots(main, q) {
       : [...got.entries()];
     return { name: String(id), points };
   });
-  const form = h('form', { id: 'plot-filters', class: 'filters' },
-    h('label', {}, 'Sensor', h('select', { name: 'sensor', id: 'sensor' }, await sensorOptions(q.get('sensor') || ''))),
-    h('label', {}, 'Since', h('input', { name: 'since', id: 'since', value: q.get('since') || '', placeholder: ts(d.since), size: 18 })),
-    h('label', {}, 'Until', h('input', { name: 'until', id: 'until', value: q.get('until') || '', placeholder: ts(d.until), size: 18 })),
-    h('button', { type: 'submit' }, 'Plot'));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const out = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v) out.set(k, v);
-    navigate('/plots' + (out.toString() ? '?' + out : ''));
-  });
   const legend = h('div', { class: 'legend' }, sensors.map((id, i) => {
     const sw = h('span', { class: 'swatch' }); sw.style.background = COLORS[i % COLORS.length];
     return h('span', {}, sw, `sensor ${id}`);
   }));
-  put(main, h('h1', {}, 'Plots'), form,
-    h('p', { class: 'muted' }, `${ts(d.since)} to ${ts(d.until)} UTC, ${ago(d.bucket)} buckets`), legend,
-    lineChart('plot-flows', 'Flows started per bucket', per('flows'), d.since, d.until, num),
-    lineChart('plot-bytes', 'Bytes per bucket', per('bytes'), d.since, d.until, bytes),
-    barChart('plot-ports', 'Top destination ports (TCP/UDP flows)', d.top_ports.map((p) => ({ label: `${p.port}/${proto(p.proto)}`, value: p.flows }))));
+  const range = carry(q);
+  if (!q.get('since')) range.set('since', String(d.since));
+  if (!q.get('until')) range.set('until', String(d.until));
+  const portLink = (p) => {
+    const n = new URLSearchParams(range);
+    n.set('port', String(p.port)); n.set('port_side', 'dst'); n.set('proto', proto(p.proto));
+    return '/flows?' + n;
+  };
+  const results = h('div', { id: 'results' },
+    h('p', { class: 'muted' }, `${ts(d.since)} to ${ts(d.until)} UTC, ${ago(d.bucket)} buckets · click a bucket or a port for its flows · `,
+      h('a', { href: '/flows?' + range, id: 'table-these' }, 'these flows in the table')),
+    legend,
+    lineChart('plot-flows', 'Flows started per bucket', per('flows'), d.since, d.until, d.bucket, num, q),
+    lineChart('plot-bytes', 'Bytes per bucket', per('bytes'), d.since, d.until, d.bucket, bytes, q),
+    barChart('plot-ports', 'Top destination ports (TCP/UDP flows)', d.top_ports.map((p) => ({ label: `${p.port}/${proto(p.proto)}`, value: p.flows, href: portLink(p) }))));
+  lastResults.plots = results;
+  put(main, h('h1', {}, 'Plots'), form, results);
 }
+
+// ----------------------------------------------------------------- keyboard
+// "/" focuses the first filter; "n" / "p" turn the page (as the pager's
+// buttons do); links, buttons and chart buckets are ordinary tab stops.
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA')) return;
+  const click = (sel) => { const b = $(sel); if (b) { e.preventDefault(); b.click(); } };
+  if (e.key === '/') { const f = $('#filters input, #filters select'); if (f) { e.preventDefault(); f.focus(); } }
+  else if (e.key === 'n') click('#next');
+  else if (e.key === 'p') click('#prev');
+});
 
 route();
