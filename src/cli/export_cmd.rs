@@ -174,12 +174,7 @@ fn mysql(a: MysqlArgs) -> anyhow::Result<Status> {
         full: a.full,
         connections: a.connections as usize,
     };
-    let bar = progress_bar(0, "export");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = rows_bar();
     let on_total = |n: u64| bar.set_length(n);
     let progress = |n: u64| bar.inc(n);
     let start = Instant::now();
@@ -241,12 +236,7 @@ fn clickhouse(a: ClickhouseArgs) -> anyhow::Result<Status> {
         batch_rows: a.batch_rows as usize,
         full: a.full,
     };
-    let bar = progress_bar(0, "export");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = rows_bar();
     let on_total = |n: u64| bar.set_length(n);
     let progress = |n: u64| bar.inc(n);
     let start = Instant::now();
@@ -268,4 +258,15 @@ fn clickhouse(a: ClickhouseArgs) -> anyhow::Result<Status> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// The progress bar of an export: rows sent of rows to send.
+fn rows_bar() -> indicatif::ProgressBar {
+    let bar = progress_bar(0, "export");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
