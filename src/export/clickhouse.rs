@@ -976,11 +976,7 @@ fn plan(source: &MirrorSource, marks: &Marks, opts: &ChOptions) -> Result<Vec<Wo
                     let stored = marks
                         .get(&(table.name.to_string(), sensor))
                         .and_then(|m| m.digest.clone());
-                    let empty = blake3::hash(b"").to_hex().to_string();
-                    let unchanged = match &stored {
-                        Some(d) => *d == digest,
-                        None => digest == empty,
-                    };
+                    let unchanged = super::digest_unchanged(stored.as_deref(), &digest);
                     if !unchanged || (opts.full && rows > 0) {
                         work.push(Work {
                             table,

@@ -246,6 +246,17 @@ pub enum ExportError {
     Internal(String),
 }
 
+/// Whether a table's content digest for one sensor equals the one the
+/// target holds (no mark: equal only when the table is empty there too), so
+/// a digest-watermarked table is re-sent only when it changed. One rule for
+/// both targets (MySQL and ClickHouse).
+fn digest_unchanged(stored: Option<&str>, digest: &str) -> bool {
+    match stored {
+        Some(d) => d == digest,
+        None => digest == blake3::hash(b"").to_hex().as_str(),
+    }
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

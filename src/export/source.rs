@@ -210,11 +210,7 @@ impl MirrorSource {
                     for sensor in sensors.into_iter().filter(wanted) {
                         let (rows, digest) = self.digest(table, mirror_table, sensor)?;
                         let stored = mark(table, sensor).and_then(|m| m.digest.clone());
-                        let empty = blake3::hash(b"").to_hex().to_string();
-                        let unchanged = match &stored {
-                            Some(d) => *d == digest,
-                            None => digest == empty,
-                        };
+                        let unchanged = super::digest_unchanged(stored.as_deref(), &digest);
                         if !unchanged || (opts.full && rows > 0) {
                             work.push(Work {
                                 table,
