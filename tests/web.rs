@@ -786,6 +786,16 @@ impl Browser {
         self.must("POST", "/url", json!({ "url": url }));
     }
 
+    /// Waits up to 20 s for the page's URL to contain `part` (what the
+    /// page's own script puts there after a click), else fails with `what`.
+    fn wait_url(&self, part: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.current_url().contains(part) {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn current_url(&self) -> String {
         self.must("GET", "/url", json!({}))
             .as_str()
@@ -1086,14 +1096,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     br.type_into("#proto", "tcp");
     br.click("#bidir");
     br.click("#apply");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("port=22") {
-        assert!(
-            Instant::now() < deadline,
-            "the filter did not reach the URL"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("port=22", "the filter did not reach the URL");
     br.view("flows");
     let url = br.current_url();
     for p in ["sensor=2222", "port=22", "proto=tcp", "bidir=1"] {
@@ -1196,14 +1199,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         "document.querySelector('#time-histogram a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
         json!([]),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("until=") {
-        assert!(
-            Instant::now() < deadline,
-            "the bar did not select its window"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("until=", "the bar did not select its window");
     br.view("flows");
     let url = br.current_url();
     for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
@@ -1215,11 +1211,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     br.goto(&format!("{base}/flows?sensor=2222"));
     br.view("flows");
     br.click("#sort-bytes");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("sort=bytes") {
-        assert!(Instant::now() < deadline, "sorting did not reach the URL");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("sort=bytes", "sorting did not reach the URL");
     br.view("flows");
     assert_eq!(br.attr("th[aria-sort] a", "id"), "sort-bytes");
     assert!(br.text("#total").contains("largest bytes first"));
@@ -1365,14 +1357,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     assert_eq!(br.count("#by option"), 8);
     let first_count = br.text("#aggregate tbody tr td.num");
     br.click("#aggregate tbody tr a.group-link");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("client_os=") {
-        assert!(
-            Instant::now() < deadline,
-            "the group did not open the table"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("client_os=", "the group did not open the table");
     br.view("flows");
     assert!(br.current_url().contains("sensor=2222"));
     assert!(
@@ -1418,14 +1403,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         "document.querySelector('#plot-flows a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
         json!([]),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("/flows?") {
-        assert!(
-            Instant::now() < deadline,
-            "the bucket did not open the table"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("/flows?", "the bucket did not open the table");
     br.view("flows");
     let url = br.current_url();
     for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
@@ -1557,14 +1535,7 @@ fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
     // Search over keystrokes: the password finds passwd's process only.
     br.type_into("#s-q", "hunter2");
     br.click("#s-apply");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("q=hunter2") {
-        assert!(
-            Instant::now() < deadline,
-            "the search did not reach the URL"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("q=hunter2", "the search did not reach the URL");
     br.view("sessions");
     let rows: Vec<Value> = br
         .js(
@@ -1598,11 +1569,7 @@ fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
     assert!(log[5].contains("su 0 0 r00tpw"), "{log:?}");
     br.screenshot("keystrokes");
     br.click("#keys-raw");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !br.current_url().contains("keys=raw") {
-        assert!(Instant::now() < deadline, "raw view not shown");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    br.wait_url("keys=raw", "raw view not shown");
     br.view("process");
     assert!(br.text("#keylog").contains("unmae\\x7f\\x7f\\x7fame -a\\r"));
     // Sockets: remote end, protocol, the joined flow or none.
