@@ -753,6 +753,12 @@ fn a_link_token_is_rotated_by_peer_rotate_and_child_rotate() {
         std::fs::write(token_file, &token).unwrap();
         token
     };
+    // The parent takes the new token, and its next pull succeeds.
+    let take_and_pull = |token_file: &Path| {
+        let file = token_file.to_str().unwrap();
+        ok(&["child", "rotate", "--data", &p, "a", "--secret-file", file]);
+        ok(&["pull", "--data", &p]);
+    };
     // The child makes a new secret: the running node refuses the old one
     // from the next request, naming the child at the parent.
     let new = rotate(&token_file);
@@ -760,16 +766,7 @@ fn a_link_token_is_rotated_by_peer_rotate_and_child_rotate() {
     let out = run(&["pull", "--data", &p]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("child a: 401"), "{}", stderr(&out));
-    ok(&[
-        "child",
-        "rotate",
-        "--data",
-        &p,
-        "a",
-        "--secret-file",
-        token_file.to_str().unwrap(),
-    ]);
-    ok(&["pull", "--data", &p]);
+    take_and_pull(&token_file);
     // A new certificate (the old key lost, say): refused as another
     // server's until the parent takes the token that pins it.
     sa.stop();
@@ -783,16 +780,7 @@ fn a_link_token_is_rotated_by_peer_rotate_and_child_rotate() {
         stderr(&out)
     );
     rotate(&token_file);
-    ok(&[
-        "child",
-        "rotate",
-        "--data",
-        &p,
-        "a",
-        "--secret-file",
-        token_file.to_str().unwrap(),
-    ]);
-    ok(&["pull", "--data", &p]);
+    take_and_pull(&token_file);
     sa.stop();
     assert_eq!(
         flows_json(&p, &["--sensor", "1601"]),
