@@ -348,11 +348,42 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error(
-        "unknown setting '{0}' (known: capture.honeypot_nets, capture.follow, capture.settle_secs, capture.sebek_port, capture.p0f_fp, capture.sebek_listen, capture.sebek_flush_secs, capture.flow_table_mib, store.zstd_level, store.segment_target_bytes, store.record_version)"
-    )]
+    #[error("unknown setting '{0}' (known: {known})", known = SETTABLE_KEYS.join(", "))]
     UnknownKey(String),
 }
+
+/// Every key `lumpy config set` takes, in the order `Config::set` handles
+/// them (its unknown-key message lists them all; a unit test holds the two equal).
+pub const SETTABLE_KEYS: &[&str] = &[
+    "capture.honeypot_nets",
+    "capture.follow",
+    "capture.settle_secs",
+    "capture.sebek_port",
+    "capture.p0f_fp",
+    "capture.sebek_listen",
+    "capture.sebek_flush_secs",
+    "capture.flow_table_mib",
+    "store.zstd_level",
+    "store.segment_target_bytes",
+    "store.record_version",
+    "serve.listen",
+    "serve.tls_cert",
+    "serve.tls_key",
+    "serve.peer_plain",
+    "serve.silent_after_secs",
+    "ui.enabled",
+    "ui.listen",
+    "metrics.listen",
+    "ui.session_idle_secs",
+    "ui.session_max_secs",
+    "serve.max_connections",
+    "ui.max_connections",
+    "ui.allowed_hosts",
+    "ui.query_workers",
+    "ui.query_cache_mib",
+    "ui.query_timeout_secs",
+    "ui.pcap_max_mib",
+];
 
 impl Config {
     pub fn path(dir: &Path) -> PathBuf {
@@ -645,6 +676,34 @@ fn optional_path(value: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The unknown-key message is built from `SETTABLE_KEYS`: every arm of
+    /// `Config::set` must be listed there, and nothing else.
+    #[test]
+    fn the_unknown_key_message_lists_every_settable_key() {
+        let source = include_str!("config.rs");
+        let body = source
+            .split_once("        match key {\n")
+            .and_then(|(_, rest)| {
+                rest.split_once("            other => return Err(ConfigError::UnknownKey")
+            })
+            .map(|(arms, _)| arms)
+            .unwrap();
+        let handled: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("            \""))
+            .filter_map(|l| l.split_once("\" =>").map(|(k, _)| k))
+            .collect();
+        assert_eq!(handled, SETTABLE_KEYS);
+        let dir = tempfile::tempdir().unwrap();
+        let message = Config::default()
+            .set("capture.nope", "1", dir.path())
+            .unwrap_err()
+            .to_string();
+        for key in SETTABLE_KEYS {
+            assert!(message.contains(key), "{key} missing from: {message}");
+        }
+    }
 
     #[test]
     fn defaults_round_trip() {

@@ -12,6 +12,7 @@
 //! this process's open node while it holds the data directory.
 //! Owns no data of its own: it wires `sync`, `ingest` and the store together.
 
+mod fd_limit;
 mod h2_idle;
 mod head_gate;
 
@@ -378,6 +379,7 @@ async fn serve(
 ) -> Result<(), ServeError> {
     let node = node::open(dir)?;
     let config = node.config.clone();
+    fd_limit::check(config.serve.max_connections, config.ui.max_connections);
     let addr = listen.unwrap_or_else(|| config.serve.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
