@@ -803,9 +803,22 @@ impl<'n> Ingestor<'n> {
         // another name): its progress must be committed before we look.
         self.wait_committed()?;
         if let Some(progress) = self.node.store.source_progress(&key)? {
-            if hasher.advance_to(progress.committed_offset)?
-                && hasher.hash() == progress.prefix_hash
-            {
+            let reaches = hasher.advance_to(progress.committed_offset)?;
+            if !reaches {
+                // It ends before what was read of a capture with the same
+                // header and first packet: a cut copy of it, whose packets
+                // are stored. Read again from the start they would be stored
+                // twice; a different capture with the very same first packet
+                // record is not something tcpdump writes.
+                return Ok(FileOutcome::Refused {
+                    reason: format!(
+                        "it ends at byte {} of its capture data, before the {} bytes already ingested \
+                         from a capture with the same header and first packet (a shorter copy of it): nothing added",
+                        hasher.pos, progress.committed_offset
+                    ),
+                });
+            }
+            if hasher.hash() == progress.prefix_hash {
                 if progress.committed_offset >= file_len
                     || (file_len == u64::MAX && progress.complete)
                 {

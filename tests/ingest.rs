@@ -132,6 +132,35 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A copy cut short (at a packet boundary or inside a record) of a capture
+/// already ingested adds nothing: read from its start it would store every
+/// packet of it a second time.
+#[test]
+fn a_shorter_copy_of_an_ingested_capture_adds_nothing_and_says_why() {
+    let (d, data) = new_node(42);
+    let f = fixture("honeynet.pcap");
+    ok(&["ingest", "--data", &data, f.to_str().unwrap()]);
+    let segs = segment_files(&data);
+    let flows = flows_json(&data, &[]);
+    let bytes = std::fs::read(&f).unwrap();
+    for cut in [bytes.len() / 3, bytes.len() - 1] {
+        let copy = d.path().join(format!("copy-{cut}.pcap"));
+        std::fs::write(&copy, &bytes[..cut]).unwrap();
+        let out = run(&["ingest", "--data", &data, copy.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("copy-{cut}.pcap"))
+                && err.contains("shorter copy")
+                && err.contains(&format!("before the {} bytes", bytes.len())),
+            "{err}"
+        );
+        assert_eq!(segment_files(&data), segs);
+        assert_eq!(flows_json(&data, &[]), flows);
+        assert_eq!(packets(&data), tcpdump_count(&f));
+    }
+}
+
 #[test]
 fn a_truncated_capture_keeps_whole_packets_and_names_the_cut() {
     let (_d, data) = new_node(42);
