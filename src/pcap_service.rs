@@ -11,10 +11,9 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::capture::decode;
-use crate::flows::Net;
+use crate::net::IpNet;
 use crate::store::segment::packet_items;
 use crate::store::{Kind, SegmentId, Store, StoreError};
-use crate::sync::links::children_view_full;
 
 /// Snapshot length written when the source capture's is unknown (pcapng).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -45,11 +44,11 @@ pub struct PcapQuery {
     pub st: Option<u64>,
     pub et: Option<u64>,
     pub ip: Vec<IpAddr>,
-    pub net: Vec<Net>,
+    pub net: Vec<IpNet>,
     pub sip: Vec<IpAddr>,
     pub dip: Vec<IpAddr>,
-    pub snet: Vec<Net>,
-    pub dnet: Vec<Net>,
+    pub snet: Vec<IpNet>,
+    pub dnet: Vec<IpNet>,
     pub ip_proto: Vec<u8>,
     pub port: Vec<u16>,
     pub sport: Vec<u16>,
@@ -79,8 +78,8 @@ fn addr(name: &str, v: &str) -> Result<IpAddr, PcapError> {
     v.parse().map_err(|_| bad(name, "not an IP address"))
 }
 
-fn net(name: &str, v: &str) -> Result<Net, PcapError> {
-    Net::parse(v).ok_or_else(|| bad(name, "not an address or CIDR network"))
+fn net(name: &str, v: &str) -> Result<IpNet, PcapError> {
+    crate::net::parse(v).map_err(|_| bad(name, "not an address or CIDR network"))
 }
 
 /// Percent-decoding of one query component (`+` is a space).
@@ -183,8 +182,8 @@ impl PcapQuery {
         if let Some(v) = self.et {
             add("et", v.to_string());
         }
-        let net_text = |n: &Net| {
-            format!("{}/{}", n.addr, n.prefix)
+        let net_text = |n: &IpNet| {
+            format!("{}/{}", n.addr(), n.prefix_len())
                 .replace(':', "%3A")
                 .replace('/', "%2F")
         };
@@ -240,16 +239,16 @@ impl PcapQuery {
         let any_ip =
             |list: &[IpAddr], f: &dyn Fn(&IpAddr) -> bool| list.is_empty() || list.iter().any(f);
         let any_net =
-            |list: &[Net], f: &dyn Fn(&Net) -> bool| list.is_empty() || list.iter().any(f);
+            |list: &[IpNet], f: &dyn Fn(&IpNet) -> bool| list.is_empty() || list.iter().any(f);
         let any_port = |list: &[u16], f: &dyn Fn(u16) -> bool| {
             list.is_empty() || !self.ports_apply() || list.iter().any(|p| f(*p))
         };
         any_ip(&self.ip, &|a| *a == n.src || *a == n.dst)
             && any_ip(&self.sip, &|a| *a == n.src)
             && any_ip(&self.dip, &|a| *a == n.dst)
-            && any_net(&self.net, &|x| x.contains(n.src) || x.contains(n.dst))
-            && any_net(&self.snet, &|x| x.contains(n.src))
-            && any_net(&self.dnet, &|x| x.contains(n.dst))
+            && any_net(&self.net, &|x| x.contains(&n.src) || x.contains(&n.dst))
+            && any_net(&self.snet, &|x| x.contains(&n.src))
+            && any_net(&self.dnet, &|x| x.contains(&n.dst))
             && (self.ip_proto.is_empty() || self.ip_proto.contains(&n.proto))
             && any_port(&self.port, &|p| p == n.src_port || p == n.dst_port)
             && any_port(&self.sport, &|p| p == n.src_port)
@@ -278,8 +277,17 @@ pub enum Plan {
     Proxy { child: String },
 }
 
+/// Which child holds a sensor's pcap nearest its origin (the sync layer's
+/// knowledge: `sync::links::nearest_pcap_holder`), handed in so this module
+/// stays below `sync`.
+pub type NearestHolder<'a> = &'a dyn Fn(u32) -> Result<Option<String>, StoreError>;
+
 /// Decides where a query is answered.
-pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
+pub fn plan(
+    store: &Store,
+    q: &PcapQuery,
+    nearest_holder: NearestHolder,
+) -> Result<Plan, PcapError> {
     if !store.known_sensors()?.contains(&q.sensor) {
         return Err(PcapError::UnknownSensor(q.sensor));
     }
@@ -290,7 +298,7 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
     if !local.is_empty() {
         return Ok(Plan::Local(local));
     }
-    if let Some(child) = nearest_holder(store, q.sensor)? {
+    if let Some(child) = nearest_holder(q.sensor)? {
         return Ok(Plan::Proxy { child });
     }
     match q.con_id {
@@ -354,29 +362,6 @@ fn knows_pcap(store: &Store, sensor: u32) -> Result<bool, PcapError> {
         .sequence_after(sensor, 0, usize::MAX)?
         .iter()
         .any(|e| e.kind == Kind::Pcap))
-}
-
-/// The child whose summary lists the sensor with pcap held and the fewest hops.
-fn nearest_holder(store: &Store, sensor: u32) -> Result<Option<String>, PcapError> {
-    let mut best: Option<(u32, u64, String)> = None;
-    for (name, summary) in children_view_full(store)? {
-        for s in summary
-            .sensors
-            .iter()
-            .filter(|s| s.sensor_id == sensor && s.pcap_held_to > 0)
-        {
-            let better = match &best {
-                None => true,
-                Some((hops, held, _)) => {
-                    (s.hops, std::cmp::Reverse(s.pcap_held_to)) < (*hops, std::cmp::Reverse(*held))
-                }
-            };
-            if better {
-                best = Some((s.hops, s.pcap_held_to, name.clone()));
-            }
-        }
-    }
-    Ok(best.map(|(_, _, name)| name))
 }
 
 /// The classic pcap global header tcpdump writes (microsecond, native order).
@@ -482,7 +467,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.ip.len(), 2);
-        assert_eq!(q.net[0].prefix, 8);
+        assert_eq!(q.net[0].prefix_len(), 8);
         assert_eq!(PcapQuery::parse(&q.to_query()).unwrap(), q);
         for (bad_query, name) in [
             ("con_id=1", "sensor"),

@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 
 use super::{DataDir, Status};
 use crate::config::{ChildConfig, Config, PcapMode, PeerConfig};
-use crate::flows::Net;
 use crate::node;
 use crate::sync::auth::{LinkToken, Secret};
 use crate::sync::client::pull_child;
@@ -166,6 +165,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Status> {
             listen: a.ui_listen,
             off: a.no_ui,
         },
+        super::run_forwarded,
     )?;
     Ok(Status::Ok)
 }
@@ -243,7 +243,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("'{name}' is not a link name: use letters, digits, '-', '_' and '.'");
             }
             for n in &allow {
-                if Net::parse(n).is_none() {
+                if crate::net::parse(n).is_err() {
                     bail!("--allow '{n}' is not an address or CIDR network");
                 }
             }

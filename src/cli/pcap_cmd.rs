@@ -134,7 +134,9 @@ fn local(dir: &std::path::Path, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<
 }
 
 fn local_from(store: &crate::store::Store, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<Status> {
-    match plan(store, q)? {
+    match plan(store, q, &|s| {
+        crate::sync::links::nearest_pcap_holder(store, s)
+    })? {
         Plan::Local(segments) => {
             let mut w = open_output(out)?;
             let n = write_local(store, q, &segments, &mut *w)?;

@@ -327,13 +327,20 @@ pub struct UiChoice {
 }
 
 /// Builds the runtime and runs the node until SIGTERM or SIGINT.
-pub fn run(dir: &std::path::Path, listen: Option<String>, ui: UiChoice) -> Result<(), ServeError> {
+/// `runner` runs the command lines clients send to the control socket
+/// (`cli::run_forwarded`).
+pub fn run(
+    dir: &std::path::Path,
+    listen: Option<String>,
+    ui: UiChoice,
+    runner: crate::control::Runner,
+) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    rt.block_on(serve(dir, listen, ui))
+    rt.block_on(serve(dir, listen, ui, runner))
 }
 
 async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>, tx: watch::Sender<bool>) {
@@ -375,6 +382,7 @@ async fn serve(
     dir: &std::path::Path,
     listen: Option<String>,
     ui: UiChoice,
+    runner: crate::control::Runner,
 ) -> Result<(), ServeError> {
     let node = node::open(dir)?;
     let config = node.config.clone();
@@ -403,7 +411,7 @@ async fn serve(
     // We hold the store lock now, so a socket file left there is stale.
     // Without the socket the node still serves; commands beside it then
     // say the directory is in use, as before the socket existed.
-    let control = match crate::control::Server::bind(dir) {
+    let control = match crate::control::Server::bind(dir, runner) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: commands beside this serve will find the data directory in use");

@@ -80,6 +80,29 @@ pub fn children_view_full(store: &Store) -> Result<Vec<(String, Summary)>, Store
     Ok(out)
 }
 
+/// The child whose summary lists the sensor with pcap held and the fewest hops.
+pub fn nearest_pcap_holder(store: &Store, sensor: u32) -> Result<Option<String>, StoreError> {
+    let mut best: Option<(u32, u64, String)> = None;
+    for (name, summary) in children_view_full(store)? {
+        for s in summary
+            .sensors
+            .iter()
+            .filter(|s| s.sensor_id == sensor && s.pcap_held_to > 0)
+        {
+            let better = match &best {
+                None => true,
+                Some((hops, held, _)) => {
+                    (s.hops, std::cmp::Reverse(s.pcap_held_to)) < (*hops, std::cmp::Reverse(*held))
+                }
+            };
+            if better {
+                best = Some((s.hops, s.pcap_held_to, name.clone()));
+            }
+        }
+    }
+    Ok(best.map(|(_, _, name)| name))
+}
+
 pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
     dir.join("children").join(format!("{child}.secret"))
 }

@@ -16,9 +16,9 @@ use warp::http::{Response, StatusCode};
 use super::auth::{self, AuthError, ReplayGuard};
 use super::links::children_view;
 use super::protocol::*;
+pub(crate) use super::reply::error_reply;
 use super::summary::build_summary;
 use crate::config::{Config, PeerConfig};
-use crate::flows::Net;
 use crate::store::{SegmentId, Store};
 
 /// State shared by every request of the peer API.
@@ -127,18 +127,6 @@ impl PeerApi {
     }
 }
 
-pub(crate) fn error_reply(status: StatusCode, message: &str) -> Reply {
-    let body = serde_json::to_vec(&ErrorBody {
-        error: message.to_string(),
-    })
-    .unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.into())
-        .unwrap_or_else(|_| Response::new(Vec::new().into()))
-}
-
 fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
     match serde_json::to_vec(value) {
         Ok(body) => Response::builder()
@@ -173,8 +161,8 @@ fn allowed(peer: &PeerConfig, remote: Option<IpAddr>) -> bool {
     };
     peer.allow
         .iter()
-        .filter_map(|n| Net::parse(n))
-        .any(|n| n.contains(ip))
+        .filter_map(|n| crate::net::parse(n).ok())
+        .any(|n| n.contains(&ip))
 }
 
 /// Checks the request's credentials; the error is the reply to send.
@@ -417,7 +405,9 @@ async fn handle(
         }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
         ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
-        ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query, shown.as_deref()).await,
+        ("GET", ["pcap"]) => {
+            crate::sync::pcap_http::pcap(&api.store, &api.config, &query, shown.as_deref()).await
+        }
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)

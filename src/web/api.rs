@@ -180,23 +180,14 @@ pub fn parse_proto(v: &str) -> Option<u8> {
 }
 
 fn host(name: &str, v: &str) -> Result<(IpAddr, u8), BadParam> {
-    let (addr, mask) = match v.split_once('/') {
-        Some((a, m)) => (a, Some(m)),
-        None => (v, None),
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| BadParam::new(name, &format!("'{}' is not an IP address", clip(addr))))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let mask = match mask {
-        None => max,
-        Some(m) => m
-            .parse::<u8>()
-            .ok()
-            .filter(|m| *m <= max)
-            .ok_or_else(|| BadParam::new(name, &format!("prefix length must be 0 to {max}")))?,
-    };
-    Ok((ip, mask))
+    match crate::net::parse(v) {
+        Ok(n) => Ok((n.addr(), n.prefix_len())),
+        Err(crate::net::NetError::Address(a)) => Err(BadParam::new(
+            name,
+            &format!("'{}' is not an IP address", clip(&a)),
+        )),
+        Err(e) => Err(BadParam::new(name, &e.to_string())),
+    }
 }
 
 /// The connection-table filters of a query string; `extra` names the
@@ -784,7 +775,13 @@ async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     };
     // The pcap service decides: here, or proxied down to the child nearest
     // the sensor's origin (signed with this node's link secret).
-    crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}"), None).await
+    crate::sync::pcap_http::pcap(
+        &web.peer.store,
+        &web.peer.config,
+        &format!("sensor={sensor}&con_id={flow}"),
+        None,
+    )
+    .await
 }
 
 /// Flows a "pcap of these results" may cover; past it the answer is 413.
@@ -895,7 +892,7 @@ async fn results_pcap(web: &Arc<Web>, query: &str) -> Reply {
         );
     }
     let pq = pcap_api_query(&q, sensor, size.first_sec, size.last_sec);
-    let reply = crate::sync::pcap_http::pcap(&web.peer, &pq, None).await;
+    let reply = crate::sync::pcap_http::pcap(&web.peer.store, &web.peer.config, &pq, None).await;
     if !reply.status().is_success() {
         return reply;
     }
