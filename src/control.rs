@@ -502,25 +502,38 @@ fn run_request(request: &Request, runner: Runner) -> u8 {
 /// thread once the thread leaves the process's shared file-system context)
 /// and enters `dir`, so relative paths mean what they meant to the client.
 /// On failure says where relative paths are read from instead.
-fn enter_directory(dir: &Path) -> Result<(), String> {
+fn enter_directory(dir: &Path) -> Result<(), CwdNote> {
     // SAFETY: unshare(CLONE_FS) only detaches this thread's cwd/umask/root
     // from the other threads'; it touches no memory of ours.
     if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!(
-            "the running serve cannot give this command a working directory of its own ({e}): relative paths are read from serve's"
-        ));
+        return Err(CwdNote::Shared(std::io::Error::last_os_error()));
     }
     match std::env::set_current_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::env::set_current_dir("/");
-            Err(format!(
-                "the running serve cannot enter {} ({e}): relative paths are read from /",
-                dir.display()
-            ))
+            Err(CwdNote::Root {
+                dir: dir.to_path_buf(),
+                source: e,
+            })
         }
     }
+}
+
+/// Why a forwarded command does not run in its client's directory (told
+/// to the client as a note; the command runs all the same).
+#[derive(Debug, thiserror::Error)]
+enum CwdNote {
+    #[error(
+        "the running serve cannot give this command a working directory of its own ({0}): relative paths are read from serve's"
+    )]
+    Shared(#[source] std::io::Error),
+    #[error("the running serve cannot enter {} ({source}): relative paths are read from /", dir.display())]
+    Root {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 // ---------------------------------------------------------------- client

@@ -65,6 +65,16 @@ pub enum IngestError {
     Segment(#[from] SegmentError),
     #[error("ingest state of sensor {sensor} is unreadable: {detail}")]
     BadState { sensor: u32, detail: String },
+    /// The commit thread is gone (it panicked) or was never started: a
+    /// fault of ingest's own, not of a sensor's state.
+    #[error("ingest state of sensor {sensor} cannot be encoded: {source}")]
+    EncodeState {
+        sensor: u32,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("ingest: the commit thread {0}")]
+    CommitThread(&'static str),
     #[error("open-flow table of sensor {sensor}: {source}")]
     FlowState {
         sensor: u32,
@@ -1155,10 +1165,11 @@ impl<'n> Ingestor<'n> {
                 batch.open_flows_clear.push(sensor_id);
             }
         }
-        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
-            sensor: sensor_id,
-            detail: e.to_string(),
-        })?;
+        let state_bytes =
+            serde_json::to_vec(&s.state).map_err(|source| IngestError::EncodeState {
+                sensor: sensor_id,
+                source,
+            })?;
         batch.ingest_states.push((sensor_id, state_bytes));
         batch.sources.extend(source);
         self.report.segments_written += u64::from(pcap.is_some()) + u64::from(records.is_some());
@@ -1256,10 +1267,11 @@ impl Ingestor<'_> {
             s.state.counters.fragments.clear();
         }
         let ts_ns = u64::from(s.state.sensor.last_upd_sec) * 1_000_000_000;
-        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
-            sensor: sensor_id,
-            detail: e.to_string(),
-        })?;
+        let state_bytes =
+            serde_json::to_vec(&s.state).map_err(|source| IngestError::EncodeState {
+                sensor: sensor_id,
+                source,
+            })?;
         let mut batch = CommitBatch::default();
         batch.ingest_states.push((sensor_id, state_bytes));
         self.report.segments_written += 1;
@@ -1290,10 +1302,7 @@ impl Ingestor<'_> {
         }
         self.committer
             .as_mut()
-            .ok_or_else(|| IngestError::BadState {
-                sensor: 0,
-                detail: "commit thread missing".into(),
-            })
+            .ok_or(IngestError::CommitThread("is missing"))
     }
 
     /// Waits until every batch handed to the committer is in the store.

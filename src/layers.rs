@@ -4,7 +4,8 @@
 //! it names, and fails when a module reaches one at its own layer or above
 //! (so no import cycle between modules can exist), when the library
 //! imports `cli`, when `sync::protocol` uses an HTTP crate, when `web`
-//! opens a writer, or when the library returns `Result<_, String>`.
+//! opens a writer, or when the library (outside unit tests) returns
+//! `Result<_, String>`.
 //! Test-only; nothing here is compiled into lumpy.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,7 @@ use std::path::Path;
 /// that matches none fails the test, so a new module gets a place here.
 const LAYERS: &[(&str, u8)] = &[
     // Pure leaves: formats and rules with no I/O but the one file asked for.
+    ("clock", 0),
     ("durable", 0),
     ("mysql", 0),
     ("net", 0),
@@ -345,6 +347,47 @@ fn named_rules_hold() {
                 "anyhow",
                 "anyhow is for the command line's edge (cli, main)",
             );
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn library_errors_are_typed() {
+    let mut problems = Vec::new();
+    for s in &sources() {
+        let m = s.module.as_str();
+        if matches!(m, "main" | "layers" | "cli") || m.starts_with("cli::") {
+            continue;
+        }
+        // Unit tests (the `mod tests` at a file's end) may use String.
+        let code = s.code.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (at, _) in flat.match_indices("Result<") {
+            let mut depth = 0;
+            let mut comma = None;
+            for (i, c) in flat[at + 7..].char_indices() {
+                match c {
+                    '<' | '(' | '[' => depth += 1,
+                    ')' | ']' => depth -= 1,
+                    '>' if depth == 0 => {
+                        let end = at + 7 + i;
+                        if let Some(c) = comma
+                            && flat[c + 1..end].trim() == "String"
+                        {
+                            problems.push(format!(
+                                "{}: `{}`: library errors are typed (thiserror), not String",
+                                s.file,
+                                &flat[at..=end]
+                            ));
+                        }
+                        break;
+                    }
+                    '>' => depth -= 1,
+                    ',' if depth == 0 => comma = Some(at + 7 + i),
+                    _ => {}
+                }
+            }
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));

@@ -6,6 +6,7 @@
 //! modules import only modules of a lower layer (docs/ARCHITECTURE.md,
 //! "Layers", checked by the `layers` test).
 //!
+//! - [`clock`]: the wall clock in Unix seconds, the one "now" of every stored or compared time.
 //! - [`decommission`]: retire a sensor: pull all of it, pcap included, verify, mark it offline.
 //! - [`archive`]: offline bundles of one sensor's segments (create, verify, import).
 //! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
@@ -42,6 +43,7 @@
 pub mod archive;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod community_id;
 pub mod config;
 pub mod control;

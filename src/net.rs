@@ -41,6 +41,25 @@ pub fn parse(s: &str) -> Result<IpNet, NetError> {
     IpNet::new(ip, prefix).map_err(|_| NetError::Prefix { max })
 }
 
+/// Inclusive bounds of a network as the mirror stores addresses: IPv4 as
+/// integers, IPv6 as 16 big-endian bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    V4(u32, u32),
+    V6([u8; 16], [u8; 16]),
+}
+
+/// The first and last address of `addr/prefix` (host bits of `addr`
+/// ignored), for range scans of the mirror's address columns.
+pub fn range(addr: IpAddr, prefix: u8) -> Result<Range, NetError> {
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let net = IpNet::new(addr, prefix).map_err(|_| NetError::Prefix { max })?;
+    Ok(match net {
+        IpNet::V4(n) => Range::V4(n.network().into(), n.broadcast().into()),
+        IpNet::V6(n) => Range::V6(n.network().octets(), n.broadcast().octets()),
+    })
+}
+
 /// Whether any of `nets` contains `ip` (an IPv4 address is never in an IPv6
 /// network, nor the reverse).
 pub fn any_contains(nets: &[IpNet], ip: IpAddr) -> bool {
@@ -67,6 +86,23 @@ mod tests {
         assert!(!n.contains(&ip("::ffff:192.0.2.1")));
         assert!(parse("0.0.0.0/0").unwrap().contains(&ip("8.8.8.8")));
         assert!(parse("::/0").unwrap().contains(&ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn ranges() {
+        let r = |s: &str, p| range(ip(s), p).unwrap();
+        assert_eq!(r("10.1.2.3", 8), Range::V4(0x0a00_0000, 0x0aff_ffff));
+        assert_eq!(r("10.1.2.3", 32), Range::V4(0x0a01_0203, 0x0a01_0203));
+        assert_eq!(r("10.1.2.3", 0), Range::V4(0, u32::MAX));
+        assert_eq!(r("::", 0), Range::V6([0; 16], [0xff; 16]));
+        let Range::V6(lo, hi) = r("2001:db8::1", 32) else {
+            panic!("v6")
+        };
+        assert_eq!(lo[..4], [0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(lo[4..], [0; 12]);
+        assert_eq!(hi[4..], [0xff; 12]);
+        assert_eq!(range(ip("10.0.0.0"), 33), Err(NetError::Prefix { max: 32 }));
+        assert_eq!(range(ip("::"), 129), Err(NetError::Prefix { max: 128 }));
     }
 
     /// The edge cases where the four hand-written copies (flows, web::api,

@@ -10,6 +10,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
 use crate::capture::decode;
 use crate::net::IpNet;
 use crate::store::segment::packet_items;
@@ -82,31 +84,42 @@ fn net(name: &str, v: &str) -> Result<IpNet, PcapError> {
     crate::net::parse(v).map_err(|_| bad(name, "not an address or CIDR network"))
 }
 
-/// Percent-decoding of one query component (`+` is a space).
+/// What [`query_value`] escapes: what would end or split a pcap_api value
+/// (`&`, `;`, `=`, `+`, `#`, `%`, space), `/` and `:` (nets and IPv6
+/// addresses, as pcap_api's clients wrote them), and control bytes.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'=');
+
+/// One value percent-encoded for a pcap_api query string.
+pub fn query_value(v: &str) -> String {
+    utf8_percent_encode(v, QUERY_VALUE).to_string()
+}
+
+/// Percent-decoding of one query component (`+` is a space). Strict, as
+/// pcap_api was: a `%` not followed by two hex digits, or bytes that are
+/// not UTF-8 after decoding, refuse the query.
 fn unescape(s: &str) -> Result<String, PcapError> {
-    let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s
-                    .get(i + 1..i + 3)
-                    .ok_or_else(|| bad("query", "bad % escape"))?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad("query", "bad % escape"))?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    let escapes_ok = b.iter().enumerate().all(|(i, c)| {
+        *c != b'%'
+            || b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err(bad("query", "bad % escape"));
     }
-    String::from_utf8(out).map_err(|_| bad("query", "not UTF-8"))
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| bad("query", "not UTF-8"))
 }
 
 impl PcapQuery {
@@ -182,12 +195,8 @@ impl PcapQuery {
         if let Some(v) = self.et {
             add("et", v.to_string());
         }
-        let net_text = |n: &IpNet| {
-            format!("{}/{}", n.addr(), n.prefix_len())
-                .replace(':', "%3A")
-                .replace('/', "%2F")
-        };
-        let ip_text = |a: &IpAddr| a.to_string().replace(':', "%3A");
+        let net_text = |n: &IpNet| query_value(&format!("{}/{}", n.addr(), n.prefix_len()));
+        let ip_text = |a: &IpAddr| query_value(&a.to_string());
         for a in &self.ip {
             add("ip", ip_text(a));
         }
@@ -457,6 +466,38 @@ fn write_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The strict decoding pcap_api had, now over percent-encoding.
+    #[test]
+    fn query_components_decode_strictly() {
+        assert_eq!(unescape("a%2Fb").unwrap(), "a/b");
+        assert_eq!(unescape("a%2fb").unwrap(), "a/b");
+        assert_eq!(unescape("a+b").unwrap(), "a b");
+        assert_eq!(unescape("%2B").unwrap(), "+");
+        assert_eq!(unescape("%C3%A9").unwrap(), "\u{e9}");
+        assert_eq!(unescape("").unwrap(), "");
+        for bad in ["%", "%4", "%zz", "a%g1", "100%"] {
+            assert!(unescape(bad).is_err(), "{bad}");
+        }
+        assert!(unescape("%ff").is_err(), "not UTF-8");
+    }
+
+    /// What the CLI and a proxying node put in a query: the characters
+    /// both old encoders escaped (`%`, `/`, `:`, `&`) and the ones that
+    /// would end or split a value.
+    #[test]
+    fn query_values_encode_what_would_split_them() {
+        assert_eq!(query_value("2001:db8::/32"), "2001%3Adb8%3A%3A%2F32");
+        assert_eq!(query_value("10.0.0.0/8"), "10.0.0.0%2F8");
+        assert_eq!(query_value("192.0.2.1"), "192.0.2.1");
+        assert_eq!(
+            query_value("a%b&c;d=e f+g#"),
+            "a%25b%26c%3Bd%3De%20f%2Bg%23"
+        );
+        for v in ["2001:db8::/32", "a%b&c;d=e f+g#", "\u{e9}"] {
+            assert_eq!(unescape(&query_value(v)).unwrap(), v);
+        }
+    }
 
     #[test]
     fn parses_pcap_api_parameters() {

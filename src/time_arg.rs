@@ -2,15 +2,18 @@
 
 use crate::sensor_id::days_from_date;
 
+/// A time argument that is none of the accepted forms (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a time: use epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")]
+pub struct TimeError(pub String);
+
 /// Parses a time argument to epoch seconds (UTC).
-pub fn parse_time(s: &str) -> Result<u32, String> {
+pub fn parse_time(s: &str) -> Result<u32, TimeError> {
     let t = s.trim();
     if let Ok(n) = t.parse::<u32>() {
         return Ok(n);
     }
-    let bad = || {
-        format!("'{s}' is not a time: use epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")
-    };
+    let bad = || TimeError(s.to_string());
     let t = t.strip_suffix('Z').unwrap_or(t);
     let (date, clock) = match t.split_once(['T', ' ']) {
         Some((d, c)) => (d, Some(c)),
@@ -44,7 +47,7 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
 /// instant. Used where the consumer's resolution is whole seconds (pcap_api's
 /// `st`/`et`), so a window given with fractions becomes the whole seconds
 /// that cover it.
-pub fn parse_time_floor(s: &str) -> Result<u32, String> {
+pub fn parse_time_floor(s: &str) -> Result<u32, TimeError> {
     let t = s.trim();
     let t = t.strip_suffix('Z').unwrap_or(t);
     match t.rsplit_once('.') {

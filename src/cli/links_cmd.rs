@@ -1,7 +1,6 @@
 //! `serve`, `pull`, `peer` and `child`: running a node and linking nodes.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
@@ -467,10 +466,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             outln!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
         }
         ChildCmd::List(dir) => super::with_node(&dir.data, |node| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = crate::clock::now_secs();
             for c in &node.config.children {
                 let s = load_state(&node.store, &c.name)?;
                 let tls = match (&c.cert_sha256, c.plain) {
@@ -613,7 +609,7 @@ pub struct PruneArgs {
 }
 
 pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let now = crate::clock::now_secs();
     let r = super::with_node(&a.dir.data, |node| {
         Ok(crate::prune::prune(node, now, a.pcap_days, a.records_days)?)
     })?;

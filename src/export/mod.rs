@@ -259,12 +259,7 @@ fn digest_unchanged(stored: Option<&str>, digest: &str) -> bool {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_secs;
 
 /// Exports the mirror of node `dir` into `target`. `on_total` is called once
 /// with the number of rows to send, `progress` with the rows of each

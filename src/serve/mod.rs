@@ -626,12 +626,7 @@ async fn sebek_listener(
     }
 }
 
-fn now_sec() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0)
-}
+use crate::clock::now_secs_u32 as now_sec;
 
 /// Stores one batch (on a blocking thread: it takes the node lock and
 /// writes segments).

@@ -114,10 +114,30 @@ pub fn write_secret(dir: &Path, child: &str, secret: &Secret) -> std::io::Result
     Ok(path)
 }
 
-pub fn read_secret(dir: &Path, child: &str) -> Result<Secret, String> {
+/// Why a link secret file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: super::auth::AuthError,
+    },
+}
+
+pub fn read_secret(dir: &Path, child: &str) -> Result<Secret, SecretFileError> {
     let path = secret_path(dir, child);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Secret::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(SecretFileError::Read { path, source }),
+    };
+    Secret::parse(&text).map_err(|source| SecretFileError::Parse { path, source })
 }
 
 /// A link name: letters, digits, '-', '_' and '.', 1 to 64 characters.

@@ -168,10 +168,7 @@ async fn proxy(store: &Arc<Store>, config: &RwLock<Config>, q: &PcapQuery, child
         }
     };
     let path = format!("/pcap?{}", q.to_query());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_secs_i64();
     let Ok(header) = auth::sign(&secret, "GET", &path, now, b"") else {
         return error_reply(
             StatusCode::BAD_GATEWAY,

@@ -102,7 +102,7 @@ impl PeerApi {
     }
 
     /// The summary, recomputed only when the index changed.
-    pub fn summary(&self) -> Result<Arc<Summary>, String> {
+    pub fn summary(&self) -> Result<Arc<Summary>, crate::store::StoreError> {
         let generation = self.store.generation();
         if let Ok(cache) = self.cache.lock()
             && let Some((g, s)) = cache.as_ref()
@@ -110,8 +110,8 @@ impl PeerApi {
         {
             return Ok(s.clone());
         }
-        let (hops, below) = children_view(&self.store).map_err(|e| e.to_string())?;
-        let mut s = build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?;
+        let (hops, below) = children_view(&self.store)?;
+        let mut s = build_summary(&self.store, &hops, &below)?;
         match self.incarnations() {
             Ok(all) => super::summary::attach_incarnations(&mut s, &all),
             Err(e) => tracing::warn!(error = %e, "summary without incarnations"),
@@ -140,12 +140,7 @@ fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::now_secs_i64 as now;
 
 fn allowed(peer: &PeerConfig, remote: Option<IpAddr>) -> bool {
     if peer.allow.is_empty() {
