@@ -123,10 +123,7 @@ pub fn create(
         first_id: summary.first_id.clone(),
         chain: summary.chain.clone(),
         max_seq: summary.max_seq,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created: crate::clock::now_secs(),
         absent: (entries.len() - segments.len()) as u64,
         segments,
     };

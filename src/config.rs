@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::flows::Net;
+use crate::net::IpNet;
 
 /// Name of the configuration file inside a data directory.
 pub const CONFIG_FILE: &str = "lumpy.toml";
@@ -413,7 +413,7 @@ impl Config {
             message,
         };
         for n in &self.capture.honeypot_nets {
-            if Net::parse(n).is_none() {
+            if crate::net::parse(n).is_err() {
                 return Err(invalid(
                     "capture.honeypot_nets",
                     format!("'{n}' is not an address or CIDR network"),
@@ -435,7 +435,7 @@ impl Config {
         }
         for p in &self.peers {
             for n in &p.allow {
-                if Net::parse(n).is_none() {
+                if crate::net::parse(n).is_err() {
                     return Err(invalid(
                         "peer.allow",
                         format!("'{n}' is not an address or CIDR network"),
@@ -459,7 +459,7 @@ impl Config {
             // release before TLS links must still open the node, serve and
             // pull its other children (docs/SECURITY.md, upgrading).
             if let Some(f) = &c.cert_sha256
-                && crate::sync::tls::parse_fingerprint(f).is_err()
+                && sha256_fingerprint(f).is_none()
             {
                 return Err(invalid(
                     "child.cert_sha256",
@@ -580,11 +580,11 @@ impl Config {
     }
 
     /// The honeypot networks, parsed.
-    pub fn honeypot_nets(&self) -> Vec<Net> {
+    pub fn honeypot_nets(&self) -> Vec<IpNet> {
         self.capture
             .honeypot_nets
             .iter()
-            .filter_map(|n| Net::parse(n))
+            .filter_map(|n| crate::net::parse(n).ok())
             .collect()
     }
 
@@ -671,6 +671,20 @@ impl Config {
 fn optional_path(value: &str) -> Option<PathBuf> {
     let v = value.trim();
     (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// A certificate fingerprint as an operator may paste it (`child.cert_sha256`,
+/// link tokens): 64 hex digits, any case, colons allowed (openssl's form).
+/// Gives it lowercase, no colons. Defined here, the lowest module that reads
+/// one, and used by `sync::tls` for its pins.
+pub fn sha256_fingerprint(text: &str) -> Option<String> {
+    let clean: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (clean.len() == 64 && clean.bytes().all(|b| b.is_ascii_hexdigit())).then_some(clean)
 }
 
 #[cfg(test)]

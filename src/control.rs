@@ -5,8 +5,10 @@
 //! (run a command line against the open node, stream its output back) and
 //! the client's side (forward this process's command line, print what comes
 //! back, exit with its status). Does not parse or run commands itself: that
-//! is `cli::run`, called the same way in both processes, so the output is
-//! the same whether or not the daemon runs.
+//! is `cli::run`, called the same way in both processes (in the daemon
+//! through the [`Runner`] `cli` hands to `serve`, so this module imports
+//! nothing of `cli`), and the output is the same whether or not the daemon
+//! runs.
 //!
 //! While a command runs inside the daemon, a thread-local [`Attached`]
 //! holds the daemon's node (writes go through its one writer), where the
@@ -271,8 +273,14 @@ impl Write for ClientStdout {
 // ---------------------------------------------------------------- daemon
 
 /// The daemon's listener: accepts on `DIR/lumpy.sock` until `stop`.
+/// What runs a client's command line in the daemon (`cli::run_forwarded`,
+/// handed down by `cli` so this module never imports it): the argv, the
+/// exit status.
+pub type Runner = fn(&[OsString]) -> u8;
+
 pub struct Server {
     path: PathBuf,
+    runner: Runner,
     running: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
@@ -281,7 +289,10 @@ impl Server {
     /// Binds `DIR/lumpy.sock` (mode 0600). The caller holds the store lock,
     /// so a socket file already there was left by a daemon that did not stop
     /// cleanly: it is removed first.
-    pub fn bind(dir: &Path) -> Result<(Server, tokio::net::UnixListener), ControlError> {
+    pub fn bind(
+        dir: &Path,
+        runner: Runner,
+    ) -> Result<(Server, tokio::net::UnixListener), ControlError> {
         use std::os::unix::fs::PermissionsExt;
         let path = socket_path(dir);
         let io = |source| ControlError::Io {
@@ -298,6 +309,7 @@ impl Server {
         Ok((
             Server {
                 path,
+                runner,
                 running: Arc::new(AtomicUsize::new(0)),
                 stop: Arc::new(AtomicBool::new(false)),
             },
@@ -360,10 +372,11 @@ impl Server {
             return;
         }
         let stop = self.stop.clone();
+        let runner = self.runner;
         let spawned = std::thread::Builder::new()
             .name("lumpy-control".into())
             .spawn(move || {
-                serve_client(stream, ctx, stop);
+                serve_client(stream, ctx, stop, runner);
                 running.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
@@ -392,7 +405,7 @@ impl Server {
 }
 
 /// One client: read its request, run it attached to the node, answer.
-fn serve_client(stream: UnixStream, ctx: Arc<PullContext>, stop: Arc<AtomicBool>) {
+fn serve_client(stream: UnixStream, ctx: Arc<PullContext>, stop: Arc<AtomicBool>, runner: Runner) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(REQUEST_READ));
     let mut reader = match stream.try_clone() {
@@ -422,7 +435,7 @@ fn serve_client(stream: UnixStream, ctx: Arc<PullContext>, stop: Arc<AtomicBool>
             cancel: cancel.clone(),
         })
     });
-    let code = run_request(&request);
+    let code = run_request(&request, runner);
     let attached = ATTACHED.with(|a| a.borrow_mut().take());
     // Detached first: this line is the daemon's, not the client's.
     tracing::info!(
@@ -475,54 +488,52 @@ fn watch_client(mut reader: UnixStream, cancel: Arc<AtomicBool>, stop: Arc<Atomi
 
 /// Runs the request's command line in this thread, in the client's working
 /// directory; gives the exit status.
-fn run_request(request: &Request) -> u8 {
-    use clap::Parser;
+fn run_request(request: &Request, runner: Runner) -> u8 {
     // A directory the daemon may not enter (an operator's home under the
     // unit's ProtectHome=) still runs the command; only relative paths
     // would be read elsewhere, and the client is told so.
     if let Err(note) = enter_directory(&request.cwd) {
         let _ = send(STDERR, format!("lumpy: note: {note}\n").as_bytes());
     }
-    let cli = match crate::cli::Cli::try_parse_from(&request.args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = send(STDERR, e.render().to_string().as_bytes());
-            return 2;
-        }
-    };
-    match crate::cli::run(cli) {
-        Ok(status) => status.code(),
-        Err(e) if crate::cli::is_broken_pipe(&e) => 0,
-        Err(e) => {
-            let _ = send(STDERR, format!("lumpy: error: {e:#}\n").as_bytes());
-            2
-        }
-    }
+    runner(&request.args)
 }
 
 /// Gives this thread a working directory of its own (Linux keeps it per
 /// thread once the thread leaves the process's shared file-system context)
 /// and enters `dir`, so relative paths mean what they meant to the client.
 /// On failure says where relative paths are read from instead.
-fn enter_directory(dir: &Path) -> Result<(), String> {
+fn enter_directory(dir: &Path) -> Result<(), CwdNote> {
     // SAFETY: unshare(CLONE_FS) only detaches this thread's cwd/umask/root
     // from the other threads'; it touches no memory of ours.
     if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!(
-            "the running serve cannot give this command a working directory of its own ({e}): relative paths are read from serve's"
-        ));
+        return Err(CwdNote::Shared(std::io::Error::last_os_error()));
     }
     match std::env::set_current_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::env::set_current_dir("/");
-            Err(format!(
-                "the running serve cannot enter {} ({e}): relative paths are read from /",
-                dir.display()
-            ))
+            Err(CwdNote::Root {
+                dir: dir.to_path_buf(),
+                source: e,
+            })
         }
     }
+}
+
+/// Why a forwarded command does not run in its client's directory (told
+/// to the client as a note; the command runs all the same).
+#[derive(Debug, thiserror::Error)]
+enum CwdNote {
+    #[error(
+        "the running serve cannot give this command a working directory of its own ({0}): relative paths are read from serve's"
+    )]
+    Shared(#[source] std::io::Error),
+    #[error("the running serve cannot enter {} ({source}): relative paths are read from /", dir.display())]
+    Root {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 // ---------------------------------------------------------------- client

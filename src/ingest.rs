@@ -28,7 +28,6 @@ use crate::capture::{
     CaptureError, CaptureInput, CaptureReader, Compression, DecodeError, Packet, decode,
 };
 use crate::flows::{FlowTable, MAX_ROWS_PER_SEGMENT, TableCounters};
-use crate::legacy::LegacyMarks;
 use crate::mirror::MirrorError;
 use crate::node::{Node, NodeError};
 use crate::p0f::{Matcher, Observer};
@@ -66,6 +65,16 @@ pub enum IngestError {
     Segment(#[from] SegmentError),
     #[error("ingest state of sensor {sensor} is unreadable: {detail}")]
     BadState { sensor: u32, detail: String },
+    /// The commit thread is gone (it panicked) or was never started: a
+    /// fault of ingest's own, not of a sensor's state.
+    #[error("ingest state of sensor {sensor} cannot be encoded: {source}")]
+    EncodeState {
+        sensor: u32,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("ingest: the commit thread {0}")]
+    CommitThread(&'static str),
     #[error("open-flow table of sensor {sensor}: {source}")]
     FlowState {
         sensor: u32,
@@ -163,6 +172,34 @@ struct SensorState {
     /// checkpoints: their open flows are rows of the index's `open_flows`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     flows: Option<TableRef>,
+}
+
+/// Per-sensor progress and id reservations of legacy imports (`legacy`),
+/// persisted in the sensor's ingest state (committed with each imported
+/// segment). Part of the state format, so defined here with `SensorState`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyMarks {
+    /// Legacy table -> key (after sensor_id) of the last row committed.
+    #[serde(default)]
+    pub done: BTreeMap<String, Vec<u64>>,
+    /// Highest flow id (hflow flow_id or walleye_0_3 argus_id) reserved.
+    #[serde(default)]
+    pub reserved_flow: u32,
+    /// Highest sebek ids reserved.
+    #[serde(default)]
+    pub reserved: SebekIds,
+    /// The sensor row was taken from a legacy database.
+    #[serde(default)]
+    pub sensor_imported: bool,
+    /// The schema of the database imported ("hflow", "walleye_0_3").
+    #[serde(default)]
+    pub schema: String,
+}
+
+impl LegacyMarks {
+    pub fn is_empty(&self) -> bool {
+        *self == LegacyMarks::default()
+    }
 }
 
 /// What a legacy import needs to know about a sensor before it writes.
@@ -1141,10 +1178,11 @@ impl<'n> Ingestor<'n> {
                 batch.open_flows_clear.push(sensor_id);
             }
         }
-        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
-            sensor: sensor_id,
-            detail: e.to_string(),
-        })?;
+        let state_bytes =
+            serde_json::to_vec(&s.state).map_err(|source| IngestError::EncodeState {
+                sensor: sensor_id,
+                source,
+            })?;
         batch.ingest_states.push((sensor_id, state_bytes));
         batch.sources.extend(source);
         self.report.segments_written += u64::from(pcap.is_some()) + u64::from(records.is_some());
@@ -1242,10 +1280,11 @@ impl Ingestor<'_> {
             s.state.counters.fragments.clear();
         }
         let ts_ns = u64::from(s.state.sensor.last_upd_sec) * 1_000_000_000;
-        let state_bytes = serde_json::to_vec(&s.state).map_err(|e| IngestError::BadState {
-            sensor: sensor_id,
-            detail: e.to_string(),
-        })?;
+        let state_bytes =
+            serde_json::to_vec(&s.state).map_err(|source| IngestError::EncodeState {
+                sensor: sensor_id,
+                source,
+            })?;
         let mut batch = CommitBatch::default();
         batch.ingest_states.push((sensor_id, state_bytes));
         self.report.segments_written += 1;
@@ -1276,10 +1315,7 @@ impl Ingestor<'_> {
         }
         self.committer
             .as_mut()
-            .ok_or_else(|| IngestError::BadState {
-                sensor: 0,
-                detail: "commit thread missing".into(),
-            })
+            .ok_or(IngestError::CommitThread("is missing"))
     }
 
     /// Waits until every batch handed to the committer is in the store.
@@ -1300,7 +1336,7 @@ fn restore_table(
     sensor_id: u32,
     tref: &TableRef,
     counters: &TableCounters,
-    nets: Vec<crate::flows::Net>,
+    nets: Vec<crate::net::IpNet>,
     budget: usize,
 ) -> Result<FlowTable, FlowStateError> {
     let (mut table, from_seq) = match &tref.checkpoint {
@@ -1588,4 +1624,37 @@ pub fn follow(
         std::thread::sleep(poll);
     }
     follow_finish(ingestor, &mut state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sensor's ingest state as `ingest_state` held it when `LegacyMarks`
+    /// was defined in `legacy` (before it moved here with the rest of the
+    /// state format): it must decode, and encode back to the same bytes.
+    const STATE_WITH_LEGACY: &str = r#"{"next_seq":5,"counters":{"next_flow_id":0,"latest_ns":0,"fragments":[],"evicted":0},"sensor":{"sensor_id":7,"version":0,"install_sec":0,"last_upd_sec":0,"state":"","name":"roo","timezone":0,"country_code":"","latitude":0,"longitude":0,"notes":"","network_type":""},"sebek":{"next_process_id":0,"next_command_id":0,"next_read_id":0,"next_write_id":0,"next_open_id":0,"next_socket_id":0,"commands":{},"hosts":{},"counters":{"records":0,"rejected":0,"lost":0,"truncated":0}},"legacy":{"done":{"flow":[7,42]},"reserved_flow":42,"reserved":{"process":3,"command":0,"read":0,"write":0,"open":0,"socket":0},"sensor_imported":true,"schema":"hflow"}}"#;
+
+    #[test]
+    fn existing_state_with_legacy_marks_decodes_byte_for_byte() {
+        let state: SensorState = serde_json::from_str(STATE_WITH_LEGACY).unwrap();
+        assert_eq!(state.next_seq, 5);
+        assert_eq!(state.sensor.sensor_id, 7);
+        let m = &state.legacy;
+        assert_eq!(m.done.get("flow"), Some(&vec![7, 42]));
+        assert_eq!(m.reserved_flow, 42);
+        assert_eq!(m.reserved.process, 3);
+        assert!(m.sensor_imported);
+        assert_eq!(m.schema, "hflow");
+        assert_eq!(serde_json::to_string(&state).unwrap(), STATE_WITH_LEGACY);
+    }
+
+    #[test]
+    fn state_without_legacy_marks_keeps_none() {
+        let (head, _) = STATE_WITH_LEGACY.split_once(r#","legacy":"#).unwrap();
+        let without = format!("{head}}}");
+        let state: SensorState = serde_json::from_str(&without).unwrap();
+        assert!(state.legacy.is_empty());
+        assert_eq!(serde_json::to_string(&state).unwrap(), without);
+    }
 }

@@ -2,14 +2,18 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: ingest -> store -> index/mirror -> serve/sync/export.
+//! Data flows one way: ingest -> store -> index/mirror -> serve/sync/export;
+//! modules import only modules of a lower layer (docs/ARCHITECTURE.md,
+//! "Layers", checked by the `layers` test).
 //!
+//! - [`clock`]: the wall clock in Unix seconds, the one "now" of every stored or compared time.
 //! - [`decommission`]: retire a sensor: pull all of it, pcap included, verify, mark it offline.
 //! - [`archive`]: offline bundles of one sensor's segments (create, verify, import).
 //! - [`sensor_id`]: the 32-bit identity of a roo incarnation (makesensor_id).
 //! - [`capture`]: reading pcap/pcapng files and decoding packet headers.
 //! - [`flows`]: hflow2-style bidirectional flows from decoded packets, and the
 //!   open-flow table that holds them in a fixed memory budget.
+//! - [`net`]: IP networks (`ADDR[/PREFIX]`) as every option, setting and query parameter takes them.
 //! - [`records`]: the typed rows (flows, sensors) that move between nodes.
 //! - [`sebek`]: sebek v3 records (host data of honeypots) into process tables,
 //!   and keystroke lines as sbk_ks_log.pl prints them.
@@ -24,6 +28,7 @@
 //! - [`ingest`]: capture files in, segments and records out; open-flow checkpoints.
 //! - [`pcap_service`]: a flow's (or a filter's) packets as pcap, here or via a child.
 //! - [`prune`]: retention (pcap and flow rows older than N days), never losing what a mirroring parent lacks.
+//! - [`mysql`]: MariaDB/MySQL connections (URL, password rules, errors) of `export` and `legacy`.
 //! - [`export`]: the walleye tables into MariaDB (hflow or walleye_0_3), incrementally.
 //! - [`sync`]: the peer protocol: parents pull what they lack from children.
 //! - [`control`]: the control socket: every command run by the `serve` that holds its data directory.
@@ -38,6 +43,7 @@
 pub mod archive;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod community_id;
 pub mod config;
 pub mod control;
@@ -46,9 +52,13 @@ pub mod durable;
 pub mod export;
 pub mod flows;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
 pub mod legacy;
 pub mod metrics;
 pub mod mirror;
+pub mod mysql;
+pub mod net;
 pub mod node;
 pub mod p0f;
 pub mod pcap_service;

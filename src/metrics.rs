@@ -196,10 +196,7 @@ fn mirror_metrics(r: &mut Registry, store: &Store, dir: &Path) -> Result<(), Met
 
 /// Per child: last successful pull, lag, bytes moved, last error.
 fn child_metrics(r: &mut Registry, store: &Store, config: &Config) -> Result<(), MetricsError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::now_secs();
     let last: Family<Labels, Gauge> = Family::default();
     let lag: Family<Labels, Gauge> = Family::default();
     let bytes_in: Family<Labels, Counter> = Family::default();

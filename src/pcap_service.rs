@@ -10,11 +10,12 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
 use crate::capture::decode;
-use crate::flows::Net;
+use crate::net::IpNet;
 use crate::store::segment::packet_items;
 use crate::store::{Kind, SegmentId, Store, StoreError};
-use crate::sync::links::children_view_full;
 
 /// Snapshot length written when the source capture's is unknown (pcapng).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -45,11 +46,11 @@ pub struct PcapQuery {
     pub st: Option<u64>,
     pub et: Option<u64>,
     pub ip: Vec<IpAddr>,
-    pub net: Vec<Net>,
+    pub net: Vec<IpNet>,
     pub sip: Vec<IpAddr>,
     pub dip: Vec<IpAddr>,
-    pub snet: Vec<Net>,
-    pub dnet: Vec<Net>,
+    pub snet: Vec<IpNet>,
+    pub dnet: Vec<IpNet>,
     pub ip_proto: Vec<u8>,
     pub port: Vec<u16>,
     pub sport: Vec<u16>,
@@ -79,35 +80,46 @@ fn addr(name: &str, v: &str) -> Result<IpAddr, PcapError> {
     v.parse().map_err(|_| bad(name, "not an IP address"))
 }
 
-fn net(name: &str, v: &str) -> Result<Net, PcapError> {
-    Net::parse(v).ok_or_else(|| bad(name, "not an address or CIDR network"))
+fn net(name: &str, v: &str) -> Result<IpNet, PcapError> {
+    crate::net::parse(v).map_err(|_| bad(name, "not an address or CIDR network"))
 }
 
-/// Percent-decoding of one query component (`+` is a space).
+/// What [`query_value`] escapes: what would end or split a pcap_api value
+/// (`&`, `;`, `=`, `+`, `#`, `%`, space), `/` and `:` (nets and IPv6
+/// addresses, as pcap_api's clients wrote them), and control bytes.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'=');
+
+/// One value percent-encoded for a pcap_api query string.
+pub fn query_value(v: &str) -> String {
+    utf8_percent_encode(v, QUERY_VALUE).to_string()
+}
+
+/// Percent-decoding of one query component (`+` is a space). Strict, as
+/// pcap_api was: a `%` not followed by two hex digits, or bytes that are
+/// not UTF-8 after decoding, refuse the query.
 fn unescape(s: &str) -> Result<String, PcapError> {
-    let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s
-                    .get(i + 1..i + 3)
-                    .ok_or_else(|| bad("query", "bad % escape"))?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad("query", "bad % escape"))?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    let escapes_ok = b.iter().enumerate().all(|(i, c)| {
+        *c != b'%'
+            || b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err(bad("query", "bad % escape"));
     }
-    String::from_utf8(out).map_err(|_| bad("query", "not UTF-8"))
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| bad("query", "not UTF-8"))
 }
 
 impl PcapQuery {
@@ -183,12 +195,8 @@ impl PcapQuery {
         if let Some(v) = self.et {
             add("et", v.to_string());
         }
-        let net_text = |n: &Net| {
-            format!("{}/{}", n.addr, n.prefix)
-                .replace(':', "%3A")
-                .replace('/', "%2F")
-        };
-        let ip_text = |a: &IpAddr| a.to_string().replace(':', "%3A");
+        let net_text = |n: &IpNet| query_value(&format!("{}/{}", n.addr(), n.prefix_len()));
+        let ip_text = |a: &IpAddr| query_value(&a.to_string());
         for a in &self.ip {
             add("ip", ip_text(a));
         }
@@ -240,16 +248,16 @@ impl PcapQuery {
         let any_ip =
             |list: &[IpAddr], f: &dyn Fn(&IpAddr) -> bool| list.is_empty() || list.iter().any(f);
         let any_net =
-            |list: &[Net], f: &dyn Fn(&Net) -> bool| list.is_empty() || list.iter().any(f);
+            |list: &[IpNet], f: &dyn Fn(&IpNet) -> bool| list.is_empty() || list.iter().any(f);
         let any_port = |list: &[u16], f: &dyn Fn(u16) -> bool| {
             list.is_empty() || !self.ports_apply() || list.iter().any(|p| f(*p))
         };
         any_ip(&self.ip, &|a| *a == n.src || *a == n.dst)
             && any_ip(&self.sip, &|a| *a == n.src)
             && any_ip(&self.dip, &|a| *a == n.dst)
-            && any_net(&self.net, &|x| x.contains(n.src) || x.contains(n.dst))
-            && any_net(&self.snet, &|x| x.contains(n.src))
-            && any_net(&self.dnet, &|x| x.contains(n.dst))
+            && any_net(&self.net, &|x| x.contains(&n.src) || x.contains(&n.dst))
+            && any_net(&self.snet, &|x| x.contains(&n.src))
+            && any_net(&self.dnet, &|x| x.contains(&n.dst))
             && (self.ip_proto.is_empty() || self.ip_proto.contains(&n.proto))
             && any_port(&self.port, &|p| p == n.src_port || p == n.dst_port)
             && any_port(&self.sport, &|p| p == n.src_port)
@@ -278,8 +286,17 @@ pub enum Plan {
     Proxy { child: String },
 }
 
+/// Which child holds a sensor's pcap nearest its origin (the sync layer's
+/// knowledge: `sync::links::nearest_pcap_holder`), handed in so this module
+/// stays below `sync`.
+pub type NearestHolder<'a> = &'a dyn Fn(u32) -> Result<Option<String>, StoreError>;
+
 /// Decides where a query is answered.
-pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
+pub fn plan(
+    store: &Store,
+    q: &PcapQuery,
+    nearest_holder: NearestHolder,
+) -> Result<Plan, PcapError> {
     if !store.known_sensors()?.contains(&q.sensor) {
         return Err(PcapError::UnknownSensor(q.sensor));
     }
@@ -290,7 +307,7 @@ pub fn plan(store: &Store, q: &PcapQuery) -> Result<Plan, PcapError> {
     if !local.is_empty() {
         return Ok(Plan::Local(local));
     }
-    if let Some(child) = nearest_holder(store, q.sensor)? {
+    if let Some(child) = nearest_holder(q.sensor)? {
         return Ok(Plan::Proxy { child });
     }
     match q.con_id {
@@ -354,29 +371,6 @@ fn knows_pcap(store: &Store, sensor: u32) -> Result<bool, PcapError> {
         .sequence_after(sensor, 0, usize::MAX)?
         .iter()
         .any(|e| e.kind == Kind::Pcap))
-}
-
-/// The child whose summary lists the sensor with pcap held and the fewest hops.
-fn nearest_holder(store: &Store, sensor: u32) -> Result<Option<String>, PcapError> {
-    let mut best: Option<(u32, u64, String)> = None;
-    for (name, summary) in children_view_full(store)? {
-        for s in summary
-            .sensors
-            .iter()
-            .filter(|s| s.sensor_id == sensor && s.pcap_held_to > 0)
-        {
-            let better = match &best {
-                None => true,
-                Some((hops, held, _)) => {
-                    (s.hops, std::cmp::Reverse(s.pcap_held_to)) < (*hops, std::cmp::Reverse(*held))
-                }
-            };
-            if better {
-                best = Some((s.hops, s.pcap_held_to, name.clone()));
-            }
-        }
-    }
-    Ok(best.map(|(_, _, name)| name))
 }
 
 /// The classic pcap global header tcpdump writes (microsecond, native order).
@@ -473,6 +467,38 @@ fn write_record(
 mod tests {
     use super::*;
 
+    /// The strict decoding pcap_api had, now over percent-encoding.
+    #[test]
+    fn query_components_decode_strictly() {
+        assert_eq!(unescape("a%2Fb").unwrap(), "a/b");
+        assert_eq!(unescape("a%2fb").unwrap(), "a/b");
+        assert_eq!(unescape("a+b").unwrap(), "a b");
+        assert_eq!(unescape("%2B").unwrap(), "+");
+        assert_eq!(unescape("%C3%A9").unwrap(), "\u{e9}");
+        assert_eq!(unescape("").unwrap(), "");
+        for bad in ["%", "%4", "%zz", "a%g1", "100%"] {
+            assert!(unescape(bad).is_err(), "{bad}");
+        }
+        assert!(unescape("%ff").is_err(), "not UTF-8");
+    }
+
+    /// What the CLI and a proxying node put in a query: the characters
+    /// both old encoders escaped (`%`, `/`, `:`, `&`) and the ones that
+    /// would end or split a value.
+    #[test]
+    fn query_values_encode_what_would_split_them() {
+        assert_eq!(query_value("2001:db8::/32"), "2001%3Adb8%3A%3A%2F32");
+        assert_eq!(query_value("10.0.0.0/8"), "10.0.0.0%2F8");
+        assert_eq!(query_value("192.0.2.1"), "192.0.2.1");
+        assert_eq!(
+            query_value("a%b&c;d=e f+g#"),
+            "a%25b%26c%3Bd%3De%20f%2Bg%23"
+        );
+        for v in ["2001:db8::/32", "a%b&c;d=e f+g#", "\u{e9}"] {
+            assert_eq!(unescape(&query_value(v)).unwrap(), v);
+        }
+    }
+
     #[test]
     fn parses_pcap_api_parameters() {
         let q = PcapQuery::parse("sensor=5&con_id=7").unwrap();
@@ -482,7 +508,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.ip.len(), 2);
-        assert_eq!(q.net[0].prefix, 8);
+        assert_eq!(q.net[0].prefix_len(), 8);
         assert_eq!(PcapQuery::parse(&q.to_query()).unwrap(), q);
         for (bad_query, name) in [
             ("con_id=1", "sensor"),

@@ -481,12 +481,24 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("record item {item} (byte {offset} of its block): {detail}")]
+    #[error("record item {item} (byte {offset} of its block): {source}")]
     Binary {
         item: usize,
         offset: usize,
-        detail: String,
+        #[source]
+        source: BinaryError,
     },
+}
+
+/// Why a binary record item does not decode: it is cut short.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    #[error("a binary item is cut in its header")]
+    CutHeader,
+    #[error("a binary item of {0} bytes is cut short")]
+    CutItem(usize),
+    #[error("the payload ends at byte {0} of a flow")]
+    CutFlow(usize),
 }
 
 /// The record version a writer produces (docs/STORAGE.md §4): 3 writes every
@@ -540,10 +552,10 @@ pub fn decode_lines(block: &[u8]) -> Result<Vec<Record>, RecordError> {
             }
             _ => {
                 let (record, len) =
-                    binary::decode(&block[at..]).map_err(|detail| RecordError::Binary {
+                    binary::decode(&block[at..]).map_err(|source| RecordError::Binary {
                         item,
                         offset: at,
-                        detail,
+                        source,
                     })?;
                 records.extend(record);
                 at += len;
@@ -572,7 +584,7 @@ fn decode_line(line: &[u8]) -> Result<Record, serde_json::Error> {
 mod binary {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::{FlowDirection, FlowRecord, Record};
+    use super::{BinaryError, FlowDirection, FlowRecord, Record};
 
     /// The tag of a flow item.
     pub const TAG_FLOW: u8 = 0x01;
@@ -650,36 +662,37 @@ mod binary {
     }
 
     impl Reader<'_> {
-        fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        fn take<const N: usize>(&mut self) -> Result<[u8; N], BinaryError> {
             let end = self.at + N;
-            let got = self.bytes.get(self.at..end).ok_or_else(|| {
-                format!("the payload ends at byte {} of a flow", self.bytes.len())
-            })?;
+            let got = self
+                .bytes
+                .get(self.at..end)
+                .ok_or(BinaryError::CutFlow(self.bytes.len()))?;
             self.at = end;
             let mut a = [0u8; N];
             a.copy_from_slice(got);
             Ok(a)
         }
-        fn u8(&mut self) -> Result<u8, String> {
+        fn u8(&mut self) -> Result<u8, BinaryError> {
             Ok(self.take::<1>()?[0])
         }
-        fn u16(&mut self) -> Result<u16, String> {
+        fn u16(&mut self) -> Result<u16, BinaryError> {
             self.take().map(u16::from_le_bytes)
         }
-        fn u32(&mut self) -> Result<u32, String> {
+        fn u32(&mut self) -> Result<u32, BinaryError> {
             self.take().map(u32::from_le_bytes)
         }
-        fn u64(&mut self) -> Result<u64, String> {
+        fn u64(&mut self) -> Result<u64, BinaryError> {
             self.take().map(u64::from_le_bytes)
         }
-        fn ip(&mut self, v6: bool) -> Result<IpAddr, String> {
+        fn ip(&mut self, v6: bool) -> Result<IpAddr, BinaryError> {
             Ok(if v6 {
                 IpAddr::V6(Ipv6Addr::from(self.take::<16>()?))
             } else {
                 IpAddr::V4(Ipv4Addr::from(self.take::<4>()?))
             })
         }
-        fn direction(&mut self) -> Result<FlowDirection, String> {
+        fn direction(&mut self) -> Result<FlowDirection, BinaryError> {
             Ok(FlowDirection {
                 start_sec: self.u32()?,
                 start_msec: self.u16()?,
@@ -695,7 +708,7 @@ mod binary {
         }
     }
 
-    fn decode_flow(payload: &[u8]) -> Result<FlowRecord, String> {
+    fn decode_flow(payload: &[u8]) -> Result<FlowRecord, BinaryError> {
         let mut r = Reader {
             bytes: payload,
             at: 0,
@@ -737,15 +750,13 @@ mod binary {
 
     /// One binary item at the start of `bytes`: its record (None for a tag
     /// this version does not know, skipped) and its length.
-    pub fn decode(bytes: &[u8]) -> Result<(Option<Record>, usize), String> {
+    pub fn decode(bytes: &[u8]) -> Result<(Option<Record>, usize), BinaryError> {
         let [tag, l0, l1] = match bytes.get(..3) {
             Some(&[t, a, b]) => [t, a, b],
-            _ => return Err("a binary item is cut in its header".into()),
+            _ => return Err(BinaryError::CutHeader),
         };
         let len = usize::from(u16::from_le_bytes([l0, l1]));
-        let payload = bytes
-            .get(3..3 + len)
-            .ok_or_else(|| format!("a binary item of {len} bytes is cut short"))?;
+        let payload = bytes.get(3..3 + len).ok_or(BinaryError::CutItem(len))?;
         let record = match tag {
             TAG_FLOW => Some(Record::Flow(decode_flow(payload)?)),
             _ => None,

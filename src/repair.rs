@@ -41,7 +41,50 @@ pub struct Outcome {
     pub id: SegmentId,
     pub path: PathBuf,
     /// The source that gave a good copy, or why none did.
-    pub result: Result<String, String>,
+    pub result: Result<String, Unrepaired>,
+}
+
+/// Why no source gave a good copy of a segment: each source tried, with
+/// what it answered.
+#[derive(Debug)]
+pub struct Unrepaired {
+    pub tried: Vec<(String, SourceError)>,
+}
+
+impl std::fmt::Display for Unrepaired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tried.is_empty() {
+            return f.write_str("no source to repair from");
+        }
+        for (i, (source, e)) in self.tried.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{source}: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unrepaired {}
+
+/// What one source answered instead of a good copy.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Child(#[from] crate::sync::client::SyncError),
+    /// A bundle that cannot be read (shared by every segment asked of it).
+    #[error(transparent)]
+    Bundle(std::sync::Arc<crate::archive::ArchiveError>),
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("holds no good copy")]
+    NoCopy,
+    /// The copy was refused by the store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The indexed segments whose file is damaged or missing, from a verify
@@ -67,24 +110,25 @@ pub fn repair(
 ) -> Vec<Outcome> {
     let wanted: HashSet<SegmentId> = ids.iter().copied().collect();
     // A bundle is read once for every segment it may give.
-    let mut bundles: HashMap<PathBuf, Result<HashMap<SegmentId, Vec<u8>>, String>> = HashMap::new();
+    type Bundle = Result<HashMap<SegmentId, Vec<u8>>, std::sync::Arc<crate::archive::ArchiveError>>;
+    let mut bundles: HashMap<PathBuf, Bundle> = HashMap::new();
     let mut out = Vec::new();
     for id in ids {
         let mut why = Vec::new();
         let mut done = None;
         for source in sources {
-            let got: Result<Option<Vec<u8>>, String> = match source {
+            let got: Result<Option<Vec<u8>>, SourceError> = match source {
                 Source::Child(child) => rt
                     .block_on(crate::sync::client::fetch_one(store.dir(), child, id))
-                    .map_err(|e| e.to_string()),
+                    .map_err(SourceError::from),
                 Source::Directory(dir) => from_directory(dir, id),
                 Source::Bundle(path) => {
                     let found = bundles.entry(path.clone()).or_insert_with(|| {
-                        crate::archive::find_segments(path, &wanted).map_err(|e| e.to_string())
+                        crate::archive::find_segments(path, &wanted).map_err(std::sync::Arc::new)
                     });
                     match found {
                         Ok(map) => Ok(map.get(id).cloned()),
-                        Err(e) => Err(e.clone()),
+                        Err(e) => Err(SourceError::Bundle(e.clone())),
                     }
                 }
             };
@@ -95,16 +139,15 @@ pub fn repair(
                         done = Some(source.to_string());
                         break;
                     }
-                    Err(e) => why.push(format!("{source}: {e}")),
+                    Err(e) => why.push((source.to_string(), e.into())),
                 },
-                Ok(None) => why.push(format!("{source}: holds no good copy")),
-                Err(e) => why.push(format!("{source}: {e}")),
+                Ok(None) => why.push((source.to_string(), SourceError::NoCopy)),
+                Err(e) => why.push((source.to_string(), e)),
             }
         }
         let result = match done {
             Some(s) => Ok(s),
-            None if sources.is_empty() => Err("no source to repair from".into()),
-            None => Err(why.join("; ")),
+            None => Err(Unrepaired { tried: why }),
         };
         out.push(Outcome {
             id: *id,
@@ -116,14 +159,14 @@ pub fn repair(
 }
 
 /// A segment file of another node's data directory, if it is intact.
-fn from_directory(dir: &Path, id: &SegmentId) -> Result<Option<Vec<u8>>, String> {
+fn from_directory(dir: &Path, id: &SegmentId) -> Result<Option<Vec<u8>>, SourceError> {
     let hex = id.to_hex();
     let path = dir.join("segments").join(&hex[..2]).join(&hex);
     match std::fs::read(&path) {
         Ok(bytes) if SegmentId::of(&bytes) == *id => Ok(Some(bytes)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(SourceError::Read { path, source }),
     }
 }
 

@@ -127,37 +127,21 @@ pub fn days_from_date(date: &str) -> Result<u64, SensorIdError> {
     let d: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     // Years outside 0..=9999 are no install date, and would overflow the
     // day arithmetic below (the input comes from files and forms).
-    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&d)
-    {
-        return Err(SensorIdError::Invalid(date.to_string()));
+    if !(0..=9999).contains(&y) {
+        return Err(bad());
     }
-    let days = days_from_civil(y, m, d);
+    // The calendar (month lengths, leap years) is the time crate's.
+    let valid = (|| {
+        let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+        time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?).ok()
+    })()
+    .ok_or_else(bad)?;
+    let days = i64::from(valid.to_julian_day()) - i64::from(EPOCH_JULIAN_DAY);
     u64::try_from(days).map_err(|_| SensorIdError::BeforeEpoch(date.to_string()))
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's days_from_civil: days since 1970-01-01.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
+/// The Julian day number of 1970-01-01.
+const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
 /// Generates a new id for a roo managed at `ip`, on `days_since_epoch`.
 pub fn generate(days_since_epoch: u64, ip: IpAddr) -> Result<SensorId, SensorIdError> {
@@ -233,6 +217,28 @@ mod tests {
             assert!(days_from_date(date).is_err(), "{date}");
         }
         assert!(days_from_date("9999-12-31").is_ok());
+    }
+
+    /// The leap-year rules and month ends, as the hand-written calendar
+    /// had them before the time crate's took over.
+    #[test]
+    fn calendar_edges() {
+        assert_eq!(days_from_date("2000-02-29").unwrap(), 11016);
+        assert_eq!(days_from_date("2024-02-29").unwrap(), 19782);
+        assert!(days_from_date("1900-02-29").is_err());
+        assert!(days_from_date("2100-02-29").is_err());
+        assert!(days_from_date("2023-02-29").is_err());
+        assert!(days_from_date("2026-04-31").is_err());
+        assert!(days_from_date("2026-13-01").is_err());
+        assert!(days_from_date("2026-00-10").is_err());
+        assert!(days_from_date("2026-01-00").is_err());
+        assert_eq!(days_from_date("9999-12-31").unwrap(), 2_932_896);
+        assert_eq!(days_from_date(" 2026-1-5 ").unwrap(), 20458);
+        assert!(matches!(
+            days_from_date("0000-03-01"),
+            Err(SensorIdError::BeforeEpoch(_))
+        ));
+        assert!(days_from_date("2026-01-01-01").is_err());
     }
 
     #[test]

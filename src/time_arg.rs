@@ -2,15 +2,18 @@
 
 use crate::sensor_id::days_from_date;
 
+/// A time argument that is none of the accepted forms (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a time: use epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")]
+pub struct TimeError(pub String);
+
 /// Parses a time argument to epoch seconds (UTC).
-pub fn parse_time(s: &str) -> Result<u32, String> {
+pub fn parse_time(s: &str) -> Result<u32, TimeError> {
     let t = s.trim();
     if let Ok(n) = t.parse::<u32>() {
         return Ok(n);
     }
-    let bad = || {
-        format!("'{s}' is not a time: use epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")
-    };
+    let bad = || TimeError(s.to_string());
     let t = t.strip_suffix('Z').unwrap_or(t);
     let (date, clock) = match t.split_once(['T', ' ']) {
         Some((d, c)) => (d, Some(c)),
@@ -44,7 +47,7 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
 /// instant. Used where the consumer's resolution is whole seconds (pcap_api's
 /// `st`/`et`), so a window given with fractions becomes the whole seconds
 /// that cover it.
-pub fn parse_time_floor(s: &str) -> Result<u32, String> {
+pub fn parse_time_floor(s: &str) -> Result<u32, TimeError> {
     let t = s.trim();
     let t = t.strip_suffix('Z').unwrap_or(t);
     match t.rsplit_once('.') {
@@ -60,37 +63,47 @@ pub fn parse_time_floor(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Year, month, day, hour, minute and second (UTC) of epoch seconds, from
+/// the time crate's calendar.
+pub fn utc_fields(secs: u32) -> (i32, u8, u8, u8, u8, u8) {
+    match time::OffsetDateTime::from_unix_timestamp(i64::from(secs)) {
+        Ok(t) => (
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+        ),
+        // Every u32 of seconds is a date the crate holds (1970 to 2106).
+        Err(_) => (1970, 1, 1, 0, 0, 0),
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS` of epoch seconds, UTC: the one formatter of the
 /// CLI's times and sbk_ks_log.pl's `gmtime` lines.
 pub fn utc_text(secs: u32) -> String {
-    let days = i64::from(secs) / 86_400;
-    let rem = i64::from(secs) % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's civil_from_days.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let (y, m, d, h, min, s) = utc_fields(secs);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}:{s:02}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_text_at_the_edges() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_text(u32::MAX), "2106-02-07 06:28:15");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc_text(1_709_251_199), "2024-02-29 23:59:59");
+        assert_eq!(utc_text(1_709_251_200), "2024-03-01 00:00:00");
+        assert_eq!(utc_text(4_107_542_400), "2100-03-01 00:00:00");
+        // Parsing and formatting agree.
+        for t in [0, 86_399, 951_782_400, 1_700_000_000, u32::MAX] {
+            assert_eq!(parse_time(&utc_text(t)).unwrap(), t);
+        }
+    }
 
     #[test]
     fn forms() {

@@ -228,9 +228,9 @@ impl CaptureReader {
         let mut head = [0u8; PCAP_HEADER_LEN];
         let have = read_up_to(&mut file, &mut head).map_err(|source| io_err(path, source))?;
         let (format, pcap, first_record) =
-            identify(&head[..have]).map_err(|reason| CaptureError::NotACapture {
+            identify(&head[..have]).map_err(|e| CaptureError::NotACapture {
                 path: path.to_path_buf(),
-                reason,
+                reason: e.to_string(),
             })?;
         let mut reader = CaptureReader {
             path: path.to_path_buf(),
@@ -830,17 +830,35 @@ fn section_endian(shb_start: &[u8]) -> Option<Endian> {
     }
 }
 
+/// Why the first bytes of a file are not a capture this reader knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("empty file")]
+    Empty,
+    #[error("file is {0} bytes, shorter than a 4-byte magic number")]
+    NoMagic(usize),
+    #[error("unknown magic 0x{0:08x} at offset 0")]
+    UnknownMagic(u32),
+    #[error("file is {0} bytes, shorter than the {PCAP_HEADER_LEN}-byte pcap header")]
+    ShortPcapHeader(usize),
+    #[error("invalid pcap header: {0}")]
+    PcapHeader(String),
+    #[error("unsupported pcap version {0}.{1}")]
+    Version(u16, u16),
+    #[error("file is {0} bytes, shorter than the 12 bytes that identify a pcapng section header")]
+    ShortPcapng(usize),
+    #[error("pcapng section header has a bad byte-order magic 0x{0:08x}")]
+    ByteOrder(u32),
+}
+
 /// Identifies the format from the first (up to 24) bytes of the file. Returns
 /// the format, the initial parser state and the offset of the first record.
-fn identify(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), String> {
+fn identify(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), IdentifyError> {
     if head.is_empty() {
-        return Err("empty file".into());
+        return Err(IdentifyError::Empty);
     }
     if head.len() < 4 {
-        return Err(format!(
-            "file is {} bytes, shorter than a 4-byte magic number",
-            head.len()
-        ));
+        return Err(IdentifyError::NoMagic(head.len()));
     }
     let magic = first4(head);
     if u32::from_le_bytes(magic) == NG_SHB {
@@ -851,7 +869,7 @@ fn identify(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), Str
     let endian = match (le, be) {
         (PCAP_MAGIC_USEC | PCAP_MAGIC_NSEC, _) => Endian::Little,
         (_, PCAP_MAGIC_USEC | PCAP_MAGIC_NSEC) => Endian::Big,
-        _ => return Err(format!("unknown magic 0x{be:08x} at offset 0")),
+        _ => return Err(IdentifyError::UnknownMagic(be)),
     };
     identify_pcap(head, endian)
 }
@@ -860,21 +878,18 @@ fn identify(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), Str
 fn identify_pcap(
     head: &[u8],
     endian: Endian,
-) -> Result<(CaptureFormat, Option<PcapParams>, u64), String> {
+) -> Result<(CaptureFormat, Option<PcapParams>, u64), IdentifyError> {
     if head.len() < PCAP_HEADER_LEN {
-        return Err(format!(
-            "file is {} bytes, shorter than the {PCAP_HEADER_LEN}-byte pcap header",
-            head.len()
-        ));
+        return Err(IdentifyError::ShortPcapHeader(head.len()));
     }
     let header = match pcap_parser::pcap::parse_pcap_header(head) {
         Ok((_, header)) => header,
-        Err(e) => return Err(format!("invalid pcap header: {e:?}")),
+        Err(e) => return Err(IdentifyError::PcapHeader(format!("{e:?}"))),
     };
     if header.version_major != 2 {
-        return Err(format!(
-            "unsupported pcap version {}.{}",
-            header.version_major, header.version_minor
+        return Err(IdentifyError::Version(
+            header.version_major,
+            header.version_minor,
         ));
     }
     let nanosecond = header.is_nanosecond_precision();
@@ -895,18 +910,13 @@ fn identify_pcap(
 
 /// A pcapng file starts with a section header whose byte-order magic must be
 /// valid; the block itself is read like any other by `next_packet`.
-fn identify_pcapng(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), String> {
+fn identify_pcapng(head: &[u8]) -> Result<(CaptureFormat, Option<PcapParams>, u64), IdentifyError> {
     if head.len() < 12 {
-        return Err(format!(
-            "file is {} bytes, shorter than the 12 bytes that identify a pcapng section header",
-            head.len()
-        ));
+        return Err(IdentifyError::ShortPcapng(head.len()));
     }
     if section_endian(head).is_none() {
         let bom = Endian::Little.u32_at(head, 8);
-        return Err(format!(
-            "pcapng section header has a bad byte-order magic 0x{bom:08x}"
-        ));
+        return Err(IdentifyError::ByteOrder(bom));
     }
     Ok((CaptureFormat::PcapNg, None, 0))
 }

@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{DataDir, Status, progress_bar};
-use crate::export::{self, Access, ExportOptions, Flavor, Target};
+use crate::export::{self, Access, ExportOptions, Flavor};
+use crate::mysql::Target;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ExportCmd {

@@ -96,7 +96,7 @@ fn legacy(
             let password = password_file
                 .map(|p| super::export_cmd::read_secret_file(p, "--password-file"))
                 .transpose()?;
-            Some(crate::export::Target::parse(url, password).map_err(LegacyError::from_target)?)
+            Some(crate::mysql::Target::parse(url, password).map_err(LegacyError::from_target)?)
         }
         None => None,
     };
@@ -109,7 +109,7 @@ fn legacy_into(
     node: &mut node::Node,
     id: crate::sensor_id::SensorId,
     pcap_dir: Option<&std::path::Path>,
-    target: Option<&crate::export::Target>,
+    target: Option<&crate::mysql::Target>,
     manager_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<Status> {
     if id.0 == node.identity.sensor_id {

@@ -1,13 +1,11 @@
 //! `serve`, `pull`, `peer` and `child`: running a node and linking nodes.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
 use super::{DataDir, Status};
 use crate::config::{ChildConfig, Config, PcapMode, PeerConfig};
-use crate::flows::Net;
 use crate::node;
 use crate::sync::auth::{LinkToken, Secret};
 use crate::sync::client::pull_child;
@@ -166,6 +164,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Status> {
             listen: a.ui_listen,
             off: a.no_ui,
         },
+        super::run_forwarded,
     )?;
     Ok(Status::Ok)
 }
@@ -243,7 +242,7 @@ pub fn peer(c: PeerCmd) -> anyhow::Result<Status> {
                 bail!("'{name}' is not a link name: use letters, digits, '-', '_' and '.'");
             }
             for n in &allow {
-                if Net::parse(n).is_none() {
+                if crate::net::parse(n).is_err() {
                     bail!("--allow '{n}' is not an address or CIDR network");
                 }
             }
@@ -467,10 +466,7 @@ pub fn child(c: ChildCmd) -> anyhow::Result<Status> {
             outln!("added child '{name}' at {url} (pcap {pcap:?}, every {interval}s)");
         }
         ChildCmd::List(dir) => super::with_node(&dir.data, |node| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = crate::clock::now_secs();
             for c in &node.config.children {
                 let s = load_state(&node.store, &c.name)?;
                 let tls = match (&c.cert_sha256, c.plain) {
@@ -613,7 +609,7 @@ pub struct PruneArgs {
 }
 
 pub fn prune(a: PruneArgs) -> anyhow::Result<Status> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let now = crate::clock::now_secs();
     let r = super::with_node(&a.dir.data, |node| {
         Ok(crate::prune::prune(node, now, a.pcap_days, a.records_days)?)
     })?;

@@ -211,6 +211,31 @@ pub(crate) fn stdout_writer() -> Box<dyn std::io::Write> {
 
 /// True when the command failed only because whoever read its standard
 /// output went away (`| head`): the Unix convention is to end quietly.
+/// Runs a command line a client sent to the daemon's control socket
+/// (`control::Runner`): parsed with the same clap definition, run by the
+/// same [`run`], errors to the client's stderr; gives the exit status.
+pub fn run_forwarded(args: &[std::ffi::OsString]) -> u8 {
+    use clap::Parser;
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = crate::control::send(crate::control::STDERR, e.render().to_string().as_bytes());
+            return 2;
+        }
+    };
+    match run(cli) {
+        Ok(status) => status.code(),
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            let _ = crate::control::send(
+                crate::control::STDERR,
+                format!("lumpy: error: {e:#}\n").as_bytes(),
+            );
+            2
+        }
+    }
+}
+
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()

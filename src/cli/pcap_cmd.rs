@@ -77,12 +77,7 @@ pub struct PcapArgs {
     pub output: PathBuf,
 }
 
-fn enc(v: &str) -> String {
-    v.replace('%', "%25")
-        .replace('/', "%2F")
-        .replace(':', "%3A")
-        .replace('&', "%26")
-}
+use crate::pcap_service::query_value as enc;
 
 fn query_of(a: &PcapArgs) -> String {
     let mut q = vec![format!("sensor={}", a.sensor)];
@@ -134,7 +129,9 @@ fn local(dir: &std::path::Path, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<
 }
 
 fn local_from(store: &crate::store::Store, q: &PcapQuery, out: &PathBuf) -> anyhow::Result<Status> {
-    match plan(store, q)? {
+    match plan(store, q, &|s| {
+        crate::sync::links::nearest_pcap_holder(store, s)
+    })? {
         Plan::Local(segments) => {
             let mut w = open_output(out)?;
             let n = write_local(store, q, &segments, &mut *w)?;
@@ -173,11 +170,9 @@ fn remote(
         plain,
         sensors: Vec::new(),
     };
-    let client = child_client(&link, reqwest::Client::builder()).map_err(anyhow::Error::msg)?;
+    let client = child_client(&link, reqwest::Client::builder())?;
     let path = format!("/pcap?{}", q.to_query());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let now = crate::clock::now_secs_i64();
     let header = auth::sign(&secret, "GET", &path, now, b"")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

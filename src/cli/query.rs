@@ -66,23 +66,15 @@ pub fn parse_proto(s: &str) -> anyhow::Result<u8> {
 }
 
 pub fn parse_host(s: &str) -> anyhow::Result<(IpAddr, u8)> {
-    let (addr, mask) = match s.split_once('/') {
-        Some((a, m)) => (a, Some(m)),
-        None => (s, None),
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .with_context(|| format!("--host '{s}': '{addr}' is not an IP address"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let mask = match mask {
-        Some(m) => m
-            .parse::<u8>()
-            .ok()
-            .filter(|m| *m <= max)
-            .with_context(|| format!("--host '{s}': mask must be 0-{max}"))?,
-        None => max,
-    };
-    Ok((ip, mask))
+    match crate::net::parse(s) {
+        Ok(n) => Ok((n.addr(), n.prefix_len())),
+        Err(crate::net::NetError::Address(a)) => {
+            anyhow::bail!("--host '{s}': '{a}' is not an IP address")
+        }
+        Err(crate::net::NetError::Prefix { max }) => {
+            anyhow::bail!("--host '{s}': mask must be 0-{max}")
+        }
+    }
 }
 
 pub fn fmt_epoch(secs: u32) -> String {

@@ -322,7 +322,7 @@ impl ChTarget {
         password: Option<String>,
     ) -> Result<ChTarget, ExportError> {
         let bad = |reason: &str| ExportError::BadUrl {
-            shown: super::redact(url),
+            shown: crate::mysql::redact(url),
             reason: reason.to_string(),
         };
         let base = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;

@@ -36,8 +36,8 @@ use std::path::Path;
 pub use clickhouse::{CH_TABLES, ChOptions, ChTable, ChTarget, export_clickhouse};
 pub use schema::{HFLOW, Table, WALLEYE_0_3, tables};
 pub use source::Sent;
-pub use target::{Target, redact};
 
+use crate::mysql::{MysqlError, Target};
 use source::{Marks, MirrorSource, Msg};
 
 /// Which legacy schema to write.
@@ -234,6 +234,8 @@ pub enum ExportError {
         flavor: &'static str,
         problems: String,
     },
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -257,12 +259,7 @@ fn digest_unchanged(stored: Option<&str>, digest: &str) -> bool {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_secs;
 
 /// Exports the mirror of node `dir` into `target`. `on_total` is called once
 /// with the number of rows to send, `progress` with the rows of each
@@ -377,7 +374,7 @@ pub fn export_sql(
         opts.flavor.name(),
         dir.display()
     );
-    for s in target::SESSION_SQL {
+    for s in crate::mysql::SESSION_SQL {
         header.push_str(s);
         header.push_str(";\n");
     }

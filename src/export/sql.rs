@@ -74,22 +74,11 @@ fn text(s: &str, ty: Ty, out: &mut String) -> bool {
     adjusted
 }
 
-/// A string literal with MariaDB's backslash escapes.
+/// A string literal with MariaDB's backslash escapes: the MySQL driver's
+/// own quoting (`mysql_async::Value::as_sql`; it also escapes `"`, which
+/// means the same inside '...').
 pub fn quote(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('\'');
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\u{1a}' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
+    out.push_str(&mysql_async::Value::Bytes(s.as_bytes().to_vec()).as_sql(false));
 }
 
 /// A binary literal `X'..'` (the empty blob is `X''`).
@@ -167,6 +156,17 @@ mod tests {
         assert_eq!(
             lit(Value::Text("a'b\\c\n\0".into()), Ty::Text),
             ("'a\\'b\\\\c\\n\\0'".into(), false)
+        );
+        // Every character MariaDB's backslash mode treats specially, as the
+        // hand-written quoting had them; `"` is escaped too now (the
+        // driver's rule), which reads back as the same `"`.
+        assert_eq!(
+            lit(Value::Text("\r\u{1a}\"x\"".into()), Ty::Text),
+            ("'\\r\\Z\\\"x\\\"'".into(), false)
+        );
+        assert_eq!(
+            lit(Value::Text("é€".into()), Ty::Text),
+            ("'é€'".into(), false)
         );
         assert_eq!(
             lit(Value::Blob(vec![0, 0xab]), Ty::Blob),

@@ -147,50 +147,6 @@ impl FlowState {
     }
 }
 
-/// An IPv4 or IPv6 network, for `is_local`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Net {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Net {
-    pub fn parse(s: &str) -> Option<Net> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.trim().parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
-            None => max,
-        };
-        Some(Net { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let full = (prefix / 8) as usize;
-    let rest = prefix % 8;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    a[full] & mask == b[full] & mask
-}
-
 /// Key of a fragmented datagram: (src, dst, protocol, id).
 type FragKey = (IpAddr, IpAddr, u8, u32);
 
@@ -235,7 +191,7 @@ mod tests {
 
     #[test]
     fn first_sender_is_src_and_directions_count() {
-        let mut t = FlowTable::new(7, vec![Net::parse("192.0.2.0/24").unwrap()], 1 << 20);
+        let mut t = FlowTable::new(7, vec![crate::net::parse("192.0.2.0/24").unwrap()], 1 << 20);
         let a = t.observe(
             10 * S,
             74,
@@ -374,22 +330,6 @@ mod tests {
             r.observe(2 * S, 60, &tcp("10.0.0.3", 2, "10.0.0.1", 1, 2))
                 .flow_id,
             2
-        );
-    }
-
-    #[test]
-    fn nets() {
-        let n = Net::parse("192.0.2.0/24").unwrap();
-        assert!(n.contains("192.0.2.200".parse().unwrap()));
-        assert!(!n.contains("192.0.3.1".parse().unwrap()));
-        let n6 = Net::parse("2001:db8:1::/64").unwrap();
-        assert!(n6.contains("2001:db8:1::5".parse().unwrap()));
-        assert!(!n6.contains("2001:db8:2::5".parse().unwrap()));
-        assert!(Net::parse("10.0.0.0/33").is_none());
-        assert!(
-            Net::parse("0.0.0.0/0")
-                .unwrap()
-                .contains("8.8.8.8".parse().unwrap())
         );
     }
 }

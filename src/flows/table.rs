@@ -28,9 +28,10 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::{
     DEFAULT_TIMEOUT_NS, DirState, ESTABLISHED_TIMEOUT_NS, Endpoint, FRAGMENT_TIMEOUT_NS, FlowKey,
-    FlowState, Net, TableCounters, icmp_bit,
+    FlowState, TableCounters, icmp_bit,
 };
 use crate::capture::NetInfo;
+use crate::net::IpNet;
 use crate::records::FlowRecord;
 
 const TCP: u8 = 6;
@@ -134,7 +135,7 @@ pub struct Observed {
 /// The flows of one sensor.
 pub struct FlowTable {
     sensor_id: u32,
-    local_nets: Vec<Net>,
+    local_nets: Vec<IpNet>,
     next_flow_id: u32,
     latest_ns: u64,
     budget_bytes: usize,
@@ -158,7 +159,7 @@ pub struct FlowTable {
 
 impl FlowTable {
     /// An empty table holding at most `budget_bytes` of open flows.
-    pub fn new(sensor_id: u32, local_nets: Vec<Net>, budget_bytes: usize) -> Self {
+    pub fn new(sensor_id: u32, local_nets: Vec<IpNet>, budget_bytes: usize) -> Self {
         let budget_bytes = budget_bytes.max(FLOW_BYTES_MAX * 16);
         FlowTable {
             sensor_id,
@@ -185,7 +186,7 @@ impl FlowTable {
     /// Restores a table from its persisted counters and open flows.
     pub fn restore(
         sensor_id: u32,
-        local_nets: Vec<Net>,
+        local_nets: Vec<IpNet>,
         budget_bytes: usize,
         counters: TableCounters,
         flows: impl IntoIterator<Item = FlowState>,
@@ -445,7 +446,7 @@ impl FlowTable {
         }
         let flow_id = self.next_flow_id;
         self.next_flow_id = self.next_flow_id.wrapping_add(1).max(1);
-        let is_local = self.local_nets.iter().any(|n| n.contains(sender.ip));
+        let is_local = crate::net::any_contains(&self.local_nets, sender.ip);
         let state = FlowState {
             flow_id,
             proto: key.proto,

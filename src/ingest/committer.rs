@@ -115,10 +115,7 @@ impl Committer {
         drop(self.tx.take());
         match self.handle.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(IngestError::BadState {
-                sensor: 0,
-                detail: "the commit thread panicked".into(),
-            }),
+            Some(Err(_)) => Err(IngestError::CommitThread("panicked")),
             None => Ok(()),
         }
     }

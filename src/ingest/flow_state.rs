@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::capture::decode;
-use crate::flows::{DirState, Endpoint, FlowKey, FlowState, FlowTable, Net, TableCounters};
+use crate::flows::{DirState, Endpoint, FlowKey, FlowState, FlowTable, TableCounters};
+use crate::net::IpNet;
 use crate::store::segment::{Kind, SegmentView, packet_items};
 use crate::store::{Store, StoreError};
 
@@ -345,7 +346,7 @@ pub fn load_checkpoint(
     dir: &Path,
     sensor_id: u32,
     cp: &Checkpoint,
-    local_nets: Vec<Net>,
+    local_nets: Vec<IpNet>,
     budget_bytes: usize,
 ) -> Result<FlowTable, FlowStateError> {
     let path = checkpoint_path(dir, &cp.file);
@@ -512,7 +513,7 @@ fn replay_segment(
 /// the index (`open_flows` rows, JSON), for the first run after an upgrade.
 pub fn from_index_rows(
     sensor_id: u32,
-    local_nets: Vec<Net>,
+    local_nets: Vec<IpNet>,
     budget_bytes: usize,
     counters: TableCounters,
     rows: Vec<(Vec<u8>, Vec<u8>)>,

@@ -5,8 +5,9 @@
 //!
 //! Owns the import plan: which schema the database has, the checks made
 //! before anything is written (schema, sensor present, id collisions with
-//! natively derived rows), the per-table progress (`LegacyMarks`, kept in the
-//! sensor's ingest state and committed with each segment), and the id
+//! natively derived rows), the per-table progress (`ingest::LegacyMarks`, a part of the
+//! sensor's ingest state, whose format `ingest` owns, committed with each
+//! segment), and the id
 //! reservations that make natively derived ids continue above the imported
 //! ones. `source` reads the database; `ingest::Ingestor::commit_legacy`
 //! writes the segments. Never writes to the legacy database; never writes
@@ -26,13 +27,11 @@ pub mod source;
 use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::export::{ExportError, Target};
-use crate::ingest::{IngestError, Ingestor};
+use crate::ingest::{IngestError, Ingestor, LegacyMarks, LegacyView};
+use crate::mysql::{MysqlError, Target};
 use crate::records::SensorRecord;
-use crate::sebek::sessions::SebekIds;
 use source::{Catalog, IdSpace};
 
 /// Rows per record segment (and per SELECT page).
@@ -41,7 +40,7 @@ pub const PAGE_ROWS: usize = 5000;
 #[derive(Debug, thiserror::Error)]
 pub enum LegacyError {
     #[error("legacy database: {0}")]
-    Target(ExportError),
+    Target(MysqlError),
     #[error("--mysql {shown}: {reason}")]
     BadUrl { shown: String, reason: String },
     #[error(
@@ -88,9 +87,9 @@ pub enum LegacyError {
 
 impl LegacyError {
     /// A connection error of the shared MySQL target code, worded for `--mysql`.
-    pub fn from_target(e: ExportError) -> Self {
+    pub fn from_target(e: MysqlError) -> Self {
         match e {
-            ExportError::BadUrl { shown, reason } => LegacyError::BadUrl { shown, reason },
+            MysqlError::BadUrl { shown, reason } => LegacyError::BadUrl { shown, reason },
             other => LegacyError::Target(other),
         }
     }
@@ -128,61 +127,36 @@ impl std::fmt::Display for BadValue {
     }
 }
 
-/// Per-sensor progress and id reservations of legacy imports, persisted in
-/// the sensor's ingest state (committed with each imported segment).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LegacyMarks {
-    /// Legacy table -> key (after sensor_id) of the last row committed.
-    #[serde(default)]
-    pub done: BTreeMap<String, Vec<u64>>,
-    /// Highest flow id (hflow flow_id or walleye_0_3 argus_id) reserved.
-    #[serde(default)]
-    pub reserved_flow: u32,
-    /// Highest sebek ids reserved.
-    #[serde(default)]
-    pub reserved: SebekIds,
-    /// The sensor row was taken from a legacy database.
-    #[serde(default)]
-    pub sensor_imported: bool,
-    /// The schema of the database imported ("hflow", "walleye_0_3").
-    #[serde(default)]
-    pub schema: String,
-}
-
-impl LegacyMarks {
-    pub fn is_empty(&self) -> bool {
-        *self == LegacyMarks::default()
-    }
-
-    fn reserved_of(&self, space: IdSpace) -> u32 {
-        match space {
-            IdSpace::Flow => self.reserved_flow,
-            IdSpace::Process => self.reserved.process,
-            IdSpace::Command => self.reserved.command,
-            IdSpace::Read => self.reserved.read,
-            IdSpace::Write => self.reserved.write,
-            IdSpace::Open => self.reserved.open,
-            IdSpace::Socket => self.reserved.socket,
-            IdSpace::None => 0,
-        }
-    }
-
-    fn reserve(&mut self, space: IdSpace, max: u32) {
-        let slot = match space {
-            IdSpace::Flow => &mut self.reserved_flow,
-            IdSpace::Process => &mut self.reserved.process,
-            IdSpace::Command => &mut self.reserved.command,
-            IdSpace::Read => &mut self.reserved.read,
-            IdSpace::Write => &mut self.reserved.write,
-            IdSpace::Open => &mut self.reserved.open,
-            IdSpace::Socket => &mut self.reserved.socket,
-            IdSpace::None => return,
-        };
-        *slot = (*slot).max(max);
+/// The highest id `space` has reserved by earlier imports.
+fn reserved_of(marks: &LegacyMarks, space: IdSpace) -> u32 {
+    match space {
+        IdSpace::Flow => marks.reserved_flow,
+        IdSpace::Process => marks.reserved.process,
+        IdSpace::Command => marks.reserved.command,
+        IdSpace::Read => marks.reserved.read,
+        IdSpace::Write => marks.reserved.write,
+        IdSpace::Open => marks.reserved.open,
+        IdSpace::Socket => marks.reserved.socket,
+        IdSpace::None => 0,
     }
 }
 
-fn native_last(view: &crate::ingest::LegacyView, space: IdSpace) -> u32 {
+/// Raises the reservation of `space` to `max`.
+fn reserve(marks: &mut LegacyMarks, space: IdSpace, max: u32) {
+    let slot = match space {
+        IdSpace::Flow => &mut marks.reserved_flow,
+        IdSpace::Process => &mut marks.reserved.process,
+        IdSpace::Command => &mut marks.reserved.command,
+        IdSpace::Read => &mut marks.reserved.read,
+        IdSpace::Write => &mut marks.reserved.write,
+        IdSpace::Open => &mut marks.reserved.open,
+        IdSpace::Socket => &mut marks.reserved.socket,
+        IdSpace::None => return,
+    };
+    *slot = (*slot).max(max);
+}
+
+fn native_last(view: &LegacyView, space: IdSpace) -> u32 {
     match space {
         IdSpace::Flow => view.last_flow_id,
         IdSpace::Process => view.sebek.process,
@@ -332,7 +306,7 @@ async fn import_async(
     let mut total = 0u64;
     for spec in &specs {
         if spec.id_space != IdSpace::None {
-            let reserved = view.marks.reserved_of(spec.id_space);
+            let reserved = reserved_of(&view.marks, spec.id_space);
             let native = native_last(&view, spec.id_space);
             if native > reserved
                 && let Some(id) =
@@ -348,7 +322,7 @@ async fn import_async(
                 });
             }
             let max = source::max_id(&mut conn, &db, spec, sensor_id).await?;
-            marks.reserve(spec.id_space, max);
+            reserve(&mut marks, spec.id_space, max);
         }
         let after = view.marks.done.get(spec.name).map(Vec::as_slice);
         total += source::count_after(&mut conn, &db, spec, sensor_id, after).await?;

@@ -37,24 +37,11 @@ enum HostRange {
 }
 
 impl HostRange {
-    fn new((addr, prefix): (IpAddr, u8)) -> Result<Self, String> {
-        match addr {
-            IpAddr::V4(a) => {
-                let mask = prefix_mask_u32(prefix)
-                    .ok_or_else(|| format!("IPv4 prefix /{prefix} is longer than 32"))?;
-                let lo = u32::from(a) & mask;
-                Ok(HostRange::V4 { lo, hi: lo | !mask })
-            }
-            IpAddr::V6(a) => {
-                let mask = prefix_mask_u128(prefix)
-                    .ok_or_else(|| format!("IPv6 prefix /{prefix} is longer than 128"))?;
-                let lo = u128::from(a) & mask;
-                Ok(HostRange::V6 {
-                    lo: lo.to_be_bytes(),
-                    hi: (lo | !mask).to_be_bytes(),
-                })
-            }
-        }
+    fn new((addr, prefix): (IpAddr, u8)) -> Result<Self, crate::net::NetError> {
+        Ok(match crate::net::range(addr, prefix)? {
+            crate::net::Range::V4(lo, hi) => HostRange::V4 { lo, hi },
+            crate::net::Range::V6(lo, hi) => HostRange::V6 { lo, hi },
+        })
     }
 
     /// The condition on `flow` (integer addresses); None if no IPv4 flow can match.
@@ -101,22 +88,6 @@ impl HostRange {
 }
 
 /// Network mask of an IPv4 prefix; the explicit 0 case avoids a 32-bit shift.
-pub(super) fn prefix_mask_u32(prefix: u8) -> Option<u32> {
-    match prefix {
-        0 => Some(0),
-        1..=32 => Some(u32::MAX << (32 - prefix)),
-        _ => None,
-    }
-}
-
-pub(super) fn prefix_mask_u128(prefix: u8) -> Option<u128> {
-    match prefix {
-        0 => Some(0),
-        1..=128 => Some(u128::MAX << (128 - prefix)),
-        _ => None,
-    }
-}
-
 /// Filters every table shares (column names are the same in both), except
 /// the sensor, which each arm names (see [`flows`]), and the port when an
 /// arm splits it by side.
@@ -251,14 +222,14 @@ pub(super) fn flows(
     path: &str,
     q: &FlowQuery,
 ) -> Result<Vec<FlowRecord>, MirrorError> {
-    let host =
-        q.host
-            .map(HostRange::new)
-            .transpose()
-            .map_err(|what| MirrorError::InvalidQuery {
-                path: path.to_owned(),
-                what,
-            })?;
+    let host = q
+        .host
+        .map(HostRange::new)
+        .transpose()
+        .map_err(|e| MirrorError::InvalidQuery {
+            path: path.to_owned(),
+            what: e.to_string(),
+        })?;
     let mut out = Vec::new();
     for table in ["flow", "x_flow6"] {
         let sensors = match q.sensor {
@@ -366,17 +337,6 @@ fn direction(row: &Row<'_>, at: usize) -> rusqlite::Result<FlowDirection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_masks_at_the_edges() {
-        assert_eq!(prefix_mask_u32(0), Some(0));
-        assert_eq!(prefix_mask_u32(32), Some(u32::MAX));
-        assert_eq!(prefix_mask_u32(24), Some(0xffff_ff00));
-        assert_eq!(prefix_mask_u32(33), None);
-        assert_eq!(prefix_mask_u128(0), Some(0));
-        assert_eq!(prefix_mask_u128(128), Some(u128::MAX));
-        assert_eq!(prefix_mask_u128(129), None);
-    }
 
     /// The range form agrees with Walleye's shift form for every prefix length.
     #[test]

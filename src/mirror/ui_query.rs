@@ -19,8 +19,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 
-use super::query::{decode_addr, get_u64, prefix_mask_u32, prefix_mask_u128};
+use super::query::{decode_addr, get_u64};
 use super::{Ctx, Mirror, MirrorError};
+use crate::net::Range as Bounds;
 
 /// Which end of a flow a host or port filter applies to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -356,29 +357,6 @@ impl Params {
     }
 }
 
-/// Inclusive address bounds of `addr/prefix` as the table stores them.
-enum Bounds {
-    V4(u32, u32),
-    V6([u8; 16], [u8; 16]),
-}
-
-fn bounds((addr, prefix): (IpAddr, u8)) -> Result<Bounds, String> {
-    match addr {
-        IpAddr::V4(a) => {
-            let mask = prefix_mask_u32(prefix)
-                .ok_or_else(|| format!("IPv4 prefix /{prefix} is longer than 32"))?;
-            let lo = u32::from(a) & mask;
-            Ok(Bounds::V4(lo, lo | !mask))
-        }
-        IpAddr::V6(a) => {
-            let mask = prefix_mask_u128(prefix)
-                .ok_or_else(|| format!("IPv6 prefix /{prefix} is longer than 128"))?;
-            let lo = u128::from(a) & mask;
-            Ok(Bounds::V6(lo.to_be_bytes(), (lo | !mask).to_be_bytes()))
-        }
-    }
-}
-
 fn sides(side: Side) -> &'static [&'static str] {
     match side {
         Side::Either => &["src", "dst"],
@@ -395,7 +373,7 @@ fn filters(
     p: &mut Params,
     with_cursor: bool,
     driver: Option<Driver>,
-) -> Result<Option<Vec<String>>, String> {
+) -> Result<Option<Vec<String>>, crate::net::NetError> {
     // `+column` keeps SQLite from using that column's index, so that the
     // chosen plan (`driver`) is the one SQLite runs.
     let plus_for = |d: Driver| match driver {
@@ -413,7 +391,7 @@ fn filters(
         w.push(format!("src_start_sec <= {}", p.push(t)));
     }
     if let Some(host) = q.ip {
-        let b = bounds(host)?;
+        let b = crate::net::range(host.0, host.1)?;
         let plus = plus_for(Driver::Host);
         let mut alts = Vec::new();
         match (table, &b) {
@@ -637,7 +615,8 @@ fn choose_driver(
         let mut n = 0;
         for one in split_sides(&only, driver) {
             let mut p = Params::default();
-            let Some(w) = filters(&one, table, &mut p, false, None).map_err(|e| bad(path, e))?
+            let Some(w) =
+                filters(&one, table, &mut p, false, None).map_err(|e| bad(path, e.to_string()))?
             else {
                 // No row of this table can match: any plan finds nothing at once.
                 return Ok(driver);
@@ -714,7 +693,9 @@ fn page_one(
 ) -> Result<Vec<ConnRow>, MirrorError> {
     let by_time = driver == Driver::Time;
     let mut p = Params::default();
-    let Some(w) = filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e))? else {
+    let Some(w) =
+        filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e.to_string()))?
+    else {
         return Ok(Vec::new());
     };
     let indexed = indexed_by(driver, q, table);
@@ -786,8 +767,8 @@ fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, b
             let mut p = Params::default();
             let mut arms = Vec::new();
             for side in split_sides(&one, driver) {
-                let Some(w) =
-                    filters(&side, table, &mut p, false, Some(driver)).map_err(|e| bad(path, e))?
+                let Some(w) = filters(&side, table, &mut p, false, Some(driver))
+                    .map_err(|e| bad(path, e.to_string()))?
                 else {
                     continue;
                 };
@@ -1049,7 +1030,9 @@ fn aggregate(
     let mut groups: BTreeMap<String, AggRow> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = filters(q, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
+        let Some(w) =
+            filters(q, table, &mut p, false, None).map_err(|e| bad(path, e.to_string()))?
+        else {
             continue;
         };
         // Addresses: the two tables hold disjoint keys (IPv4, IPv6), so each
@@ -1209,7 +1192,7 @@ fn range_filters(
     p: &mut Params,
     from: u32,
     to: u32,
-) -> Result<Option<Vec<String>>, String> {
+) -> Result<Option<Vec<String>>, crate::net::NetError> {
     let ranged = ConnQuery {
         since: Some(q.since.map_or(from, |s| s.max(from))),
         until: Some(q.until.map_or(to, |u| u.min(to))),
@@ -1230,7 +1213,9 @@ fn series(
     let mut acc: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
+        let Some(w) =
+            range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e.to_string()))?
+        else {
             continue;
         };
         let b = p.push(bucket);
@@ -1279,7 +1264,9 @@ fn top_ports(
     let mut acc: BTreeMap<(u16, u8), u64> = BTreeMap::new();
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
+        let Some(w) =
+            range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e.to_string()))?
+        else {
             continue;
         };
         let sql = format!(
@@ -1375,7 +1362,9 @@ fn result_size(
     };
     for table in ["flow", "x_flow6"] {
         let mut p = Params::default();
-        let Some(w) = filters(&q, table, &mut p, false, None).map_err(|e| bad(path, e))? else {
+        let Some(w) =
+            filters(&q, table, &mut p, false, None).map_err(|e| bad(path, e.to_string()))?
+        else {
             continue;
         };
         let left = cap.saturating_sub(out.flows);

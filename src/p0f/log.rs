@@ -172,30 +172,10 @@ pub fn split_label(m: &Matcher, text: &str, app: bool) -> (String, String, Optio
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `[YYYY/MM/DD HH:MM:SS]` of epoch seconds (UTC).
 pub fn format_time(sec: u32) -> String {
-    let (y, mo, d) = civil(i64::from(sec / 86400));
-    let s = sec % 86400;
-    format!(
-        "[{y:04}/{mo:02}/{d:02} {:02}:{:02}:{:02}]",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let (y, mo, d, h, mi, s) = crate::time_arg::utc_fields(sec);
+    format!("[{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}]")
 }
 
 fn addr(ip: &IpAddr) -> String {

@@ -328,13 +328,20 @@ pub struct UiChoice {
 }
 
 /// Builds the runtime and runs the node until SIGTERM or SIGINT.
-pub fn run(dir: &std::path::Path, listen: Option<String>, ui: UiChoice) -> Result<(), ServeError> {
+/// `runner` runs the command lines clients send to the control socket
+/// (`cli::run_forwarded`).
+pub fn run(
+    dir: &std::path::Path,
+    listen: Option<String>,
+    ui: UiChoice,
+    runner: crate::control::Runner,
+) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    rt.block_on(serve(dir, listen, ui))
+    rt.block_on(serve(dir, listen, ui, runner))
 }
 
 async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>, tx: watch::Sender<bool>) {
@@ -376,6 +383,7 @@ async fn serve(
     dir: &std::path::Path,
     listen: Option<String>,
     ui: UiChoice,
+    runner: crate::control::Runner,
 ) -> Result<(), ServeError> {
     let node = node::open(dir)?;
     let config = node.config.clone();
@@ -405,7 +413,7 @@ async fn serve(
     // We hold the store lock now, so a socket file left there is stale.
     // Without the socket the node still serves; commands beside it then
     // say the directory is in use, as before the socket existed.
-    let control = match crate::control::Server::bind(dir) {
+    let control = match crate::control::Server::bind(dir, runner) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: commands beside this serve will find the data directory in use");
@@ -620,12 +628,7 @@ async fn sebek_listener(
     }
 }
 
-fn now_sec() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0)
-}
+use crate::clock::now_secs_u32 as now_sec;
 
 /// Stores one batch (on a blocking thread: it takes the node lock and
 /// writes segments).

@@ -88,8 +88,7 @@ impl Store {
             return Ok(String::from_utf8_lossy(&b).into_owned());
         }
         let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw)
-            .map_err(|e| StoreError::CorruptEntry(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Random(e.to_string()))?;
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         self.meta_set("node_id", id.as_bytes())?;
         Ok(id)

@@ -133,7 +133,13 @@ impl Store {
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(StoreError::CorruptEntry("unplaced segment".into()))))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::Internal(
+                        "a segment of the batch was not placed",
+                    ))
+                })
+            })
             .collect())
     }
 

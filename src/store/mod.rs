@@ -111,6 +111,12 @@ pub enum StoreError {
     },
     #[error("corrupt index entry: {0}")]
     CorruptEntry(String),
+    /// The operating system gave no random bytes (getrandom).
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+    /// A broken promise inside the store's own code, not in its files.
+    #[error("store: internal error: {0}")]
+    Internal(&'static str),
     #[error("index {path} is damaged: {detail}")]
     IndexDamaged { path: PathBuf, detail: String },
 }

@@ -43,6 +43,9 @@ pub enum AuthError {
     Forbidden,
     #[error("not a lumpy link secret (expected {SECRET_PREFIX}...)")]
     BadSecret,
+    /// The operating system gave no random bytes (getrandom).
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
 }
 
 /// A link secret: the link's name (as the child knows the parent) and 32
@@ -55,7 +58,7 @@ pub struct Secret {
 impl Secret {
     pub fn generate(link: &str) -> Result<Secret, AuthError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| AuthError::BadSecret)?;
+        getrandom::fill(&mut seed).map_err(|e| AuthError::Random(e.to_string()))?;
         Ok(Secret {
             link: link.to_string(),
             seed,
@@ -163,7 +166,7 @@ pub fn sign(
     body: &[u8],
 ) -> Result<String, AuthError> {
     let mut n = [0u8; 12];
-    getrandom::fill(&mut n).map_err(|_| AuthError::BadSecret)?;
+    getrandom::fill(&mut n).map_err(|e| AuthError::Random(e.to_string()))?;
     let nonce = B64.encode(n);
     let link = &secret.link;
     let sig = secret.key_pair()?.sign(&signing_input(

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -110,38 +110,84 @@ impl PullContext {
 /// child is made with one): over TLS it accepts only the certificate the
 /// link token pinned (or, for a link without a pin, the link's CA file);
 /// plain HTTP only for a link that asked for it (`plain`).
+/// Why no HTTP client could be made for a child link.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "child {child}: {url} with plain = {plain}: plain HTTP needs both an http:// URL and `--plain`"
+    )]
+    Plain {
+        child: String,
+        url: String,
+        plain: bool,
+    },
+    #[error("child {child}: {source}")]
+    Pin {
+        child: String,
+        #[source]
+        source: super::tls::TlsError,
+    },
+    #[error("CA file {}: {source}", path.display())]
+    CaRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {}: {source}", path.display())]
+    CaParse {
+        path: std::path::PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error(
+        "child {child}: no certificate pinned for {url} (add the link with the token `lumpy peer add` printed)"
+    )]
+    NoPin { child: String, url: String },
+    #[error("HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 pub fn child_client(
     child: &ChildConfig,
     builder: reqwest::ClientBuilder,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     let plain_url = child.url.starts_with("http://");
     if plain_url != child.plain {
-        return Err(format!(
-            "child {}: {} with plain = {}: plain HTTP needs both an http:// URL and `--plain`",
-            child.name, child.url, child.plain
-        ));
+        return Err(ClientError::Plain {
+            child: child.name.clone(),
+            url: child.url.clone(),
+            plain: child.plain,
+        });
     }
     let builder = match (&child.cert_sha256, &child.ca_file) {
         _ if plain_url => builder,
         (Some(pin), _) => {
-            let tls = super::tls::pinned_client_config(pin)
-                .map_err(|e| format!("child {}: {e}", child.name))?;
+            let tls = super::tls::pinned_client_config(pin).map_err(|source| ClientError::Pin {
+                child: child.name.clone(),
+                source,
+            })?;
             builder.tls_backend_preconfigured(tls)
         }
         (None, Some(ca)) => {
-            let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|source| ClientError::CaRead {
+                path: ca.clone(),
+                source,
+            })?;
+            let cert =
+                reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::CaParse {
+                    path: ca.clone(),
+                    source,
+                })?;
             builder.tls_certs_only([cert])
         }
         (None, None) => {
-            return Err(format!(
-                "child {}: no certificate pinned for {} (add the link with the token `lumpy peer add` printed)",
-                child.name, child.url
-            ));
+            return Err(ClientError::NoPin {
+                child: child.name.clone(),
+                url: child.url.clone(),
+            });
         }
     };
-    builder.build().map_err(|e| format!("HTTP client: {e}"))
+    builder.build().map_err(ClientError::Build)
 }
 
 /// An error of the HTTP client as a pull error naming the child: a
@@ -179,12 +225,7 @@ fn pull_builder() -> reqwest::ClientBuilder {
         .read_timeout(Duration::from_secs(60))
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_secs;
 
 /// One signed request to a child.
 struct Link<'a> {
@@ -379,12 +420,10 @@ fn speaks_for(
     summary: &Summary,
     theirs: &SensorSummary,
     origin_here: bool,
-) -> Result<bool, String> {
+) -> Result<bool, Refusal> {
     let sensor = theirs.sensor_id;
     if origin_here {
-        return Err(format!(
-            "sensor {sensor}: originates at this node; no child speaks for it"
-        ));
+        return Err(Refusal::OriginHere(sensor));
     }
     if !child.sensors.is_empty() {
         // The operator chose: the rest is passed over without a word.
@@ -392,11 +431,20 @@ fn speaks_for(
     }
     let is_roo = summary.below.iter().all(|n| *n == summary.node_id);
     if is_roo && theirs.hops != 0 {
-        return Err(format!(
-            "sensor {sensor}: the child has nothing below it and did not originate this sensor; not merged (list it with `lumpy child add --sensors` to take it)"
-        ));
+        return Err(Refusal::NotOriginated(sensor));
     }
     Ok(true)
+}
+
+/// Why a child's claim to speak for a sensor is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    #[error("sensor {0}: originates at this node; no child speaks for it")]
+    OriginHere(u32),
+    #[error(
+        "sensor {0}: the child has nothing below it and did not originate this sensor; not merged (list it with `lumpy child add --sensors` to take it)"
+    )]
+    NotOriginated(u32),
 }
 
 async fn pull_inner(
@@ -465,7 +513,7 @@ async fn pull_inner(
     for s in &summary.sensors {
         let origin_here = tokio::task::block_in_place(|| ctx.store.is_origin_of(s.sensor_id))?;
         match speaks_for(child, &summary, s, origin_here) {
-            Err(why) => refusals.push(why),
+            Err(why) => refusals.push(why.to_string()),
             Ok(false) => {}
             Ok(true) => match recorded.iter().find(|c| c.sensor_id == s.sensor_id) {
                 Some(c) => forged.push(format!(
@@ -723,7 +771,7 @@ impl FrameSink<'_> {
             let (used, event) = self
                 .frames
                 .step(chunk, &self.requested)
-                .map_err(|d| link.protocol(d))?;
+                .map_err(|e| link.protocol(e.to_string()))?;
             chunk = &chunk[used..];
             match event {
                 Some(FrameEvent::Start { id, len }) => self.start(link, id, len)?,
@@ -892,6 +940,15 @@ pub struct FrameReader {
     body_left: Option<u64>,
 }
 
+/// A frame header the pull refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("sent segment {0}, which was not asked for")]
+    NotAsked(SegmentId),
+    #[error("segment {id} claims {len} bytes")]
+    TooLong { id: SegmentId, len: u64 },
+}
+
 /// The bytes of a frame header read so far.
 #[derive(Debug)]
 struct FrameHead([u8; FRAME_HEADER_LEN]);
@@ -909,7 +966,7 @@ impl FrameReader {
         &mut self,
         input: &'a [u8],
         requested: &HashSet<SegmentId>,
-    ) -> Result<(usize, Option<FrameEvent<'a>>), String> {
+    ) -> Result<(usize, Option<FrameEvent<'a>>), FrameError> {
         if let Some(left) = self.body_left {
             if left == 0 {
                 self.body_left = None;
@@ -935,10 +992,10 @@ impl FrameReader {
         len.copy_from_slice(&self.head.0[32..40]);
         let (id, len) = (SegmentId(id), u64::from_le_bytes(len));
         if !requested.contains(&id) {
-            return Err(format!("sent segment {id}, which was not asked for"));
+            return Err(FrameError::NotAsked(id));
         }
         if len > MAX_SEGMENT_BYTES {
-            return Err(format!("segment {id} claims {len} bytes"));
+            return Err(FrameError::TooLong { id, len });
         }
         self.body_left = Some(len);
         Ok((n, Some(FrameEvent::Start { id, len })))
@@ -961,7 +1018,7 @@ pub async fn fetch_summary(child: &ChildConfig, secret: &Secret) -> Result<Summa
     let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20));
-    let client = child_client(child, builder).map_err(err)?;
+    let client = child_client(child, builder).map_err(|e| err(e.to_string()))?;
     let path = "/v1/summary";
     let header =
         auth::sign(secret, "GET", path, now_secs() as i64, b"").map_err(|e| SyncError::Secret {
@@ -997,13 +1054,13 @@ fn link_client(
     dir: &std::path::Path,
     child: &ChildConfig,
 ) -> Result<(crate::sync::auth::Secret, reqwest::Client), SyncError> {
-    let secret = read_secret(dir, &child.name).map_err(|detail| SyncError::Secret {
+    let secret = read_secret(dir, &child.name).map_err(|e| SyncError::Secret {
         child: child.name.clone(),
-        detail,
+        detail: e.to_string(),
     })?;
-    let http = child_client(child, pull_builder()).map_err(|detail| SyncError::Protocol {
+    let http = child_client(child, pull_builder()).map_err(|e| SyncError::Protocol {
         child: child.name.clone(),
-        detail,
+        detail: e.to_string(),
     })?;
     Ok((secret, http))
 }
@@ -1099,7 +1156,7 @@ mod tests {
         stream: &[u8],
         piece: usize,
         requested: &HashSet<SegmentId>,
-    ) -> Result<Vec<(SegmentId, Vec<u8>)>, String> {
+    ) -> Result<Vec<(SegmentId, Vec<u8>)>, FrameError> {
         let mut frames = FrameReader::default();
         let mut out: Vec<(SegmentId, Vec<u8>)> = Vec::new();
         for mut chunk in stream.chunks(piece) {
@@ -1150,6 +1207,7 @@ mod tests {
         assert!(
             read_all(&huge, 100, &requested)
                 .unwrap_err()
+                .to_string()
                 .contains("claims")
         );
     }

@@ -80,6 +80,29 @@ pub fn children_view_full(store: &Store) -> Result<Vec<(String, Summary)>, Store
     Ok(out)
 }
 
+/// The child whose summary lists the sensor with pcap held and the fewest hops.
+pub fn nearest_pcap_holder(store: &Store, sensor: u32) -> Result<Option<String>, StoreError> {
+    let mut best: Option<(u32, u64, String)> = None;
+    for (name, summary) in children_view_full(store)? {
+        for s in summary
+            .sensors
+            .iter()
+            .filter(|s| s.sensor_id == sensor && s.pcap_held_to > 0)
+        {
+            let better = match &best {
+                None => true,
+                Some((hops, held, _)) => {
+                    (s.hops, std::cmp::Reverse(s.pcap_held_to)) < (*hops, std::cmp::Reverse(*held))
+                }
+            };
+            if better {
+                best = Some((s.hops, s.pcap_held_to, name.clone()));
+            }
+        }
+    }
+    Ok(best.map(|(_, _, name)| name))
+}
+
 pub fn secret_path(dir: &Path, child: &str) -> PathBuf {
     dir.join("children").join(format!("{child}.secret"))
 }
@@ -91,10 +114,30 @@ pub fn write_secret(dir: &Path, child: &str, secret: &Secret) -> std::io::Result
     Ok(path)
 }
 
-pub fn read_secret(dir: &Path, child: &str) -> Result<Secret, String> {
+/// Why a link secret file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: super::auth::AuthError,
+    },
+}
+
+pub fn read_secret(dir: &Path, child: &str) -> Result<Secret, SecretFileError> {
     let path = secret_path(dir, child);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Secret::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(SecretFileError::Read { path, source }),
+    };
+    Secret::parse(&text).map_err(|source| SecretFileError::Parse { path, source })
 }
 
 /// A link name: letters, digits, '-', '_' and '.', 1 to 64 characters.

@@ -7,17 +7,19 @@
 //! Never writes to the store.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use warp::http::StatusCode;
 
 use super::auth;
-use super::links::read_secret;
+use super::links::{nearest_pcap_holder, read_secret};
 use super::protocol::AUTH_HEADER;
-use super::server::{PeerApi, error_reply};
+use super::reply::error_reply;
+use crate::config::Config;
 use crate::pcap_service::{PCAP_MIME, PcapError, PcapQuery, Plan, plan, write_local};
+use crate::store::Store;
 
 type Reply = warp::reply::Response;
 
@@ -74,7 +76,12 @@ fn pcap_reply(q: &PcapQuery, body: warp::reply::Response) -> Reply {
 /// Answers `/pcap` for a parent shown `shown` sensors (`None`: every one,
 /// else its link's `peer add --sensors` list: another sensor's pcap is
 /// refused as its catalogue is, locally or proxied).
-pub async fn pcap(api: &Arc<PeerApi>, query: &str, shown: Option<&[u32]>) -> Reply {
+pub async fn pcap(
+    store: &Arc<Store>,
+    config: &RwLock<Config>,
+    query: &str,
+    shown: Option<&[u32]>,
+) -> Reply {
     let q = match PcapQuery::parse(query) {
         Ok(q) => q,
         Err(e) => return error_reply(status_of(&e), &e.to_string()),
@@ -88,14 +95,16 @@ pub async fn pcap(api: &Arc<PeerApi>, query: &str, shown: Option<&[u32]>) -> Rep
             ),
         );
     }
-    let store = api.store.clone();
     let planned = {
-        let q = q.clone();
-        tokio::task::spawn_blocking(move || plan(&store, &q)).await
+        let (store, q) = (store.clone(), q.clone());
+        tokio::task::spawn_blocking(move || {
+            plan(&store, &q, &|sensor| nearest_pcap_holder(&store, sensor))
+        })
+        .await
     };
     match planned {
-        Ok(Ok(Plan::Local(segments))) => local(api, q, segments),
-        Ok(Ok(Plan::Proxy { child })) => proxy(api, &q, &child).await,
+        Ok(Ok(Plan::Local(segments))) => local(store, q, segments),
+        Ok(Ok(Plan::Proxy { child })) => proxy(store, config, &q, &child).await,
         Ok(Err(e)) => {
             if matches!(e, PcapError::Store(_)) {
                 tracing::error!(error = %e, "pcap request");
@@ -111,12 +120,12 @@ pub async fn pcap(api: &Arc<PeerApi>, query: &str, shown: Option<&[u32]>) -> Rep
 }
 
 fn local(
-    api: &Arc<PeerApi>,
+    store: &Arc<Store>,
     q: PcapQuery,
     segments: Vec<(crate::store::SegmentId, Option<Vec<u32>>)>,
 ) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = api.store.clone();
+    let store = store.clone();
     let query = q.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
@@ -138,9 +147,8 @@ fn local(
 
 /// Asks the child, with this node's link secret, and streams its answer
 /// through unchanged (status, type and body).
-async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
-    let child_cfg = api
-        .config
+async fn proxy(store: &Arc<Store>, config: &RwLock<Config>, q: &PcapQuery, child: &str) -> Reply {
+    let child_cfg = config
         .read()
         .ok()
         .and_then(|c| c.children.iter().find(|c| c.name == child).cloned());
@@ -150,7 +158,7 @@ async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
             &format!("child {child} is not configured here"),
         );
     };
-    let secret = match read_secret(api.store.dir(), child) {
+    let secret = match read_secret(store.dir(), child) {
         Ok(s) => s,
         Err(_) => {
             return error_reply(
@@ -160,10 +168,7 @@ async fn proxy(api: &Arc<PeerApi>, q: &PcapQuery, child: &str) -> Reply {
         }
     };
     let path = format!("/pcap?{}", q.to_query());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_secs_i64();
     let Ok(header) = auth::sign(&secret, "GET", &path, now, b"") else {
         return error_reply(
             StatusCode::BAD_GATEWAY,

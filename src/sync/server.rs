@@ -16,9 +16,9 @@ use warp::http::{Response, StatusCode};
 use super::auth::{self, AuthError, ReplayGuard};
 use super::links::children_view;
 use super::protocol::*;
+pub(crate) use super::reply::error_reply;
 use super::summary::build_summary;
 use crate::config::{Config, PeerConfig};
-use crate::flows::Net;
 use crate::store::{SegmentId, Store};
 
 /// State shared by every request of the peer API.
@@ -102,7 +102,7 @@ impl PeerApi {
     }
 
     /// The summary, recomputed only when the index changed.
-    pub fn summary(&self) -> Result<Arc<Summary>, String> {
+    pub fn summary(&self) -> Result<Arc<Summary>, crate::store::StoreError> {
         let generation = self.store.generation();
         if let Ok(cache) = self.cache.lock()
             && let Some((g, s)) = cache.as_ref()
@@ -110,8 +110,8 @@ impl PeerApi {
         {
             return Ok(s.clone());
         }
-        let (hops, below) = children_view(&self.store).map_err(|e| e.to_string())?;
-        let mut s = build_summary(&self.store, &hops, &below).map_err(|e| e.to_string())?;
+        let (hops, below) = children_view(&self.store)?;
+        let mut s = build_summary(&self.store, &hops, &below)?;
         match self.incarnations() {
             Ok(all) => super::summary::attach_incarnations(&mut s, &all),
             Err(e) => tracing::warn!(error = %e, "summary without incarnations"),
@@ -127,18 +127,6 @@ impl PeerApi {
     }
 }
 
-pub(crate) fn error_reply(status: StatusCode, message: &str) -> Reply {
-    let body = serde_json::to_vec(&ErrorBody {
-        error: message.to_string(),
-    })
-    .unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.into())
-        .unwrap_or_else(|_| Response::new(Vec::new().into()))
-}
-
 fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
     match serde_json::to_vec(value) {
         Ok(body) => Response::builder()
@@ -152,12 +140,7 @@ fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::now_secs_i64 as now;
 
 fn allowed(peer: &PeerConfig, remote: Option<IpAddr>) -> bool {
     if peer.allow.is_empty() {
@@ -173,8 +156,8 @@ fn allowed(peer: &PeerConfig, remote: Option<IpAddr>) -> bool {
     };
     peer.allow
         .iter()
-        .filter_map(|n| Net::parse(n))
-        .any(|n| n.contains(ip))
+        .filter_map(|n| crate::net::parse(n).ok())
+        .any(|n| n.contains(&ip))
 }
 
 /// Checks the request's credentials; the error is the reply to send.
@@ -417,7 +400,9 @@ async fn handle(
         }
         ("GET", ["v1", "catalog", sensor]) => catalog(&api, sensor, &query).await,
         ("POST", ["v1", "segments"]) => fetch(&api, &body, peer, shown),
-        ("GET", ["pcap"]) => crate::sync::pcap_http::pcap(&api, &query, shown.as_deref()).await,
+        ("GET", ["pcap"]) => {
+            crate::sync::pcap_http::pcap(&api.store, &api.config, &query, shown.as_deref()).await
+        }
         _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     Ok(reply)

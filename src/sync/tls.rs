@@ -144,17 +144,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Parses a fingerprint as an operator may paste it: 64 hex digits, any
 /// case, colons allowed (openssl's form). Returns it lowercase, no colons.
 pub fn parse_fingerprint(text: &str) -> Result<String, TlsError> {
-    let clean: String = text
-        .trim()
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if clean.len() == 64 && clean.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(clean)
-    } else {
-        Err(TlsError::Fingerprint(text.to_string()))
-    }
+    crate::config::sha256_fingerprint(text).ok_or_else(|| TlsError::Fingerprint(text.to_string()))
 }
 
 /// A rustls client configuration that accepts exactly the certificate with

@@ -35,12 +35,7 @@ pub(super) fn json<T: Serialize>(value: &T) -> Reply {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_secs as now;
 
 /// A request parameter that cannot be used: answered 400 with a message
 /// that starts with the parameter's name.
@@ -52,7 +47,7 @@ pub struct BadParam {
 }
 
 impl BadParam {
-    fn new(name: &str, why: &str) -> BadParam {
+    pub(super) fn new(name: &str, why: &str) -> BadParam {
         BadParam {
             name: name.chars().take(40).collect(),
             why: why.to_string(),
@@ -165,7 +160,7 @@ fn side(name: &str, v: &str) -> Result<Side, BadParam> {
 }
 
 fn time(name: &str, v: &str) -> Result<u32, BadParam> {
-    crate::time_arg::parse_time(v).map_err(|e| BadParam::new(name, &e))
+    crate::time_arg::parse_time(v).map_err(|e| BadParam::new(name, &e.to_string()))
 }
 
 pub fn parse_proto(v: &str) -> Option<u8> {
@@ -180,23 +175,14 @@ pub fn parse_proto(v: &str) -> Option<u8> {
 }
 
 fn host(name: &str, v: &str) -> Result<(IpAddr, u8), BadParam> {
-    let (addr, mask) = match v.split_once('/') {
-        Some((a, m)) => (a, Some(m)),
-        None => (v, None),
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| BadParam::new(name, &format!("'{}' is not an IP address", clip(addr))))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let mask = match mask {
-        None => max,
-        Some(m) => m
-            .parse::<u8>()
-            .ok()
-            .filter(|m| *m <= max)
-            .ok_or_else(|| BadParam::new(name, &format!("prefix length must be 0 to {max}")))?,
-    };
-    Ok((ip, mask))
+    match crate::net::parse(v) {
+        Ok(n) => Ok((n.addr(), n.prefix_len())),
+        Err(crate::net::NetError::Address(a)) => Err(BadParam::new(
+            name,
+            &format!("'{}' is not an IP address", clip(&a)),
+        )),
+        Err(e) => Err(BadParam::new(name, &e.to_string())),
+    }
 }
 
 /// The connection-table filters of a query string; `extra` names the
@@ -286,24 +272,12 @@ fn set_cookie(value: &str, max_age: u64) -> String {
 }
 
 /// Percent-decoding of one path segment; None if it is not UTF-8 after.
+/// A `%` not followed by two hex digits stays as it is.
 fn decode_segment(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// The host part of a Host header value (without the port; an IPv6
@@ -784,7 +758,13 @@ async fn pcap(web: &Arc<Web>, s: &str, f: &str) -> Reply {
     };
     // The pcap service decides: here, or proxied down to the child nearest
     // the sensor's origin (signed with this node's link secret).
-    crate::sync::pcap_http::pcap(&web.peer, &format!("sensor={sensor}&con_id={flow}"), None).await
+    crate::sync::pcap_http::pcap(
+        &web.peer.store,
+        &web.peer.config,
+        &format!("sensor={sensor}&con_id={flow}"),
+        None,
+    )
+    .await
 }
 
 /// Flows a "pcap of these results" may cover; past it the answer is 413.
@@ -895,7 +875,7 @@ async fn results_pcap(web: &Arc<Web>, query: &str) -> Reply {
         );
     }
     let pq = pcap_api_query(&q, sensor, size.first_sec, size.last_sec);
-    let reply = crate::sync::pcap_http::pcap(&web.peer, &pq, None).await;
+    let reply = crate::sync::pcap_http::pcap(&web.peer.store, &web.peer.config, &pq, None).await;
     if !reply.status().is_success() {
         return reply;
     }

@@ -291,7 +291,7 @@ impl Web {
         let path = self.dir.join(crate::node::MIRROR_FILE);
         let cache_kib = self.config.ui.query_cache_mib.saturating_mul(1024);
         let opened = tokio::task::spawn_blocking(move || {
-            let m = Mirror::open(&path)?;
+            let m = Mirror::open_reader(&path)?;
             m.set_cache_kib(cache_kib)?;
             Ok(m)
         })

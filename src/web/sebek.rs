@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
-use super::api::{clip, json, mirror_error, num, params};
+use super::api::{BadParam, clip, json, mirror_error, num, params};
 use super::{Reply, Web, error};
 use crate::mirror::SessionQuery;
 
@@ -24,29 +24,32 @@ pub const MAX_SESSIONS: usize = 1000;
 const MAX_SEARCH_CHARS: usize = 200;
 
 /// The sessions view's parameters; a bad one is the 400 message naming it.
-fn session_query(query: &str) -> Result<SessionQuery, String> {
+fn session_query(query: &str) -> Result<SessionQuery, BadParam> {
     let mut q = SessionQuery {
         limit: DEFAULT_SESSIONS,
         ..SessionQuery::default()
     };
     for (k, v) in params(query) {
         match k.as_str() {
-            "sensor" => {
-                let n = num("sensor", &v).map_err(|e| e.to_string())?;
-                q.sensor = Some(n);
-            }
+            "sensor" => q.sensor = Some(num("sensor", &v)?),
             "host" => {
                 let ip = v.parse::<Ipv4Addr>().map_err(|_| {
-                    format!(
-                        "host: '{}' is not an IPv4 address (sebek honeypots are IPv4)",
-                        clip(&v)
+                    BadParam::new(
+                        "host",
+                        &format!(
+                            "'{}' is not an IPv4 address (sebek honeypots are IPv4)",
+                            clip(&v)
+                        ),
                     )
                 })?;
                 q.host = Some(ip);
             }
             "q" => {
                 if v.chars().count() > MAX_SEARCH_CHARS {
-                    return Err(format!("q: at most {MAX_SEARCH_CHARS} characters"));
+                    return Err(BadParam::new(
+                        "q",
+                        &format!("at most {MAX_SEARCH_CHARS} characters"),
+                    ));
                 }
                 q.search = Some(v);
             }
@@ -56,14 +59,14 @@ fn session_query(query: &str) -> Result<SessionQuery, String> {
                     .ok()
                     .filter(|n| (1..=MAX_SESSIONS).contains(n))
                     .ok_or_else(|| {
-                        format!(
-                            "limit: '{}' is not a number from 1 to {MAX_SESSIONS}",
-                            clip(&v)
+                        BadParam::new(
+                            "limit",
+                            &format!("'{}' is not a number from 1 to {MAX_SESSIONS}", clip(&v)),
                         )
                     })?;
                 q.limit = n;
             }
-            other => return Err(format!("{}: unknown parameter", clip(other))),
+            other => return Err(BadParam::new(other, "unknown parameter")),
         }
     }
     Ok(q)
@@ -73,7 +76,7 @@ fn session_query(query: &str) -> Result<SessionQuery, String> {
 pub async fn sessions(web: &Arc<Web>, query: &str) -> Reply {
     let q = match session_query(query) {
         Ok(q) => q,
-        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why.to_string()),
     };
     let echo = serde_json::json!({
         "sensor": q.sensor,

@@ -39,6 +39,15 @@ pub enum UserError {
     Unknown(String),
     #[error("hashing the password: {0}")]
     Hash(String),
+    #[error("{path}: encoding the accounts: {source}")]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The operating system gave no random bytes (getrandom).
+    #[error("no randomness from the operating system for a salt: {0}")]
+    Random(String),
 }
 
 /// One account.
@@ -90,7 +99,10 @@ fn save(dir: &Path, users: &[User]) -> Result<(), UserError> {
     let body = serde_json::to_vec_pretty(&UsersFile {
         users: users.to_vec(),
     })
-    .map_err(|e| UserError::Hash(e.to_string()))?;
+    .map_err(|source| UserError::Encode {
+        path: path.clone(),
+        source,
+    })?;
     crate::durable::write(&path, &body, None, Some(0o600))
         .map_err(|source| UserError::Io { path, source })
 }
@@ -104,7 +116,7 @@ fn hasher() -> Result<Argon2<'static>, UserError> {
 
 pub fn hash_password(password: &str) -> Result<String, UserError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| UserError::Hash(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| UserError::Random(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.to_string()))?;
     hasher()?
         .hash_password(password.as_bytes(), &salt)
@@ -140,10 +152,7 @@ pub fn add(dir: &Path, name: &str, password: &str) -> Result<(), UserError> {
     if users.iter().any(|u| u.name == name) {
         return Err(UserError::Exists(name.to_string()));
     }
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let created = crate::clock::now_secs();
     users.push(User {
         name: name.to_string(),
         hash: hash_password(password)?,
