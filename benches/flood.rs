@@ -11,7 +11,10 @@
 //! LUMPY_FLOOD_FLOWS=N sets the flood classes' size (default 2,000,000),
 //! LUMPY_FLOOD_CLASSES=a,b picks classes (syn-flood, backscatter, scan,
 //! mixed, bulk), LUMPY_BENCH_DIR the working directory (default the system
-//! temp dir). Results go to stdout as Markdown tables for docs/BENCHMARKS.md.
+//! temp dir), LUMPY_FLOOD_ARGUS=0 leaves `argus -r` out (it holds every flow
+//! in memory: 10 M flows need more than 24 GiB), LUMPY_FLOOD_KEEP=1 keeps the
+//! nodes for further measurement. Results go to stdout as Markdown tables for
+//! docs/BENCHMARKS.md.
 
 mod common;
 #[path = "common/traffic.rs"]
@@ -124,10 +127,19 @@ fn run_class(work: &Path, name: &str, make: impl FnOnce(&Path) -> u64) -> ClassR
     let _ = std::fs::read(&capture);
     let lumpy_run = measured(env!("CARGO_BIN_EXE_lumpy"), &["ingest", "--data", d, c]);
     let argus_out = work.join(format!("{name}.argus"));
-    let argus = measured(
-        "argus",
-        &["-r", c, "-w", argus_out.to_str().expect("utf-8")],
-    );
+    // argus keeps every flow in memory (about 1.7 KB each): at 10 M flows it
+    // needs more than this machine's 24 GiB, so large runs may leave it out.
+    let argus = if std::env::var("LUMPY_FLOOD_ARGUS").is_ok_and(|v| v == "0") {
+        Run {
+            secs: f64::NAN,
+            rss_mib: f64::NAN,
+        }
+    } else {
+        measured(
+            "argus",
+            &["-r", c, "-w", argus_out.to_str().expect("utf-8")],
+        )
+    };
     let _ = std::fs::remove_file(&argus_out);
     let zstd_out = work.join(format!("{name}.pcap.zst"));
     let zstd = measured(
@@ -170,6 +182,9 @@ fn run_class(work: &Path, name: &str, make: impl FnOnce(&Path) -> u64) -> ClassR
     .map(|(label, args)| (label.to_string(), latency_ms(&args)))
     .collect();
     let _ = std::fs::remove_file(&capture);
+    if std::env::var("LUMPY_FLOOD_KEEP").is_ok_and(|v| v == "1") {
+        eprintln!("{name}: node kept at {}", data.display());
+    }
     ClassResult {
         name: name.to_string(),
         raw,
@@ -202,6 +217,13 @@ fn main() {
     }
     .expect("tempdir");
     let w = work.path().to_path_buf();
+    // Kept nodes outlive the run: their directory is not removed.
+    let _work_guard = if std::env::var("LUMPY_FLOOD_KEEP").is_ok_and(|v| v == "1") {
+        let _ = work.keep();
+        None
+    } else {
+        Some(work)
+    };
     let mut results = Vec::new();
     for class in &classes {
         let generated = |c: Class| {
