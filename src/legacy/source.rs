@@ -816,6 +816,7 @@ fn to_record(
                 marker_flags,
                 closed: true,
                 evicted: false,
+                icmp_first: None,
             })
         }
         "argus" => Record::Argus(ArgusRecord {
@@ -854,6 +855,7 @@ fn to_record(
             pcap_time_max: r.u32("pcap_time_max")?,
             pid: r.u32("pid")?,
             ppid: None,
+            fork: None,
         }),
         "process_tree" => Record::ProcessTree(ProcessTreeRecord {
             sensor_id,

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::{RecordKind, SebekError, SebekRecord, SocketRecord, parse_captured};
 use crate::records::{
-    CommandRecord, ProcessRecord, ProcessToComRecord, ProcessTreeRecord, Record, SbkLossRecord,
-    SysIoKind, SysIoRecord, SysSocketRecord,
+    CommandRecord, ForkMark, ProcessRecord, ProcessToComRecord, ProcessTreeRecord, Record,
+    SbkLossRecord, SysIoKind, SysIoRecord, SysSocketRecord,
 };
 
 /// A pid not seen for this long (capture clock) is forgotten: its next record
@@ -57,6 +57,10 @@ struct Proc {
     time_max: u32,
     pcap_time_min: u32,
     pcap_time_max: u32,
+    /// The zero-length read that marked its fork (absent in states saved
+    /// before lumpy kept it).
+    #[serde(default)]
+    fork: Option<ForkMark>,
 }
 
 /// One honeypot (sebek source address).
@@ -227,6 +231,7 @@ impl Tracker {
                     time_max: h.time_sec,
                     pcap_time_min: at.pcap_sec,
                     pcap_time_max: at.pcap_sec,
+                    fork: None,
                 };
                 if let Some(parent) = host.pids.get(&h.parent_pid) {
                     self.pending.push(Record::ProcessTree(ProcessTreeRecord {
@@ -244,6 +249,15 @@ impl Tracker {
         proc.time_max = proc.time_max.max(h.time_sec);
         proc.pcap_time_min = proc.pcap_time_min.min(at.pcap_sec);
         proc.pcap_time_max = proc.pcap_time_max.max(at.pcap_sec);
+        // The null read that made this row marks its fork.
+        if new && h.kind == RecordKind::Read && h.length == 0 {
+            proc.fork = Some(ForkMark {
+                uid: h.uid,
+                fd: h.fd,
+                inode: h.inode,
+                command_id,
+            });
+        }
         if proc.command_id != command_id {
             proc.command_id = command_id;
             self.pending.push(Record::ProcessToCom(ProcessToComRecord {
@@ -266,6 +280,7 @@ impl Tracker {
                     pcap_time_min: proc.pcap_time_min,
                     pcap_time_max: proc.pcap_time_max,
                     ppid: Some(proc.ppid),
+                    fork: proc.fork,
                 },
             );
         }
