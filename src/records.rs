@@ -229,6 +229,13 @@ pub struct SysIoRecord {
     /// NULL for them. Empty (and not written) for rows lumpy decoded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy_null: Vec<String>,
+    /// For a read: the command name it carried (a `command` record's id),
+    /// written when it differs from the process's previous read's (so on a
+    /// process's first read, and after each exec); sbk_ks_log.pl prints
+    /// each read's command. Absent (and not written) otherwise, in records
+    /// made before lumpy kept it and in legacy imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<u32>,
 }
 
 impl SysIoRecord {

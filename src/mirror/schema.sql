@@ -574,3 +574,14 @@ CREATE TABLE IF NOT EXISTS x_sys_read_data (
     data         BLOB NOT NULL,
     PRIMARY KEY (sensor_id, sys_read_id)
 ) WITHOUT ROWID;
+
+-- The command a read carried, where it differs from its process's previous
+-- read's (sys_io records' `command_id`): `keystrokes` names each read's
+-- command as sbk_ks_log.pl does (the latest row at or before the read).
+CREATE TABLE IF NOT EXISTS x_sys_read_com (
+    sensor_id    INTEGER NOT NULL,
+    process_id   INTEGER NOT NULL,
+    sys_read_id  INTEGER NOT NULL,
+    command_id   INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id, sys_read_id)
+) WITHOUT ROWID;

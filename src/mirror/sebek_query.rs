@@ -401,10 +401,51 @@ pub struct KeystrokeQuery {
 /// them). Cached; the cache is dropped when it grows past a bound.
 struct Commands {
     cache: std::collections::HashMap<(u32, u32), String>,
+    /// Per process: from which sys_read id on its reads carried each
+    /// command (`x_sys_read_com`), ascending.
+    steps: std::collections::HashMap<(u32, u32), Vec<(u32, String)>>,
 }
 
 impl Commands {
     const MAX: usize = 65_536;
+
+    /// The command a read of the process carried: the one its latest read
+    /// up to this one named, else (records without `command_id`) the
+    /// process's latest.
+    fn of_read(
+        &mut self,
+        conn: &Connection,
+        sensor: u32,
+        process: u32,
+        read: u32,
+    ) -> Result<String> {
+        if self.steps.len() >= Self::MAX {
+            self.steps.clear();
+        }
+        let steps = match self.steps.entry((sensor, process)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT x.sys_read_id, coalesce(c.name, '') FROM x_sys_read_com x \
+                     LEFT JOIN command c ON c.sensor_id = x.sensor_id AND c.command_id = x.command_id \
+                     WHERE x.sensor_id = ?1 AND x.process_id = ?2 ORDER BY x.sys_read_id",
+                )?;
+                let steps = stmt
+                    .query_map(params![sensor, process], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<(u32, String)>>>()?;
+                e.insert(steps)
+            }
+        };
+        let taken = steps
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= read)
+            .map(|(_, name)| name.clone());
+        match taken {
+            Some(name) => Ok(name),
+            None => Ok(self.of(conn, sensor, process)?.to_string()),
+        }
+    }
 
     fn of(&mut self, conn: &Connection, sensor: u32, process: u32) -> Result<&str> {
         if self.cache.len() >= Self::MAX {
@@ -487,7 +528,7 @@ fn keystroke_lines(
          coalesce((SELECT d.data FROM x_sys_read_data d WHERE d.sensor_id = r.sensor_id \
            AND d.sys_read_id = r.sys_read_id), r.data, x''), \
          EXISTS (SELECT 1 FROM x_sebek_truncated t WHERE t.sensor_id = r.sensor_id \
-           AND t.tbl = 'sys_read' AND t.id = r.sys_read_id) \
+           AND t.tbl = 'sys_read' AND t.id = r.sys_read_id), r.sys_read_id \
          FROM sys_read r JOIN process p USING (sensor_id, process_id) \
          WHERE r.length <= ?4 AND (?1 IS NULL OR r.sensor_id = ?1) \
          AND (?2 IS NULL OR p.src_ip = ?2) AND (?3 IS NULL OR r.process_id = ?3) \
@@ -497,6 +538,7 @@ fn keystroke_lines(
     let mut rows = stmt.query(params![q.sensor, host, q.process, KS_READ_LENGTH_LIMIT])?;
     let mut commands = Commands {
         cache: Default::default(),
+        steps: Default::default(),
     };
     let mut builder = LineBuilder::new();
     let mut forks = Forks::default();
@@ -525,7 +567,7 @@ fn keystroke_lines(
             // A read without a newline ends no line.
             let _ = builder.push(&read);
         }
-        let com = commands.of(conn, sensor_id, process_id)?;
+        let com = commands.of_read(conn, sensor_id, process_id, r.get(12)?)?;
         let read = KsRead {
             sensor_id,
             process_id,
@@ -538,7 +580,7 @@ fn keystroke_lines(
             pcap_time: r.get(8)?,
             length: r.get(9)?,
             data: &data,
-            com,
+            com: &com,
             truncated: r.get(11)?,
         };
         if let Some(l) = builder.push(&read)
@@ -688,6 +730,7 @@ fn sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionList> {
     matched.truncate(q.limit);
     let mut commands = Commands {
         cache: Default::default(),
+        steps: Default::default(),
     };
     let mut out = Vec::with_capacity(matched.len());
     for p in matched {

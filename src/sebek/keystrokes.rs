@@ -27,14 +27,15 @@
 //!   the mirror keeps that read in `x_process_fork` and feeds it here before
 //!   the process's first read;
 //! - reads of 60 to 100 bytes are whole (`x_sys_read_data`; hflow2's
-//!   `sys_read.data` column keeps 59).
+//!   `sys_read.data` column keeps 59);
+//! - each read names the command it carried (`x_sys_read_com`: the command
+//!   of the process's latest read that named one), so lines before and
+//!   after an exec in one process name their own programs.
 //!
-//! Where lumpy differs, because it does not keep what the script saw:
-//! - the script joins the uid and command sets in Perl hash order (random
-//!   between runs); lumpy joins them in the order first seen;
-//! - lumpy keeps no command name per read, only per process: a line's
-//!   command is the process's latest (the program it exec'ed), so a line
-//!   typed before an exec in the same process names the later program.
+//! Where lumpy differs: the script joins the uid and command sets in Perl
+//! hash order (random between runs); lumpy joins them in the order first
+//! seen. Reads recorded before lumpy kept their command (and legacy
+//! imports) name the process's latest command.
 //!
 //! A line holding a read that the capture's snaplen cut is marked
 //! (`KsLine::truncated`): its text misses bytes the script would have seen.

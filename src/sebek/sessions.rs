@@ -61,6 +61,9 @@ struct Proc {
     /// before lumpy kept it).
     #[serde(default)]
     fork: Option<ForkMark>,
+    /// The command its previous read carried (0: none yet).
+    #[serde(default)]
+    read_command: u32,
 }
 
 /// One honeypot (sebek source address).
@@ -232,6 +235,7 @@ impl Tracker {
                     pcap_time_min: at.pcap_sec,
                     pcap_time_max: at.pcap_sec,
                     fork: None,
+                    read_command: 0,
                 };
                 if let Some(parent) = host.pids.get(&h.parent_pid) {
                     self.pending.push(Record::ProcessTree(ProcessTreeRecord {
@@ -313,6 +317,20 @@ impl Tracker {
         socket: Option<SocketRecord>,
     ) {
         let h = &rec.header;
+        // A read names its command when it differs from the process's
+        // previous read's.
+        let read_command = if h.kind == RecordKind::Read && h.length > 0 {
+            self.hosts
+                .get_mut(&at.src_ip)
+                .and_then(|host| host.pids.get_mut(&h.pid))
+                .filter(|p| p.read_command != p.command_id)
+                .map(|p| {
+                    p.read_command = p.command_id;
+                    p.command_id
+                })
+        } else {
+            None
+        };
         let io = |kind, id| {
             Record::SysIo(SysIoRecord {
                 sensor_id: at.sensor_id,
@@ -329,6 +347,7 @@ impl Tracker {
                 data: rec.data.to_vec(),
                 truncated: rec.truncated,
                 legacy_null: Vec::new(),
+                command_id: read_command,
             })
         };
         let row = match (h.kind, socket) {
