@@ -105,6 +105,7 @@ fn flow_for(i: u32, flow_id: u32) -> FlowRecord {
         server_os_id: 0,
         closed: true,
         evicted: false,
+        icmp_first: None,
     }
 }
 

@@ -3,8 +3,8 @@
 implementation (`pip install communityid`), as the oracle of lumpy's own
 (src/community_id.rs). Reads `lumpy flows --format json` on stdin and prints
 one line per flow: `FLOW_ID COMMUNITY_ID` ("-" when lumpy's record cannot
-give the tuple: ICMPv4 errors, whose code is not kept, and ICMPv6, whose
-types are beyond the record's 16 icmp_seen bits).
+give the tuple: an ICMP flow without `icmp_first`, the type and code of its
+first packet, whose `icmp_seen` bits do not name a request or reply).
 
 Made the vendored expectations with (tests/community_id.rs reads them):
   for f in honeynet.pcap sebek.pcap tun-rawip.pcap; do
@@ -32,7 +32,13 @@ def tuple_of(f):
         return F.make_udp(s, d, f["src_port"], f["dst_port"])
     if proto == 132:
         return F.make_sctp(s, d, f["src_port"], f["dst_port"])
+    first = f.get("icmp_first")
+    if proto == 1 and first:
+        return F.make_icmp(s, d, first["icmp_type"], first["code"])
+    if proto == 58 and first:
+        return F.make_icmp6(s, d, first["icmp_type"], first["code"])
     if proto == 1:
+        # Records made before lumpy kept icmp_first.
         seen = f["src"]["icmp_seen"]
         if not seen:
             return None

@@ -6,19 +6,21 @@
 //! a canonical order, base64, prefixed `1:`) and the ICMP type/code mapping
 //! the specification takes from Zeek. Pure: no I/O.
 //!
-//! What a flow record keeps decides which flows get an ID: TCP, UDP and SCTP
-//! always; every other protocol without ports; ICMPv4 when the first
-//! type the initiator sent (the lowest type in its `icmp_seen` bits) is a
-//! request or reply whose code is always 0 (echo, timestamp, information,
-//! router, mask); not ICMPv4 errors (their code is not kept) nor ICMPv6 (its
-//! types, from 128, are beyond `icmp_seen`'s 16 bits). Those get None.
+//! Every flow gets an ID: TCP, UDP and SCTP from their ports; every other
+//! protocol without ports; ICMP and ICMPv6 from the type and code of the
+//! flow's first packet (`FlowRecord::icmp_first`), as the specification
+//! hashes that packet. Records made before lumpy kept that type and code
+//! (and legacy imports) fall back to what their `icmp_seen` bits say: an
+//! ICMPv4 flow whose initiator's lowest type is a request or reply with
+//! code 0 (echo, timestamp, information, router, mask) gets its ID; other
+//! such ICMP flows get None.
 
 use std::net::IpAddr;
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use crate::records::FlowRecord;
+use crate::records::{FlowRecord, IcmpFirst};
 
 /// The seed Zeek, Suricata and Arkime use unless configured otherwise.
 pub const DEFAULT_SEED: u16 = 0;
@@ -124,7 +126,8 @@ pub fn community_id(
 }
 
 /// The ICMPv4 type and code of a flow's first packet, from the types its
-/// initiator sent (`icmp_seen`), when they determine them (module doc).
+/// initiator sent (`icmp_seen`), when they determine them (records without
+/// `icmp_first`, module doc).
 fn icmp4_first(src_icmp_seen: u16) -> Option<(u8, u8)> {
     if src_icmp_seen == 0 {
         return None;
@@ -137,30 +140,52 @@ fn icmp4_first(src_icmp_seen: u16) -> Option<(u8, u8)> {
 }
 
 /// A flow's ports for the hash, or None when the record cannot give them.
-pub fn flow_ports(proto: u8, src_port: u16, dst_port: u16, src_icmp_seen: u16) -> Option<Ports> {
+pub fn flow_ports(
+    proto: u8,
+    (src_port, dst_port): (u16, u16),
+    icmp_first: Option<IcmpFirst>,
+    src_icmp_seen: u16,
+) -> Option<Ports> {
+    let icmp = |i: IcmpFirst| Ports::Icmp {
+        icmp_type: i.icmp_type,
+        code: i.code,
+    };
     match proto {
         6 | 17 | 132 => Some(Ports::Ports(src_port, dst_port)),
+        1 | 58 if icmp_first.is_some() => icmp_first.map(icmp),
         1 => icmp4_first(src_icmp_seen).map(|(icmp_type, code)| Ports::Icmp { icmp_type, code }),
         58 => None,
         _ => Some(Ports::None),
     }
 }
 
+/// The SQL value that reads a flow's `x_flow_icmp` pair as one integer
+/// (`icmp_type * 256 + icmp_code`, NULL when absent), for [`unpack_icmp`];
+/// the flow's table is `f`.
+pub const ICMP_FIRST_SQL: &str = "(SELECT i.icmp_type * 256 + i.icmp_code FROM x_flow_icmp i \
+     WHERE i.sensor_id = f.sensor_id AND i.flow_id = f.flow_id)";
+
+/// The type and code [`ICMP_FIRST_SQL`] read.
+pub fn unpack_icmp(packed: Option<i64>) -> Option<IcmpFirst> {
+    let [.., icmp_type, code] = u16::try_from(packed?).ok()?.to_be_bytes();
+    Some(IcmpFirst { icmp_type, code })
+}
+
 /// The Community ID v1 of a flow given by its columns (as the mirror keeps
-/// them), or None (see the module doc).
+/// them, with `x_flow_icmp`'s type and code), or None (see the module doc).
 pub fn of_columns(
     seed: u16,
     (src, src_port): (IpAddr, u16),
     (dst, dst_port): (IpAddr, u16),
     proto: u8,
-    src_icmp_seen: u16,
+    (icmp_first, src_icmp_seen): (Option<IcmpFirst>, u16),
 ) -> Option<String> {
     community_id(
         seed,
         src,
         dst,
         proto,
-        flow_ports(proto, src_port, dst_port, src_icmp_seen)?,
+        flow_ports(proto, (src_port, dst_port), icmp_first, src_icmp_seen)?,
     )
 }
 
@@ -171,7 +196,7 @@ pub fn of_flow(f: &FlowRecord, seed: u16) -> Option<String> {
         (f.src_ip, f.src_port),
         (f.dst_ip, f.dst_port),
         f.ip_proto,
-        f.src.icmp_seen,
+        (f.icmp_first, f.src.icmp_seen),
     )
 }
 
@@ -289,5 +314,42 @@ mod tests {
             community_id(0, ip("10.0.0.1"), ip("::1"), 6, Ports::Ports(1, 2)),
             None
         );
+    }
+
+    #[test]
+    fn icmp_flows_take_their_first_type_and_older_records_their_bits() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (a, b) = (ip("192.0.2.10"), ip("198.51.100.20"));
+        let unreachable = IcmpFirst {
+            icmp_type: 3,
+            code: 3,
+        };
+        assert_eq!(
+            of_columns(0, (a, 0), (b, 0), 1, (Some(unreachable), 1 << 3)).as_deref(),
+            Some("1:A5Y9gkbIYXBNP8lW5dB7iYaWoOQ=")
+        );
+        // Without icmp_first: an echo from its bits, an error not at all.
+        assert_eq!(
+            of_columns(0, (b, 0), (a, 0), 1, (None, 1 << 8)),
+            of_columns(
+                0,
+                (a, 0),
+                (b, 0),
+                1,
+                (
+                    Some(IcmpFirst {
+                        icmp_type: 0,
+                        code: 0
+                    }),
+                    0
+                )
+            )
+        );
+        assert_eq!(of_columns(0, (a, 0), (b, 0), 1, (None, 1 << 3)), None);
+        assert_eq!(of_columns(0, (a, 0), (b, 0), 58, (None, 0)), None);
+        // The packed SQL value.
+        assert_eq!(unpack_icmp(Some(3 * 256 + 3)), Some(unreachable));
+        assert_eq!(unpack_icmp(None), None);
+        assert_eq!(unpack_icmp(Some(-1)), None);
     }
 }

@@ -67,6 +67,19 @@ pub struct FlowRecord {
     /// when true (record version 3).
     #[serde(default, skip_serializing_if = "is_false")]
     pub evicted: bool,
+    /// ICMP or ICMPv6 type and code of the flow's first packet (for its
+    /// Community ID, `community_id`), set for flows of protocol 1 and 58
+    /// whose first packet carried an ICMP header. Absent (and not written)
+    /// otherwise and in records made before lumpy kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_first: Option<IcmpFirst>,
+}
+
+/// The ICMP (or ICMPv6) type and code of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcmpFirst {
+    pub icmp_type: u8,
+    pub code: u8,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -134,6 +147,23 @@ pub struct ProcessRecord {
     /// older records keep their JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
+    /// The zero-length read that marked this process's fork (sebek sends
+    /// it as the child, with the parent's command), when one made the row:
+    /// sbk_ks_log.pl joins its uid and command into the first keystroke
+    /// line of the same descriptor. Absent (and not written) otherwise and
+    /// in records made before lumpy kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork: Option<ForkMark>,
+}
+
+/// The header fields of a fork's zero-length read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkMark {
+    pub uid: u32,
+    pub fd: u32,
+    pub inode: u32,
+    /// The command name it carried (a `command` record's id).
+    pub command_id: u32,
 }
 
 /// A parent/child edge between two process rows.
@@ -199,6 +229,13 @@ pub struct SysIoRecord {
     /// NULL for them. Empty (and not written) for rows lumpy decoded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy_null: Vec<String>,
+    /// For a read: the command name it carried (a `command` record's id),
+    /// written when it differs from the process's previous read's (so on a
+    /// process's first read, and after each exec); sbk_ks_log.pl prints
+    /// each read's command. Absent (and not written) otherwise, in records
+    /// made before lumpy kept it and in legacy imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<u32>,
 }
 
 impl SysIoRecord {
@@ -358,6 +395,7 @@ impl ArgusRecord {
             client_os_id: self.client_os_id.unwrap_or(0),
             server_os_id: 0,
             closed: true,
+            icmp_first: None,
             evicted: false,
         }
     }
@@ -584,7 +622,7 @@ fn decode_line(line: &[u8]) -> Result<Record, serde_json::Error> {
 mod binary {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::{BinaryError, FlowDirection, FlowRecord, Record};
+    use super::{BinaryError, FlowDirection, FlowRecord, IcmpFirst, Record};
 
     /// The tag of a flow item.
     pub const TAG_FLOW: u8 = 0x01;
@@ -598,6 +636,8 @@ mod binary {
     const IS_LOCAL: u8 = 1 << 2;
     const CLOSED: u8 = 1 << 3;
     const EVICTED: u8 = 1 << 4;
+    /// Two bytes (ICMP type, code) follow the directions.
+    const ICMP_FIRST: u8 = 1 << 5;
 
     fn put_ip(ip: &IpAddr, out: &mut Vec<u8>) {
         match ip {
@@ -621,9 +661,10 @@ mod binary {
 
     pub fn encode_flow(f: &FlowRecord, out: &mut Vec<u8>) {
         let ip_len = |ip: &IpAddr| if ip.is_ipv4() { 4 } else { 16 };
-        let len = FIXED_LEN + ip_len(&f.src_ip) + ip_len(&f.dst_ip) + 2 * DIRECTION_LEN;
+        let icmp_len = if f.icmp_first.is_some() { 2 } else { 0 };
+        let len = FIXED_LEN + ip_len(&f.src_ip) + ip_len(&f.dst_ip) + 2 * DIRECTION_LEN + icmp_len;
         out.push(TAG_FLOW);
-        // At most 34 + 32 + 72 bytes: fits a u16.
+        // At most 34 + 32 + 72 + 2 bytes: fits a u16.
         out.extend_from_slice(&(len as u16).to_le_bytes());
         let start = out.len();
         let mut flags = 0;
@@ -633,6 +674,7 @@ mod binary {
             (f.is_local, IS_LOCAL),
             (f.closed, CLOSED),
             (f.evicted, EVICTED),
+            (f.icmp_first.is_some(), ICMP_FIRST),
         ] {
             if set {
                 flags |= bit;
@@ -652,6 +694,9 @@ mod binary {
         put_ip(&f.dst_ip, out);
         put_direction(&f.src, out);
         put_direction(&f.dst, out);
+        if let Some(i) = f.icmp_first {
+            out.extend_from_slice(&[i.icmp_type, i.code]);
+        }
         debug_assert_eq!(out.len() - start, len);
     }
 
@@ -727,6 +772,14 @@ mod binary {
         let dst_ip = r.ip(flags & DST_V6 != 0)?;
         let src = r.direction()?;
         let dst = r.direction()?;
+        let icmp_first = if flags & ICMP_FIRST != 0 {
+            Some(IcmpFirst {
+                icmp_type: r.u8()?,
+                code: r.u8()?,
+            })
+        } else {
+            None
+        };
         // Bytes after the known layout are fields of a later version: ignored.
         Ok(FlowRecord {
             sensor_id,
@@ -745,6 +798,7 @@ mod binary {
             server_os_id,
             closed: flags & CLOSED != 0,
             evicted: flags & EVICTED != 0,
+            icmp_first,
         })
     }
 
@@ -791,6 +845,10 @@ mod tests {
             server_os_id: 0,
             closed: false,
             evicted: false,
+            icmp_first: Some(IcmpFirst {
+                icmp_type: 8,
+                code: 0,
+            }),
         });
         let sensor = Record::Sensor(SensorRecord {
             sensor_id: 1,
@@ -814,7 +872,8 @@ mod tests {
         let mut v4 = Vec::new();
         encode_item(&flow, RECORD_VERSION_BINARY, &mut v4);
         assert_eq!(v4[0], binary::TAG_FLOW);
-        assert_eq!(v4.len(), 3 + 34 + 4 + 16 + 72);
+        // The ICMP type and code are 2 bytes behind the directions.
+        assert_eq!(v4.len(), 3 + 34 + 4 + 16 + 72 + 2);
         encode_item(&sensor, RECORD_VERSION_BINARY, &mut v4);
         v4.extend_from_slice(&block);
         assert_eq!(
@@ -822,7 +881,7 @@ mod tests {
             vec![flow.clone(), sensor.clone(), flow.clone(), sensor]
         );
         // A cut item, at any length, is an error and never a panic.
-        for cut in 0..3 + 34 + 20 + 72 {
+        for cut in 0..3 + 34 + 20 + 72 + 2 {
             assert!(decode_lines(&v4[..cut]).is_err() || cut == 0, "{cut}");
         }
         // An unknown tag is skipped by its length; bytes a later version

@@ -692,3 +692,76 @@ fn a_killed_client_cancels_its_command_in_the_daemon() {
     assert!(status.contains("sensor id       4506"), "{status}");
     served.stop();
 }
+
+/// `ingest --follow` beside a running serve follows inside the daemon (its
+/// passes between serve's own work): a capture dropped into the directory
+/// gives the flows a plain ingest gives, even with serve following the same
+/// directory itself (`capture.follow`), the client's going away ends the
+/// follow, and the daemon serves on with nothing to ingest twice.
+#[test]
+fn ingest_follow_runs_inside_a_running_serve() {
+    for (serve_follows, ip) in [(false, "127.0.0.107"), (true, "127.0.0.108")] {
+        let (d, data) = new_node(4507);
+        config_set(&data, "capture.settle_secs", "1");
+        let spool = d.path().join("spool");
+        std::fs::create_dir(&spool).unwrap();
+        if serve_follows {
+            config_set(&data, "capture.follow", spool.to_str().unwrap());
+        }
+        let log = d.path().join("serve.log");
+        let (served, _) = serve_logged(&data, ip, &log);
+        let client_err = d.path().join("client.err");
+        let mut client = lumpy()
+            .args(["ingest", "--data", &data, "--follow"])
+            .arg(&spool)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&client_err).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what}: serve log:\n{}\nclient:\n{}",
+                    std::fs::read_to_string(&log).unwrap(),
+                    std::fs::read_to_string(&client_err).unwrap()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        };
+        wait("the follow never started in serve", &|| {
+            std::fs::read_to_string(&client_err)
+                .unwrap()
+                .contains("inside the running serve")
+        });
+        assert!(client.try_wait().unwrap().is_none(), "the client ended");
+        std::fs::copy(fixture("honeynet.pcap"), spool.join("a.pcap")).unwrap();
+        // The same flows as a plain ingest of the file on a node alike.
+        let (_t, twin) = new_node(4507);
+        ingest_fixture(&twin, "honeynet.pcap");
+        let want = ok(&["flows", "--data", &twin, "--format", "csv"]);
+        wait("the followed capture's flows never appeared", &|| {
+            ok(&["flows", "--data", &data, "--format", "csv"]) == want
+        });
+        // Ctrl-C (the client killed) ends the follow in the daemon.
+        client.kill().unwrap();
+        client.wait().unwrap();
+        wait("the follow did not end", &|| {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("command ended") && l.contains("cancelled=true"))
+        });
+        let again = ok(&[
+            "ingest",
+            "--data",
+            &data,
+            spool.join("a.pcap").to_str().unwrap(),
+        ]);
+        assert!(again.contains("already ingested, nothing new"), "{again}");
+        assert_eq!(ok(&["flows", "--data", &data, "--format", "csv"]), want);
+        served.stop();
+        ok(&["verify", "--data", &data]);
+    }
+}

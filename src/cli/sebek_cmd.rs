@@ -12,7 +12,7 @@ use super::parse_time;
 use super::query::{fmt_epoch, print_table};
 use super::{DataDir, Status};
 use crate::mirror::{FlowQuery, HostSide, KeystrokeQuery, ProcessQuery, ProcessView};
-use crate::sebek::generate::{shell_session, typing_session, write_pcap};
+use crate::sebek::generate::{paste_session, shell_session, typing_session, write_pcap};
 
 #[derive(clap::Args, Debug)]
 pub struct GenSebekArgs {
@@ -21,8 +21,9 @@ pub struct GenSebekArgs {
     /// Sebek UDP port.
     #[arg(long, default_value_t = crate::sebek::DEFAULT_PORT)]
     pub port: u16,
-    /// Which scripted session: `shell` (fixtures/sebek.pcap) or `typing`
-    /// (backspaces and passwords, for keystroke logs).
+    /// Which scripted session: `shell` (fixtures/sebek.pcap), `typing`
+    /// (backspaces and passwords, for keystroke logs) or `paste` (a
+    /// command line of 85 bytes read at once).
     #[arg(long, default_value = "shell")]
     pub script: String,
 }
@@ -31,7 +32,8 @@ pub fn gen_sebek(a: GenSebekArgs) -> anyhow::Result<Status> {
     let frames = match a.script.as_str() {
         "shell" => shell_session(a.port),
         "typing" => typing_session(a.port),
-        other => anyhow::bail!("--script '{other}': use shell or typing"),
+        "paste" => paste_session(a.port),
+        other => anyhow::bail!("--script '{other}': use shell, typing or paste"),
     };
     let bytes = write_pcap(&frames);
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
@@ -151,6 +153,12 @@ fn print_process(p: &ProcessView, both: bool) -> std::io::Result<()> {
         p.src_ip,
     );
     outln!("  commands: {}", p.commands.join(", "));
+    if p.truncated > 0 {
+        outln!(
+            "  {} of its records cut by the capture's snaplen (kept with their header fields, marked [truncated])",
+            p.truncated
+        );
+    }
     let parent = match (p.parents.as_slice(), p.ppid) {
         ([], Some(ppid)) => format!("pid {ppid} (sent no record)"),
         ([], None) => "none seen".into(),
@@ -159,10 +167,11 @@ fn print_process(p: &ProcessView, both: bool) -> std::io::Result<()> {
     outln!("  parent: {parent}  children: {}", join_ids(&p.children));
     for o in &p.opens {
         outln!(
-            "  open fd {} {} at {}",
+            "  open fd {} {} at {}{}",
             o.filed,
             o.filename,
-            when(o.pcap_time, o.time, both)
+            when(o.pcap_time, o.time, both),
+            cut(o.truncated)
         );
     }
     for s in &p.sockets {
@@ -173,16 +182,24 @@ fn print_process(p: &ProcessView, both: bool) -> std::io::Result<()> {
             format!("flow {}", s.flow_id)
         };
         outln!(
-            "  socket {} {} {proto} {} -> {} uid {} {flow} at {}",
+            "  socket {} {} {proto} {} -> {} uid {} {flow} at {}{}",
             s.sys_socket_id,
             s.call_name,
             end(s.local_ip, s.local_port),
             end(s.remote_ip, s.remote_port),
             s.uid,
-            when(s.pcap_time, s.time, both)
+            when(s.pcap_time, s.time, both),
+            cut(s.truncated)
         );
     }
     Ok(())
+}
+
+/// The mark of a record the capture's snaplen cut.
+pub const TRUNCATED_MARK: &str = " [truncated]";
+
+fn cut(truncated: bool) -> &'static str {
+    if truncated { TRUNCATED_MARK } else { "" }
 }
 
 fn join_ids(ids: &[u32]) -> String {
@@ -256,7 +273,13 @@ pub fn keystrokes(a: KeystrokesArgs) -> anyhow::Result<Status> {
             return true;
         }
         let text = if a.cooked { &line.cooked } else { &line.text };
-        match super::write_stdout(format_args!("{}\n", line.sbk_format(text))) {
+        // sbk_ks_log.pl's line, and after it the mark of a read the
+        // snaplen cut (the script would have printed the bytes it lost).
+        match super::write_stdout(format_args!(
+            "{}{}\n",
+            line.sbk_format(text),
+            cut(line.truncated)
+        )) {
             Ok(()) => true,
             Err(e) => {
                 failed = Some(e);
@@ -289,6 +312,7 @@ fn raw_keystrokes(mirror: &crate::mirror::Mirror, a: &KeystrokesArgs) -> anyhow:
         .filter(|r| r.filed == 0 && r.time >= i64::from(a.since.unwrap_or(0)))
     {
         typed(&r.data, &mut text);
+        text.push_str(cut(r.truncated));
     }
     out!("{text}");
     if !text.ends_with('\n') && !text.is_empty() {

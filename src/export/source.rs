@@ -244,8 +244,11 @@ impl MirrorSource {
             Source::CommunityIds => {
                 // Both flow tables, each joined on its own key; the columns
                 // the hash needs (community_row).
-                let cols = "f.sensor_id, f.flow_id, f.src_ip, f.src_port, f.dst_ip, f.dst_port, \
-                            f.ip_proto, f.src_icmp_seen";
+                let cols = format!(
+                    "f.sensor_id, f.flow_id, f.src_ip, f.src_port, f.dst_ip, f.dst_port, \
+                     f.ip_proto, f.src_icmp_seen, {}",
+                    crate::community_id::ICMP_FIRST_SQL
+                );
                 let (what, order) = if count {
                     ("count(*)", "")
                 } else {
@@ -421,8 +424,8 @@ impl MirrorSource {
     }
 
     /// `lumpy_community_id`'s row from (sensor_id, flow_id, src_ip, src_port,
-    /// dst_ip, dst_port, ip_proto, src_icmp_seen) of `flow` (integer addresses)
-    /// or `x_flow6` (blobs).
+    /// dst_ip, dst_port, ip_proto, src_icmp_seen, packed ICMP type and code)
+    /// of `flow` (integer addresses) or `x_flow6` (blobs).
     fn community_row(src: &[Value], out: &mut Vec<Value>) {
         let addr = |v: Option<&Value>| -> Option<std::net::IpAddr> {
             match v? {
@@ -445,7 +448,10 @@ impl MirrorSource {
                 (s, u16::try_from(int(3)).unwrap_or(0)),
                 (d, u16::try_from(int(5)).unwrap_or(0)),
                 u8::try_from(int(6)).unwrap_or(0),
-                u16::try_from(int(7)).unwrap_or(0),
+                (
+                    crate::community_id::unpack_icmp(src.get(8).and_then(as_int)),
+                    u16::try_from(int(7)).unwrap_or(0),
+                ),
             ),
             _ => None,
         };

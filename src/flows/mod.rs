@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::{FlowDirection, FlowRecord};
+use crate::records::{FlowDirection, FlowRecord, IcmpFirst};
 
 mod table;
 
@@ -121,6 +121,10 @@ pub struct FlowState {
     pub from_src: DirState,
     pub from_dst: DirState,
     pub is_local: bool,
+    /// ICMP type and code of the flow's first packet (ICMP and ICMPv6
+    /// flows), for its Community ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_first: Option<IcmpFirst>,
 }
 
 impl FlowState {
@@ -143,6 +147,7 @@ impl FlowState {
             server_os_id: 0,
             closed,
             evicted: false,
+            icmp_first: self.icmp_first,
         }
     }
 }
@@ -283,6 +288,42 @@ mod tests {
         let icmp_row = c.records.iter().find(|r| r.flow_id == icmp_flow).unwrap();
         assert_eq!(icmp_row.src.packets, 1);
         assert_eq!(icmp_row.src.bytes, 88);
+    }
+
+    #[test]
+    fn an_icmp_flow_keeps_its_first_type_and_code() {
+        let mut t = FlowTable::new(1, vec![], 1 << 20);
+        let icmp = |src: &str, dst: &str, icmp_type: u8, code: u8| NetInfo {
+            proto: 58,
+            icmp: Some(IcmpInfo {
+                icmp_type,
+                code,
+                is_error: false,
+                quoted: None,
+            }),
+            ..tcp(src, 0, dst, 0, 0)
+        };
+        let f = t
+            .observe(S, 86, &icmp("2001:db8::1", "2001:db8::2", 135, 0))
+            .flow_id;
+        t.observe(S + 1, 86, &icmp("2001:db8::2", "2001:db8::1", 136, 0));
+        t.observe(S + 2, 86, &icmp("2001:db8::1", "2001:db8::2", 128, 0));
+        let first = Some(IcmpFirst {
+            icmp_type: 135,
+            code: 0,
+        });
+        let row = t.take_changes(1).records.remove(0);
+        assert_eq!((row.flow_id, row.icmp_first), (f, first));
+        // A table restored from its open flows keeps it.
+        let mut open = Vec::new();
+        t.for_each_open(|s| open.push(s.clone()));
+        assert_eq!(open[0].icmp_first, first);
+        let mut r = FlowTable::restore(1, vec![], 1 << 20, t.counters(), open);
+        r.observe(S + 3, 86, &icmp("2001:db8::2", "2001:db8::1", 129, 0));
+        assert_eq!(r.take_changes(2).records[0].icmp_first, first);
+        // Other protocols have none.
+        t.observe(S, 60, &tcp("192.0.2.1", 1, "192.0.2.2", 2, 2));
+        assert_eq!(t.take_changes(3).records[0].icmp_first, None);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! hash table of 4-byte slot numbers (keyed with a per-process random seed,
 //! so crafted addresses cannot make the table degrade into a list). What
 //! most flows of a flood never need (a second direction, ICMP error
-//! counters, counts beyond 32 bits, IPv6 addresses) lives in a 120-byte
+//! counters, counts beyond 32 bits, IPv6 addresses, an ICMP flow's first
+//! type and code) lives in a 128-byte
 //! [`Ext`] that a flow gets the first time it needs it.
 //!
 //! Which flows expire, which are evicted and which rows are published
@@ -32,7 +33,7 @@ use super::{
 };
 use crate::capture::NetInfo;
 use crate::net::IpNet;
-use crate::records::FlowRecord;
+use crate::records::{FlowRecord, IcmpFirst};
 
 const TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
@@ -107,6 +108,8 @@ struct Ext {
     dst: Endpoint,
     from_src: DirState,
     from_dst: DirState,
+    /// ICMP type and code of the flow's first packet.
+    icmp_first: Option<IcmpFirst>,
 }
 
 /// A closed flow waiting for the next record segment.
@@ -287,7 +290,7 @@ impl FlowTable {
             port: net.dst_port,
         };
         let later_fragment = net.fragment.is_some_and(|f| f.offset > 0);
-        let slot = self.flow_for(key, sender, receiver, ts_ns);
+        let (slot, created) = self.flow_for(key, sender, receiver, ts_ns);
         let (src, dst) = self.endpoints(slot);
         // Later fragments carry no ports: their address says the direction.
         let from_src = if later_fragment && src.ip != dst.ip {
@@ -305,6 +308,15 @@ impl FlowTable {
             net.tcp_flags,
             icmp,
         );
+        // The first packet's ICMP type and code name the flow's Community
+        // ID (an ICMP packet is always counted in the extension).
+        if let Some(i) = net.icmp.filter(|_| created && matches!(net.proto, 1 | 58)) {
+            let ext = self.ext_of(slot);
+            self.exts[ext as usize].icmp_first = Some(IcmpFirst {
+                icmp_type: i.icmp_type,
+                code: i.code,
+            });
+        }
         self.mark_dirty(slot);
         let expiry = self.expiry_ns(slot);
         self.next_expiry_ns = self.next_expiry_ns.min(expiry);
@@ -433,11 +445,17 @@ impl FlowTable {
     }
 
     /// The open flow for `key`, starting a new one when none is open or the
-    /// open one has been idle past its timeout.
-    fn flow_for(&mut self, key: FlowKey, sender: Endpoint, receiver: Endpoint, ts_ns: u64) -> u32 {
+    /// open one has been idle past its timeout; true when it is new.
+    fn flow_for(
+        &mut self,
+        key: FlowKey,
+        sender: Endpoint,
+        receiver: Endpoint,
+        ts_ns: u64,
+    ) -> (u32, bool) {
         if let Some(slot) = self.find(&key) {
             if !self.expired_at(slot, ts_ns) {
-                return slot;
+                return (slot, false);
             }
             self.close(slot, false);
         }
@@ -455,8 +473,9 @@ impl FlowTable {
             from_src: DirState::default(),
             from_dst: DirState::default(),
             is_local,
+            icmp_first: None,
         };
-        self.insert_state(&state)
+        (self.insert_state(&state), true)
     }
 
     /// Puts a flow into a free slot (with an extension when it needs one)
@@ -475,6 +494,7 @@ impl FlowTable {
             _ => None,
         };
         let fits_inline = f.from_dst == DirState::default()
+            && f.icmp_first.is_none()
             && f.from_src.icmp_packets == 0
             && f.from_src.icmp_seen == 0
             && u32::try_from(f.from_src.packets).is_ok()
@@ -498,6 +518,7 @@ impl FlowTable {
                     dst: f.dst,
                     from_src: f.from_src,
                     from_dst: f.from_dst,
+                    icmp_first: f.icmp_first,
                 });
             }
         }
@@ -575,6 +596,7 @@ impl FlowTable {
             dst,
             from_src: inline_dir(&s),
             from_dst: DirState::default(),
+            icmp_first: None,
         });
         self.slots[slot as usize].ext = ext;
         ext
@@ -610,11 +632,12 @@ impl FlowTable {
     fn state(&self, slot: u32) -> FlowState {
         let s = &self.slots[slot as usize];
         let (src, dst) = self.endpoints(slot);
-        let (from_src, from_dst) = match s.ext {
-            NONE => (inline_dir(s), DirState::default()),
+        let (from_src, from_dst, icmp_first) = match s.ext {
+            NONE => (inline_dir(s), DirState::default(), None),
             e => (
                 self.exts[e as usize].from_src,
                 self.exts[e as usize].from_dst,
+                self.exts[e as usize].icmp_first,
             ),
         };
         FlowState {
@@ -625,6 +648,7 @@ impl FlowTable {
             from_src,
             from_dst,
             is_local: s.bits & LOCAL != 0,
+            icmp_first,
         }
     }
 

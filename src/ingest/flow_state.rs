@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::capture::decode;
 use crate::flows::{DirState, Endpoint, FlowKey, FlowState, FlowTable, TableCounters};
 use crate::net::IpNet;
+use crate::records::IcmpFirst;
 use crate::store::segment::{Kind, SegmentView, packet_items};
 use crate::store::{Store, StoreError};
 
@@ -38,7 +39,10 @@ pub const CHECKPOINT_REPLAY_BYTES: u64 = 256 * 1024 * 1024;
 /// Folder of checkpoint files in the data directory.
 pub const FLOWSTATE_DIR: &str = "flowstate";
 
-const MAGIC: &[u8; 8] = b"LUMPYFT1";
+/// Format 2: each flow ends with its first ICMP type and code.
+const MAGIC: &[u8; 8] = b"LUMPYFT2";
+/// Format 1 (read, no longer written): flows without ICMP type and code.
+const MAGIC_V1: &[u8; 8] = b"LUMPYFT1";
 
 /// What the sensor's ingest state says about its open-flow table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +231,7 @@ fn encode(
 }
 
 /// Bytes of one encoded flow.
-const FLOW_LEN: usize = 4 + 1 + 1 + 2 * 19 + 2 * DIR_LEN;
+const FLOW_LEN: usize = 4 + 1 + 1 + 2 * 19 + 2 * DIR_LEN + 3;
 const DIR_LEN: usize = 8 + 8 + 8 + 8 + 1 + 1 + 4 + 2;
 
 fn put_ip(b: &mut Vec<u8>, ip: IpAddr) {
@@ -267,6 +271,10 @@ fn put_flow(b: &mut Vec<u8>, f: &FlowState) {
     put_endpoint(b, f.dst);
     put_dir(b, &f.from_src);
     put_dir(b, &f.from_dst);
+    match f.icmp_first {
+        Some(i) => b.extend_from_slice(&[1, i.icmp_type, i.code]),
+        None => b.extend_from_slice(&[0, 0, 0]),
+    }
 }
 
 /// Reads fixed fields from a decompressed checkpoint.
@@ -323,8 +331,9 @@ impl<R: Read> Fields<R> {
             icmp_seen: self.u16()?,
         })
     }
-    fn flow(&mut self) -> io::Result<FlowState> {
-        Ok(FlowState {
+    /// One flow; `format` 1 has no ICMP type and code.
+    fn flow(&mut self, format: u8) -> io::Result<FlowState> {
+        let mut f = FlowState {
             flow_id: self.u32()?,
             proto: self.u8()?,
             is_local: self.u8()? != 0,
@@ -332,7 +341,13 @@ impl<R: Read> Fields<R> {
             dst: self.endpoint()?,
             from_src: self.dir()?,
             from_dst: self.dir()?,
-        })
+            icmp_first: None,
+        };
+        if format >= 2 {
+            let [set, icmp_type, code] = self.bytes::<3>()?;
+            f.icmp_first = (set != 0).then_some(IcmpFirst { icmp_type, code });
+        }
+        Ok(f)
     }
 }
 
@@ -375,12 +390,12 @@ pub fn load_checkpoint(
     let mut r = Fields {
         inner: io::BufReader::new(z),
     };
-    let (counters, flows) = read_header(&mut r, sensor_id, cp).map_err(damaged)?;
+    let (format, counters, flows) = read_header(&mut r, sensor_id, cp).map_err(damaged)?;
     let mut table = FlowTable::restore(sensor_id, local_nets, budget_bytes, counters, []);
     let mut fragments = Vec::new();
     let mut read_body = || -> io::Result<()> {
         for _ in 0..flows.0 {
-            table.insert_restored(&r.flow()?);
+            table.insert_restored(&r.flow(format)?);
         }
         for _ in 0..flows.1 {
             let fk = (r.ip()?, r.ip()?, r.u8()?, r.u32()?);
@@ -399,15 +414,17 @@ pub fn load_checkpoint(
     Ok(table)
 }
 
-/// The header: counters, and how many flows and fragments follow.
+/// The header: format, counters, and how many flows and fragments follow.
 fn read_header<R: Read>(
     r: &mut Fields<R>,
     sensor_id: u32,
     cp: &Checkpoint,
-) -> io::Result<(TableCounters, (u64, u64))> {
-    if &r.bytes::<8>()? != MAGIC {
-        return Err(bad("not an open-flow checkpoint (magic)"));
-    }
+) -> io::Result<(u8, TableCounters, (u64, u64))> {
+    let format = match &r.bytes::<8>()? {
+        m if m == MAGIC => 2,
+        m if m == MAGIC_V1 => 1,
+        _ => return Err(bad("not an open-flow checkpoint (magic)")),
+    };
     if r.u32()? != sensor_id || r.u64()? != cp.pcap_seq {
         return Err(bad("sensor or sequence differ from the ingest state's"));
     }
@@ -417,7 +434,7 @@ fn read_header<R: Read>(
         evicted: r.u64()?,
         fragments: Vec::new(),
     };
-    Ok((counters, (r.u64()?, r.u64()?)))
+    Ok((format, counters, (r.u64()?, r.u64()?)))
 }
 
 /// What [`replay`] did.

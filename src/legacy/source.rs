@@ -816,6 +816,7 @@ fn to_record(
                 marker_flags,
                 closed: true,
                 evicted: false,
+                icmp_first: None,
             })
         }
         "argus" => Record::Argus(ArgusRecord {
@@ -854,6 +855,7 @@ fn to_record(
             pcap_time_max: r.u32("pcap_time_max")?,
             pid: r.u32("pid")?,
             ppid: None,
+            fork: None,
         }),
         "process_tree" => Record::ProcessTree(ProcessTreeRecord {
             sensor_id,
@@ -884,6 +886,7 @@ fn to_record(
             data: r.bytes("data")?.unwrap_or_default(),
             truncated: false,
             legacy_null: r.nulls_of(&["pcap_time"]),
+            command_id: None,
         }),
         "sys_open" => {
             let process_id = r.u32("process_id")?;
@@ -909,6 +912,7 @@ fn to_record(
                 data: r.bytes("filename")?.unwrap_or_default(),
                 truncated: false,
                 legacy_null: r.nulls_of(&["uid", "pcap_time", "time"]),
+                command_id: None,
             })
         }
         "sys_socket" => Record::SysSocket(SysSocketRecord {

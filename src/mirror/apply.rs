@@ -173,6 +173,10 @@ const PUT_FLOW_VERSION: &str = "INSERT INTO x_flow_version (sensor_id, flow_id, 
 const DEL_FLOW_VERSION: &str = "DELETE FROM x_flow_version WHERE sensor_id = ?1 AND flow_id = ?2";
 
 const GET_SENSOR_VERSION: &str = "SELECT version FROM x_sensor_version WHERE sensor_id = ?1";
+/// An ICMP flow's first type and code (`x_flow_icmp`), kept from its first row.
+const PUT_FLOW_ICMP: &str = "INSERT OR IGNORE INTO x_flow_icmp (sensor_id, flow_id, icmp_type, icmp_code) \
+     VALUES (?1, ?2, ?3, ?4)";
+
 const PUT_SENSOR_VERSION: &str = "INSERT INTO x_sensor_version (sensor_id, version) VALUES (?1, ?2) \
      ON CONFLICT (sensor_id) DO UPDATE SET version = excluded.version";
 /// New sensors get the per-node columns' neutral values (local access, no
@@ -365,6 +369,14 @@ impl<'c> Writer<'c> {
             super::closed_code(f),
             table.in_flow6()
         ])?;
+        if let Some(i) = f.icmp_first {
+            self.conn.prepare_cached(PUT_FLOW_ICMP)?.execute(params![
+                f.sensor_id,
+                f.flow_id,
+                i.icmp_type,
+                i.code
+            ])?;
+        }
         // The argus view derives this flow's argus row; an argus record
         // applied right after (apply_records) puts its legacy columns back.
         if self.legacy_argus {

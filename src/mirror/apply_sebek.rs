@@ -29,6 +29,15 @@ fn ip(a: Ipv4Addr) -> i64 {
     i64::from(u32::from(a))
 }
 
+/// Marks row `id` of walleye table `tbl` as cut by the snaplen.
+fn mark_truncated(conn: &Connection, sensor_id: u32, tbl: &str, id: u32) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO x_sebek_truncated (sensor_id, tbl, id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![sensor_id, tbl, id])?;
+    Ok(())
+}
+
 /// True when the row was written; false when a newer or equal version is stored.
 pub(super) fn process(conn: &Connection, p: &ProcessRecord) -> Result<bool> {
     let version = i64::try_from(p.version).unwrap_or(i64::MAX);
@@ -64,6 +73,20 @@ pub(super) fn process(conn: &Connection, p: &ProcessRecord) -> Result<bool> {
             "INSERT OR REPLACE INTO x_process_parent (sensor_id, process_id, ppid) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![p.sensor_id, p.process_id, ppid])?;
+    }
+    if let Some(f) = p.fork {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO x_process_fork (sensor_id, process_id, uid, filed, inode, \
+             command_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            p.sensor_id,
+            p.process_id,
+            f.uid,
+            f.fd,
+            f.inode,
+            f.command_id
+        ])?;
     }
     Ok(true)
 }
@@ -112,6 +135,11 @@ fn nullable(r: &SysIoRecord, column: &str, v: u32) -> Option<u32> {
 }
 
 pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
+    let tbl = match r.kind {
+        SysIoKind::Read => "sys_read",
+        SysIoKind::Write => "sys_write",
+        SysIoKind::Open => "sys_open",
+    };
     let n = match r.kind {
         SysIoKind::Read | SysIoKind::Write => {
             let (table, id) = match r.kind {
@@ -119,6 +147,25 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
                 _ => ("sys_write", "sys_write_id"),
             };
             let data = r.data.get(..READ_DATA_BYTES).unwrap_or(&r.data);
+            if let Some(command_id) = r.command_id.filter(|_| r.kind == SysIoKind::Read) {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO x_sys_read_com (sensor_id, process_id, sys_read_id, \
+                     command_id) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![r.sensor_id, r.process_id, r.id, command_id])?;
+            }
+            // A keystroke-sized read longer than the column keeps every byte
+            // beside it (`keystrokes`).
+            if r.kind == SysIoKind::Read
+                && r.data.len() > READ_DATA_BYTES
+                && r.length <= crate::sebek::keystrokes::KS_READ_LENGTH_LIMIT
+            {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO x_sys_read_data (sensor_id, sys_read_id, data) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![r.sensor_id, r.id, r.data])?;
+            }
             conn.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO {table} (sensor_id, {id}, process_id, uid, pcap_time, time, \
                  counter, filed, inode, length, data) \
@@ -160,6 +207,9 @@ pub(super) fn sys_io(conn: &Connection, r: &SysIoRecord) -> Result<bool> {
             ])?
         }
     };
+    if n == 1 && r.truncated {
+        mark_truncated(conn, r.sensor_id, tbl, r.id)?;
+    }
     Ok(n == 1)
 }
 
@@ -233,6 +283,9 @@ pub(super) fn sys_socket(conn: &Connection, s: &SysSocketRecord) -> Result<bool>
             s.call,
             s.legacy_type
         ])?;
+    if n == 1 && s.truncated {
+        mark_truncated(conn, s.sensor_id, "sys_socket", s.sys_socket_id)?;
+    }
     // Legacy rows carry no addresses (walleye's sys_socket has none).
     if n == 1 && s.legacy_flow_id.is_none() {
         conn.prepare_cached(

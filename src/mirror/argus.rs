@@ -91,6 +91,7 @@ mod tests {
             server_os_id: 0,
             closed: false,
             evicted: false,
+            icmp_first: None,
         }
     }
 

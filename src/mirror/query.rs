@@ -12,11 +12,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::apply::FLOW_COLUMNS;
 use super::{Ctx, FlowQuery, HostSide, MirrorError};
-use crate::records::{FlowDirection, FlowRecord};
+use crate::records::{FlowDirection, FlowRecord, IcmpFirst};
 
 /// Positional parameters of a query being built.
 #[derive(Default)]
@@ -257,7 +257,34 @@ pub(super) fn flows(
     if let Some(limit) = q.limit {
         out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
+    fill_icmp_first(conn, path, &mut out)?;
     Ok(out)
+}
+
+/// Each ICMP flow's first type and code, from `x_flow_icmp` (one key
+/// lookup per ICMP flow; other flows have none).
+fn fill_icmp_first(
+    conn: &Connection,
+    path: &str,
+    flows: &mut [FlowRecord],
+) -> Result<(), MirrorError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT icmp_type, icmp_code FROM x_flow_icmp WHERE sensor_id = ?1 AND flow_id = ?2",
+        )
+        .ctx(path, "prepare the ICMP type query")?;
+    for f in flows.iter_mut().filter(|f| matches!(f.ip_proto, 1 | 58)) {
+        f.icmp_first = stmt
+            .query_row(params![f.sensor_id, f.flow_id], |r| {
+                Ok(IcmpFirst {
+                    icmp_type: r.get(0)?,
+                    code: r.get(1)?,
+                })
+            })
+            .optional()
+            .ctx(path, "read x_flow_icmp")?;
+    }
+    Ok(())
 }
 
 /// A stored address: integer in `flow`, 4- or 16-byte blob in `x_flow6`.
@@ -306,6 +333,7 @@ fn decode(row: &Row<'_>, path: &str) -> Result<FlowRecord, MirrorError> {
             is_local: row.get(31)?,
             closed: row.get::<_, i64>(33)? != 0,
             evicted: row.get::<_, i64>(33)? == super::CLOSED_EVICTED,
+            icmp_first: None,
         })
     };
     fields().ctx(path, "decode flow row")

@@ -77,6 +77,11 @@ pub const TABLES: &[TableSpec] = &[
     ),
     t("x_socket_addr", true, "sensor_id, sys_socket_id"),
     t("x_process_parent", true, "sensor_id, process_id"),
+    t("x_flow_icmp", true, "sensor_id, flow_id"),
+    t("x_sebek_truncated", true, "sensor_id, tbl, id"),
+    t("x_process_fork", true, "sensor_id, process_id"),
+    t("x_sys_read_data", true, "sensor_id, sys_read_id"),
+    t("x_sys_read_com", true, "sensor_id, process_id, sys_read_id"),
 ];
 
 /// The catalogue entry for `name`, if it is a mirror table.

@@ -529,3 +529,59 @@ CREATE TABLE IF NOT EXISTS x_process_parent (
     ppid        INTEGER NOT NULL,
     PRIMARY KEY (sensor_id, process_id)
 ) WITHOUT ROWID;
+
+-- The ICMP or ICMPv6 type and code of an ICMP flow's first packet (records'
+-- `icmp_first`), which hflow's `flow` keeps nowhere: the flow's Community ID
+-- hashes them. Absent for flows whose records did not carry them (made before
+-- lumpy kept them, or legacy imports). Written once: the value never changes.
+CREATE TABLE IF NOT EXISTS x_flow_icmp (
+    sensor_id   INTEGER NOT NULL,
+    flow_id     INTEGER NOT NULL,
+    icmp_type   INTEGER NOT NULL,
+    icmp_code   INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, flow_id)
+) WITHOUT ROWID;
+
+-- Sebek records cut by the capture's snaplen (records' `truncated`), kept with
+-- their header fields and the bytes captured: `tbl` names the walleye table
+-- of the row ('sys_read', 'sys_write', 'sys_open' or 'sys_socket') and `id`
+-- its id there. `processes`, `keystrokes` and the UI's sessions mark them.
+CREATE TABLE IF NOT EXISTS x_sebek_truncated (
+    sensor_id  INTEGER NOT NULL,
+    tbl        TEXT NOT NULL,
+    id         INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, tbl, id)
+) WITHOUT ROWID;
+
+-- The zero-length read that marked a process's fork (process records'
+-- `fork`): its uid, descriptor, inode and command, which sbk_ks_log.pl joins
+-- into the first keystroke line of the same descriptor (`keystrokes`).
+CREATE TABLE IF NOT EXISTS x_process_fork (
+    sensor_id   INTEGER NOT NULL,
+    process_id  INTEGER NOT NULL,
+    uid         INTEGER NOT NULL,
+    filed       INTEGER NOT NULL,
+    inode       INTEGER NOT NULL,
+    command_id  INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id)
+) WITHOUT ROWID;
+
+-- Every byte of a read of 60 to 100 bytes (sys_read.data keeps hflow2's
+-- first 59): sbk_ks_log.pl takes reads of up to 100 bytes as keystrokes.
+CREATE TABLE IF NOT EXISTS x_sys_read_data (
+    sensor_id    INTEGER NOT NULL,
+    sys_read_id  INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (sensor_id, sys_read_id)
+) WITHOUT ROWID;
+
+-- The command a read carried, where it differs from its process's previous
+-- read's (sys_io records' `command_id`): `keystrokes` names each read's
+-- command as sbk_ks_log.pl does (the latest row at or before the read).
+CREATE TABLE IF NOT EXISTS x_sys_read_com (
+    sensor_id    INTEGER NOT NULL,
+    process_id   INTEGER NOT NULL,
+    sys_read_id  INTEGER NOT NULL,
+    command_id   INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, process_id, sys_read_id)
+) WITHOUT ROWID;

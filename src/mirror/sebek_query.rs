@@ -35,6 +35,9 @@ pub struct OpenView {
     pub pcap_time: i64,
     pub filed: u32,
     pub filename: String,
+    /// The capture's snaplen cut the record (`x_sebek_truncated`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// One socket call of a process, with its ends.
@@ -58,6 +61,9 @@ pub struct SocketView {
     pub local_port: Option<u16>,
     pub remote_ip: Option<Ipv4Addr>,
     pub remote_port: Option<u16>,
+    /// The capture's snaplen cut the record: fields it did not reach are 0.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// The name of a Linux socketcall number, as sebek reports it.
@@ -114,6 +120,9 @@ pub struct ProcessView {
     pub sockets: Vec<SocketView>,
     /// Bytes its reads returned (the lengths in the sebek headers).
     pub bytes_read: u64,
+    /// Its records (reads, writes, opens, sockets) cut by the capture's
+    /// snaplen: kept with their header fields and the bytes captured.
+    pub truncated: u64,
 }
 
 /// One read of a process.
@@ -125,6 +134,10 @@ pub struct ReadView {
     pub filed: u32,
     pub length: u32,
     pub data: Vec<u8>,
+    /// The capture's snaplen cut the record: `data` holds fewer bytes than
+    /// `length` says (beyond the mirror's 59).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// An OS fingerprint seen on a host's flows.
@@ -193,8 +206,9 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
         id,
     )?;
     let mut stmt = conn.prepare_cached(
-        "SELECT time, filed, filename, pcap_time FROM sys_open WHERE sensor_id = ?1 AND process_id = ?2 \
-         ORDER BY sys_open_id",
+        "SELECT time, filed, filename, pcap_time, EXISTS (SELECT 1 FROM x_sebek_truncated t \
+         WHERE t.sensor_id = o.sensor_id AND t.tbl = 'sys_open' AND t.id = o.sys_open_id) \
+         FROM sys_open o WHERE sensor_id = ?1 AND process_id = ?2 ORDER BY sys_open_id",
     )?;
     p.opens = stmt
         .query_map(params![s, id], |r| {
@@ -203,6 +217,7 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
                 filed: r.get(1)?,
                 filename: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                 pcap_time: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                truncated: r.get(4)?,
             })
         })?
         .collect::<Result<_>>()?;
@@ -213,8 +228,23 @@ fn details(conn: &Connection, mut p: ProcessView) -> Result<ProcessView> {
         )?
         .query_row(params![s, id], |r| r.get::<_, i64>(0))?
         .max(0) as u64;
+    p.truncated = conn
+        .prepare_cached(TRUNCATED_OF_PROCESS)?
+        .query_row(params![s, id], |r| r.get::<_, i64>(0))?
+        .max(0) as u64;
     Ok(p)
 }
+
+/// How many records of a process the snaplen cut.
+const TRUNCATED_OF_PROCESS: &str = "SELECT \
+     (SELECT count(*) FROM sys_read r JOIN x_sebek_truncated t ON t.sensor_id = r.sensor_id \
+       AND t.tbl = 'sys_read' AND t.id = r.sys_read_id WHERE r.sensor_id = ?1 AND r.process_id = ?2) + \
+     (SELECT count(*) FROM sys_write w JOIN x_sebek_truncated t ON t.sensor_id = w.sensor_id \
+       AND t.tbl = 'sys_write' AND t.id = w.sys_write_id WHERE w.sensor_id = ?1 AND w.process_id = ?2) + \
+     (SELECT count(*) FROM sys_open o JOIN x_sebek_truncated t ON t.sensor_id = o.sensor_id \
+       AND t.tbl = 'sys_open' AND t.id = o.sys_open_id WHERE o.sensor_id = ?1 AND o.process_id = ?2) + \
+     (SELECT count(*) FROM sys_socket s JOIN x_sebek_truncated t ON t.sensor_id = s.sensor_id \
+       AND t.tbl = 'sys_socket' AND t.id = s.sys_socket_id WHERE s.sensor_id = ?1 AND s.process_id = ?2)";
 
 /// A process's sockets with their ends: as sebek saw them (`x_socket_addr`),
 /// else (legacy rows) from the joined flow, the honeypot's end being local.
@@ -222,7 +252,9 @@ fn sockets(conn: &Connection, p: &ProcessView) -> Result<Vec<SocketView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.sys_socket_id, s.\"call\", s.flow_id, s.time, coalesce(s.pcap_time, 0), s.uid, \
          a.proto, a.local_ip, a.local_port, a.remote_ip, a.remote_port, \
-         f.ip_proto, f.src_ip, f.src_port, f.dst_ip, f.dst_port \
+         f.ip_proto, f.src_ip, f.src_port, f.dst_ip, f.dst_port, \
+         EXISTS (SELECT 1 FROM x_sebek_truncated t WHERE t.sensor_id = s.sensor_id \
+           AND t.tbl = 'sys_socket' AND t.id = s.sys_socket_id) \
          FROM sys_socket s \
          LEFT JOIN x_socket_addr a ON a.sensor_id = s.sensor_id AND a.sys_socket_id = s.sys_socket_id \
          LEFT JOIN flow f ON s.flow_id != 0 AND f.sensor_id = s.sensor_id AND f.flow_id = s.flow_id \
@@ -244,6 +276,7 @@ fn sockets(conn: &Connection, p: &ProcessView) -> Result<Vec<SocketView>> {
             local_port: r.get(8)?,
             remote_ip: r.get::<_, Option<u32>>(9)?.map(Ipv4Addr::from),
             remote_port: r.get(10)?,
+            truncated: r.get(16)?,
         };
         if v.proto.is_none() {
             let proto: Option<u8> = r.get(11)?;
@@ -317,6 +350,7 @@ fn process_rows(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>>
                     opens: Vec::new(),
                     sockets: Vec::new(),
                     bytes_read: 0,
+                    truncated: 0,
                 })
             },
         )?
@@ -333,7 +367,9 @@ fn processes(conn: &Connection, q: &ProcessQuery) -> Result<Vec<ProcessView>> {
 
 fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<ReadView>> {
     let mut stmt = conn.prepare(
-        "SELECT sys_read_id, time, pcap_time, filed, length, data FROM sys_read \
+        "SELECT sys_read_id, time, pcap_time, filed, length, data, EXISTS (SELECT 1 FROM \
+         x_sebek_truncated t WHERE t.sensor_id = r.sensor_id AND t.tbl = 'sys_read' \
+         AND t.id = r.sys_read_id) FROM sys_read r \
          WHERE (?1 IS NULL OR sensor_id = ?1) AND process_id = ?2 ORDER BY sensor_id, sys_read_id",
     )?;
     stmt.query_map(params![sensor, process_id], |r| {
@@ -344,6 +380,7 @@ fn reads(conn: &Connection, sensor: Option<u32>, process_id: u32) -> Result<Vec<
             filed: r.get(3)?,
             length: r.get(4)?,
             data: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+            truncated: r.get(6)?,
         })
     })?
     .collect()
@@ -364,10 +401,51 @@ pub struct KeystrokeQuery {
 /// them). Cached; the cache is dropped when it grows past a bound.
 struct Commands {
     cache: std::collections::HashMap<(u32, u32), String>,
+    /// Per process: from which sys_read id on its reads carried each
+    /// command (`x_sys_read_com`), ascending.
+    steps: std::collections::HashMap<(u32, u32), Vec<(u32, String)>>,
 }
 
 impl Commands {
     const MAX: usize = 65_536;
+
+    /// The command a read of the process carried: the one its latest read
+    /// up to this one named, else (records without `command_id`) the
+    /// process's latest.
+    fn of_read(
+        &mut self,
+        conn: &Connection,
+        sensor: u32,
+        process: u32,
+        read: u32,
+    ) -> Result<String> {
+        if self.steps.len() >= Self::MAX {
+            self.steps.clear();
+        }
+        let steps = match self.steps.entry((sensor, process)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT x.sys_read_id, coalesce(c.name, '') FROM x_sys_read_com x \
+                     LEFT JOIN command c ON c.sensor_id = x.sensor_id AND c.command_id = x.command_id \
+                     WHERE x.sensor_id = ?1 AND x.process_id = ?2 ORDER BY x.sys_read_id",
+                )?;
+                let steps = stmt
+                    .query_map(params![sensor, process], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<(u32, String)>>>()?;
+                e.insert(steps)
+            }
+        };
+        let taken = steps
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= read)
+            .map(|(_, name)| name.clone());
+        match taken {
+            Some(name) => Ok(name),
+            None => Ok(self.of(conn, sensor, process)?.to_string()),
+        }
+    }
 
     fn of(&mut self, conn: &Connection, sensor: u32, process: u32) -> Result<&str> {
         if self.cache.len() >= Self::MAX {
@@ -390,6 +468,53 @@ impl Commands {
     }
 }
 
+/// A fork's zero-length read, as `x_process_fork` keeps it.
+struct ForkRead {
+    uid: u32,
+    fd: u32,
+    inode: u32,
+    com: String,
+}
+
+/// The processes whose first read `keystroke_lines` has seen.
+#[derive(Default)]
+struct Forks {
+    seen: std::collections::HashSet<(u32, u32)>,
+}
+
+impl Forks {
+    /// The fork read of a process, the first time one of its reads comes.
+    fn first_read_of(
+        &mut self,
+        conn: &Connection,
+        sensor: u32,
+        process: u32,
+    ) -> Result<Option<ForkRead>> {
+        // Bounded: past it, a process seen again may have its fork read
+        // joined twice (it adds no bytes, only its uid and command again).
+        if self.seen.len() >= 1 << 20 {
+            self.seen.clear();
+        }
+        if !self.seen.insert((sensor, process)) {
+            return Ok(None);
+        }
+        conn.prepare_cached(
+            "SELECT f.uid, f.filed, f.inode, coalesce(c.name, '') FROM x_process_fork f \
+             LEFT JOIN command c ON c.sensor_id = f.sensor_id AND c.command_id = f.command_id \
+             WHERE f.sensor_id = ?1 AND f.process_id = ?2",
+        )?
+        .query_row(params![sensor, process], |r| {
+            Ok(ForkRead {
+                uid: r.get(0)?,
+                fd: r.get(1)?,
+                inode: r.get(2)?,
+                com: r.get(3)?,
+            })
+        })
+        .optional()
+    }
+}
+
 /// Feeds the reads matching `q`, in capture order, through sbk_ks_log.pl's
 /// grouping and hands each line to `line`; stops when it returns false.
 fn keystroke_lines(
@@ -399,7 +524,11 @@ fn keystroke_lines(
 ) -> Result<()> {
     let mut stmt = conn.prepare(
         "SELECT r.sensor_id, r.process_id, p.src_ip, p.pid, coalesce(r.uid, 0), r.filed, r.inode, \
-         coalesce(r.time, 0), coalesce(r.pcap_time, 0), r.length, coalesce(r.data, x'') \
+         coalesce(r.time, 0), coalesce(r.pcap_time, 0), r.length, \
+         coalesce((SELECT d.data FROM x_sys_read_data d WHERE d.sensor_id = r.sensor_id \
+           AND d.sys_read_id = r.sys_read_id), r.data, x''), \
+         EXISTS (SELECT 1 FROM x_sebek_truncated t WHERE t.sensor_id = r.sensor_id \
+           AND t.tbl = 'sys_read' AND t.id = r.sys_read_id), r.sys_read_id \
          FROM sys_read r JOIN process p USING (sensor_id, process_id) \
          WHERE r.length <= ?4 AND (?1 IS NULL OR r.sensor_id = ?1) \
          AND (?2 IS NULL OR p.src_ip = ?2) AND (?3 IS NULL OR r.process_id = ?3) \
@@ -409,17 +538,41 @@ fn keystroke_lines(
     let mut rows = stmt.query(params![q.sensor, host, q.process, KS_READ_LENGTH_LIMIT])?;
     let mut commands = Commands {
         cache: Default::default(),
+        steps: Default::default(),
     };
     let mut builder = LineBuilder::new();
+    let mut forks = Forks::default();
     while let Some(r) = rows.next()? {
         let (sensor_id, process_id): (u32, u32) = (r.get(0)?, r.get(1)?);
         let data: Vec<u8> = r.get(10)?;
-        let com = commands.of(conn, sensor_id, process_id)?;
+        let (host, pid) = (Ipv4Addr::from(r.get::<_, u32>(2)?), r.get(3)?);
+        // The fork's zero-length read came before the process's first read:
+        // its uid and command join that descriptor's pending line.
+        if let Some(mark) = forks.first_read_of(conn, sensor_id, process_id)? {
+            let read = KsRead {
+                sensor_id,
+                process_id,
+                host,
+                pid,
+                uid: mark.uid,
+                fd: mark.fd,
+                inode: mark.inode,
+                time: 0,
+                pcap_time: 0,
+                length: 0,
+                data: b"",
+                com: &mark.com,
+                truncated: false,
+            };
+            // A read without a newline ends no line.
+            let _ = builder.push(&read);
+        }
+        let com = commands.of_read(conn, sensor_id, process_id, r.get(12)?)?;
         let read = KsRead {
             sensor_id,
             process_id,
-            host: Ipv4Addr::from(r.get::<_, u32>(2)?),
-            pid: r.get(3)?,
+            host,
+            pid,
             uid: r.get(4)?,
             fd: r.get(5)?,
             inode: r.get(6)?,
@@ -427,7 +580,8 @@ fn keystroke_lines(
             pcap_time: r.get(8)?,
             length: r.get(9)?,
             data: &data,
-            com,
+            com: &com,
+            truncated: r.get(11)?,
         };
         if let Some(l) = builder.push(&read)
             && !line(l)
@@ -576,6 +730,7 @@ fn sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionList> {
     matched.truncate(q.limit);
     let mut commands = Commands {
         cache: Default::default(),
+        steps: Default::default(),
     };
     let mut out = Vec::with_capacity(matched.len());
     for p in matched {
@@ -632,13 +787,16 @@ fn session_log(conn: &Connection, sensor: u32, process: u32) -> Result<Vec<KsLin
 fn flow_community_id(conn: &Connection, sensor: u32, flow: u32) -> Result<Option<String>> {
     use rusqlite::types::Value;
     // IPv4 flows in `flow` (integer addresses), the others in `x_flow6` (16-byte blobs).
-    let row: Option<(Value, u16, Value, u16, u8, u16)> = conn
-        .prepare_cached(
-            "SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM flow \
+    let icmp = crate::community_id::ICMP_FIRST_SQL;
+    // Addresses, ports, protocol, src_icmp_seen, packed ICMP type and code.
+    type FlowTuple = (Value, u16, Value, u16, u8, u16, Option<i64>);
+    let row: Option<FlowTuple> = conn
+        .prepare_cached(&format!(
+            "SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen, {icmp} FROM flow f \
              WHERE sensor_id = ?1 AND flow_id = ?2 UNION ALL \
-             SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen FROM x_flow6 \
-             WHERE sensor_id = ?1 AND flow_id = ?2 LIMIT 1",
-        )?
+             SELECT src_ip, src_port, dst_ip, dst_port, ip_proto, src_icmp_seen, {icmp} FROM x_flow6 f \
+             WHERE sensor_id = ?1 AND flow_id = ?2 LIMIT 1"
+        ))?
         .query_row(params![sensor, flow], |r| {
             Ok((
                 r.get(0)?,
@@ -647,10 +805,11 @@ fn flow_community_id(conn: &Connection, sensor: u32, flow: u32) -> Result<Option
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })
         .optional()?;
-    let Some((src, sport, dst, dport, proto, seen)) = row else {
+    let Some((src, sport, dst, dport, proto, seen, icmp)) = row else {
         return Ok(None);
     };
     let addr = |v: &Value| -> Option<std::net::IpAddr> {
@@ -675,7 +834,7 @@ fn flow_community_id(conn: &Connection, sensor: u32, flow: u32) -> Result<Option
         (src, sport),
         (dst, dport),
         proto,
-        seen,
+        (crate::community_id::unpack_icmp(icmp), seen),
     ))
 }
 

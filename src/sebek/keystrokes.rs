@@ -20,15 +20,25 @@
 //!   0x7f to `[BS]`, a lone ESC to `[ESC]`, then drops every byte outside
 //!   0x20-0x7e (so the `\r`/`\n` themselves, and a 0x08 backspace, vanish).
 //!
-//! Where lumpy differs, because it does not keep what the script saw:
-//! - the script joins the uid and command sets in Perl hash order (random
-//!   between runs); lumpy joins them in the order first seen;
-//! - lumpy keeps no command name per read, only per process: COM is the
-//!   process's latest command (the program it exec'ed); the script would also
-//!   list the name carried by the zero-length read that marks a fork, on the
-//!   first line after it, when that read has the terminal's fd and inode;
-//! - the mirror keeps the first 59 bytes of a read (hflow2's `sys_read.data`):
-//!   a read of 60 to 100 bytes is cut there.
+//! - the zero-length read that marks a fork (sebek sends it as the child,
+//!   with the parent's command) is a read of at most 100 bytes too: its uid
+//!   and command join the pending line of its (host, pid, inode, fd), so the
+//!   first line after a fork lists the parent's command (`COM:sshd/bash`);
+//!   the mirror keeps that read in `x_process_fork` and feeds it here before
+//!   the process's first read;
+//! - reads of 60 to 100 bytes are whole (`x_sys_read_data`; hflow2's
+//!   `sys_read.data` column keeps 59);
+//! - each read names the command it carried (`x_sys_read_com`: the command
+//!   of the process's latest read that named one), so lines before and
+//!   after an exec in one process name their own programs.
+//!
+//! Where lumpy differs: the script joins the uid and command sets in Perl
+//! hash order (random between runs); lumpy joins them in the order first
+//! seen. Reads recorded before lumpy kept their command (and legacy
+//! imports) name the process's latest command.
+//!
+//! A line holding a read that the capture's snaplen cut is marked
+//! (`KsLine::truncated`): its text misses bytes the script would have seen.
 
 use std::net::Ipv4Addr;
 
@@ -64,6 +74,8 @@ pub struct KsRead<'a> {
     pub data: &'a [u8],
     /// The process's command name.
     pub com: &'a str,
+    /// The capture's snaplen cut the record: `data` misses bytes it read.
+    pub truncated: bool,
 }
 
 /// One printed line: one command, as sbk_ks_log.pl groups them.
@@ -93,11 +105,16 @@ pub struct KsLine {
     pub cooked: String,
     /// Every byte, non-printable ones escaped (`\r`, `\x7f`).
     pub raw: String,
+    /// A read of the line was cut by the capture's snaplen: the text misses
+    /// what it typed. Not written when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl KsLine {
     /// The line exactly as sbk_ks_log.pl prints it, without the newline:
-    /// `[YYYY-MM-DD HH:MM:SS Host:IP UID:N PID:N FD:N INO:N COM:cmd ]#text`.
+    /// `[YYYY-MM-DD HH:MM:SS Host:IP UID:N PID:N FD:N INO:N COM:cmd ]#text`
+    /// (a line with a read cut by the snaplen is marked by the caller).
     pub fn sbk_format(&self, text: &str) -> String {
         format!(
             "[{} Host:{} UID:{} PID:{} FD:{} INO:{} COM:{} ]#{}",
@@ -231,6 +248,7 @@ struct Pending {
     bytes: Vec<u8>,
     uids: Vec<u32>,
     coms: Vec<String>,
+    truncated: bool,
 }
 
 /// Groups reads into lines as sbk_ks_log.pl does. Feed reads in capture
@@ -263,10 +281,12 @@ impl LineBuilder {
             bytes: Vec::new(),
             uids: Vec::new(),
             coms: Vec::new(),
+            truncated: false,
         });
         let room = MAX_PENDING_BYTES.saturating_sub(p.bytes.len());
         p.bytes
             .extend_from_slice(r.data.get(..room.min(r.data.len()))?);
+        p.truncated |= r.truncated;
         if !p.uids.contains(&r.uid) {
             p.uids.push(r.uid);
         }
@@ -292,6 +312,7 @@ impl LineBuilder {
             cooked: cooked_text(&p.bytes),
             raw: raw_text(&p.bytes),
             bytes: p.bytes,
+            truncated: p.truncated,
         })
     }
 
@@ -325,6 +346,7 @@ mod tests {
             length: u32::try_from(data.len()).unwrap_or(u32::MAX),
             data,
             com,
+            truncated: false,
         }
     }
 

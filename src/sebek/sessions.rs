@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::{RecordKind, SebekError, SebekRecord, SocketRecord, parse_captured};
 use crate::records::{
-    CommandRecord, ProcessRecord, ProcessToComRecord, ProcessTreeRecord, Record, SbkLossRecord,
-    SysIoKind, SysIoRecord, SysSocketRecord,
+    CommandRecord, ForkMark, ProcessRecord, ProcessToComRecord, ProcessTreeRecord, Record,
+    SbkLossRecord, SysIoKind, SysIoRecord, SysSocketRecord,
 };
 
 /// A pid not seen for this long (capture clock) is forgotten: its next record
@@ -57,6 +57,13 @@ struct Proc {
     time_max: u32,
     pcap_time_min: u32,
     pcap_time_max: u32,
+    /// The zero-length read that marked its fork (absent in states saved
+    /// before lumpy kept it).
+    #[serde(default)]
+    fork: Option<ForkMark>,
+    /// The command its previous read carried (0: none yet).
+    #[serde(default)]
+    read_command: u32,
 }
 
 /// One honeypot (sebek source address).
@@ -227,6 +234,8 @@ impl Tracker {
                     time_max: h.time_sec,
                     pcap_time_min: at.pcap_sec,
                     pcap_time_max: at.pcap_sec,
+                    fork: None,
+                    read_command: 0,
                 };
                 if let Some(parent) = host.pids.get(&h.parent_pid) {
                     self.pending.push(Record::ProcessTree(ProcessTreeRecord {
@@ -244,6 +253,15 @@ impl Tracker {
         proc.time_max = proc.time_max.max(h.time_sec);
         proc.pcap_time_min = proc.pcap_time_min.min(at.pcap_sec);
         proc.pcap_time_max = proc.pcap_time_max.max(at.pcap_sec);
+        // The null read that made this row marks its fork.
+        if new && h.kind == RecordKind::Read && h.length == 0 {
+            proc.fork = Some(ForkMark {
+                uid: h.uid,
+                fd: h.fd,
+                inode: h.inode,
+                command_id,
+            });
+        }
         if proc.command_id != command_id {
             proc.command_id = command_id;
             self.pending.push(Record::ProcessToCom(ProcessToComRecord {
@@ -266,6 +284,7 @@ impl Tracker {
                     pcap_time_min: proc.pcap_time_min,
                     pcap_time_max: proc.pcap_time_max,
                     ppid: Some(proc.ppid),
+                    fork: proc.fork,
                 },
             );
         }
@@ -298,6 +317,20 @@ impl Tracker {
         socket: Option<SocketRecord>,
     ) {
         let h = &rec.header;
+        // A read names its command when it differs from the process's
+        // previous read's.
+        let read_command = if h.kind == RecordKind::Read && h.length > 0 {
+            self.hosts
+                .get_mut(&at.src_ip)
+                .and_then(|host| host.pids.get_mut(&h.pid))
+                .filter(|p| p.read_command != p.command_id)
+                .map(|p| {
+                    p.read_command = p.command_id;
+                    p.command_id
+                })
+        } else {
+            None
+        };
         let io = |kind, id| {
             Record::SysIo(SysIoRecord {
                 sensor_id: at.sensor_id,
@@ -314,6 +347,7 @@ impl Tracker {
                 data: rec.data.to_vec(),
                 truncated: rec.truncated,
                 legacy_null: Vec::new(),
+                command_id: read_command,
             })
         };
         let row = match (h.kind, socket) {

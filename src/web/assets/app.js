@@ -686,6 +686,7 @@ async function viewProcess(main, sensor, pid, q) {
         ['Honeypot clock', `${ts(p.time_min)} .. ${ts(p.time_max)}`],
         ['PID / PPID', `${p.pid} / ${p.ppid === null ? '?' : p.ppid}`], ['UID', p.uids.join(', ') || '?'],
         ['Bytes read', num(p.bytes_read)],
+        ...(p.truncated ? [['Cut by the snaplen', h('span', { id: 'truncated' }, `${num(p.truncated)} records (kept with their header fields)`)]] : []),
         ['Parents', p.parents.join(', ') || '—'], ['Children', p.children.join(', ') || '—'],
       ])),
       h('section', { class: 'wide' }, h('h2', {}, 'Ancestors and descendants'), h('div', { class: 'scroll' }, treeSvg(d.processes, d.process_id, d.sensor_id)))),
@@ -736,7 +737,7 @@ function keyLog(lines, mode, id) {
       h('td', { class: 'mono' }, ts(l.time)),
       h('td', {}, h('a', { href: `/process/${l.sensor_id}/${l.process_id}` }, String(l.pid))),
       h('td', { class: 'mono' }, l.coms.join('/')), h('td', {}, l.uids.join('/')), h('td', {}, String(l.fd)),
-      h('td', { class: 'mono typed' }, text(l))))));
+      h('td', { class: 'mono typed' }, text(l), l.truncated ? h('span', { class: 'muted truncated', title: "a read of this line was cut by the capture's snaplen" }, ' [truncated]') : false)))));
 }
 
 async function viewSessions(main, q) {
@@ -765,7 +766,7 @@ async function viewSessions(main, q) {
     return;
   }
   const mode = q.get('keys') || 'cooked';
-  const typed = (x) => x.lines.slice(0, 8).map((l) => mode === 'raw' ? l.raw : mode === 'sbk' ? l.text : l.cooked).join('\n') +
+  const typed = (x) => x.lines.slice(0, 8).map((l) => (mode === 'raw' ? l.raw : mode === 'sbk' ? l.text : l.cooked) + (l.truncated ? ' [truncated]' : '')).join('\n') +
     (x.lines.length > 8 ? `\n… ${x.lines.length - 8} more` : '');
   put(main, heading, form,
     h('p', { class: 'muted', id: 'sessions-count' }, d.cut ? `${num(d.matched)} processes match; the first ${num(d.sessions.length)} are shown.` : `${num(d.matched)} processes.`),
