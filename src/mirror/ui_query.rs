@@ -1499,6 +1499,109 @@ fn flow_row(
     Ok(None)
 }
 
+/// Flows of a host read per sensor and role for its OS history (the
+/// newest first); past it the history covers these only.
+pub const OS_HISTORY_WINDOW: u32 = 2000;
+
+/// A host's p0f OS history as its flows name it, from its newest
+/// `window` flows per sensor and role (client: the host is the source;
+/// server: the destination), each read through hflow's host indexes in
+/// time order: a bounded plan whatever the host's share of the table (the
+/// scanner of a honeynet is the source of nearly every flow, and an exact
+/// history read all of them: 1.8 s over 1 M flows). Returns the rows and
+/// whether some sensor and role had more flows than the window.
+fn host_os_history(
+    conn: &Connection,
+    path: &str,
+    ip: std::net::Ipv4Addr,
+    window: u32,
+) -> Result<(Vec<super::OsSeen>, bool), MirrorError> {
+    // (sensor, os, role) -> (first, last, flows, newest flow with that OS)
+    let mut groups: BTreeMap<(u32, u32, &'static str), (i64, i64, u64, u32)> = BTreeMap::new();
+    let mut cut = false;
+    let addr = i64::from(u32::from(ip));
+    for sensor in sensor_ids(conn, "flow").ctx(path, "list sensors")? {
+        for (role, index, end, os) in [
+            ("client", "src_ip_idx", "src_ip", "client_os_id"),
+            ("server", "dst_ip_idx", "dst_ip", "server_os_id"),
+        ] {
+            let sql = format!(
+                "SELECT {os}, src_start_sec, max(src_end_sec, dst_end_sec), flow_id \
+                 FROM flow INDEXED BY {index} WHERE sensor_id = ?1 AND {end} = ?2 \
+                 ORDER BY src_start_sec DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare os history")?;
+            let mut rows = stmt
+                .query(params![sensor, addr, window])
+                .ctx(path, "run os history")?;
+            let mut read = 0u32;
+            while let Some(r) = rows.next().ctx(path, "read os history")? {
+                read += 1;
+                let got = || -> rusqlite::Result<(u32, i64, i64, u32)> {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                };
+                let (os_id, first, last, flow) = got().ctx(path, "read os history")?;
+                if os_id == 0 {
+                    continue;
+                }
+                let g = groups
+                    .entry((sensor, os_id, role))
+                    .or_insert((first, last, 0, flow));
+                g.0 = g.0.min(first);
+                g.1 = g.1.max(last);
+                g.2 += 1;
+            }
+            cut |= read >= window;
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((sensor, os_id, role), (first, last, flows, flow)) in groups {
+        let mut name = conn
+            .prepare_cached(
+                "SELECT coalesce(genre, ''), coalesce(detail, '') FROM os \
+                 WHERE os_id = ?1 AND sensor_id = ?2",
+            )
+            .ctx(path, "prepare os name")?;
+        let Some((genre, detail)) = name
+            .query_row(params![os_id, sensor], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .ctx(path, "read os name")?
+        else {
+            continue;
+        };
+        // p0f's class of the match, from the fingerprint that named the
+        // group's newest flow (one index seek; `!` is an application).
+        let application: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM x_os_fingerprint \
+                 INDEXED BY x_os_fingerprint_flow_os_idx \
+                 WHERE sensor_id = ?1 AND flow_id = ?2 AND os_id = ?3 AND class = '!')",
+            )
+            .ctx(path, "prepare os class")?
+            .query_row(params![sensor, flow, os_id], |r| r.get(0))
+            .ctx(path, "read os class")?;
+        out.push(super::OsSeen {
+            sensor_id: sensor,
+            os_id,
+            genre,
+            detail,
+            application,
+            role: role.to_string(),
+            first_sec: first,
+            last_sec: last,
+            flows,
+        });
+    }
+    out.sort_by_key(|o| (o.first_sec, o.sensor_id, o.os_id));
+    Ok((out, cut))
+}
+
 fn alerts(conn: &Connection, sensor: u32, flow_id: u32) -> rusqlite::Result<Vec<AlertView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT i.sec, i.priority, i.sig_gen, i.sig_id, coalesce(s.sig_name, ''), i.classification \
@@ -1599,6 +1702,16 @@ impl Mirror {
     /// One flow as a connection-table row.
     pub fn flow_row(&self, sensor: u32, flow_id: u32) -> Result<Option<ConnRow>, MirrorError> {
         flow_row(&self.conn, &self.path, sensor, flow_id)
+    }
+
+    /// A host's p0f OS history from its newest `window` flows per sensor
+    /// and role, and whether older flows were left out.
+    pub fn host_os_history(
+        &self,
+        ip: std::net::Ipv4Addr,
+        window: u32,
+    ) -> Result<(Vec<super::OsSeen>, bool), MirrorError> {
+        host_os_history(&self.conn, &self.path, ip, window)
     }
 
     /// The IDS alerts of one flow.
@@ -1906,6 +2019,60 @@ mod tests {
         // The table's row names the OS too.
         let row = m.flow_row(5, 2).unwrap().unwrap();
         assert_eq!(row.client_os, "Linux 2.2.x-3.x");
+    }
+
+    /// The host's OS history is exact within the window, and says when
+    /// the host had more flows than it reads.
+    #[test]
+    fn host_os_history_is_bounded_and_says_when_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        fill(&m, 9, 300);
+        m.conn
+            .execute_batch(
+                "UPDATE flow SET client_os_id = 77 WHERE flow_id % 2 = 0; \
+                 UPDATE flow SET server_os_id = 78; \
+                 INSERT INTO os (os_id, sensor_id, genre, detail) VALUES \
+                   (77, 5, 'Linux', '2.2.x-3.x'), (77, 9, 'Linux', '2.2.x-3.x'), \
+                   (78, 5, 'Windows', 'XP'), (78, 9, 'Windows', 'XP')",
+            )
+            .unwrap();
+        // 10.0.0.1 is the source of every third flow: 1000 of sensor 5.
+        let host = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let exact: i64 = m
+            .conn
+            .query_row(
+                "SELECT count(*) FROM flow WHERE sensor_id = 5 AND src_ip = 167772161 \
+                 AND client_os_id = 77",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (rows, cut) = m.host_os_history(host, 5000).unwrap();
+        assert!(!cut);
+        let five = rows
+            .iter()
+            .find(|o| o.sensor_id == 5 && o.role == "client")
+            .unwrap();
+        assert_eq!((five.flows, five.genre.as_str()), (exact as u64, "Linux"));
+        assert!(
+            rows.iter().all(|o| o.role == "client"),
+            "never a destination"
+        );
+        let (rows, cut) = m.host_os_history(host, 100).unwrap();
+        assert!(cut);
+        assert!(rows.iter().all(|o| o.flows <= 100), "{rows:?}");
+        // The destination of every flow: its server OS.
+        let (rows, _) = m
+            .host_os_history(std::net::Ipv4Addr::new(192, 0, 2, 10), 5000)
+            .unwrap();
+        let server: u64 = rows
+            .iter()
+            .filter(|o| o.role == "server" && o.os_id == 78)
+            .map(|o| o.flows)
+            .sum();
+        assert_eq!(server, 3300);
     }
 
     #[test]

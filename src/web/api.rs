@@ -15,7 +15,9 @@ use warp::http::{Method, Response, StatusCode};
 
 use super::sessions::{COOKIE, token_from_cookie};
 use super::{FAILED_LOGIN_DELAY, Reply, Request, Web, assets, error};
-use crate::mirror::ui_query::{ConnQuery, Cursor, GroupBy, Side, SortKey, WINDOW};
+use crate::mirror::ui_query::{
+    ConnQuery, Cursor, GroupBy, OS_HISTORY_WINDOW, Side, SortKey, WINDOW,
+};
 use crate::mirror::{MirrorError, ProcessQuery};
 use crate::sync::links::load_state;
 
@@ -52,14 +54,14 @@ pub struct BadParam {
 }
 
 impl BadParam {
-    fn new(name: &str, why: &str) -> BadParam {
+    pub(super) fn new(name: &str, why: &str) -> BadParam {
         BadParam {
             name: name.chars().take(40).collect(),
             why: why.to_string(),
         }
     }
 
-    fn reply(&self) -> Reply {
+    pub(super) fn reply(&self) -> Reply {
         bad_request(&self.to_string())
     }
 }
@@ -120,7 +122,7 @@ pub(super) fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadPar
 }
 
 /// A number in `range`, else a message that gives the range.
-fn num_in<T>(
+pub(super) fn num_in<T>(
     name: &str,
     v: &str,
     range: std::ops::RangeInclusive<T>,
@@ -381,6 +383,7 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "pcap"] => results_pcap(&web, q).await,
         ["api", "v1", "flows", s, f] => flow_detail(&web, s, f).await,
         ["api", "v1", "flows", s, f, "pcap"] => pcap(&web, s, f).await,
+        ["api", "v1", "flows", s, f, "packets"] => super::packets::packets(&web, s, f, q).await,
         ["api", "v1", "hosts", ip] => host_detail(&web, ip).await,
         ["api", "v1", "processes", s, p] => process_tree(&web, s, p).await,
         ["api", "v1", "processes", s, p, "reads"] => reads(&web, s, p, q).await,
@@ -944,9 +947,11 @@ async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
     let prefix = if addr.is_ipv4() { 32 } else { 128 };
     let got = web
         .with_mirror(move |m| {
+            // Bounded: the newest flows per sensor and role (an exact
+            // history of a scanner reads most of the table).
             let os = match addr {
-                IpAddr::V4(v4) => m.os_history(v4)?,
-                IpAddr::V6(_) => Vec::new(),
+                IpAddr::V4(v4) => m.host_os_history(v4, OS_HISTORY_WINDOW)?,
+                IpAddr::V6(_) => (Vec::new(), false),
             };
             let side = |s| ConnQuery {
                 ip: Some((addr, prefix)),
@@ -960,9 +965,11 @@ async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
         })
         .await;
     match got {
-        Ok((os, as_src, as_dst)) => json(&serde_json::json!({
+        Ok(((os, os_cut), as_src, as_dst)) => json(&serde_json::json!({
             "ip": addr.to_string(),
             "os_history": os,
+            "os_history_cut": os_cut,
+            "os_history_window": OS_HISTORY_WINDOW,
             "as_source": as_src,
             "as_destination": as_dst,
         })),
