@@ -144,7 +144,7 @@ async function route() {
       case 'overview': await viewOverview(main); break;
       case 'flows': await viewFlows(main, q); break;
       case 'aggregate': await viewAggregate(main, q); break;
-      case 'flow': await viewFlow(main, parts[1], parts[2]); break;
+      case 'flow': await viewFlow(main, parts[1], parts[2], q); break;
       case 'host': await viewHost(main, parts[1]); break;
       case 'process': await viewProcess(main, parts[1], parts[2], q); break;
       case 'sessions': await viewSessions(main, q); break;
@@ -570,9 +570,10 @@ function osText(name, id) {
   return h('span', { class: 'os' }, name || 'unnamed signature', h('span', { class: 'muted small' }, ` (id ${id})`));
 }
 
-async function viewFlow(main, sensor, flow) {
+async function viewFlow(main, sensor, flow, q) {
   const d = await api(`/api/v1/flows/${encodeURIComponent(sensor)}/${encodeURIComponent(flow)}`);
   const f = d.flow;
+  const packets = h('div', { id: 'packets-view' }, h('p', { class: 'muted' }, 'Reading the packets…'));
   put(main, 
     h('h1', {}, `Flow ${f.flow_id} of sensor ${f.sensor_id}`),
     h('p', { class: 'lead mono' }, `${proto(f.ip_proto)} `,
@@ -604,7 +605,88 @@ async function viewFlow(main, sensor, flow) {
         h('td', { class: 'mono' }, `${a.sig_gen}:${a.sig_id}`), h('td', {}, a.sig_name), h('td', {}, String(a.classification))))))
       : h('p', { class: 'muted' }, 'None.'),
     h('h2', { id: 'processes' }, 'Processes'),
-    processList(d.processes, f.sensor_id));
+    processList(d.processes, f.sensor_id),
+    h('h2', { id: 'packets' }, 'Packets and payload'),
+    packets);
+  // The packets come through the pcap service (maybe from a child): after
+  // the rest of the page.
+  const mode = q.get('payload') || (f.ip_proto === 6 ? 'streams' : 'packets');
+  const pq = new URLSearchParams();
+  for (const k of ['packets', 'kib']) if (q.get(k)) pq.set(k, q.get(k));
+  try {
+    const p = await api(`/api/v1/flows/${f.sensor_id}/${f.flow_id}/packets${pq.toString() ? '?' + pq : ''}`);
+    put(packets, packetView(p, mode, f));
+  } catch (e) {
+    if (e.status === 401) throw e;
+    put(packets, h('p', { class: 'error', id: 'packets-error' }, `No packets: ${e.message}`));
+  }
+}
+
+/**
+ * A hex dump of `hex` (a payload as hex digits): offset, 16 bytes, and the
+ * printable ASCII of them (others as "."), one text node: the payload is
+ * attacker-written and never becomes markup.
+ */
+function hexdump(hex) {
+  const b = hex.match(/../g) || [];
+  const lines = [];
+  for (let i = 0; i < b.length; i += 16) {
+    const row = b.slice(i, i + 16);
+    const ascii = row.map((x) => { const c = parseInt(x, 16); return c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.'; }).join('');
+    lines.push(`${i.toString(16).padStart(6, '0')}  ${row.join(' ').padEnd(47)}  ${ascii}`);
+  }
+  return lines.join('\n');
+}
+
+/** The packets table and the payload of both directions (or of each packet). */
+function packetView(p, mode, f) {
+  const t0 = p.packets.length ? p.packets[0].sec * 1e6 + p.packets[0].usec : 0;
+  const rel = (x) => `+${((x.sec * 1e6 + x.usec - t0) / 1000).toFixed(3)} ms`;
+  const link = (m, label) => {
+    const n = new URLSearchParams(location.search);
+    n.set('payload', m);
+    return m === mode ? h('strong', {}, label) : h('a', { href: `${location.pathname}?${n}`, id: `payload-${m}` }, label);
+  };
+  const more = () => {
+    const n = new URLSearchParams(location.search);
+    n.set('packets', String(Math.min(2000, p.limit_packets * 5)));
+    return h('a', { href: `${location.pathname}?${n}`, id: 'more-packets' }, 'show more packets');
+  };
+  const head = h('p', { class: 'muted', id: 'packets-summary' },
+    `${num(p.packets.length)} packet${p.packets.length === 1 ? '' : 's'}`,
+    p.more_packets ? ` (the first ${num(p.limit_packets)}; the flow has more) · ` : ' · ',
+    p.more_packets && p.limit_packets < 2000 ? [more(), ' · '] : null,
+    `payload: the first ${bytes(p.limit_bytes)} of each direction · `,
+    link('streams', f.ip_proto === 6 ? 'reassembled per direction' : 'per direction'), ' · ', link('packets', 'per packet'));
+  const row = (x) => h('tr', { class: x.from, 'data-n': x.n },
+    h('td', { class: 'num' }, String(x.n)),
+    h('td', { class: 'mono', title: `${ts(x.sec)}.${pad(x.usec, 6)} UTC` }, rel(x)),
+    h('td', {}, x.from === 'client' ? '→' : '←', ' ', x.from),
+    h('td', { class: 'mono host' }, x.src ? endpoint(x.src, x.src_port, x.proto) : '—'),
+    h('td', { class: 'mono host' }, x.dst ? endpoint(x.dst, x.dst_port, x.proto) : '—'),
+    h('td', { class: 'mono flags' }, x.flags || (x.icmp_type !== null ? `type ${x.icmp_type} code ${x.icmp_code}` : ''), x.fragment ? ' frag' : '', x.note ? h('div', { class: 'muted small' }, x.note) : null),
+    h('td', { class: 'mono small' }, x.seq !== null ? `seq ${x.seq}` : '', x.ack !== null ? h('div', {}, `ack ${x.ack}`) : null, x.window !== null ? h('div', { class: 'muted' }, `win ${x.window}`) : null),
+    h('td', { class: 'num' }, x.ttl !== null ? String(x.ttl) : '—'),
+    h('td', { class: 'num' }, x.ip_len !== null ? num(x.ip_len) : '—', h('div', { class: 'muted small' }, `${num(x.caplen)}/${num(x.len)}`)),
+    h('td', { class: 'num' }, num(x.payload_len)));
+  const table = h('div', { class: 'scroll' }, h('table', { class: 'grid packets', id: 'packets-table' },
+    h('thead', {}, h('tr', {}, ['#', 'Time', 'From', 'Source', 'Destination', 'Flags', 'TCP', 'TTL', 'IP / cap / wire', 'Payload'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, p.packets.map(row))));
+  let payload;
+  if (mode === 'packets') {
+    const withData = p.packets.filter((x) => x.payload);
+    payload = h('div', { id: 'payload-per-packet' }, withData.length ? withData.map((x) => h('div', { class: `payload ${x.from}` },
+      h('div', { class: 'small muted' }, `#${x.n} ${x.from === 'client' ? 'client → server' : 'server → client'}, ${num(x.payload_len)} bytes${x.payload.length / 2 < x.payload_len ? ` (first ${num(x.payload.length / 2)} shown)` : ''}`),
+      h('pre', { class: `hexdump ${x.from}`, 'data-n': x.n }, hexdump(x.payload)))) : h('p', { class: 'muted' }, 'No payload in these packets.'));
+  } else {
+    payload = h('div', { class: 'streams' }, p.streams.map((st) => h('section', { class: `payload ${st.from}` },
+      h('h3', {}, st.from === 'client' ? `Client → server (${p.client.ip})` : `Server → client (${p.server.ip})`),
+      h('p', { class: 'small muted' }, `${num(st.payload_bytes)} payload bytes in these packets`,
+        st.cut ? `; the first ${bytes(p.limit_bytes)} shown` : '',
+        st.hole ? '; a packet was not captured: shown up to the gap' : ''),
+      st.hex ? h('pre', { class: `hexdump ${st.from}`, id: `payload-${st.from}` }, hexdump(st.hex)) : h('p', { class: 'muted', id: `payload-${st.from}` }, 'No payload.'))));
+  }
+  return [head, table, payload];
 }
 
 // ---------------------------------------------------------------- host detail
@@ -616,6 +698,7 @@ async function viewHost(main, ip) {
       d.ip.includes(':') ? null : h('a', { class: 'button ghost', id: 'host-sessions', href: `/sessions?host=${encodeURIComponent(d.ip)}` }, 'sebek sessions on this honeypot'),
       h('a', { class: 'button ghost', href: `/aggregate?ip=${encodeURIComponent(d.ip)}&ip_side=src&by=dst_port` }, 'ports it contacted')),
     h('h2', {}, 'Operating system (p0f) history'),
+    d.os_history_cut ? h('p', { class: 'muted small', id: 'os-cut' }, `From this host's newest ${num(d.os_history_window)} flows per sensor and role (it has more): first seen and flows count those only.`) : null,
     d.os_history.length ? h('table', { class: 'grid', id: 'os-history' },
       h('thead', {}, h('tr', {}, ['Sensor', 'Role', 'Genre', 'Detail', 'First', 'Last', 'Flows'].map((t) => h('th', {}, t)))),
       h('tbody', {}, d.os_history.map((o) => h('tr', {}, h('td', {}, String(o.sensor_id)), h('td', {}, o.role), h('td', {}, o.genre),
