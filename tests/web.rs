@@ -1328,6 +1328,52 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     let dag = br.text("#children");
     assert!(dag.contains("roo-a") && dag.contains("roo-b"), "{dag}");
     br.screenshot("dag");
+    // The connections graph of roo B's flows: every host pair once, every
+    // flow counted; capped with a notice; a host opens its page.
+    let g = http
+        .get(&format!("{base}/api/v1/graph?sensor=2222"), Some(&cookie))
+        .json();
+    assert_eq!(g["window_cut"], false);
+    let flows_in_edges: u64 = g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["flows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(flows_in_edges as usize, flows_b.len());
+    br.goto(&format!("{base}/graph?sensor=2222"));
+    br.view("graph");
+    assert_eq!(
+        br.count("#graph circle.node"),
+        g["nodes"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        br.count("#graph line.edge"),
+        g["edges"].as_array().unwrap().len()
+    );
+    assert_eq!(br.count("#graph-cut"), 0);
+    br.screenshot("graph");
+    br.goto(&format!("{base}/graph?sensor=2222&edges=3"));
+    br.view("graph");
+    assert_eq!(br.count("#graph line.edge"), 3);
+    assert!(br.text("#graph-cut").contains("heaviest 3 of"));
+    let first_ip = br
+        .js(
+            "return document.querySelector('#graph a.node-link').dataset.ip",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    br.js(
+        "document.querySelector('#graph a.node-link').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([]),
+    );
+    br.wait_url(
+        &format!("/host/{first_ip}"),
+        "the node did not open its host",
+    );
+    br.view("host");
     br.goto(&format!("{base}/plots"));
     br.view("plots");
     assert_eq!(
@@ -1470,6 +1516,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         ("/plots".to_string(), "plots"),
         (format!("/flow/2222/{id}"), "flow"),
         ("/dag".to_string(), "dag"),
+        ("/graph".to_string(), "graph"),
     ] {
         br.goto(&format!("{base}{path}"));
         br.view(view);

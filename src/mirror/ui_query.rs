@@ -1499,6 +1499,167 @@ fn flow_row(
     Ok(None)
 }
 
+/// A host of the connections graph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphNode {
+    pub ip: String,
+    /// Flows and bytes (both directions) it took part in, among those read.
+    pub flows: u64,
+    pub bytes: u64,
+    /// A honeypot: the source of an outbound flow or the destination of an
+    /// inbound one.
+    pub honeypot: bool,
+}
+
+/// The flows between two hosts (source to destination) in the graph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphEdge {
+    pub src: String,
+    pub dst: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Protocol numbers seen, ascending.
+    pub protos: Vec<u8>,
+    /// The most used destination ports (TCP/UDP), at most 5, most used first.
+    pub dst_ports: Vec<u16>,
+}
+
+/// The connections graph of a filter.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+    /// Flows read: the newest `WINDOW` matches at most.
+    pub flows: u64,
+    /// More flows matched than were read.
+    pub window_cut: bool,
+    /// Hosts and host pairs among the flows read.
+    pub nodes_total: u64,
+    pub edges_total: u64,
+    /// Some hosts or pairs are not drawn (the caps below).
+    pub cut: bool,
+    pub max_nodes: u32,
+    pub max_edges: u32,
+}
+
+/// The connections graph of `q`: hosts as nodes, the flows between two
+/// hosts as one edge, from the newest `WINDOW` matches (the bounded plan
+/// of sorted pages), the heaviest pairs (bytes) first until `max_edges`
+/// edges or `max_nodes` hosts are drawn.
+fn graph(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    max_nodes: u32,
+    max_edges: u32,
+) -> Result<Graph, MirrorError> {
+    let q = ConnQuery {
+        after: None,
+        offset: 0,
+        count: false,
+        ..q.clone()
+    };
+    let mut rows = newest_matches(conn, path, &q, WINDOW)?;
+    let window_cut = rows.len() > WINDOW as usize;
+    rows.truncate(WINDOW as usize);
+    type Pair = (String, String);
+    let mut pairs: std::collections::HashMap<Pair, (GraphEdge, BTreeMap<u16, u64>)> =
+        std::collections::HashMap::new();
+    let mut hosts: std::collections::HashMap<String, GraphNode> = std::collections::HashMap::new();
+    for r in &rows {
+        let bytes = r.src_bytes.saturating_add(r.dst_bytes);
+        let (e, ports) = pairs
+            .entry((r.src_ip.clone(), r.dst_ip.clone()))
+            .or_insert_with(|| {
+                (
+                    GraphEdge {
+                        src: r.src_ip.clone(),
+                        dst: r.dst_ip.clone(),
+                        flows: 0,
+                        packets: 0,
+                        bytes: 0,
+                        protos: Vec::new(),
+                        dst_ports: Vec::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+        e.flows += 1;
+        e.packets = e
+            .packets
+            .saturating_add(r.src_packets.saturating_add(r.dst_packets));
+        e.bytes = e.bytes.saturating_add(bytes);
+        if !e.protos.contains(&r.ip_proto) {
+            e.protos.push(r.ip_proto);
+        }
+        if matches!(r.ip_proto, 6 | 17) {
+            *ports.entry(r.dst_port).or_default() += 1;
+        }
+        for (ip, honeypot) in [(&r.src_ip, r.is_local != 0), (&r.dst_ip, r.is_local == 0)] {
+            let n = hosts.entry(ip.clone()).or_insert_with(|| GraphNode {
+                ip: ip.clone(),
+                flows: 0,
+                bytes: 0,
+                honeypot: false,
+            });
+            n.flows += 1;
+            n.bytes = n.bytes.saturating_add(bytes);
+            n.honeypot |= honeypot;
+        }
+    }
+    let mut all: Vec<GraphEdge> = pairs
+        .into_values()
+        .map(|(mut e, ports)| {
+            let mut p: Vec<(u16, u64)> = ports.into_iter().collect();
+            p.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            e.dst_ports = p.into_iter().take(5).map(|(port, _)| port).collect();
+            e.protos.sort_unstable();
+            e
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.flows.cmp(&a.flows))
+            .then_with(|| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)))
+    });
+    let (nodes_total, edges_total) = (hosts.len() as u64, all.len() as u64);
+    let mut drawn: Vec<String> = Vec::new();
+    let mut edges = Vec::new();
+    for e in all {
+        if edges.len() >= max_edges as usize {
+            break;
+        }
+        let new = [&e.src, &e.dst]
+            .iter()
+            .filter(|ip| !drawn.contains(ip))
+            .count()
+            - usize::from(e.src == e.dst && !drawn.contains(&e.src));
+        if drawn.len() + new > max_nodes as usize {
+            continue;
+        }
+        for ip in [&e.src, &e.dst] {
+            if !drawn.contains(ip) {
+                drawn.push(ip.clone());
+            }
+        }
+        edges.push(e);
+    }
+    let nodes: Vec<GraphNode> = drawn.iter().filter_map(|ip| hosts.remove(ip)).collect();
+    Ok(Graph {
+        cut: (edges.len() as u64) < edges_total,
+        nodes,
+        edges,
+        flows: rows.len() as u64,
+        window_cut,
+        nodes_total,
+        edges_total,
+        max_nodes,
+        max_edges,
+    })
+}
+
 /// Flows of a host read per sensor and role for its OS history (the
 /// newest first); past it the history covers these only.
 pub const OS_HISTORY_WINDOW: u32 = 2000;
@@ -1702,6 +1863,17 @@ impl Mirror {
     /// One flow as a connection-table row.
     pub fn flow_row(&self, sensor: u32, flow_id: u32) -> Result<Option<ConnRow>, MirrorError> {
         flow_row(&self.conn, &self.path, sensor, flow_id)
+    }
+
+    /// The connections graph of `q` (at most `max_nodes` hosts and
+    /// `max_edges` host pairs, from the newest WINDOW matches).
+    pub fn graph(
+        &self,
+        q: &ConnQuery,
+        max_nodes: u32,
+        max_edges: u32,
+    ) -> Result<Graph, MirrorError> {
+        graph(&self.conn, &self.path, q, max_nodes, max_edges)
     }
 
     /// A host's p0f OS history from its newest `window` flows per sensor
@@ -2073,6 +2245,42 @@ mod tests {
             .map(|o| o.flows)
             .sum();
         assert_eq!(server, 3300);
+    }
+
+    /// The graph: one edge per host pair, every flow read counted once,
+    /// the caps on hosts and pairs cutting with a notice.
+    #[test]
+    fn the_connections_graph_is_capped_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        let g = m.graph(&ConnQuery::default(), 100, 300).unwrap();
+        assert_eq!((g.nodes.len(), g.edges.len()), (4, 3));
+        assert!(!g.cut && !g.window_cut);
+        assert_eq!(g.edges.iter().map(|e| e.flows).sum::<u64>(), 3000);
+        assert_eq!(g.flows, 3000);
+        let dst = g.nodes.iter().find(|n| n.ip == "192.0.2.10").unwrap();
+        assert_eq!(dst.flows, 3000);
+        assert!(dst.honeypot, "the destination of inbound flows");
+        assert!(
+            g.edges.iter().all(|e| e.dst_ports.first() == Some(&80)),
+            "80 most used"
+        );
+        // Two hosts: the heaviest pair only.
+        let g = m.graph(&ConnQuery::default(), 2, 300).unwrap();
+        assert_eq!((g.nodes.len(), g.edges.len(), g.cut), (2, 1, true));
+        assert_eq!(g.edges_total, 3);
+        let g = m.graph(&ConnQuery::default(), 100, 2).unwrap();
+        assert_eq!((g.edges.len(), g.cut), (2, true));
+        // A filter: the rare host's pair alone.
+        let rare = ConnQuery {
+            ip: Some((IpAddr::V4(0x0a00_0063.into()), 32)),
+            ip_side: Side::Src,
+            ..ConnQuery::default()
+        };
+        let g = m.graph(&rare, 100, 300).unwrap();
+        assert_eq!(g.edges.len(), 1);
+        assert_eq!(g.edges[0].src, "10.0.0.99");
     }
 
     #[test]

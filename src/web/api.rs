@@ -393,6 +393,7 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "sessions"] => super::sebek::sessions(&web, q).await,
         ["api", "v1", "dag"] => dag(&web).await,
         ["api", "v1", "plots"] => plots(&web, q).await,
+        ["api", "v1", "graph"] => graph(&web, q).await,
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
@@ -707,6 +708,39 @@ async fn flows(web: &Arc<Web>, query: &str) -> Reply {
         .await;
     match got {
         Ok(page) => json(&page),
+        Err(e) => mirror_error(e),
+    }
+}
+
+/// Hosts and host pairs the graph draws when the request does not say.
+pub const GRAPH_NODES: u32 = 100;
+pub const GRAPH_EDGES: u32 = 300;
+
+/// `GET /api/v1/graph`: the connections graph of the table's filters.
+async fn graph(web: &Arc<Web>, query: &str) -> Reply {
+    let (q, rest) = match conn_query(query, &["nodes", "edges"]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    let cap = |name: &str, default: u32, max: u32| match rest.get(name) {
+        None => Ok(default),
+        Some(v) => num_in(name, v, 1..=max, "a count"),
+    };
+    let (nodes, edges) = match (
+        cap("nodes", GRAPH_NODES, 500),
+        cap("edges", GRAPH_EDGES, 2000),
+    ) {
+        (Ok(n), Ok(e)) => (n, e),
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
+    };
+    let got = web
+        .with_mirror(move |m| {
+            check_sensor(m, q.sensor)?;
+            m.graph(&q, nodes, edges)
+        })
+        .await;
+    match got {
+        Ok(g) => json(&g),
         Err(e) => mirror_error(e),
     }
 }
