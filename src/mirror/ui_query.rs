@@ -1201,22 +1201,67 @@ fn activity(conn: &Connection, sensor: u32, since: u32, until: u32) -> rusqlite:
     Ok(a)
 }
 
-/// `q` over the time range `from..=to` (no cursor): the WHERE terms for
-/// `table`, None when the table cannot match.
-fn range_filters(
+/// `q` over the time range `from..=to` as statements that each read only
+/// their rows: one per table and sensor (and per side of a port filter on
+/// either side), each through the index that holds its rows in the range,
+/// named (`INDEXED BY`): the port's `(sensor_id, port, src_start_sec)`
+/// under a port filter, else `(sensor_id, src_start_sec)`. A flow matching
+/// the port on both sides is counted by the source arm only. Returns each
+/// arm as `FROM` text (table, index, WHERE) and its parameters, `extra`
+/// WHERE terms added to each.
+fn range_arms(
+    conn: &Connection,
+    path: &str,
     q: &ConnQuery,
-    table: &str,
-    p: &mut Params,
     from: u32,
     to: u32,
-) -> Result<Option<Vec<String>>, String> {
-    let ranged = ConnQuery {
-        since: Some(q.since.map_or(from, |s| s.max(from))),
-        until: Some(q.until.map_or(to, |u| u.min(to))),
-        after: None,
-        ..q.clone()
+    extra: &str,
+) -> Result<Vec<(String, Params)>, MirrorError> {
+    let driver = if q.port.is_some() {
+        Driver::Port
+    } else {
+        Driver::Time
     };
-    filters(&ranged, table, p, false, None)
+    let mut arms = Vec::new();
+    for table in ["flow", "x_flow6"] {
+        let sensors = match q.sensor {
+            Some(s) => vec![s],
+            None => sensor_ids(conn, table).ctx(path, "list sensors")?,
+        };
+        for sensor in sensors {
+            let ranged = ConnQuery {
+                sensor: Some(sensor),
+                since: Some(q.since.map_or(from, |s| s.max(from))),
+                until: Some(q.until.map_or(to, |u| u.min(to))),
+                after: None,
+                ..q.clone()
+            };
+            for one in split_sides(&ranged, driver) {
+                let mut p = Params::default();
+                let Some(mut w) =
+                    filters(&one, table, &mut p, false, Some(driver)).map_err(|e| bad(path, e))?
+                else {
+                    continue;
+                };
+                if let (Some(port), Side::Either, Side::Dst) = (q.port, q.port_side, one.port_side)
+                {
+                    w.push(format!("+src_port != {}", p.push(port)));
+                }
+                if !extra.is_empty() {
+                    w.push(extra.to_string());
+                }
+                arms.push((
+                    format!(
+                        "{table}{}{}",
+                        indexed_by(driver, &one, table),
+                        where_clause(&w)
+                    ),
+                    p,
+                ));
+            }
+        }
+    }
+    Ok(arms)
 }
 
 fn series(
@@ -1228,16 +1273,11 @@ fn series(
     bucket: u32,
 ) -> Result<Vec<SeriesPoint>, MirrorError> {
     let mut acc: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
-    for table in ["flow", "x_flow6"] {
-        let mut p = Params::default();
-        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
-            continue;
-        };
+    for (arm, mut p) in range_arms(conn, path, q, from, to, "")? {
         let b = p.push(bucket);
         let sql = format!(
             "SELECT sensor_id, (src_start_sec / {b}) * {b}, count(*), sum(src_bytes + dst_bytes) \
-             FROM {table}{} GROUP BY 1, 2",
-            where_clause(&w)
+             FROM {arm} GROUP BY 1, 2"
         );
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare time series")?;
         let mut rows = stmt
@@ -1277,15 +1317,8 @@ fn top_ports(
     limit: u32,
 ) -> Result<Vec<(u16, u8, u64)>, MirrorError> {
     let mut acc: BTreeMap<(u16, u8), u64> = BTreeMap::new();
-    for table in ["flow", "x_flow6"] {
-        let mut p = Params::default();
-        let Some(w) = range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e))? else {
-            continue;
-        };
-        let sql = format!(
-            "SELECT dst_port, ip_proto, count(*) FROM {table}{} AND ip_proto IN (6, 17) GROUP BY 1, 2",
-            where_clause(&w)
-        );
+    for (arm, p) in range_arms(conn, path, q, from, to, "ip_proto IN (6, 17)")? {
+        let sql = format!("SELECT dst_port, ip_proto, count(*) FROM {arm} GROUP BY 1, 2");
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare top ports")?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(p.0.iter()))
@@ -2281,6 +2314,72 @@ mod tests {
         let g = m.graph(&rare, 100, 300).unwrap();
         assert_eq!(g.edges.len(), 1);
         assert_eq!(g.edges[0].src, "10.0.0.99");
+    }
+
+    /// Plots read per sensor through the range's index; a port on either
+    /// side counts a flow once, as SQL over the whole table does.
+    #[test]
+    fn series_and_top_ports_count_each_matching_flow_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        fill(&m, 9, 300);
+        m.conn
+            .execute_batch("UPDATE flow SET src_port = 22 WHERE flow_id % 7 = 0")
+            .unwrap();
+        let (from, to) = m.time_span().unwrap().unwrap();
+        let count = |sql: &str| -> u64 {
+            let n: i64 = m.conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            n as u64
+        };
+        for (q, want) in [
+            (ConnQuery::default(), count("SELECT count(*) FROM flow")),
+            (
+                ConnQuery {
+                    port: Some(22),
+                    ..ConnQuery::default()
+                },
+                count("SELECT count(*) FROM flow WHERE src_port = 22 OR dst_port = 22"),
+            ),
+            (
+                ConnQuery {
+                    port: Some(22),
+                    port_side: Side::Dst,
+                    sensor: Some(9),
+                    ..ConnQuery::default()
+                },
+                count("SELECT count(*) FROM flow WHERE dst_port = 22 AND sensor_id = 9"),
+            ),
+        ] {
+            let got: u64 = m
+                .series(&q, from, to, 3600)
+                .unwrap()
+                .iter()
+                .map(|p| p.flows)
+                .sum();
+            assert_eq!(got, want, "{q:?}");
+            let ports: u64 = m
+                .top_ports(&q, from, to, 100)
+                .unwrap()
+                .iter()
+                .map(|p| p.2)
+                .sum();
+            assert_eq!(ports, want, "{q:?}");
+        }
+        // A narrower range: only its flows.
+        let mid = from + (to - from) / 2;
+        let got: u64 = m
+            .series(&ConnQuery::default(), mid, to, 60)
+            .unwrap()
+            .iter()
+            .map(|p| p.flows)
+            .sum();
+        assert_eq!(
+            got,
+            count(&format!(
+                "SELECT count(*) FROM flow WHERE src_start_sec >= {mid}"
+            ))
+        );
     }
 
     #[test]
