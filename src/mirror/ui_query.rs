@@ -572,6 +572,69 @@ fn sensor_ids(conn: &Connection, table: &str) -> rusqlite::Result<Vec<u32>> {
 /// time-ordered scan finds a page sooner than sorting the matches.
 const PLAN_CAP: i64 = 5000;
 
+/// Rows of one sensor a time-ordered plan reads at most, under filters no
+/// index serves (protocol, sizes, OS, or a host or port too common for its
+/// index), for a count or a window page (sorted, collapsed, the graph):
+/// past it the count says "at least" and the window says it was cut.
+pub const SCAN_CAP: i64 = 20_000;
+
+/// Whether `q` filters rows beyond the sensor and time range.
+fn row_filtered(q: &ConnQuery) -> bool {
+    q.proto.is_some()
+        || q.bidirectional
+        || q.min_bytes.is_some()
+        || q.client_os.is_some()
+        || q.server_os.is_some()
+        || q.ip.is_some()
+        || q.port.is_some()
+        || q.alerts_only
+}
+
+/// The `FROM` of a time-ordered read of `q`'s sensor capped at SCAN_CAP
+/// rows (newest first, within its time range), named `table` so the
+/// filters apply to it unchanged; and whether the sensor has more rows
+/// in that range than the cap (a covering-index count).
+fn capped_scan(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    table: &str,
+    p: &mut Params,
+) -> Result<(String, bool), MirrorError> {
+    let bounds = ConnQuery {
+        sensor: q.sensor,
+        since: q.since,
+        until: q.until,
+        ..ConnQuery::default()
+    };
+    let mut cp = Params::default();
+    let w = filters(&bounds, table, &mut cp, false, Some(Driver::Time))
+        .map_err(|e| bad(path, e))?
+        .unwrap_or_default();
+    let over = cp.push(SCAN_CAP + 1);
+    let index = indexed_by(Driver::Time, q, table);
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {table}{index}{} LIMIT {over})",
+        where_clause(&w)
+    );
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .ctx(path, "prepare scan count")?
+        .query_row(rusqlite::params_from_iter(cp.0.iter()), |r| r.get(0))
+        .ctx(path, "run scan count")?;
+    let w = filters(&bounds, table, p, false, Some(Driver::Time))
+        .map_err(|e| bad(path, e))?
+        .unwrap_or_default();
+    let cap = p.push(SCAN_CAP);
+    Ok((
+        format!(
+            "(SELECT * FROM {table}{index}{} ORDER BY src_start_sec DESC, flow_id DESC LIMIT {cap}) AS {table}",
+            where_clause(&w)
+        ),
+        n > SCAN_CAP,
+    ))
+}
+
 /// What finds one sensor's rows for a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Driver {
@@ -691,11 +754,13 @@ fn page_of(
     path: &str,
     q: &ConnQuery,
     table: &str,
+    capped: bool,
+    scan_cut: &mut bool,
 ) -> Result<Vec<ConnRow>, MirrorError> {
     let driver = choose_driver(conn, path, q, table)?;
     let mut out = Vec::new();
     for one in split_sides(q, driver) {
-        out.extend(page_one(conn, path, &one, table, driver)?);
+        out.extend(page_one(conn, path, &one, table, driver, capped, scan_cut)?);
     }
     // A flow matching on both sides came twice.
     out.sort_by_key(|r| std::cmp::Reverse(key(r)));
@@ -711,13 +776,23 @@ fn page_one(
     q: &ConnQuery,
     table: &str,
     driver: Driver,
+    capped: bool,
+    scan_cut: &mut bool,
 ) -> Result<Vec<ConnRow>, MirrorError> {
     let by_time = driver == Driver::Time;
     let mut p = Params::default();
+    // A window page under filters no index serves reads at most SCAN_CAP
+    // rows of the sensor (newest first) and filters those.
+    let (from, indexed) = if capped && by_time && row_filtered(q) {
+        let (from, cut) = capped_scan(conn, path, q, table, &mut p)?;
+        *scan_cut |= cut;
+        (from, String::new())
+    } else {
+        (table.to_string(), indexed_by(driver, q, table))
+    };
     let Some(w) = filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e))? else {
         return Ok(Vec::new());
     };
-    let indexed = indexed_by(driver, q, table);
     // And in the other plans, `+` keeps the time index from being chosen
     // for the ORDER BY: the host/port/ids indexes find the rows, a sort
     // orders them.
@@ -728,7 +803,7 @@ fn page_one(
     };
     let limit = p.push(i64::from(q.limit) + 1);
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM {table}{indexed}{} ORDER BY {order} LIMIT {limit}",
+        "SELECT {ROW_COLUMNS} FROM {from}{indexed}{} ORDER BY {order} LIMIT {limit}",
         where_clause(&w)
     );
     let mut stmt = conn
@@ -786,6 +861,15 @@ fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, b
             let mut p = Params::default();
             let mut arms = Vec::new();
             for side in split_sides(&one, driver) {
+                // Filters no index serves: count among the newest SCAN_CAP
+                // rows of the sensor, "at least" when it has more.
+                let (from, indexed) = if driver == Driver::Time && row_filtered(&side) {
+                    let (from, cut) = capped_scan(conn, path, &side, table, &mut p)?;
+                    exact &= !cut;
+                    (from, String::new())
+                } else {
+                    (table.to_string(), indexed_by(driver, &side, table))
+                };
                 let Some(w) =
                     filters(&side, table, &mut p, false, Some(driver)).map_err(|e| bad(path, e))?
                 else {
@@ -793,8 +877,7 @@ fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, b
                 };
                 let cap = p.push(TOTAL_CAP - total);
                 arms.push(format!(
-                    "SELECT * FROM (SELECT flow_id FROM {table}{}{} LIMIT {cap})",
-                    indexed_by(driver, &side, table),
+                    "SELECT * FROM (SELECT flow_id FROM {from}{indexed}{} LIMIT {cap})",
                     where_clause(&w)
                 ));
             }
@@ -879,7 +962,10 @@ fn newest_matches(
     path: &str,
     q: &ConnQuery,
     limit: u32,
-) -> Result<Vec<ConnRow>, MirrorError> {
+) -> Result<(Vec<ConnRow>, bool), MirrorError> {
+    // Window reads (sorted, collapsed, the graph) cap their scans.
+    let capped = limit >= WINDOW;
+    let mut scan_cut = false;
     let mut rows: Vec<ConnRow> = Vec::new();
     for table in ["flow", "x_flow6"] {
         let sensors = match q.sensor {
@@ -903,12 +989,12 @@ fn newest_matches(
                 },
                 ..q.clone()
             };
-            rows.extend(page_of(conn, path, &one, table)?);
+            rows.extend(page_of(conn, path, &one, table, capped, &mut scan_cut)?);
             rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
             rows.truncate(limit as usize + 1);
         }
     }
-    Ok(rows)
+    Ok((rows, scan_cut))
 }
 
 /// Identical repeats of `rows` (newest first) as one row each, the newest
@@ -955,7 +1041,7 @@ fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage,
                 "offset: only with sort or collapse (time pages use after)".into(),
             ));
         }
-        let mut rows = newest_matches(conn, path, q, q.limit)?;
+        let (mut rows, _) = newest_matches(conn, path, q, q.limit)?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
             rows.last().map(|r| {
@@ -993,8 +1079,8 @@ fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage,
     }
     // A bounded plan: the newest WINDOW matches, through the same indexes
     // as a time page, sorted and collapsed here.
-    let mut rows = newest_matches(conn, path, q, WINDOW)?;
-    let cut = rows.len() > WINDOW as usize;
+    let (mut rows, scan_cut) = newest_matches(conn, path, q, WINDOW)?;
+    let cut = rows.len() > WINDOW as usize || scan_cut;
     rows.truncate(WINDOW as usize);
     let matches = rows.len() as u64;
     if q.collapse {
@@ -1593,8 +1679,8 @@ fn graph(
         count: false,
         ..q.clone()
     };
-    let mut rows = newest_matches(conn, path, &q, WINDOW)?;
-    let window_cut = rows.len() > WINDOW as usize;
+    let (mut rows, scan_cut) = newest_matches(conn, path, &q, WINDOW)?;
+    let window_cut = rows.len() > WINDOW as usize || scan_cut;
     rows.truncate(WINDOW as usize);
     type Pair = (String, String);
     let mut pairs: std::collections::HashMap<Pair, (GraphEdge, BTreeMap<u16, u64>)> =
@@ -2380,6 +2466,53 @@ mod tests {
                 "SELECT count(*) FROM flow WHERE src_start_sec >= {mid}"
             ))
         );
+    }
+
+    /// Under a filter no index serves, a count and a window page read the
+    /// newest SCAN_CAP rows of a sensor and say so.
+    #[test]
+    fn unindexed_filters_read_at_most_the_scan_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, SCAN_CAP as u32 + 5000);
+        m.conn
+            .execute_batch("UPDATE flow SET src_bytes = 1000 WHERE flow_id % 100 = 0")
+            .unwrap();
+        let big = ConnQuery {
+            sensor: Some(5),
+            min_bytes: Some(1000),
+            limit: 100,
+            count: true,
+            ..ConnQuery::default()
+        };
+        let page = m.connections(&big).unwrap();
+        // The newest 20,000 rows hold 200 of the 250.
+        assert_eq!((page.total, page.total_exact), (200, false));
+        let sorted = m
+            .connections(&ConnQuery {
+                sort: SortKey::Bytes,
+                ..big.clone()
+            })
+            .unwrap();
+        let w = sorted.window.unwrap();
+        assert_eq!((w.matches, w.cut), (200, true));
+        // A time range under the cap: exact, and the window whole.
+        let (from, to) = m.time_span().unwrap().unwrap();
+        let recent = ConnQuery {
+            since: Some(to - (to - from) / 4),
+            ..big
+        };
+        let page = m.connections(&recent).unwrap();
+        assert!(page.total_exact);
+        let n: i64 = m
+            .conn
+            .query_row(
+                "SELECT count(*) FROM flow WHERE src_bytes >= 1000 AND src_start_sec >= ?1",
+                [recent.since.unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(page.total, n as u64);
     }
 
     #[test]
