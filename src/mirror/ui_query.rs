@@ -1,6 +1,7 @@
 //! Read-only queries behind the web UI (`src/web/`): Walleye's connection
-//! table with keyset pagination, aggregates, per-sensor activity windows,
-//! time series, top ports, one flow's detail and its IDS alerts.
+//! table with keyset pagination, aggregates, the connections graph,
+//! per-sensor activity windows, time series, top ports, one flow's detail
+//! and its IDS alerts, and a host's (bounded) p0f OS history.
 //!
 //! Owns that SQL and nothing else; writes nothing. Every value from a request
 //! reaches SQLite as a bound parameter, never as SQL text: the only text
@@ -9,8 +10,11 @@
 //! Pagination is on the key (src_start_sec, sensor_id, flow_id), newest
 //! first: one query per sensor, each served in order by hflow's own
 //! `start_sec_idx` (sensor_id, src_start_sec, + the primary key's flow_id),
-//! merged here. No page ever counts or skips the rows before it, and no
-//! index beyond the legacy schema's is needed.
+//! merged here. No page ever skips the rows before it (its total is a
+//! capped count through the same plan), and no index beyond the legacy
+//! schema's is needed. Every read is bounded: sorted, collapsed and graph
+//! views read the newest `WINDOW` matches, and under filters no index
+//! serves a count or such a window reads at most `SCAN_CAP` rows a sensor.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
