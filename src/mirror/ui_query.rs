@@ -1800,8 +1800,9 @@ fn host_os_history(
     ip: std::net::Ipv4Addr,
     window: u32,
 ) -> Result<(Vec<super::OsSeen>, bool), MirrorError> {
-    // (sensor, os, role) -> (first, last, flows, newest flow with that OS)
-    let mut groups: BTreeMap<(u32, u32, &'static str), (i64, i64, u64, u32)> = BTreeMap::new();
+    /// (sensor, os, role) -> (first, last, flows, newest flow with that OS)
+    type Groups = BTreeMap<(u32, u32, &'static str), (i64, i64, u64, u32)>;
+    let mut groups = Groups::new();
     let mut cut = false;
     let addr = i64::from(u32::from(ip));
     for sensor in sensor_ids(conn, "flow").ctx(path, "list sensors")? {
