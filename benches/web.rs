@@ -319,6 +319,12 @@ fn run_bench(data: &Path, data_s: &str, copies: u32, rounds: u32, flows: u64, in
         ),
         ("flow detail", "/api/v1/flows/1000001/1000".into()),
         ("host detail", "/api/v1/hosts/198.51.100.20".into()),
+        ("connections graph, everything", "/api/v1/graph".into()),
+        ("connections graph, udp", "/api/v1/graph?proto=udp".into()),
+        (
+            "packets and payload of a flow",
+            "/api/v1/flows/1000001/1000/packets".into(),
+        ),
     ];
     let mut other_ms: Vec<(String, Vec<f64>)> = Vec::new();
     for (name, path) in &others {

@@ -1258,6 +1258,16 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     );
     // Without the session the same link is refused.
     assert_eq!(http.get(&href, None).status, 401);
+    // The packet view read the same pcap through the pcap service (proxied
+    // to roo B): tcpdump's packets, the first 200 at most.
+    assert_eq!(
+        br.count("#packets-table tbody tr"),
+        records(&theirs).len().min(200)
+    );
+    assert!(
+        br.text("#packets-table tbody tr[data-n='1']")
+            .contains("SYN")
+    );
 
     // Host detail from the flow's source.
     br.click("#src-host");
@@ -1318,6 +1328,52 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     let dag = br.text("#children");
     assert!(dag.contains("roo-a") && dag.contains("roo-b"), "{dag}");
     br.screenshot("dag");
+    // The connections graph of roo B's flows: every host pair once, every
+    // flow counted; capped with a notice; a host opens its page.
+    let g = http
+        .get(&format!("{base}/api/v1/graph?sensor=2222"), Some(&cookie))
+        .json();
+    assert_eq!(g["window_cut"], false);
+    let flows_in_edges: u64 = g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["flows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(flows_in_edges as usize, flows_b.len());
+    br.goto(&format!("{base}/graph?sensor=2222"));
+    br.view("graph");
+    assert_eq!(
+        br.count("#graph circle.node"),
+        g["nodes"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        br.count("#graph line.edge"),
+        g["edges"].as_array().unwrap().len()
+    );
+    assert_eq!(br.count("#graph-cut"), 0);
+    br.screenshot("graph");
+    br.goto(&format!("{base}/graph?sensor=2222&edges=3"));
+    br.view("graph");
+    assert_eq!(br.count("#graph line.edge"), 3);
+    assert!(br.text("#graph-cut").contains("heaviest 3 of"));
+    let first_ip = br
+        .js(
+            "return document.querySelector('#graph a.node-link').dataset.ip",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    br.js(
+        "document.querySelector('#graph a.node-link').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([]),
+    );
+    br.wait_url(
+        &format!("/host/{first_ip}"),
+        "the node did not open its host",
+    );
+    br.view("host");
     br.goto(&format!("{base}/plots"));
     br.view("plots");
     assert_eq!(
@@ -1460,6 +1516,7 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         ("/plots".to_string(), "plots"),
         (format!("/flow/2222/{id}"), "flow"),
         ("/dag".to_string(), "dag"),
+        ("/graph".to_string(), "graph"),
     ] {
         br.goto(&format!("{base}{path}"));
         br.view(view);
@@ -1609,4 +1666,209 @@ fn a_browser_reads_a_honeypots_sebek_sessions_and_keystroke_log() {
         .to_string();
     assert!(want.starts_with("1:"), "{want}");
     assert_eq!(br.text("#community-id"), want);
+}
+
+/// One Ethernet + IPv4 + TCP frame (checksums computed, as a real stack's).
+fn tcp_frame(
+    (src, sp): ([u8; 4], u16),
+    (dst, dp): ([u8; 4], u16),
+    ttl: u8,
+    (seq, ack, flags): (u32, u32, u8),
+    data: &[u8],
+) -> Vec<u8> {
+    fn sum(words: &[u8]) -> u32 {
+        words
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum()
+    }
+    fn fold(mut s: u32) -> u16 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+    let total = (20 + 20 + data.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, ttl, 6, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = fold(sum(&ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sp.to_be_bytes());
+    tcp.extend_from_slice(&dp.to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&ack.to_be_bytes());
+    tcp.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    tcp.extend_from_slice(data);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+    pseudo.extend_from_slice(&tcp);
+    let c = fold(sum(&pseudo));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+/// Issue 18 point 4: a flow's packets and payload, read through the pcap
+/// service, shown as decoded headers and hex + ASCII; the payload is an
+/// attacker's (HTML and script) and stays text; the view is bounded.
+#[test]
+fn a_browser_shows_a_flows_packets_and_an_attackers_payload_as_text() {
+    let (d, data) = new_node(5555);
+    let client_says: &[u8] =
+        b"<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\">GET / HTTP/1.0\r\n\r\n";
+    let server_says: &[u8] = b"HTTP/1.0 200 OK\r\n\r\n<b>bold</b><script>window.pwned=3</script>";
+    let (c, s) = (([10, 9, 0, 66], 40000), ([192, 0, 2, 80], 80));
+    let (cs, ss) = (1_000_000u32, 7_000_000u32);
+    let frames = [
+        tcp_frame(c, s, 51, (cs, 0, 0x02), b""),
+        tcp_frame(s, c, 64, (ss, cs + 1, 0x12), b""),
+        tcp_frame(c, s, 51, (cs + 1, ss + 1, 0x10), b""),
+        tcp_frame(c, s, 51, (cs + 1, ss + 1, 0x18), client_says),
+        tcp_frame(
+            s,
+            c,
+            64,
+            (ss + 1, cs + 1 + client_says.len() as u32, 0x18),
+            server_says,
+        ),
+        tcp_frame(
+            c,
+            s,
+            51,
+            (
+                cs + 1 + client_says.len() as u32,
+                ss + 1 + server_says.len() as u32,
+                0x11,
+            ),
+            b"",
+        ),
+    ];
+    let mut pcap = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for v in [
+            1_790_000_000u32,
+            1000 * i as u32,
+            f.len() as u32,
+            f.len() as u32,
+        ] {
+            pcap.extend_from_slice(&v.to_le_bytes());
+        }
+        pcap.extend_from_slice(f);
+    }
+    let file = d.path().join("attacker.pcap");
+    std::fs::write(&file, &pcap).unwrap();
+    ok(&["ingest", "--data", &data, file.to_str().unwrap()]);
+    let flows = flows_json(&data, &[]);
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let id = flows[0]["flow_id"].as_u64().unwrap();
+    add_user(&data, "analyst", PASSWORD);
+    let (pp, ui) = (free_port("127.0.0.37"), free_port("127.0.0.37"));
+    let _s = serve_ui(&data, "127.0.0.37", pp, "127.0.0.37", ui);
+    let base = format!("http://127.0.0.37:{ui}");
+
+    // The API agrees with tshark, packet by packet.
+    let http = Http::new();
+    let cookie = http.login(&base, "analyst", PASSWORD).unwrap();
+    let url = format!("{base}/api/v1/flows/5555/{id}/packets");
+    let v = http.get(&url, Some(&cookie)).json();
+    let theirs = tool(
+        "tshark",
+        &[
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "ip.ttl",
+            "-e",
+            "tcp.len",
+            "-e",
+            "tcp.seq_raw",
+            "-e",
+            "ip.len",
+        ],
+    );
+    let packets = v["packets"].as_array().unwrap();
+    assert_eq!(packets.len(), theirs.lines().count());
+    for (p, line) in packets.iter().zip(theirs.lines()) {
+        let f: Vec<u64> = line.split('\t').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(
+            [&p["ttl"], &p["payload_len"], &p["seq"], &p["ip_len"]].map(|x| x.as_u64().unwrap()),
+            [f[0], f[1], f[2], f[3]],
+            "{p}"
+        );
+    }
+    assert_eq!(packets[0]["flags"], "SYN");
+    assert_eq!(packets[1]["flags"], "SYN ACK");
+    assert_eq!(packets[1]["from"], "server");
+    let unhex = |h: &Value| -> Vec<u8> {
+        let h = h.as_str().unwrap();
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    assert_eq!(unhex(&v["streams"][0]["hex"]), client_says);
+    assert_eq!(unhex(&v["streams"][1]["hex"]), server_says);
+    // Bounded: 2 packets and "more"; the KiB range refused past it.
+    let small = http
+        .get(&format!("{url}?packets=2&kib=1"), Some(&cookie))
+        .json();
+    assert_eq!(small["packets"].as_array().unwrap().len(), 2);
+    assert_eq!(small["more_packets"], true);
+    let refused = http.get(&format!("{url}?kib=65"), Some(&cookie));
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 64")
+    );
+    assert_eq!(http.get(&url, None).status, 401);
+
+    // The page: headers in a table, payload as hex and ASCII text; nothing
+    // of the payload became an element, nothing of it ran.
+    let br = Browser::start();
+    br.goto(&format!("{base}/flow/5555/{id}"));
+    br.view("login");
+    br.type_into("#user", "analyst");
+    br.type_into("#password", PASSWORD);
+    br.click("#login-submit");
+    br.view("flow");
+    assert_eq!(br.count("#packets-table tbody tr"), 6);
+    assert!(
+        br.text("#packets-table tbody tr[data-n='2']")
+            .contains("SYN ACK")
+    );
+    let shown = br.text("#payload-client");
+    assert!(shown.starts_with("000000  3c 73 63 72"), "{shown}");
+    assert!(shown.contains("<script>window.p"), "{shown}");
+    assert!(br.text("#payload-server").contains("...<b>bold</b><s"));
+    let injected = br.js(
+        "return {elements: document.querySelectorAll('#packets-view script, #packets-view img, #packets-view b').length, \
+                 pwned: window.pwned === undefined ? null : window.pwned}",
+        json!([]),
+    );
+    assert_eq!(injected, json!({"elements": 0, "pwned": null}));
+    br.screenshot("packets");
+    // Per packet: one dump per packet with payload.
+    br.click("#payload-packets");
+    br.wait_url("payload=packets", "the per-packet view was not opened");
+    br.view("flow");
+    assert_eq!(br.count("#payload-per-packet pre.hexdump"), 2);
+    assert_eq!(
+        br.js("return window.pwned === undefined", json!([])),
+        json!(true)
+    );
 }

@@ -1,6 +1,7 @@
 //! Read-only queries behind the web UI (`src/web/`): Walleye's connection
-//! table with keyset pagination, aggregates, per-sensor activity windows,
-//! time series, top ports, one flow's detail and its IDS alerts.
+//! table with keyset pagination, aggregates, the connections graph,
+//! per-sensor activity windows, time series, top ports, one flow's detail
+//! and its IDS alerts, and a host's (bounded) p0f OS history.
 //!
 //! Owns that SQL and nothing else; writes nothing. Every value from a request
 //! reaches SQLite as a bound parameter, never as SQL text: the only text
@@ -9,8 +10,11 @@
 //! Pagination is on the key (src_start_sec, sensor_id, flow_id), newest
 //! first: one query per sensor, each served in order by hflow's own
 //! `start_sec_idx` (sensor_id, src_start_sec, + the primary key's flow_id),
-//! merged here. No page ever counts or skips the rows before it, and no
-//! index beyond the legacy schema's is needed.
+//! merged here. No page ever skips the rows before it (its total is a
+//! capped count through the same plan), and no index beyond the legacy
+//! schema's is needed. Every read is bounded: sorted, collapsed and graph
+//! views read the newest `WINDOW` matches, and under filters no index
+//! serves a count or such a window reads at most `SCAN_CAP` rows a sensor.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -550,6 +554,69 @@ fn sensor_ids(conn: &Connection, table: &str) -> rusqlite::Result<Vec<u32>> {
 /// time-ordered scan finds a page sooner than sorting the matches.
 const PLAN_CAP: i64 = 5000;
 
+/// Rows of one sensor a time-ordered plan reads at most, under filters no
+/// index serves (protocol, sizes, OS, or a host or port too common for its
+/// index), for a count or a window page (sorted, collapsed, the graph):
+/// past it the count says "at least" and the window says it was cut.
+pub const SCAN_CAP: i64 = 20_000;
+
+/// Whether `q` filters rows beyond the sensor and time range.
+fn row_filtered(q: &ConnQuery) -> bool {
+    q.proto.is_some()
+        || q.bidirectional
+        || q.min_bytes.is_some()
+        || q.client_os.is_some()
+        || q.server_os.is_some()
+        || q.ip.is_some()
+        || q.port.is_some()
+        || q.alerts_only
+}
+
+/// The `FROM` of a time-ordered read of `q`'s sensor capped at SCAN_CAP
+/// rows (newest first, within its time range), named `table` so the
+/// filters apply to it unchanged; and whether the sensor has more rows
+/// in that range than the cap (a covering-index count).
+fn capped_scan(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    table: &str,
+    p: &mut Params,
+) -> Result<(String, bool), MirrorError> {
+    let bounds = ConnQuery {
+        sensor: q.sensor,
+        since: q.since,
+        until: q.until,
+        ..ConnQuery::default()
+    };
+    let mut cp = Params::default();
+    let w = filters(&bounds, table, &mut cp, false, Some(Driver::Time))
+        .map_err(|e| bad(path, e.to_string()))?
+        .unwrap_or_default();
+    let over = cp.push(SCAN_CAP + 1);
+    let index = indexed_by(Driver::Time, q, table);
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {table}{index}{} LIMIT {over})",
+        where_clause(&w)
+    );
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .ctx(path, "prepare scan count")?
+        .query_row(rusqlite::params_from_iter(cp.0.iter()), |r| r.get(0))
+        .ctx(path, "run scan count")?;
+    let w = filters(&bounds, table, p, false, Some(Driver::Time))
+        .map_err(|e| bad(path, e.to_string()))?
+        .unwrap_or_default();
+    let cap = p.push(SCAN_CAP);
+    Ok((
+        format!(
+            "(SELECT * FROM {table}{index}{} ORDER BY src_start_sec DESC, flow_id DESC LIMIT {cap}) AS {table}",
+            where_clause(&w)
+        ),
+        n > SCAN_CAP,
+    ))
+}
+
 /// What finds one sensor's rows for a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Driver {
@@ -670,11 +737,13 @@ fn page_of(
     path: &str,
     q: &ConnQuery,
     table: &str,
+    capped: bool,
+    scan_cut: &mut bool,
 ) -> Result<Vec<ConnRow>, MirrorError> {
     let driver = choose_driver(conn, path, q, table)?;
     let mut out = Vec::new();
     for one in split_sides(q, driver) {
-        out.extend(page_one(conn, path, &one, table, driver)?);
+        out.extend(page_one(conn, path, &one, table, driver, capped, scan_cut)?);
     }
     // A flow matching on both sides came twice.
     out.sort_by_key(|r| std::cmp::Reverse(key(r)));
@@ -690,15 +759,25 @@ fn page_one(
     q: &ConnQuery,
     table: &str,
     driver: Driver,
+    capped: bool,
+    scan_cut: &mut bool,
 ) -> Result<Vec<ConnRow>, MirrorError> {
     let by_time = driver == Driver::Time;
     let mut p = Params::default();
+    // A window page under filters no index serves reads at most SCAN_CAP
+    // rows of the sensor (newest first) and filters those.
+    let (from, indexed) = if capped && by_time && row_filtered(q) {
+        let (from, cut) = capped_scan(conn, path, q, table, &mut p)?;
+        *scan_cut |= cut;
+        (from, String::new())
+    } else {
+        (table.to_string(), indexed_by(driver, q, table))
+    };
     let Some(w) =
         filters(q, table, &mut p, true, Some(driver)).map_err(|e| bad(path, e.to_string()))?
     else {
         return Ok(Vec::new());
     };
-    let indexed = indexed_by(driver, q, table);
     // And in the other plans, `+` keeps the time index from being chosen
     // for the ORDER BY: the host/port/ids indexes find the rows, a sort
     // orders them.
@@ -709,7 +788,7 @@ fn page_one(
     };
     let limit = p.push(i64::from(q.limit) + 1);
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM {table}{indexed}{} ORDER BY {order} LIMIT {limit}",
+        "SELECT {ROW_COLUMNS} FROM {from}{indexed}{} ORDER BY {order} LIMIT {limit}",
         where_clause(&w)
     );
     let mut stmt = conn
@@ -767,6 +846,15 @@ fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, b
             let mut p = Params::default();
             let mut arms = Vec::new();
             for side in split_sides(&one, driver) {
+                // Filters no index serves: count among the newest SCAN_CAP
+                // rows of the sensor, "at least" when it has more.
+                let (from, indexed) = if driver == Driver::Time && row_filtered(&side) {
+                    let (from, cut) = capped_scan(conn, path, &side, table, &mut p)?;
+                    exact &= !cut;
+                    (from, String::new())
+                } else {
+                    (table.to_string(), indexed_by(driver, &side, table))
+                };
                 let Some(w) = filters(&side, table, &mut p, false, Some(driver))
                     .map_err(|e| bad(path, e.to_string()))?
                 else {
@@ -774,8 +862,7 @@ fn count_matches(conn: &Connection, path: &str, q: &ConnQuery) -> Result<(u64, b
                 };
                 let cap = p.push(TOTAL_CAP - total);
                 arms.push(format!(
-                    "SELECT * FROM (SELECT flow_id FROM {table}{}{} LIMIT {cap})",
-                    indexed_by(driver, &side, table),
+                    "SELECT * FROM (SELECT flow_id FROM {from}{indexed}{} LIMIT {cap})",
                     where_clause(&w)
                 ));
             }
@@ -860,7 +947,10 @@ fn newest_matches(
     path: &str,
     q: &ConnQuery,
     limit: u32,
-) -> Result<Vec<ConnRow>, MirrorError> {
+) -> Result<(Vec<ConnRow>, bool), MirrorError> {
+    // Window reads (sorted, collapsed, the graph) cap their scans.
+    let capped = limit >= WINDOW;
+    let mut scan_cut = false;
     let mut rows: Vec<ConnRow> = Vec::new();
     for table in ["flow", "x_flow6"] {
         let sensors = match q.sensor {
@@ -884,12 +974,12 @@ fn newest_matches(
                 },
                 ..q.clone()
             };
-            rows.extend(page_of(conn, path, &one, table)?);
+            rows.extend(page_of(conn, path, &one, table, capped, &mut scan_cut)?);
             rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
             rows.truncate(limit as usize + 1);
         }
     }
-    Ok(rows)
+    Ok((rows, scan_cut))
 }
 
 /// Identical repeats of `rows` (newest first) as one row each, the newest
@@ -936,7 +1026,7 @@ fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage,
                 "offset: only with sort or collapse (time pages use after)".into(),
             ));
         }
-        let mut rows = newest_matches(conn, path, q, q.limit)?;
+        let (mut rows, _) = newest_matches(conn, path, q, q.limit)?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
             rows.last().map(|r| {
@@ -974,8 +1064,8 @@ fn connections(conn: &Connection, path: &str, q: &ConnQuery) -> Result<ConnPage,
     }
     // A bounded plan: the newest WINDOW matches, through the same indexes
     // as a time page, sorted and collapsed here.
-    let mut rows = newest_matches(conn, path, q, WINDOW)?;
-    let cut = rows.len() > WINDOW as usize;
+    let (mut rows, scan_cut) = newest_matches(conn, path, q, WINDOW)?;
+    let cut = rows.len() > WINDOW as usize || scan_cut;
     rows.truncate(WINDOW as usize);
     let matches = rows.len() as u64;
     if q.collapse {
@@ -1184,22 +1274,67 @@ fn activity(conn: &Connection, sensor: u32, since: u32, until: u32) -> rusqlite:
     Ok(a)
 }
 
-/// `q` over the time range `from..=to` (no cursor): the WHERE terms for
-/// `table`, None when the table cannot match.
-fn range_filters(
+/// `q` over the time range `from..=to` as statements that each read only
+/// their rows: one per table and sensor (and per side of a port filter on
+/// either side), each through the index that holds its rows in the range,
+/// named (`INDEXED BY`): the port's `(sensor_id, port, src_start_sec)`
+/// under a port filter, else `(sensor_id, src_start_sec)`. A flow matching
+/// the port on both sides is counted by the source arm only. Returns each
+/// arm as `FROM` text (table, index, WHERE) and its parameters, `extra`
+/// WHERE terms added to each.
+fn range_arms(
+    conn: &Connection,
+    path: &str,
     q: &ConnQuery,
-    table: &str,
-    p: &mut Params,
     from: u32,
     to: u32,
-) -> Result<Option<Vec<String>>, crate::net::NetError> {
-    let ranged = ConnQuery {
-        since: Some(q.since.map_or(from, |s| s.max(from))),
-        until: Some(q.until.map_or(to, |u| u.min(to))),
-        after: None,
-        ..q.clone()
+    extra: &str,
+) -> Result<Vec<(String, Params)>, MirrorError> {
+    let driver = if q.port.is_some() {
+        Driver::Port
+    } else {
+        Driver::Time
     };
-    filters(&ranged, table, p, false, None)
+    let mut arms = Vec::new();
+    for table in ["flow", "x_flow6"] {
+        let sensors = match q.sensor {
+            Some(s) => vec![s],
+            None => sensor_ids(conn, table).ctx(path, "list sensors")?,
+        };
+        for sensor in sensors {
+            let ranged = ConnQuery {
+                sensor: Some(sensor),
+                since: Some(q.since.map_or(from, |s| s.max(from))),
+                until: Some(q.until.map_or(to, |u| u.min(to))),
+                after: None,
+                ..q.clone()
+            };
+            for one in split_sides(&ranged, driver) {
+                let mut p = Params::default();
+                let Some(mut w) = filters(&one, table, &mut p, false, Some(driver))
+                    .map_err(|e| bad(path, e.to_string()))?
+                else {
+                    continue;
+                };
+                if let (Some(port), Side::Either, Side::Dst) = (q.port, q.port_side, one.port_side)
+                {
+                    w.push(format!("+src_port != {}", p.push(port)));
+                }
+                if !extra.is_empty() {
+                    w.push(extra.to_string());
+                }
+                arms.push((
+                    format!(
+                        "{table}{}{}",
+                        indexed_by(driver, &one, table),
+                        where_clause(&w)
+                    ),
+                    p,
+                ));
+            }
+        }
+    }
+    Ok(arms)
 }
 
 fn series(
@@ -1211,18 +1346,11 @@ fn series(
     bucket: u32,
 ) -> Result<Vec<SeriesPoint>, MirrorError> {
     let mut acc: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
-    for table in ["flow", "x_flow6"] {
-        let mut p = Params::default();
-        let Some(w) =
-            range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e.to_string()))?
-        else {
-            continue;
-        };
+    for (arm, mut p) in range_arms(conn, path, q, from, to, "")? {
         let b = p.push(bucket);
         let sql = format!(
             "SELECT sensor_id, (src_start_sec / {b}) * {b}, count(*), sum(src_bytes + dst_bytes) \
-             FROM {table}{} GROUP BY 1, 2",
-            where_clause(&w)
+             FROM {arm} GROUP BY 1, 2"
         );
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare time series")?;
         let mut rows = stmt
@@ -1262,17 +1390,8 @@ fn top_ports(
     limit: u32,
 ) -> Result<Vec<(u16, u8, u64)>, MirrorError> {
     let mut acc: BTreeMap<(u16, u8), u64> = BTreeMap::new();
-    for table in ["flow", "x_flow6"] {
-        let mut p = Params::default();
-        let Some(w) =
-            range_filters(q, table, &mut p, from, to).map_err(|e| bad(path, e.to_string()))?
-        else {
-            continue;
-        };
-        let sql = format!(
-            "SELECT dst_port, ip_proto, count(*) FROM {table}{} AND ip_proto IN (6, 17) GROUP BY 1, 2",
-            where_clause(&w)
-        );
+    for (arm, p) in range_arms(conn, path, q, from, to, "ip_proto IN (6, 17)")? {
+        let sql = format!("SELECT dst_port, ip_proto, count(*) FROM {arm} GROUP BY 1, 2");
         let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare top ports")?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(p.0.iter()))
@@ -1488,6 +1607,271 @@ fn flow_row(
     Ok(None)
 }
 
+/// A host of the connections graph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphNode {
+    pub ip: String,
+    /// Flows and bytes (both directions) it took part in, among those read.
+    pub flows: u64,
+    pub bytes: u64,
+    /// A honeypot: the source of an outbound flow or the destination of an
+    /// inbound one.
+    pub honeypot: bool,
+}
+
+/// The flows between two hosts (source to destination) in the graph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphEdge {
+    pub src: String,
+    pub dst: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Protocol numbers seen, ascending.
+    pub protos: Vec<u8>,
+    /// The most used destination ports (TCP/UDP), at most 5, most used first.
+    pub dst_ports: Vec<u16>,
+}
+
+/// The connections graph of a filter.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+    /// Flows read: the newest `WINDOW` matches at most.
+    pub flows: u64,
+    /// More flows matched than were read.
+    pub window_cut: bool,
+    /// Hosts and host pairs among the flows read.
+    pub nodes_total: u64,
+    pub edges_total: u64,
+    /// Some hosts or pairs are not drawn (the caps below).
+    pub cut: bool,
+    pub max_nodes: u32,
+    pub max_edges: u32,
+}
+
+/// The connections graph of `q`: hosts as nodes, the flows between two
+/// hosts as one edge, from the newest `WINDOW` matches (the bounded plan
+/// of sorted pages), the heaviest pairs (bytes) first until `max_edges`
+/// edges or `max_nodes` hosts are drawn.
+fn graph(
+    conn: &Connection,
+    path: &str,
+    q: &ConnQuery,
+    max_nodes: u32,
+    max_edges: u32,
+) -> Result<Graph, MirrorError> {
+    let q = ConnQuery {
+        after: None,
+        offset: 0,
+        count: false,
+        ..q.clone()
+    };
+    let (mut rows, scan_cut) = newest_matches(conn, path, &q, WINDOW)?;
+    let window_cut = rows.len() > WINDOW as usize || scan_cut;
+    rows.truncate(WINDOW as usize);
+    type Pair = (String, String);
+    let mut pairs: std::collections::HashMap<Pair, (GraphEdge, BTreeMap<u16, u64>)> =
+        std::collections::HashMap::new();
+    let mut hosts: std::collections::HashMap<String, GraphNode> = std::collections::HashMap::new();
+    for r in &rows {
+        let bytes = r.src_bytes.saturating_add(r.dst_bytes);
+        let (e, ports) = pairs
+            .entry((r.src_ip.clone(), r.dst_ip.clone()))
+            .or_insert_with(|| {
+                (
+                    GraphEdge {
+                        src: r.src_ip.clone(),
+                        dst: r.dst_ip.clone(),
+                        flows: 0,
+                        packets: 0,
+                        bytes: 0,
+                        protos: Vec::new(),
+                        dst_ports: Vec::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+        e.flows += 1;
+        e.packets = e
+            .packets
+            .saturating_add(r.src_packets.saturating_add(r.dst_packets));
+        e.bytes = e.bytes.saturating_add(bytes);
+        if !e.protos.contains(&r.ip_proto) {
+            e.protos.push(r.ip_proto);
+        }
+        if matches!(r.ip_proto, 6 | 17) {
+            *ports.entry(r.dst_port).or_default() += 1;
+        }
+        for (ip, honeypot) in [(&r.src_ip, r.is_local != 0), (&r.dst_ip, r.is_local == 0)] {
+            let n = hosts.entry(ip.clone()).or_insert_with(|| GraphNode {
+                ip: ip.clone(),
+                flows: 0,
+                bytes: 0,
+                honeypot: false,
+            });
+            n.flows += 1;
+            n.bytes = n.bytes.saturating_add(bytes);
+            n.honeypot |= honeypot;
+        }
+    }
+    let mut all: Vec<GraphEdge> = pairs
+        .into_values()
+        .map(|(mut e, ports)| {
+            let mut p: Vec<(u16, u64)> = ports.into_iter().collect();
+            p.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            e.dst_ports = p.into_iter().take(5).map(|(port, _)| port).collect();
+            e.protos.sort_unstable();
+            e
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.flows.cmp(&a.flows))
+            .then_with(|| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)))
+    });
+    let (nodes_total, edges_total) = (hosts.len() as u64, all.len() as u64);
+    let mut drawn: Vec<String> = Vec::new();
+    let mut edges = Vec::new();
+    for e in all {
+        if edges.len() >= max_edges as usize {
+            break;
+        }
+        let new = [&e.src, &e.dst]
+            .iter()
+            .filter(|ip| !drawn.contains(ip))
+            .count()
+            - usize::from(e.src == e.dst && !drawn.contains(&e.src));
+        if drawn.len() + new > max_nodes as usize {
+            continue;
+        }
+        for ip in [&e.src, &e.dst] {
+            if !drawn.contains(ip) {
+                drawn.push(ip.clone());
+            }
+        }
+        edges.push(e);
+    }
+    let nodes: Vec<GraphNode> = drawn.iter().filter_map(|ip| hosts.remove(ip)).collect();
+    Ok(Graph {
+        cut: (edges.len() as u64) < edges_total,
+        nodes,
+        edges,
+        flows: rows.len() as u64,
+        window_cut,
+        nodes_total,
+        edges_total,
+        max_nodes,
+        max_edges,
+    })
+}
+
+/// Flows of a host read per sensor and role for its OS history (the
+/// newest first); past it the history covers these only.
+pub const OS_HISTORY_WINDOW: u32 = 2000;
+
+/// A host's p0f OS history as its flows name it, from its newest
+/// `window` flows per sensor and role (client: the host is the source;
+/// server: the destination), each read through hflow's host indexes in
+/// time order: a bounded plan whatever the host's share of the table (the
+/// scanner of a honeynet is the source of nearly every flow, and an exact
+/// history read all of them: 1.8 s over 1 M flows). Returns the rows and
+/// whether some sensor and role had more flows than the window.
+fn host_os_history(
+    conn: &Connection,
+    path: &str,
+    ip: std::net::Ipv4Addr,
+    window: u32,
+) -> Result<(Vec<super::OsSeen>, bool), MirrorError> {
+    /// (sensor, os, role) -> (first, last, flows, newest flow with that OS)
+    type Groups = BTreeMap<(u32, u32, &'static str), (i64, i64, u64, u32)>;
+    let mut groups = Groups::new();
+    let mut cut = false;
+    let addr = i64::from(u32::from(ip));
+    for sensor in sensor_ids(conn, "flow").ctx(path, "list sensors")? {
+        for (role, index, end, os) in [
+            ("client", "src_ip_idx", "src_ip", "client_os_id"),
+            ("server", "dst_ip_idx", "dst_ip", "server_os_id"),
+        ] {
+            let sql = format!(
+                "SELECT {os}, src_start_sec, max(src_end_sec, dst_end_sec), flow_id \
+                 FROM flow INDEXED BY {index} WHERE sensor_id = ?1 AND {end} = ?2 \
+                 ORDER BY src_start_sec DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx(path, "prepare os history")?;
+            let mut rows = stmt
+                .query(params![sensor, addr, window])
+                .ctx(path, "run os history")?;
+            let mut read = 0u32;
+            while let Some(r) = rows.next().ctx(path, "read os history")? {
+                read += 1;
+                let got = || -> rusqlite::Result<(u32, i64, i64, u32)> {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                };
+                let (os_id, first, last, flow) = got().ctx(path, "read os history")?;
+                if os_id == 0 {
+                    continue;
+                }
+                let g = groups
+                    .entry((sensor, os_id, role))
+                    .or_insert((first, last, 0, flow));
+                g.0 = g.0.min(first);
+                g.1 = g.1.max(last);
+                g.2 += 1;
+            }
+            cut |= read >= window;
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((sensor, os_id, role), (first, last, flows, flow)) in groups {
+        let mut name = conn
+            .prepare_cached(
+                "SELECT coalesce(genre, ''), coalesce(detail, '') FROM os \
+                 WHERE os_id = ?1 AND sensor_id = ?2",
+            )
+            .ctx(path, "prepare os name")?;
+        let Some((genre, detail)) = name
+            .query_row(params![os_id, sensor], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .ctx(path, "read os name")?
+        else {
+            continue;
+        };
+        // p0f's class of the match, from the fingerprint that named the
+        // group's newest flow (one index seek; `!` is an application).
+        let application: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM x_os_fingerprint \
+                 INDEXED BY x_os_fingerprint_flow_os_idx \
+                 WHERE sensor_id = ?1 AND flow_id = ?2 AND os_id = ?3 AND class = '!')",
+            )
+            .ctx(path, "prepare os class")?
+            .query_row(params![sensor, flow, os_id], |r| r.get(0))
+            .ctx(path, "read os class")?;
+        out.push(super::OsSeen {
+            sensor_id: sensor,
+            os_id,
+            genre,
+            detail,
+            application,
+            role: role.to_string(),
+            first_sec: first,
+            last_sec: last,
+            flows,
+        });
+    }
+    out.sort_by_key(|o| (o.first_sec, o.sensor_id, o.os_id));
+    Ok((out, cut))
+}
+
 fn alerts(conn: &Connection, sensor: u32, flow_id: u32) -> rusqlite::Result<Vec<AlertView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT i.sec, i.priority, i.sig_gen, i.sig_id, coalesce(s.sig_name, ''), i.classification \
@@ -1588,6 +1972,27 @@ impl Mirror {
     /// One flow as a connection-table row.
     pub fn flow_row(&self, sensor: u32, flow_id: u32) -> Result<Option<ConnRow>, MirrorError> {
         flow_row(&self.conn, &self.path, sensor, flow_id)
+    }
+
+    /// The connections graph of `q` (at most `max_nodes` hosts and
+    /// `max_edges` host pairs, from the newest WINDOW matches).
+    pub fn graph(
+        &self,
+        q: &ConnQuery,
+        max_nodes: u32,
+        max_edges: u32,
+    ) -> Result<Graph, MirrorError> {
+        graph(&self.conn, &self.path, q, max_nodes, max_edges)
+    }
+
+    /// A host's p0f OS history from its newest `window` flows per sensor
+    /// and role, and whether older flows were left out.
+    pub fn host_os_history(
+        &self,
+        ip: std::net::Ipv4Addr,
+        window: u32,
+    ) -> Result<(Vec<super::OsSeen>, bool), MirrorError> {
+        host_os_history(&self.conn, &self.path, ip, window)
     }
 
     /// The IDS alerts of one flow.
@@ -1895,6 +2300,209 @@ mod tests {
         // The table's row names the OS too.
         let row = m.flow_row(5, 2).unwrap().unwrap();
         assert_eq!(row.client_os, "Linux 2.2.x-3.x");
+    }
+
+    /// The host's OS history is exact within the window, and says when
+    /// the host had more flows than it reads.
+    #[test]
+    fn host_os_history_is_bounded_and_says_when_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        fill(&m, 9, 300);
+        m.conn
+            .execute_batch(
+                "UPDATE flow SET client_os_id = 77 WHERE flow_id % 2 = 0; \
+                 UPDATE flow SET server_os_id = 78; \
+                 INSERT INTO os (os_id, sensor_id, genre, detail) VALUES \
+                   (77, 5, 'Linux', '2.2.x-3.x'), (77, 9, 'Linux', '2.2.x-3.x'), \
+                   (78, 5, 'Windows', 'XP'), (78, 9, 'Windows', 'XP')",
+            )
+            .unwrap();
+        // 10.0.0.1 is the source of every third flow: 1000 of sensor 5.
+        let host = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let exact: i64 = m
+            .conn
+            .query_row(
+                "SELECT count(*) FROM flow WHERE sensor_id = 5 AND src_ip = 167772161 \
+                 AND client_os_id = 77",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (rows, cut) = m.host_os_history(host, 5000).unwrap();
+        assert!(!cut);
+        let five = rows
+            .iter()
+            .find(|o| o.sensor_id == 5 && o.role == "client")
+            .unwrap();
+        assert_eq!((five.flows, five.genre.as_str()), (exact as u64, "Linux"));
+        assert!(
+            rows.iter().all(|o| o.role == "client"),
+            "never a destination"
+        );
+        let (rows, cut) = m.host_os_history(host, 100).unwrap();
+        assert!(cut);
+        assert!(rows.iter().all(|o| o.flows <= 100), "{rows:?}");
+        // The destination of every flow: its server OS.
+        let (rows, _) = m
+            .host_os_history(std::net::Ipv4Addr::new(192, 0, 2, 10), 5000)
+            .unwrap();
+        let server: u64 = rows
+            .iter()
+            .filter(|o| o.role == "server" && o.os_id == 78)
+            .map(|o| o.flows)
+            .sum();
+        assert_eq!(server, 3300);
+    }
+
+    /// The graph: one edge per host pair, every flow read counted once,
+    /// the caps on hosts and pairs cutting with a notice.
+    #[test]
+    fn the_connections_graph_is_capped_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        let g = m.graph(&ConnQuery::default(), 100, 300).unwrap();
+        assert_eq!((g.nodes.len(), g.edges.len()), (4, 3));
+        assert!(!g.cut && !g.window_cut);
+        assert_eq!(g.edges.iter().map(|e| e.flows).sum::<u64>(), 3000);
+        assert_eq!(g.flows, 3000);
+        let dst = g.nodes.iter().find(|n| n.ip == "192.0.2.10").unwrap();
+        assert_eq!(dst.flows, 3000);
+        assert!(dst.honeypot, "the destination of inbound flows");
+        assert!(
+            g.edges.iter().all(|e| e.dst_ports.first() == Some(&80)),
+            "80 most used"
+        );
+        // Two hosts: the heaviest pair only.
+        let g = m.graph(&ConnQuery::default(), 2, 300).unwrap();
+        assert_eq!((g.nodes.len(), g.edges.len(), g.cut), (2, 1, true));
+        assert_eq!(g.edges_total, 3);
+        let g = m.graph(&ConnQuery::default(), 100, 2).unwrap();
+        assert_eq!((g.edges.len(), g.cut), (2, true));
+        // A filter: the rare host's pair alone.
+        let rare = ConnQuery {
+            ip: Some((IpAddr::V4(0x0a00_0063.into()), 32)),
+            ip_side: Side::Src,
+            ..ConnQuery::default()
+        };
+        let g = m.graph(&rare, 100, 300).unwrap();
+        assert_eq!(g.edges.len(), 1);
+        assert_eq!(g.edges[0].src, "10.0.0.99");
+    }
+
+    /// Plots read per sensor through the range's index; a port on either
+    /// side counts a flow once, as SQL over the whole table does.
+    #[test]
+    fn series_and_top_ports_count_each_matching_flow_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, 3000);
+        fill(&m, 9, 300);
+        m.conn
+            .execute_batch("UPDATE flow SET src_port = 22 WHERE flow_id % 7 = 0")
+            .unwrap();
+        let (from, to) = m.time_span().unwrap().unwrap();
+        let count = |sql: &str| -> u64 {
+            let n: i64 = m.conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            n as u64
+        };
+        for (q, want) in [
+            (ConnQuery::default(), count("SELECT count(*) FROM flow")),
+            (
+                ConnQuery {
+                    port: Some(22),
+                    ..ConnQuery::default()
+                },
+                count("SELECT count(*) FROM flow WHERE src_port = 22 OR dst_port = 22"),
+            ),
+            (
+                ConnQuery {
+                    port: Some(22),
+                    port_side: Side::Dst,
+                    sensor: Some(9),
+                    ..ConnQuery::default()
+                },
+                count("SELECT count(*) FROM flow WHERE dst_port = 22 AND sensor_id = 9"),
+            ),
+        ] {
+            let got: u64 = m
+                .series(&q, from, to, 3600)
+                .unwrap()
+                .iter()
+                .map(|p| p.flows)
+                .sum();
+            assert_eq!(got, want, "{q:?}");
+            let ports: u64 = m
+                .top_ports(&q, from, to, 100)
+                .unwrap()
+                .iter()
+                .map(|p| p.2)
+                .sum();
+            assert_eq!(ports, want, "{q:?}");
+        }
+        // A narrower range: only its flows.
+        let mid = from + (to - from) / 2;
+        let got: u64 = m
+            .series(&ConnQuery::default(), mid, to, 60)
+            .unwrap()
+            .iter()
+            .map(|p| p.flows)
+            .sum();
+        assert_eq!(
+            got,
+            count(&format!(
+                "SELECT count(*) FROM flow WHERE src_start_sec >= {mid}"
+            ))
+        );
+    }
+
+    /// Under a filter no index serves, a count and a window page read the
+    /// newest SCAN_CAP rows of a sensor and say so.
+    #[test]
+    fn unindexed_filters_read_at_most_the_scan_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirror::open(&dir.path().join("m.sqlite")).unwrap();
+        fill(&m, 5, SCAN_CAP as u32 + 5000);
+        m.conn
+            .execute_batch("UPDATE flow SET src_bytes = 1000 WHERE flow_id % 100 = 0")
+            .unwrap();
+        let big = ConnQuery {
+            sensor: Some(5),
+            min_bytes: Some(1000),
+            limit: 100,
+            count: true,
+            ..ConnQuery::default()
+        };
+        let page = m.connections(&big).unwrap();
+        // The newest 20,000 rows hold 200 of the 250.
+        assert_eq!((page.total, page.total_exact), (200, false));
+        let sorted = m
+            .connections(&ConnQuery {
+                sort: SortKey::Bytes,
+                ..big.clone()
+            })
+            .unwrap();
+        let w = sorted.window.unwrap();
+        assert_eq!((w.matches, w.cut), (200, true));
+        // A time range under the cap: exact, and the window whole.
+        let (from, to) = m.time_span().unwrap().unwrap();
+        let recent = ConnQuery {
+            since: Some(to - (to - from) / 4),
+            ..big
+        };
+        let page = m.connections(&recent).unwrap();
+        assert!(page.total_exact);
+        let n: i64 = m
+            .conn
+            .query_row(
+                "SELECT count(*) FROM flow WHERE src_bytes >= 1000 AND src_start_sec >= ?1",
+                [recent.since.unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(page.total, n as u64);
     }
 
     #[test]

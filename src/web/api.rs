@@ -15,7 +15,9 @@ use warp::http::{Method, Response, StatusCode};
 
 use super::sessions::{COOKIE, token_from_cookie};
 use super::{FAILED_LOGIN_DELAY, Reply, Request, Web, assets, error};
-use crate::mirror::ui_query::{ConnQuery, Cursor, GroupBy, Side, SortKey, WINDOW};
+use crate::mirror::ui_query::{
+    ConnQuery, Cursor, GroupBy, OS_HISTORY_WINDOW, Side, SortKey, WINDOW,
+};
 use crate::mirror::{MirrorError, ProcessQuery};
 use crate::sync::links::load_state;
 
@@ -54,7 +56,7 @@ impl BadParam {
         }
     }
 
-    fn reply(&self) -> Reply {
+    pub(super) fn reply(&self) -> Reply {
         bad_request(&self.to_string())
     }
 }
@@ -115,7 +117,7 @@ pub(super) fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, BadPar
 }
 
 /// A number in `range`, else a message that gives the range.
-fn num_in<T>(
+pub(super) fn num_in<T>(
     name: &str,
     v: &str,
     range: std::ops::RangeInclusive<T>,
@@ -355,6 +357,7 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "pcap"] => results_pcap(&web, q).await,
         ["api", "v1", "flows", s, f] => flow_detail(&web, s, f).await,
         ["api", "v1", "flows", s, f, "pcap"] => pcap(&web, s, f).await,
+        ["api", "v1", "flows", s, f, "packets"] => super::packets::packets(&web, s, f, q).await,
         ["api", "v1", "hosts", ip] => host_detail(&web, ip).await,
         ["api", "v1", "processes", s, p] => process_tree(&web, s, p).await,
         ["api", "v1", "processes", s, p, "reads"] => reads(&web, s, p, q).await,
@@ -364,6 +367,7 @@ pub async fn handle(web: Arc<Web>, req: Request) -> Reply {
         ["api", "v1", "sessions"] => super::sebek::sessions(&web, q).await,
         ["api", "v1", "dag"] => dag(&web).await,
         ["api", "v1", "plots"] => plots(&web, q).await,
+        ["api", "v1", "graph"] => graph(&web, q).await,
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
@@ -682,6 +686,39 @@ async fn flows(web: &Arc<Web>, query: &str) -> Reply {
     }
 }
 
+/// Hosts and host pairs the graph draws when the request does not say.
+pub const GRAPH_NODES: u32 = 100;
+pub const GRAPH_EDGES: u32 = 300;
+
+/// `GET /api/v1/graph`: the connections graph of the table's filters.
+async fn graph(web: &Arc<Web>, query: &str) -> Reply {
+    let (q, rest) = match conn_query(query, &["nodes", "edges"]) {
+        Ok(q) => q,
+        Err(r) => return r.reply(),
+    };
+    let cap = |name: &str, default: u32, max: u32| match rest.get(name) {
+        None => Ok(default),
+        Some(v) => num_in(name, v, 1..=max, "a count"),
+    };
+    let (nodes, edges) = match (
+        cap("nodes", GRAPH_NODES, 500),
+        cap("edges", GRAPH_EDGES, 2000),
+    ) {
+        (Ok(n), Ok(e)) => (n, e),
+        (Err(r), _) | (_, Err(r)) => return r.reply(),
+    };
+    let got = web
+        .with_mirror(move |m| {
+            check_sensor(m, q.sensor)?;
+            m.graph(&q, nodes, edges)
+        })
+        .await;
+    match got {
+        Ok(g) => json(&g),
+        Err(e) => mirror_error(e),
+    }
+}
+
 async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
     let (mut q, rest) = match conn_query(query, &["by"]) {
         Ok(q) => q,
@@ -924,9 +961,11 @@ async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
     let prefix = if addr.is_ipv4() { 32 } else { 128 };
     let got = web
         .with_mirror(move |m| {
+            // Bounded: the newest flows per sensor and role (an exact
+            // history of a scanner reads most of the table).
             let os = match addr {
-                IpAddr::V4(v4) => m.os_history(v4)?,
-                IpAddr::V6(_) => Vec::new(),
+                IpAddr::V4(v4) => m.host_os_history(v4, OS_HISTORY_WINDOW)?,
+                IpAddr::V6(_) => (Vec::new(), false),
             };
             let side = |s| ConnQuery {
                 ip: Some((addr, prefix)),
@@ -940,9 +979,11 @@ async fn host_detail(web: &Arc<Web>, ip: &str) -> Reply {
         })
         .await;
     match got {
-        Ok((os, as_src, as_dst)) => json(&serde_json::json!({
+        Ok(((os, os_cut), as_src, as_dst)) => json(&serde_json::json!({
             "ip": addr.to_string(),
             "os_history": os,
+            "os_history_cut": os_cut,
+            "os_history_window": OS_HISTORY_WINDOW,
             "as_source": as_src,
             "as_destination": as_dst,
         })),

@@ -2,7 +2,8 @@
 //! own listener (`[ui] listen`, localhost by default), apart from the peer API.
 //!
 //! Submodules: `users` (accounts file, argon2id), `sessions` (cookies,
-//! expiry, login throttle), `api` (the `/api/v1` handlers), `assets` (the
+//! expiry, login throttle), `api` (the `/api/v1` handlers), `packets` (a
+//! flow's packets and payload, read through the pcap service), `assets` (the
 //! HTML, CSS and JS, embedded in the binary). docs/UI.md describes the views,
 //! docs/openapi.yaml the API.
 //!
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod packets;
 pub mod sebek;
 pub mod sessions;
 pub mod users;

@@ -144,12 +144,13 @@ async function route() {
       case 'overview': await viewOverview(main); break;
       case 'flows': await viewFlows(main, q); break;
       case 'aggregate': await viewAggregate(main, q); break;
-      case 'flow': await viewFlow(main, parts[1], parts[2]); break;
+      case 'flow': await viewFlow(main, parts[1], parts[2], q); break;
       case 'host': await viewHost(main, parts[1]); break;
       case 'process': await viewProcess(main, parts[1], parts[2], q); break;
       case 'sessions': await viewSessions(main, q); break;
       case 'dag': await viewDag(main); break;
       case 'plots': await viewPlots(main, q); break;
+      case 'graph': await viewGraph(main, q); break;
       default: put(main, h('h1', {}, 'Not found'), h('p', {}, `No view at ${path}.`));
     }
     document.title = `lumpy · ${main.querySelector('h1') ? main.querySelector('h1').textContent : view}`;
@@ -449,7 +450,8 @@ async function viewFlows(main, q) {
       h('span', { class: 'links' },
         pcapLink, ' · ',
         h('a', { href: '/aggregate?' + carry(q), id: 'aggregate-these' }, 'aggregate these'), ' · ',
-        h('a', { href: '/plots?' + carry(q), id: 'plot-these' }, 'plot these'))),
+        h('a', { href: '/plots?' + carry(q), id: 'plot-these' }, 'plot these'), ' · ',
+        h('a', { href: '/graph?' + carry(q), id: 'graph-these' }, 'graph these'))),
     notice,
     flowTable(page.rows, 'flows', q),
     h('div', { class: 'toolbar' }, pagers('bottom')));
@@ -570,9 +572,10 @@ function osText(name, id) {
   return h('span', { class: 'os' }, name || 'unnamed signature', h('span', { class: 'muted small' }, ` (id ${id})`));
 }
 
-async function viewFlow(main, sensor, flow) {
+async function viewFlow(main, sensor, flow, q) {
   const d = await api(`/api/v1/flows/${encodeURIComponent(sensor)}/${encodeURIComponent(flow)}`);
   const f = d.flow;
+  const packets = h('div', { id: 'packets-view' }, h('p', { class: 'muted' }, 'Reading the packets…'));
   put(main, 
     h('h1', {}, `Flow ${f.flow_id} of sensor ${f.sensor_id}`),
     h('p', { class: 'lead mono' }, `${proto(f.ip_proto)} `,
@@ -604,7 +607,88 @@ async function viewFlow(main, sensor, flow) {
         h('td', { class: 'mono' }, `${a.sig_gen}:${a.sig_id}`), h('td', {}, a.sig_name), h('td', {}, String(a.classification))))))
       : h('p', { class: 'muted' }, 'None.'),
     h('h2', { id: 'processes' }, 'Processes'),
-    processList(d.processes, f.sensor_id));
+    processList(d.processes, f.sensor_id),
+    h('h2', { id: 'packets' }, 'Packets and payload'),
+    packets);
+  // The packets come through the pcap service (maybe from a child): after
+  // the rest of the page.
+  const mode = q.get('payload') || (f.ip_proto === 6 ? 'streams' : 'packets');
+  const pq = new URLSearchParams();
+  for (const k of ['packets', 'kib']) if (q.get(k)) pq.set(k, q.get(k));
+  try {
+    const p = await api(`/api/v1/flows/${f.sensor_id}/${f.flow_id}/packets${pq.toString() ? '?' + pq : ''}`);
+    put(packets, packetView(p, mode, f));
+  } catch (e) {
+    if (e.status === 401) throw e;
+    put(packets, h('p', { class: 'error', id: 'packets-error' }, `No packets: ${e.message}`));
+  }
+}
+
+/**
+ * A hex dump of `hex` (a payload as hex digits): offset, 16 bytes, and the
+ * printable ASCII of them (others as "."), one text node: the payload is
+ * attacker-written and never becomes markup.
+ */
+function hexdump(hex) {
+  const b = hex.match(/../g) || [];
+  const lines = [];
+  for (let i = 0; i < b.length; i += 16) {
+    const row = b.slice(i, i + 16);
+    const ascii = row.map((x) => { const c = parseInt(x, 16); return c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.'; }).join('');
+    lines.push(`${i.toString(16).padStart(6, '0')}  ${row.join(' ').padEnd(47)}  ${ascii}`);
+  }
+  return lines.join('\n');
+}
+
+/** The packets table and the payload of both directions (or of each packet). */
+function packetView(p, mode, f) {
+  const t0 = p.packets.length ? p.packets[0].sec * 1e6 + p.packets[0].usec : 0;
+  const rel = (x) => `+${((x.sec * 1e6 + x.usec - t0) / 1000).toFixed(3)} ms`;
+  const link = (m, label) => {
+    const n = new URLSearchParams(location.search);
+    n.set('payload', m);
+    return m === mode ? h('strong', {}, label) : h('a', { href: `${location.pathname}?${n}`, id: `payload-${m}` }, label);
+  };
+  const more = () => {
+    const n = new URLSearchParams(location.search);
+    n.set('packets', String(Math.min(2000, p.limit_packets * 5)));
+    return h('a', { href: `${location.pathname}?${n}`, id: 'more-packets' }, 'show more packets');
+  };
+  const head = h('p', { class: 'muted', id: 'packets-summary' },
+    `${num(p.packets.length)} packet${p.packets.length === 1 ? '' : 's'}`,
+    p.more_packets ? ` (the first ${num(p.limit_packets)}; the flow has more) · ` : ' · ',
+    p.more_packets && p.limit_packets < 2000 ? [more(), ' · '] : null,
+    `payload: the first ${bytes(p.limit_bytes)} of each direction · `,
+    link('streams', f.ip_proto === 6 ? 'reassembled per direction' : 'per direction'), ' · ', link('packets', 'per packet'));
+  const row = (x) => h('tr', { class: x.from, 'data-n': x.n },
+    h('td', { class: 'num' }, String(x.n)),
+    h('td', { class: 'mono', title: `${ts(x.sec)}.${pad(x.usec, 6)} UTC` }, rel(x)),
+    h('td', {}, x.from === 'client' ? '→' : '←', ' ', x.from),
+    h('td', { class: 'mono host' }, x.src ? endpoint(x.src, x.src_port, x.proto) : '—'),
+    h('td', { class: 'mono host' }, x.dst ? endpoint(x.dst, x.dst_port, x.proto) : '—'),
+    h('td', { class: 'mono flags' }, x.flags || (x.icmp_type !== null ? `type ${x.icmp_type} code ${x.icmp_code}` : ''), x.fragment ? ' frag' : '', x.note ? h('div', { class: 'muted small' }, x.note) : null),
+    h('td', { class: 'mono small' }, x.seq !== null ? `seq ${x.seq}` : '', x.ack !== null ? h('div', {}, `ack ${x.ack}`) : null, x.window !== null ? h('div', { class: 'muted' }, `win ${x.window}`) : null),
+    h('td', { class: 'num' }, x.ttl !== null ? String(x.ttl) : '—'),
+    h('td', { class: 'num' }, x.ip_len !== null ? num(x.ip_len) : '—', h('div', { class: 'muted small' }, `${num(x.caplen)}/${num(x.len)}`)),
+    h('td', { class: 'num' }, num(x.payload_len)));
+  const table = h('div', { class: 'scroll' }, h('table', { class: 'grid packets', id: 'packets-table' },
+    h('thead', {}, h('tr', {}, ['#', 'Time', 'From', 'Source', 'Destination', 'Flags', 'TCP', 'TTL', 'IP / cap / wire', 'Payload'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, p.packets.map(row))));
+  let payload;
+  if (mode === 'packets') {
+    const withData = p.packets.filter((x) => x.payload);
+    payload = h('div', { id: 'payload-per-packet' }, withData.length ? withData.map((x) => h('div', { class: `payload ${x.from}` },
+      h('div', { class: 'small muted' }, `#${x.n} ${x.from === 'client' ? 'client → server' : 'server → client'}, ${num(x.payload_len)} bytes${x.payload.length / 2 < x.payload_len ? ` (first ${num(x.payload.length / 2)} shown)` : ''}`),
+      h('pre', { class: `hexdump ${x.from}`, 'data-n': x.n }, hexdump(x.payload)))) : h('p', { class: 'muted' }, 'No payload in these packets.'));
+  } else {
+    payload = h('div', { class: 'streams' }, p.streams.map((st) => h('section', { class: `payload ${st.from}` },
+      h('h3', {}, st.from === 'client' ? `Client → server (${p.client.ip})` : `Server → client (${p.server.ip})`),
+      h('p', { class: 'small muted' }, `${num(st.payload_bytes)} payload bytes in these packets`,
+        st.cut ? `; the first ${bytes(p.limit_bytes)} shown` : '',
+        st.hole ? '; a packet was not captured: shown up to the gap' : ''),
+      st.hex ? h('pre', { class: `hexdump ${st.from}`, id: `payload-${st.from}` }, hexdump(st.hex)) : h('p', { class: 'muted', id: `payload-${st.from}` }, 'No payload.'))));
+  }
+  return [head, table, payload];
 }
 
 // ---------------------------------------------------------------- host detail
@@ -616,6 +700,7 @@ async function viewHost(main, ip) {
       d.ip.includes(':') ? null : h('a', { class: 'button ghost', id: 'host-sessions', href: `/sessions?host=${encodeURIComponent(d.ip)}` }, 'sebek sessions on this honeypot'),
       h('a', { class: 'button ghost', href: `/aggregate?ip=${encodeURIComponent(d.ip)}&ip_side=src&by=dst_port` }, 'ports it contacted')),
     h('h2', {}, 'Operating system (p0f) history'),
+    d.os_history_cut ? h('p', { class: 'muted small', id: 'os-cut' }, `From this host's newest ${num(d.os_history_window)} flows per sensor and role (it has more): first seen and flows count those only.`) : null,
     d.os_history.length ? h('table', { class: 'grid', id: 'os-history' },
       h('thead', {}, h('tr', {}, ['Sensor', 'Role', 'Genre', 'Detail', 'First', 'Last', 'Flows'].map((t) => h('th', {}, t)))),
       h('tbody', {}, d.os_history.map((o) => h('tr', {}, h('td', {}, String(o.sensor_id)), h('td', {}, o.role), h('td', {}, o.genre),
@@ -944,6 +1029,116 @@ async function viewPlots(main, q) {
     barChart('plot-ports', 'Top destination ports (TCP/UDP flows)', d.top_ports.map((p) => ({ label: `${p.port}/${proto(p.proto)}`, value: p.flows, href: portLink(p) }))));
   lastResults.plots = results;
   put(main, h('h1', {}, 'Plots'), form, results);
+}
+
+// ---------------------------------------------------------- connections graph
+/**
+ * Positions for the graph's hosts: a force-directed layout (repulsion
+ * between hosts nearer than 3 k, attraction along edges, gravity to the middle, a
+ * cooling step), started
+ * from a circle so the same data always gives the same picture.
+ */
+function graphLayout(nodes, edges, W, H, margin) {
+  const n = nodes.length;
+  const at = new Map(nodes.map((x, i) => [x.ip, i]));
+  const pos = nodes.map((_, i) => ({
+    x: W / 2 + (W / 2 - margin) * 0.8 * Math.cos(2 * Math.PI * i / Math.max(1, n)),
+    y: H / 2 + (H / 2 - margin) * 0.8 * Math.sin(2 * Math.PI * i / Math.max(1, n)),
+  }));
+  const k = 0.7 * Math.sqrt((W - 2 * margin) * (H - 2 * margin) / Math.max(1, n));
+  let temp = W / 10;
+  for (let it = 0; it < 220; it++) {
+    const dx = new Float64Array(n), dy = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const ax = pos[i].x - pos[j].x, ay = pos[i].y - pos[j].y;
+        const d = Math.max(0.5, Math.hypot(ax, ay));
+        if (d > 3 * k) continue;
+        const f = k * k / d;
+        dx[i] += ax / d * f; dy[i] += ay / d * f; dx[j] -= ax / d * f; dy[j] -= ay / d * f;
+      }
+    }
+    for (const e of edges) {
+      const a = at.get(e.src), b = at.get(e.dst);
+      if (a === undefined || b === undefined || a === b) continue;
+      const ax = pos[a].x - pos[b].x, ay = pos[a].y - pos[b].y;
+      const d = Math.max(0.5, Math.hypot(ax, ay)), f = d * d / k;
+      dx[a] -= ax / d * f; dy[a] -= ay / d * f; dx[b] += ax / d * f; dy[b] += ay / d * f;
+    }
+    for (let i = 0; i < n; i++) {
+      // Gravity: separate groups of hosts stay near the middle.
+      dx[i] -= (pos[i].x - W / 2) * 0.3; dy[i] -= (pos[i].y - H / 2) * 0.3;
+      const len = Math.max(0.01, Math.hypot(dx[i], dy[i])), step = Math.min(len, temp);
+      pos[i].x = Math.min(W - margin, Math.max(margin, pos[i].x + dx[i] / len * step));
+      pos[i].y = Math.min(H - margin, Math.max(margin, pos[i].y + dy[i] / len * step));
+    }
+    temp = Math.max(1, temp * 0.97);
+  }
+  return pos;
+}
+
+function graphSvg(d, q) {
+  const W = chartWidth(), H = Math.max(420, Math.min(760, Math.round(W * 0.6))), M = 40;
+  const pos = graphLayout(d.nodes, d.edges, W, H, M);
+  const at = new Map(d.nodes.map((x, i) => [x.ip, i]));
+  const maxN = Math.max(1, ...d.nodes.map((x) => x.bytes)), maxE = Math.max(1, ...d.edges.map((e) => e.bytes));
+  const radius = (x) => 4 + 14 * Math.sqrt(x.bytes / maxN);
+  const svg = s('svg', { id: 'graph', class: 'chart graph', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': 'hosts as nodes, flows between two hosts as edges, sized by bytes' });
+  for (const e of d.edges) {
+    const a = pos[at.get(e.src)], b = pos[at.get(e.dst)];
+    const link = carry(q);
+    link.set('ip', e.src); link.set('ip_side', 'src');
+    const ports = e.dst_ports.length ? ` ports ${e.dst_ports.join(', ')}` : '';
+    svg.append(s('a', { href: '/flows?' + link, class: 'edge-link' },
+      s('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: 'edge', stroke: '#8c959f', 'stroke-opacity': 0.7,
+        'stroke-width': (1 + 5 * Math.sqrt(e.bytes / maxE)).toFixed(1) }),
+      s('title', {}, `${e.src} → ${e.dst}: ${num(e.flows)} flows, ${bytes(e.bytes)}, ${e.protos.map(proto).join('/')}${ports} — flows of ${e.src} as source`)));
+  }
+  // Labels for the heaviest hosts only (the rest in their tooltips).
+  const labelled = new Set([...d.nodes].sort((x, y) => y.bytes - x.bytes).slice(0, 30).map((x) => x.ip));
+  d.nodes.forEach((x, i) => {
+    const p = pos[i], r = radius(x);
+    svg.append(s('a', { href: `/host/${x.ip}`, class: 'node-link', 'data-ip': x.ip },
+      s('circle', { cx: p.x, cy: p.y, r, class: `node${x.honeypot ? ' honeypot' : ''}`, fill: x.honeypot ? '#d1242f' : '#1f6feb', stroke: '#fff', 'stroke-width': 1.5 }),
+      labelled.has(x.ip) ? s('text', p.x > W - 160
+        ? { x: p.x - r - 3, y: p.y + 4, 'font-size': 11, fill: '#1f2328', class: 'node-label', 'text-anchor': 'end' }
+        : { x: p.x + r + 3, y: p.y + 4, 'font-size': 11, fill: '#1f2328', class: 'node-label' }, x.ip) : null,
+      s('title', {}, `${x.ip}${x.honeypot ? ' (honeypot)' : ''}: ${num(x.flows)} flows, ${bytes(x.bytes)}`)));
+  });
+  return svg;
+}
+
+async function viewGraph(main, q) {
+  const form = await filterForm(q, '/graph');
+  let d;
+  try {
+    d = await api('/api/v1/graph?' + carry(q, ['nodes', 'edges']));
+  } catch (err) {
+    return filterError(main, 'graph', 'Connections graph', form, err);
+  }
+  const legend = (color, label) => { const sw = h('span', { class: 'swatch' }); sw.style.background = color; return h('span', {}, sw, label); };
+  const results = h('div', { id: 'results' },
+    h('p', { class: 'muted' }, `${num(d.nodes.length)} hosts and ${num(d.edges.length)} host pairs drawn from ${num(d.flows)} flows · sized by bytes · click a host for its page, an edge for its flows · `,
+      h('a', { href: '/flows?' + carry(q), id: 'table-these' }, 'these flows in the table')),
+    d.window_cut ? h('p', { class: 'notice', id: 'graph-window' }, `Drawn from the newest ${num(d.flows)} matching flows only; narrow the filters (a time range, a host) to see the rest.`) : null,
+    d.cut ? h('p', { class: 'notice', id: 'graph-cut' }, `Cut: the heaviest ${num(d.edges.length)} of ${num(d.edges_total)} host pairs are drawn (at most ${num(d.max_edges)} pairs and ${num(d.max_nodes)} hosts; ${num(d.nodes_total)} hosts in all). Narrow the filters to see the others.`) : null,
+    h('div', { class: 'legend' }, legend('#d1242f', 'honeypot'), legend('#1f6feb', 'other host')),
+    d.nodes.length ? graphSvg(d, q) : h('p', { class: 'muted' }, 'No flows match.'),
+    h('h2', {}, 'Host pairs, heaviest first'),
+    h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'graph-edges' },
+      h('thead', {}, h('tr', {}, ['Source', 'Destination', 'Flows', 'Packets', 'Bytes', 'Protocols', 'Destination ports'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.edges.map((e) => {
+        const link = carry(q); link.set('ip', e.src); link.set('ip_side', 'src');
+        return h('tr', {},
+          h('td', { class: 'mono host' }, h('a', { href: `/host/${e.src}` }, e.src)),
+          h('td', { class: 'mono host' }, h('a', { href: `/host/${e.dst}` }, e.dst)),
+          h('td', { class: 'num' }, h('a', { href: '/flows?' + link }, num(e.flows))),
+          h('td', { class: 'num' }, num(e.packets)), h('td', { class: 'num' }, bytes(e.bytes)),
+          h('td', {}, e.protos.map(proto).join(', ')), h('td', { class: 'wrap' }, e.dst_ports.join(', ')));
+      })))));
+  lastResults.graph = results;
+  put(main, h('h1', {}, 'Connections graph'), form, results);
 }
 
 // ----------------------------------------------------------------- keyboard
