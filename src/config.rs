@@ -86,6 +86,14 @@ pub struct ExportConfig {
     /// Only these sensors; empty: every sensor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensors: Vec<u32>,
+    /// Scale out (as `export clickhouse --cluster`): a cluster of the
+    /// servers' `<remote_servers>`; local tables on every shard and a
+    /// Distributed table over them, sharded by sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The HTTP interface of every shard of `cluster` (`--shard`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
 }
 
 impl ExportConfig {
@@ -109,6 +117,37 @@ impl ExportConfig {
         }
         if self.interval_secs == 0 {
             return Err(("export.interval_secs", "must be at least 1".into()));
+        }
+        match &self.cluster {
+            Some(c)
+                if c.is_empty()
+                    || !c
+                        .chars()
+                        .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '_') =>
+            {
+                return Err((
+                    "export.cluster",
+                    format!("'{c}': letters, digits, - and _ only"),
+                ));
+            }
+            Some(_) if self.shards.is_empty() => {
+                return Err((
+                    "export.shards",
+                    "a cluster needs the HTTP URL of every shard".into(),
+                ));
+            }
+            None if !self.shards.is_empty() => {
+                return Err(("export.shards", "shards without a cluster".into()));
+            }
+            _ => {}
+        }
+        for u in &self.shards {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err((
+                    "export.shards",
+                    format!("'{u}' must start with http:// or https://"),
+                ));
+            }
         }
         Ok(())
     }

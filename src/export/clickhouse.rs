@@ -776,6 +776,47 @@ async fn sink(
     generation: u64,
     progress: &dyn Fn(u64),
 ) -> Result<(), ExportError> {
+    let mut sent = 0u64;
+    let r = sink_messages(target, rx, generation, progress, &mut sent).await;
+    r.map_err(|e| if sent > 0 { part_way(e, sent) } else { e })
+}
+
+/// An error after rows went out: the message says what is kept (the rows
+/// sent, up to the last watermark) instead of "nothing was written".
+fn part_way(e: ExportError, rows: u64) -> ExportError {
+    let kept = format!(
+        "the export stopped part-way ({rows} rows of this run are in the target; a re-run resumes at the last watermark and replaces any row sent twice)"
+    );
+    match e {
+        ExportError::Unreachable {
+            target,
+            addr,
+            detail,
+        } => ExportError::Server {
+            target,
+            what: kept,
+            detail: format!("cannot reach the server at {addr}: {detail}"),
+        },
+        ExportError::Server {
+            target,
+            what,
+            detail,
+        } => ExportError::Server {
+            target,
+            what: format!("{what}: {kept}"),
+            detail,
+        },
+        other => other,
+    }
+}
+
+async fn sink_messages(
+    target: &ChTarget,
+    rx: &mut tokio::sync::mpsc::Receiver<Msg>,
+    generation: u64,
+    progress: &dyn Fn(u64),
+    sent: &mut u64,
+) -> Result<(), ExportError> {
     let mut ns = generation;
     while let Some(m) = rx.recv().await {
         match m {
@@ -783,6 +824,7 @@ async fn sink(
                 target
                     .insert(table.name, &table.column_list(), body)
                     .await?;
+                *sent += rows;
                 progress(rows);
             }
             Msg::Delete {
