@@ -1092,7 +1092,18 @@ fn a_cluster_of_two_shards_holds_each_sensor_on_one_shard() {
         let start = std::time::Instant::now();
         loop {
             let want = mirror_flows(&data);
-            let have = [ch_flows(&urls[0], served_db), ch_flows(&urls[1], served_db)];
+            // The state table comes last, after every shard's tables.
+            let ready = ch_at(
+                &urls[1],
+                &format!(
+                    "SELECT count() FROM system.tables WHERE database = '{served_db}' AND name = 'lumpy_export_state'"
+                ),
+            );
+            let have = if ready.trim() == "1" {
+                [ch_flows(&urls[0], served_db), ch_flows(&urls[1], served_db)]
+            } else {
+                [0, 0]
+            };
             if have == [want, want] {
                 return;
             }
