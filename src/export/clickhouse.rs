@@ -710,6 +710,9 @@ struct Work {
 /// request).
 type Chunks = tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>;
 
+/// Where the producer puts an INSERT's chunks.
+type ChunkSender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
 /// Bytes of RowBinary per chunk of an INSERT's body: the memory a batch
 /// holds is a few chunks, whatever `batch_rows` is.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -1188,10 +1191,7 @@ fn produce_one(
     let skip = if copy { 0 } else { 2 };
     let mut body = Vec::with_capacity(CHUNK_BYTES + 4096);
     // The open INSERT: where its chunks go, and where its row count goes.
-    let mut open: Option<(
-        tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-        tokio::sync::oneshot::Sender<u64>,
-    )> = None;
+    let mut open: Option<(ChunkSender, tokio::sync::oneshot::Sender<u64>)> = None;
     let mut in_batch = 0usize;
     let mut total = 0u64;
     let mut last = (0u64, 0u64);
