@@ -721,6 +721,36 @@ mod tests {
     }
 
     #[test]
+    fn an_export_cluster_needs_its_shards_and_shards_need_a_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[[export]]\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n\
+                    cluster = \"honeynet\"\nshards = [\"http://127.0.0.1:8123\", \"http://127.0.0.2:8123\"]\n";
+        std::fs::write(Config::path(dir.path()), text).unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.exports[0].cluster.as_deref(), Some("honeynet"));
+        assert_eq!(c.exports[0].shards.len(), 2);
+        let named = |text: &str, key: &str| {
+            std::fs::write(Config::path(dir.path()), text).unwrap();
+            let e = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        };
+        let base = "[[export]]\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n";
+        named(&format!("{base}cluster = \"honeynet\"\n"), "export.shards");
+        named(
+            &format!("{base}shards = [\"http://127.0.0.1:8123\"]\n"),
+            "export.shards",
+        );
+        named(
+            &format!("{base}cluster = \"a b\"\nshards = [\"http://127.0.0.1:8123\"]\n"),
+            "export.cluster",
+        );
+        named(
+            &format!("{base}cluster = \"c\"\nshards = [\"ftp://127.0.0.1\"]\n"),
+            "export.shards",
+        );
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::default();
