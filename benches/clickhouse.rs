@@ -138,6 +138,8 @@ fn timed(mut cmd: Command) -> f64 {
 }
 
 /// Doubles the mirror's v4 flows (and their versions) until `target` rows.
+/// A copy gets new, higher versions (as flows ingested later would), so the
+/// versions keep the ingest's order instead of repeating.
 fn grow_mirror(data: &str, target: u64) -> u64 {
     let m = rusqlite::Connection::open(Path::new(data).join("mirror.sqlite")).expect("mirror");
     m.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF")
@@ -154,9 +156,9 @@ fn grow_mirror(data: &str, target: u64) -> u64 {
         .map(|c| c.expect("column"))
         .collect();
     while count(&m) < target {
-        let (max_id, span, base): (i64, i64, i64) = m
+        let (max_id, span, top): (i64, i64, i64) = m
             .query_row(
-                "SELECT (SELECT max(flow_id) + 1 FROM x_flow_version), max(src_start_sec) - min(src_start_sec) + 1000, min(src_start_sec) FROM flow",
+                "SELECT (SELECT max(flow_id) + 1 FROM x_flow_version), max(src_start_sec) - min(src_start_sec) + 1000, (SELECT max(version) FROM x_flow_version) FROM flow",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -172,11 +174,10 @@ fn grow_mirror(data: &str, target: u64) -> u64 {
                 other => other.to_string(),
             })
             .collect();
-        let _ = base;
         m.execute_batch(&format!(
             "BEGIN;
              INSERT INTO x_flow_version (sensor_id, flow_id, version, closed, in_flow6)
-               SELECT v.sensor_id, v.flow_id + {max_id}, v.version, v.closed, 0 FROM x_flow_version v
+               SELECT v.sensor_id, v.flow_id + {max_id}, v.version + {top}, v.closed, 0 FROM x_flow_version v
                JOIN flow f ON f.sensor_id = v.sensor_id AND f.flow_id = v.flow_id
                WHERE v.in_flow6 = 0 ORDER BY v.flow_id LIMIT {room};
              INSERT INTO flow ({}) SELECT {} FROM flow ORDER BY flow_id LIMIT {room};

@@ -86,6 +86,14 @@ pub struct ExportConfig {
     /// Only these sensors; empty: every sensor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensors: Vec<u32>,
+    /// Scale out (as `export clickhouse --cluster`): a cluster of the
+    /// servers' `<remote_servers>`; local tables on every shard and a
+    /// Distributed table over them, sharded by sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The HTTP interface of every shard of `cluster` (`--shard`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
 }
 
 impl ExportConfig {
@@ -109,6 +117,37 @@ impl ExportConfig {
         }
         if self.interval_secs == 0 {
             return Err(("export.interval_secs", "must be at least 1".into()));
+        }
+        match &self.cluster {
+            Some(c)
+                if c.is_empty()
+                    || !c
+                        .chars()
+                        .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '_') =>
+            {
+                return Err((
+                    "export.cluster",
+                    format!("'{c}': letters, digits, - and _ only"),
+                ));
+            }
+            Some(_) if self.shards.is_empty() => {
+                return Err((
+                    "export.shards",
+                    "a cluster needs the HTTP URL of every shard".into(),
+                ));
+            }
+            None if !self.shards.is_empty() => {
+                return Err(("export.shards", "shards without a cluster".into()));
+            }
+            _ => {}
+        }
+        for u in &self.shards {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err((
+                    "export.shards",
+                    format!("'{u}' must start with http:// or https://"),
+                ));
+            }
         }
         Ok(())
     }
@@ -752,6 +791,36 @@ mod tests {
         c.set("ui.enabled", "false", dir.path()).unwrap();
         assert!(!c.ui.enabled);
         assert!(c.set("ui.enabled", "maybe", dir.path()).is_err());
+    }
+
+    #[test]
+    fn an_export_cluster_needs_its_shards_and_shards_need_a_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[[export]]\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n\
+                    cluster = \"honeynet\"\nshards = [\"http://127.0.0.1:8123\", \"http://127.0.0.2:8123\"]\n";
+        std::fs::write(Config::path(dir.path()), text).unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.exports[0].cluster.as_deref(), Some("honeynet"));
+        assert_eq!(c.exports[0].shards.len(), 2);
+        let named = |text: &str, key: &str| {
+            std::fs::write(Config::path(dir.path()), text).unwrap();
+            let e = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        };
+        let base = "[[export]]\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n";
+        named(&format!("{base}cluster = \"honeynet\"\n"), "export.shards");
+        named(
+            &format!("{base}shards = [\"http://127.0.0.1:8123\"]\n"),
+            "export.shards",
+        );
+        named(
+            &format!("{base}cluster = \"a b\"\nshards = [\"http://127.0.0.1:8123\"]\n"),
+            "export.cluster",
+        );
+        named(
+            &format!("{base}cluster = \"c\"\nshards = [\"ftp://127.0.0.1\"]\n"),
+            "export.shards",
+        );
     }
 
     #[test]

@@ -92,8 +92,9 @@ fn is_root() -> bool {
 /// user when root), waits until it answers, and leaves a watchdog that
 /// kills it when this test process ends. Neither child is waited for: both
 /// outlive the test process on purpose (the watchdog reaps the server).
+/// Returns the server's pid.
 #[allow(clippy::zombie_processes)]
-pub(crate) fn start_server(dir: &Path, url: &str) {
+pub(crate) fn start_server(dir: &Path, url: &str) -> u32 {
     let config = dir.join("config.xml");
     let mut cmd = if is_root() {
         let status = Command::new("chown")
@@ -146,7 +147,7 @@ pub(crate) fn start_server(dir: &Path, url: &str) {
             .output()
             .expect("curl");
         if String::from_utf8_lossy(&out.stdout).trim() == "1" {
-            return;
+            return server;
         }
         assert!(
             start.elapsed().as_secs() < 60,
@@ -547,6 +548,124 @@ fn kill_9_mid_export_then_rerun_leaves_no_duplicate() {
 }
 
 #[test]
+fn a_server_killed_mid_export_is_named_and_a_rerun_after_its_restart_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &big, 60, 1000);
+    let (_d, data) = new_node(42);
+    ok(&["ingest", "--data", &data, big.to_str().unwrap()]);
+    // A server of this test's own, killed with -9 while the rows stream.
+    let sdir = tempfile::Builder::new()
+        .prefix("lumpy-ch-killed-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let host = test_host(3);
+    let (http, tcp) = (free_port(&host), free_port(&host));
+    write_config(&sdir, &host, http, tcp, "");
+    let url = format!("http://{host}:{http}");
+    let pid = start_server(&sdir, &url);
+    let db = "lumpy_killed";
+    let mut child = lumpy()
+        .args([
+            "export",
+            "clickhouse",
+            "--data",
+            &data,
+            "--url",
+            &url,
+            "--database",
+            db,
+            "--batch-rows",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Some batches and their watermark are in: the export is streaming.
+    let start = std::time::Instant::now();
+    loop {
+        let marked = ch_at(
+            &url,
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'lumpy_export_state'"
+            ),
+        )
+        .trim()
+            == "1"
+            && ch_at(
+                &url,
+                &format!(
+                    "SELECT count() FROM {db}.lumpy_export_state WHERE table_name LIKE 'flows%'"
+                ),
+            )
+            .trim()
+                != "0";
+        if marked {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended first"
+        );
+        assert!(start.elapsed().as_secs() < 60, "no batch arrived");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let e = stderr(&out);
+    assert!(!out.status.success(), "the export outlived its server: {e}");
+    // The error names the target and says what is kept.
+    assert!(
+        e.contains(&format!("{host}:{http}")) && e.contains(db) && e.contains("part-way"),
+        "{e}"
+    );
+    assert!(!e.contains("nothing was written"), "{e}");
+    // While the server is down, a run is refused and names it.
+    let down = run(&[
+        "export",
+        "clickhouse",
+        "--data",
+        &data,
+        "--url",
+        &url,
+        "--database",
+        db,
+    ]);
+    assert!(!down.status.success());
+    assert!(stderr(&down).contains("cannot reach"), "{}", stderr(&down));
+    // Restarted on the same files: the re-run sends the rest, once.
+    start_server(&sdir, &url);
+    let partial: i64 = ch_at(&url, &format!("SELECT count() FROM {db}.flows FINAL"))
+        .trim()
+        .parse()
+        .unwrap();
+    let flows = mirror_flows(&data);
+    assert!(
+        partial > 0 && partial < flows,
+        "partial {partial} of {flows}"
+    );
+    let again = export_ch(&data, &url, db, &[]);
+    assert!(!again.contains("up to date"), "{again}");
+    assert_same_content(&data, &url, db);
+    let counts = ch_at(
+        &url,
+        &format!("SELECT count(), uniqExact(sensor_id, flow_id) FROM {db}.flows FINAL"),
+    );
+    assert_eq!(counts.trim(), format!("{flows}\t{flows}"));
+    ch_at(&url, &format!("OPTIMIZE TABLE {db}.flows FINAL"));
+    let merged = ch_at(&url, &format!("SELECT count() FROM {db}.flows"));
+    assert_eq!(merged.trim(), flows.to_string());
+    let done = export_ch(&data, &url, db, &[]);
+    assert!(done.contains("up to date"), "{done}");
+}
+
+#[test]
 fn errors_are_clear_write_nothing_and_the_export_resumes() {
     let (_d, data) = node();
     let url = server().url.clone();
@@ -814,7 +933,9 @@ fn serve_keeps_clickhouse_current_beside_a_dead_target_and_status_shows_the_lag(
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     };
-    let served = crate::sync::serve(&data, &host, free_port(&host));
+    crate::web::add_user(&data, "analyst", crate::web::PASSWORD);
+    let ui = free_port(&host);
+    let served = crate::web::serve_ui(&data, &host, free_port(&host), &host, ui);
     wait_for(mirror_flows(&data));
     // Ingest goes on beside the dead target, and the live one follows it.
     std::fs::copy(fixture("vlan.pcap"), spool.join("vlan.pcap")).unwrap();
@@ -825,6 +946,39 @@ fn serve_keeps_clickhouse_current_beside_a_dead_target_and_status_shows_the_lag(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     wait_for(mirror_flows(&data));
+    // The UI's health view (the DAG) draws both targets above this node:
+    // the live one green with its lag, the dead one red, never exported,
+    // its error in the Exports table.
+    let br = crate::web::Browser::start();
+    let base = format!("http://{host}:{ui}");
+    br.goto(&format!("{base}/dag"));
+    br.view("login");
+    br.type_into("#user", "analyst");
+    br.type_into("#password", crate::web::PASSWORD);
+    br.click("#login-submit");
+    br.view("dag");
+    br.find(".export-node[data-name='ch'][data-healthy='1']");
+    let lag = br.text(".export-node[data-name='ch'] .export-lag");
+    assert!(lag.starts_with("lag ") && lag.ends_with('s'), "{lag}");
+    br.find(".export-node[data-name='dead'][data-healthy='0']");
+    assert_eq!(
+        br.text(".export-node[data-name='dead'] .export-lag"),
+        "never exported"
+    );
+    let live = br.text("#exports tr[data-name='ch']");
+    assert!(
+        live.contains(" ok") && live.contains(&db.name) && !live.contains("never"),
+        "{live}"
+    );
+    let dead = br.text("#exports tr[data-name='dead']");
+    assert!(
+        dead.contains("failing")
+            && dead.contains("never exported")
+            && dead.contains("cannot reach"),
+        "{dead}"
+    );
+    br.screenshot("dag-exports");
+    drop(br);
     served.stop();
     assert_same_content(&data, &url, &db.name);
     let v: serde_json::Value =
@@ -915,4 +1069,73 @@ fn a_cluster_of_two_shards_holds_each_sensor_on_one_shard() {
     }
     let again = export_ch(&data, &urls[0], db, &args);
     assert!(again.contains("up to date"), "{again}");
+
+    // The same cluster as an [[export]] of serve: it creates the tables on
+    // both shards and keeps the Distributed setup current as data arrives.
+    let served_db = "lumpy_cluster_served";
+    let d = Path::new(&data);
+    let spool = d.join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    config_set(&data, "capture.follow", spool.to_str().unwrap());
+    config_set(&data, "capture.settle_secs", "0");
+    let toml = d.join("lumpy.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str(&format!(
+        "\n[[export]]\nname = \"cluster\"\nkind = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"{served_db}\"\n\
+         interval_secs = 1\ncluster = \"lumpy_test\"\nshards = [\"{}\", \"{}\"]\n",
+        urls[1], urls[0], urls[1]
+    ));
+    std::fs::write(&toml, text).unwrap();
+    let host = &hosts[0];
+    let served = crate::sync::serve(&data, host, free_port(host));
+    let caught_up = |what: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let want = mirror_flows(&data);
+            // The state table comes last, after every shard's tables.
+            let ready = ch_at(
+                &urls[1],
+                &format!(
+                    "SELECT count() FROM system.tables WHERE database = '{served_db}' AND name = 'lumpy_export_state'"
+                ),
+            );
+            let have = if ready.trim() == "1" {
+                [ch_flows(&urls[0], served_db), ch_flows(&urls[1], served_db)]
+            } else {
+                [0, 0]
+            };
+            if have == [want, want] {
+                return;
+            }
+            assert!(
+                start.elapsed().as_secs() < 90,
+                "{what}: the shards' Distributed tables hold {have:?} flows, the mirror {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    caught_up("first run");
+    std::fs::copy(fixture("qinq.pcap"), spool.join("qinq.pcap")).unwrap();
+    let before = mirror_flows(&data);
+    let start = std::time::Instant::now();
+    while mirror_flows(&data) == before {
+        assert!(start.elapsed().as_secs() < 60, "qinq.pcap was not ingested");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    caught_up("after new data");
+    served.stop();
+    assert!(assert_same_content(&data, &urls[0], served_db) >= 14);
+    assert_same_content(&data, &urls[1], served_db);
+    for (url, sensor) in urls.iter().zip(["42", "43"]) {
+        let held = ch_at(
+            url,
+            &format!("SELECT DISTINCT sensor_id FROM {served_db}.flows_local ORDER BY sensor_id"),
+        );
+        assert_eq!(held.trim(), sensor, "{url}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--data", &data, "--json"])).unwrap();
+    let e = &v["exports"][0];
+    assert_eq!(e["cluster"], "lumpy_test", "{e}");
+    assert!(e["last_error"].is_null() && e["lag_secs"].is_u64(), "{e}");
 }

@@ -671,8 +671,9 @@ fn the_api_needs_a_session_refuses_bad_filters_and_matches_its_openapi_file() {
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// Headless Chromium through chromedriver (W3C WebDriver, JSON over HTTP).
-struct Browser {
+/// Headless Chromium through chromedriver (W3C WebDriver, JSON over HTTP);
+/// tests/clickhouse.rs drives the DAG view with it too.
+pub(crate) struct Browser {
     driver: Child,
     url: String,
     session: String,
@@ -694,7 +695,7 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let port = free_port("127.0.0.1");
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -782,7 +783,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"))
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.must("POST", "/url", json!({ "url": url }));
     }
 
@@ -804,7 +805,7 @@ impl Browser {
     }
 
     /// Waits up to 20 s for an element matching `css`.
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match self.cmd(
@@ -831,7 +832,7 @@ impl Browser {
         }
     }
 
-    fn count(&self, css: &str) -> usize {
+    pub(crate) fn count(&self, css: &str) -> usize {
         self.must(
             "POST",
             "/elements",
@@ -841,7 +842,7 @@ impl Browser {
         .map_or(0, |a| a.len())
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let id = self.find(css);
         self.must("GET", &format!("/element/{id}/text"), json!({}))
             .as_str()
@@ -857,7 +858,7 @@ impl Browser {
             .to_string()
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.must("POST", &format!("/element/{id}/clear"), json!({}));
         self.must(
@@ -867,7 +868,7 @@ impl Browser {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.find(css);
         self.must("POST", &format!("/element/{id}/click"), json!({}));
     }
@@ -881,7 +882,7 @@ impl Browser {
     }
 
     /// Waits until the view `name` has rendered.
-    fn view(&self, name: &str) {
+    pub(crate) fn view(&self, name: &str) {
         self.find(&format!("#main[data-view='{name}'][data-ready='1']"));
     }
 
@@ -890,7 +891,7 @@ impl Browser {
         format!("{name}={}", v["value"].as_str().unwrap())
     }
 
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let Some(dir) = &self.shots else { return };
         use base64::Engine;
         // The whole page: grow the window to the document's height first.

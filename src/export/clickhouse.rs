@@ -26,7 +26,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::types::Value;
+use rusqlite::types::ValueRef;
 
 use super::schema::{HFLOW, Table, Ty};
 use super::source::{Mark, Marks, MirrorSource};
@@ -367,6 +367,13 @@ impl ChTarget {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(300))
+            // A new connection per request: ClickHouse closes a kept-alive
+            // connection after keep_alive_timeout idle, and the export
+            // leaves them idle for long (planning, sorting the mirror) with
+            // no runtime running to notice; a streamed INSERT sent on a
+            // closed one fails and cannot be retried. A request carries a
+            // batch (up to 1 M rows), so the connect is a small cost.
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| ExportError::Internal(format!("HTTP client: {e}")))?;
         Ok(ChTarget {
@@ -432,7 +439,7 @@ impl ChTarget {
     async fn post(
         &self,
         query: Option<&str>,
-        body: Vec<u8>,
+        body: reqwest::Body,
         what: &str,
     ) -> Result<String, ExportError> {
         let mut url = self.base.clone();
@@ -493,16 +500,22 @@ impl ChTarget {
 
     /// A statement (DDL, ALTER, SELECT ... FORMAT TabSeparated).
     pub async fn sql(&self, sql: &str, what: &str) -> Result<String, ExportError> {
-        self.post(None, sql.as_bytes().to_vec(), what).await
+        self.post(None, sql.as_bytes().to_vec().into(), what).await
     }
 
-    /// Rows in RowBinary into `table`'s `columns`.
-    async fn insert(&self, table: &str, columns: &str, body: Vec<u8>) -> Result<(), ExportError> {
+    /// Rows in RowBinary into `table`'s `columns`: a whole body, or a
+    /// stream of chunks (sent chunked as they come).
+    async fn insert(
+        &self,
+        table: &str,
+        columns: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<(), ExportError> {
         let q = format!(
             "INSERT INTO {}.{table} ({columns}) FORMAT RowBinary",
             ident(&self.database)
         );
-        self.post(Some(&q), body, &format!("insert into {table}"))
+        self.post(Some(&q), body.into(), &format!("insert into {table}"))
             .await
             .map(|_| ())
     }
@@ -693,12 +706,28 @@ struct Work {
     digest: Option<String>,
 }
 
+/// The chunks of one INSERT's body, whole rows each (an error aborts the
+/// request).
+type Chunks = tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>;
+
+/// Where the producer puts an INSERT's chunks.
+type ChunkSender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// Bytes of RowBinary per chunk of an INSERT's body: the memory a batch
+/// holds is a few chunks, whatever `batch_rows` is.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Chunks in flight between the producer and the request.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
 /// What the producer hands the HTTP side: rows, then what follows them.
 enum Msg {
+    /// One INSERT: its body streams in `body` while the producer reads the
+    /// mirror; `rows` says how many rows it held once the body is complete.
     Rows {
         table: &'static ChTable,
-        body: Vec<u8>,
-        rows: u64,
+        body: Chunks,
+        rows: tokio::sync::oneshot::Receiver<u64>,
     },
     /// Deletes the older generations of a replaced sensor's rows.
     Delete {
@@ -726,6 +755,12 @@ pub fn export_clickhouse(
     progress: &dyn Fn(u64),
 ) -> Result<ExportStats, ExportError> {
     let source = MirrorSource::open(dir)?;
+    // The export reads much of the mirror once: a larger page cache and
+    // memory-mapped reads (no pread and copy per page). Best effort: a
+    // SQLite without mmap keeps reading as before.
+    let _ = source
+        .conn()
+        .execute_batch("PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -749,8 +784,10 @@ pub fn export_clickhouse(
             .map_err(|_| ExportError::Internal("the export producer panicked".into()));
         (written, produced)
     });
-    written?;
+    // The producer's own error (the mirror) first: it also cut the sink's
+    // request short.
     let sent = produced??;
+    written?;
     let rows = sent.iter().map(|s| s.rows).sum();
     Ok(ExportStats {
         sent,
@@ -776,13 +813,65 @@ async fn sink(
     generation: u64,
     progress: &dyn Fn(u64),
 ) -> Result<(), ExportError> {
+    let mut sent = 0u64;
+    let r = sink_messages(target, rx, generation, progress, &mut sent).await;
+    r.map_err(|e| if sent > 0 { part_way(e, sent) } else { e })
+}
+
+/// An error after rows went out: the message says what is kept (the rows
+/// sent, up to the last watermark) instead of "nothing was written".
+fn part_way(e: ExportError, rows: u64) -> ExportError {
+    let kept = format!(
+        "the export stopped part-way ({rows} rows of this run are in the target; a re-run resumes at the last watermark and replaces any row sent twice)"
+    );
+    match e {
+        ExportError::Unreachable {
+            target,
+            addr,
+            detail,
+        } => ExportError::Server {
+            target,
+            what: kept,
+            detail: format!("cannot reach the server at {addr}: {detail}"),
+        },
+        ExportError::Server {
+            target,
+            what,
+            detail,
+        } => ExportError::Server {
+            target,
+            what: format!("{what}: {kept}"),
+            detail,
+        },
+        other => other,
+    }
+}
+
+async fn sink_messages(
+    target: &ChTarget,
+    rx: &mut tokio::sync::mpsc::Receiver<Msg>,
+    generation: u64,
+    progress: &dyn Fn(u64),
+    sent: &mut u64,
+) -> Result<(), ExportError> {
     let mut ns = generation;
     while let Some(m) = rx.recv().await {
         match m {
             Msg::Rows { table, body, rows } => {
+                let chunks = futures::stream::unfold(body, |mut rx| async move {
+                    rx.recv().await.map(|chunk| (chunk, rx))
+                });
                 target
-                    .insert(table.name, &table.column_list(), body)
+                    .insert(
+                        table.name,
+                        &table.column_list(),
+                        reqwest::Body::wrap_stream(chunks),
+                    )
                     .await?;
+                let rows = rows.await.map_err(|_| {
+                    ExportError::Internal("the export producer stopped inside a batch".into())
+                })?;
+                *sent += rows;
                 progress(rows);
             }
             Msg::Delete {
@@ -858,24 +947,38 @@ fn versioned_sql(t: &ChTable, v6: bool, count: bool) -> String {
             )
         }
         _ => {
-            let (what, order) = if count {
-                ("count(*)".to_string(), "")
-            } else {
-                (
-                    format!("v.version, v.flow_id, {}", cols.join(", ")),
-                    " ORDER BY v.version, v.flow_id",
-                )
-            };
             let table = if v6 { "x_flow6" } else { "flow" };
-            format!(
-                "SELECT {what} FROM x_flow_version v JOIN {table} f \
-                 ON f.sensor_id = v.sensor_id AND f.flow_id = v.flow_id \
+            let select = format!(
+                "SELECT v.version, v.flow_id FROM x_flow_version v \
                  WHERE v.sensor_id = ?1 AND v.in_flow6 = {} \
-                 AND (v.version > ?2 OR (v.version = ?2 AND v.flow_id > ?3)){order}",
+                 AND (v.version > ?2 OR (v.version = ?2 AND v.flow_id > ?3))",
                 u8::from(v6)
-            )
+            );
+            if count {
+                format!(
+                    "SELECT count(*) FROM ({select}) v JOIN {table} f \
+                     ON f.sensor_id = ?1 AND f.flow_id = v.flow_id"
+                )
+            } else {
+                sorted_then_joined(&select, table, &cols)
+            }
         }
     }
+}
+
+/// The rows of `table` in the (version, flow_id) order of `keys` (a SELECT
+/// of version, flow_id): only the narrow keys are sorted (a sub-query kept
+/// apart by `LIMIT -1`), then each row is looked up by primary key in that
+/// order (`CROSS JOIN` keeps the keys as the outer loop), so SQLite never
+/// sorts the wide rows (the sort of 2 M joined flow rows came before the
+/// first row). The order is SQLite's plan, not a promise: `produce_one`
+/// checks each row is after the one before it and stops otherwise.
+fn sorted_then_joined(keys: &str, table: &str, cols: &[String]) -> String {
+    format!(
+        "SELECT v.version, v.flow_id, {} FROM ({keys} ORDER BY v.version, v.flow_id LIMIT -1) v \
+         CROSS JOIN {table} f ON f.sensor_id = ?1 AND f.flow_id = v.flow_id",
+        cols.join(", ")
+    )
 }
 
 fn copy_sql(t: &ChTable) -> String {
@@ -1019,9 +1122,9 @@ fn copy_digest(
         buf.clear();
         for (i, c) in cols.iter().enumerate() {
             let v = row
-                .get::<_, Value>(i)
+                .get_ref(i)
                 .map_err(mirror_err(&source.path, "read table"))?;
-            encode(&v, c, &mut buf);
+            encode(v, c, &mut buf);
         }
         hasher.update(&buf);
         n += 1;
@@ -1086,7 +1189,9 @@ fn produce_one(
     .map_err(err("read rows to export"))?;
     // Versioned rows start with (version, id); copied ones carry the generation.
     let skip = if copy { 0 } else { 2 };
-    let mut body = Vec::with_capacity(opts.batch_rows.min(100_000) * 160);
+    let mut body = Vec::with_capacity(CHUNK_BYTES + 4096);
+    // The open INSERT: where its chunks go, and where its row count goes.
+    let mut open: Option<(ChunkSender, tokio::sync::oneshot::Sender<u64>)> = None;
     let mut in_batch = 0usize;
     let mut total = 0u64;
     let mut last = (0u64, 0u64);
@@ -1098,26 +1203,59 @@ fn produce_one(
             } else {
                 let v: i64 = row.get(0).map_err(err("read rows to export"))?;
                 let id: i64 = row.get(1).map_err(err("read rows to export"))?;
-                last = (v.max(0) as u64, id.max(0) as u64);
+                let here = (v.max(0) as u64, id.max(0) as u64);
+                // A watermark must never pass a row not yet sent.
+                if total + in_batch as u64 > 0 && here <= last {
+                    return Err(ExportError::Internal(format!(
+                        "the mirror returned {} sensor {} rows out of (version, id) order ({here:?} after {last:?})",
+                        w.table.name, w.sensor
+                    )));
+                }
+                last = here;
                 last.0
             };
+            if open.is_none() {
+                let (chunks, body_rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+                let (count, rows_rx) = tokio::sync::oneshot::channel();
+                if !send(Msg::Rows {
+                    table: w.table,
+                    body: body_rx,
+                    rows: rows_rx,
+                }) {
+                    return Ok(None);
+                }
+                open = Some((chunks, count));
+            }
             for (i, c) in cols.iter().enumerate() {
-                let v = row
-                    .get::<_, Value>(i + skip)
-                    .map_err(err("read rows to export"))?;
-                encode(&v, c, &mut body);
+                let v = row.get_ref(i + skip).map_err(err("read rows to export"))?;
+                encode(v, c, &mut body);
             }
             body.extend_from_slice(&version.to_le_bytes());
             in_batch += 1;
+            if body.len() >= CHUNK_BYTES {
+                let chunk = std::mem::replace(&mut body, Vec::with_capacity(CHUNK_BYTES + 4096));
+                let sent = open
+                    .as_ref()
+                    .is_some_and(|(chunks, _)| chunks.blocking_send(Ok(chunk)).is_ok());
+                if !sent {
+                    return Ok(None);
+                }
+            }
         }
         if in_batch > 0 && (row.is_none() || in_batch >= opts.batch_rows) {
-            let cap = body.capacity();
-            let batch = std::mem::replace(&mut body, Vec::with_capacity(cap));
-            if !send(Msg::Rows {
-                table: w.table,
-                body: batch,
-                rows: in_batch as u64,
-            }) {
+            let Some((chunks, count)) = open.take() else {
+                return Ok(None);
+            };
+            if !body.is_empty() {
+                let chunk = std::mem::replace(&mut body, Vec::with_capacity(CHUNK_BYTES + 4096));
+                if chunks.blocking_send(Ok(chunk)).is_err() {
+                    return Ok(None);
+                }
+            }
+            // The body ends here; the sink learns the count and then
+            // waits for the server's answer.
+            drop(chunks);
+            if count.send(in_batch as u64).is_err() {
                 return Ok(None);
             }
             total += in_batch as u64;
@@ -1179,21 +1317,21 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// An address as 16 bytes: IPv4 (an integer in host order, or 4 bytes) as
 /// IPv4-mapped IPv6, IPv6 as is.
-fn ip16(v: &Value) -> [u8; 16] {
+fn ip16(v: ValueRef<'_>) -> [u8; 16] {
     let mut out = [0u8; 16];
     match v {
-        Value::Integer(i) => {
+        ValueRef::Integer(i) => {
             out[10] = 0xff;
             out[11] = 0xff;
-            let a = u32::try_from(*i).unwrap_or(0);
+            let a = u32::try_from(i).unwrap_or(0);
             out[12..].copy_from_slice(&a.to_be_bytes());
         }
-        Value::Blob(b) if b.len() == 4 => {
+        ValueRef::Blob(b) if b.len() == 4 => {
             out[10] = 0xff;
             out[11] = 0xff;
             out[12..].copy_from_slice(b);
         }
-        Value::Blob(b) if b.len() == 16 => out.copy_from_slice(b),
+        ValueRef::Blob(b) if b.len() == 16 => out.copy_from_slice(b),
         _ => {}
     }
     out
@@ -1201,9 +1339,10 @@ fn ip16(v: &Value) -> [u8; 16] {
 
 /// One value in RowBinary for column `c`. Integers are clamped to the
 /// column's range (the ranges are hflow's, which the mirror's values fit).
-fn encode(v: &Value, c: &ChCol, out: &mut Vec<u8>) {
+/// Read straight from SQLite's row (`ValueRef`): no copy of text or blobs.
+fn encode(v: ValueRef<'_>, c: &ChCol, out: &mut Vec<u8>) {
     if c.nullable {
-        if matches!(v, Value::Null) {
+        if matches!(v, ValueRef::Null) {
             out.push(1);
             return;
         }
@@ -1212,9 +1351,13 @@ fn encode(v: &Value, c: &ChCol, out: &mut Vec<u8>) {
     let int = || -> i64 {
         let (lo, hi) = c.ty.range();
         match v {
-            Value::Integer(i) => (*i).clamp(lo, hi),
-            Value::Real(r) => (*r as i64).clamp(lo, hi),
-            Value::Text(t) => t.trim().parse::<i64>().unwrap_or(0).clamp(lo, hi),
+            ValueRef::Integer(i) => i.clamp(lo, hi),
+            ValueRef::Real(r) => (r as i64).clamp(lo, hi),
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+                .clamp(lo, hi),
             _ => 0,
         }
     };
@@ -1227,11 +1370,10 @@ fn encode(v: &Value, c: &ChCol, out: &mut Vec<u8>) {
         ChTy::U64 => out.extend_from_slice(&(int() as u64).to_le_bytes()),
         ChTy::Ip => out.extend_from_slice(&ip16(v)),
         ChTy::Str => match v {
-            Value::Text(t) => put_str(out, t.as_bytes()),
-            Value::Blob(b) => put_str(out, b),
-            Value::Integer(i) => put_str(out, i.to_string().as_bytes()),
-            Value::Real(r) => put_str(out, r.to_string().as_bytes()),
-            Value::Null => put_str(out, b""),
+            ValueRef::Text(t) | ValueRef::Blob(t) => put_str(out, t),
+            ValueRef::Integer(i) => put_str(out, i.to_string().as_bytes()),
+            ValueRef::Real(r) => put_str(out, r.to_string().as_bytes()),
+            ValueRef::Null => put_str(out, b""),
         },
     }
 }
@@ -1245,9 +1387,9 @@ mod tests {
         let mut b = Vec::new();
         put_varint(&mut b, 300);
         assert_eq!(b, [0xac, 0x02]);
-        let v4 = ip16(&Value::Integer(0x0a00_0001));
+        let v4 = ip16(ValueRef::Integer(0x0a00_0001));
         assert_eq!(&v4[10..], &[0xff, 0xff, 10, 0, 0, 1]);
-        assert_eq!(ip16(&Value::Blob(vec![10, 0, 0, 1])), v4);
+        assert_eq!(ip16(ValueRef::Blob(&[10, 0, 0, 1])), v4);
     }
 
     #[test]

@@ -62,17 +62,22 @@ fn save_state(dir: &Path, name: &str, st: &LiveState) {
 /// The export's status for `status --json` and the DAG API: its target, its
 /// lag (seconds since the start of the last complete run: data older than
 /// that is in the target) and whether it keeps up (a success within three
-/// intervals plus a minute, and no failure since).
+/// intervals plus a minute, and no failure since; a run in progress is
+/// neither).
 pub fn status_json(dir: &Path, cfg: &ExportConfig, now: u64) -> serde_json::Value {
     let st = load_state(dir, &cfg.name);
+    // A run in progress (last_attempt above last_success) is not a failure:
+    // the error of the last run is.
     let healthy = st.last_success > 0
-        && st.last_success >= st.last_attempt
+        && st.last_error.is_none()
         && now.saturating_sub(st.last_success) <= cfg.interval_secs.saturating_mul(3) + 60;
     serde_json::json!({
         "name": cfg.name,
         "kind": "clickhouse",
         "url": cfg.url,
         "database": cfg.database,
+        "cluster": cfg.cluster,
+        "shards": cfg.shards,
         "interval_secs": cfg.interval_secs,
         "last_attempt": st.last_attempt,
         "last_success": st.last_success,
@@ -95,7 +100,10 @@ fn run_once(dir: &Path, cfg: &ExportConfig) -> Result<u64, ExportError> {
         }
         None => None,
     };
-    let target = ChTarget::parse(&cfg.url, &cfg.database, &cfg.user, password)?;
+    let mut target = ChTarget::parse(&cfg.url, &cfg.database, &cfg.user, password)?;
+    if let Some(cluster) = &cfg.cluster {
+        target = target.with_cluster(cluster, &cfg.shards)?;
+    }
     let opts = ChOptions {
         sensors: cfg.sensors.clone(),
         ..ChOptions::default()

@@ -876,11 +876,27 @@ async function viewSessions(main, q) {
 async function viewDag(main) {
   const d = await api('/api/v1/dag');
   const n = d.children.length;
-  const W = Math.max(560, 40 + n * 250), H = 230;
+  const ex = d.exports || [];
+  // Exports (ClickHouse targets this node keeps current) sit above it: the
+  // records flow up out of the node into them.
+  const up = ex.length ? 100 : 0;
+  const W = Math.max(560, 40 + n * 250, 40 + ex.length * 250), H = (n ? 230 : 84) + up;
   const svg = s('svg', { id: 'dag', class: 'dag', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
-  const top = { x: W / 2 - 150, y: 12 };
+  const top = { x: W / 2 - 150, y: 12 + up };
+  ex.forEach((e, i) => {
+    const x = 20 + i * 250 + (W - 40 - ex.length * 250) / 2, y = 12;
+    const lag = e.lag_secs === null ? 'never exported' : `lag ${ago(e.lag_secs)}`;
+    svg.append(s('line', { x1: top.x + 150, y1: top.y, x2: x + 110, y2: y + 66, stroke: e.healthy ? '#2da44e' : '#cf222e', 'stroke-width': 2, 'stroke-dasharray': '2 3' }));
+    const g = s('g', { class: 'export-node', 'data-name': e.name, 'data-healthy': e.healthy ? '1' : '0', 'data-lag': e.lag_secs === null ? '' : String(e.lag_secs) },
+      s('rect', { x, y, width: 220, height: 66, rx: 8, fill: e.healthy ? '#dafbe1' : '#ffebe9', stroke: e.healthy ? '#2da44e' : '#cf222e' }),
+      s('text', { x: x + 12, y: y + 22, 'font-size': 14, 'font-weight': 600, fill: '#1f2328' }, `${e.name} (${e.kind})`),
+      s('text', { x: x + 12, y: y + 40, 'font-size': 11, fill: '#656d76' }, `database ${e.database}${e.cluster ? ` · cluster ${e.cluster}` : ''}`),
+      s('text', { x: x + 12, y: y + 56, 'font-size': 11, fill: e.healthy ? '#656d76' : '#cf222e', class: 'export-lag' }, lag),
+      s('title', {}, e.last_error ? `${e.name}: ${e.last_error}` : `${e.name}: ${lag}`));
+    svg.append(g);
+  });
   d.children.forEach((c, i) => {
-    const x = 20 + i * 250 + (W - 40 - n * 250) / 2, y = 140;
+    const x = 20 + i * 250 + (W - 40 - n * 250) / 2, y = 140 + up;
     svg.append(s('line', { x1: top.x + 150, y1: top.y + 56, x2: x + 110, y2: y, stroke: c.healthy ? '#2da44e' : '#cf222e', 'stroke-width': 2, 'stroke-dasharray': c.pcap === 'proxy' ? '6 4' : null }));
     svg.append(s('rect', { x, y, width: 220, height: 66, rx: 8, fill: c.healthy ? '#dafbe1' : '#ffebe9', stroke: c.healthy ? '#2da44e' : '#cf222e' }));
     svg.append(s('text', { x: x + 12, y: y + 22, 'font-size': 14, 'font-weight': 600, fill: '#1f2328' }, c.name));
@@ -891,7 +907,7 @@ async function viewDag(main) {
   svg.append(s('text', { x: top.x + 12, y: top.y + 24, 'font-size': 14, 'font-weight': 600, fill: '#fff' }, `this node ${d.node_id.slice(0, 8)}`));
   svg.append(s('text', { x: top.x + 12, y: top.y + 42, 'font-size': 11, fill: '#dbe9ff' }, `${d.below} node(s) at or below · ${d.local_sensors.length} local sensor(s)`));
   put(main, h('h1', {}, 'DAG'),
-    h('p', { class: 'muted' }, 'Solid link: records and pcap copied up; dashed: records copied, pcap fetched on request. Red: unhealthy.'),
+    h('p', { class: 'muted' }, 'Solid link: records and pcap copied up; dashed: records copied, pcap fetched on request; dotted, above: analytics exports this node keeps current, with their lag. Red: unhealthy.'),
     h('div', { class: 'scroll' }, svg),
     h('h2', {}, 'Children'),
     n ? h('table', { class: 'grid', id: 'children' },
@@ -903,6 +919,16 @@ async function viewDag(main) {
         h('td', {}, `${num(c.segments_fetched)} seg · ${bytes(c.bytes_in)}`),
         h('td', {}, c.sensors.map((x) => `${x.sensor_id} (${x.hops})`).join(', ') + (c.conflicts.length ? ` · conflicts: ${c.conflicts.join(', ')}` : ''))))))
       : h('p', { class: 'muted' }, 'This node pulls from no child.'),
+    h('h2', {}, 'Exports'),
+    ex.length ? h('table', { class: 'grid', id: 'exports' },
+      h('thead', {}, h('tr', {}, ['Export', 'Health', 'Target', 'Every', 'Last success', 'Lag', 'Rows (last run)', 'Last error'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, ex.map((e) => h('tr', { class: e.healthy ? '' : 'silent', 'data-name': e.name },
+        h('td', {}, e.name), h('td', {}, h('span', { class: e.healthy ? 'dot ok' : 'dot bad' }), e.healthy ? ' ok' : ' failing'),
+        h('td', { class: 'mono small' }, `${e.url} · ${e.database}` + (e.cluster ? ` · cluster ${e.cluster} (${e.shards.length} shards)` : '')),
+        h('td', {}, `${e.interval_secs}s`), h('td', {}, ts(e.last_success)),
+        h('td', { class: 'export-lag' }, e.lag_secs === null ? 'never exported' : ago(e.lag_secs)),
+        h('td', { class: 'num' }, num(e.rows_last)), h('td', { class: 'bad small wrap' }, e.last_error || '')))))
+      : h('p', { class: 'muted' }, 'No [[export]] target in lumpy.toml.'),
     h('h2', {}, 'Parents allowed to pull from this node'),
     d.parents.length ? h('ul', {}, d.parents.map((p) => h('li', {}, p.name, p.allow.length ? ` (from ${p.allow.join(', ')})` : ''))) : h('p', { class: 'muted' }, 'None.'));
 }
