@@ -3,16 +3,21 @@
 //! node's data directory, or an archive bundle.
 //!
 //! Owns choosing what can be repaired and asking each source in turn.
-//! Writes only through `Store::restore_segment`, which accepts bytes only
-//! when they hash to the segment's id; never touches the index or the
-//! mirror (a segment's content is its id, so a good copy is the original).
+//! A copy from a child or a data directory is streamed to `tmp/` and hashed
+//! on the way (`store::incoming`), so memory stays bounded whatever the
+//! segment's size; a bundle's copy is read from the bundle.
+//! Writes only through `Store::restore_received` and
+//! `Store::restore_segment`, which accept bytes only when they hash to the
+//! segment's id; never touches the index or the mirror (a segment's content
+//! is its id, so a good copy is the original).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::ChildConfig;
+use crate::store::incoming::Received;
 use crate::store::verify::Report;
-use crate::store::{SegmentId, Store};
+use crate::store::{SegmentId, Store, StoreError};
 
 /// Where a good copy may be.
 #[derive(Debug, Clone)]
@@ -73,23 +78,30 @@ pub fn repair(
         let mut why = Vec::new();
         let mut done = None;
         for source in sources {
-            let got: Result<Option<Vec<u8>>, String> = match source {
-                Source::Child(child) => rt
-                    .block_on(crate::sync::client::fetch_one(store.dir(), child, id))
-                    .map_err(|e| e.to_string()),
-                Source::Directory(dir) => from_directory(dir, id),
+            let got: Result<Option<Copy>, String> = match source {
+                Source::Child(child) => match store.segment_meta(id) {
+                    Ok(Some(expected)) => rt
+                        .block_on(crate::sync::client::fetch_one(store, child, &expected))
+                        .map(|r| r.map(Copy::Received))
+                        .map_err(|e| e.to_string()),
+                    Ok(None) => Err("not indexed here".into()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Source::Directory(dir) => {
+                    from_directory(store, dir, id).map(|r| r.map(Copy::Received))
+                }
                 Source::Bundle(path) => {
                     let found = bundles.entry(path.clone()).or_insert_with(|| {
                         crate::archive::find_segments(path, &wanted).map_err(|e| e.to_string())
                     });
                     match found {
-                        Ok(map) => Ok(map.get(id).cloned()),
+                        Ok(map) => Ok(map.remove(id).map(Copy::Bytes)),
                         Err(e) => Err(e.clone()),
                     }
                 }
             };
             match got {
-                Ok(Some(bytes)) => match store.restore_segment(id, &bytes) {
+                Ok(Some(copy)) => match copy.restore(store, id) {
                     Ok(_) => {
                         tracing::info!(segment = %id, from = %source, "segment repaired");
                         done = Some(source.to_string());
@@ -115,15 +127,42 @@ pub fn repair(
     out
 }
 
-/// A segment file of another node's data directory, if it is intact.
-fn from_directory(dir: &Path, id: &SegmentId) -> Result<Option<Vec<u8>>, String> {
+/// A good copy of a segment, on its way back in place.
+enum Copy {
+    /// Received into `tmp/` and hashed on the way.
+    Received(Received),
+    /// Read from a bundle (already checked against the id).
+    Bytes(Vec<u8>),
+}
+
+impl Copy {
+    fn restore(self, store: &Store, id: &SegmentId) -> Result<PathBuf, StoreError> {
+        match self {
+            Copy::Received(r) => store.restore_received(r),
+            Copy::Bytes(b) => store.restore_segment(id, &b),
+        }
+    }
+}
+
+/// A segment file of another node's data directory, if it is intact,
+/// streamed to `tmp/` and hashed on the way.
+fn from_directory(store: &Store, dir: &Path, id: &SegmentId) -> Result<Option<Received>, String> {
     let hex = id.to_hex();
     let path = dir.join("segments").join(&hex[..2]).join(&hex);
-    match std::fs::read(&path) {
-        Ok(bytes) if SegmentId::of(&bytes) == *id => Ok(Some(bytes)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    match store.receive_from(id, len, file) {
+        Ok(r) => Ok(r),
+        // Bytes that hash to the id but do not parse: not a copy to use.
+        Err(StoreError::Segment { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
