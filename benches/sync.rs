@@ -63,7 +63,29 @@ fn add_segments(data: &Path, from: u64, to: u64, packets: &[(u64, u32, Vec<u8>)]
     store.commit(&batch).expect("commit");
 }
 
-fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
+/// One measured transfer: wall seconds, CPU seconds of every process it
+/// ran (user + system: for lumpy the pull and the serving child, for rsync
+/// its three processes), bytes up and down.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    secs: f64,
+    cpu: f64,
+    up: u64,
+    down: u64,
+}
+
+/// CPU seconds (user + system) of this process's waited-for children so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    assert_eq!(rc, 0, "getrusage");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+fn rsync(src: &Path, dst: &Path) -> Run {
+    let cpu0 = children_cpu();
     let start = Instant::now();
     let out = Command::new("rsync")
         .args(["-a", "--stats"])
@@ -72,6 +94,7 @@ fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
         .output()
         .expect("rsync is required (apt-get install rsync)");
     let t = start.elapsed().as_secs_f64();
+    let cpu = children_cpu() - cpu0;
     let text = String::from_utf8_lossy(&out.stdout);
     let num = |key: &str| {
         text.lines()
@@ -85,7 +108,12 @@ fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (t, num("Total bytes sent:"), num("Total bytes received:"))
+    Run {
+        secs: t,
+        cpu,
+        up: num("Total bytes sent:"),
+        down: num("Total bytes received:"),
+    }
 }
 
 fn pull(parent: &Path) -> f64 {
@@ -154,14 +182,20 @@ struct Side {
 }
 
 impl Side {
-    /// One pull: seconds, bytes up, bytes down.
-    fn pull(&self) -> (f64, u64, u64) {
+    /// One pull (the child's CPU from its start to its stop counted).
+    fn pull(&self) -> Run {
+        let cpu0 = children_cpu();
         let s = serve(&self.child, &format!("127.0.0.1:{}", self.port));
         let (u0, d0) = self.relay.total();
         let t = pull(&self.parent);
         let (u1, d1) = self.relay.total();
         drop(s);
-        (t, u1 - u0, d1 - d0)
+        Run {
+            secs: t,
+            cpu: children_cpu() - cpu0,
+            up: u1 - u0,
+            down: d1 - d0,
+        }
     }
 
     /// Puts the parent back as it was before its first pull.
@@ -187,11 +221,17 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The best (shortest) of several measured runs.
-fn best(runs: &[(f64, u64, u64)]) -> (f64, u64, u64) {
+fn best(runs: &[Run]) -> Run {
     runs.iter()
         .copied()
-        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .min_by(|a, b| a.secs.total_cmp(&b.secs))
         .unwrap_or_default()
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn main() {
@@ -297,21 +337,48 @@ fn main() {
             }
             rs.push(rsync(&child.join("segments"), &rsync_dst));
             eprintln!(
-                "{what}, run {}: HTTP {:.2} s, TLS {:.2} s, rsync {:.2} s",
+                "{what}, run {}: HTTP {:.2} s ({:.2} s CPU), TLS {:.2} s ({:.2} s CPU), rsync {:.2} s ({:.2} s CPU); HTTP / rsync {:.2} x time, {:.2} x CPU; TLS / HTTP {:.2} x CPU",
                 r + 1,
-                ps[r].0,
-                ts[r].0,
-                rs[r].0
+                ps[r].secs,
+                ps[r].cpu,
+                ts[r].secs,
+                ts[r].cpu,
+                rs[r].secs,
+                rs[r].cpu,
+                ps[r].secs / rs[r].secs,
+                ps[r].cpu / rs[r].cpu,
+                ts[r].cpu / ps[r].cpu
             );
         }
-        let ((t, up, down), (tt, tup, tdown), (rt, rsent, rrecv)) =
-            (best(&ps), best(&ts), best(&rs));
+        let (p, t, r) = (best(&ps), best(&ts), best(&rs));
         let count = ps.len();
+        // On a shared machine wall times swing with the others' load; the
+        // CPU each side spent does not, and per-run ratios compare tools
+        // measured a few seconds apart.
+        let time_ratio = median(ps.iter().zip(&rs).map(|(p, r)| p.secs / r.secs).collect());
+        let cpu_ratio = median(ps.iter().zip(&rs).map(|(p, r)| p.cpu / r.cpu).collect());
+        let tls_cpu = median(
+            ts.iter()
+                .zip(&ps)
+                .map(|(t, p)| t.cpu / p.cpu - 1.0)
+                .collect(),
+        );
         rows.push(format!(
-            "| {what}{} | {t:.2} s, {up} B up, {down} B down | {tt:.2} s ({:+.0} %), {tup} B up, {tdown} B down | {rt:.2} s, {rsent} B sent, {rrecv} B received | {:.2} x |",
+            "| {what}{} | {:.2} s ({:.2} s CPU), {} B up, {} B down | {:.2} s ({:.2} s CPU, {:+.0} % CPU), {} B up, {} B down | {:.2} s ({:.2} s CPU), {} B sent, {} B received | {time_ratio:.2} x time, {cpu_ratio:.2} x CPU |",
             if count > 1 { format!(" (best of {count})") } else { String::new() },
-            (tt / t - 1.0) * 100.0,
-            t / rt
+            p.secs,
+            p.cpu,
+            p.up,
+            p.down,
+            t.secs,
+            t.cpu,
+            tls_cpu * 100.0,
+            t.up,
+            t.down,
+            r.secs,
+            r.cpu,
+            r.up,
+            r.down,
         ));
     };
     measure(&format!("first sync, {n} segments"), true);
@@ -322,7 +389,7 @@ fn main() {
     let stored: u64 = walk_size(&child.join("segments"));
     println!("child: {n} segments + 1 %, {stored} bytes stored\n");
     println!(
-        "| sync | lumpy pull (HTTP) | lumpy pull (TLS, vs HTTP) | rsync -a --stats | HTTP / rsync |"
+        "| sync | lumpy pull (HTTP) | lumpy pull (TLS, CPU vs HTTP) | rsync -a --stats | HTTP / rsync (median of runs) |"
     );
     println!("|---|---|---|---|---|");
     for row in &rows {

@@ -82,13 +82,13 @@ pub fn repair(
                 Source::Child(child) => match store.segment_meta(id) {
                     Ok(Some(expected)) => rt
                         .block_on(crate::sync::client::fetch_one(store, child, &expected))
-                        .map(|r| r.map(Copy::Received))
+                        .map(|r| r.map(|r| Copy::Received(Box::new(r))))
                         .map_err(|e| e.to_string()),
                     Ok(None) => Err("not indexed here".into()),
                     Err(e) => Err(e.to_string()),
                 },
                 Source::Directory(dir) => {
-                    from_directory(store, dir, id).map(|r| r.map(Copy::Received))
+                    from_directory(store, dir, id).map(|r| r.map(|r| Copy::Received(Box::new(r))))
                 }
                 Source::Bundle(path) => {
                     let found = bundles.entry(path.clone()).or_insert_with(|| {
@@ -130,7 +130,7 @@ pub fn repair(
 /// A good copy of a segment, on its way back in place.
 enum Copy {
     /// Received into `tmp/` and hashed on the way.
-    Received(Received),
+    Received(Box<Received>),
     /// Read from a bundle (already checked against the id).
     Bytes(Vec<u8>),
 }
@@ -138,7 +138,7 @@ enum Copy {
 impl Copy {
     fn restore(self, store: &Store, id: &SegmentId) -> Result<PathBuf, StoreError> {
         match self {
-            Copy::Received(r) => store.restore_received(r),
+            Copy::Received(r) => store.restore_received(*r),
             Copy::Bytes(b) => store.restore_segment(id, &b),
         }
     }

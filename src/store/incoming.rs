@@ -5,8 +5,10 @@
 //! directory fsynced once, and one index commit for the whole batch
 //! (docs/STORAGE.md §5, docs/PROTOCOL.md §4).
 //!
-//! Owns the temporary files of incoming segments and the batch commit that
-//! indexes them. Does not decide what to fetch, and never decodes records:
+//! Owns the temporary files of incoming segments, the batch commit that
+//! indexes them, and putting a received copy of an indexed segment back in
+//! place for `lumpy repair` (`Store::restore_received`, never touching the
+//! index). Does not decide what to fetch, and never decodes records:
 //! the caller checks a record segment's records between [`Incoming::finish`]
 //! and [`Store::commit_received`]. A dropped `Incoming` or `Received`
 //! removes its temporary file.

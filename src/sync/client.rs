@@ -223,13 +223,14 @@ impl Link<'_> {
         }
     }
 
-    async fn send(
+    /// A signed request, ready to send (counted in the pull's stats).
+    fn request(
         &mut self,
         method: reqwest::Method,
         path_and_query: &str,
         body: Vec<u8>,
         etag: Option<&str>,
-    ) -> Result<reqwest::Response, SyncError> {
+    ) -> Result<reqwest::RequestBuilder, SyncError> {
         let ts = now_secs() as i64;
         let header =
             auth::sign(&self.secret, method.as_str(), path_and_query, ts, &body).map_err(|e| {
@@ -249,7 +250,15 @@ impl Link<'_> {
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|e| net_error(self.child, &e))?;
+        Ok(req)
+    }
+
+    /// The answer to a request, or the child's refusal.
+    async fn answer(
+        &self,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, SyncError> {
+        let resp = sent.map_err(|e| net_error(self.child, &e))?;
         let status = resp.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(resp);
@@ -266,6 +275,28 @@ impl Link<'_> {
         })
     }
 
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<reqwest::Response, SyncError> {
+        let req = self.request(method, path_and_query, body, etag)?;
+        let sent = req.send().await;
+        self.answer(sent).await
+    }
+
+    /// Sends the fetch of `batch` at once, on a task of its own: its answer
+    /// is produced by the child (and buffered) while the batch before it is
+    /// still being received and committed here.
+    fn start_fetch(&mut self, batch: &[Wanted]) -> Result<InFlight, SyncError> {
+        let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
+        let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
+        let req = self.request(reqwest::Method::POST, "/v1/segments", body, None)?;
+        Ok(InFlight(tokio::spawn(req.send())))
+    }
+
     async fn json<T: serde::de::DeserializeOwned>(
         &mut self,
         resp: reqwest::Response,
@@ -273,6 +304,26 @@ impl Link<'_> {
         let body = resp.bytes().await.map_err(|e| net_error(self.child, &e))?;
         self.stats.bytes_in += body.len() as u64;
         serde_json::from_slice(&body).map_err(|e| self.protocol(format!("bad JSON: {e}")))
+    }
+}
+
+/// A fetch request sent ahead; aborted if dropped unawaited (the pull
+/// failed before its turn came).
+struct InFlight(tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>>);
+
+impl InFlight {
+    async fn answer(mut self, link: &Link<'_>) -> Result<reqwest::Response, SyncError> {
+        let sent = match (&mut self.0).await {
+            Ok(sent) => sent,
+            Err(e) => return Err(link.unreachable(format!("fetch request: {e}"))),
+        };
+        link.answer(sent).await
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -638,8 +689,20 @@ async fn pull_sensor(
         }
     }
     tokio::task::block_in_place(|| store.record_known(&known_only))?;
-    for batch in want.chunks(MAX_FETCH_IDS) {
-        fetch_batch(link, batch).await?;
+    // Two fetches in flight: the child reads and sends the next batch
+    // while this node checks and commits the current one.
+    let batches: Vec<&[Wanted]> = want.chunks(MAX_FETCH_IDS).collect();
+    let mut next = match batches.first() {
+        Some(b) => Some(link.start_fetch(b)?),
+        None => None,
+    };
+    for (i, batch) in batches.iter().enumerate() {
+        let Some(current) = next.take() else { break };
+        let resp = current.answer(link).await?;
+        if let Some(b) = batches.get(i + 1) {
+            next = Some(link.start_fetch(b)?);
+        }
+        fetch_batch(link, batch, resp).await?;
     }
     Ok(None)
 }
@@ -666,12 +729,11 @@ const COMMIT_RECORD_BYTES: u64 = 32 << 20;
 /// whole in memory), checked against its id and its catalogue place, and
 /// committed with the others of its batch: an interrupted pull loses the
 /// uncommitted batch at most, never a committed segment.
-async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncError> {
-    let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
-    let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
-    let resp = link
-        .send(reqwest::Method::POST, "/v1/segments", body, None)
-        .await?;
+async fn fetch_batch(
+    link: &mut Link<'_>,
+    batch: &[Wanted],
+    resp: reqwest::Response,
+) -> Result<(), SyncError> {
     let mut rx = FrameSink {
         wanted: batch.iter().map(|w| (w.id, *w)).collect(),
         requested: batch.iter().map(|w| w.id).collect(),

@@ -724,7 +724,9 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
             None => return error_reply(StatusCode::BAD_REQUEST, "ids: not a segment id"),
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    // Up to 8 writes (2 MiB) read ahead of the connection: the reader does
+    // not wait for each write to drain before reading the next files.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let store = api.store.clone();
     tokio::task::spawn_blocking(move || {
         // A quarantined segment is never sent upward: its records cannot be
