@@ -3,16 +3,21 @@
 //! node's data directory, or an archive bundle.
 //!
 //! Owns choosing what can be repaired and asking each source in turn.
-//! Writes only through `Store::restore_segment`, which accepts bytes only
-//! when they hash to the segment's id; never touches the index or the
-//! mirror (a segment's content is its id, so a good copy is the original).
+//! A copy from a child or a data directory is streamed to `tmp/` and hashed
+//! on the way (`store::incoming`), so memory stays bounded whatever the
+//! segment's size; a bundle's copy is read from the bundle.
+//! Writes only through `Store::restore_received` and
+//! `Store::restore_segment`, which accept bytes only when they hash to the
+//! segment's id; never touches the index or the mirror (a segment's content
+//! is its id, so a good copy is the original).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::ChildConfig;
+use crate::store::incoming::Received;
 use crate::store::verify::Report;
-use crate::store::{SegmentId, Store};
+use crate::store::{SegmentId, Store, StoreError};
 
 /// Where a good copy may be.
 #[derive(Debug, Clone)]
@@ -82,6 +87,9 @@ pub enum SourceError {
     },
     #[error("holds no good copy")]
     NoCopy,
+    /// The damaged segment has no index entry to check a copy against.
+    #[error("not indexed here")]
+    NotIndexed,
     /// The copy was refused by the store.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -117,23 +125,30 @@ pub fn repair(
         let mut why = Vec::new();
         let mut done = None;
         for source in sources {
-            let got: Result<Option<Vec<u8>>, SourceError> = match source {
-                Source::Child(child) => rt
-                    .block_on(crate::sync::client::fetch_one(store.dir(), child, id))
-                    .map_err(SourceError::from),
-                Source::Directory(dir) => from_directory(dir, id),
+            let got: Result<Option<Copy>, SourceError> = match source {
+                Source::Child(child) => match store.segment_meta(id) {
+                    Ok(Some(expected)) => rt
+                        .block_on(crate::sync::client::fetch_one(store, child, &expected))
+                        .map(|r| r.map(|r| Copy::Received(Box::new(r))))
+                        .map_err(SourceError::from),
+                    Ok(None) => Err(SourceError::NotIndexed),
+                    Err(e) => Err(SourceError::Store(e)),
+                },
+                Source::Directory(dir) => {
+                    from_directory(store, dir, id).map(|r| r.map(|r| Copy::Received(Box::new(r))))
+                }
                 Source::Bundle(path) => {
                     let found = bundles.entry(path.clone()).or_insert_with(|| {
                         crate::archive::find_segments(path, &wanted).map_err(std::sync::Arc::new)
                     });
                     match found {
-                        Ok(map) => Ok(map.get(id).cloned()),
+                        Ok(map) => Ok(map.remove(id).map(Copy::Bytes)),
                         Err(e) => Err(SourceError::Bundle(e.clone())),
                     }
                 }
             };
             match got {
-                Ok(Some(bytes)) => match store.restore_segment(id, &bytes) {
+                Ok(Some(copy)) => match copy.restore(store, id) {
                     Ok(_) => {
                         tracing::info!(segment = %id, from = %source, "segment repaired");
                         done = Some(source.to_string());
@@ -158,15 +173,46 @@ pub fn repair(
     out
 }
 
-/// A segment file of another node's data directory, if it is intact.
-fn from_directory(dir: &Path, id: &SegmentId) -> Result<Option<Vec<u8>>, SourceError> {
+/// A good copy of a segment, on its way back in place.
+enum Copy {
+    /// Received into `tmp/` and hashed on the way.
+    Received(Box<Received>),
+    /// Read from a bundle (already checked against the id).
+    Bytes(Vec<u8>),
+}
+
+impl Copy {
+    fn restore(self, store: &Store, id: &SegmentId) -> Result<PathBuf, StoreError> {
+        match self {
+            Copy::Received(r) => store.restore_received(*r),
+            Copy::Bytes(b) => store.restore_segment(id, &b),
+        }
+    }
+}
+
+/// A segment file of another node's data directory, if it is intact,
+/// streamed to `tmp/` and hashed on the way.
+fn from_directory(
+    store: &Store,
+    dir: &Path,
+    id: &SegmentId,
+) -> Result<Option<Received>, SourceError> {
     let hex = id.to_hex();
     let path = dir.join("segments").join(&hex[..2]).join(&hex);
-    match std::fs::read(&path) {
-        Ok(bytes) if SegmentId::of(&bytes) == *id => Ok(Some(bytes)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(SourceError::Read { path, source }),
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(SourceError::Read { path, source }),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(source) => return Err(SourceError::Read { path, source }),
+    };
+    match store.receive_from(id, len, file) {
+        Ok(r) => Ok(r),
+        // Bytes that hash to the id but do not parse: not a copy to use.
+        Err(StoreError::Segment { .. }) => Ok(None),
+        Err(e) => Err(SourceError::Store(e)),
     }
 }
 

@@ -1028,3 +1028,125 @@ fn hostile_children_sending_undecodable_huge_or_cut_segments_are_refused_and_nam
     }
     ok(&["verify", "--data", &p]);
 }
+
+/// `repair` from a child streams the copy to `tmp/`, hashed on the way: a
+/// damaged pcap segment of several MiB (many 1 MiB buffers) is put back
+/// byte for byte from a serving child, after two hostile children were
+/// asked first and refused: one announcing 512 MiB of garbage (refused at
+/// its header), one sending the segment with a byte changed (refused at its
+/// hash). The damaged file stays as it was until the good copy, and no
+/// temporary file is left.
+#[test]
+fn repair_streams_a_damaged_segment_from_a_serving_child_past_hostile_ones() {
+    let (_c, c) = new_node(1601);
+    let (_p, p) = new_node(3601);
+    config_set(&c, "store.segment_target_bytes", &(16u64 << 20).to_string());
+    let work = tempfile::tempdir().unwrap();
+    let capture = work.path().join("big.pcap");
+    replicate_pcap(&fixture("honeynet.pcap"), &capture, 40, 3600);
+    ok(&["ingest", "--data", &c, capture.to_str().unwrap()]);
+    let port = free_port("127.0.0.2");
+    link(
+        &p,
+        "p",
+        &c,
+        "c",
+        &format!("https://127.0.0.2:{port}"),
+        &["--pcap", "mirror"],
+    );
+    let sc = serve(&c, "127.0.0.2", port);
+    ok(&["pull", "--data", &p]);
+    ok(&["verify", "--data", &p]);
+    // The largest segment at the parent: a pcap segment of several MiB.
+    let largest = segment_files(&p)
+        .into_iter()
+        .max_by_key(|name| {
+            std::fs::metadata(segment_path(&p, name))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .unwrap();
+    let path = segment_path(&p, &largest);
+    let original = std::fs::read(&path).unwrap();
+    assert!(original.len() > 3 << 20, "{} bytes", original.len());
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x10;
+    std::fs::write(&path, &damaged).unwrap();
+
+    // Two hostile children, asked first.
+    let garbage = vec![0x5a_u8; 8192];
+    let junk = fake_child(
+        "127.0.0.20",
+        1601,
+        &original,
+        frame_of(&original, 1 << 29, &garbage),
+    );
+    let mut flipped = original.clone();
+    flipped[original.len() / 3] ^= 1;
+    let liar = fake_child(
+        "127.0.0.21",
+        1601,
+        &original,
+        frame_of(&original, original.len() as u64, &flipped),
+    );
+    // Their link secrets come from a node of their own (a plain link
+    // changes the serving side's config).
+    let (_d, d) = new_node(1602);
+    for (name, ip, port) in [("junk", "127.0.0.20", junk), ("liar", "127.0.0.21", liar)] {
+        link(
+            &p,
+            &format!("p-{name}"),
+            &d,
+            name,
+            &format!("http://{ip}:{port}"),
+            &[],
+        );
+    }
+    let out = run(&[
+        "repair", "--data", &p, "--from", "junk", "--from", "liar", "--from", "c",
+    ]);
+    sc.stop();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(&format!("repaired {largest}")) && text.contains("from child c"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), original);
+    ok(&["verify", "--data", &p]);
+    assert_eq!(
+        std::fs::read_dir(Path::new(&p).join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // Only hostile children: each refusal is named, the damaged file is
+    // left as it was, and nothing is left in tmp/.
+    std::fs::write(&path, &damaged).unwrap();
+    let out = run(&["repair", "--data", &p, "--from", "junk", "--from", "liar"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains(&format!("NOT repaired {largest}")), "{text}");
+    assert!(
+        text.contains("child junk") && text.contains("does not start with a segment header"),
+        "{text}"
+    );
+    assert!(
+        text.contains("child liar") && text.contains("failed verification"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), damaged);
+    assert_eq!(
+        std::fs::read_dir(Path::new(&p).join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// A segment file's path in a data directory.
+fn segment_path(data: &str, name: &str) -> std::path::PathBuf {
+    Path::new(data).join("segments").join(&name[..2]).join(name)
+}

@@ -45,6 +45,19 @@ pub struct KnownEntry {
     pub stored_bytes: u64,
     /// True when the segment file is in this store.
     pub held: bool,
+    /// Newest item time of a held segment (ns since the epoch); 0 when not
+    /// held (the summary's `newest_ns` is read from here, not per entry).
+    pub newest_ns: u64,
+}
+
+/// What this node has where a child's catalogue entry points
+/// ([`Store::offered_places`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OfferedPlace {
+    /// The id held or known at the entry's place of the sequence.
+    pub at_place: Option<SegmentId>,
+    /// The index entry of the offered id, when it is held here.
+    pub held: Option<SegmentMeta>,
 }
 
 const KNOWN_LEN: usize = 32 + 1 + 8;
@@ -77,6 +90,7 @@ pub(super) fn decode_known(sensor_id: u32, seq: u64, b: &[u8]) -> Result<KnownEn
         kind,
         stored_bytes: u64::from_le_bytes(n),
         held: false,
+        newest_ns: 0,
     })
 }
 
@@ -158,6 +172,7 @@ impl Store {
                     kind: meta.kind,
                     stored_bytes: meta.stored_bytes,
                     held: true,
+                    newest_ns: meta.time_last_ns,
                 },
             );
             if merged.len() > limit.saturating_mul(2) {
@@ -316,15 +331,58 @@ impl Store {
 
     /// The id this node holds or knows at a place of a sensor's sequence.
     pub fn entry_at(&self, sensor: u32, seq: u64) -> Result<Option<SegmentId>, StoreError> {
-        if let Some(id) = self.segment_at(sensor, seq)? {
-            return Ok(Some(id));
-        }
+        Ok(self.entries_at(&[(sensor, seq)])?.pop().flatten())
+    }
+
+    /// For each `(seq, id)` a child's catalogue lists for `sensor`: the id
+    /// this node holds or knows at that place, and the index entry of `id`
+    /// if it is held here. One read transaction for the whole page (a first
+    /// sync walks tens of thousands of entries).
+    pub fn offered_places(
+        &self,
+        sensor: u32,
+        offered: &[(u64, SegmentId)],
+    ) -> Result<Vec<OfferedPlace>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
-        let t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
-        match t.get((sensor, seq)).map_err(|e| self.index_err(e))? {
-            Some(v) => Ok(Some(decode_known(sensor, seq, v.value())?.id)),
-            None => Ok(None),
+        let seq_t = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+        let known_t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        let seg_t = txn.open_table(SEGMENTS).map_err(|e| self.index_err(e))?;
+        let mut out = Vec::with_capacity(offered.len());
+        for (seq, id) in offered {
+            let at_place = match seq_t.get((sensor, *seq)).map_err(|e| self.index_err(e))? {
+                Some(v) => Some(SegmentId(*v.value())),
+                None => match known_t.get((sensor, *seq)).map_err(|e| self.index_err(e))? {
+                    Some(v) => Some(decode_known(sensor, *seq, v.value())?.id),
+                    None => None,
+                },
+            };
+            let held = match seg_t.get(&id.0).map_err(|e| self.index_err(e))? {
+                Some(m) => Some(SegmentMeta::decode(*id, m.value())?),
+                None => None,
+            };
+            out.push(OfferedPlace { at_place, held });
         }
+        Ok(out)
+    }
+
+    /// [`Store::entry_at`] for many places in one read transaction.
+    pub fn entries_at(&self, places: &[(u32, u64)]) -> Result<Vec<Option<SegmentId>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.index_err(e))?;
+        let seq_t = txn.open_table(SENSOR_SEQ).map_err(|e| self.index_err(e))?;
+        let known_t = txn.open_table(KNOWN).map_err(|e| self.index_err(e))?;
+        let mut out = Vec::with_capacity(places.len());
+        for &(sensor, seq) in places {
+            out.push(
+                match seq_t.get((sensor, seq)).map_err(|e| self.index_err(e))? {
+                    Some(v) => Some(SegmentId(*v.value())),
+                    None => match known_t.get((sensor, seq)).map_err(|e| self.index_err(e))? {
+                        Some(v) => Some(decode_known(sensor, seq, v.value())?.id),
+                        None => None,
+                    },
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// A place of a sequence, once known, is never given another id.
@@ -573,6 +631,7 @@ impl Store {
                 kind: meta.kind,
                 stored_bytes: meta.stored_bytes,
                 held: false,
+                newest_ns: 0,
             };
             known
                 .insert(
@@ -619,4 +678,71 @@ pub(crate) fn flow_blocks_by(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SegmentBuilder;
+
+    fn segment(sensor: u32, seq: u64) -> crate::store::SealedSegment {
+        let mut b = SegmentBuilder::new(Kind::Pcap, sensor, 1, 1);
+        b.push_packet(seq, 0, 60, &[seq as u8; 60]).unwrap();
+        b.seal(seq).unwrap()
+    }
+
+    /// One transaction for a page answers as the per-entry lookups do:
+    /// held places, known-only places, free places, and ids held at
+    /// another place.
+    #[test]
+    fn offered_places_agree_with_the_lookups_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        let held = segment(9, 1);
+        store.add_verified_segment(&held.id, &held.bytes).unwrap();
+        let known = segment(9, 2);
+        store
+            .record_known(&[KnownEntry {
+                sensor_id: 9,
+                seq: 2,
+                id: known.id,
+                kind: Kind::Pcap,
+                stored_bytes: known.bytes.len() as u64,
+                held: false,
+                newest_ns: 0,
+            }])
+            .unwrap();
+        let free = segment(9, 3);
+        let offered = [
+            (1, held.id),
+            (2, known.id),
+            (3, free.id),
+            // The held segment offered at another place.
+            (4, held.id),
+            // Another id where one is known.
+            (2, free.id),
+        ];
+        let got = store.offered_places(9, &offered).unwrap();
+        for ((seq, id), place) in offered.iter().zip(&got) {
+            assert_eq!(place.at_place, store.entry_at(9, *seq).unwrap(), "{seq}");
+            assert_eq!(place.held, store.segment_meta(id).unwrap(), "{seq}");
+        }
+        assert_eq!(got[0].at_place, Some(held.id));
+        assert_eq!(got[1].at_place, Some(known.id));
+        assert_eq!(
+            got[2],
+            OfferedPlace {
+                at_place: None,
+                held: None
+            }
+        );
+        assert_eq!(got[3].held.map(|m| m.origin_seq), Some(1));
+        let places = [(9, 1), (9, 2), (9, 3), (8, 1)];
+        let at = store.entries_at(&places).unwrap();
+        assert_eq!(at, vec![Some(held.id), Some(known.id), None, None]);
+        // The held entry carries its newest time for the summary.
+        let seq = store.sequence_after(9, 0, 10).unwrap();
+        assert_eq!(seq[0].newest_ns, held.header.time_last_ns);
+        assert_eq!(seq[1].newest_ns, 0);
+    }
 }

@@ -1,12 +1,14 @@
 //! Segments arriving from a peer: each is written to `tmp/` as its bytes
 //! arrive and hashed on the way (never held whole in memory), checked
-//! against its id and its structure, then made visible in batches: every
-//! file fsynced, renamed into `segments/xx/`, each touched directory
-//! fsynced once, and one index commit for the whole batch
+//! against its id and its structure, then made visible in batches: the
+//! files fsynced in groups, renamed into `segments/xx/`, each touched
+//! directory fsynced once, and one index commit for the whole batch
 //! (docs/STORAGE.md §5, docs/PROTOCOL.md §4).
 //!
-//! Owns the temporary files of incoming segments and the batch commit that
-//! indexes them. Does not decide what to fetch, and never decodes records:
+//! Owns the temporary files of incoming segments, the batch commit that
+//! indexes them, and putting a received copy of an indexed segment back in
+//! place for `lumpy repair` (`Store::restore_received`, never touching the
+//! index). Does not decide what to fetch, and never decodes records:
 //! the caller checks a record segment's records between [`Incoming::finish`]
 //! and [`Store::commit_received`]. A dropped `Incoming` or `Received`
 //! removes its temporary file.
@@ -84,43 +86,66 @@ impl Store {
         })
     }
 
-    /// Makes a batch of received segments visible: fsyncs each file, renames
-    /// it into place, fsyncs each touched directory once, then indexes the
-    /// batch in one commit. A segment whose sequence place holds another id
-    /// (here, or earlier in the same batch) is refused alone: its outcome is
-    /// `SequenceConflict` and its file is not kept. After a crash at any
-    /// point the store holds what it held before, plus whole segment files
-    /// (unindexed until a later pull indexes them, which `verify` reports as
-    /// harmless).
+    /// Makes a batch of received segments visible: fsyncs their files in
+    /// groups (`durable::sync_all`), renames each into place, fsyncs each
+    /// touched directory once, then indexes the batch in one commit. A
+    /// segment whose sequence place holds another id (here, or earlier in
+    /// the same batch) is refused alone: its outcome is `SequenceConflict`
+    /// and its file is not kept. After a crash at any point the store holds
+    /// what it held before, plus whole segment files (unindexed until a
+    /// later pull indexes them, which `verify` reports as harmless).
     pub fn commit_received(
         &self,
         batch: Vec<Received>,
     ) -> Result<Vec<Result<SegmentMeta, StoreError>>, StoreError> {
+        // Checked before the files are renamed (one read transaction for the
+        // batch) and again inside the commit (another pull loop may take a
+        // place in between).
+        let places: Vec<(u32, u64)> = batch
+            .iter()
+            .map(|r| (r.meta.sensor_id, r.meta.origin_seq))
+            .collect();
+        let present = self.entries_at(&places)?;
         let mut outcomes: Vec<Option<Result<SegmentMeta, StoreError>>> = Vec::new();
+        let mut kept = Vec::with_capacity(batch.len());
+        for (r, there) in batch.into_iter().zip(present) {
+            match there.filter(|t| *t != r.meta.id) {
+                Some(there) => outcomes.push(Some(Err(conflict(&r.meta, there)))),
+                None => {
+                    outcomes.push(None);
+                    kept.push(r);
+                }
+            }
+        }
+        // Every file's bytes durable, several fsyncs in flight at once...
+        let files: Vec<&File> = kept.iter().filter_map(|r| r.file.file()).collect();
+        crate::durable::sync_all(&files).map_err(|source| StoreError::Io {
+            path: self.dir.join("tmp"),
+            source,
+        })?;
+        // ...then in place, then every touched directory durable, before
+        // the index names any of them.
         let mut dirs = BTreeSet::new();
-        let mut placed = Vec::with_capacity(batch.len());
-        for r in batch {
-            // Checked before the file is renamed and again inside the commit
-            // (another pull loop may take the place in between).
-            if let Some(there) = self
-                .entry_at(r.meta.sensor_id, r.meta.origin_seq)?
-                .filter(|t| *t != r.meta.id)
-            {
-                outcomes.push(Some(Err(conflict(&r.meta, there))));
+        let mut placed = Vec::with_capacity(outcomes.len());
+        let mut kept = kept.into_iter();
+        for slot in &outcomes {
+            if slot.is_some() {
                 placed.push(None);
                 continue;
             }
+            let Some(r) = kept.next() else {
+                return Err(StoreError::CorruptEntry("unplaced segment".into()));
+            };
             let (dir, p) = self.place(r)?;
             dirs.insert(dir);
-            outcomes.push(None);
             placed.push(Some(p));
         }
-        for dir in &dirs {
-            crate::durable::sync_dir(dir).map_err(|source| StoreError::Io {
-                path: dir.clone(),
+        crate::durable::sync_dirs(dirs.iter().map(PathBuf::as_path)).map_err(|source| {
+            StoreError::Io {
+                path: self.dir.join("segments"),
                 source,
-            })?;
-        }
+            }
+        })?;
         self.index_placed(&mut outcomes, &placed)?;
         // A file refused inside the commit (another loop took its place in
         // the meantime) goes, unless the same bytes are indexed.
@@ -143,7 +168,66 @@ impl Store {
             .collect())
     }
 
-    /// fsyncs a received file and renames it into `segments/xx/`; gives
+    /// Puts a received copy of a segment this node indexes back in place
+    /// (`lumpy repair`): its bytes hashed to its id as they arrived; the file
+    /// is fsynced, renamed over the damaged or missing one and the directory
+    /// fsynced. The index is not touched: the content is the id, so a good
+    /// copy is the original.
+    pub fn restore_received(&self, r: Received) -> Result<PathBuf, StoreError> {
+        let path = self.segment_path(&r.meta.id);
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(f) = r.file.file() {
+            f.sync_all().map_err(io)?;
+        }
+        let (dir, _) = self.place(r)?;
+        crate::durable::sync_dir(&dir).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Receives a segment from a reader (another node's data directory, for
+    /// `lumpy repair`) the way a pull receives it: to `tmp/` in chunks,
+    /// hashed on the way. `Ok(None)` when the bytes do not hash to `id`.
+    pub fn receive_from(
+        &self,
+        id: &SegmentId,
+        len: u64,
+        mut from: impl std::io::Read,
+    ) -> Result<Option<Received>, StoreError> {
+        let mut incoming = self.begin_incoming(id, len)?;
+        let mut chunk = vec![
+            0u8;
+            usize::try_from(len)
+                .unwrap_or(INCOMING_BUFFER)
+                .clamp(1, INCOMING_BUFFER)
+        ];
+        loop {
+            let n = from.read(&mut chunk).map_err(|source| StoreError::Io {
+                path: self.segment_path(id),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            if incoming.written() + n as u64 > len {
+                // Grew since its length was read: not a copy to trust.
+                return Ok(None);
+            }
+            incoming.write(&chunk[..n])?;
+        }
+        if incoming.written() != len {
+            return Ok(None);
+        }
+        match incoming.finish() {
+            Ok(r) => Ok(Some(r)),
+            Err(StoreError::HashMismatch { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Renames a received file, already fsynced, into `segments/xx/`; gives
     /// the directory, still to be fsynced.
     fn place(&self, r: Received) -> Result<(PathBuf, Placed), StoreError> {
         let Received {
@@ -156,7 +240,7 @@ impl Store {
         // Content addressing: a file already there with this name holds
         // these bytes (or is damage `verify` finds); replacing it with bytes
         // just checked is never worse.
-        let dir = file.commit_deferred().map_err(|source| StoreError::Io {
+        let dir = file.rename_synced().map_err(|source| StoreError::Io {
             path: self.segment_path(&meta.id),
             source,
         })?;
@@ -468,6 +552,42 @@ mod tests {
         // And later, against what is committed.
         let again = receive(&store, &b.id, &b.bytes).unwrap();
         assert!(store.commit_received(vec![again]).unwrap()[0].is_err());
+        assert_eq!(tmp_files(dir.path()), 0);
+    }
+
+    /// A copy read from elsewhere in chunks replaces a damaged file only
+    /// when it hashes to the id; a bad copy leaves nothing behind.
+    #[test]
+    fn a_copy_received_from_a_reader_restores_only_good_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), true).unwrap();
+        let seg = pcap_segment(1, 5000);
+        store.add_verified_segment(&seg.id, &seg.bytes).unwrap();
+        let path = store.segment_path(&seg.id);
+        let mut damaged = seg.bytes.clone();
+        damaged[seg.bytes.len() / 2] ^= 1;
+        fs::write(&path, &damaged).unwrap();
+        let len = seg.bytes.len() as u64;
+        assert!(
+            store
+                .receive_from(&seg.id, len, damaged.as_slice())
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .receive_from(&seg.id, len + 1, seg.bytes.as_slice())
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(tmp_files(dir.path()), 0);
+        assert_eq!(fs::read(&path).unwrap(), damaged);
+        let good = store
+            .receive_from(&seg.id, len, seg.bytes.as_slice())
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.restore_received(good).unwrap(), path);
+        assert_eq!(store.read_segment(&seg.id).unwrap(), seg.bytes);
         assert_eq!(tmp_files(dir.path()), 0);
     }
 }

@@ -264,13 +264,14 @@ impl Link<'_> {
         }
     }
 
-    async fn send(
+    /// A signed request, ready to send (counted in the pull's stats).
+    fn request(
         &mut self,
         method: reqwest::Method,
         path_and_query: &str,
         body: Vec<u8>,
         etag: Option<&str>,
-    ) -> Result<reqwest::Response, SyncError> {
+    ) -> Result<reqwest::RequestBuilder, SyncError> {
         let ts = now_secs() as i64;
         let header =
             auth::sign(&self.secret, method.as_str(), path_and_query, ts, &body).map_err(|e| {
@@ -290,7 +291,15 @@ impl Link<'_> {
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|e| net_error(self.child, &e))?;
+        Ok(req)
+    }
+
+    /// The answer to a request, or the child's refusal.
+    async fn answer(
+        &self,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, SyncError> {
+        let resp = sent.map_err(|e| net_error(self.child, &e))?;
         let status = resp.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(resp);
@@ -307,6 +316,28 @@ impl Link<'_> {
         })
     }
 
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<reqwest::Response, SyncError> {
+        let req = self.request(method, path_and_query, body, etag)?;
+        let sent = req.send().await;
+        self.answer(sent).await
+    }
+
+    /// Sends the fetch of `batch` at once, on a task of its own: its answer
+    /// is produced by the child (and buffered) while the batch before it is
+    /// still being received and committed here.
+    fn start_fetch(&mut self, batch: &[Wanted]) -> Result<InFlight, SyncError> {
+        let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
+        let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
+        let req = self.request(reqwest::Method::POST, "/v1/segments", body, None)?;
+        Ok(InFlight(tokio::spawn(req.send())))
+    }
+
     async fn json<T: serde::de::DeserializeOwned>(
         &mut self,
         resp: reqwest::Response,
@@ -314,6 +345,26 @@ impl Link<'_> {
         let body = resp.bytes().await.map_err(|e| net_error(self.child, &e))?;
         self.stats.bytes_in += body.len() as u64;
         serde_json::from_slice(&body).map_err(|e| self.protocol(format!("bad JSON: {e}")))
+    }
+}
+
+/// A fetch request sent ahead; aborted if dropped unawaited (the pull
+/// failed before its turn came).
+struct InFlight(tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>>);
+
+impl InFlight {
+    async fn answer(mut self, link: &Link<'_>) -> Result<reqwest::Response, SyncError> {
+        let sent = match (&mut self.0).await {
+            Ok(sent) => sent,
+            Err(e) => return Err(link.unreachable(format!("fetch request: {e}"))),
+        };
+        link.answer(sent).await
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -627,28 +678,35 @@ async fn pull_sensor(
             return Err(link.protocol("catalogue page does not advance"));
         }
         after = last.seq;
-        for e in page.entries {
+        let mut offered = Vec::with_capacity(page.entries.len());
+        for e in &page.entries {
             let id = SegmentId::from_hex(&e.id)
                 .ok_or_else(|| link.protocol("catalogue: bad segment id"))?;
             let kind = Kind::from_u8(e.kind).ok_or_else(|| link.protocol("catalogue: bad kind"))?;
-            if let Some(here) = tokio::task::block_in_place(|| store.entry_at(sensor, e.seq))?
-                && here != id
+            offered.push((e.seq, id, kind));
+        }
+        // What this node has at those places and of those ids: one read
+        // transaction per page, not three per entry.
+        let pairs: Vec<(u64, SegmentId)> = offered.iter().map(|(q, id, _)| (*q, *id)).collect();
+        let here = tokio::task::block_in_place(|| store.offered_places(sensor, &pairs))?;
+        for ((e, (seq, id, kind)), place) in page.entries.iter().zip(offered).zip(here) {
+            if let Some(there) = place.at_place
+                && there != id
             {
                 return Err(link.forged(
                     sensor,
                     format!(
-                        "its catalogue names segment {id} at sequence {}, where this node has {here}",
-                        e.seq
+                        "its catalogue names segment {id} at sequence {seq}, where this node has {there}"
                     ),
                 ));
             }
-            if let Some(meta) = tokio::task::block_in_place(|| store.segment_meta(&id))? {
-                if meta.sensor_id != sensor || meta.origin_seq != e.seq {
+            if let Some(meta) = place.held {
+                if meta.sensor_id != sensor || meta.origin_seq != seq {
                     return Err(link.forged(
                         sensor,
                         format!(
-                            "its catalogue names segment {id} at sequence {}, which is sensor {} sequence {} here",
-                            e.seq, meta.sensor_id, meta.origin_seq
+                            "its catalogue names segment {id} at sequence {seq}, which is sensor {} sequence {} here",
+                            meta.sensor_id, meta.origin_seq
                         ),
                     ));
                 }
@@ -659,17 +717,18 @@ async fn pull_sensor(
                 want.push(Wanted {
                     id,
                     sensor,
-                    seq: e.seq,
+                    seq,
                     kind,
                 });
             } else if kind == Kind::Pcap {
                 known_only.push(crate::store::catalog::KnownEntry {
                     sensor_id: sensor,
-                    seq: e.seq,
+                    seq,
                     id,
                     kind,
                     stored_bytes: e.stored_bytes,
                     held: false,
+                    newest_ns: 0,
                 });
             }
         }
@@ -678,8 +737,20 @@ async fn pull_sensor(
         }
     }
     tokio::task::block_in_place(|| store.record_known(&known_only))?;
-    for batch in want.chunks(MAX_FETCH_IDS) {
-        fetch_batch(link, batch).await?;
+    // Two fetches in flight: the child reads and sends the next batch
+    // while this node checks and commits the current one.
+    let batches: Vec<&[Wanted]> = want.chunks(MAX_FETCH_IDS).collect();
+    let mut next = match batches.first() {
+        Some(b) => Some(link.start_fetch(b)?),
+        None => None,
+    };
+    for (i, batch) in batches.iter().enumerate() {
+        let Some(current) = next.take() else { break };
+        let resp = current.answer(link).await?;
+        if let Some(b) = batches.get(i + 1) {
+            next = Some(link.start_fetch(b)?);
+        }
+        fetch_batch(link, batch, resp).await?;
     }
     Ok(None)
 }
@@ -706,14 +777,13 @@ const COMMIT_RECORD_BYTES: u64 = 32 << 20;
 /// whole in memory), checked against its id and its catalogue place, and
 /// committed with the others of its batch: an interrupted pull loses the
 /// uncommitted batch at most, never a committed segment.
-async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncError> {
-    let ids: Vec<String> = batch.iter().map(|w| w.id.to_hex()).collect();
-    let body = serde_json::to_vec(&FetchRequest { ids }).unwrap_or_default();
-    let resp = link
-        .send(reqwest::Method::POST, "/v1/segments", body, None)
-        .await?;
+async fn fetch_batch(
+    link: &mut Link<'_>,
+    batch: &[Wanted],
+    resp: reqwest::Response,
+) -> Result<(), SyncError> {
     let mut rx = FrameSink {
-        batch,
+        wanted: batch.iter().map(|w| (w.id, *w)).collect(),
         requested: batch.iter().map(|w| w.id).collect(),
         frames: FrameReader::default(),
         current: None,
@@ -752,8 +822,9 @@ async fn fetch_batch(link: &mut Link<'_>, batch: &[Wanted]) -> Result<(), SyncEr
 }
 
 /// What a stream of frames has delivered so far.
-struct FrameSink<'b> {
-    batch: &'b [Wanted],
+struct FrameSink {
+    /// What each requested segment must say of itself.
+    wanted: std::collections::HashMap<SegmentId, Wanted>,
     requested: HashSet<SegmentId>,
     frames: FrameReader,
     /// The segment being received.
@@ -764,7 +835,7 @@ struct FrameSink<'b> {
     record_bytes: u64,
 }
 
-impl FrameSink<'_> {
+impl FrameSink {
     /// Takes one chunk of the stream.
     fn take(&mut self, link: &Link<'_>, mut chunk: &[u8]) -> Result<(), SyncError> {
         loop {
@@ -784,7 +855,7 @@ impl FrameSink<'_> {
     }
 
     fn start(&mut self, link: &Link<'_>, id: SegmentId, len: u64) -> Result<(), SyncError> {
-        let Some(wanted) = self.batch.iter().find(|w| w.id == id) else {
+        let Some(wanted) = self.wanted.get(&id) else {
             return Err(link.protocol(format!("sent segment {id}, which was not asked for")));
         };
         if !self.seen.insert(id) {
@@ -1065,15 +1136,20 @@ fn link_client(
     Ok((secret, http))
 }
 
-/// Fetches one segment from a child outside any pull (used by `repair`):
-/// the bytes are returned only when they hash to `id`; `Ok(None)` when the
-/// child does not hold a good copy. Nothing is written here.
+/// Fetches one segment from a child outside any pull (used by `repair`).
+/// Its bytes go to a temporary file in `tmp/` as they arrive, hashed on the
+/// way through a buffer of at most 1 MiB (never held whole in memory); its
+/// header must name the sensor, sequence and kind `expected` holds as soon
+/// as it has arrived. Gives the received file only when the bytes hash to
+/// the id and parse; `Ok(None)` when the child does not hold a good copy.
+/// Nothing is put in place here (`Store::restore_received` does).
 pub async fn fetch_one(
-    dir: &std::path::Path,
+    store: &Store,
     child: &ChildConfig,
-    id: &SegmentId,
-) -> Result<Option<Vec<u8>>, SyncError> {
-    let (secret, http) = link_client(dir, child)?;
+    expected: &crate::store::SegmentMeta,
+) -> Result<Option<Received>, SyncError> {
+    let id = expected.id;
+    let (secret, http) = link_client(store.dir(), child)?;
     let unreachable = |e: reqwest::Error| net_error(child, &e);
     let protocol = |detail: String| SyncError::Protocol {
         child: child.name.clone(),
@@ -1107,44 +1183,86 @@ pub async fn fetch_one(
             message: status.canonical_reason().unwrap_or("error").to_string(),
         });
     }
+    let requested: HashSet<SegmentId> = [id].into_iter().collect();
+    let mut frames = FrameReader::default();
+    let mut current: Option<crate::store::incoming::Incoming> = None;
+    let mut received: Option<Received> = None;
     let mut stream = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut limit = FRAME_HEADER_LEN as u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(unreachable)?;
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= FRAME_HEADER_LEN && limit == FRAME_HEADER_LEN as u64 {
-            let mut len = [0u8; 8];
-            len.copy_from_slice(&buf[32..40]);
-            let len = u64::from_le_bytes(len);
-            if buf[..32] != id.0 || len > MAX_SEGMENT_BYTES {
-                return Err(protocol(format!(
-                    "answered a request for segment {id} with another frame"
-                )));
+        let mut rest = &chunk[..];
+        loop {
+            let (used, event) = frames
+                .step(rest, &requested)
+                .map_err(|e| protocol(e.to_string()))?;
+            rest = &rest[used..];
+            match event {
+                Some(FrameEvent::Start { len, .. }) => {
+                    if received.is_some() || current.is_some() {
+                        return Err(protocol(format!("sent more than segment {id}")));
+                    }
+                    current = Some(store.begin_incoming(&id, len)?);
+                }
+                Some(FrameEvent::Body(bytes)) => {
+                    let Some(incoming) = current.as_mut() else {
+                        return Err(protocol("segment bytes outside a frame".into()));
+                    };
+                    let before = incoming.head().len();
+                    incoming.write(bytes)?;
+                    if before < HEAD_LEN && incoming.head().len() == HEAD_LEN {
+                        let header =
+                            crate::store::segment::parse_header(incoming.head()).map_err(|e| {
+                                protocol(format!(
+                                    "segment {id} does not start with a segment header: {e}"
+                                ))
+                            })?;
+                        if header.sensor_id != expected.sensor_id
+                            || header.origin_seq != expected.origin_seq
+                            || header.kind != expected.kind
+                        {
+                            return Err(protocol(format!(
+                                "segment {id}, indexed here as sensor {} sequence {}, is sensor {} sequence {} there",
+                                expected.sensor_id,
+                                expected.origin_seq,
+                                header.sensor_id,
+                                header.origin_seq
+                            )));
+                        }
+                    }
+                }
+                Some(FrameEvent::End) => {
+                    let Some(incoming) = current.take() else {
+                        return Err(protocol("a frame ended that never started".into()));
+                    };
+                    match incoming.finish() {
+                        Ok(r) => received = Some(r),
+                        Err(StoreError::HashMismatch { actual, .. }) => {
+                            return Err(SyncError::Damaged {
+                                child: child.name.clone(),
+                                id: id.to_hex(),
+                                actual: actual.to_hex(),
+                            });
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None if rest.is_empty() => break,
+                None => {}
             }
-            limit += len;
-        }
-        if buf.len() as u64 > limit && limit > FRAME_HEADER_LEN as u64 {
-            return Err(protocol(format!("sent more than segment {id}")));
         }
     }
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    if (buf.len() as u64) != limit || buf.len() < FRAME_HEADER_LEN {
+    if let Some(incoming) = current {
         return Err(protocol(format!(
-            "segment stream for {id} ended inside a frame"
+            "segment stream for {id} ended inside the segment ({} bytes received)",
+            incoming.written()
         )));
     }
-    let bytes = buf.split_off(FRAME_HEADER_LEN);
-    if SegmentId::of(&bytes) != *id {
-        return Err(SyncError::Damaged {
-            child: child.name.clone(),
-            id: id.to_hex(),
-            actual: SegmentId::of(&bytes).to_hex(),
-        });
+    if !frames.between_frames() {
+        return Err(protocol(format!(
+            "segment stream for {id} ended inside a frame header"
+        )));
     }
-    Ok(Some(bytes))
+    Ok(received)
 }
 
 #[cfg(test)]

@@ -579,14 +579,45 @@ async fn catalog(api: &Arc<PeerApi>, sensor: &str, query: &str) -> Reply {
 /// Bytes of a segment file read and sent at a time.
 const SEND_CHUNK: usize = 1 << 20;
 
-/// Sends one frame, reading the segment file in chunks: a first pass
-/// hashes it (damage is never sent upward), a second sends it, so memory
-/// stays at one chunk whatever the segment's size. `Ok(false)`: the parent
-/// went away.
+/// Bytes of frames gathered before they are handed to the connection: a
+/// fetch of many small segments goes out in a few large writes (and TLS
+/// records), not two small ones per segment.
+const SEND_BATCH: usize = 256 << 10;
+
+/// The frames of one fetch answer on their way to the connection.
+struct Outgoing<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Outgoing<'_> {
+    /// Queues `bytes`; false when the parent went away.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        self.buf.extend_from_slice(bytes);
+        self.buf.len() < SEND_BATCH || self.flush()
+    }
+
+    /// Hands what is queued to the connection; false when the parent went
+    /// away.
+    fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(SEND_BATCH));
+        self.tx.blocking_send(Ok(Bytes::from(full))).is_ok()
+    }
+}
+
+/// Queues one frame, reading the segment file in chunks. A segment of at
+/// most one chunk is read once, hashed and sent from the same buffer; a
+/// larger one is read twice (a first pass hashes it, a second sends it), so
+/// memory stays at one chunk whatever the segment's size and damage is
+/// never sent upward. `Ok(false)`: the parent went away.
 fn send_segment(
     store: &Store,
     id: &SegmentId,
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: &mut Outgoing<'_>,
+    chunk: &mut Vec<u8>,
 ) -> Result<bool, crate::store::StoreError> {
     use std::io::{Read, Seek};
     let path = store.segment_path(id);
@@ -596,23 +627,30 @@ fn send_segment(
     };
     let mut file = std::fs::File::open(&path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    // No larger than the file: zeroing a whole chunk for a 2 KB segment
-    // cost more than sending it (a first sync of many small segments).
     let size = file.metadata().map_err(io)?.len();
-    let mut chunk = vec![
-        0u8;
-        usize::try_from(size)
-            .unwrap_or(SEND_CHUNK)
-            .clamp(1, SEND_CHUNK)
-    ];
+    let small = size <= SEND_CHUNK as u64;
+    chunk.clear();
     let mut len = 0u64;
-    loop {
-        let n = file.read(&mut chunk).map_err(io)?;
-        if n == 0 {
-            break;
+    if small {
+        // Read whole (to its end, whatever the size said): hashed and sent
+        // from one buffer.
+        // (A file grown past the chunk since would fail the hash.)
+        (&mut file)
+            .take(SEND_CHUNK as u64)
+            .read_to_end(chunk)
+            .map_err(io)?;
+        hasher.update(chunk);
+        len = chunk.len() as u64;
+    } else {
+        chunk.resize(SEND_CHUNK, 0);
+        loop {
+            let n = file.read(chunk).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            len += n as u64;
         }
-        hasher.update(&chunk[..n]);
-        len += n as u64;
     }
     let actual = SegmentId(*hasher.finalize().as_bytes());
     if actual != *id {
@@ -622,13 +660,16 @@ fn send_segment(
             actual,
         });
     }
-    file.rewind().map_err(io)?;
-    let mut head = Vec::with_capacity(FRAME_HEADER_LEN);
-    head.extend_from_slice(&id.0);
-    head.extend_from_slice(&len.to_le_bytes());
-    if tx.blocking_send(Ok(Bytes::from(head))).is_err() {
+    let mut head = [0u8; FRAME_HEADER_LEN];
+    head[..32].copy_from_slice(&id.0);
+    head[32..].copy_from_slice(&len.to_le_bytes());
+    if !out.push(&head) {
         return Ok(false);
     }
+    if small {
+        return Ok(out.push(chunk));
+    }
+    file.rewind().map_err(io)?;
     // Exactly `len` bytes go out: the frame header promised them.
     let mut left = len;
     while left > 0 {
@@ -637,13 +678,11 @@ fn send_segment(
         if n == 0 {
             // The file shrank under us (it cannot: segments are immutable);
             // the parent sees a frame cut short and refuses it.
+            let _ = out.flush();
             return Ok(false);
         }
         left -= n as u64;
-        if tx
-            .blocking_send(Ok(Bytes::copy_from_slice(&chunk[..n])))
-            .is_err()
-        {
+        if !out.push(&chunk[..n]) {
             return Ok(false);
         }
     }
@@ -670,7 +709,9 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
             None => return error_reply(StatusCode::BAD_REQUEST, "ids: not a segment id"),
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    // Up to 8 writes (2 MiB) read ahead of the connection: the reader does
+    // not wait for each write to drain before reading the next files.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let store = api.store.clone();
     tokio::task::spawn_blocking(move || {
         // A quarantined segment is never sent upward: its records cannot be
@@ -679,6 +720,11 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
             .quarantined()
             .map(|q| q.into_iter().map(|(id, _)| id).collect())
             .unwrap_or_default();
+        let mut out = Outgoing {
+            tx: &tx,
+            buf: Vec::with_capacity(SEND_BATCH),
+        };
+        let mut chunk = Vec::new();
         for id in ids {
             if quarantined.contains(&id) {
                 tracing::warn!(segment = %id, "not sending a quarantined segment");
@@ -693,12 +739,13 @@ fn fetch(api: &Arc<PeerApi>, body: &[u8], peer: String, shown: Option<Vec<u32>>)
             }
             // Sent is not taken: `prune` waits for the parent to say what
             // it committed (`held=` on its next summary request).
-            match send_segment(&store, &id, &tx) {
+            match send_segment(&store, &id, &mut out, &mut chunk) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => tracing::warn!(segment = %id, error = %e, "not sending a segment"),
             }
         }
+        let _ = out.flush();
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

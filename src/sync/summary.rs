@@ -47,9 +47,7 @@ pub fn sensor_summary(store: &Store, sensor: u32, hops: u32) -> Result<SensorSum
             chain = chain_step(&chain, e.seq, &e.id);
             max_seq = e.seq;
             track_pcap(e, &mut pcap_held_to, &mut pcap_gap);
-            if e.held {
-                newest_ns = newest_ns.max(newest_of(store, &e.id)?);
-            }
+            newest_ns = newest_ns.max(e.newest_ns);
         }
     }
     Ok(SensorSummary {
@@ -91,10 +89,6 @@ fn track_pcap(e: &KnownEntry, held_to: &mut u64, gap: &mut bool) {
     } else {
         *held_to = e.seq;
     }
-}
-
-fn newest_of(store: &Store, id: &SegmentId) -> Result<u64, StoreError> {
-    Ok(store.segment_meta(id)?.map(|m| m.time_last_ns).unwrap_or(0))
 }
 
 /// The whole summary; `child_hops` gives, per sensor, the smallest hop count
