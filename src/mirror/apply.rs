@@ -444,7 +444,9 @@ impl<'c, 'f> Writer<'c, 'f> {
             };
             self.delete_flow_row(old, f.sensor_id, f.flow_id)?;
         }
-        if !self.put_flow(table, f)? {
+        // A stored version of this family: the row is (almost always) there.
+        let there = stored.is_some_and(|(_, was6)| was6 == table.in_flow6());
+        if !self.put_flow(table, f, there)? {
             // Any older row of this flow id is gone by now (moved family or
             // changed identity, then lost its new natural key): so is its version.
             if stored.is_some() {
@@ -473,8 +475,12 @@ impl<'c, 'f> Writer<'c, 'f> {
     }
 
     /// Inserts or updates the row; false if another flow id keeps the
-    /// natural key.
-    fn put_flow(&mut self, table: FlowTable, f: &FlowRecord) -> Result<bool> {
+    /// natural key. `there`: the row is expected, so the update is tried
+    /// first (one statement instead of two for a flow's later versions).
+    fn put_flow(&mut self, table: FlowTable, f: &FlowRecord, there: bool) -> Result<bool> {
+        if there && self.update_flow(table, f)? == 1 {
+            return Ok(true);
+        }
         let inserted = match table {
             FlowTable::Flow => exec_flow(&mut self.insert_flow, table, f),
             FlowTable::Flow6 => exec_flow(&mut self.insert_flow6, table, f),
@@ -486,18 +492,14 @@ impl<'c, 'f> Writer<'c, 'f> {
             }
             Ok(_) => {
                 // The flow id is there: a newer version of the row.
-                let sql: &str = match table {
-                    FlowTable::Flow => &UPDATE_FLOW,
-                    FlowTable::Flow6 => &UPDATE_FLOW6,
-                };
-                if exec_flow(&mut self.conn.prepare_cached(sql)?, table, f)? == 1 {
+                if !there && self.update_flow(table, f)? == 1 {
                     return Ok(true);
                 }
                 // The stored row has other identity columns (see
                 // update_flow_sql): replace it. Once deleted, the insert
                 // inserts, so this recursion ends.
                 self.delete_flow_row(table, f.sensor_id, f.flow_id)?;
-                self.put_flow(table, f)
+                self.put_flow(table, f, false)
             }
             Err(e) if is_unique_violation(&e) => match self.natural_key_holder(table, f)? {
                 // Deterministic whatever the arrival order: the lowest flow id
@@ -509,13 +511,22 @@ impl<'c, 'f> Writer<'c, 'f> {
                         .prepare_cached(DEL_FLOW_VERSION)?
                         .execute(params![f.sensor_id, holder])?;
                     // Each retry follows a deletion, so this ends.
-                    self.put_flow(table, f)
+                    self.put_flow(table, f, false)
                 }
                 // Not the natural key after all: report the original failure.
                 None => Err(e),
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// Runs `update_flow_sql`: 1 when the row was there with `f`'s identity.
+    fn update_flow(&mut self, table: FlowTable, f: &FlowRecord) -> Result<usize> {
+        let sql: &str = match table {
+            FlowTable::Flow => &UPDATE_FLOW,
+            FlowTable::Flow6 => &UPDATE_FLOW6,
+        };
+        exec_flow(&mut self.conn.prepare_cached(sql)?, table, f)
     }
 
     /// The flow id holding `f`'s natural key in `table`, if any.

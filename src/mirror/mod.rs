@@ -151,6 +151,9 @@ pub struct ApplyStats {
 /// index's cache it keeps a flood's ingest under 256 MiB (64 MiB did not).
 const CACHE_KIB: i64 = -32768;
 
+/// SQLite sorter helper threads while `end_bulk` builds the indexes.
+const INDEX_BUILD_THREADS: i64 = 1;
+
 /// Each flow table and the unique index of its natural key (5-tuple +
 /// src_start_sec), which a bulk load builds at the end too: an insert into
 /// it lands anywhere in a B-tree larger than the page cache.
@@ -415,9 +418,17 @@ impl Mirror {
         self.conn
             .pragma_update(None, "cache_size", INDEX_BUILD_CACHE_KIB)
             .ctx(&self.path, "set cache_size for the index builds")?;
+        // The ingest's other threads are done by now: SQLite's sorter may
+        // merge on a helper thread while this one reads the table.
+        self.conn
+            .pragma_update(None, "threads", INDEX_BUILD_THREADS)
+            .ctx(&self.path, "set threads for the index builds")?;
         let built = self.create_schema();
         let path = &self.path;
         let built = built.ctx(path, "rebuild indexes after a bulk load");
+        self.conn
+            .pragma_update(None, "threads", 0)
+            .ctx(path, "set threads")?;
         self.conn
             .pragma_update(None, "cache_size", CACHE_KIB)
             .ctx(path, "set cache_size")?;
