@@ -115,20 +115,25 @@ const IDENTITY_COLUMNS: [&str; 8] = [
     "src_start_sec",
 ];
 
-/// `INSERT ... ON CONFLICT(sensor_id, flow_id) DO UPDATE` for one flow table.
-///
-/// The update sets only the non-identity columns, so SQLite leaves all six
-/// indexes alone (an update naming an indexed column rewrites that index
-/// entry: measured 7x slower updates). Its WHERE refuses the update when
-/// an identity column differs: the statement then changes 0 rows and
-/// `Writer::put_flow` replaces the row instead. The conflict target is the
-/// primary key only, so a clash on the natural key still fails, and
-/// `Writer::put_flow` resolves that too.
-fn upsert_flow_sql(table: &str) -> String {
+/// `INSERT ... ON CONFLICT (sensor_id, flow_id) DO NOTHING` for one flow
+/// table: 1 row changed when the flow was new, 0 when its id is there
+/// already (then `update_flow_sql`). The conflict target is the primary
+/// key only, so a clash on the natural key still fails, and
+/// `Writer::put_flow` resolves that.
+fn insert_flow_sql(table: &str) -> String {
     let cols = FLOW_COLUMNS.join(", ");
-    // A flow's OS ids are its fingerprints' winners (apply_os), looked up
-    // here so a fingerprint applied before its flow needs no later UPDATE.
-    let marks = FLOW_COLUMNS
+    format!(
+        "INSERT INTO {table} ({cols}) VALUES ({}) ON CONFLICT (sensor_id, flow_id) DO NOTHING",
+        flow_values().join(", ")
+    )
+}
+
+/// The value of each column in FLOW_COLUMNS order, from parameters ?1 to
+/// ?32 in that order. A flow's OS ids are its fingerprints' winners
+/// (apply_os), looked up here so a fingerprint applied before its flow
+/// needs no later UPDATE.
+fn flow_values() -> Vec<String> {
+    FLOW_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| match *c {
@@ -136,34 +141,45 @@ fn upsert_flow_sql(table: &str) -> String {
             "server_os_id" => os::winner_sql(1, i + 1),
             _ => format!("?{}", i + 1),
         })
-        .collect::<Vec<_>>()
-        .join(", ");
+        .collect()
+}
+
+/// `UPDATE` of an existing flow row from a newer version, same parameters
+/// as `insert_flow_sql`.
+///
+/// It sets only the non-identity columns, so SQLite leaves every index
+/// alone (an update naming an indexed column rewrites that index entry:
+/// measured 7x slower updates). Its WHERE refuses the update when an
+/// identity column differs: the statement then changes 0 rows and
+/// `Writer::put_flow` replaces the row instead.
+fn update_flow_sql(table: &str) -> String {
+    let values = flow_values();
     // The OS ids come from fingerprint records, not from the flow's origin
     // (which sends 0): a newer flow version keeps what the mirror joined.
     let sets = FLOW_COLUMNS
         .iter()
-        .filter(|c| !IDENTITY_COLUMNS.contains(c))
-        .map(|c| match *c {
-            "client_os_id" | "server_os_id" => {
-                format!("{c} = CASE excluded.{c} WHEN 0 THEN {c} ELSE excluded.{c} END")
-            }
-            _ => format!("{c} = excluded.{c}"),
+        .zip(&values)
+        .filter(|(c, _)| !IDENTITY_COLUMNS.contains(c))
+        .map(|(c, v)| match *c {
+            "client_os_id" | "server_os_id" => format!("{c} = coalesce(nullif({v}, 0), {c})"),
+            _ => format!("{c} = {v}"),
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let same = IDENTITY_COLUMNS[2..]
+    let same = FLOW_COLUMNS
         .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
+        .zip(&values)
+        .filter(|(c, _)| IDENTITY_COLUMNS.contains(c))
+        .map(|(c, v)| format!("{c} = {v}"))
         .collect::<Vec<_>>()
         .join(" AND ");
-    format!(
-        "INSERT INTO {table} ({cols}) VALUES ({marks}) \
-         ON CONFLICT (sensor_id, flow_id) DO UPDATE SET {sets} WHERE {same}"
-    )
+    format!("UPDATE {table} SET {sets} WHERE {same}")
 }
 
-static UPSERT_FLOW: LazyLock<String> = LazyLock::new(|| upsert_flow_sql("flow"));
-static UPSERT_FLOW6: LazyLock<String> = LazyLock::new(|| upsert_flow_sql("x_flow6"));
+static INSERT_FLOW: LazyLock<String> = LazyLock::new(|| insert_flow_sql("flow"));
+static INSERT_FLOW6: LazyLock<String> = LazyLock::new(|| insert_flow_sql("x_flow6"));
+static UPDATE_FLOW: LazyLock<String> = LazyLock::new(|| update_flow_sql("flow"));
+static UPDATE_FLOW6: LazyLock<String> = LazyLock::new(|| update_flow_sql("x_flow6"));
 
 const GET_FLOW_VERSION: &str =
     "SELECT version, in_flow6 FROM x_flow_version WHERE sensor_id = ?1 AND flow_id = ?2";
@@ -205,9 +221,15 @@ pub(super) fn mark_applied(conn: &Connection, segment: &SegmentId, records: usiz
     Ok(())
 }
 
-/// Upserts every record, in order, and counts what happened.
-pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<ApplyStats> {
-    let mut w = Writer::new(conn)?;
+/// Upserts every record, in order, and counts what happened. `fresh`: the
+/// flows this mirror has had since it was empty, when it is being loaded
+/// from empty (see [`FreshFlows`]).
+pub(super) fn apply_records(
+    conn: &Connection,
+    records: &[Record],
+    fresh: Option<&mut FreshFlows>,
+) -> Result<ApplyStats> {
+    let mut w = Writer::new(conn, fresh)?;
     let mut stats = ApplyStats::default();
     // Looking for sockets waiting on each flow costs a query per flow; skip
     // it when none can be waiting (the common case: no sebek data at all).
@@ -240,7 +262,9 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
                 outcome
             }
             Record::OsFingerprint(r) => {
-                let written = os::os_fingerprint(conn, &mut known_os, r)?;
+                // A mirror loaded from empty knows which flows it holds.
+                let held = w.fresh.as_ref().map(|s| s.contains(r.sensor_id, r.flow_id));
+                let written = os::os_fingerprint(conn, &mut known_os, r, held)?;
                 // A fingerprint whose flow comes later in this segment.
                 os_pending = os_pending || written;
                 if written {
@@ -277,7 +301,49 @@ pub(super) fn apply_records(conn: &Connection, records: &[Record]) -> Result<App
             Outcome::LostNaturalKey => stats.rows_skipped_conflict += 1,
         }
     }
+    w.add_counts()?;
     Ok(stats)
+}
+
+/// Adds `delta` rows to `table`'s count in `x_flow_count`.
+pub(super) fn add_flow_count(conn: &Connection, table: &str, delta: i64) -> Result<()> {
+    if delta != 0 {
+        conn.prepare_cached("UPDATE x_flow_count SET n = n + ?2 WHERE tbl = ?1")?
+            .execute(params![table, delta])?;
+    }
+    Ok(())
+}
+
+/// The flow ids a mirror has held since it was empty, while it is loaded
+/// from empty in one go (`Mirror::begin_bulk` on a mirror without flows or
+/// flow versions): a flow id not in the set has no row and no version in
+/// the mirror, so its first record needs no version lookup. A bit per flow
+/// id, in 64 Ki-id pages per sensor (8 KiB each; 2 M flows: 256 KiB).
+#[derive(Default)]
+pub(super) struct FreshFlows(std::collections::HashMap<(u32, u32), Box<[u64; 1024]>>);
+
+impl FreshFlows {
+    fn bit(flow_id: u32) -> (u32, usize, u64) {
+        (
+            flow_id >> 16,
+            ((flow_id >> 6) & 1023) as usize,
+            1 << (flow_id & 63),
+        )
+    }
+
+    fn contains(&self, sensor: u32, flow_id: u32) -> bool {
+        let (page, word, mask) = Self::bit(flow_id);
+        self.0
+            .get(&(sensor, page))
+            .is_some_and(|p| p[word] & mask != 0)
+    }
+
+    fn insert(&mut self, sensor: u32, flow_id: u32) {
+        let (page, word, mask) = Self::bit(flow_id);
+        self.0
+            .entry((sensor, page))
+            .or_insert_with(|| Box::new([0; 1024]))[word] |= mask;
+    }
 }
 
 /// Written, or already there (an immutable row) / not newer (a process row).
@@ -303,37 +369,67 @@ fn clamp(v: u64) -> i64 {
 }
 
 /// The hot-path statements, prepared once per segment.
-struct Writer<'c> {
+struct Writer<'c, 'f> {
     conn: &'c Connection,
     get_flow_version: CachedStatement<'c>,
     put_flow_version: CachedStatement<'c>,
-    upsert_flow: CachedStatement<'c>,
-    upsert_flow6: CachedStatement<'c>,
+    insert_flow: CachedStatement<'c>,
+    insert_flow6: CachedStatement<'c>,
     /// True when `x_argus_legacy` may hold rows: each flow written then
     /// drops its legacy argus columns (see `apply_legacy::forget_argus`).
     legacy_argus: bool,
+    /// Rows inserted minus rows deleted, in `flow` and in `x_flow6`, for
+    /// `x_flow_count` (`add_counts`).
+    counts: [i64; 2],
+    fresh: Option<&'f mut FreshFlows>,
 }
 
-impl<'c> Writer<'c> {
-    fn new(conn: &'c Connection) -> Result<Self> {
+impl<'c, 'f> Writer<'c, 'f> {
+    fn new(conn: &'c Connection, fresh: Option<&'f mut FreshFlows>) -> Result<Self> {
         Ok(Writer {
             conn,
             get_flow_version: conn.prepare_cached(GET_FLOW_VERSION)?,
             put_flow_version: conn.prepare_cached(PUT_FLOW_VERSION)?,
-            upsert_flow: conn.prepare_cached(&UPSERT_FLOW)?,
-            upsert_flow6: conn.prepare_cached(&UPSERT_FLOW6)?,
+            insert_flow: conn.prepare_cached(&INSERT_FLOW)?,
+            insert_flow6: conn.prepare_cached(&INSERT_FLOW6)?,
             legacy_argus: false,
+            counts: [0; 2],
+            fresh,
         })
+    }
+
+    /// Writes the rows counted since the last call into `x_flow_count`.
+    fn add_counts(&mut self) -> Result<()> {
+        for (table, n) in [FlowTable::Flow, FlowTable::Flow6]
+            .into_iter()
+            .zip(std::mem::take(&mut self.counts))
+        {
+            add_flow_count(self.conn, table.name(), n)?;
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, table: FlowTable, delta: i64) {
+        self.counts[usize::from(table.in_flow6())] += delta;
     }
 
     fn flow(&mut self, f: &FlowRecord) -> Result<Outcome> {
         let version = clamp(f.version);
-        let stored: Option<(i64, bool)> = self
-            .get_flow_version
-            .query_row(params![f.sensor_id, f.flow_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
+        // A flow id a mirror loaded from empty has not seen has no version:
+        // no lookup (the first record of every flow of a one-shot ingest).
+        let unseen = self
+            .fresh
+            .as_ref()
+            .is_some_and(|s| !s.contains(f.sensor_id, f.flow_id));
+        let stored: Option<(i64, bool)> = if unseen {
+            None
+        } else {
+            self.get_flow_version
+                .query_row(params![f.sensor_id, f.flow_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?
+        };
         if let Some((stored_version, _)) = stored
             && stored_version >= version
         {
@@ -352,7 +448,9 @@ impl<'c> Writer<'c> {
             };
             self.delete_flow_row(old, f.sensor_id, f.flow_id)?;
         }
-        if !self.put_flow(table, f)? {
+        // A stored version of this family: the row is (almost always) there.
+        let there = stored.is_some_and(|(_, was6)| was6 == table.in_flow6());
+        if !self.put_flow(table, f, there)? {
             // Any older row of this flow id is gone by now (moved family or
             // changed identity, then lost its new natural key): so is its version.
             if stored.is_some() {
@@ -382,19 +480,38 @@ impl<'c> Writer<'c> {
         if self.legacy_argus {
             legacy::forget_argus(self.conn, f.sensor_id, f.flow_id)?;
         }
+        if let Some(fresh) = self.fresh.as_mut() {
+            fresh.insert(f.sensor_id, f.flow_id);
+        }
         Ok(Outcome::Written)
     }
 
-    /// Upserts the row; false if another flow id keeps the natural key.
-    fn put_flow(&mut self, table: FlowTable, f: &FlowRecord) -> Result<bool> {
-        match self.exec_upsert(table, f) {
-            Ok(1) => Ok(true),
+    /// Inserts or updates the row; false if another flow id keeps the
+    /// natural key. `there`: the row is expected, so the update is tried
+    /// first (one statement instead of two for a flow's later versions).
+    fn put_flow(&mut self, table: FlowTable, f: &FlowRecord, there: bool) -> Result<bool> {
+        if there && self.update_flow(table, f)? == 1 {
+            return Ok(true);
+        }
+        let inserted = match table {
+            FlowTable::Flow => exec_flow(&mut self.insert_flow, table, f),
+            FlowTable::Flow6 => exec_flow(&mut self.insert_flow6, table, f),
+        };
+        match inserted {
+            Ok(1) => {
+                self.count(table, 1);
+                Ok(true)
+            }
             Ok(_) => {
+                // The flow id is there: a newer version of the row.
+                if !there && self.update_flow(table, f)? == 1 {
+                    return Ok(true);
+                }
                 // The stored row has other identity columns (see
-                // upsert_flow_sql): replace it. Once deleted, the upsert
+                // update_flow_sql): replace it. Once deleted, the insert
                 // inserts, so this recursion ends.
                 self.delete_flow_row(table, f.sensor_id, f.flow_id)?;
-                self.put_flow(table, f)
+                self.put_flow(table, f, false)
             }
             Err(e) if is_unique_violation(&e) => match self.natural_key_holder(table, f)? {
                 // Deterministic whatever the arrival order: the lowest flow id
@@ -406,7 +523,7 @@ impl<'c> Writer<'c> {
                         .prepare_cached(DEL_FLOW_VERSION)?
                         .execute(params![f.sensor_id, holder])?;
                     // Each retry follows a deletion, so this ends.
-                    self.put_flow(table, f)
+                    self.put_flow(table, f, false)
                 }
                 // Not the natural key after all: report the original failure.
                 None => Err(e),
@@ -415,48 +532,13 @@ impl<'c> Writer<'c> {
         }
     }
 
-    /// Runs the upsert; the number of rows changed (0: identity mismatch).
-    fn exec_upsert(&mut self, table: FlowTable, f: &FlowRecord) -> Result<usize> {
-        let stmt = match table {
-            FlowTable::Flow => &mut self.upsert_flow,
-            FlowTable::Flow6 => &mut self.upsert_flow6,
+    /// Runs `update_flow_sql`: 1 when the row was there with `f`'s identity.
+    fn update_flow(&mut self, table: FlowTable, f: &FlowRecord) -> Result<usize> {
+        let sql: &str = match table {
+            FlowTable::Flow => &UPDATE_FLOW,
+            FlowTable::Flow6 => &UPDATE_FLOW6,
         };
-        let (s, d) = (&f.src, &f.dst);
-        // Same order as FLOW_COLUMNS. iface_in: hflow2 never set it either.
-        stmt.execute(params![
-            f.sensor_id,
-            f.flow_id,
-            table.addr(&f.src_ip),
-            table.addr(&f.dst_ip),
-            f.src_port,
-            f.dst_port,
-            f.ip_proto,
-            0u8,
-            f.marker_flags,
-            s.start_sec,
-            s.start_msec,
-            s.end_sec,
-            s.end_msec,
-            clamp(s.packets),
-            clamp(s.bytes),
-            s.ip_flags,
-            s.tcp_flags,
-            s.icmp_packets,
-            s.icmp_seen,
-            d.start_sec,
-            d.start_msec,
-            d.end_sec,
-            d.end_msec,
-            clamp(d.packets),
-            clamp(d.bytes),
-            d.ip_flags,
-            d.tcp_flags,
-            d.icmp_packets,
-            d.icmp_seen,
-            f.client_os_id,
-            f.server_os_id,
-            f.is_local,
-        ])
+        exec_flow(&mut self.conn.prepare_cached(sql)?, table, f)
     }
 
     /// The flow id holding `f`'s natural key in `table`, if any.
@@ -483,14 +565,16 @@ impl<'c> Writer<'c> {
             .optional()
     }
 
-    fn delete_flow_row(&self, table: FlowTable, sensor_id: u32, flow_id: u32) -> Result<()> {
+    fn delete_flow_row(&mut self, table: FlowTable, sensor_id: u32, flow_id: u32) -> Result<()> {
         let sql = format!(
             "DELETE FROM {} WHERE sensor_id = ?1 AND flow_id = ?2",
             table.name()
         );
-        self.conn
+        let gone = self
+            .conn
             .prepare_cached(&sql)?
             .execute(params![sensor_id, flow_id])?;
+        self.count(table, -(gone as i64));
         if table == FlowTable::Flow {
             legacy::forget_argus(self.conn, sensor_id, flow_id)?;
         }
@@ -535,8 +619,49 @@ impl<'c> Writer<'c> {
     }
 }
 
+/// Runs a flow statement of `insert_flow_sql` / `update_flow_sql` with the
+/// record's columns; the number of rows changed.
+fn exec_flow(stmt: &mut CachedStatement<'_>, table: FlowTable, f: &FlowRecord) -> Result<usize> {
+    let (s, d) = (&f.src, &f.dst);
+    // Same order as FLOW_COLUMNS. iface_in: hflow2 never set it either.
+    stmt.execute(params![
+        f.sensor_id,
+        f.flow_id,
+        table.addr(&f.src_ip),
+        table.addr(&f.dst_ip),
+        f.src_port,
+        f.dst_port,
+        f.ip_proto,
+        0u8,
+        f.marker_flags,
+        s.start_sec,
+        s.start_msec,
+        s.end_sec,
+        s.end_msec,
+        clamp(s.packets),
+        clamp(s.bytes),
+        s.ip_flags,
+        s.tcp_flags,
+        s.icmp_packets,
+        s.icmp_seen,
+        d.start_sec,
+        d.start_msec,
+        d.end_sec,
+        d.end_msec,
+        clamp(d.packets),
+        clamp(d.bytes),
+        d.ip_flags,
+        d.tcp_flags,
+        d.icmp_packets,
+        d.icmp_seen,
+        f.client_os_id,
+        f.server_os_id,
+        f.is_local,
+    ])
+}
+
 /// A UNIQUE index violation (on the natural key: the primary key is the
 /// upsert's conflict target and cannot fail).
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }

@@ -237,11 +237,14 @@ impl KnownOs {
     }
 }
 
-/// True when the fingerprint was new.
+/// True when the fingerprint was new. `held`: whether the mirror holds
+/// the record's flow (`r.flow_id`), when the caller knows (a mirror loaded
+/// from empty); None: look it up.
 pub(super) fn os_fingerprint(
     conn: &Connection,
     known: &mut KnownOs,
     r: &OsFingerprintRecord,
+    held: Option<bool>,
 ) -> Result<bool> {
     let os_id = known.ensure(conn, r.sensor_id, &r.genre, &r.detail)?;
     let key = Key {
@@ -259,7 +262,11 @@ pub(super) fn os_fingerprint(
     // (apply::upsert_flow_sql). An imported one is joined by its 5-tuple and
     // time when the flow is there, else it waits (flow_id 0).
     let (flow, flow_in_mirror) = if r.flow_id != 0 {
-        (Some(r.flow_id), flow_exists(conn, r.sensor_id, r.flow_id)?)
+        let exists = match held {
+            Some(held) => held,
+            None => flow_exists(conn, r.sensor_id, r.flow_id)?,
+        };
+        (Some(r.flow_id), exists)
     } else {
         let found = find_flow(conn, r)?;
         (found, found.is_some())

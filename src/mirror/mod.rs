@@ -151,6 +151,15 @@ pub struct ApplyStats {
 /// index's cache it keeps a flood's ingest under 256 MiB (64 MiB did not).
 const CACHE_KIB: i64 = -32768;
 
+/// SQLite sorter helper threads while `end_bulk` builds the indexes.
+const INDEX_BUILD_THREADS: i64 = 1;
+
+/// Each flow table and the unique index of its natural key (5-tuple +
+/// src_start_sec), which a bulk load builds at the end too: an insert into
+/// it lands anywhere in a B-tree larger than the page cache.
+const NATURAL_KEYS: [(&str, &str); 2] =
+    [("flow", "src_ip_idx"), ("x_flow6", "x_flow6_natural_key")];
+
 /// The page cache (and so the sorter's memory) while `end_bulk` builds the
 /// indexes, in KiB.
 const INDEX_BUILD_CACHE_KIB: i64 = -16384;
@@ -162,6 +171,9 @@ pub struct Mirror {
     conn: Connection,
     /// The file path as shown in error messages.
     path: String,
+    /// Between `begin_bulk` and `end_bulk` on a mirror without flows: the
+    /// flow ids written since (apply skips the version lookup of others).
+    fresh: Option<apply::FreshFlows>,
 }
 
 impl Mirror {
@@ -172,14 +184,15 @@ impl Mirror {
     pub fn open(path: &Path) -> Result<Self, MirrorError> {
         let shown = path.display().to_string();
         let conn = Connection::open(path).ctx(&shown, "open")?;
-        let mirror = Mirror { conn, path: shown };
+        let mut mirror = Mirror {
+            conn,
+            path: shown,
+            fresh: None,
+        };
         mirror.configure()?;
         let version = schema::check_version(&mirror.conn, &mirror.path)?;
         schema::migrate_before_ddl(&mirror.conn, &mirror.path, version)?;
-        mirror
-            .conn
-            .execute_batch(SCHEMA_SQL)
-            .ctx(&mirror.path, "create schema")?;
+        mirror.create_schema().ctx(&mirror.path, "create schema")?;
         schema::migrate_after_ddl(&mirror.conn, &mirror.path)?;
         mirror.refresh_stats();
         Ok(mirror)
@@ -205,7 +218,11 @@ impl Mirror {
         )
         .ctx(&shown, "enable the query planner stability guarantee")?;
         schema::check_version(&conn, &shown)?;
-        Ok(Mirror { conn, path: shown })
+        Ok(Mirror {
+            conn,
+            path: shown,
+            fresh: None,
+        })
     }
 
     /// A handle that stops the statement this connection is running, from
@@ -323,11 +340,16 @@ impl Mirror {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin apply transaction")?;
+        // The fresh set changes with the transaction: a failed one leaves
+        // flows marked that are not in the file, so the set is dropped (the
+        // version lookups come back; nothing else depends on it).
+        let mut fresh = self.fresh.take();
         let mut all = Vec::new();
         for (segment, records) in segments {
-            all.push(apply_one(&tx, path, segment, records)?);
+            all.push(apply_one(&tx, path, segment, records, fresh.as_mut())?);
         }
         tx.commit().ctx(path, "commit apply transaction")?;
+        self.fresh = fresh;
         Ok(all)
     }
 
@@ -337,27 +359,41 @@ impl Mirror {
         query::flows(&self.conn, &self.path, q)
     }
 
-    /// Deletes closed flows that ended before `cutoff` (epoch seconds), as
-    /// purgeDB.pl did; returns the rows deleted. Their version rows stay, so
-    /// re-applying an old segment does not bring them back.
-    /// Drops the secondary (non-unique) indexes before a large load into an
-    /// empty mirror; `end_bulk` builds them again in one pass each, which
-    /// costs far less than maintaining them row by row. If the process dies
-    /// in between, `open` recreates them (the schema is idempotent). The
-    /// indexes of the waiting sockets and fingerprints stay: apply itself
-    /// looks rows up through them (and names them in its queries).
+    /// Drops the secondary indexes before a large load into an empty
+    /// mirror, the flow tables' unique natural keys included; `end_bulk`
+    /// builds them again in one pass each, which costs far less than
+    /// maintaining them row by row. If the process dies in between, `open`
+    /// recreates them (the schema is idempotent), resolving natural-key
+    /// clashes as apply would have. The indexes of the waiting sockets and
+    /// fingerprints stay: apply itself looks rows up through them (and
+    /// names them in its queries).
+    /// When the mirror holds no flow versions either (a first load), apply
+    /// also skips the version lookup of each flow id it has not written
+    /// since (`apply::FreshFlows`).
     pub fn begin_bulk(&mut self) -> Result<(), MirrorError> {
+        let no_versions: bool = self
+            .conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM x_flow_version) AND NOT EXISTS \
+                 (SELECT 1 FROM flow) AND NOT EXISTS (SELECT 1 FROM x_flow6)",
+                [],
+                |r| r.get(0),
+            )
+            .ctx(&self.path, "look for flow versions")?;
+        self.fresh = no_versions.then(apply::FreshFlows::default);
         let names: Vec<String> = {
             let mut stmt = self
                 .conn
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-                     AND sql NOT LIKE 'CREATE UNIQUE%' \
+                     AND (sql NOT LIKE 'CREATE UNIQUE%' OR name IN (?1, ?2)) \
                      AND tbl_name NOT IN ('x_os_fingerprint', 'x_pending_socket')",
                 )
                 .ctx(&self.path, "list indexes")?;
             let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map(NATURAL_KEYS.map(|(_, index)| index), |r| {
+                    r.get::<_, String>(0)
+                })
                 .ctx(&self.path, "list indexes")?;
             rows.collect::<Result<_, _>>()
                 .ctx(&self.path, "list indexes")?
@@ -378,18 +414,61 @@ impl Mirror {
     /// builds run with a small cache (each index is written once, in order,
     /// so a large cache buys them little) and the cache is restored after.
     pub fn end_bulk(&mut self) -> Result<(), MirrorError> {
-        let path = &self.path;
+        self.fresh = None;
         self.conn
             .pragma_update(None, "cache_size", INDEX_BUILD_CACHE_KIB)
-            .ctx(path, "set cache_size for the index builds")?;
-        let built = self
-            .conn
-            .execute_batch(SCHEMA_SQL)
-            .ctx(path, "rebuild indexes after a bulk load");
+            .ctx(&self.path, "set cache_size for the index builds")?;
+        // The ingest's other threads are done by now: SQLite's sorter may
+        // merge on a helper thread while this one reads the table.
+        self.conn
+            .pragma_update(None, "threads", INDEX_BUILD_THREADS)
+            .ctx(&self.path, "set threads for the index builds")?;
+        let built = self.create_schema();
+        let path = &self.path;
+        let built = built.ctx(path, "rebuild indexes after a bulk load");
+        self.conn
+            .pragma_update(None, "threads", 0)
+            .ctx(path, "set threads")?;
         self.conn
             .pragma_update(None, "cache_size", CACHE_KIB)
             .ctx(path, "set cache_size")?;
         built
+    }
+
+    /// Runs the DDL. A natural key's unique index that a bulk load left
+    /// out cannot be built while flows of one natural key sit under
+    /// several ids (only a misbehaving origin sends them): the lowest id
+    /// keeps it, as apply decides row by row when the index is there.
+    fn create_schema(&mut self) -> rusqlite::Result<()> {
+        match self.conn.execute_batch(SCHEMA_SQL) {
+            Err(e) if apply::is_unique_violation(&e) => {
+                self.drop_natural_key_losers()?;
+                self.conn.execute_batch(SCHEMA_SQL)
+            }
+            done => done,
+        }
+    }
+
+    /// Deletes every flow row whose natural key (5-tuple + src_start_sec) a
+    /// lower flow id of its sensor holds, with its version and legacy argus
+    /// columns, in one transaction: what apply's natural-key rule leaves
+    /// (`apply::Writer::put_flow`), for a bulk load that ran without the
+    /// key's unique index.
+    fn drop_natural_key_losers(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for (table, _) in NATURAL_KEYS {
+            tx.execute_batch(&format!(
+                "CREATE TEMP TABLE x_lost AS SELECT sensor_id, flow_id FROM (SELECT sensor_id, flow_id, \
+                 row_number() OVER (PARTITION BY sensor_id, src_ip, dst_ip, ip_proto, src_port, \
+                 dst_port, src_start_sec ORDER BY flow_id) AS rn FROM {table}) WHERE rn > 1;
+                 DELETE FROM {table} WHERE (sensor_id, flow_id) IN (SELECT * FROM temp.x_lost);
+                 DELETE FROM x_flow_version WHERE (sensor_id, flow_id) IN (SELECT * FROM temp.x_lost);
+                 DELETE FROM x_argus_legacy WHERE (sensor_id, argus_id) IN (SELECT * FROM temp.x_lost);
+                 UPDATE x_flow_count SET n = n - (SELECT count(*) FROM temp.x_lost) WHERE tbl = '{table}';
+                 DROP TABLE temp.x_lost;"
+            ))?;
+        }
+        tx.commit()
     }
 
     /// Makes `retired` (lumpy.toml `decommissioned`) the mirror's set of
@@ -452,7 +531,15 @@ impl Mirror {
             .ctx(&self.path, "check retired sensors")
     }
 
+    /// Deletes closed flows that ended before `cutoff` (epoch seconds), as
+    /// purgeDB.pl did; returns the rows deleted. Their version rows stay, so
+    /// re-applying an old segment does not bring them back.
     pub fn purge_flows_before(&mut self, cutoff: u32) -> Result<u64, MirrorError> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin purge")?;
         let mut deleted = 0;
         for table in ["flow", "x_flow6"] {
             let sql = format!(
@@ -460,11 +547,12 @@ impl Mirror {
                  (SELECT 1 FROM x_flow_version v WHERE v.sensor_id = {table}.sensor_id \
                   AND v.flow_id = {table}.flow_id AND v.closed <> 0)"
             );
-            deleted += self
-                .conn
-                .execute(&sql, [cutoff])
-                .ctx(&self.path, "purge old flows")? as u64;
+            let n = tx.execute(&sql, [cutoff]).ctx(path, "purge old flows")?;
+            // x_flow_count has no triggers (mirror 5): its writers count.
+            apply::add_flow_count(&tx, table, -(n as i64)).ctx(path, "count purged flows")?;
+            deleted += n as u64;
         }
+        tx.commit().ctx(path, "commit purge")?;
         Ok(deleted)
     }
 
@@ -553,6 +641,7 @@ fn apply_one(
     path: &str,
     segment: &SegmentId,
     records: &[Record],
+    fresh: Option<&mut apply::FreshFlows>,
 ) -> Result<ApplyStats, MirrorError> {
     // Also catches a segment listed twice in one apply_many.
     if apply::is_applied(conn, segment).ctx(path, "look up applied segment")? {
@@ -561,7 +650,7 @@ fn apply_one(
             ..ApplyStats::default()
         });
     }
-    let stats = apply::apply_records(conn, records).ctx(path, "apply records")?;
+    let stats = apply::apply_records(conn, records, fresh).ctx(path, "apply records")?;
     apply::mark_applied(conn, segment, records.len()).ctx(path, "record applied segment")?;
     Ok(stats)
 }

@@ -13,7 +13,7 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 /// and bring older files forward in `migrate_before_ddl` /
 /// `migrate_after_ddl`, whenever `schema.sql` changes in a way an older
 /// binary would misread or `CREATE ... IF NOT EXISTS` cannot apply.
-pub const MIRROR_SCHEMA_VERSION: i64 = 4;
+pub const MIRROR_SCHEMA_VERSION: i64 = 5;
 
 /// One mirror table, as [`super::Mirror::table_counts`] and
 /// [`super::Mirror::row_hash`] see it.
@@ -110,7 +110,9 @@ pub fn check_version(conn: &Connection, path: &str) -> Result<Option<i64>, Mirro
         // Version 2 only adds a table (x_os_fingerprint), which the DDL
         // creates on open: a version 1 file needs nothing else. Version 3
         // re-keys that table, version 4 turns argus into a view:
-        // `migrate_before_ddl` and `migrate_after_ddl`.
+        // `migrate_before_ddl` and `migrate_after_ddl`. Version 5 drops
+        // x_flow_count's triggers (apply counts instead): the DDL's DROP
+        // TRIGGER IF EXISTS, which every open runs before anything writes.
         _ => Ok(found),
     }
 }

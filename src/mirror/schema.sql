@@ -315,6 +315,7 @@ INSERT OR IGNORE INTO x_schema (version, comment) VALUES (1, 'lumpy mirror 1: hf
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (2, 'lumpy mirror 2: p0f fingerprints (x_os_fingerprint), flow OS ids kept across flow versions');
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (3, 'lumpy mirror 3: x_os_fingerprint keyed by time after the sensor');
 INSERT OR IGNORE INTO x_schema (version, comment) VALUES (4, 'lumpy mirror 4: argus a view over flow, flow indexes in time order');
+INSERT OR IGNORE INTO x_schema (version, comment) VALUES (5, 'lumpy mirror 5: x_flow_count kept by apply, not by triggers');
 
 -- Segments whose records are in the mirror: apply() is a no-op for them.
 CREATE TABLE IF NOT EXISTS x_applied_segment (
@@ -398,23 +399,22 @@ CREATE INDEX IF NOT EXISTS x_flow6_start_sec_idx ON x_flow6 (sensor_id, src_star
 CREATE UNIQUE INDEX IF NOT EXISTS x_flow6_natural_key
     ON x_flow6 (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
 
--- Rows in flow and x_flow6, kept by triggers on every insert and delete
--- (an upsert that updates fires no insert trigger), so `status` answers
--- without counting 10 M rows (mirror 4). A file made before the table is
--- counted once when it is created (schema.rs, in one transaction).
+-- Rows in flow and x_flow6, so `status` answers without counting 10 M
+-- rows (mirror 4). Since mirror 5 apply keeps it, adding each segment's
+-- inserts and deletions in one UPDATE per table (mirror 4 had a trigger
+-- per inserted row: a second statement program run for every flow), and so
+-- does every other writer of the two tables (Mirror::purge_flows_before).
+-- A file made before the table is counted once when it is created
+-- (schema.rs, in one transaction).
 CREATE TABLE IF NOT EXISTS x_flow_count (
     tbl  TEXT NOT NULL PRIMARY KEY,
     n    INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO x_flow_count (tbl, n) VALUES ('flow', 0), ('x_flow6', 0);
-CREATE TRIGGER IF NOT EXISTS x_flow_count_ins AFTER INSERT ON flow
-    BEGIN UPDATE x_flow_count SET n = n + 1 WHERE tbl = 'flow'; END;
-CREATE TRIGGER IF NOT EXISTS x_flow_count_del AFTER DELETE ON flow
-    BEGIN UPDATE x_flow_count SET n = n - 1 WHERE tbl = 'flow'; END;
-CREATE TRIGGER IF NOT EXISTS x_flow6_count_ins AFTER INSERT ON x_flow6
-    BEGIN UPDATE x_flow_count SET n = n + 1 WHERE tbl = 'x_flow6'; END;
-CREATE TRIGGER IF NOT EXISTS x_flow6_count_del AFTER DELETE ON x_flow6
-    BEGIN UPDATE x_flow_count SET n = n - 1 WHERE tbl = 'x_flow6'; END;
+DROP TRIGGER IF EXISTS x_flow_count_ins;
+DROP TRIGGER IF EXISTS x_flow_count_del;
+DROP TRIGGER IF EXISTS x_flow6_count_ins;
+DROP TRIGGER IF EXISTS x_flow6_count_del;
 
 -- The origin version of each sensor row (the sensor table keeps exactly the
 -- hflow columns).

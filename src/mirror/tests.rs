@@ -1275,8 +1275,6 @@ fn downgrade_argus_to_version_3(m: &Mirror) {
              CREATE INDEX start_sec_idx ON flow (sensor_id, src_start_sec);
              CREATE UNIQUE INDEX flow_natural_key
                  ON flow (sensor_id, src_ip, dst_ip, ip_proto, src_port, dst_port, src_start_sec);
-             DROP TRIGGER x_flow_count_ins; DROP TRIGGER x_flow_count_del;
-             DROP TRIGGER x_flow6_count_ins; DROP TRIGGER x_flow6_count_del;
              DROP TABLE x_flow_count;
              DELETE FROM x_schema WHERE version >= 4;",
         )
@@ -1333,11 +1331,24 @@ fn a_version_3_mirror_gets_the_argus_view_with_the_same_rows() {
     assert_eq!(row, ("<->".to_string(), "CON".to_string()));
     // A newer version updates its row: no insert counted.
     assert_eq!(m.flow_count().unwrap(), 4);
-    // Deletions are counted too.
-    m.conn
-        .execute("DELETE FROM flow WHERE flow_id = 7", [])
-        .unwrap();
+    // Deletions are counted too (mirror 5: by their writer, no trigger).
+    let mut closed = flow(1, 8, 3, "10.0.0.3", "10.0.0.2", 1001, 22, 102, 110, 0);
+    closed.closed = true;
+    m.apply(&seg(10), &[Record::Flow(closed)]).unwrap();
+    assert_eq!(m.purge_flows_before(u32::MAX).unwrap(), 1);
     assert_eq!(m.flow_count().unwrap(), 3);
+    assert_eq!(m.flow_count().unwrap(), counted_flows(&m));
+}
+
+/// Rows in flow and x_flow6, counted.
+fn counted_flows(m: &Mirror) -> u64 {
+    m.conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM flow) + (SELECT count(*) FROM x_flow6)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
 }
 
 #[test]
@@ -1360,4 +1371,79 @@ fn an_argus_migration_cut_between_its_halves_is_finished_at_the_next_open() {
     let m = Mirror::open(&path).unwrap();
     assert_eq!(argus_rows(&m), argus);
     assert!(!table_names(&m).contains(&"x_argus_v3".to_string()));
+}
+
+/// A bulk load (`begin_bulk` .. `end_bulk`: no natural key index, no
+/// version lookups for flow ids not seen since the mirror was empty) leaves
+/// exactly the rows, versions and counts that applying the same segments
+/// one by one with every index leaves: second versions, a natural-key clash
+/// (won by the lower id, which arrives last), IPv6, fingerprints before and
+/// after their flows.
+#[test]
+fn a_bulk_load_leaves_what_row_by_row_apply_leaves() {
+    use crate::records::{OsRole, OsSource};
+    let a = flow(1, 7, 1, "10.0.0.1", "10.0.0.2", 1000, 80, 100, 101, 101);
+    let mut a2 = a.clone();
+    a2.version = 3;
+    a2.closed = true;
+    a2.src.packets = 5;
+    let mut clash = flow(1, 9, 2, "10.0.0.5", "10.0.0.2", 1005, 80, 100, 100, 0);
+    let mut winner = clash.clone();
+    winner.flow_id = 3;
+    winner.version = 4;
+    clash.src.packets = 2;
+    let six = flow(1, 11, 2, "2001:db8::1", "2001:db8::2", 1, 2, 5, 6, 6);
+    let segments = vec![
+        (
+            seg(1),
+            vec![
+                Record::OsFingerprint(fingerprint(OsRole::Client, OsSource::Native, 7, "Linux")),
+                Record::Flow(a),
+            ],
+        ),
+        (seg(2), vec![Record::Flow(clash), Record::Flow(six)]),
+        (
+            seg(3),
+            vec![
+                Record::Flow(a2),
+                Record::OsFingerprint(fingerprint(OsRole::Server, OsSource::Native, 7, "BSD")),
+            ],
+        ),
+        (seg(4), vec![Record::Flow(winner)]),
+    ];
+    let (_d1, mut one_by_one) = open_temp();
+    for (id, records) in &segments {
+        one_by_one.apply(id, records).unwrap();
+    }
+    let (_d2, mut bulk) = open_temp();
+    bulk.begin_bulk().unwrap();
+    assert!(
+        bulk.fresh.is_some(),
+        "an empty mirror skips version lookups"
+    );
+    for (id, records) in &segments {
+        bulk.apply(id, records).unwrap();
+    }
+    let no_natural_key: bool = bulk
+        .conn
+        .query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'src_ip_idx')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(no_natural_key, "the natural key is built at the end");
+    bulk.end_bulk().unwrap();
+    assert_eq!(content_hashes(&bulk), content_hashes(&one_by_one));
+    for table in ["flow", "x_flow6", "x_flow_version", "x_os_fingerprint"] {
+        assert_eq!(
+            bulk.row_hash(table, None).unwrap(),
+            one_by_one.row_hash(table, None).unwrap(),
+            "{table}"
+        );
+    }
+    assert_eq!(bulk.flow_count().unwrap(), 3);
+    assert_eq!(one_by_one.flow_count().unwrap(), 3);
+    assert_eq!(counted_flows(&bulk), 3);
+    assert_eq!(table_names(&bulk), table_names(&one_by_one));
 }
