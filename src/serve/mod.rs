@@ -261,10 +261,10 @@ async fn serve_connections(
                     // HTTP/2 frames its own requests: only HTTP/1 is gated.
                     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                         let activity = Arc::new(h2_idle::Activity::new());
-                        let service = TowerToHyperService::new(warp::service(h2_idle::counted(
-                            routes,
+                        let service = h2_idle::counted(
+                            TowerToHyperService::new(warp::service(routes)),
                             activity.clone(),
-                        )));
+                        );
                         let conn = builder.serve_connection(TokioIo::new(tls), service);
                         h2_idle::serve_until_idle(
                             conn,
