@@ -215,6 +215,14 @@ pub struct UiConfig {
     pub query_cache_mib: u32,
     /// A query still running after this long is interrupted (503).
     pub query_timeout_secs: u64,
+    /// Heavy views (aggregates, plots, the connections graph) run at once:
+    /// each also takes one of `query_workers`, so the others stay free for
+    /// the connection table and the detail views.
+    pub heavy_workers: usize,
+    /// Rows a heavy view's queries may read, about (SQLite virtual-machine
+    /// steps, `HEAVY_STEPS_PER_ROW` per row); past it the view is stopped
+    /// and answered 503 asking for a narrower filter.
+    pub heavy_rows: u64,
     /// Largest "pcap of these results" download, in MiB: refused (413) when
     /// the matching flows hold more, cut off when the packets exceed it.
     pub pcap_max_mib: u64,
@@ -232,6 +240,8 @@ impl Default for UiConfig {
             query_workers: 4,
             query_cache_mib: 16,
             query_timeout_secs: 10,
+            heavy_workers: 1,
+            heavy_rows: 2_000_000,
             pcap_max_mib: 256,
         }
     }
@@ -421,6 +431,8 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "ui.query_workers",
     "ui.query_cache_mib",
     "ui.query_timeout_secs",
+    "ui.heavy_workers",
+    "ui.heavy_rows",
     "ui.pcap_max_mib",
 ];
 
@@ -557,6 +569,21 @@ impl Config {
             return Err(invalid(
                 "ui.query_workers",
                 format!("{} is outside 1..=64", self.ui.query_workers),
+            ));
+        }
+        if !(1..=self.ui.query_workers).contains(&self.ui.heavy_workers) {
+            return Err(invalid(
+                "ui.heavy_workers",
+                format!(
+                    "{} is outside 1..={} (ui.query_workers)",
+                    self.ui.heavy_workers, self.ui.query_workers
+                ),
+            ));
+        }
+        if !(1_000..=1_000_000_000_000).contains(&self.ui.heavy_rows) {
+            return Err(invalid(
+                "ui.heavy_rows",
+                format!("{} is outside 1000..=10^12", self.ui.heavy_rows),
             ));
         }
         if !(1..=1024).contains(&self.ui.query_cache_mib) {
@@ -700,6 +727,8 @@ impl Config {
                 self.ui.query_cache_mib = u32::try_from(number(key)?.max(0)).unwrap_or(u32::MAX)
             }
             "ui.query_timeout_secs" => self.ui.query_timeout_secs = number(key)?.max(0) as u64,
+            "ui.heavy_workers" => self.ui.heavy_workers = number(key)?.max(0) as usize,
+            "ui.heavy_rows" => self.ui.heavy_rows = number(key)?.max(0) as u64,
             "ui.pcap_max_mib" => self.ui.pcap_max_mib = number(key)?.max(0) as u64,
             other => return Err(ConfigError::UnknownKey(other.to_string())),
         }

@@ -426,3 +426,108 @@ fn the_web_ui_bounds_request_size_and_time() {
     assert_eq!(status, 401, "still serving, and still asking for a session");
     served.stop();
 }
+
+/// The answers on one connection, in order: each `(status, whole text)`.
+fn answers_on(mut s: TcpStream, wait: Duration) -> Vec<(u16, String)> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all).into_owned();
+    text.match_indices("HTTP/1.1 ")
+        .map(|(at, _)| at)
+        .chain([text.len()])
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| {
+            let answer = text[w[0]..w[1]].to_string();
+            (parse(answer.as_bytes()).0, answer)
+        })
+        .collect()
+}
+
+/// A later request head on a kept-alive connection is checked like the
+/// first (issue 21, point 3): after the answer to a good request, a head
+/// hyper would refuse is answered 400, one over 64 KiB 431, and one that
+/// trickles in 408, each by lumpy with the security headers (hyper's own
+/// answers to these carry none, or close without one); on both listeners.
+#[test]
+fn a_later_bad_head_on_a_kept_alive_connection_carries_the_headers() {
+    let ip = "127.0.0.55";
+    let (_d, data) = new_node(8);
+    config_set(&data, "serve.peer_plain", "true");
+    let (api_port, ui_port) = (free_port(ip), free_port(ip));
+    let served = crate::web::serve_ui(&data, ip, api_port, ip, ui_port);
+    let ui = format!("{ip}:{ui_port}");
+    let peer = format!("{ip}:{api_port}");
+    let first = |addr: &str, path: &str| format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let hardened = |what: &str, answers: &[(u16, String)], status: u16| {
+        assert_eq!(answers.len(), 2, "{what}: two answers: {answers:?}");
+        assert_ne!(answers[0].0, 0, "{what}: the first request answered");
+        assert_eq!(answers[1].0, status, "{what}: {answers:?}");
+        let later = answers[1].1.to_ascii_lowercase();
+        for header in [
+            "x-content-type-options: nosniff",
+            "x-frame-options: deny",
+            "content-security-policy: ",
+        ] {
+            assert!(later.contains(header), "{what}: no {header}: {later}");
+        }
+    };
+    for (addr, path) in [(&ui, "/api/v1/me"), (&peer, "/v1/summary")] {
+        // A head hyper would refuse, sent right behind a good request.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(
+            format!("{}GET /a\"b HTTP/1.1\r\nHost: x\r\n\r\n", first(addr, path)).as_bytes(),
+        )
+        .unwrap();
+        hardened("malformed", &answers_on(s, slow_bound()), 400);
+
+        // A head past 64 KiB, after the first answer was read.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(first(addr, path).as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(b"GET / HTTP/1.1\r\nx-long: ").unwrap();
+        for _ in 0..70 {
+            if s.write_all(&[b'a'; 1024]).is_err() {
+                break;
+            }
+        }
+        hardened("oversized", &answers_on(s, slow_bound()), 431);
+    }
+
+    // A head that trickles in a byte a second: 408 within the limit.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(&ui).unwrap();
+    s.write_all(first(&ui, "/api/v1/me").as_bytes()).unwrap();
+    s.write_all(b"GET /api/v1/me HTTP/1.1\r\nX-Slow: ").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let mut text = Vec::new();
+    loop {
+        assert!(
+            started.elapsed() < slow_bound(),
+            "a trickling later head keeps its connection"
+        );
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let later = text
+        .match_indices("HTTP/1.1 ")
+        .nth(1)
+        .map(|(at, _)| &text[at..])
+        .unwrap_or_else(|| panic!("no second answer: {text}"));
+    assert_eq!(parse(later.as_bytes()).0, 408, "{text}");
+    assert!(later.contains("x-content-type-options: nosniff"), "{later}");
+    served.stop();
+}

@@ -41,6 +41,8 @@ mod tests;
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -164,6 +166,10 @@ const NATURAL_KEYS: [(&str, &str); 2] =
 /// indexes, in KiB.
 const INDEX_BUILD_CACHE_KIB: i64 = -16384;
 
+/// How many SQLite virtual-machine steps pass between two checks of a
+/// step budget ([`Mirror::set_step_budget`]).
+pub const STEP_CHECK: i32 = 10_000;
+
 /// An open mirror database. One writer at a time (apply takes SQLite's write
 /// lock for the whole segment); readers in other processes see committed
 /// segments only (WAL).
@@ -229,6 +235,36 @@ impl Mirror {
     /// any thread (a query past its time, or whose client went away).
     pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
         self.conn.get_interrupt_handle()
+    }
+
+    /// Gives this connection's statements a budget of about `steps` SQLite
+    /// virtual-machine steps from now, together (a row read by a scan, an
+    /// aggregate or a sort takes a few dozen): past it the running
+    /// statement is interrupted, as by [`Mirror::interrupt_handle`], and the
+    /// returned flag is set, so the caller can tell a query over its budget
+    /// from one interrupted for another reason. `None` removes the budget.
+    /// Counted every [`STEP_CHECK`] steps (SQLite's progress handler).
+    pub fn set_step_budget(&mut self, steps: Option<u64>) -> Arc<AtomicBool> {
+        let spent = Arc::new(AtomicBool::new(false));
+        match steps {
+            None => {
+                let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+            }
+            Some(steps) => {
+                let flag = spent.clone();
+                let mut left = steps / STEP_CHECK as u64;
+                let check = move || {
+                    if left == 0 {
+                        flag.store(true, Ordering::SeqCst);
+                        return true;
+                    }
+                    left -= 1;
+                    false
+                };
+                let _ = self.conn.progress_handler(STEP_CHECK, Some(check));
+            }
+        }
+        spent
     }
 
     /// Bounds this connection's memory for queries: a page cache of `kib`,

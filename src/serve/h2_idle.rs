@@ -5,17 +5,22 @@
 //! that sends the preface and SETTINGS and then nothing would hold its
 //! connection (and a file descriptor) for ever. Here a connection with no
 //! request in progress for the limit is shut down gracefully (GOAWAY: a
-//! request that began still completes). Owns the counting of requests in
-//! progress on one connection; routes nothing itself.
+//! request that began still completes). A request is in progress from its
+//! head until its answer's body has been sent whole or dropped (a pull's
+//! segments stream for longer than the limit). Owns the counting of
+//! requests in progress on one connection; routes nothing itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-use warp::Filter;
+use std::future::Future;
+use std::pin::Pin;
 
-use super::ConnectionRoutes;
+use tokio::time::Instant;
+use warp::http::{Request, Response};
+use warp::hyper::body::{Body, Frame, Incoming, SizeHint};
+use warp::hyper::service::Service;
 
 /// Requests in progress on one connection, and when the last one ended.
 pub struct Activity {
@@ -41,7 +46,7 @@ impl Activity {
 }
 
 /// One request in progress; its end (or its cancellation) is counted on drop.
-struct InProgress(Arc<Activity>);
+pub struct InProgress(Arc<Activity>);
 
 impl InProgress {
     fn new(activity: Arc<Activity>) -> InProgress {
@@ -59,16 +64,65 @@ impl Drop for InProgress {
     }
 }
 
-/// `routes` with each request counted in `activity` while it is answered.
-pub fn counted(routes: ConnectionRoutes, activity: Arc<Activity>) -> ConnectionRoutes {
-    warp::any()
-        .map(move || InProgress::new(activity.clone()))
-        .and(routes)
-        .map(|in_progress: InProgress, reply: warp::reply::Response| {
-            drop(in_progress);
-            reply
+/// `service` with each request counted in `activity` while it is answered:
+/// from its head until the last byte of its answer's body is sent (or the
+/// stream is dropped), so a long answer (a pull's segments) is never idle.
+pub fn counted<S>(service: S, activity: Arc<Activity>) -> Counted<S> {
+    Counted { service, activity }
+}
+
+/// A service whose requests are counted in an [`Activity`] (`counted`).
+pub struct Counted<S> {
+    service: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> Service<Request<Incoming>> for Counted<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<CountedBody<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let in_progress = InProgress::new(self.activity.clone());
+        let answer = self.service.call(req);
+        Box::pin(async move {
+            let answer = answer.await?;
+            Ok(answer.map(|body| CountedBody {
+                body,
+                _in_progress: in_progress,
+            }))
         })
-        .boxed()
+    }
+}
+
+/// An answer's body that keeps its request counted until it is dropped.
+pub struct CountedBody<B> {
+    body: B,
+    _in_progress: InProgress,
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Serves `conn` until it ends, shutting it down gracefully once no request

@@ -203,9 +203,9 @@ const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 /// connection is served by `routes` with its own peer address (the peer API
 /// and the web UI both run here). At most `max_connections` are served at
 /// once: past it a new connection is answered 503 (cleartext) or closed
-/// (TLS) at once. A client gets `REQUEST_READ_SECS` to send its first
-/// request head (then 408, `head_gate`; a later head on a kept-alive
-/// connection: the connection is closed) and as long again for a body (then
+/// (TLS) at once. A client gets `REQUEST_READ_SECS` to send each request
+/// head (then 408 with the security headers, `head_gate`; an idle
+/// kept-alive connection is closed) and as long again for a body (then
 /// 408), so slow senders cannot hold connections open. Cleartext speaks
 /// HTTP/1 only (no client of ours uses cleartext HTTP/2); TLS offers h2 by
 /// ALPN for the pulling parents, and an h2 connection without a request in
@@ -248,10 +248,6 @@ async fn serve_connections(
             let _slot = slot;
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limit);
-            builder
                 .http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(H2_STREAMS)
@@ -266,10 +262,10 @@ async fn serve_connections(
                     // HTTP/2 frames its own requests: only HTTP/1 is gated.
                     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                         let activity = Arc::new(h2_idle::Activity::new());
-                        let service = TowerToHyperService::new(warp::service(h2_idle::counted(
-                            routes,
+                        let service = h2_idle::counted(
+                            TowerToHyperService::new(warp::service(routes)),
                             activity.clone(),
-                        )));
+                        );
                         let conn = builder.serve_connection(TokioIo::new(tls), service);
                         h2_idle::serve_until_idle(
                             conn,
@@ -278,25 +274,40 @@ async fn serve_connections(
                             limit,
                         )
                         .await;
-                    } else if let Some(tls) = head_gate::first_head_within(tls, limit).await {
-                        let service = TowerToHyperService::new(warp::service(routes));
-                        let _ = builder
-                            .http1_only()
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await;
+                    } else {
+                        serve_http1(tls, routes, limit).await;
                     }
                 }
-                None => {
-                    if let Some(tcp) = head_gate::first_head_within(tcp, limit).await {
-                        let service = TowerToHyperService::new(warp::service(routes));
-                        let _ = builder
-                            .http1_only()
-                            .serve_connection(TokioIo::new(tcp), service)
-                            .await;
-                    }
-                }
+                None => serve_http1(tcp, routes, limit).await,
             }
         });
+    }
+}
+
+/// Serves one HTTP/1 connection with every request head read through
+/// `head_gate` (whole and checked within `limit`, or refused), then answers
+/// what the gate refused once hyper has finished the answers in progress.
+async fn serve_http1<S>(stream: S, routes: ConnectionRoutes, limit: Duration)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let gate = head_gate::Gate::new(stream, limit);
+    let service = TowerToHyperService::new(warp::service(routes));
+    let served = warp::hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        // The gate's limit comes first; hyper's own (which closes without
+        // an answer) only backs it up.
+        .header_read_timeout(limit * 3)
+        // The gate ends the stream after a refused head: the answers already
+        // asked for are still written.
+        .half_close(true)
+        .serve_connection(TokioIo::new(gate), service)
+        .without_shutdown()
+        .await;
+    if let Ok(parts) = served {
+        head_gate::refuse(parts.io.into_inner()).await;
     }
 }
 

@@ -82,8 +82,9 @@ fn bad_param(name: &str, why: &str) -> Reply {
 }
 
 /// Query failures: a query the mirror refuses is the client's (400), one
-/// over the query budget is 503 with a Retry-After, the rest is logged and
-/// answered without detail (500).
+/// past the workers or its time is 503 with a Retry-After, a heavy view
+/// over its rows 503 without one (asking for a narrower filter), the rest
+/// is logged and answered without detail (500).
 pub(super) fn mirror_error(e: super::QueryError) -> Reply {
     use super::QueryError;
     match e {
@@ -93,6 +94,8 @@ pub(super) fn mirror_error(e: super::QueryError) -> Reply {
         QueryError::Busy | QueryError::TimedOut => {
             with_retry_after(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()), 2)
         }
+        // The same query would be stopped again: no Retry-After.
+        QueryError::OverBudget(_) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         QueryError::Mirror(e) => {
             tracing::error!(error = %e, "UI query");
             error(
@@ -708,7 +711,7 @@ async fn graph(web: &Arc<Web>, query: &str) -> Reply {
         (Err(r), _) | (_, Err(r)) => return r.reply(),
     };
     let got = web
-        .with_mirror(move |m| {
+        .with_heavy_mirror(move |m| {
             check_sensor(m, q.sensor)?;
             m.graph(&q, nodes, edges)
         })
@@ -737,7 +740,7 @@ async fn aggregate(web: &Arc<Web>, query: &str) -> Reply {
     let limit = q.limit;
     q.after = None;
     let got = web
-        .with_mirror(move |m| {
+        .with_heavy_mirror(move |m| {
             check_sensor(m, q.sensor)?;
             m.aggregate(&q, by, limit)
         })
@@ -1195,7 +1198,7 @@ async fn plots(web: &Arc<Web>, query: &str) -> Reply {
     };
     let (from, to) = (q.since, q.until);
     let got = web
-        .with_mirror(move |m| {
+        .with_heavy_mirror(move |m| {
             check_sensor(m, q.sensor)?;
             let span = m.time_span()?;
             // By default the newest day of data (or less, if there is less).

@@ -44,6 +44,10 @@ const MAX_BODY: u64 = 16 * 1024;
 const QUERY_QUEUE_PER_WORKER: usize = 4;
 /// Longest wait for a query worker before answering 503.
 const QUERY_WAIT: Duration = Duration::from_secs(5);
+/// SQLite virtual-machine steps a heavy view may take per row of
+/// `ui.heavy_rows` (an aggregate by address takes about 53 per row it
+/// reads, a time series about 26; measured with sqlite3's `.stats`).
+pub const HEAVY_STEPS_PER_ROW: u64 = 50;
 /// Time a failed login waits before answering.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(400);
 /// Password checks run at once (argon2id takes 19 MiB and a core's worth
@@ -77,6 +81,11 @@ pub struct Web {
     query_workers: Arc<tokio::sync::Semaphore>,
     /// Queries waiting for a permit.
     queries_waiting: std::sync::atomic::AtomicUsize,
+    /// Permits to run a heavy view (`ui.heavy_workers`), taken before a
+    /// query permit, so heavy views hold at most that many of the workers.
+    heavy_workers: Arc<tokio::sync::Semaphore>,
+    /// Heavy views waiting for a heavy permit.
+    heavy_waiting: std::sync::atomic::AtomicUsize,
     /// Made on the first login of an unknown user (argon2 is not free).
     dummy_hash: std::sync::OnceLock<String>,
     /// Permits to run a password check (`HASHING_AT_ONCE`).
@@ -109,6 +118,7 @@ impl Web {
             Duration::from_secs(config.ui.session_max_secs),
         );
         let workers = config.ui.query_workers.max(1);
+        let heavy = config.ui.heavy_workers.clamp(1, workers);
         Arc::new(Web {
             dir,
             store,
@@ -119,6 +129,8 @@ impl Web {
             mirrors: Mutex::new(Vec::new()),
             query_workers: Arc::new(tokio::sync::Semaphore::new(workers)),
             queries_waiting: std::sync::atomic::AtomicUsize::new(0),
+            heavy_workers: Arc::new(tokio::sync::Semaphore::new(heavy)),
+            heavy_waiting: std::sync::atomic::AtomicUsize::new(0),
             dummy_hash: std::sync::OnceLock::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
             hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
@@ -218,6 +230,37 @@ impl Web {
         self: &Arc<Self>,
         f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
     ) -> Result<T, QueryError> {
+        self.run_query(None, f).await
+    }
+
+    /// [`Web::with_mirror`] for a heavy view (an aggregate, a plot, the
+    /// connections graph: queries that read rows in proportion to the
+    /// data, not to a page): at most `ui.heavy_workers` run at once, each
+    /// holding one of the query workers too (so the others stay free for
+    /// the connection table), with as many waiting per heavy worker as per
+    /// worker; and their statements together may read about
+    /// `ui.heavy_rows` rows (`HEAVY_STEPS_PER_ROW` SQLite steps each),
+    /// past which the view is stopped (OverBudget).
+    pub async fn with_heavy_mirror<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let heavy = self.heavy_permit().await?;
+        let steps = self
+            .config
+            .ui
+            .heavy_rows
+            .saturating_mul(HEAVY_STEPS_PER_ROW);
+        self.run_query(Some((heavy, steps)), f).await
+    }
+
+    /// Runs `f` as `with_mirror` says; a heavy view brings its permit (held
+    /// until its statement stopped, like the query permit) and its budget.
+    async fn run_query<T: Send + 'static>(
+        self: &Arc<Self>,
+        heavy: Option<(tokio::sync::OwnedSemaphorePermit, u64)>,
+        f: impl FnOnce(&Mirror) -> Result<T, MirrorError> + Send + 'static,
+    ) -> Result<T, QueryError> {
         let permit = self.query_permit().await?;
         let mirror = {
             let taken = self.mirrors.lock().ok().and_then(|mut p| p.pop());
@@ -233,7 +276,22 @@ impl Web {
         };
         let web = self.clone();
         let work = tokio::task::spawn_blocking(move || {
+            let mut mirror = mirror;
+            let (heavy_permit, budget) = match heavy {
+                Some((p, steps)) => (Some(p), Some(steps)),
+                None => (None, None),
+            };
+            let spent = mirror.set_step_budget(budget);
             let out = f(&mirror);
+            if budget.is_some() {
+                mirror.set_step_budget(None);
+            }
+            let out = match out {
+                Err(_) if spent.load(std::sync::atomic::Ordering::SeqCst) => {
+                    Err(QueryError::OverBudget(web.config.ui.heavy_rows))
+                }
+                other => other.map_err(QueryError::Mirror),
+            };
             // An abandoned query's connection may have been interrupted
             // after its statement ended: it is closed, not pooled, so the
             // interrupt can never reach another query.
@@ -250,6 +308,7 @@ impl Web {
             }
             // The worker is free only when its query has stopped.
             drop(permit);
+            drop(heavy_permit);
             out
         });
         let limit = Duration::from_secs(self.config.ui.query_timeout_secs);
@@ -265,7 +324,7 @@ impl Web {
                 path: crate::node::MIRROR_FILE.into(),
                 what: format!("query worker failed: {e}"),
             })),
-            Ok(Ok(out)) => out.map_err(QueryError::Mirror),
+            Ok(Ok(out)) => out,
         };
         interrupt.disarm();
         out
@@ -285,6 +344,23 @@ impl Web {
                 .and_then(Result::ok)
         };
         self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.ok_or(QueryError::Busy)
+    }
+
+    /// A permit to run one heavy view, or Busy.
+    async fn heavy_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
+        use std::sync::atomic::Ordering;
+        let queue = self.config.ui.heavy_workers.max(1) * QUERY_QUEUE_PER_WORKER;
+        let waiting = self.heavy_waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if waiting >= queue {
+            None
+        } else {
+            tokio::time::timeout(QUERY_WAIT, self.heavy_workers.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.heavy_waiting.fetch_sub(1, Ordering::SeqCst);
         permit.ok_or(QueryError::Busy)
     }
 
@@ -319,6 +395,11 @@ pub enum QueryError {
     /// The query ran past `ui.query_timeout_secs` and was stopped.
     #[error("the query took too long and was stopped; narrow it (a time range, a sensor)")]
     TimedOut,
+    /// A heavy view read more rows than `ui.heavy_rows` and was stopped.
+    #[error(
+        "this view would read more than {0} rows (ui.heavy_rows) and was stopped; narrow it (a time range, a sensor, an address)"
+    )]
+    OverBudget(u64),
 }
 
 /// Where one query is, as its worker and its request see it.
