@@ -458,6 +458,8 @@ async fn serve(
                 api.clone(),
                 config.clone(),
             );
+            // The overview's all-time totals read before anyone asks.
+            crate::web::api::refresh_totals(&web);
             if let Ok(a) = ui_listener.local_addr() {
                 // On stderr: stdout's first line is the peer API's, for scripts.
                 eprintln!("lumpy: web UI on http://{a}/");

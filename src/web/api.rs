@@ -520,28 +520,98 @@ struct SensorView {
     honeypot_nets: Option<Vec<String>>,
 }
 
-/// The all-time totals of `sensors`, from the cache when it is younger
-/// than TOTALS_TTL (they read every row of a sensor: not per request).
+/// The overview's all-time totals of `sensors`. A total is one pass over a
+/// sensor's rows (seconds at 10 M flows), so figures are cached: read again
+/// here when the mirror's flow count moved and it is small
+/// (`TOTALS_INLINE_FLOWS`) or a sensor is not in the cache yet; otherwise the
+/// cached figures are answered and [`refresh_totals`] re-reads them in the
+/// background once they are past `TOTALS_TTL` or the count moved.
 fn cached_totals(
-    web: &Web,
+    web: &Arc<Web>,
     m: &crate::mirror::Mirror,
     sensors: &[u32],
 ) -> Result<BTreeMap<u32, crate::mirror::ui_query::Totals>, MirrorError> {
-    if let Ok(cache) = web.totals_cache.lock()
-        && let Some((at, t)) = cache.as_ref()
-        && at.elapsed() < super::TOTALS_TTL
-        && sensors.iter().all(|s| t.contains_key(s))
-    {
-        return Ok(t.clone());
+    let flows = m.flow_count()?;
+    let cached = web
+        .totals_cache
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let fresh =
+        cached.flows == flows && cached.at.is_some_and(|at| at.elapsed() < super::TOTALS_TTL);
+    let covered = sensors.iter().all(|s| cached.by_sensor.contains_key(s));
+    if covered && (fresh || flows > super::TOTALS_INLINE_FLOWS) {
+        if !fresh {
+            refresh_totals(web);
+        }
+        return Ok(cached.by_sensor);
     }
-    let mut t = BTreeMap::new();
+    let mut by_sensor = if flows > super::TOTALS_INLINE_FLOWS {
+        cached.by_sensor
+    } else {
+        BTreeMap::new()
+    };
     for s in sensors {
-        t.insert(*s, m.totals(*s)?);
+        if !by_sensor.contains_key(s) {
+            by_sensor.insert(*s, m.totals(*s)?);
+        }
     }
-    if let Ok(mut cache) = web.totals_cache.lock() {
-        *cache = Some((std::time::Instant::now(), t.clone()));
+    if flows > super::TOTALS_INLINE_FLOWS {
+        refresh_totals(web);
+    } else if let Ok(mut cache) = web.totals_cache.lock() {
+        *cache = super::Totals {
+            at: Some(std::time::Instant::now()),
+            flows,
+            by_sensor: by_sensor.clone(),
+        };
     }
-    Ok(t)
+    Ok(by_sensor)
+}
+
+/// Re-reads every sensor's totals on a query worker, unless a refresh
+/// already runs (also called at the UI's start, to warm the cache before
+/// anyone asks).
+pub fn refresh_totals(web: &Arc<Web>) {
+    if web
+        .totals_refreshing
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        return;
+    }
+    let web = web.clone();
+    tokio::spawn(async move {
+        let web2 = web.clone();
+        let read = web
+            .with_mirror(move |m| {
+                let flows = m.flow_count()?;
+                let mut ids: Vec<u32> = m.sensor_rows()?.iter().map(|r| r.sensor_id).collect();
+                if let Ok(cache) = web2.totals_cache.lock() {
+                    ids.extend(cache.by_sensor.keys());
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                let mut by_sensor = BTreeMap::new();
+                for s in ids {
+                    by_sensor.insert(s, m.totals(s)?);
+                }
+                Ok(super::Totals {
+                    at: Some(std::time::Instant::now()),
+                    flows,
+                    by_sensor,
+                })
+            })
+            .await;
+        match read {
+            Ok(t) => {
+                if let Ok(mut cache) = web.totals_cache.lock() {
+                    *cache = t;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "overview totals not refreshed"),
+        }
+        web.totals_refreshing
+            .store(false, std::sync::atomic::Ordering::Release);
+    });
 }
 
 async fn sensors(web: &Arc<Web>) -> Reply {

@@ -94,15 +94,26 @@ pub struct Web {
     hashing_waiting: std::sync::atomic::AtomicUsize,
     /// The overview's all-time totals per sensor, and when they were read.
     pub totals_cache: TotalsCache,
+    /// A background refresh of `totals_cache` runs (at most one).
+    pub totals_refreshing: std::sync::atomic::AtomicBool,
 }
 
-/// All-time totals per sensor, with the time they were read.
-pub type TotalsCache = Mutex<
-    Option<(
-        std::time::Instant,
-        std::collections::BTreeMap<u32, crate::mirror::ui_query::Totals>,
-    )>,
->;
+/// All-time totals per sensor, read at `at` when the mirror held `flows`
+/// flow rows (both tables).
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub at: Option<std::time::Instant>,
+    pub flows: u64,
+    pub by_sensor: std::collections::BTreeMap<u32, crate::mirror::ui_query::Totals>,
+}
+
+/// The overview's totals cache (`api::cached_totals`, `api::refresh_totals`).
+pub type TotalsCache = Mutex<Totals>;
+
+/// Below this many flow rows the overview reads its totals whenever the
+/// mirror changed (a pass costs milliseconds); above, changed figures are
+/// read in the background and the previous ones answered meanwhile.
+pub const TOTALS_INLINE_FLOWS: u64 = 200_000;
 
 /// Why a password was not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +145,8 @@ impl Web {
             dummy_hash: std::sync::OnceLock::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
             hashing_waiting: std::sync::atomic::AtomicUsize::new(0),
-            totals_cache: Mutex::new(None),
+            totals_cache: Mutex::new(Totals::default()),
+            totals_refreshing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
