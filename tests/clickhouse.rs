@@ -208,6 +208,17 @@ pub(crate) fn ch(sql: &str) -> String {
     ch_at(&server().url, sql)
 }
 
+/// True once an export into `db` has recorded a flows watermark: some of
+/// its batches are in and it is streaming.
+fn flows_watermark_in(url: &str, db: &str) -> bool {
+    let state = format!(
+        "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'lumpy_export_state'"
+    );
+    let flows =
+        format!("SELECT count() FROM {db}.lumpy_export_state WHERE table_name LIKE 'flows%'");
+    ch_at(url, &state).trim() == "1" && ch_at(url, &flows).trim() != "0"
+}
+
 pub(crate) fn ch_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
     ch_at(url, &format!("{sql} FORMAT TabSeparated"))
         .lines()
@@ -502,19 +513,7 @@ fn kill_9_mid_export_then_rerun_leaves_no_duplicate() {
         let start = std::time::Instant::now();
         loop {
             std::thread::sleep(std::time::Duration::from_millis(5));
-            let marked = db.exists()
-                && ch(&format!(
-                    "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'lumpy_export_state'",
-                    db.name
-                ))
-                .trim()
-                    == "1"
-                && ch(&format!(
-                    "SELECT count() FROM {}.lumpy_export_state WHERE table_name LIKE 'flows%'",
-                    db.name
-                ))
-                .trim()
-                    != "0";
+            let marked = db.exists() && flows_watermark_in(&url, &db.name);
             if marked || start.elapsed().as_secs() > 20 || child.try_wait().unwrap().is_some() {
                 break;
             }
@@ -586,22 +585,7 @@ fn a_server_killed_mid_export_is_named_and_a_rerun_after_its_restart_completes()
     // Some batches and their watermark are in: the export is streaming.
     let start = std::time::Instant::now();
     loop {
-        let marked = ch_at(
-            &url,
-            &format!(
-                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'lumpy_export_state'"
-            ),
-        )
-        .trim()
-            == "1"
-            && ch_at(
-                &url,
-                &format!(
-                    "SELECT count() FROM {db}.lumpy_export_state WHERE table_name LIKE 'flows%'"
-                ),
-            )
-            .trim()
-                != "0";
+        let marked = flows_watermark_in(&url, db);
         if marked {
             break;
         }
