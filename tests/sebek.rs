@@ -585,6 +585,22 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
     );
 }
 
+/// A node of sensor `id` holding the sebek fixture and the captures
+/// `gen-sebek --script NAME` makes for each of `scripts`, in one ingest.
+fn node_with_sebek_scripts(id: u32, scripts: &[&str]) -> (tempfile::TempDir, String) {
+    let (d, data) = new_node(id);
+    let mut files = vec![fixture("sebek.pcap")];
+    for name in scripts {
+        let f = d.path().join(format!("{name}.pcap"));
+        ok(&["gen-sebek", "--script", name, f.to_str().unwrap()]);
+        files.push(f);
+    }
+    let mut args = vec!["ingest", "--data", &data];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    ok(&args);
+    (d, data)
+}
+
 /// `keystrokes` prints what sbk_ks_log.pl prints. The expected lines were
 /// derived by hand from the generator's scripts (src/sebek/generate.rs): the
 /// script keeps reads of at most 100 bytes on any fd (the zero-length read
@@ -598,20 +614,7 @@ fn records_cut_by_the_snaplen_keep_their_headers_and_are_marked_truncated() {
 /// its own reads carried (before and after an exec in one process).
 #[test]
 fn keystrokes_print_what_sbk_ks_log_prints() {
-    let (d, data) = new_node(78);
-    let typing = d.path().join("typing.pcap");
-    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
-    let paste = d.path().join("paste.pcap");
-    ok(&["gen-sebek", "--script", "paste", paste.to_str().unwrap()]);
-    let f = fixture("sebek.pcap");
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        f.to_str().unwrap(),
-        typing.to_str().unwrap(),
-        paste.to_str().unwrap(),
-    ]);
+    let (_d, data) = node_with_sebek_scripts(78, &["typing", "paste"]);
     let h = "Host:10.0.0.5";
     let sbk = [
         format!("[2011-03-13 06:06:34 {h} UID:0 PID:1002 FD:0 INO:100 COM:sshd/bash ]#wget x"),
@@ -682,17 +685,7 @@ fn keystrokes_print_what_sbk_ks_log_prints() {
 /// when the parent sent no record), the capture clock unless --both-clocks.
 #[test]
 fn processes_show_sockets_uids_and_parent_pids() {
-    let (d, data) = new_node(79);
-    let typing = d.path().join("typing.pcap");
-    ok(&["gen-sebek", "--script", "typing", typing.to_str().unwrap()]);
-    let f = fixture("sebek.pcap");
-    ok(&[
-        "ingest",
-        "--data",
-        &data,
-        f.to_str().unwrap(),
-        typing.to_str().unwrap(),
-    ]);
+    let (_d, data) = node_with_sebek_scripts(79, &["typing"]);
     let out = ok(&["processes", "--data", &data]);
     let wget_flow = rows(
         &mirror(&data),
