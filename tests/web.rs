@@ -1196,17 +1196,9 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
     br.goto(&format!("{base}/flows?sensor=2222&proto=tcp"));
     br.view("flows");
     br.find("#time-histogram a.bucket");
-    br.js(
-        "document.querySelector('#time-histogram a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
-        json!([]),
-    );
+    click_time_bar(&br, "#time-histogram a.bucket");
     br.wait_url("until=", "the bar did not select its window");
-    br.view("flows");
-    let url = br.current_url();
-    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
-        assert!(url.contains(p), "{url} has {p}");
-    }
-    assert!(br.count("#flows tbody tr[data-flow]") > 0);
+    assert_table_over_a_window(&br);
 
     // Sorting by a column heading, and collapsing repeats.
     br.goto(&format!("{base}/flows?sensor=2222"));
@@ -1456,17 +1448,9 @@ fn a_browser_sees_two_roos_through_a_lumpy_filters_and_downloads_a_flows_pcap() 
         .as_f64()
         .unwrap();
     assert!(width > 1200.0, "full width: {width}");
-    br.js(
-        "document.querySelector('#plot-flows a.bucket').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
-        json!([]),
-    );
+    click_time_bar(&br, "#plot-flows a.bucket");
     br.wait_url("/flows?", "the bucket did not open the table");
-    br.view("flows");
-    let url = br.current_url();
-    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
-        assert!(url.contains(p), "{url} has {p}");
-    }
-    assert!(br.count("#flows tbody tr[data-flow]") > 0);
+    assert_table_over_a_window(&br);
     // A range over years shows years on its axis.
     br.goto(&format!("{base}/plots?since=2001-01-01&until=2026-12-01"));
     br.view("plots");
@@ -1872,4 +1856,24 @@ fn a_browser_shows_a_flows_packets_and_an_attackers_payload_as_text() {
         br.js("return window.pwned === undefined", json!([])),
         json!(true)
     );
+}
+
+/// Clicks the time bar `selector` names (a plot or histogram bucket: SVG
+/// links, which WebDriver's element click does not reach).
+fn click_time_bar(br: &Browser, selector: &str) {
+    br.js(
+        "document.querySelector(arguments[0]).dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+        json!([selector]),
+    );
+}
+
+/// The connection table, opened from a time bar, keeps the filters of
+/// roo B's tcp flows, adds the bar's window and lists flows.
+fn assert_table_over_a_window(br: &Browser) {
+    br.view("flows");
+    let url = br.current_url();
+    for p in ["sensor=2222", "proto=tcp", "since=", "until="] {
+        assert!(url.contains(p), "{url} has {p}");
+    }
+    assert!(br.count("#flows tbody tr[data-flow]") > 0);
 }
