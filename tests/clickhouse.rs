@@ -266,7 +266,8 @@ impl Drop for ChDb {
     }
 }
 
-pub(crate) fn export_ch(data: &str, url: &str, db: &str, extra: &[&str]) -> String {
+/// The arguments of `lumpy export clickhouse` into `db` at `url`, then `extra`.
+fn export_args<'a>(data: &'a str, url: &'a str, db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "export",
         "clickhouse",
@@ -278,7 +279,11 @@ pub(crate) fn export_ch(data: &str, url: &str, db: &str, extra: &[&str]) -> Stri
         db,
     ];
     args.extend_from_slice(extra);
-    ok(&args)
+    args
+}
+
+pub(crate) fn export_ch(data: &str, url: &str, db: &str, extra: &[&str]) -> String {
+    ok(&export_args(data, url, db, extra))
 }
 
 /// The canonical text of one column on each side: (ClickHouse, SQLite).
@@ -493,18 +498,7 @@ fn kill_9_mid_export_then_rerun_leaves_no_duplicate() {
     let mut killed_mid_way = false;
     for _ in 0..3 {
         let mut child = lumpy()
-            .args([
-                "export",
-                "clickhouse",
-                "--data",
-                &data,
-                "--url",
-                &url,
-                "--database",
-                &db.name,
-                "--batch-rows",
-                "200",
-            ])
+            .args(export_args(&data, &url, &db.name, &["--batch-rows", "200"]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -566,18 +560,7 @@ fn a_server_killed_mid_export_is_named_and_a_rerun_after_its_restart_completes()
     let pid = start_server(&sdir, &url);
     let db = "lumpy_killed";
     let mut child = lumpy()
-        .args([
-            "export",
-            "clickhouse",
-            "--data",
-            &data,
-            "--url",
-            &url,
-            "--database",
-            db,
-            "--batch-rows",
-            "100",
-        ])
+        .args(export_args(&data, &url, db, &["--batch-rows", "100"]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
